@@ -1,0 +1,79 @@
+// The backward engine: a topological sweep from the root.
+//
+// 1. Collect the nodes reachable from the root and count, for each, how many edges point at
+//    it (its dependencies).
+// 2. Run nodes whose dependencies are all satisfied, starting from the root with the seed.
+//    A node's incoming gradients are summed before it runs, so a tensor used twice (a
+//    diamond) gets one gradient, the sum of both paths.
+// 3. Unless retain_graph, each node drops its saved tensors after running.
+#include <unordered_map>
+
+#include "autograd/grad_mode.h"
+#include "autograd/variable.h"
+
+namespace wavspa {
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  WAVSPA_CHECK(requires_grad(), "backward: this tensor (", describe(), ") does not require "
+               "grad; did you forget requires_grad_() on an input, or run under NoGradGuard?");
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    WAVSPA_CHECK(numel() == 1, "backward: a non-scalar tensor of shape ", shape_str(shape()),
+                 " needs a gradient argument of the same shape (backward() alone works only "
+                 "for one-element tensors such as a loss)");
+    seed = Tensor::empty(shape(), dtype(), device());
+    seed.fill_(1.0);
+  }
+  WAVSPA_CHECK(seed.shape() == shape(), "backward: gradient of shape ", shape_str(seed.shape()),
+               " for a tensor of shape ", shape_str(shape()));
+  WAVSPA_CHECK(seed.dtype() == dtype() && seed.device() == device(), "backward: gradient is ",
+               seed.describe(), " but the tensor is ", describe());
+  NoGradGuard no_grad;
+
+  std::shared_ptr<autograd::Node> root = autograd::gradient_edge(*this);
+  // 1. dependencies, by an iterative depth-first walk (graphs can be deep)
+  std::unordered_map<autograd::Node*, int> deps;
+  std::vector<autograd::Node*> stack{root.get()};
+  deps[root.get()] = 0;
+  while (!stack.empty()) {
+    autograd::Node* n = stack.back();
+    stack.pop_back();
+    for (auto& next : n->next) {
+      if (!next) continue;
+      auto [it, inserted] = deps.try_emplace(next.get(), 0);
+      ++it->second;
+      if (inserted) stack.push_back(next.get());
+    }
+  }
+  // 2. run nodes as their last dependency is met
+  std::unordered_map<autograd::Node*, Tensor> pending;
+  pending[root.get()] = seed;
+  std::vector<autograd::Node*> ready{root.get()};
+  while (!ready.empty()) {
+    autograd::Node* n = ready.back();
+    ready.pop_back();
+    Tensor grad = std::move(pending[n]);
+    pending.erase(n);
+    std::vector<Tensor> grads;
+    if (grad.defined()) grads = n->apply(grad);
+    if (!retain_graph) n->release();
+    for (size_t i = 0; i < n->next.size(); ++i) {
+      autograd::Node* next = n->next[i].get();
+      if (!next) continue;
+      if (i < grads.size() && grads[i].defined()) {
+        Tensor& slot = pending[next];
+        if (!slot.defined()) {
+          slot = grads[i];
+        } else {
+          // Out of place: the first gradient may alias a tensor someone else holds.
+          Tensor sum = slot.clone();  // clone() is always a fresh contiguous tensor
+          sum.add_(grads[i]);
+          slot = sum;
+        }
+      }
+      if (--deps[next] == 0) ready.push_back(next);
+    }
+  }
+}
+
+}  // namespace wavspa

@@ -1,0 +1,64 @@
+// The graph. Every op output that requires grad points (through its AutogradMeta) at the
+// Node that made it; a Node points at the Nodes of its inputs (its edges). Leaves that
+// require grad get an AccumulateGrad node that adds incoming gradients into .grad().
+//
+// Ops record nodes through autograd::record() (autograd/function.h); the engine
+// (autograd/engine.cpp) walks them in reverse topological order.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wavspa::autograd {
+
+class Node {
+ public:
+  explicit Node(std::string name) : name_(std::move(name)) {}
+  virtual ~Node() = default;
+  // Gradients w.r.t. each input (one per edge; undefined where none flows).
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // Drops what backward saved; a later apply() must then fail clearly.
+  virtual void release() {}
+  virtual bool released() const { return false; }
+
+  const std::string& name() const { return name_; }
+  // One edge per input; null where the input needs no gradient.
+  std::vector<std::shared_ptr<Node>> next;
+
+ private:
+  std::string name_;
+};
+
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+// A node whose backward is a closure; the closure's captures are the saved tensors.
+class FunctionNode final : public Node {
+ public:
+  FunctionNode(std::string name, BackwardFn fn, std::vector<Shape> input_shapes)
+      : Node(std::move(name)), fn_(std::move(fn)), input_shapes_(std::move(input_shapes)) {}
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  void release() override { fn_ = nullptr; released_ = true; }
+  bool released() const override { return released_; }
+
+ private:
+  BackwardFn fn_;
+  std::vector<Shape> input_shapes_;  // to check every gradient a closure returns
+  bool released_ = false;
+};
+
+// The sink for a leaf: adds the gradient into leaf.grad() (set on first arrival).
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::weak_ptr<TensorImpl> leaf)
+      : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+
+ private:
+  std::weak_ptr<TensorImpl> leaf_;
+};
+
+}  // namespace wavspa::autograd

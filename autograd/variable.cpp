@@ -1,0 +1,129 @@
+// Tensor's autograd methods, grad mode, and recording.
+#include "autograd/variable.h"
+
+#include "autograd/function.h"
+#include "autograd/grad_mode.h"
+
+namespace wavspa {
+namespace autograd {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+std::shared_ptr<Node> gradient_edge(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  auto& meta = t.impl().autograd;
+  if (!meta || !meta->requires_grad) return nullptr;
+  if (meta->grad_fn) return meta->grad_fn;
+  if (!meta->accumulator) meta->accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
+  return meta->accumulator;
+}
+
+bool needs_grad(std::initializer_list<Tensor> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn fn) {
+  std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
+  for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(shapes));
+  for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
+  auto meta = std::make_shared<AutogradMeta>();
+  meta->requires_grad = true;
+  meta->grad_fn = std::move(node);
+  output.impl().autograd = std::move(meta);
+}
+
+std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
+  WAVSPA_CHECK(!released_, "backward: the graph through ", name(),
+               " was already freed by an earlier backward(); pass retain_graph = true to the "
+               "first backward() to run backward through it twice");
+  std::vector<Tensor> grads = fn_(grad_output);
+  WAVSPA_ASSERT(grads.size() == input_shapes_.size(), name(), " returned ", grads.size(),
+                " gradients for ", input_shapes_.size(), " inputs");
+  for (size_t i = 0; i < grads.size(); ++i)
+    WAVSPA_ASSERT(!grads[i].defined() || grads[i].shape() == input_shapes_[i], name(),
+                  ": gradient ", i, " has shape ", shape_str(grads[i].shape()),
+                  ", its input has shape ", shape_str(input_shapes_[i]));
+  return grads;
+}
+
+std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
+  auto impl = leaf_.lock();
+  if (!impl) return {};  // the leaf is gone; nobody can read its gradient
+  Tensor leaf(impl);
+  auto& meta = impl->autograd;
+  if (!meta->grad.defined()) {
+    // A private copy: grad_output may be shared with other leaves or with the caller.
+    meta->grad = grad_output.contiguous().clone();
+  } else {
+    meta->grad.add_(grad_output);
+  }
+  return {};
+}
+
+}  // namespace autograd
+
+using autograd::AutogradMeta;
+
+bool Tensor::requires_grad() const {
+  auto& meta = impl().autograd;
+  return meta && meta->requires_grad;
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+  auto& meta = impl().autograd;
+  WAVSPA_CHECK(!(meta && meta->grad_fn), "requires_grad_: only leaf tensors can change "
+               "requires_grad; this one was made by ", meta->grad_fn->name(),
+               " (use .detach() to make a new leaf)");
+  WAVSPA_CHECK(!on || is_floating(dtype()), "requires_grad_: only floating tensors can require "
+               "grad, got ", dtype_name(dtype()));
+  if (!meta) meta = std::make_shared<AutogradMeta>();
+  meta->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  auto& meta = impl().autograd;
+  return meta ? meta->grad : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& grad) {
+  WAVSPA_CHECK(!grad.defined() || grad.shape() == shape(), "set_grad: gradient shape ",
+               shape_str(grad.shape()), " does not match tensor shape ", shape_str(shape()));
+  auto& meta = impl().autograd;
+  if (!meta) meta = std::make_shared<AutogradMeta>();
+  meta->grad = grad;
+}
+
+void Tensor::zero_grad() {
+  auto& meta = impl().autograd;
+  if (meta) meta->grad = Tensor();
+}
+
+bool Tensor::is_leaf() const {
+  auto& meta = impl().autograd;
+  return !meta || !meta->grad_fn;
+}
+
+std::string Tensor::grad_fn_name() const {
+  auto& meta = impl().autograd;
+  return meta && meta->grad_fn ? meta->grad_fn->name() : "";
+}
+
+}  // namespace wavspa

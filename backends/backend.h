@@ -1,0 +1,130 @@
+// The kernel interface: one Backend per device type. An op in ops/ validates its inputs,
+// allocates the outputs, and calls backend_for(device).<kernel>(...). Kernels never check
+// user input (ops did) and never allocate their outputs.
+//
+// Conventions, the same for every kernel:
+//  - outputs are passed as already-allocated tensors and written in full;
+//  - "strided" arguments may have any strides (0 for broadcast dims); all others must be
+//    contiguous, which the op guarantees;
+//  - all floating tensors of one call share one dtype (float32 or float64); index tensors
+//    are int64.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace wavspa {
+
+enum class UnaryOp {
+  Neg, Abs, Sign, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu,
+  GeluErf, GeluTanh, Silu,
+  Elu,       // p0 = alpha
+  Softplus,  // p0 = beta, p1 = threshold (linear above it)
+  PowScalar, // p0 = exponent
+};
+
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  Eq, Ne, Lt, Le, Gt, Ge,  // 1 or 0 in the inputs' dtype
+  // Fused backward of a unary op: (grad, saved) -> grad * f'(...). `saved` is the op's
+  // input x, except for Sigmoid and Tanh, which save their output y.
+  ReluBackward, GeluErfBackward, GeluTanhBackward, SiluBackward,
+  EluBackward,       // p0 = alpha
+  SoftplusBackward,  // p0 = beta, p1 = threshold
+  SigmoidBackward, TanhBackward,
+};
+
+enum class ReduceOp { Sum, Mean, Max, Min };
+
+// Row-major C(m x n) = alpha * op(A)(m x k) * op(B)(k x n) + beta * C, as in cblas_?gemm
+// with CblasRowMajor. Leading dimensions and batch strides are in elements.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  double alpha = 1.0, beta = 0.0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceType type() const = 0;
+
+  // --- memory ---------------------------------------------------------------------------
+  // dst[i] = (dst dtype) src[i]; same shape, both strided, both on this device.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;  // strided dst
+  // Contiguous host buffer <-> contiguous tensor of this device, dst.dtype() layout.
+  virtual void copy_from_host(const void* src, const Tensor& dst) = 0;
+  virtual void copy_to_host(const Tensor& src, void* dst) = 0;
+
+  // --- elementwise (strided inputs already expanded to out's shape) ---------------------
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) = 0;
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
+                      double p0, double p1) = 0;
+  // out = cond != 0 ? a : b
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+
+  // --- reductions (strided x; dims sorted and unique; out holds the kept dims) ----------
+  virtual void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+                      const Tensor& out) = 0;
+  // Index (int64) of the max (or min) along `dim`; out has x's shape without `dim`.
+  virtual void arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) = 0;
+
+  // --- matrix products (a, b, c addressed through raw_data() and GemmArgs) --------------
+  virtual void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) = 0;
+  virtual void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,
+                            const Tensor& b, int64_t stride_b, const Tensor& c,
+                            int64_t stride_c) = 0;
+
+  // --- normalisation and softmax over the last dim (contiguous rows) --------------------
+  virtual void softmax_forward(const Tensor& x, const Tensor& y, bool log) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& grad_y, const Tensor& grad_x,
+                                bool log) = 0;
+  // x, y: (M, N); weight, bias: (N) or undefined; mean, rstd: (M) saved for backward.
+  virtual void layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 double eps, const Tensor& y, const Tensor& mean,
+                                 const Tensor& rstd) = 0;
+  // grad_weight / grad_bias may be undefined (not wanted).
+  virtual void layernorm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
+                                  const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
+                                  const Tensor& grad_weight, const Tensor& grad_bias) = 0;
+
+  // --- indexing (index: contiguous int64) ----------------------------------------------
+  // out = x.index_select(dim, index); x contiguous.
+  virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index,
+                            const Tensor& out) = 0;
+  // out.index_select(dim, index) += src (repeated indices add up); out contiguous.
+  virtual void index_add(const Tensor& out, int64_t dim, const Tensor& index,
+                         const Tensor& src) = 0;
+  // out[i][j][k] = x[i][index[i][j][k]][k] for dim = 1 (torch.gather); all contiguous.
+  virtual void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = 0;
+  virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
+                           const Tensor& src) = 0;
+
+  // --- losses: logits (N, C), target (N) int64, losses (N) ------------------------------
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& target,
+                                     int64_t ignore_index, double label_smoothing,
+                                     const Tensor& losses) = 0;
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target,
+                                      const Tensor& grad_losses, int64_t ignore_index,
+                                      double label_smoothing, const Tensor& grad_logits) = 0;
+
+  // --- random numbers: element i depends only on (state, i) -----------------------------
+  virtual void uniform(const Tensor& out, PhiloxState s, double lo, double hi) = 0;
+  virtual void normal(const Tensor& out, PhiloxState s, double mean, double std) = 0;
+  virtual void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) = 0;
+  // out[i] = keep ? 1 / (1 - p) : 0, keep with probability 1 - p.
+  virtual void dropout_mask(const Tensor& out, PhiloxState s, double p) = 0;
+};
+
+// The backend for a device; throws a wavspa::Error naming the device if it is not built in.
+Backend& backend_for(Device device);
+// Counters a random kernel consumes for n elements (4 uniforms or 2 normals per counter).
+inline uint64_t philox_counters_uniform(int64_t n) { return (uint64_t)(n + 3) / 4; }
+inline uint64_t philox_counters_normal(int64_t n) { return (uint64_t)(n + 1) / 2; }
+
+}  // namespace wavspa

@@ -1,0 +1,52 @@
+// Matrix products through OpenBLAS. We link the OpenMP build of OpenBLAS: called inside an
+// OpenMP parallel region it runs single-threaded, so a batched product either runs its batch
+// in parallel (one thread per matrix) or runs each matrix on all threads, never both.
+#include <cblas.h>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/loops.h"
+
+namespace wavspa::cpu {
+namespace {
+
+template <typename T>
+void gemm_one(const GemmArgs& g, const T* a, const T* b, T* c) {
+  const auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
+  const auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
+  if (g.m == 0 || g.n == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, g.m, g.n, g.k, (float)g.alpha, a, g.lda, b, g.ldb,
+                (float)g.beta, c, g.ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c,
+                g.ldc);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
+  visit_floating(c.dtype(), "gemm", [&](auto zero) {
+    using T = decltype(zero);
+    gemm_one<T>(g, static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
+                static_cast<T*>(c.raw_data()));
+  });
+}
+
+void CpuBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
+                              int64_t stride_a, const Tensor& b, int64_t stride_b,
+                              const Tensor& c, int64_t stride_c) {
+  visit_floating(c.dtype(), "batched_gemm", [&](auto zero) {
+    using T = decltype(zero);
+    const T* pa = static_cast<const T*>(a.raw_data());
+    const T* pb = static_cast<const T*>(b.raw_data());
+    T* pc = static_cast<T*>(c.raw_data());
+    // Parallel over the batch when it can keep every thread busy.
+    const bool over_batch = batch >= num_threads() && g.m * g.n * g.k < (int64_t)1 << 24;
+#pragma omp parallel for schedule(static) if (over_batch)
+    for (int64_t i = 0; i < batch; ++i)
+      gemm_one<T>(g, pa + i * stride_a, pb + i * stride_b, pc + i * stride_c);
+  });
+}
+
+}  // namespace wavspa::cpu

@@ -1,0 +1,106 @@
+// Indexing kernels. Contiguous tensors are seen as (outer, dim, inner) around the indexed
+// dim; a scatter (index_add, scatter_add) runs in parallel only over slices that cannot
+// collide, since repeated indices add into the same element.
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/loops.h"
+
+namespace wavspa::cpu {
+namespace {
+
+struct Around {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+
+Around around(const Shape& shape, int64_t dim) {
+  Around a;
+  for (int64_t d = 0; d < dim; ++d) a.outer *= shape[d];
+  a.size = shape[dim];
+  for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d) a.inner *= shape[d];
+  return a;
+}
+
+}  // namespace
+
+void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
+                              const Tensor& out) {
+  const Around ax = around(x.shape(), dim);
+  const int64_t I = index.numel();
+  const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
+  visit_dtype(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = static_cast<const T*>(x.raw_data());
+    T* o = static_cast<T*>(out.raw_data());
+#pragma omp parallel for collapse(2) schedule(static) if (out.numel() >= kParallelGrain)
+    for (int64_t a = 0; a < ax.outer; ++a)
+      for (int64_t i = 0; i < I; ++i) {
+        const T* src = in + (a * ax.size + idx[i]) * ax.inner;
+        T* dst = o + (a * I + i) * ax.inner;
+        for (int64_t k = 0; k < ax.inner; ++k) dst[k] = src[k];
+      }
+  });
+}
+
+void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
+                           const Tensor& src) {
+  const Around ao = around(out.shape(), dim);
+  const int64_t I = index.numel();
+  const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
+  visit_dtype(out.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    const T* s = static_cast<const T*>(src.raw_data());
+    // Outer slices never collide: parallel over them; within one, indices may repeat.
+#pragma omp parallel for schedule(static) if (src.numel() >= kParallelGrain && ao.outer > 1)
+    for (int64_t a = 0; a < ao.outer; ++a)
+      for (int64_t i = 0; i < I; ++i) {
+        T* dst = o + (a * ao.size + idx[i]) * ao.inner;
+        const T* from = s + (a * I + i) * ao.inner;
+#pragma omp simd
+        for (int64_t k = 0; k < ao.inner; ++k) dst[k] += from[k];
+      }
+  });
+}
+
+namespace {
+
+// Visits every element of `index` with its linear position and the offset of the element
+// it addresses in a contiguous tensor of shape `target`, replacing coordinate `dim`.
+template <typename F>
+void for_each_indexed(const Tensor& index, int64_t dim, const Shape& target, F f) {
+  const Shape& ishape = index.shape();
+  const Shape tstrides = contiguous_strides(target);
+  const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
+  const int64_t n = index.numel(), nd = index.dim();
+  for (int64_t lin = 0; lin < n; ++lin) {
+    int64_t rem = lin, off = 0;
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      int64_t c = rem % ishape[d];
+      rem /= ishape[d];
+      off += (d == dim ? idx[lin] : c) * tstrides[d];
+    }
+    f(lin, off);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
+  visit_dtype(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = static_cast<const T*>(x.raw_data());
+    T* o = static_cast<T*>(out.raw_data());
+    for_each_indexed(index, dim, x.shape(), [&](int64_t lin, int64_t off) { o[lin] = in[off]; });
+  });
+}
+
+void CpuBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
+                             const Tensor& src) {
+  visit_dtype(out.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    const T* s = static_cast<const T*>(src.raw_data());
+    for_each_indexed(index, dim, out.shape(), [&](int64_t lin, int64_t off) { o[off] += s[lin]; });
+  });
+}
+
+}  // namespace wavspa::cpu

@@ -1,0 +1,236 @@
+// Softmax, layer norm and cross-entropy: one row per task, float32 rows accumulate in double.
+#include <cmath>
+#include <limits>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/loops.h"
+
+namespace wavspa::cpu {
+
+void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
+  visit_floating(x.dtype(), "softmax", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t N = x.dim() ? x.shape().back() : 1, M = N ? x.numel() / N : 0;
+    const T* in = static_cast<const T*>(x.raw_data());
+    T* out = static_cast<T*>(y.raw_data());
+#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+    for (int64_t m = 0; m < M; ++m) {
+      const T* row = in + m * N;
+      T* orow = out + m * N;
+      T mx = -std::numeric_limits<T>::infinity();
+      for (int64_t i = 0; i < N; ++i) mx = row[i] > mx ? row[i] : mx;
+      if (std::isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf
+      double sum = 0;
+      if (log) {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < N; ++i) sum += std::exp(row[i] - mx);
+        T lse = mx + (T)std::log(sum);
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
+      } else {
+        for (int64_t i = 0; i < N; ++i) {
+          T e = std::exp(row[i] - mx);
+          orow[i] = e;
+          sum += e;
+        }
+        T inv = (T)(1.0 / sum);
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
+      }
+    }
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& grad_y, const Tensor& grad_x,
+                                  bool log) {
+  visit_floating(y.dtype(), "softmax_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t N = y.dim() ? y.shape().back() : 1, M = N ? y.numel() / N : 0;
+    const T* py = static_cast<const T*>(y.raw_data());
+    const T* pg = static_cast<const T*>(grad_y.raw_data());
+    T* px = static_cast<T*>(grad_x.raw_data());
+#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+    for (int64_t m = 0; m < M; ++m) {
+      const T* yr = py + m * N;
+      const T* gr = pg + m * N;
+      T* xr = px + m * N;
+      double dot = 0;
+      if (log) {  // dx = g - exp(y) * sum(g)
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < N; ++i) dot += gr[i];
+        T s = (T)dot;
+        for (int64_t i = 0; i < N; ++i) xr[i] = gr[i] - std::exp(yr[i]) * s;
+      } else {  // dx = y * (g - sum(g * y))
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < N; ++i) dot += (double)gr[i] * yr[i];
+        T s = (T)dot;
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) xr[i] = yr[i] * (gr[i] - s);
+      }
+    }
+  });
+}
+
+void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   double eps, const Tensor& y, const Tensor& mean,
+                                   const Tensor& rstd) {
+  visit_floating(x.dtype(), "layer_norm", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
+    const T* in = static_cast<const T*>(x.raw_data());
+    const T* w = weight.defined() ? static_cast<const T*>(weight.raw_data()) : nullptr;
+    const T* b = bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr;
+    T* out = static_cast<T*>(y.raw_data());
+    T* pm = static_cast<T*>(mean.raw_data());
+    T* pr = static_cast<T*>(rstd.raw_data());
+#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+    for (int64_t m = 0; m < M; ++m) {
+      const T* row = in + m * N;
+      T* orow = out + m * N;
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < N; ++i) s += row[i];
+      const double mu = s / N;
+      double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
+#pragma omp simd reduction(+ : ss)
+      for (int64_t i = 0; i < N; ++i) ss += (row[i] - mu) * (row[i] - mu);
+      const double r = 1.0 / std::sqrt(ss / N + eps);
+      pm[m] = (T)mu;
+      pr[m] = (T)r;
+      const T tmu = (T)mu, tr = (T)r;
+#pragma omp simd
+      for (int64_t i = 0; i < N; ++i) {
+        T v = (row[i] - tmu) * tr;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        orow[i] = v;
+      }
+    }
+  });
+}
+
+void CpuBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
+                                    const Tensor& mean, const Tensor& rstd,
+                                    const Tensor& grad_x, const Tensor& grad_weight,
+                                    const Tensor& grad_bias) {
+  visit_floating(x.dtype(), "layer_norm_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
+    const T* gy = static_cast<const T*>(grad_y.raw_data());
+    const T* in = static_cast<const T*>(x.raw_data());
+    const T* w = weight.defined() ? static_cast<const T*>(weight.raw_data()) : nullptr;
+    const T* pm = static_cast<const T*>(mean.raw_data());
+    const T* pr = static_cast<const T*>(rstd.raw_data());
+    T* gx = static_cast<T*>(grad_x.raw_data());
+    const bool want_wb = grad_weight.defined() || grad_bias.defined();
+    // Per-thread partial sums for dweight/dbias, added up at the end (no atomics).
+    const int threads = (M * N >= kParallelGrain) ? num_threads() : 1;
+    std::vector<double> part_w(want_wb ? threads * N : 0, 0.0), part_b(part_w.size(), 0.0);
+#pragma omp parallel num_threads(threads)
+    {
+      const int tid = omp_get_thread_num();
+      double* tw = want_wb ? part_w.data() + tid * N : nullptr;
+      double* tb = want_wb ? part_b.data() + tid * N : nullptr;
+#pragma omp for schedule(static)
+      for (int64_t m = 0; m < M; ++m) {
+        const T* g = gy + m * N;
+        const T* row = in + m * N;
+        T* o = gx + m * N;
+        const T mu = pm[m], r = pr[m];
+        // dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
+        double sum_gw = 0, sum_gwx = 0;
+        for (int64_t i = 0; i < N; ++i) {
+          T xhat = (row[i] - mu) * r;
+          T gw = w ? g[i] * w[i] : g[i];
+          sum_gw += gw;
+          sum_gwx += (double)gw * xhat;
+          if (tw) {
+            tw[i] += (double)g[i] * xhat;
+            tb[i] += g[i];
+          }
+        }
+        const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
+#pragma omp simd
+        for (int64_t i = 0; i < N; ++i) {
+          T xhat = (row[i] - mu) * r;
+          T gw = w ? g[i] * w[i] : g[i];
+          o[i] = r * (gw - a - xhat * c);
+        }
+      }
+    }
+    if (!want_wb) return;
+    for (int64_t i = 0; i < N; ++i) {
+      double sw = 0, sb = 0;
+      for (int t = 0; t < threads; ++t) {
+        sw += part_w[t * N + i];
+        sb += part_b[t * N + i];
+      }
+      if (grad_weight.defined()) static_cast<T*>(grad_weight.raw_data())[i] = (T)sw;
+      if (grad_bias.defined()) static_cast<T*>(grad_bias.raw_data())[i] = (T)sb;
+    }
+  });
+}
+
+void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& target,
+                                       int64_t ignore_index, double label_smoothing,
+                                       const Tensor& losses) {
+  visit_floating(logits.dtype(), "cross_entropy", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t N = logits.shape()[0], C = logits.shape()[1];
+    const T* x = static_cast<const T*>(logits.raw_data());
+    const int64_t* t = static_cast<const int64_t*>(target.raw_data());
+    T* out = static_cast<T*>(losses.raw_data());
+#pragma omp parallel for schedule(static) if (N * C >= kParallelGrain)
+    for (int64_t n = 0; n < N; ++n) {
+      if (t[n] == ignore_index) {
+        out[n] = 0;
+        continue;
+      }
+      const T* row = x + n * C;
+      T mx = row[0];
+      for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
+      double se = 0, sx = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        se += std::exp((double)row[c] - mx);
+        sx += row[c];
+      }
+      const double lse = mx + std::log(se);
+      // -(1-eps) log p_t - eps/C sum_c log p_c
+      out[n] = (T)((1 - label_smoothing) * (lse - row[t[n]]) +
+                   label_smoothing * (lse - sx / C));
+    }
+  });
+}
+
+void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& target,
+                                        const Tensor& grad_losses, int64_t ignore_index,
+                                        double label_smoothing, const Tensor& grad_logits) {
+  visit_floating(logits.dtype(), "cross_entropy_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t N = logits.shape()[0], C = logits.shape()[1];
+    const T* x = static_cast<const T*>(logits.raw_data());
+    const int64_t* t = static_cast<const int64_t*>(target.raw_data());
+    const T* g = static_cast<const T*>(grad_losses.raw_data());
+    T* gx = static_cast<T*>(grad_logits.raw_data());
+#pragma omp parallel for schedule(static) if (N * C >= kParallelGrain)
+    for (int64_t n = 0; n < N; ++n) {
+      T* o = gx + n * C;
+      if (t[n] == ignore_index) {
+        for (int64_t c = 0; c < C; ++c) o[c] = 0;
+        continue;
+      }
+      const T* row = x + n * C;
+      T mx = row[0];
+      for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
+      double se = 0;
+      for (int64_t c = 0; c < C; ++c) se += std::exp((double)row[c] - mx);
+      const double lse = mx + std::log(se);
+      const double smooth = label_smoothing / C;
+      for (int64_t c = 0; c < C; ++c)
+        o[c] = (T)(g[n] * (std::exp(row[c] - lse) - smooth -
+                           (c == t[n] ? 1 - label_smoothing : 0.0)));
+    }
+  });
+}
+
+}  // namespace wavspa::cpu

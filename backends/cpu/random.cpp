@@ -1,0 +1,73 @@
+// Random kernels. Element i draws from Philox counter (offset + i / lanes), so the numbers do
+// not depend on thread count or device; the CUDA kernels compute the same function.
+#include <cmath>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/loops.h"
+
+namespace wavspa::cpu {
+namespace {
+
+constexpr double kTwoPi = 6.283185307179586;
+
+// Calls f(i, bits) for every element i, with `lanes` elements per Philox block.
+template <typename F>
+void for_each_block(int64_t n, int lanes, PhiloxState s, F f) {
+  const int64_t blocks = (n + lanes - 1) / lanes;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t b = 0; b < blocks; ++b) {
+    auto bits = philox4x32(s.offset + b, 0, s.seed);
+    for (int l = 0; l < lanes && b * lanes + l < n; ++l) f(b * lanes + l, bits, l);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::uniform(const Tensor& out, PhiloxState s, double lo, double hi) {
+  visit_floating(out.dtype(), "uniform", [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    // unit is in (0, 1]; 1 - unit is in [0, 1), the usual half-open convention.
+    for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      o[i] = (T)(lo + (hi - lo) * (1.0 - uint_to_unit(r[l])));
+    });
+  });
+}
+
+void CpuBackend::normal(const Tensor& out, PhiloxState s, double mean, double std) {
+  visit_floating(out.dtype(), "normal", [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    // Box-Muller: each block's first two words give two independent normals.
+    for_each_block(out.numel(), 2, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      double radius = std::sqrt(-2.0 * std::log(uint_to_unit(r[0])));
+      double angle = kTwoPi * uint_to_unit(r[1]);
+      o[i] = (T)(mean + std * radius * (l == 0 ? std::cos(angle) : std::sin(angle)));
+    });
+  });
+}
+
+void CpuBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) {
+  const uint64_t range = (uint64_t)(hi - lo);
+  visit_dtype(out.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    for_each_block(out.numel(), 2, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      uint64_t bits = ((uint64_t)r[2 * l] << 32) | r[2 * l + 1];
+      o[i] = (T)(lo + (int64_t)(bits % range));
+    });
+  });
+}
+
+void CpuBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
+  visit_floating(out.dtype(), "dropout", [&](auto zero) {
+    using T = decltype(zero);
+    T* o = static_cast<T*>(out.raw_data());
+    const T scale = (T)(1.0 / (1.0 - p));
+    for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      o[i] = uint_to_unit(r[l]) > p ? scale : T(0);
+    });
+  });
+}
+
+}  // namespace wavspa::cpu

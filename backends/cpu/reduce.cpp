@@ -1,0 +1,197 @@
+// Reductions over a set of dims. The kept dims and the reduced dims are each merged where
+// memory allows; then one of two loops runs:
+//  - row:    the reduced dims form one run (any stride): each output reduces a strided row;
+//  - column: the reduced dims form one run and the innermost kept dim is contiguous, e.g.
+//            summing a (B, D) gradient over B: rows of D are accumulated in a buffer, so
+//            memory is read in order.
+// Anything else is first copied with the reduced dims last, which makes it a row.
+// float32 accumulates in double.
+#include <cmath>
+#include <limits>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/loops.h"
+
+namespace wavspa::cpu {
+namespace {
+
+struct Dims {
+  Shape shape, strides;
+};
+
+// Merges adjacent dims (already in iteration order) that are contiguous with each other.
+Dims coalesce(Dims d) {
+  Dims out;
+  for (size_t i = 0; i < d.shape.size(); ++i) {
+    if (d.shape[i] == 1) continue;
+    if (!out.shape.empty() && out.strides.back() == d.strides[i] * d.shape[i]) {
+      out.shape.back() *= d.shape[i];
+      out.strides.back() = d.strides[i];
+    } else {
+      out.shape.push_back(d.shape[i]);
+      out.strides.push_back(d.strides[i]);
+    }
+  }
+  return out;
+}
+
+int64_t offset_of(int64_t linear, const Dims& d) {
+  int64_t off = 0;
+  for (int64_t i = (int64_t)d.shape.size() - 1; i >= 0; --i) {
+    off += (linear % d.shape[i]) * d.strides[i];
+    linear /= d.shape[i];
+  }
+  return off;
+}
+
+template <typename T>
+struct Reducer {
+  using Acc = double;
+  ReduceOp op;
+  Acc init() const {
+    switch (op) {
+      case ReduceOp::Max: return -std::numeric_limits<Acc>::infinity();
+      case ReduceOp::Min: return std::numeric_limits<Acc>::infinity();
+      default: return 0;
+    }
+  }
+  Acc combine(Acc acc, Acc v) const {
+    switch (op) {
+      case ReduceOp::Max: return (v > acc || std::isnan(v)) && !std::isnan(acc) ? v : acc;
+      case ReduceOp::Min: return (v < acc || std::isnan(v)) && !std::isnan(acc) ? v : acc;
+      default: return acc + v;
+    }
+  }
+  T finish(Acc acc, int64_t count) const {
+    return static_cast<T>(op == ReduceOp::Mean ? acc / (Acc)count : acc);
+  }
+};
+
+template <typename T>
+void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+                  const Tensor& out) {
+  Dims kept, red;
+  std::vector<bool> is_red(x.dim(), false);
+  for (int64_t d : dims) is_red[d] = true;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    Dims& target = is_red[d] ? red : kept;
+    target.shape.push_back(x.shape()[d]);
+    target.strides.push_back(x.strides()[d]);
+  }
+  const int64_t R = shape_numel(red.shape);
+  const int64_t K = shape_numel(kept.shape);
+  kept = coalesce(kept);
+  red = coalesce(red);
+  Reducer<T> r{op};
+  T* o = static_cast<T*>(out.raw_data());
+  const T* in = static_cast<const T*>(x.raw_data());
+  if (K == 0) return;
+  if (R == 0) {
+    for (int64_t k = 0; k < K; ++k) o[k] = r.finish(r.init(), 0);
+    return;
+  }
+
+  if (red.shape.size() <= 1) {
+    const int64_t rs = red.shape.empty() ? 1 : red.strides[0];
+    const bool column = !kept.shape.empty() && kept.strides.back() == 1 && rs != 1;
+    if (column) {
+      // out[outer, k] over x[outer, r, k]: keep a row of accumulators per block of k.
+      const int64_t inner = kept.shape.back();
+      Dims outer{Shape(kept.shape.begin(), kept.shape.end() - 1),
+                 Shape(kept.strides.begin(), kept.strides.end() - 1)};
+      const int64_t n_outer = shape_numel(outer.shape);
+      constexpr int64_t kBlock = 512;
+      const int64_t blocks = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
+      for (int64_t task = 0; task < n_outer * blocks; ++task) {
+        int64_t ob = task / blocks, kb = (task % blocks) * kBlock;
+        int64_t len = std::min(kBlock, inner - kb);
+        double acc[kBlock];
+        for (int64_t j = 0; j < len; ++j) acc[j] = r.init();
+        const T* base = in + offset_of(ob, outer) + kb;
+        for (int64_t i = 0; i < R; ++i) {
+          const T* row = base + i * rs;
+          if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+#pragma omp simd
+            for (int64_t j = 0; j < len; ++j) acc[j] += row[j];
+          } else {
+            for (int64_t j = 0; j < len; ++j) acc[j] = r.combine(acc[j], row[j]);
+          }
+        }
+        for (int64_t j = 0; j < len; ++j) o[ob * inner + kb + j] = r.finish(acc[j], R);
+      }
+      return;
+    }
+#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* row = in + offset_of(k, kept);
+      double acc = r.init();
+      if ((op == ReduceOp::Sum || op == ReduceOp::Mean) && rs == 1) {
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < R; ++i) acc += row[i];
+      } else {
+        for (int64_t i = 0; i < R; ++i) acc = r.combine(acc, row[i * rs]);
+      }
+      o[k] = r.finish(acc, R);
+    }
+    return;
+  }
+
+  // General case: copy with the reduced dims last, then reduce contiguous rows.
+  std::vector<int64_t> perm;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (!is_red[d]) perm.push_back(d);
+  for (int64_t d : dims) perm.push_back(d);
+  Shape pshape, pstrides;
+  for (int64_t d : perm) {
+    pshape.push_back(x.shape()[d]);
+    pstrides.push_back(x.strides()[d]);
+  }
+  Tensor tmp = Tensor::empty(pshape, x.dtype());
+  cpu_backend().copy(x.as_strided(pshape, pstrides, x.offset()), tmp);
+  std::vector<int64_t> last;
+  for (int64_t i = x.dim() - (int64_t)dims.size(); i < x.dim(); ++i) last.push_back(i);
+  reduce_typed<T>(op, tmp, last, out);
+}
+
+}  // namespace
+
+void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+                        const Tensor& out) {
+  visit_floating(x.dtype(), "reduce", [&](auto zero) {
+    reduce_typed<decltype(zero)>(op, x, dims, out);
+  });
+}
+
+void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) {
+  Dims kept;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != dim) {
+      kept.shape.push_back(x.shape()[d]);
+      kept.strides.push_back(x.strides()[d]);
+    }
+  kept = coalesce(kept);
+  const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
+  int64_t* o = static_cast<int64_t*>(out.raw_data());
+  visit_dtype(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = static_cast<const T*>(x.raw_data());
+#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* row = in + offset_of(k, kept);
+      int64_t best = 0;
+      T best_v = row[0];
+      for (int64_t i = 1; i < R; ++i) {
+        T v = row[i * rs];
+        if constexpr (std::is_floating_point_v<T>) {
+          if (std::isnan(best_v)) break;  // NaN wins, as in PyTorch
+          if (std::isnan(v)) { best = i; best_v = v; break; }
+        }
+        if (is_max ? v > best_v : v < best_v) { best = i; best_v = v; }
+      }
+      o[k] = best;
+    }
+  });
+}
+
+}  // namespace wavspa::cpu

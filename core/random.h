@@ -1,0 +1,69 @@
+// Counter-based random numbers (Philox 4x32-10, Salmon et al., SC'11).
+//
+// Element i of a random tensor is a pure function of (seed, offset + i): the same seed gives
+// the same numbers on every backend, in any thread order. A Generator hands out disjoint
+// counter ranges, so consecutive calls never reuse numbers.
+//
+//   wavspa::manual_seed(42);
+//   Tensor x = wavspa::randn({2, 3});   // same values on every run and device
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace wavspa {
+
+// One Philox 4x32 block: 10 rounds on a 128-bit counter with a 64-bit key.
+inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence, uint64_t key) {
+  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
+  uint32_t c2 = (uint32_t)subsequence, c3 = (uint32_t)(subsequence >> 32);
+  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+  constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+  constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = (uint64_t)kMul0 * c0, p1 = (uint64_t)kMul1 * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint32_t)p1;
+    c3 = (uint32_t)p0;
+    c0 = n0;
+    c2 = n2;
+    k0 += kWeyl0;
+    k1 += kWeyl1;
+  }
+  return {c0, c1, c2, c3};
+}
+
+// Uniform in (0, 1] from 32 random bits (never 0, so log() is safe), float or double.
+inline double uint_to_unit(uint32_t x) { return ((double)x + 1.0) * (1.0 / 4294967296.0); }
+
+// The state a random kernel needs: the key and the first counter of its range.
+struct PhiloxState {
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+};
+
+class Generator {
+ public:
+  explicit Generator(uint64_t seed = 0) : seed_(seed) {}
+  void manual_seed(uint64_t seed) { seed_ = seed; offset_ = 0; }
+  uint64_t seed() const { return seed_; }
+  uint64_t offset() const { return offset_; }
+  void set_offset(uint64_t offset) { offset_ = offset; }
+  // Reserves `n` counters (each gives 4 x 32 random bits) and returns where they start.
+  PhiloxState reserve(uint64_t n) {
+    PhiloxState s{seed_, offset_};
+    offset_ += n;
+    return s;
+  }
+
+ private:
+  uint64_t seed_;
+  uint64_t offset_ = 0;
+};
+
+// The process-wide default generator (thread-unsafe by design, like PyTorch's CPU default).
+Generator& default_generator();
+void manual_seed(uint64_t seed);
+
+}  // namespace wavspa

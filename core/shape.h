@@ -1,0 +1,25 @@
+// Shapes and strides (both in elements), and the arithmetic on them that every layer needs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wavspa {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(const Shape& s);                     // "(2, 3, 4)"
+int64_t shape_numel(const Shape& s);
+Shape contiguous_strides(const Shape& shape);               // row-major
+// Wraps a possibly negative dim into [0, ndim); `op` names the caller in the error.
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+// NumPy broadcasting of two shapes; throws naming `op` and both shapes if they don't broadcast.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+// Strides of a view of (shape, strides) reshaped to `target`, or empty if it needs a copy.
+std::vector<int64_t> view_strides(const Shape& shape, const std::vector<int64_t>& strides,
+                                  const Shape& target);
+// Resolves a single -1 in `target` against numel; throws naming `op` if impossible.
+Shape infer_shape(const Shape& target, int64_t numel, const char* op);
+
+}  // namespace wavspa

@@ -1,0 +1,204 @@
+#include "ops/linalg.h"
+
+#include <optional>
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using G = std::vector<Tensor>;
+
+namespace {
+
+struct MatrixLayout {
+  bool trans;
+  int64_t ld;
+};
+
+// How a (rows, cols) matrix view can be handed to GEMM without a copy: row-major (unit
+// column stride) or column-major (unit row stride, passed as a transpose).
+std::optional<MatrixLayout> gemm_layout(int64_t rows, int64_t cols, int64_t row_stride,
+                                        int64_t col_stride) {
+  if ((cols == 1 || col_stride == 1) && (rows == 1 || row_stride >= cols))
+    return MatrixLayout{false, rows == 1 ? std::max<int64_t>(cols, 1) : row_stride};
+  if ((rows == 1 || row_stride == 1) && (cols == 1 || col_stride >= rows))
+    return MatrixLayout{true, cols == 1 ? std::max<int64_t>(rows, 1) : col_stride};
+  return std::nullopt;
+}
+
+// Merges batch dims into one stride if their memory pattern allows (stride 0 included).
+std::optional<int64_t> batch_stride(const Tensor& t, int64_t batch_dims) {
+  std::optional<int64_t> stride;
+  int64_t expected_next = -1;
+  for (int64_t d = batch_dims - 1; d >= 0; --d) {
+    int64_t size = t.shape()[d], st = t.strides()[d];
+    if (size == 1) continue;
+    if (!stride) {
+      stride = st;
+    } else if (st != expected_next) {
+      return std::nullopt;
+    }
+    expected_next = st * size;
+  }
+  return stride ? *stride : 0;
+}
+
+// a (..., m, k) @ b (..., k, n) with batch dims broadcast; no autograd.
+Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in) {
+  const int64_t m = a_in.shape()[a_in.dim() - 2], k = a_in.shape()[a_in.dim() - 1];
+  const int64_t n = b_in.shape()[b_in.dim() - 1];
+  Shape batch = broadcast_shapes(Shape(a_in.shape().begin(), a_in.shape().end() - 2),
+                                 Shape(b_in.shape().begin(), b_in.shape().end() - 2), "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Tensor out = Tensor::empty(out_shape, a_in.dtype(), a_in.device());
+  const int64_t nb = shape_numel(batch);
+  if (out.numel() == 0) return out;
+  Backend& be = backend_of(a_in);
+  if (k == 0) {
+    be.fill(out, 0.0);
+    return out;
+  }
+
+  // b without batch: fold a's batch into its rows and run one GEMM.
+  bool b_flat = true;
+  for (int64_t d = 0; d < b_in.dim() - 2; ++d) b_flat &= b_in.shape()[d] == 1;
+  if (b_flat && nb > 1) {
+    Tensor a2 = contiguous_raw(a_in);  // rows of all batches back to back
+    Tensor b2 = b_in.as_strided({k, n}, {b_in.strides()[b_in.dim() - 2], b_in.strides().back()},
+                                b_in.offset());
+    auto lb = gemm_layout(k, n, b2.strides()[0], b2.strides()[1]);
+    if (!lb) {
+      b2 = contiguous_raw(b2);
+      lb = MatrixLayout{false, n};
+    }
+    GemmArgs g{false, lb->trans, nb * m, n, k, k, lb->ld, n, 1.0, 0.0};
+    // a2 may have size-1 batch dims broadcast against b; out has the full batch.
+    if (a2.numel() == nb * m * k) {
+      be.gemm(g, a2, b2, out);
+      return out;
+    }
+  }
+
+  // General batched case: expand both to the full batch, then find GEMM-ready layouts.
+  auto prepare = [&](Tensor t, int64_t rows, int64_t cols, MatrixLayout& layout,
+                     int64_t& stride) {
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    t = expand_raw(t, full);
+    const int64_t nd = t.dim();
+    auto l = gemm_layout(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]);
+    auto s = batch_stride(t, nd - 2);
+    if (!l || !s) {
+      t = contiguous_raw(t);
+      l = MatrixLayout{false, cols};
+      s = rows * cols;
+    }
+    layout = *l;
+    stride = *s;
+    return t;
+  };
+  MatrixLayout la, lb;
+  int64_t sa = 0, sb = 0;
+  Tensor a = prepare(a_in, m, k, la, sa);
+  Tensor b = prepare(b_in, k, n, lb, sb);
+  GemmArgs g{la.trans, lb.trans, m, n, k, la.ld, lb.ld, n, 1.0, 0.0};
+  if (nb == 1) {
+    be.gemm(g, a, b, out);
+  } else {
+    be.batched_gemm(g, nb, a, sa, b, sb, out, m * n);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_same("matmul", a, b);
+  check_floating("matmul", a);
+  WAVSPA_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ",
+               shape_str(a.shape()), " and ", shape_str(b.shape()));
+  if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
+  if (b.dim() == 1) return matmul(a, b.unsqueeze(-1)).squeeze(-1);
+  WAVSPA_CHECK(a.shape().back() == b.shape()[b.dim() - 2], "matmul: inner dimensions differ: ",
+               shape_str(a.shape()), " @ ", shape_str(b.shape()), " (", a.shape().back(),
+               " vs ", b.shape()[b.dim() - 2], ")");
+  Tensor out = matmul_raw(a, b);
+  if (autograd::needs_grad({a, b})) {
+    Tensor da = a.detach(), db = b.detach();
+    bool need_a = a.requires_grad(), need_b = b.requires_grad();
+    autograd::record("MatmulBackward", {a, b}, out, [da, db, need_a, need_b](const Tensor& g) {
+      Tensor ga, gb;
+      if (need_a) ga = sum_to(matmul(g, db.transpose(-1, -2)), da.shape());
+      if (need_b) {
+        if (db.dim() == 2 && da.dim() > 2) {
+          // b shared by every batch: one GEMM over all rows instead of a batch + sum.
+          const int64_t k = da.shape().back(), n = g.shape().back();
+          gb = matmul(da.reshape({-1, k}).t(), g.reshape({-1, n}));
+        } else {
+          gb = sum_to(matmul(da.transpose(-1, -2), g), db.shape());
+        }
+      }
+      return G{ga, gb};
+    });
+  }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_same("linear", x, weight);
+  check_floating("linear", x);
+  WAVSPA_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ",
+               shape_str(weight.shape()));
+  WAVSPA_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear: input ",
+               shape_str(x.shape()), " does not end in weight's in-features ",
+               weight.shape()[1], " (weight ", shape_str(weight.shape()), ")");
+  const int64_t in = weight.shape()[1], out_f = weight.shape()[0];
+  if (bias.defined()) {
+    check_same("linear", x, bias);
+    WAVSPA_CHECK(bias.dim() == 1 && bias.shape()[0] == out_f, "linear: bias must be (", out_f,
+                 "), got ", shape_str(bias.shape()));
+  }
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    Tensor xc = contiguous_raw(x);
+    Tensor x2 = xc.as_strided({rows, in}, {in, 1}, xc.offset());
+    out = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+    Backend& be = backend_of(x);
+    Tensor w = contiguous_raw(weight);
+    if (bias.defined()) be.copy(expand_raw(bias, {rows, out_f}), out);
+    GemmArgs g{false, true, rows, out_f, in, in, in, out_f, 1.0, bias.defined() ? 1.0 : 0.0};
+    if (in == 0) {
+      if (!bias.defined()) be.fill(out, 0.0);
+    } else if (rows > 0 && out_f > 0) {
+      be.gemm(g, x2, w, out);
+    }
+    out = out.as_strided(out_shape, contiguous_strides(out_shape), 0);
+  }
+  if (autograd::needs_grad({x, weight, bias})) {
+    Tensor dx = x.detach(), dw = weight.detach();
+    bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    bool need_b = bias.defined() && bias.requires_grad();
+    autograd::record("LinearBackward", {x, weight, bias}, out,
+                     [dx, dw, need_x, need_w, need_b, in, out_f](const Tensor& g) {
+      Tensor g2 = g.reshape({-1, out_f});
+      Tensor gx, gw, gb;
+      if (need_x) gx = matmul(g2, dw).reshape(dx.shape());
+      if (need_w) gw = matmul(g2.t(), dx.reshape({-1, in}));
+      if (need_b) gb = sum(g2, {0});
+      return G{gx, gw, gb};
+    });
+  }
+  return out;
+}
+
+}  // namespace wavspa

@@ -1,0 +1,18 @@
+// Matrix products through the backend's GEMM (OpenBLAS on CPU).
+//
+//   Tensor y = matmul(x, w);         // (B, N, D) @ (D, E) -> (B, N, E), one GEMM
+//   Tensor s = matmul(q, k.transpose(-2, -1));  // batched, transposes are free
+//   Tensor z = linear(x, weight, bias);         // x @ weight^T + bias
+#pragma once
+
+#include "core/tensor.h"
+
+namespace wavspa {
+
+// numpy.matmul semantics: 1-D operands are promoted and the added dim removed; batch dims
+// broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x: (..., in), weight: (out, in), bias: (out) or undefined -> (..., out).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+}  // namespace wavspa

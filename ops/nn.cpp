@@ -1,0 +1,169 @@
+#include "ops/nn.h"
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using G = std::vector<Tensor>;
+
+namespace {
+
+// softmax / log_softmax along `dim`: the kernel works on contiguous rows, so a dim other
+// than the last is swapped to the end and back (as views around one copy).
+Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_floating(name, x);
+  if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape({});
+  const int64_t dim = wrap_dim(dim_in, x.dim(), name);
+  const int64_t last = x.dim() - 1;
+  std::vector<int64_t> perm(x.dim());
+  for (int64_t i = 0; i < x.dim(); ++i) perm[i] = i;
+  std::swap(perm[dim], perm[last]);
+  Tensor xt = contiguous_raw(permute_raw(x, perm));
+  Tensor yt = empty_like_raw(xt, xt.shape());
+  backend_of(x).softmax_forward(xt, yt, log);
+  Tensor out = permute_raw(yt, perm);
+  if (autograd::needs_grad({x})) {
+    Tensor saved = yt;  // fresh, no autograd
+    autograd::record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {x}, out,
+                     [saved, perm, log](const Tensor& g) {
+      Tensor gt = contiguous_raw(permute_raw(g, perm));
+      Tensor gx = empty_like_raw(gt, gt.shape());
+      backend_of(gt).softmax_backward(saved, gt, gx, log);
+      return G{permute_raw(gx, perm)};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  check_floating("layer_norm", x);
+  const int64_t k = (int64_t)normalized_shape.size();
+  bool tail_ok = k >= 1 && k <= x.dim();
+  for (int64_t i = 0; tail_ok && i < k; ++i)
+    tail_ok = x.shape()[x.dim() - k + i] == normalized_shape[i];
+  WAVSPA_CHECK(tail_ok, "layer_norm: input ", shape_str(x.shape()),
+               " does not end in normalized_shape ", shape_str(normalized_shape));
+  for (const Tensor* p : {&weight, &bias})
+    if (p->defined()) {
+      check_same("layer_norm", x, *p);
+      WAVSPA_CHECK(p->shape() == normalized_shape, "layer_norm: ",
+                   p == &weight ? "weight" : "bias", " has shape ", shape_str(p->shape()),
+                   ", expected ", shape_str(normalized_shape));
+    }
+  WAVSPA_CHECK(eps >= 0, "layer_norm: eps must be >= 0, got ", eps);
+  const int64_t N = shape_numel(normalized_shape), M = N ? x.numel() / N : 0;
+  Tensor xc = contiguous_raw(x);
+  Tensor w = weight.defined() ? contiguous_raw(weight) : Tensor();
+  Tensor b = bias.defined() ? contiguous_raw(bias) : Tensor();
+  Tensor out = empty_like_raw(x, x.shape());
+  Tensor mu = empty_like_raw(x, {M}), rstd = empty_like_raw(x, {M});
+  backend_of(x).layernorm_forward(xc, w, b, eps, out, mu, rstd);
+  if (autograd::needs_grad({x, weight, bias})) {
+    bool need_w = weight.defined() && weight.requires_grad();
+    bool need_b = bias.defined() && bias.requires_grad();
+    Tensor sx = xc.detach(), sw = w.defined() ? w.detach() : Tensor();
+    autograd::record("LayerNormBackward", {x, weight, bias}, out,
+                     [sx, sw, mu, rstd, need_w, need_b](const Tensor& g) {
+      Tensor gc = contiguous_raw(g);
+      Tensor gx = empty_like_raw(sx, sx.shape());
+      Tensor gw = need_w ? empty_like_raw(sw, sw.shape()) : Tensor();
+      Tensor gb = need_b ? empty_like_raw(sw, sw.shape()) : Tensor();
+      backend_of(sx).layernorm_backward(gc, sx, sw, mu, rstd, gx, gw, gb);
+      return G{gx, gw, gb};
+    });
+  }
+  return out;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  check_floating("embedding", weight);
+  WAVSPA_CHECK(weight.dim() == 2, "embedding: weight must be (num_embeddings, dim), got ",
+               shape_str(weight.shape()));
+  Tensor flat = index_select(weight, 0, as_index("embedding", ids).reshape({-1}));
+  Shape out_shape = ids.shape();
+  out_shape.push_back(weight.shape()[1]);
+  return flat.reshape(out_shape);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const CrossEntropyOptions& options) {
+  check_floating("cross_entropy", logits);
+  Tensor t = as_index("cross_entropy", target);
+  WAVSPA_CHECK(logits.device() == t.device(), "cross_entropy: logits on ", logits.device(),
+               ", target on ", t.device());
+  WAVSPA_CHECK(options.label_smoothing >= 0 && options.label_smoothing <= 1,
+               "cross_entropy: label_smoothing must be in [0, 1], got ", options.label_smoothing);
+  if (logits.dim() > 2) {
+    // (N, C, d1, ...) -> (N * d1 * ..., C), the layout of PyTorch's K-dimensional loss.
+    WAVSPA_CHECK(t.dim() == logits.dim() - 1, "cross_entropy: logits ",
+                 shape_str(logits.shape()), " need a target with ", logits.dim() - 1,
+                 " dims, got ", shape_str(t.shape()));
+    std::vector<int64_t> perm{0};
+    for (int64_t d = 2; d < logits.dim(); ++d) perm.push_back(d);
+    perm.push_back(1);
+    Tensor flat = logits.permute(perm).reshape({-1, logits.shape()[1]});
+    Tensor loss = cross_entropy(flat, t.reshape({-1}), options);
+    return options.reduction == Reduction::None ? loss.reshape(t.shape()) : loss;
+  }
+  WAVSPA_CHECK(logits.dim() == 2 && t.dim() == 1 && t.shape()[0] == logits.shape()[0],
+               "cross_entropy: expected logits (N, C) and target (N), got logits ",
+               shape_str(logits.shape()), " and target ", shape_str(t.shape()));
+  const int64_t C = logits.shape()[1];
+  if (t.device().is_cpu()) {
+    const int64_t* p = t.data<int64_t>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      WAVSPA_CHECK(p[i] == options.ignore_index || (p[i] >= 0 && p[i] < C),
+                   "cross_entropy: target[", i, "] = ", p[i], " is out of range for ", C,
+                   " classes (expected 0..", C - 1, " or ignore_index ", options.ignore_index,
+                   ")");
+  }
+  Tensor x = contiguous_raw(logits);
+  Tensor losses = empty_like_raw(x, {x.shape()[0]});
+  const int64_t ignore = options.ignore_index;
+  const double smoothing = options.label_smoothing;
+  backend_of(x).cross_entropy_forward(x, t, ignore, smoothing, losses);
+  if (autograd::needs_grad({logits})) {
+    Tensor sx = x.detach();
+    autograd::record("CrossEntropyBackward", {logits}, losses,
+                     [sx, t, ignore, smoothing](const Tensor& g) {
+      Tensor gx = empty_like_raw(sx, sx.shape());
+      backend_of(sx).cross_entropy_backward(sx, t, contiguous_raw(g), ignore, smoothing, gx);
+      return G{gx};
+    });
+  }
+  switch (options.reduction) {
+    case Reduction::None: return losses;
+    case Reduction::Sum: return sum(losses);
+    case Reduction::Mean: {
+      // Mean over the targets that count; 0/0 = NaN when all are ignored, as in PyTorch.
+      Tensor counted = ne(t, scalar_like((double)ignore, t)).to(x.dtype());
+      return div(sum(losses), sum(counted));
+    }
+  }
+  return losses;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  check_floating("dropout", x);
+  WAVSPA_CHECK(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  if (p == 1) return mul(x, 0.0);
+  Generator& g = gen ? *gen : default_generator();
+  Tensor mask = empty_like_raw(x, x.shape());
+  backend_of(x).dropout_mask(mask, g.reserve(philox_counters_uniform(x.numel())), p);
+  return mul(x, mask);
+}
+
+}  // namespace wavspa

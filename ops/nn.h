@@ -1,0 +1,44 @@
+// Neural-network functions: softmax family, layer norm, embedding, losses, dropout.
+//
+//   Tensor p = softmax(scores, -1);
+//   Tensor h = layer_norm(x, {D}, gamma, beta);
+//   Tensor loss = cross_entropy(logits, labels);      // logits (N, C), labels (N) int64
+//   Tensor d = dropout(h, 0.1, /*training=*/true);
+#pragma once
+
+#include <string>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace wavspa {
+
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+
+// Normalises over the trailing dims `normalized_shape`; weight and bias (that shape) are
+// optional. Fused: the forward saves mean and 1/std per row for the fused backward.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
+// Rows of `weight` (V, D) picked by `ids` (int32/int64, any shape) -> ids.shape + (D).
+// The gradient scatter-adds into the rows that were used.
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+
+enum class Reduction { Mean, Sum, None };
+
+struct CrossEntropyOptions {
+  int64_t ignore_index = -100;   // targets equal to it contribute nothing
+  double label_smoothing = 0.0;  // in [0, 1]
+  Reduction reduction = Reduction::Mean;  // Mean divides by the non-ignored count
+};
+
+// logits (N, C) with target (N), or (N, C, d1, ...) with target (N, d1, ...), as PyTorch.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const CrossEntropyOptions& options = {});
+
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p); the mask comes
+// from the Philox generator (default_generator() unless given). Identity when !training.
+Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
+
+}  // namespace wavspa

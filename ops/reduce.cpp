@@ -1,0 +1,179 @@
+#include "ops/reduce.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using G = std::vector<Tensor>;
+
+namespace {
+
+std::vector<int64_t> normalize_dims(const char* op, const Tensor& x,
+                                    const std::vector<int64_t>& dims) {
+  std::vector<int64_t> out;
+  for (int64_t d : dims) out.push_back(wrap_dim(d, x.dim(), op));
+  std::sort(out.begin(), out.end());
+  WAVSPA_CHECK(std::adjacent_find(out.begin(), out.end()) == out.end(), op,
+               ": dimension repeated in ", dims);
+  return out;
+}
+
+std::vector<int64_t> all_dims(const Tensor& x) {
+  std::vector<int64_t> d(x.dim());
+  for (int64_t i = 0; i < x.dim(); ++i) d[i] = i;
+  return d;
+}
+
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& dims, bool keepdim) {
+  Shape out;
+  for (int64_t i = 0; i < (int64_t)shape.size(); ++i) {
+    bool reduced = std::find(dims.begin(), dims.end(), i) != dims.end();
+    if (!reduced) out.push_back(shape[i]);
+    else if (keepdim) out.push_back(1);
+  }
+  return out;
+}
+
+Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const std::vector<int64_t>& dims,
+                  bool keepdim) {
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), dims, false), x.dtype(), x.device());
+  backend_of(x).reduce(op, x, dims, out);
+  (void)name;
+  return keepdim ? out.as_strided(reduced_shape(x.shape(), dims, true),
+                                  contiguous_strides(reduced_shape(x.shape(), dims, true)), 0)
+                 : out;
+}
+
+// The gradient of a reduction, reshaped with kept dims so it broadcasts against x.
+Tensor keep_dims(const Tensor& g, const Shape& x_shape, const std::vector<int64_t>& dims) {
+  return g.reshape(reduced_shape(x_shape, dims, true));
+}
+
+Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  const char* name = is_max ? "max" : "min";
+  check_floating(name, x);
+  auto dims = normalize_dims(name, x, dims_in);
+  for (int64_t d : dims)
+    WAVSPA_CHECK(x.shape()[d] > 0, name, ": cannot reduce over an empty dimension ", d,
+                 " of shape ", shape_str(x.shape()));
+  Tensor out = reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, name, x, dims, keepdim);
+  if (autograd::needs_grad({x})) {
+    Tensor dx = x.detach(), dout = out.detach();
+    autograd::record(is_max ? "MaxBackward" : "MinBackward", {x}, out,
+                     [dx, dout, dims](const Tensor& g) {
+      Tensor hit = eq(dx, keep_dims(dout, dx.shape(), dims));
+      Tensor count = sum(hit, dims, true);
+      return G{div(mul(hit, keep_dims(g, dx.shape(), dims)), count)};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_floating("sum", x);
+  auto dims = normalize_dims("sum", x, dims_in);
+  Tensor out = reduce_raw(ReduceOp::Sum, "sum", x, dims, keepdim);
+  if (autograd::needs_grad({x})) {
+    Shape xs = x.shape();
+    autograd::record("SumBackward", {x}, out, [xs, dims](const Tensor& g) {
+      return G{keep_dims(g, xs, dims).expand(xs)};
+    });
+  }
+  return out;
+}
+
+Tensor sum(const Tensor& x) {
+  check_defined("sum", x);
+  return sum(x, all_dims(x));
+}
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_floating("mean", x);
+  auto dims = normalize_dims("mean", x, dims_in);
+  Tensor out = reduce_raw(ReduceOp::Mean, "mean", x, dims, keepdim);
+  if (autograd::needs_grad({x})) {
+    Shape xs = x.shape();
+    int64_t count = 1;
+    for (int64_t d : dims) count *= xs[d];
+    autograd::record("MeanBackward", {x}, out, [xs, dims, count](const Tensor& g) {
+      return G{div(keep_dims(g, xs, dims), (double)count).expand(xs)};
+    });
+  }
+  return out;
+}
+
+Tensor mean(const Tensor& x) {
+  check_defined("mean", x);
+  return mean(x, all_dims(x));
+}
+
+Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return extremum(true, x, dims, keepdim);
+}
+Tensor max(const Tensor& x) {
+  check_defined("max", x);
+  return extremum(true, x, all_dims(x), false);
+}
+Tensor min(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return extremum(false, x, dims, keepdim);
+}
+Tensor min(const Tensor& x) {
+  check_defined("min", x);
+  return extremum(false, x, all_dims(x), false);
+}
+
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t correction,
+           bool keepdim) {
+  check_floating("var", x);
+  auto dims = normalize_dims("var", x, dims_in);
+  int64_t count = 1;
+  for (int64_t d : dims) count *= x.shape()[d];
+  Tensor centered = sub(x, mean(x, dims, true));
+  return div(sum(mul(centered, centered), dims, keepdim), (double)(count - correction));
+}
+
+Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_floating("logsumexp", x);
+  auto dims = normalize_dims("logsumexp", x, dims_in);
+  // Shift by the (constant) max for stability; an all -inf slice shifts by 0.
+  Tensor shift;
+  {
+    NoGradGuard no_grad;
+    shift = max(x.detach(), dims, true);
+    shift = where(eq(abs(shift), scalar_like(INFINITY, shift)), scalar_like(0, shift), shift);
+  }
+  Tensor out = add(log(sum(exp(sub(x, shift)), dims, true)), shift);
+  return keepdim ? out : out.reshape(reduced_shape(x.shape(), dims, false));
+}
+
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  check_defined("argmax", x);
+  int64_t d = wrap_dim(dim, x.dim(), "argmax");
+  WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, "argmax: empty dimension in ", x.describe());
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
+  backend_of(x).arg_reduce(true, x, d, out);
+  return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
+}
+
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  check_defined("argmin", x);
+  int64_t d = wrap_dim(dim, x.dim(), "argmin");
+  WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, "argmin: empty dimension in ", x.describe());
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
+  backend_of(x).arg_reduce(false, x, d, out);
+  return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
+}
+
+Tensor argmax(const Tensor& x) {
+  check_defined("argmax", x);
+  return argmax(x.reshape({-1}), 0);
+}
+
+}  // namespace wavspa
