@@ -18,7 +18,11 @@ namespace wavspa::autograd {
 class Node {
  public:
   explicit Node(std::string name) : name_(std::move(name)) {}
-  virtual ~Node() = default;
+  // Frees a long chain of nodes iteratively: the default recursive destruction would
+  // overflow the stack on graphs tens of thousands of nodes deep.
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
   // Gradients w.r.t. each input (one per edge; undefined where none flows).
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
   // Drops what backward saved; a later apply() must then fail clearly.

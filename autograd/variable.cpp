@@ -49,6 +49,18 @@ void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
   output.impl().autograd = std::move(meta);
 }
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> doomed = std::move(next);
+  while (!doomed.empty()) {
+    std::shared_ptr<Node> n = std::move(doomed.back());
+    doomed.pop_back();
+    // If we hold the last reference, take its edges before it dies, so that its own
+    // destructor finds nothing to recurse into.
+    if (n && n.use_count() == 1)
+      for (auto& e : n->next) doomed.push_back(std::move(e));
+  }
+}
+
 std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
   WAVSPA_CHECK(!released_, "backward: the graph through ", name(),
                " was already freed by an earlier backward(); pass retain_graph = true to the "

@@ -123,8 +123,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_floating("matmul", a);
   WAVSPA_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ",
                shape_str(a.shape()), " and ", shape_str(b.shape()));
-  if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
-  if (b.dim() == 1) return matmul(a, b.unsqueeze(-1)).squeeze(-1);
+  if (a.dim() == 1 || b.dim() == 1) {
+    // Promote the 1-D operand to a matrix, then drop the dim it added.
+    Tensor r = matmul(a.dim() == 1 ? a.unsqueeze(0) : a, b.dim() == 1 ? b.unsqueeze(-1) : b);
+    if (b.dim() == 1) r = r.squeeze(-1);
+    if (a.dim() == 1) r = r.squeeze(b.dim() == 1 ? -1 : -2);
+    return r;
+  }
   WAVSPA_CHECK(a.shape().back() == b.shape()[b.dim() - 2], "matmul: inner dimensions differ: ",
                shape_str(a.shape()), " @ ", shape_str(b.shape()), " (", a.shape().back(),
                " vs ", b.shape()[b.dim() - 2], ")");

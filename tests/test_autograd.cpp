@@ -1,0 +1,164 @@
+// autograd/: the engine, grad mode, detach, retain_graph, accumulation, gradcheck itself.
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+TEST_CASE("backward of a scalar; the default seed is 1") {
+  Tensor x = tensor({1, 2, 3}, kFloat64).requires_grad_();
+  Tensor y = sum(mul(x, x));  // dy/dx = 2x
+  CHECK(!y.is_leaf());
+  CHECK(y.grad_fn_name() == "SumBackward");
+  y.backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{2, 4, 6});
+}
+
+TEST_CASE("a non-scalar needs a seed gradient; a given seed scales the result") {
+  Tensor x = tensor({1, 2}, kFloat64).requires_grad_();
+  Tensor y = mul(x, 3.0);
+  check_error([&] { y.backward(); }, {"backward", "non-scalar", "(2,)"});
+  y.backward(tensor({1, 10}, kFloat64));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{3, 30});
+  check_error([&] { mul(x, 3.0).backward(tensor({1, 2, 3}, kFloat64)); }, {"(3,)", "(2,)"});
+}
+
+TEST_CASE("diamond: two paths into one tensor sum their gradients") {
+  Tensor x = tensor({2.0}, kFloat64).requires_grad_();
+  Tensor a = mul(x, 3.0);     // 3x
+  Tensor b = exp(a);          // e^{3x}
+  Tensor c = mul(a, a);       // 9x^2
+  Tensor y = sum(add(b, c));  // dy/dx = 3 e^{3x} + 18 x
+  y.backward();
+  CHECK(x.grad().item() == doctest::Approx(3 * std::exp(6.0) + 36).epsilon(1e-12));
+}
+
+TEST_CASE("a tensor used several times, and a shared subgraph") {
+  Tensor x = tensor({1, -2}, kFloat64).requires_grad_();
+  Tensor h = tanh(x);                              // shared
+  Tensor y = sum(add(mul(h, x), mul(h, h)));       // x tanh x + tanh^2 x
+  y.backward();
+  auto g = x.grad().to_vector<double>();
+  for (int i = 0; i < 2; ++i) {
+    double v = i == 0 ? 1.0 : -2.0, t = std::tanh(v), dt = 1 - t * t;
+    CHECK(g[i] == doctest::Approx(t + v * dt + 2 * t * dt).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad") {
+  Tensor w = tensor({1, 2}, kFloat64).requires_grad_();
+  sum(mul(w, 2.0)).backward();
+  sum(mul(w, 2.0)).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{4, 4});
+  w.zero_grad();
+  CHECK(!w.grad().defined());
+  sum(w).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{1, 1});
+}
+
+TEST_CASE("a leaf's gradient is its own copy") {
+  Tensor a = tensor({1.0}, kFloat64).requires_grad_();
+  Tensor b = tensor({1.0}, kFloat64).requires_grad_();
+  Tensor seed = tensor({5.0}, kFloat64);
+  add(a, b).backward(seed);
+  CHECK(a.grad().storage() != b.grad().storage());
+  CHECK(a.grad().storage() != seed.storage());
+  a.grad().fill_(0);
+  CHECK(b.grad().item() == 5);
+}
+
+TEST_CASE("retain_graph: a second backward through a freed graph fails clearly") {
+  Tensor x = tensor({1, 2}, kFloat64).requires_grad_();
+  Tensor y = sum(exp(x));
+  y.backward(Tensor(), /*retain_graph=*/true);
+  y.backward();  // allowed: the graph was retained
+  auto g = x.grad().to_vector<double>();
+  CHECK(g[0] == doctest::Approx(2 * std::exp(1.0)));
+  check_error([&] { y.backward(); }, {"already freed", "retain_graph"});
+}
+
+TEST_CASE("NoGradGuard records nothing and is thread-local RAII") {
+  Tensor x = ones({2}).requires_grad_();
+  {
+    NoGradGuard guard;
+    Tensor y = mul(x, 2.0);
+    CHECK(!y.requires_grad());
+    {
+      EnableGradGuard enable;
+      CHECK(mul(x, 2.0).requires_grad());
+    }
+    CHECK(!autograd::grad_enabled());
+  }
+  CHECK(autograd::grad_enabled());
+  CHECK(mul(x, 2.0).requires_grad());
+  bool other_thread_enabled = false;
+  {
+    NoGradGuard guard;
+    std::thread t([&] { other_thread_enabled = autograd::grad_enabled(); });
+    t.join();
+  }
+  CHECK(other_thread_enabled);
+}
+
+TEST_CASE("detach cuts the graph but shares storage") {
+  Tensor x = tensor({3.0}, kFloat64).requires_grad_();
+  Tensor d = mul(x, 2.0).detach();
+  CHECK(!d.requires_grad());
+  CHECK(d.is_leaf());
+  Tensor y = sum(add(mul(x, d), x));  // d is a constant 6
+  y.backward();
+  CHECK(x.grad().item() == 7);
+  Tensor xd = x.detach();
+  CHECK(xd.storage() == x.storage());
+}
+
+TEST_CASE("backward errors: no grad, integer leaves, in-place on a grad tensor") {
+  check_error([] { sum(ones({2})).backward(); }, {"does not require grad"});
+  check_error([] { ones({2}, kInt64).requires_grad_(); }, {"floating", "int64"});
+  Tensor w = ones({2}).requires_grad_();
+  check_error([&] { w.fill_(0); }, {"fill_", "in-place", "NoGradGuard"});
+  {
+    NoGradGuard guard;
+    w.fill_(3);  // allowed: an optimizer step
+  }
+  CHECK(w.at({0}) == 3);
+  Tensor y = mul(w, 2.0);
+  check_error([&] { y.requires_grad_(false); }, {"only leaf", "MulBackward"});
+}
+
+TEST_CASE("gradcheck catches a wrong gradient") {
+  // A deliberately wrong backward: claims d(x^2)/dx = x.
+  auto wrong = [](const std::vector<Tensor>& in) {
+    Tensor x = in[0];
+    Tensor out = mul(x.detach(), x.detach());
+    if (autograd::needs_grad({x})) {
+      Tensor saved = x.detach();
+      autograd::record("WrongBackward", {x}, out, [saved](const Tensor& g) {
+        return std::vector<Tensor>{mul(g, saved)};
+      });
+    }
+    return out;
+  };
+  auto r = gradcheck(wrong, {rn({3})});
+  CHECK(!r.ok);
+  CHECK(r.message.find("analytic") != std::string::npos);
+  auto ok = gradcheck([](const std::vector<Tensor>& in) { return mul(in[0], in[0]); }, {rn({3})});
+  CHECK_MESSAGE(ok.ok, ok.message);
+  check_error([] { gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {randn({2})}); },
+              {"gradcheck", "float64"});
+}
+
+TEST_CASE("deep chains do not overflow the stack") {
+  Tensor x = tensor({1.0}, kFloat64).requires_grad_();
+  Tensor y = x;
+  for (int i = 0; i < 20000; ++i) y = add(y, 0.0);
+  sum(y).backward();
+  CHECK(x.grad().item() == 1);
+}
+
+TEST_CASE("gradients flow through dtype conversions") {
+  Tensor x = tensor({1.5, -2}).requires_grad_();  // float32 leaf
+  Tensor y = sum(mul(x.to(kFloat64), x.to(kFloat64)));
+  y.backward();
+  CHECK(x.grad().dtype() == kFloat32);
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{3, -4});
+}
