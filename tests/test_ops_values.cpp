@@ -1,0 +1,295 @@
+// Forward values of the ops against their formulas written out here.
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+// Naive (..., m, k) @ (..., k, n) over contiguous float64 copies with numpy broadcasting.
+std::vector<double> naive_matmul(const Tensor& a, const Tensor& b, Shape& out_shape) {
+  Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(ba, bb, "test");
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  Shape fa = batch, fb = batch;
+  fa.insert(fa.end(), {m, k});
+  fb.insert(fb.end(), {k, n});
+  auto va = a.expand(fa).contiguous().to(kFloat64).to_vector<double>();
+  auto vb = b.expand(fb).contiguous().to(kFloat64).to_vector<double>();
+  const int64_t nb = shape_numel(batch);
+  std::vector<double> out(nb * m * n, 0.0);
+  for (int64_t t = 0; t < nb; ++t)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < k; ++p) s += va[t * m * k + i * k + p] * vb[t * k * n + p * n + j];
+        out[t * m * n + i * n + j] = s;
+      }
+  out_shape = batch;
+  out_shape.insert(out_shape.end(), {m, n});
+  return out;
+}
+
+void check_matmul(const Tensor& a, const Tensor& b, double tol) {
+  Shape expected_shape;
+  auto expected = naive_matmul(a, b, expected_shape);
+  Tensor got = matmul(a, b);
+  REQUIRE(got.shape() == expected_shape);
+  auto v = got.to(kFloat64).to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, std::abs(v[i] - expected[i]));
+  CHECK_MESSAGE(worst <= tol, str("matmul ", shape_str(a.shape()), " @ ", shape_str(b.shape()),
+                                  " off by ", worst));
+}
+
+std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
+
+}  // namespace
+
+TEST_CASE("matmul equals the naive product in every layout and dtype") {
+  for (DType dt : {kFloat32, kFloat64}) {
+    double tol = dt == kFloat32 ? 1e-3 : 1e-10;
+    check_matmul(randn({37, 53}, dt), randn({53, 29}, dt), tol);
+    check_matmul(randn({53, 37}, dt).t(), randn({29, 53}, dt).t(), tol);   // both transposed
+    check_matmul(randn({4, 7, 5}, dt), randn({5, 6}, dt), tol);            // folded batch
+    check_matmul(randn({7, 5}, dt), randn({3, 5, 6}, dt), tol);            // broadcast a
+    check_matmul(randn({2, 1, 7, 5}, dt), randn({3, 5, 6}, dt), tol);      // broadcast both
+    check_matmul(randn({3, 5, 7}, dt).transpose(1, 2), randn({3, 6, 5}, dt).transpose(1, 2), tol);
+    check_matmul(randn({3, 7, 10}, dt).slice(2, 0, 10, 2), randn({5, 4}, dt), tol);  // strided
+    check_matmul(randn({5, 3, 7}, dt).permute({1, 0, 2}).slice(1, 0, 5), randn({3, 7, 2}, dt), tol);
+    check_matmul(randn({1, 5}, dt), randn({5, 1}, dt), tol);
+    check_matmul(randn({64, 3, 8}, dt), randn({64, 8, 3}, dt), tol);      // batch > threads
+  }
+  Tensor empty_k = matmul(zeros({3, 0}), zeros({0, 2}));
+  CHECK(values(empty_k) == std::vector<double>(6, 0.0));
+  Tensor dot = matmul(tensor({1, 2, 3}), tensor({4, 5, 6}));
+  CHECK(dot.dim() == 0);
+  CHECK(dot.item() == 32);
+  Tensor mv = matmul(tensor({{1, 2}, {3, 4}}), tensor({1, 1}));
+  CHECK(values(mv) == std::vector<double>{3, 7});
+  Tensor x = randn({2, 3, 4}), w = randn({5, 4}), b = randn({5});
+  CHECK(max_abs_diff(linear(x, w, b), add(matmul(x, w.t()), b)) < 1e-5);
+  CHECK(max_abs_diff(linear(x.transpose(0, 1), w), matmul(x.transpose(0, 1), w.t())) < 1e-5);
+}
+
+TEST_CASE("activations match their formulas") {
+  Tensor x = linspace(-4, 4, 33, kFloat64);
+  auto v = values(x);
+  auto g = values(gelu(x)), gt = values(gelu(x, GeluApprox::Tanh)), s = values(silu(x));
+  auto sp = values(softplus(x, 2.0, 5.0)), e = values(elu(x, 0.5)), sg = values(sigmoid(x));
+  for (size_t i = 0; i < v.size(); ++i) {
+    double t = v[i];
+    CHECK(g[i] == doctest::Approx(0.5 * t * (1 + std::erf(t / std::sqrt(2.0)))));
+    CHECK(gt[i] == doctest::Approx(
+        0.5 * t * (1 + std::tanh(std::sqrt(2 / M_PI) * (t + 0.044715 * t * t * t)))));
+    CHECK(s[i] == doctest::Approx(t / (1 + std::exp(-t))));
+    CHECK(sp[i] == doctest::Approx(2 * t > 5 ? t : std::log1p(std::exp(2 * t)) / 2));
+    CHECK(e[i] == doctest::Approx(t > 0 ? t : 0.5 * (std::exp(t) - 1)));
+    CHECK(sg[i] == doctest::Approx(1 / (1 + std::exp(-t))));
+  }
+  CHECK(values(relu(tensor({-1, 0, 2}))) == std::vector<double>{0, 0, 2});
+  CHECK(values(clamp(tensor({-3, 0.5, 9}), -1, 1)) == std::vector<double>{-1, 0.5, 1});
+  CHECK(values(sign(tensor({-3, 0, 9}))) == std::vector<double>{-1, 0, 1});
+}
+
+TEST_CASE("broadcasting binary ops, comparisons, where, masked_fill") {
+  Tensor a = tensor({{1, 2, 3}, {4, 5, 6}});
+  Tensor col = tensor({10, 20}).reshape({2, 1});
+  CHECK(values(add(a, col)) == std::vector<double>{11, 12, 13, 24, 25, 26});
+  CHECK(values(sub(a, tensor({1, 1, 1}))) == std::vector<double>{0, 1, 2, 3, 4, 5});
+  CHECK(values(pow(a, 2.0)) == std::vector<double>{1, 4, 9, 16, 25, 36});
+  CHECK(values(maximum(a, tensor({3, 3, 3}))) == std::vector<double>{3, 3, 3, 4, 5, 6});
+  CHECK(values(gt(a, tensor({2, 5, 0}))) == std::vector<double>{0, 0, 1, 1, 0, 1});
+  CHECK(values(where(gt(a, scalar_tensor(3)), a, col)) ==
+        std::vector<double>{10, 10, 10, 4, 5, 6});
+  Tensor mask = from_vector(std::vector<int64_t>{1, 0, 1});
+  CHECK(values(masked_fill(a, mask, -1)) == std::vector<double>{-1, 2, -1, -1, 5, -1});
+  CHECK(values(maximum(tensor({1.0, NAN}), tensor({NAN, 0.0})))[0] != values(tensor({1.0}))[0]);
+  // Large enough to take the parallel path, with a broadcast middle dim.
+  Tensor big = randn({64, 1, 700}), other = randn({1, 9, 700});
+  Tensor sum_big = add(big, other);
+  CHECK(sum_big.at({63, 8, 699}) == doctest::Approx(big.at({63, 0, 699}) + other.at({0, 8, 699})));
+  CHECK(sum_big.at({5, 3, 17}) == doctest::Approx(big.at({5, 0, 17}) + other.at({0, 3, 17})));
+  Tensor ints = add(from_vector(std::vector<int64_t>{1, 2}), from_vector(std::vector<int64_t>{5, 5}));
+  CHECK(ints.to_vector<int64_t>() == std::vector<int64_t>{6, 7});
+}
+
+TEST_CASE("reductions match loops, in every memory layout") {
+  Tensor x = randn({3, 4, 5}, kFloat64);
+  auto v = values(x);
+  auto at = [&](int i, int j, int k) { return v[i * 20 + j * 5 + k]; };
+  // over dims {0, 2}: the general (copying) path
+  auto s02 = values(sum(x, {0, 2}));
+  for (int j = 0; j < 4; ++j) {
+    double s = 0;
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 5; ++k) s += at(i, j, k);
+    CHECK(s02[j] == doctest::Approx(s));
+  }
+  // over dim 1 (the column path: kept innermost dim is contiguous)
+  auto m1 = values(mean(x, {1}));
+  auto mx1 = values(max(x, {1}));
+  auto am1 = argmax(x, 1).to_vector<int64_t>();
+  for (int i = 0; i < 3; ++i)
+    for (int k = 0; k < 5; ++k) {
+      double s = 0, best = -1e300;
+      int64_t arg = 0;
+      for (int j = 0; j < 4; ++j) {
+        s += at(i, j, k);
+        if (at(i, j, k) > best) { best = at(i, j, k); arg = j; }
+      }
+      CHECK(m1[i * 5 + k] == doctest::Approx(s / 4));
+      CHECK(mx1[i * 5 + k] == best);
+      CHECK(am1[i * 5 + k] == arg);
+    }
+  CHECK(sum(x, {1}, true).shape() == Shape{3, 1, 5});
+  CHECK(min(x).item() == *std::min_element(v.begin(), v.end()));
+  CHECK(argmin(x, -1).shape() == Shape{3, 4});
+  CHECK(argmax(x).item() == (double)(std::max_element(v.begin(), v.end()) - v.begin()));
+  // variance, unbiased and biased
+  Tensor y = tensor({1, 2, 3, 4}, kFloat64);
+  CHECK(var(y, {0}).item() == doctest::Approx(5.0 / 3));
+  CHECK(var(y, {0}, 0).item() == doctest::Approx(1.25));
+  // logsumexp is stable far from zero
+  Tensor big = tensor({1000, 1000}, kFloat64);
+  CHECK(logsumexp(big, {0}).item() == doctest::Approx(1000 + std::log(2.0)));
+  // a large full reduction on a transposed view
+  Tensor t = randn({600, 500}, kFloat64);
+  CHECK(sum(t.t()).item() == doctest::Approx(sum(t).item()).epsilon(1e-9));
+  CHECK(sum(zeros({3, 0}), {1}).to_vector<float>() == std::vector<float>{0, 0, 0});
+  // float32 accumulates in double: 1 + 2^24 ones is exact
+  CHECK(sum(ones({1 << 24})).item() == 16777216.0);
+  CHECK(std::isnan(max(tensor({1.0, NAN, 3.0})).item()));
+}
+
+TEST_CASE("softmax, log_softmax, layer_norm against formulas") {
+  Tensor x = randn({4, 7}, kFloat64);
+  auto p = values(softmax(x, -1));
+  auto lp = values(log_softmax(x, 1));
+  auto v = values(x);
+  for (int r = 0; r < 4; ++r) {
+    double mx = -1e300, s = 0;
+    for (int c = 0; c < 7; ++c) mx = std::max(mx, v[r * 7 + c]);
+    for (int c = 0; c < 7; ++c) s += std::exp(v[r * 7 + c] - mx);
+    for (int c = 0; c < 7; ++c) {
+      CHECK(p[r * 7 + c] == doctest::Approx(std::exp(v[r * 7 + c] - mx) / s));
+      CHECK(lp[r * 7 + c] == doctest::Approx(v[r * 7 + c] - mx - std::log(s)));
+    }
+  }
+  auto p0 = values(softmax(x, 0));  // along a non-last dim
+  for (int c = 0; c < 7; ++c) {
+    double s = 0;
+    for (int r = 0; r < 4; ++r) s += p0[r * 7 + c];
+    CHECK(s == doctest::Approx(1.0));
+  }
+  CHECK(values(softmax(tensor({1000, 1000}), 0)) == std::vector<double>{0.5, 0.5});
+  // layer norm: biased variance, eps inside the sqrt, then affine
+  Tensor w = randn({7}, kFloat64), b = randn({7}, kFloat64);
+  auto ln = values(layer_norm(x, {7}, w, b, 1e-5));
+  auto vw = values(w), vb = values(b);
+  for (int r = 0; r < 4; ++r) {
+    double mu = 0, var = 0;
+    for (int c = 0; c < 7; ++c) mu += v[r * 7 + c] / 7;
+    for (int c = 0; c < 7; ++c) var += (v[r * 7 + c] - mu) * (v[r * 7 + c] - mu) / 7;
+    for (int c = 0; c < 7; ++c)
+      CHECK(ln[r * 7 + c] ==
+            doctest::Approx((v[r * 7 + c] - mu) / std::sqrt(var + 1e-5) * vw[c] + vb[c]));
+  }
+  // rows with a large offset are still normalised exactly (two-pass variance)
+  Tensor shifted = add(tensor({1, 2, 3}, kFloat32), 1e4);
+  auto ls = values(layer_norm(shifted, {3}, Tensor(), Tensor(), 0));
+  CHECK(ls[0] == doctest::Approx(-std::sqrt(1.5)).epsilon(1e-4));
+}
+
+TEST_CASE("cross_entropy: formula, ignore_index, label smoothing, reductions") {
+  Tensor logits = tensor({{2, 1, 0.1}, {0.5, 2.5, 0.3}, {1, 1, 1}}, kFloat64);
+  Tensor target = from_vector(std::vector<int64_t>{0, 1, 2});
+  auto v = values(logits);
+  std::vector<double> nll(3), smooth(3);
+  for (int r = 0; r < 3; ++r) {
+    double s = 0, sum_logp = 0;
+    for (int c = 0; c < 3; ++c) s += std::exp(v[r * 3 + c]);
+    for (int c = 0; c < 3; ++c) sum_logp += v[r * 3 + c] - std::log(s);
+    nll[r] = std::log(s) - v[r * 3 + r];
+    smooth[r] = 0.9 * nll[r] - 0.1 * sum_logp / 3;
+  }
+  CrossEntropyOptions none;
+  none.reduction = Reduction::None;
+  auto per = values(cross_entropy(logits, target, none));
+  for (int r = 0; r < 3; ++r) CHECK(per[r] == doctest::Approx(nll[r]));
+  CHECK(cross_entropy(logits, target).item() == doctest::Approx((nll[0] + nll[1] + nll[2]) / 3));
+  CrossEntropyOptions ignore;
+  ignore.ignore_index = 1;
+  Tensor t_ign = from_vector(std::vector<int64_t>{0, 1, 2});
+  CHECK(cross_entropy(logits, t_ign, ignore).item() == doctest::Approx((nll[0] + nll[2]) / 2));
+  CrossEntropyOptions ls;
+  ls.label_smoothing = 0.1;
+  ls.reduction = Reduction::Sum;
+  CHECK(cross_entropy(logits, target, ls).item() ==
+        doctest::Approx(smooth[0] + smooth[1] + smooth[2]));
+  // the (N, C, L) layout equals the flattened (N L, C) one
+  Tensor l3 = randn({2, 4, 3}, kFloat64);
+  Tensor t3 = from_vector(std::vector<int64_t>{0, 3, 1, 2, 2, 0}, {2, 3});
+  Tensor flat = l3.permute({0, 2, 1}).reshape({6, 4});
+  CHECK(cross_entropy(l3, t3).item() == doctest::Approx(cross_entropy(flat, t3.reshape({6})).item()));
+}
+
+TEST_CASE("pad: each mode on a known row") {
+  Tensor x = tensor({1, 2, 3, 4});
+  CHECK(values(pad(x, {2, 3}, PadMode::Constant, 0.5)) ==
+        std::vector<double>{0.5, 0.5, 1, 2, 3, 4, 0.5, 0.5, 0.5});
+  CHECK(values(pad(x, {2, 3}, PadMode::Reflect)) == std::vector<double>{3, 2, 1, 2, 3, 4, 3, 2, 1});
+  CHECK(values(pad(x, {2, 3}, PadMode::Symmetric)) ==
+        std::vector<double>{2, 1, 1, 2, 3, 4, 4, 3, 2});
+  CHECK(values(pad(x, {2, 3}, PadMode::Replicate)) ==
+        std::vector<double>{1, 1, 1, 2, 3, 4, 4, 4, 4});
+  CHECK(values(pad(x, {2, 3}, PadMode::Circular)) ==
+        std::vector<double>{3, 4, 1, 2, 3, 4, 1, 2, 3});
+  Tensor m = tensor({{1, 2}, {3, 4}});
+  CHECK(values(pad(m, {0, 1, 1, 0}, PadMode::Replicate)) ==
+        std::vector<double>{1, 2, 2, 1, 2, 2, 3, 4, 4});
+  check_error([&] { pad(x, {4, 0}, PadMode::Reflect); }, {"pad", "reflect", "smaller", "4"});
+}
+
+TEST_CASE("joining, splitting and indexing") {
+  Tensor a = tensor({{1, 2}, {3, 4}}), b = tensor({{5, 6}});
+  CHECK(values(concat({a, b}, 0)) == std::vector<double>{1, 2, 3, 4, 5, 6});
+  CHECK(values(concat({a, a}, -1)) == std::vector<double>{1, 2, 1, 2, 3, 4, 3, 4});
+  Tensor s = stack({a, a}, 1);
+  CHECK(s.shape() == Shape{2, 2, 2});
+  CHECK(values(s) == std::vector<double>{1, 2, 1, 2, 3, 4, 3, 4});
+  auto parts = split(arange(7), 3, 0);
+  REQUIRE(parts.size() == 3);
+  CHECK(values(parts[2]) == std::vector<double>{6});
+  auto ch = chunk(arange(6), 3, 0);
+  REQUIRE(ch.size() == 3);
+  CHECK(values(ch[1]) == std::vector<double>{2, 3});
+  CHECK(ch[1].storage() == ch[0].storage());
+  Tensor idx = from_vector(std::vector<int64_t>{1, 1, 0});
+  CHECK(values(index_select(a, 0, idx)) == std::vector<double>{3, 4, 3, 4, 1, 2});
+  Tensor gi = from_vector(std::vector<int64_t>{1, 0, 0, 0}, {2, 2});
+  CHECK(values(gather(a, 1, gi)) == std::vector<double>{2, 1, 3, 3});
+  CHECK(values(flip(a, {1})) == std::vector<double>{2, 1, 4, 3});
+  CHECK(values(roll(arange(5), {2})) == std::vector<double>{3, 4, 0, 1, 2});
+  CHECK(values(roll(a, {1}, {0})) == std::vector<double>{3, 4, 1, 2});
+  CHECK(values(repeat(tensor({1, 2}), {2, 2})) == std::vector<double>{1, 2, 1, 2, 1, 2, 1, 2});
+  CHECK(repeat(a, {1, 3, 1}).shape() == Shape{1, 6, 2});
+  Tensor emb = embedding(tensor({{0, 0}, {1, 1}, {2, 2}}),
+                         from_vector(std::vector<int32_t>{2, 0}, {1, 2}));
+  CHECK(emb.shape() == Shape{1, 2, 2});
+  CHECK(values(emb) == std::vector<double>{2, 2, 0, 0});
+}
+
+TEST_CASE("dropout: rate, scaling, eval identity, reproducible masks") {
+  Tensor x = ones({100000});
+  manual_seed(3);
+  Tensor y = dropout(x, 0.25);
+  auto v = values(y);
+  int64_t zeros_seen = std::count(v.begin(), v.end(), 0.0);
+  CHECK(std::abs(zeros_seen / 100000.0 - 0.25) < 0.01);
+  CHECK(*std::max_element(v.begin(), v.end()) == doctest::Approx(1 / 0.75));
+  CHECK(dropout(x, 0.25, /*training=*/false).is_same(x));
+  manual_seed(3);
+  CHECK(max_abs_diff(dropout(x, 0.25), y) == 0);
+  CHECK(values(dropout(ones({3}), 1.0)) == std::vector<double>{0, 0, 0});
+}
