@@ -22,7 +22,7 @@ WARN      := -Wall -Wextra -Wpedantic -Wno-unknown-pragmas
 OPT       ?= -O3 -march=x86-64-v3
 CPPFLAGS  := -I. -MMD -MP
 CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
-LDLIBS    := -lz -lm
+LDLIBS    := -lsleef -lz -lm
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
@@ -41,6 +41,7 @@ HAVE_NVCC     := $(shell test -x $(NVCC) && echo 1)
 HAVE_NCCL     := $(shell test -f /usr/local/cuda/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
 HAVE_MPI      := $(shell command -v mpicxx >/dev/null 2>&1 && echo 1)
 HAVE_DOCTEST  := $(shell test -f /usr/include/doctest/doctest.h && echo 1)
+HAVE_SLEEF    := $(shell test -f /usr/include/x86_64-linux-gnu/sleef.h && echo 1)
 
 ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -I$(BLAS_INC)
@@ -63,7 +64,7 @@ ifeq ($(CUDA),1)
 endif
 
 yesno = $(if $(filter 1,$(1)),yes,no)
-$(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
+$(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 
 # ---- sources ---------------------------------------------------------------------------
 LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp)
@@ -77,7 +78,7 @@ TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
 
-DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev \
+DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
                    nlohmann-json3-dev libcli11-dev
 
 .PHONY: all lib test sanitize bench run deps clean help examples

@@ -3,7 +3,7 @@
 #include "backends/cpu/cpu_backend.h"
 
 #ifdef WAVSPA_CUDA
-#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_runtime.h"
 #endif
 
 namespace wavspa {
@@ -11,7 +11,8 @@ namespace wavspa {
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef WAVSPA_CUDA
-  return cuda::cuda_backend(device);
+  throw Error(str("device ", device, ": this build has the CUDA runtime (", cuda::device_count(),
+                  " device(s) visible) but not yet the CUDA kernels"));
 #else
   throw Error(str("device ", device, " is not available: wavspa was built without CUDA ",
                   "(rebuild with `make CUDA=1`)"));

@@ -1,25 +1,72 @@
 #include "core/storage.h"
 
 #include <cstdlib>
-#include <new>
+#include <map>
+#include <mutex>
 
 #include "core/error.h"
 
 namespace wavspa {
 namespace {
 
-// 64-byte alignment: a cache line, and enough for any AVX-512 load.
+// Host memory, 64-byte aligned (a cache line; enough for any AVX-512 load).
+//
+// Large blocks are cached on free and handed out again for the same rounded size. glibc
+// serves big allocations with mmap and returns them with munmap, so without the cache every
+// activation of a training step pays fresh page faults (measured: about a third of a
+// layer_norm backward on a 33 MB tensor).
 class CpuAllocator final : public Allocator {
  public:
+  static constexpr size_t kCacheFrom = size_t(1) << 20;        // blocks of 1 MiB and up
+  static constexpr size_t kCacheLimit = size_t(4) << 30;       // at most 4 GiB kept idle
+
+  ~CpuAllocator() override {
+    for (auto& [size, ptr] : free_) std::free(ptr);
+  }
+
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
-    size_t rounded = (nbytes + 63) / 64 * 64;
+    size_t rounded = round(nbytes);
+    if (rounded >= kCacheFrom) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(rounded);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        cached_ -= rounded;
+        return p;
+      }
+    }
     void* p = std::aligned_alloc(64, rounded);
     WAVSPA_CHECK(p != nullptr, "out of CPU memory allocating ", nbytes, " bytes");
     return p;
   }
-  void deallocate(void* ptr, size_t) override { std::free(ptr); }
+
+  void deallocate(void* ptr, size_t nbytes) override {
+    size_t rounded = round(nbytes);
+    if (rounded >= kCacheFrom) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + rounded <= kCacheLimit) {
+        free_.emplace(rounded, ptr);
+        cached_ += rounded;
+        return;
+      }
+    }
+    std::free(ptr);
+  }
+
   Device device() const override { return Device::cpu(); }
+
+ private:
+  // Small sizes to 64 bytes; from 1 MiB on to whole 64 KiB pages, so near sizes share blocks.
+  static size_t round(size_t n) {
+    size_t r = (n + 63) / 64 * 64;
+    return r >= kCacheFrom ? (r + 65535) / 65536 * 65536 : r;
+  }
+
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0;
 };
 
 CpuAllocator g_cpu_allocator;

@@ -3,6 +3,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
+#include "backends/cpu/vmath.h"
 
 namespace wavspa::cpu {
 namespace {
@@ -12,14 +13,21 @@ constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;   // 1 / sqrt(2 pi)
 constexpr double kGeluCubic = 0.044715;
 
+// Contiguous float32 rows of the hot ops go to these vectorised versions (vmath.h).
+using VecUnary = void (*)(const float*, float*, int64_t);
+using VecBinary = void (*)(const float*, const float*, float*, int64_t);
+
 template <typename T, typename F>
-void map1(const Tensor& x, const Tensor& out, F f) {
+void map1(const Tensor& x, const Tensor& out, F f, VecUnary vec = nullptr) {
   T* o = static_cast<T*>(out.raw_data());
   const T* a = static_cast<const T*>(x.raw_data());
   StridedLoop<2>({out, x}).run([&](const int64_t* off, int64_t n, const int64_t* st) {
     T* po = o + off[0];
     const T* pa = a + off[1];
     if (st[0] == 1 && st[1] == 1) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (vec) return vec(pa, po, n);
+      }
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i]);
     } else {
@@ -29,7 +37,7 @@ void map1(const Tensor& x, const Tensor& out, F f) {
 }
 
 template <typename T, typename F>
-void map2(const Tensor& x, const Tensor& y, const Tensor& out, F f) {
+void map2(const Tensor& x, const Tensor& y, const Tensor& out, F f, VecBinary vec = nullptr) {
   T* o = static_cast<T*>(out.raw_data());
   const T* a = static_cast<const T*>(x.raw_data());
   const T* b = static_cast<const T*>(y.raw_data());
@@ -38,6 +46,9 @@ void map2(const Tensor& x, const Tensor& y, const Tensor& out, F f) {
     const T* pa = a + off[1];
     const T* pb = b + off[2];
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (vec) return vec(pa, pb, po, n);
+      }
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
     } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {  // tensor op scalar-like
@@ -62,23 +73,25 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, double p0, doub
     case UnaryOp::Neg: return map1<T>(x, out, [](T v) { return -v; });
     case UnaryOp::Abs: return map1<T>(x, out, [](T v) { return std::abs(v); });
     case UnaryOp::Sign: return map1<T>(x, out, [](T v) { return T((v > 0) - (v < 0)); });
-    case UnaryOp::Exp: return map1<T>(x, out, [](T v) { return std::exp(v); });
+    case UnaryOp::Exp: return map1<T>(x, out, [](T v) { return std::exp(v); }, vmath::exp);
     case UnaryOp::Log: return map1<T>(x, out, [](T v) { return std::log(v); });
     case UnaryOp::Sqrt: return map1<T>(x, out, [](T v) { return std::sqrt(v); });
     case UnaryOp::Rsqrt: return map1<T>(x, out, [](T v) { return T(1) / std::sqrt(v); });
     case UnaryOp::Sin: return map1<T>(x, out, [](T v) { return std::sin(v); });
     case UnaryOp::Cos: return map1<T>(x, out, [](T v) { return std::cos(v); });
-    case UnaryOp::Tanh: return map1<T>(x, out, [](T v) { return std::tanh(v); });
-    case UnaryOp::Sigmoid: return map1<T>(x, out, [](T v) { return sigmoid(v); });
+    case UnaryOp::Tanh: return map1<T>(x, out, [](T v) { return std::tanh(v); }, vmath::tanh);
+    case UnaryOp::Sigmoid:
+      return map1<T>(x, out, [](T v) { return sigmoid(v); }, vmath::sigmoid);
     case UnaryOp::Relu: return map1<T>(x, out, [](T v) { return v > 0 ? v : T(0); });
     case UnaryOp::GeluErf:
-      return map1<T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))); });
+      return map1<T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))); },
+                     vmath::gelu_erf);
     case UnaryOp::GeluTanh:
       return map1<T>(x, out, [](T v) {
         T inner = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
         return T(0.5) * v * (T(1) + std::tanh(inner));
-      });
-    case UnaryOp::Silu: return map1<T>(x, out, [](T v) { return v * sigmoid(v); });
+      }, vmath::gelu_tanh);
+    case UnaryOp::Silu: return map1<T>(x, out, [](T v) { return v * sigmoid(v); }, vmath::silu);
     case UnaryOp::Elu:
       return map1<T>(x, out, [a](T v) { return v > 0 ? v : a * std::expm1(v); });
     case UnaryOp::Softplus:
@@ -125,14 +138,14 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
         T cdf = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2)));
         T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
         return g * (cdf + v * pdf);
-      });
+      }, vmath::gelu_erf_backward);
     case BinaryOp::GeluTanhBackward:
       return map2<T>(x, y, out, [](T g, T v) {
         T inner = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
         T t = std::tanh(inner);
         T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * v * v);
         return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * dinner);
-      });
+      }, vmath::gelu_tanh_backward);
     case BinaryOp::SiluBackward:
       return map2<T>(x, y, out, [](T g, T v) {
         T s = sigmoid(v);

@@ -4,6 +4,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
+#include "backends/cpu/vmath.h"
 
 namespace wavspa::cpu {
 
@@ -18,9 +19,24 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
       const T* row = in + m * N;
       T* orow = out + m * N;
       T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
       for (int64_t i = 0; i < N; ++i) mx = row[i] > mx ? row[i] : mx;
       if (std::isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf
       double sum = 0;
+      if constexpr (std::is_same_v<T, float>) {
+        // exp into the output row, then normalise it in place (or take logs).
+        sum = vmath::exp_shifted_sum(row, orow, N, mx);
+        if (log) {
+          const T lse = mx + (T)std::log(sum);
+#pragma omp simd
+          for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
+        } else {
+          const T inv = (T)(1.0 / sum);
+#pragma omp simd
+          for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
+        }
+        continue;
+      }
       if (log) {
 #pragma omp simd reduction(+ : sum)
         for (int64_t i = 0; i < N; ++i) sum += std::exp(row[i] - mx);
@@ -118,7 +134,9 @@ void CpuBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, const
     const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
     const T* gy = static_cast<const T*>(grad_y.raw_data());
     const T* in = static_cast<const T*>(x.raw_data());
-    const T* w = weight.defined() ? static_cast<const T*>(weight.raw_data()) : nullptr;
+    // Without a weight, a row of ones keeps the loops below free of branches.
+    std::vector<T> unit_weight(weight.defined() ? 0 : N, T(1));
+    const T* w = weight.defined() ? static_cast<const T*>(weight.raw_data()) : unit_weight.data();
     const T* pm = static_cast<const T*>(mean.raw_data());
     const T* pr = static_cast<const T*>(rstd.raw_data());
     T* gx = static_cast<T*>(grad_x.raw_data());
@@ -126,35 +144,52 @@ void CpuBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, const
     // Per-thread partial sums for dweight/dbias, added up at the end (no atomics).
     const int threads = (M * N >= kParallelGrain) ? num_threads() : 1;
     std::vector<double> part_w(want_wb ? threads * N : 0, 0.0), part_b(part_w.size(), 0.0);
+    // Threads take contiguous row ranges; an idle thread leaves its partials at zero.
 #pragma omp parallel num_threads(threads)
     {
-      const int tid = omp_get_thread_num();
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       double* tw = want_wb ? part_w.data() + tid * N : nullptr;
       double* tb = want_wb ? part_b.data() + tid * N : nullptr;
-#pragma omp for schedule(static)
-      for (int64_t m = 0; m < M; ++m) {
+      // dweight/dbias add up over rows in T for blocks of kBlock rows, then into double:
+      // converting every row to double cost more than the rest of the kernel.
+      constexpr int64_t kBlock = 32;
+      std::vector<T> bw(want_wb ? N : 0, T(0)), bb(bw.size(), T(0));
+      const int64_t m_begin = M * tid / nth, m_end = M * (tid + 1) / nth;
+      for (int64_t m = m_begin; m < m_end; ++m) {
         const T* g = gy + m * N;
         const T* row = in + m * N;
         T* o = gx + m * N;
         const T mu = pm[m], r = pr[m];
-        // dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
+        // dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat)); branch-free loops vectorise.
         double sum_gw = 0, sum_gwx = 0;
+#pragma omp simd reduction(+ : sum_gw, sum_gwx)
         for (int64_t i = 0; i < N; ++i) {
           T xhat = (row[i] - mu) * r;
-          T gw = w ? g[i] * w[i] : g[i];
+          T gw = g[i] * w[i];
           sum_gw += gw;
-          sum_gwx += (double)gw * xhat;
-          if (tw) {
-            tw[i] += (double)g[i] * xhat;
-            tb[i] += g[i];
+          sum_gwx += gw * xhat;
+        }
+        if (want_wb) {
+          T* pw = bw.data();
+          T* pb = bb.data();
+#pragma omp simd
+          for (int64_t i = 0; i < N; ++i) {
+            pw[i] += g[i] * ((row[i] - mu) * r);
+            pb[i] += g[i];
+          }
+          if ((m - m_begin) % kBlock == kBlock - 1 || m + 1 == m_end) {
+            for (int64_t i = 0; i < N; ++i) {
+              tw[i] += pw[i];
+              tb[i] += pb[i];
+              pw[i] = pb[i] = T(0);
+            }
           }
         }
         const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
 #pragma omp simd
         for (int64_t i = 0; i < N; ++i) {
           T xhat = (row[i] - mu) * r;
-          T gw = w ? g[i] * w[i] : g[i];
-          o[i] = r * (gw - a - xhat * c);
+          o[i] = r * (g[i] * w[i] - a - xhat * c);
         }
       }
     }
