@@ -63,6 +63,14 @@ ifeq ($(CUDA),1)
   NVCCFLAGS := -std=c++20 -O3 -arch=sm_90 -I. -DWAVSPA_CUDA -Xcompiler -fopenmp,-Wall
 endif
 
+# Targets that install the packages first and then re-run make need no check here; any
+# other build without OpenBLAS, SLEEF or doctest stops with a hint instead of a compile error.
+ifeq ($(filter deps clean help test sanitize bench run,$(MAKECMDGOALS)),)
+  ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF),11)
+    $(error OpenBLAS (OpenMP build) or SLEEF is missing: run `make deps` first)
+  endif
+endif
+
 yesno = $(if $(filter 1,$(1)),yes,no)
 $(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 
@@ -140,7 +148,7 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-sanitize build-cuda
 
 help:
 	@echo "make            build $(LIB), tools and examples"
@@ -150,6 +158,6 @@ help:
 	@echo "make run        the main job"
 	@echo "make deps       install missing Debian packages"
 	@echo "make clean      remove build outputs"
-	@echo "options: CUDA=0|1 WERROR=0|1 OPENMP=0|1"
+	@echo "options: CUDA=0|1 WERROR=0|1 OPENMP=0|1 SANITIZE=0|1"
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tools/*.d $(BUILD)/obj/examples/*.d)

@@ -82,7 +82,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   auto& meta = impl->autograd;
   if (!meta->grad.defined()) {
     // A private copy: grad_output may be shared with other leaves or with the caller.
-    meta->grad = grad_output.contiguous().clone();
+    meta->grad = grad_output.clone();  // clone() is always contiguous
   } else {
     meta->grad.add_(grad_output);
   }

@@ -1,6 +1,7 @@
 // Counter-based random numbers (Philox 4x32-10, Salmon et al., SC'11).
 //
-// Element i of a random tensor is a pure function of (seed, offset + i): the same seed gives
+// Element i of a random tensor is a pure function of (seed, offset + i / lanes), where a
+// kernel takes `lanes` values (4 uniforms, 2 normals) from each Philox block: the same seed gives
 // the same numbers on every backend, in any thread order. A Generator hands out disjoint
 // counter ranges, so consecutive calls never reuse numbers.
 //

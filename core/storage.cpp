@@ -76,8 +76,8 @@ Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
 
 Allocator& allocator_for(Device device) {
   Allocator* a = g_allocators[static_cast<int>(device.type)];
-  WAVSPA_CHECK(a != nullptr, "no allocator for device ", device,
-               ": wavspa was built without CUDA (rebuild with `make CUDA=1`)");
+  WAVSPA_CHECK(a != nullptr, "no memory allocator for device ", device, ": this build has no ",
+               "backend for it (CUDA tensors need `make CUDA=1` and the CUDA backend)");
   return *a;
 }
 

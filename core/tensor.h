@@ -11,7 +11,8 @@
 // Layering: this header belongs to core/, which knows nothing of backends or autograd.
 // Methods that compute (views that record gradients, contiguous, clone, to, arithmetic)
 // are declared here for convenience and defined in ops/ (ops/tensor_methods.cpp); the
-// autograd methods are defined in autograd/ (autograd/variable.cpp). This is the split
+// autograd methods are defined in autograd/ (autograd/variable.cpp, and backward() in
+// autograd/engine.cpp). This is the split
 // PyTorch makes between TensorBody.h and ATen.
 #pragma once
 

@@ -28,13 +28,13 @@ Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double p0 = 0, d
 }
 
 // A unary op whose backward is a fused kernel grad * f'(saved).
-Tensor unary_fused(UnaryOp op, BinaryOp backward_op, const char* name, const Tensor& x,
-                   bool save_output, double p0 = 0, double p1 = 0) {
+Tensor unary_fused(UnaryOp op, BinaryOp backward_op, const char* name, const char* node,
+                   const Tensor& x, bool save_output, double p0 = 0, double p1 = 0) {
   Tensor out = unary_raw(op, name, x, p0, p1);
   if (autograd::needs_grad({x})) {
     Tensor saved = save_output ? out.detach() : x.detach();
-    autograd::record(name, {x}, out, [saved, backward_op, p0, p1, name](const Tensor& g) {
-      return G{binary_raw(backward_op, name, g, saved, p0, p1)};
+    autograd::record(node, {x}, out, [saved, backward_op, p0, p1, node](const Tensor& g) {
+      return G{binary_raw(backward_op, node, g, saved, p0, p1)};
     });
   }
   return out;
@@ -300,28 +300,28 @@ Tensor cos(const Tensor& x) {
 }
 
 Tensor tanh(const Tensor& x) {
-  return unary_fused(UnaryOp::Tanh, BinaryOp::TanhBackward, "TanhBackward", x, true);
+  return unary_fused(UnaryOp::Tanh, BinaryOp::TanhBackward, "tanh", "TanhBackward", x, true);
 }
 Tensor sigmoid(const Tensor& x) {
-  return unary_fused(UnaryOp::Sigmoid, BinaryOp::SigmoidBackward, "SigmoidBackward", x, true);
+  return unary_fused(UnaryOp::Sigmoid, BinaryOp::SigmoidBackward, "sigmoid", "SigmoidBackward", x, true);
 }
 Tensor relu(const Tensor& x) {
-  return unary_fused(UnaryOp::Relu, BinaryOp::ReluBackward, "ReluBackward", x, false);
+  return unary_fused(UnaryOp::Relu, BinaryOp::ReluBackward, "relu", "ReluBackward", x, false);
 }
 Tensor gelu(const Tensor& x, GeluApprox approximate) {
   if (approximate == GeluApprox::Tanh)
-    return unary_fused(UnaryOp::GeluTanh, BinaryOp::GeluTanhBackward, "GeluBackward", x, false);
-  return unary_fused(UnaryOp::GeluErf, BinaryOp::GeluErfBackward, "GeluBackward", x, false);
+    return unary_fused(UnaryOp::GeluTanh, BinaryOp::GeluTanhBackward, "gelu", "GeluBackward", x, false);
+  return unary_fused(UnaryOp::GeluErf, BinaryOp::GeluErfBackward, "gelu", "GeluBackward", x, false);
 }
 Tensor silu(const Tensor& x) {
-  return unary_fused(UnaryOp::Silu, BinaryOp::SiluBackward, "SiluBackward", x, false);
+  return unary_fused(UnaryOp::Silu, BinaryOp::SiluBackward, "silu", "SiluBackward", x, false);
 }
 Tensor elu(const Tensor& x, double alpha) {
-  return unary_fused(UnaryOp::Elu, BinaryOp::EluBackward, "EluBackward", x, false, alpha);
+  return unary_fused(UnaryOp::Elu, BinaryOp::EluBackward, "elu", "EluBackward", x, false, alpha);
 }
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   WAVSPA_CHECK(beta > 0, "softplus: beta must be positive, got ", beta);
-  return unary_fused(UnaryOp::Softplus, BinaryOp::SoftplusBackward, "SoftplusBackward", x, false,
+  return unary_fused(UnaryOp::Softplus, BinaryOp::SoftplusBackward, "softplus", "SoftplusBackward", x, false,
                      beta, threshold);
 }
 

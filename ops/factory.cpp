@@ -127,6 +127,7 @@ Tensor randint(int64_t lo, int64_t hi, const Shape& shape, DType dtype, Device d
                Generator* gen) {
   WAVSPA_CHECK(lo < hi, "randint: empty range [", lo, ", ", hi, ")");
   Tensor out = Tensor::empty(shape, dtype, device);
+  // two 64-bit draws per Philox block, the same count as normals
   backend_for(device).randint(out, gen_or_default(gen).reserve(philox_counters_normal(out.numel())),
                               lo, hi);
   return out;

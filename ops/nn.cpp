@@ -74,12 +74,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     bool need_w = weight.defined() && weight.requires_grad();
     bool need_b = bias.defined() && bias.requires_grad();
     Tensor sx = xc.detach(), sw = w.defined() ? w.detach() : Tensor();
+    Shape ns = normalized_shape;
     autograd::record("LayerNormBackward", {x, weight, bias}, out,
-                     [sx, sw, mu, rstd, need_w, need_b](const Tensor& g) {
+                     [sx, sw, ns, mu, rstd, need_w, need_b](const Tensor& g) {
       Tensor gc = contiguous_raw(g);
       Tensor gx = empty_like_raw(sx, sx.shape());
-      Tensor gw = need_w ? empty_like_raw(sw, sw.shape()) : Tensor();
-      Tensor gb = need_b ? empty_like_raw(sw, sw.shape()) : Tensor();
+      Tensor gw = need_w ? empty_like_raw(sx, ns) : Tensor();
+      Tensor gb = need_b ? empty_like_raw(sx, ns) : Tensor();
       backend_of(sx).layernorm_backward(gc, sx, sw, mu, rstd, gx, gw, gb);
       return G{gx, gw, gb};
     });

@@ -120,6 +120,8 @@ TEST_CASE("gradcheck: softmax, log_softmax, layer_norm") {
   check_grad([b](const In& x) { return layer_norm(x[0], {b}, x[1], x[2]); }, rn({a, b}),
                   rn({b}), rn({b}));
   check_grad([b](const In& x) { return layer_norm(x[0], {2, b}); }, rn({a, 2, b}));
+  check_grad([b](const In& x) { return layer_norm(x[0], {b}, Tensor(), x[1]); }, rn({a, b}),
+             rn({b}));
   check_grad([a](const In& x) { return layer_norm(x[0].t(), {a}, x[1]); }, rn({a, b}),
                   rn({a}));
 }

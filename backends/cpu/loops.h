@@ -90,7 +90,7 @@ class StridedLoop {
   std::array<Shape, N> strides_;
 };
 
-// Splits [0, n) among the threads of an enclosing parallel region (or runs it all).
+// The number of threads a parallel region will use.
 inline int num_threads() { return omp_get_max_threads(); }
 
 }  // namespace wavspa::cpu

@@ -29,7 +29,9 @@ void CpuBackend::uniform(const Tensor& out, PhiloxState s, double lo, double hi)
     T* o = static_cast<T*>(out.raw_data());
     // unit is in (0, 1]; 1 - unit is in [0, 1), the usual half-open convention.
     for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-      o[i] = (T)(lo + (hi - lo) * (1.0 - uint_to_unit(r[l])));
+      T v = (T)(lo + (hi - lo) * (1.0 - uint_to_unit(r[l])));
+      // In float32, values within half an ulp of hi round up to it: keep [lo, hi) half-open.
+      o[i] = v < (T)hi || !(hi > lo) ? v : std::nextafter((T)hi, (T)lo);
     });
   });
 }
