@@ -39,6 +39,13 @@ enum class BinaryOp {
 
 enum class ReduceOp { Sum, Mean, Max, Min };
 
+// One row of a boundary extension: the sum of up to three weighted source rows (src < 0
+// ends the list). Identity rows have one term with coefficient 1.
+struct ExtendRow {
+  int64_t src[3] = {-1, -1, -1};
+  double coef[3] = {0, 0, 0};
+};
+
 // Row-major C(m x n) = alpha * op(A)(m x k) * op(B)(k x n) + beta * C, as in cblas_?gemm
 // with CblasRowMajor. Leading dimensions and batch strides are in elements.
 struct GemmArgs {
@@ -112,6 +119,27 @@ class Backend {
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target,
                                       const Tensor& grad_losses, int64_t ignore_index,
                                       double label_smoothing, const Tensor& grad_logits) = 0;
+
+  // --- wavelets: dyadic (stride 2) filter banks along the middle dim of contiguous ------
+  // (A, n, C) tensors, channels C innermost. Filters w are (nf, K, Cw) with Cw = C (one
+  // filter per channel) or 1 (shared). Indices outside [0, n) are skipped.
+  // out (A, P, C) row p = sum over rows[p]'s terms of coef * x row src.
+  virtual void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
+                              const Tensor& out) = 0;
+  // The adjoint: grad_x (A, N, C) += rows^T grad_out (grad_x already initialised).
+  virtual void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
+                                       const Tensor& grad_x) = 0;
+  // out (A, nf, L, C): out[a, f, o, c] = sum_k w[f, k, c] * in[a, 2 o + k + start, c].
+  virtual void wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
+                                const Tensor& out) = 0;
+  // The adjoint in `in`: out (A, n, C) += sum_{f,o,k} w[f, k, c] * coeffs[a, f, o, c] placed at
+  // row 2 o + k + start (out already initialised).
+  virtual void wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
+                                 const Tensor& out) = 0;
+  // grad_w (nf, K, Cw) = sum_{a,o} g[a, f, o, c] * in[a, 2 o + k + start, c] (and over c if
+  // Cw == 1): the filter gradient of both analysis and synthesis.
+  virtual void wavelet_filter_grad(const Tensor& g, const Tensor& in, int64_t start,
+                                   const Tensor& grad_w) = 0;
 
   // --- random numbers: element i depends only on (state, i) -----------------------------
   virtual void uniform(const Tensor& out, PhiloxState s, double lo, double hi) = 0;

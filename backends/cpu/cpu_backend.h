@@ -1,6 +1,6 @@
 // The CPU backend: OpenMP loops, OpenBLAS matrix products. One file per kernel family:
 // memory.cpp, elementwise.cpp, reduce.cpp, gemm.cpp, norm.cpp (softmax, layernorm,
-// cross-entropy), index.cpp, random.cpp.
+// cross-entropy), index.cpp, random.cpp, wavelet.cpp.
 #pragma once
 
 #include "backends/backend.h"
@@ -52,6 +52,17 @@ class CpuBackend final : public Backend {
   void cross_entropy_backward(const Tensor& logits, const Tensor& target,
                               const Tensor& grad_losses, int64_t ignore_index,
                               double label_smoothing, const Tensor& grad_logits) override;
+
+  void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
+                      const Tensor& out) override;
+  void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
+                               const Tensor& grad_x) override;
+  void wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
+                        const Tensor& out) override;
+  void wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
+                         const Tensor& out) override;
+  void wavelet_filter_grad(const Tensor& g, const Tensor& in, int64_t start,
+                           const Tensor& grad_w) override;
 
   void uniform(const Tensor& out, PhiloxState s, double lo, double hi) override;
   void normal(const Tensor& out, PhiloxState s, double mean, double std) override;

@@ -1,0 +1,502 @@
+// Wavelet transforms as compositions of four differentiable primitives:
+//   extend    (boundary extension by a mode: a sparse linear map, rows of <= 3 terms),
+//   fold      (its adjoint, used by periodization synthesis),
+//   analysis  (stride-2 correlation with a bank of filters),
+//   synthesis (its adjoint: stride-2 transposed correlation).
+// Each primitive's backward is another primitive, so dwt, idwt, wavedec and waverec get
+// exact gradients for the signal and the filters without code of their own.
+#include "ops/wavelet.h"
+
+#include <cmath>
+#include <map>
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
+#include "ops/shape.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using G = std::vector<Tensor>;
+
+// ---- modes ----------------------------------------------------------------------------
+
+namespace {
+const std::pair<WaveletMode, const char*> kModeNames[] = {
+    {WaveletMode::Zero, "zero"},
+    {WaveletMode::Constant, "constant"},
+    {WaveletMode::Symmetric, "symmetric"},
+    {WaveletMode::Reflect, "reflect"},
+    {WaveletMode::Periodic, "periodic"},
+    {WaveletMode::Smooth, "smooth"},
+    {WaveletMode::Antisymmetric, "antisymmetric"},
+    {WaveletMode::Antireflect, "antireflect"},
+    {WaveletMode::Periodization, "periodization"},
+};
+}  // namespace
+
+WaveletMode wavelet_mode(const std::string& name) {
+  std::string valid;
+  for (auto& [mode, n] : kModeNames) {
+    if (name == n) return mode;
+    valid += valid.empty() ? n : std::string(", ") + n;
+  }
+  throw Error(str("unknown wavelet mode '", name, "'; valid modes: ", valid));
+}
+
+const char* wavelet_mode_name(WaveletMode mode) {
+  for (auto& [m, n] : kModeNames)
+    if (m == mode) return n;
+  return "?";
+}
+
+// ---- named filter banks ---------------------------------------------------------------
+
+namespace {
+
+struct BankEntry {
+  const char* name;
+  bool orthogonal;
+  std::vector<double> dec_lo, dec_hi, rec_lo, rec_hi;
+};
+
+const std::vector<BankEntry>& bank_table() {
+// Each line is WAVSPA_WAVELET(name, orthogonal, {dec_lo}, {dec_hi}, {rec_lo}, {rec_hi}); the
+// braces contain commas, so the macro takes them as one variadic list.
+#define WAVSPA_WAVELET(...) BankEntry{__VA_ARGS__},
+  static const std::vector<BankEntry> table = {
+#include "ops/wavelet_filters.inc"
+  };
+#undef WAVSPA_WAVELET
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> wavelist() {
+  std::vector<std::string> names;
+  for (const auto& e : bank_table()) names.push_back(e.name);
+  return names;
+}
+
+Wavelet::Wavelet(const std::string& wanted) {
+  for (const auto& e : bank_table()) {
+    if (wanted != e.name) continue;
+    name = e.name;
+    orthogonal = e.orthogonal;
+    dec_lo = from_vector(e.dec_lo);
+    dec_hi = from_vector(e.dec_hi);
+    rec_lo = from_vector(e.rec_lo);
+    rec_hi = from_vector(e.rec_hi);
+    return;
+  }
+  throw Error(str("unknown wavelet '", wanted, "'; expected a PyWavelets discrete wavelet name "
+                  "such as haar, db1..db38, sym2..sym20, coif1..coif17, bior2.2, rbio3.5, dmey"));
+}
+
+namespace {
+
+void check_filter(const char* op, const Tensor& f, const char* what) {
+  check_floating(op, f);
+  WAVSPA_CHECK(f.dim() == 1 || f.dim() == 2, op, ": ", what, " must be (F) or (F, C), got ",
+               shape_str(f.shape()));
+  WAVSPA_CHECK(f.shape()[0] >= 2, op, ": ", what, " needs at least 2 taps, got ",
+               shape_str(f.shape()));
+}
+
+// (-1)^(k + offset) along dim 0, shaped to broadcast against a (F) or (F, C) filter.
+Tensor alternating_signs(const Tensor& f, int offset) {
+  const int64_t F = f.shape()[0];
+  std::vector<double> s(F);
+  for (int64_t k = 0; k < F; ++k) s[k] = (k + offset) % 2 == 0 ? 1.0 : -1.0;
+  Tensor t = from_vector(s).to(f.dtype()).to(f.device());
+  return f.dim() == 2 ? t.unsqueeze(1) : t;
+}
+
+}  // namespace
+
+Wavelet Wavelet::orthogonal_from(const Tensor& dec_lo) {
+  check_filter("Wavelet::orthogonal_from", dec_lo, "dec_lo");
+  WAVSPA_CHECK(dec_lo.shape()[0] % 2 == 0, "Wavelet::orthogonal_from: an orthogonal filter "
+               "needs an even length, got ", dec_lo.shape()[0]);
+  Wavelet w;
+  w.name = "custom";
+  w.orthogonal = true;
+  w.dec_lo = dec_lo;
+  w.rec_lo = flip(dec_lo, {0});
+  w.rec_hi = mul(dec_lo, alternating_signs(dec_lo, 0));
+  w.dec_hi = mul(w.rec_lo, alternating_signs(dec_lo, 1));
+  return w;
+}
+
+Wavelet Wavelet::biorthogonal(const Tensor& dec_lo, const Tensor& dec_hi, const Tensor& rec_lo,
+                              const Tensor& rec_hi) {
+  const char* op = "Wavelet::biorthogonal";
+  check_filter(op, dec_lo, "dec_lo");
+  for (const Tensor* f : {&dec_hi, &rec_lo, &rec_hi}) {
+    check_filter(op, *f, "filter");
+    WAVSPA_CHECK(f->shape() == dec_lo.shape(), op, ": all four filters need dec_lo's shape ",
+                 shape_str(dec_lo.shape()), ", got ", shape_str(f->shape()));
+  }
+  Wavelet w;
+  w.name = "custom";
+  w.dec_lo = dec_lo;
+  w.dec_hi = dec_hi;
+  w.rec_lo = rec_lo;
+  w.rec_hi = rec_hi;
+  return w;
+}
+
+int64_t dwt_max_level(int64_t n, int64_t filter_len) {
+  WAVSPA_CHECK(n >= 0 && filter_len >= 1, "dwt_max_level: need n >= 0 and filter_len >= 1, got ",
+               n, " and ", filter_len);
+  if (filter_len <= 1 || n < filter_len - 1) return 0;
+  return (int64_t)std::floor(std::log2((double)n / (double)(filter_len - 1)));
+}
+
+int64_t dwt_coeff_len(int64_t n, int64_t filter_len, WaveletMode mode) {
+  WAVSPA_CHECK(n >= 1 && filter_len >= 1, "dwt_coeff_len: need n >= 1 and filter_len >= 1, got ",
+               n, " and ", filter_len);
+  if (mode == WaveletMode::Periodization) return (n + 1) / 2;
+  return (n + filter_len - 1) / 2;
+}
+
+// ---- the four primitives ----------------------------------------------------------------
+
+namespace {
+
+// The source terms of extended sample n (any integer) of a signal of length N.
+ExtendRow extension_row(WaveletMode mode, int64_t N, int64_t n) {
+  ExtendRow r;
+  auto one = [&](int64_t i, double c) { r.src[0] = i; r.coef[0] = c; };
+  auto floor_mod = [](int64_t a, int64_t m) { return ((a % m) + m) % m; };
+  if (n >= 0 && n < N) {
+    one(n, 1.0);
+    return r;
+  }
+  switch (mode) {
+    case WaveletMode::Zero: break;
+    case WaveletMode::Constant: one(n < 0 ? 0 : N - 1, 1.0); break;
+    case WaveletMode::Periodic: one(floor_mod(n, N), 1.0); break;
+    case WaveletMode::Periodization: one(floor_mod(n, N), 1.0); break;  // N already even
+    case WaveletMode::Symmetric: {  // ... x1 x0 | x0 x1 ... x(N-1) | x(N-1) x(N-2) ...
+      int64_t m = floor_mod(n, 2 * N);
+      one(m < N ? m : 2 * N - 1 - m, 1.0);
+      break;
+    }
+    case WaveletMode::Reflect: {  // ... x2 x1 | x0 x1 ... x(N-1) | x(N-2) ...
+      if (N == 1) { one(0, 1.0); break; }
+      int64_t m = floor_mod(n, 2 * N - 2);
+      one(m < N ? m : 2 * N - 2 - m, 1.0);
+      break;
+    }
+    case WaveletMode::Antisymmetric: {  // ... -x1 -x0 | x0 ... x(N-1) | -x(N-1) ...
+      int64_t m = floor_mod(n, 2 * N);
+      if (m < N) one(m, 1.0);
+      else one(2 * N - 1 - m, -1.0);
+      break;
+    }
+    case WaveletMode::Smooth: {  // linear continuation of the first / last difference
+      if (N == 1) { one(0, 1.0); break; }
+      if (n < 0) {  // x0 + n (x1 - x0)
+        r.src[0] = 0; r.coef[0] = 1.0 - (double)n;
+        r.src[1] = 1; r.coef[1] = (double)n;
+      } else {      // x(N-1) + (n - N + 1) (x(N-1) - x(N-2))
+        double k = (double)(n - N + 1);
+        r.src[0] = N - 1; r.coef[0] = 1.0 + k;
+        r.src[1] = N - 2; r.coef[1] = -k;
+      }
+      break;
+    }
+    case WaveletMode::Antireflect: {
+      // Point symmetry about each end sample: x(-k) = 2 x0 - x(k). Two such reflections
+      // are a shift by 2 (N - 1) that adds 2 (x(N-1) - x0) each time.
+      if (N == 1) { one(0, 1.0); break; }
+      const int64_t period = 2 * N - 2;
+      int64_t m = floor_mod(n, period), q = (n - m) / period;
+      // base value at m in [0, period)
+      int t = 0;
+      if (m < N) {
+        r.src[t] = m; r.coef[t++] = 1.0;
+      } else {  // 2 x(N-1) - x(2N-2-m)
+        r.src[t] = N - 1; r.coef[t++] = 2.0;
+        r.src[t] = 2 * N - 2 - m; r.coef[t++] = -1.0;
+      }
+      if (q != 0) {  // + 2 q (x(N-1) - x0), merged into existing terms
+        auto add = [&](int64_t i, double c) {
+          for (int u = 0; u < t; ++u)
+            if (r.src[u] == i) { r.coef[u] += c; return; }
+          r.src[t] = i; r.coef[t++] = c;
+        };
+        add(N - 1, 2.0 * (double)q);
+        add(0, -2.0 * (double)q);
+      }
+      break;
+    }
+  }
+  return r;
+}
+
+// Rows for positions -left .. -left + total - 1 of the extended signal.
+std::vector<ExtendRow> extension_rows(WaveletMode mode, int64_t N, int64_t left, int64_t total) {
+  std::vector<ExtendRow> rows(total);
+  for (int64_t p = 0; p < total; ++p) rows[p] = extension_row(mode, N, p - left);
+  return rows;
+}
+
+Tensor fold_raw(const Tensor& y, const std::vector<ExtendRow>& rows, int64_t n);
+
+// x (A, N, C) -> (A, rows.size(), C)
+Tensor extend_raw(const Tensor& x, const std::vector<ExtendRow>& rows) {
+  Tensor out = Tensor::empty({x.shape()[0], (int64_t)rows.size(), x.shape()[2]}, x.dtype(),
+                             x.device());
+  backend_of(x).wavelet_extend(x, rows, out);
+  return out;
+}
+
+Tensor extend(const Tensor& x, std::vector<ExtendRow> rows) {
+  Tensor xc = contiguous_raw(x);
+  Tensor out = extend_raw(xc, rows);
+  if (autograd::needs_grad({x})) {
+    const int64_t n = x.shape()[1];
+    autograd::record("WaveletExtendBackward", {x}, out, [rows, n](const Tensor& g) {
+      return G{fold_raw(contiguous_raw(g), rows, n)};
+    });
+  }
+  return out;
+}
+
+// y (A, P, C) -> (A, n, C): the adjoint of extend_raw.
+Tensor fold_raw(const Tensor& y, const std::vector<ExtendRow>& rows, int64_t n) {
+  Tensor out = zeros_raw({y.shape()[0], n, y.shape()[2]}, y.dtype(), y.device());
+  backend_of(y).wavelet_extend_backward(y, rows, out);
+  return out;
+}
+
+Tensor fold(const Tensor& y, std::vector<ExtendRow> rows, int64_t n) {
+  Tensor out = fold_raw(contiguous_raw(y), rows, n);
+  if (autograd::needs_grad({y})) {
+    autograd::record("WaveletFoldBackward", {y}, out, [rows](const Tensor& g) {
+      return G{extend_raw(contiguous_raw(g), rows)};
+    });
+  }
+  return out;
+}
+
+Tensor analysis_raw(const Tensor& in, const Tensor& w, int64_t start, int64_t L) {
+  Tensor out = Tensor::empty({in.shape()[0], w.shape()[0], L, in.shape()[2]}, in.dtype(),
+                             in.device());
+  backend_of(in).wavelet_analysis(in, w, start, out);
+  return out;
+}
+
+Tensor synthesis_raw(const Tensor& c, const Tensor& w, int64_t start, int64_t n) {
+  Tensor out = zeros_raw({c.shape()[0], n, c.shape()[3]}, c.dtype(), c.device());
+  backend_of(c).wavelet_synthesis(c, w, start, out);
+  return out;
+}
+
+Tensor filter_grad_raw(const Tensor& g, const Tensor& in, int64_t start, const Shape& w_shape) {
+  Tensor gw = Tensor::empty(w_shape, g.dtype(), g.device());
+  backend_of(g).wavelet_filter_grad(g, in, start, gw);
+  return gw;
+}
+
+// in (A, n, C), w (nf, K, Cw) -> (A, nf, L, C)
+Tensor analysis(const Tensor& in, const Tensor& w, int64_t start, int64_t L) {
+  Tensor ic = contiguous_raw(in), wc = contiguous_raw(w);
+  Tensor out = analysis_raw(ic, wc, start, L);
+  if (autograd::needs_grad({in, w})) {
+    Tensor si = ic.detach(), sw = wc.detach();
+    bool need_in = in.requires_grad(), need_w = w.requires_grad();
+    autograd::record("WaveletAnalysisBackward", {in, w}, out,
+                     [si, sw, start, need_in, need_w](const Tensor& g) {
+      Tensor gc = contiguous_raw(g);
+      return G{need_in ? synthesis_raw(gc, sw, start, si.shape()[1]) : Tensor(),
+               need_w ? filter_grad_raw(gc, si, start, sw.shape()) : Tensor()};
+    });
+  }
+  return out;
+}
+
+// c (A, nf, L, C), w (nf, K, Cw) -> (A, n, C)
+Tensor synthesis(const Tensor& c, const Tensor& w, int64_t start, int64_t n) {
+  Tensor cc = contiguous_raw(c), wc = contiguous_raw(w);
+  Tensor out = synthesis_raw(cc, wc, start, n);
+  if (autograd::needs_grad({c, w})) {
+    Tensor sc = cc.detach(), sw = wc.detach();
+    bool need_c = c.requires_grad(), need_w = w.requires_grad();
+    const int64_t L = c.shape()[2];
+    autograd::record("WaveletSynthesisBackward", {c, w}, out,
+                     [sc, sw, start, L, need_c, need_w](const Tensor& g) {
+      Tensor gc = contiguous_raw(g);
+      return G{need_c ? analysis_raw(gc, sw, start, L) : Tensor(),
+               need_w ? filter_grad_raw(sc, gc, start, sw.shape()) : Tensor()};
+    });
+  }
+  return out;
+}
+
+// ---- shapes ----------------------------------------------------------------------------
+
+// x viewed as (A, N, C) around `axis`.
+struct AxisView {
+  Shape shape;  // x's shape
+  int64_t axis, A, N, C;
+};
+
+AxisView axis_view(const char* op, const Tensor& x, int64_t axis) {
+  check_floating(op, x);
+  WAVSPA_CHECK(x.dim() >= 1, op, ": needs at least a 1-D signal, got a 0-d tensor");
+  AxisView v;
+  v.shape = x.shape();
+  v.axis = wrap_dim(axis, x.dim(), op);
+  v.A = 1;
+  v.C = 1;
+  for (int64_t d = 0; d < v.axis; ++d) v.A *= v.shape[d];
+  for (int64_t d = v.axis + 1; d < x.dim(); ++d) v.C *= v.shape[d];
+  v.N = v.shape[v.axis];
+  return v;
+}
+
+Tensor to_3d(const Tensor& x, const AxisView& v) { return x.reshape({v.A, v.N, v.C}); }
+
+Tensor from_3d(const Tensor& t, const AxisView& v) {
+  Shape s = v.shape;
+  s[v.axis] = t.shape()[1];
+  return t.reshape(s);
+}
+
+// Filters as the kernels want them: (nf, F, Cw), cast to the signal's dtype and device,
+// with a per-channel count checked against the signal's channels.
+Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const AxisView& v,
+                   const Tensor& like, bool reverse) {
+  std::vector<Tensor> parts;
+  for (const Tensor& f0 : filters) {
+    check_filter(op, f0, "filter");
+    WAVSPA_CHECK(f0.shape() == filters[0].shape(), op, ": filters of one bank differ in shape: ",
+                 shape_str(filters[0].shape()), " and ", shape_str(f0.shape()));
+    Tensor f = f0.to(like.dtype()).to(like.device());
+    if (f.dim() == 2) {
+      WAVSPA_CHECK(f.shape()[1] == v.C, op, ": per-channel filters ", shape_str(f.shape()),
+                   " need one column per channel, but the signal has ", v.C,
+                   " channels (the product of the dims after axis ", v.axis, " of ",
+                   shape_str(v.shape), ")");
+    } else {
+      f = f.unsqueeze(1);
+    }
+    parts.push_back(reverse ? flip(f, {0}) : f);
+  }
+  return stack(parts, 0);
+}
+
+}  // namespace
+
+// ---- the transforms ---------------------------------------------------------------------
+
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMode mode,
+                              int64_t axis) {
+  const char* op = "dwt";
+  AxisView v = axis_view(op, x, axis);
+  WAVSPA_CHECK(v.N >= 1, op, ": the signal is empty along axis ", v.axis);
+  WAVSPA_CHECK(wavelet.dec_lo.defined(), op, ": the wavelet has no filters");
+  const int64_t F = wavelet.filter_length();
+  // cA[o] = sum_j dec_lo[j] x_ext[2 o + 1 - j] (pywt's convolution), computed as a
+  // correlation with the reversed filter over the extended signal.
+  Tensor w = filter_bank(op, {wavelet.dec_lo, wavelet.dec_hi}, v, x, /*reverse=*/true);
+  Tensor x3 = to_3d(x, v);
+  Tensor coeffs;
+  if (mode == WaveletMode::Periodization) {
+    // An odd signal first repeats its last sample; then it is periodic with period Np.
+    const int64_t Np = v.N + v.N % 2, L = Np / 2, left = F / 2 - 1;
+    std::vector<ExtendRow> rows(2 * L + F - 2);
+    for (int64_t p = 0; p < (int64_t)rows.size(); ++p) {
+      int64_t m = (((p - left) % Np) + Np) % Np;
+      rows[p].src[0] = std::min(m, v.N - 1);
+      rows[p].coef[0] = 1.0;
+    }
+    coeffs = analysis(extend(x3, rows), w, 0, L);
+  } else {
+    const int64_t L = (v.N + F - 1) / 2;
+    coeffs = analysis(extend(x3, extension_rows(mode, v.N, F - 1, v.N + 2 * F - 2)), w, 1, L);
+  }
+  return {from_3d(coeffs.select(1, 0), v), from_3d(coeffs.select(1, 1), v)};
+}
+
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletMode mode,
+            int64_t axis) {
+  const char* op = "idwt";
+  check_same(op, cA, cD);
+  WAVSPA_CHECK(cA.shape() == cD.shape(), op, ": cA ", shape_str(cA.shape()), " and cD ",
+               shape_str(cD.shape()), " must have the same shape");
+  AxisView v = axis_view(op, cA, axis);
+  WAVSPA_CHECK(wavelet.rec_lo.defined(), op, ": the wavelet has no filters");
+  const int64_t F = wavelet.filter_length(), L = v.N;
+  WAVSPA_CHECK(L >= 1, op, ": empty coefficients along axis ", v.axis);
+  Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false);
+  Tensor c = stack({to_3d(cA, v), to_3d(cD, v)}, 1);  // (A, 2, L, C)
+  Tensor out;
+  if (mode == WaveletMode::Periodization) {
+    // The adjoint pattern of periodization analysis: synthesise on the unwrapped axis, then
+    // wrap it around the period 2 L.
+    const int64_t n = 2 * L, left = F / 2 - 1;
+    std::vector<ExtendRow> rows(2 * L + F - 2);
+    for (int64_t p = 0; p < (int64_t)rows.size(); ++p) {
+      rows[p].src[0] = (((p - left) % n) + n) % n;
+      rows[p].coef[0] = 1.0;
+    }
+    out = fold(synthesis(c, w, 0, (int64_t)rows.size()), rows, n);
+  } else {
+    // x[n] = sum_o cA[o] rec_lo[n - 2 o + F - 2] + cD[o] rec_hi[...], n < 2 L - F + 2
+    const int64_t n = 2 * L - F + 2;
+    WAVSPA_CHECK(n >= 1, op, ": ", L, " coefficients are too few for a filter of length ", F,
+                 " in mode ", wavelet_mode_name(mode), " (need at least ", F / 2, ")");
+    out = synthesis(c, w, 2 - F, n);
+  }
+  return from_3d(out, v);
+}
+
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t level,
+                            WaveletMode mode, int64_t axis) {
+  AxisView v = axis_view("wavedec", x, axis);
+  WAVSPA_CHECK(wavelet.dec_lo.defined(), "wavedec: the wavelet has no filters");
+  WAVSPA_CHECK(level != 0, "wavedec: level must be >= 1 (or -1 for dwt_max_level), got 0");
+  if (level < 0) level = dwt_max_level(v.N, wavelet.filter_length());
+  std::vector<Tensor> details;
+  Tensor a = x;
+  for (int64_t i = 0; i < level; ++i) {
+    auto [cA, cD] = dwt(a, wavelet, mode, v.axis);
+    details.push_back(cD);
+    a = cA;
+  }
+  std::vector<Tensor> out{a};
+  out.insert(out.end(), details.rbegin(), details.rend());
+  return out;
+}
+
+Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, WaveletMode mode,
+               int64_t axis, int64_t length) {
+  WAVSPA_CHECK(!coeffs.empty(), "waverec: needs at least one coefficient array");
+  check_defined("waverec", coeffs[0], "coefficient 0");
+  const int64_t ax = wrap_dim(axis, coeffs[0].dim(), "waverec");
+  Tensor a = coeffs[0];
+  for (size_t i = 1; i < coeffs.size(); ++i) {
+    const Tensor& d = coeffs[i];
+    check_defined("waverec", d, "detail coefficient");
+    // pywt's rule: an approximation one longer than the detail drops its last sample.
+    if (a.shape()[ax] == d.shape()[ax] + 1) a = a.narrow(ax, 0, d.shape()[ax]);
+    WAVSPA_CHECK(a.shape() == d.shape(), "waverec: coefficient ", i, " has shape ",
+                 shape_str(d.shape()), " but the approximation reconstructed so far has ",
+                 shape_str(a.shape()), " (lengths along axis ", ax, " must match)");
+    a = idwt(a, d, wavelet, mode, ax);
+  }
+  if (length >= 0) {
+    WAVSPA_CHECK(length <= a.shape()[ax], "waverec: cannot trim to length ", length,
+                 ": the reconstruction has only ", a.shape()[ax]);
+    a = a.narrow(ax, 0, length);
+  }
+  return a;
+}
+
+}  // namespace wavspa
