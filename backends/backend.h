@@ -132,8 +132,8 @@ class Backend {
   // out (A, nf, L, C): out[a, f, o, c] = sum_k w[f, k, c] * in[a, 2 o + k + start, c].
   virtual void wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
                                 const Tensor& out) = 0;
-  // The adjoint in `in`: out (A, n, C) += sum_{f,o,k} w[f, k, c] * coeffs[a, f, o, c] placed at
-  // row 2 o + k + start (out already initialised).
+  // The adjoint in `in`: out (A, n, C) row r = sum over f and the (o, k) with
+  // 2 o + k + start = r of w[f, k, c] * coeffs[a, f, o, c]. Every row is written.
   virtual void wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
                                  const Tensor& out) = 0;
   // grad_w (nf, K, Cw) = sum_{a,o} g[a, f, o, c] * in[a, 2 o + k + start, c] (and over c if

@@ -292,7 +292,7 @@ Tensor analysis_raw(const Tensor& in, const Tensor& w, int64_t start, int64_t L)
 }
 
 Tensor synthesis_raw(const Tensor& c, const Tensor& w, int64_t start, int64_t n) {
-  Tensor out = zeros_raw({c.shape()[0], n, c.shape()[3]}, c.dtype(), c.device());
+  Tensor out = Tensor::empty({c.shape()[0], n, c.shape()[3]}, c.dtype(), c.device());
   backend_of(c).wavelet_synthesis(c, w, start, out);
   return out;
 }
@@ -495,6 +495,190 @@ Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, Wavele
     WAVSPA_CHECK(length <= a.shape()[ax], "waverec: cannot trim to length ", length,
                  ": the reconstruction has only ", a.shape()[ax]);
     a = a.narrow(ax, 0, length);
+  }
+  return a;
+}
+
+// ---- filter-tensor forms ------------------------------------------------------------------
+
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Tensor& dec_lo, WaveletMode mode,
+                              int64_t axis) {
+  return dwt(x, Wavelet::orthogonal_from(dec_lo), mode, axis);
+}
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Tensor& dec_lo, WaveletMode mode,
+            int64_t axis) {
+  return idwt(cA, cD, Wavelet::orthogonal_from(dec_lo), mode, axis);
+}
+std::vector<Tensor> wavedec(const Tensor& x, const Tensor& dec_lo, int64_t level,
+                            WaveletMode mode, int64_t axis) {
+  return wavedec(x, Wavelet::orthogonal_from(dec_lo), level, mode, axis);
+}
+Tensor waverec(const std::vector<Tensor>& coeffs, const Tensor& dec_lo, WaveletMode mode,
+               int64_t axis, int64_t length) {
+  return waverec(coeffs, Wavelet::orthogonal_from(dec_lo), mode, axis, length);
+}
+
+// ---- lattice ------------------------------------------------------------------------------
+
+Tensor lattice_filter(const Tensor& theta) {
+  check_floating("lattice_filter", theta);
+  WAVSPA_CHECK(theta.dim() == 1 || theta.dim() == 2, "lattice_filter: angles must be (K) or "
+               "(K, C), got ", shape_str(theta.shape()));
+  const int64_t K = theta.shape()[0];
+  WAVSPA_CHECK(K >= 1, "lattice_filter: needs at least one angle");
+  Tensor c = cos(theta), s = sin(theta);
+  // The four polyphase polynomials, coefficients along dim 0 (powers of z^-1).
+  Tensor e00 = c.narrow(0, 0, 1), e01 = s.narrow(0, 0, 1);
+  Tensor e10 = neg(s.narrow(0, 0, 1)), e11 = c.narrow(0, 0, 1);
+  for (int64_t i = 1; i < K; ++i) {
+    // diag(1, z^-1): delay the second row by one coefficient, pad the first at the end
+    Tensor zero = zeros_like(e00.narrow(0, 0, 1));
+    Tensor r0a = concat({e00, zero}, 0), r0b = concat({e01, zero}, 0);
+    Tensor r1a = concat({zero, e10}, 0), r1b = concat({zero, e11}, 0);
+    // then the rotation R(theta_i) = [[c, s], [-s, c]] mixes the rows
+    Tensor ci = c.narrow(0, i, 1), si = s.narrow(0, i, 1);
+    e00 = add(mul(ci, r0a), mul(si, r1a));
+    e01 = add(mul(ci, r0b), mul(si, r1b));
+    e10 = sub(mul(ci, r1a), mul(si, r0a));
+    e11 = sub(mul(ci, r1b), mul(si, r0b));
+  }
+  // h[2n] = E00[n], h[2n + 1] = E01[n]
+  Shape out_shape = theta.shape();
+  out_shape[0] = 2 * K;
+  return stack({e00, e01}, 1).reshape(out_shape);
+}
+
+// ---- lifting ------------------------------------------------------------------------------
+
+namespace {
+
+// sum_k f[k] * v[n + k + offset] for n in [0, n_out), v (A, n, C) extended symmetrically.
+Tensor lifting_filter(const char* op, const Tensor& v, const Tensor& f, int64_t offset,
+                      int64_t n_out, int64_t channels) {
+  check_filter(op, f, "lifting filter");
+  const int64_t K = f.shape()[0], n = v.shape()[1];
+  if (f.dim() == 2)
+    WAVSPA_CHECK(f.shape()[1] == channels, op, ": per-channel lifting filter ",
+                 shape_str(f.shape()), " needs ", channels, " columns");
+  Tensor fk = f.to(v.dtype()).to(v.device());
+  const int64_t left = std::max<int64_t>(0, -offset);
+  const int64_t total = left + std::max<int64_t>(n_out + K - 1 + offset, n) + 1;
+  Tensor ext = extend(v, extension_rows(WaveletMode::Symmetric, n, left, total));
+  Tensor acc;
+  for (int64_t k = 0; k < K; ++k) {
+    Tensor term = mul(ext.narrow(1, left + k + offset, n_out), fk.select(0, k));
+    acc = acc.defined() ? add(acc, term) : term;
+  }
+  return acc;
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict,
+                                          const Tensor& update, int64_t axis) {
+  const char* op = "lifting_forward";
+  AxisView v = axis_view(op, x, axis);
+  WAVSPA_CHECK(v.N >= 2, op, ": needs at least 2 samples along axis ", v.axis, ", got ", v.N);
+  Tensor x3 = to_3d(x, v);
+  const int64_t ne = (v.N + 1) / 2, no = v.N / 2;
+  Tensor even = x3.slice(1, 0, v.N, 2), odd = x3.slice(1, 1, v.N, 2);
+  const int64_t P = predict.defined() ? predict.shape()[0] : 0;
+  const int64_t U = update.defined() ? update.shape()[0] : 0;
+  Tensor d = sub(odd, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, v.C));
+  Tensor s = add(even, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, v.C));
+  return {from_3d(s, v), from_3d(d, v)};
+}
+
+Tensor lifting_inverse(const Tensor& approx, const Tensor& detail, const Tensor& predict,
+                       const Tensor& update, int64_t axis) {
+  const char* op = "lifting_inverse";
+  check_same(op, approx, detail);
+  AxisView va = axis_view(op, approx, axis), vd = axis_view(op, detail, axis);
+  WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op,
+               ": approx ", shape_str(approx.shape()), " and detail ", shape_str(detail.shape()),
+               " do not come from one signal (approx has as many or one more samples)");
+  Tensor s = to_3d(approx, va), d = to_3d(detail, vd);
+  const int64_t ne = va.N, no = vd.N, n = ne + no;
+  const int64_t P = predict.shape()[0], U = update.shape()[0];
+  Tensor even = sub(s, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, va.C));
+  Tensor odd = add(d, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, va.C));
+  // interleave: even samples at 2n, odd at 2n + 1
+  Tensor padded_odd = no < ne ? concat({odd, zeros_like(even.narrow(1, 0, 1))}, 1) : odd;
+  Tensor both = stack({even, padded_odd}, 2).reshape({va.A, 2 * ne, va.C}).narrow(1, 0, n);
+  AxisView out = va;
+  return from_3d(both, out);
+}
+
+std::pair<Tensor, Tensor> legall53_forward(const Tensor& x, int64_t axis) {
+  return lifting_forward(x, tensor({0.5, 0.5}, x.dtype(), x.device()),
+                         tensor({0.25, 0.25}, x.dtype(), x.device()), axis);
+}
+
+Tensor legall53_inverse(const Tensor& approx, const Tensor& detail, int64_t axis) {
+  return lifting_inverse(approx, detail, tensor({0.5, 0.5}, approx.dtype(), approx.device()),
+                         tensor({0.25, 0.25}, approx.dtype(), approx.device()), axis);
+}
+
+// ---- 2-D ----------------------------------------------------------------------------------
+
+namespace {
+std::pair<int64_t, int64_t> check_axes(const char* op, const Tensor& x,
+                                       std::pair<int64_t, int64_t> axes) {
+  check_defined(op, x);
+  int64_t a0 = wrap_dim(axes.first, x.dim(), op), a1 = wrap_dim(axes.second, x.dim(), op);
+  WAVSPA_CHECK(a0 != a1, op, ": the two axes must differ, got ", axes.first, " and ", axes.second);
+  return {a0, a1};
+}
+}  // namespace
+
+Coeffs2 dwt2(const Tensor& x, const Wavelet& wavelet, WaveletMode mode,
+             std::pair<int64_t, int64_t> axes_in) {
+  auto [a0, a1] = check_axes("dwt2", x, axes_in);
+  auto [lo, hi] = dwt(x, wavelet, mode, a0);
+  auto [aa, ad] = dwt(lo, wavelet, mode, a1);
+  auto [da, dd] = dwt(hi, wavelet, mode, a1);
+  return {aa, da, ad, dd};
+}
+
+Tensor idwt2(const Coeffs2& c, const Wavelet& wavelet, WaveletMode mode,
+             std::pair<int64_t, int64_t> axes_in) {
+  auto [a0, a1] = check_axes("idwt2", c.cA, axes_in);
+  for (const Tensor* t : {&c.cH, &c.cV, &c.cD})
+    WAVSPA_CHECK(t->defined() && t->shape() == c.cA.shape(), "idwt2: detail of shape ",
+                 t->defined() ? shape_str(t->shape()) : "undefined", " differs from cA's ",
+                 shape_str(c.cA.shape()));
+  Tensor lo = idwt(c.cA, c.cV, wavelet, mode, a1);
+  Tensor hi = idwt(c.cH, c.cD, wavelet, mode, a1);
+  return idwt(lo, hi, wavelet, mode, a0);
+}
+
+Decomposition2 wavedec2(const Tensor& x, const Wavelet& wavelet, int64_t level, WaveletMode mode,
+                        std::pair<int64_t, int64_t> axes_in) {
+  auto [a0, a1] = check_axes("wavedec2", x, axes_in);
+  WAVSPA_CHECK(level != 0, "wavedec2: level must be >= 1 (or -1 for the maximum), got 0");
+  if (level < 0)
+    level = std::min(dwt_max_level(x.shape()[a0], wavelet.filter_length()),
+                     dwt_max_level(x.shape()[a1], wavelet.filter_length()));
+  Decomposition2 out;
+  Tensor a = x;
+  for (int64_t i = 0; i < level; ++i) {
+    Coeffs2 c = dwt2(a, wavelet, mode, {a0, a1});
+    out.details.insert(out.details.begin(), Details2{c.cH, c.cV, c.cD});
+    a = c.cA;
+  }
+  out.cA = a;
+  return out;
+}
+
+Tensor waverec2(const Decomposition2& d, const Wavelet& wavelet, WaveletMode mode,
+                std::pair<int64_t, int64_t> axes_in) {
+  auto [a0, a1] = check_axes("waverec2", d.cA, axes_in);
+  Tensor a = d.cA;
+  for (const Details2& det : d.details) {
+    // pywt's rule per axis: an approximation one longer than the details drops its last row
+    for (int64_t ax : {a0, a1})
+      if (a.shape()[ax] == det.cH.shape()[ax] + 1) a = a.narrow(ax, 0, det.cH.shape()[ax]);
+    a = idwt2({a, det.cH, det.cV, det.cD}, wavelet, mode, {a0, a1});
   }
   return a;
 }

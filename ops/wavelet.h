@@ -78,4 +78,65 @@ std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t lev
 Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
                WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
 
+// The same transforms with a filter tensor in place of a named wavelet: `dec_lo` of shape
+// (F) or (F, C) defines an orthogonal bank (Wavelet::orthogonal_from).
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Tensor& dec_lo,
+                              WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1);
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Tensor& dec_lo,
+            WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1);
+std::vector<Tensor> wavedec(const Tensor& x, const Tensor& dec_lo, int64_t level = -1,
+                            WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1);
+Tensor waverec(const std::vector<Tensor>& coeffs, const Tensor& dec_lo,
+               WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
+
+// ---- learnable parametrizations that keep perfect reconstruction ------------------------
+
+// The orthogonal lattice: K angles (shape (K) or (K, C)) give an orthonormal low-pass
+// filter of length F = 2K whose even shifts are orthogonal, for any angles. The polyphase
+// matrix is R(theta_{K-1}) diag(1, z^-1) ... diag(1, z^-1) R(theta_0), a product of
+// rotations and delays, hence paraunitary. Differentiable in theta; use it with
+// Wavelet::orthogonal_from. (theta summing to pi/4 makes the DC gain sqrt(2).)
+Tensor lattice_filter(const Tensor& theta);
+
+// The lifting scheme along `axis`: split x into even and odd samples, then
+//   detail d[n] = odd[n]  - sum_k predict[k] * even[n + k - (P/2 - 1)]
+//   approx s[n] = even[n] + sum_k update[k]  * d[n + k - U/2]
+// with symmetric extension at the ends. Any predict/update filters ((P) or (P, C)) give
+// perfect reconstruction, since the inverse undoes each step exactly. Returns (s, d):
+// ceil(N/2) and floor(N/2) samples.
+std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict,
+                                          const Tensor& update, int64_t axis = -1);
+Tensor lifting_inverse(const Tensor& approx, const Tensor& detail, const Tensor& predict,
+                       const Tensor& update, int64_t axis = -1);
+// The fixed LeGall 5/3 (JPEG 2000 reversible) lifting: predict {1/2, 1/2}, update {1/4, 1/4}.
+std::pair<Tensor, Tensor> legall53_forward(const Tensor& x, int64_t axis = -1);
+Tensor legall53_inverse(const Tensor& approx, const Tensor& detail, int64_t axis = -1);
+
+// ---- 2-D, separable over two axes (pywt.dwt2 conventions) --------------------------------
+
+// cA and the details (cH, cV, cD) = ("da", "ad", "dd") in pywt's key order: the first
+// letter is the transform along axes.first.
+struct Coeffs2 {
+  Tensor cA;
+  Tensor cH, cV, cD;
+};
+Coeffs2 dwt2(const Tensor& x, const Wavelet& wavelet, WaveletMode mode = WaveletMode::Symmetric,
+             std::pair<int64_t, int64_t> axes = {-2, -1});
+Tensor idwt2(const Coeffs2& c, const Wavelet& wavelet, WaveletMode mode = WaveletMode::Symmetric,
+             std::pair<int64_t, int64_t> axes = {-2, -1});
+struct Details2 {
+  Tensor cH, cV, cD;
+};
+// pywt.wavedec2 order: cA_level, then details from the coarsest level to the finest.
+struct Decomposition2 {
+  Tensor cA;
+  std::vector<Details2> details;
+};
+Decomposition2 wavedec2(const Tensor& x, const Wavelet& wavelet, int64_t level = -1,
+                        WaveletMode mode = WaveletMode::Symmetric,
+                        std::pair<int64_t, int64_t> axes = {-2, -1});
+Tensor waverec2(const Decomposition2& d, const Wavelet& wavelet,
+                WaveletMode mode = WaveletMode::Symmetric,
+                std::pair<int64_t, int64_t> axes = {-2, -1});
+
 }  // namespace wavspa

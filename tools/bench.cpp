@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "ops/wavelet.h"
 #include "wavspa.h"
 
 using namespace wavspa;
@@ -142,6 +143,27 @@ void bench_op(const std::string& name, const std::function<Tensor()>& forward, d
   rows.push_back({name, "fwd+bwd", fwd_bytes + bwd_bytes, t[0] + t[1], ""});
 }
 
+// Forward and backward of a whole graph (several nodes): backward runs the engine from the
+// output with a fixed gradient, retaining the graph, and accumulates into the leaves.
+void bench_graph(const std::string& name, const std::function<Tensor()>& forward,
+                 const std::vector<Tensor>& leaves, double fwd_bytes, double bwd_bytes,
+                 std::vector<OpRow>& rows, const std::string& note) {
+  Tensor y = forward();
+  Tensor gy = randn(y.shape());
+  auto t = median_seconds({[&] {
+                             Tensor out = forward();
+                             g_sink = out.data<float>()[0];
+                           },
+                           [&] {
+                             for (Tensor leaf : leaves) leaf.zero_grad();
+                             y.backward(gy, /*retain_graph=*/true);
+                             g_sink = leaves[0].grad().data<float>()[0];
+                           }});
+  rows.push_back({name, "fwd", fwd_bytes, t[0], note});
+  rows.push_back({name, "bwd", bwd_bytes, t[1], ""});
+  rows.push_back({name, "fwd+bwd", fwd_bytes + bwd_bytes, t[0] + t[1], ""});
+}
+
 int run() {
   std::printf("wavspa bench\n");
   std::printf("machine: %s\n", cpu_model().c_str());
@@ -198,6 +220,26 @@ int run() {
   bench_op("softmax", [&] { return softmax(x, -1); }, 2, 3, rows);
   bench_op("layer_norm", [&] { return layer_norm(x, {128}, w, b); }, 2, 3, rows);
   std::printf("  ops done\n");
+  std::fflush(stdout);
+
+  // wavedec + waverec with per-channel filters (F = 16, one per channel) along the sequence.
+  // Bytes: each analysis or synthesis level reads its input and writes its output (2n for
+  // a level on n samples, n halving per level), for the decomposition and the
+  // reconstruction; backward reads the gradient and the saved input and writes two
+  // gradients per level (twice the forward traffic).
+  Tensor filt = mul(randn({16, 128}), 0.25).detach().requires_grad_();
+  for (auto [level, mode, label] : {std::tuple{1, WaveletMode::Periodization, "wave L1 per"},
+                                    std::tuple{3, WaveletMode::Periodization, "wave L3 per"},
+                                    std::tuple{3, WaveletMode::Symmetric, "wave L3 sym"}}) {
+    double levels = 0;
+    for (int i = 0; i < level; ++i) levels += 2.0 / (1 << i);
+    const double fwd = 2 * levels, bwd = 2 * fwd;
+    bench_graph(label, [&, level = level, mode = mode] {
+      auto c = wavedec(x, filt, level, mode, 1);
+      return waverec(c, filt, mode, 1, 2000);
+    }, {x, filt}, fwd, bwd, rows, "wavedec + waverec, F = 16 per channel");
+  }
+  std::printf("  wavelets done\n");
   // Measured again at the end: if it moved much, another process was competing for memory.
   rows.push_back({"memcpy", "again", 2, memcpy_seconds(), "noise check: same as first row"});
 
