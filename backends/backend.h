@@ -46,6 +46,19 @@ struct ExtendRow {
   double coef[3] = {0, 0, 0};
 };
 
+// A linear map from the n rows of a signal to P "padded" rows (padded row p = the terms
+// of padded[p]), with its transpose in CSR form: signal row i receives coefs[e] times
+// padded row rows[e] for e in [offsets[i], offsets[i + 1]).
+struct RowMap {
+  int64_t n = 0;
+  std::vector<ExtendRow> padded;
+  std::vector<int64_t> offsets, rows;
+  std::vector<double> coefs;
+  int64_t padded_rows() const { return (int64_t)padded.size(); }
+};
+// Builds the transpose of `padded` for a signal of n rows.
+RowMap make_row_map(int64_t n, std::vector<ExtendRow> padded);
+
 // Row-major C(m x n) = alpha * op(A)(m x k) * op(B)(k x n) + beta * C, as in cblas_?gemm
 // with CblasRowMajor. Leading dimensions and batch strides are in elements.
 struct GemmArgs {
@@ -120,26 +133,33 @@ class Backend {
                                       const Tensor& grad_losses, int64_t ignore_index,
                                       double label_smoothing, const Tensor& grad_logits) = 0;
 
-  // --- wavelets: dyadic (stride 2) filter banks along the middle dim of contiguous ------
-  // (A, n, C) tensors, channels C innermost. Filters w are (nf, K, Cw) with Cw = C (one
-  // filter per channel) or 1 (shared). Indices outside [0, n) are skipped.
+  // --- wavelets: dyadic (stride 2) filter banks along the middle dim of (A, n, C) --------
+  // tensors, channels C innermost. Filters w are (nf, K, Cw), contiguous, with Cw = C (one
+  // filter per channel) or 1 (shared).
   // out (A, P, C) row p = sum over rows[p]'s terms of coef * x row src.
   virtual void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
                               const Tensor& out) = 0;
   // The adjoint: grad_x (A, N, C) += rows^T grad_out (grad_x already initialised).
   virtual void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
                                        const Tensor& grad_x) = 0;
-  // out (A, nf, L, C): out[a, f, o, c] = sum_k w[f, k, c] * in[a, 2 o + k + start, c].
-  virtual void wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
-                                const Tensor& out) = 0;
-  // The adjoint in `in`: out (A, n, C) row r = sum over f and the (o, k) with
-  // 2 o + k + start = r of w[f, k, c] * coeffs[a, f, o, c]. Every row is written.
-  virtual void wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
-                                 const Tensor& out) = 0;
-  // grad_w (nf, K, Cw) = sum_{a,o} g[a, f, o, c] * in[a, 2 o + k + start, c] (and over c if
-  // Cw == 1): the filter gradient of both analysis and synthesis.
-  virtual void wavelet_filter_grad(const Tensor& g, const Tensor& in, int64_t start,
-                                   const Tensor& grad_w) = 0;
+  // The filter bank proper works on "planes": (A, L, C) tensors whose (L, C) part is
+  // contiguous (dim 0 may have any stride, so the bands of a stacked result are planes).
+  // A RowMap folds the boundary extension (or, transposed, the periodic wrap) into the
+  // kernels, so no padded copy of a signal is ever made.
+  //
+  // outs[f] row o = sum_k w[f, k, c] * xe[2 o + k + start], xe = map applied to plane x.
+  virtual void wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w,
+                                int64_t start, const std::vector<Tensor>& outs) = 0;
+  // The adjoint of analysis in x: out (A, map.n, C) row i = sum over map's transpose
+  // entries (p, coef) of coef * sum over f and the (o, k) with 2 o + k + start = p of
+  // w[f, k, c] * coeffs[f][a, o, c]. Every row of out is written.
+  virtual void wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
+                                 int64_t start, const RowMap& map, const Tensor& out) = 0;
+  // grad_w (nf, K, Cw) = sum_{a, o} g[f][a, o, c] * xe[a, 2 o + k + start, c], xe = map
+  // applied to plane x (summed over c too when Cw == 1): the filter gradient of analysis
+  // (g = output gradient) and of synthesis (g = coefficients, x = output gradient).
+  virtual void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x,
+                                   const RowMap& map, int64_t start, const Tensor& grad_w) = 0;
 
   // --- random numbers: element i depends only on (state, i) -----------------------------
   virtual void uniform(const Tensor& out, PhiloxState s, double lo, double hi) = 0;

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
 
 #include "ops/common.h"
 #include "ops/elementwise.h"
@@ -284,55 +285,93 @@ Tensor fold(const Tensor& y, std::vector<ExtendRow> rows, int64_t n) {
   return out;
 }
 
-Tensor analysis_raw(const Tensor& in, const Tensor& w, int64_t start, int64_t L) {
-  Tensor out = Tensor::empty({in.shape()[0], w.shape()[0], L, in.shape()[2]}, in.dtype(),
-                             in.device());
-  backend_of(in).wavelet_analysis(in, w, start, out);
+// A plane as the kernels want it: (A, L, C) with the (L, C) part contiguous.
+Tensor as_plane(const Tensor& t) {
+  const bool ok = t.dim() == 3 && (t.shape()[2] == 1 || t.strides()[2] == 1) &&
+                  (t.shape()[1] == 1 || t.strides()[1] == t.shape()[2]);
+  return ok ? t : contiguous_raw(t);
+}
+
+std::vector<Tensor> planes_of(const Tensor& stacked) {  // (A, nf, L, C) -> nf planes
+  std::vector<Tensor> planes;
+  for (int64_t f = 0; f < stacked.shape()[1]; ++f) planes.push_back(stacked.select(1, f));
+  return planes;
+}
+
+// x plane (A, map.n, C) -> (A, nf, L, C)
+Tensor analysis_raw(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
+                    int64_t L) {
+  Tensor out = Tensor::empty({x.shape()[0], w.shape()[0], L, x.shape()[2]}, x.dtype(),
+                             x.device());
+  backend_of(x).wavelet_analysis(x, map, w, start, planes_of(out));
   return out;
 }
 
-Tensor synthesis_raw(const Tensor& c, const Tensor& w, int64_t start, int64_t n) {
-  Tensor out = Tensor::empty({c.shape()[0], n, c.shape()[3]}, c.dtype(), c.device());
-  backend_of(c).wavelet_synthesis(c, w, start, out);
+// nf planes (A, L, C) -> (A, map.n, C)
+Tensor synthesis_raw(const std::vector<Tensor>& planes, const Tensor& w, int64_t start,
+                     const RowMap& map) {
+  const Tensor& c0 = planes[0];
+  Tensor out = Tensor::empty({c0.shape()[0], map.n, c0.shape()[2]}, c0.dtype(), c0.device());
+  backend_of(c0).wavelet_synthesis(planes, w, start, map, out);
   return out;
 }
 
-Tensor filter_grad_raw(const Tensor& g, const Tensor& in, int64_t start, const Shape& w_shape) {
-  Tensor gw = Tensor::empty(w_shape, g.dtype(), g.device());
-  backend_of(g).wavelet_filter_grad(g, in, start, gw);
+Tensor filter_grad_raw(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
+                       int64_t start, const Shape& w_shape) {
+  Tensor gw = Tensor::empty(w_shape, x.dtype(), x.device());
+  backend_of(x).wavelet_filter_grad(g, x, map, start, gw);
   return gw;
 }
 
-// in (A, n, C), w (nf, K, Cw) -> (A, nf, L, C)
-Tensor analysis(const Tensor& in, const Tensor& w, int64_t start, int64_t L) {
-  Tensor ic = contiguous_raw(in), wc = contiguous_raw(w);
-  Tensor out = analysis_raw(ic, wc, start, L);
-  if (autograd::needs_grad({in, w})) {
-    Tensor si = ic.detach(), sw = wc.detach();
-    bool need_in = in.requires_grad(), need_w = w.requires_grad();
-    autograd::record("WaveletAnalysisBackward", {in, w}, out,
-                     [si, sw, start, need_in, need_w](const Tensor& g) {
-      Tensor gc = contiguous_raw(g);
-      return G{need_in ? synthesis_raw(gc, sw, start, si.shape()[1]) : Tensor(),
-               need_w ? filter_grad_raw(gc, si, start, sw.shape()) : Tensor()};
+// Analysis of x (A, map.n, C) with filters w (nf, K, Cw), the boundary extension given by
+// `map`, to (A, nf, L, C). Backward: synthesis with the same map (the exact adjoint, which
+// folds padding gradients back onto their source samples) and the filter correlation.
+Tensor analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor& w,
+                int64_t start, int64_t L) {
+  Tensor xp = as_plane(x), wc = contiguous_raw(w);
+  Tensor out = analysis_raw(xp, *map, wc, start, L);
+  if (autograd::needs_grad({x, w})) {
+    Tensor sx = xp.detach(), sw = wc.detach();
+    bool need_x = x.requires_grad(), need_w = w.requires_grad();
+    autograd::record("WaveletAnalysisBackward", {x, w}, out,
+                     [sx, sw, map, start, need_x, need_w](const Tensor& g) {
+      auto gp = planes_of(contiguous_raw(g));
+      return G{need_x ? synthesis_raw(gp, sw, start, *map) : Tensor(),
+               need_w ? filter_grad_raw(gp, sx, *map, start, sw.shape()) : Tensor()};
     });
   }
   return out;
 }
 
-// c (A, nf, L, C), w (nf, K, Cw) -> (A, n, C)
-Tensor synthesis(const Tensor& c, const Tensor& w, int64_t start, int64_t n) {
-  Tensor cc = contiguous_raw(c), wc = contiguous_raw(w);
-  Tensor out = synthesis_raw(cc, wc, start, n);
-  if (autograd::needs_grad({c, w})) {
-    Tensor sc = cc.detach(), sw = wc.detach();
-    bool need_c = c.requires_grad(), need_w = w.requires_grad();
-    const int64_t L = c.shape()[2];
-    autograd::record("WaveletSynthesisBackward", {c, w}, out,
-                     [sc, sw, start, L, need_c, need_w](const Tensor& g) {
-      Tensor gc = contiguous_raw(g);
-      return G{need_c ? analysis_raw(gc, sw, start, L) : Tensor(),
-               need_w ? filter_grad_raw(sc, gc, start, sw.shape()) : Tensor()};
+// Synthesis of nf planes (A, L, C) to (A, map.n, C): the adjoint pattern of analysis, with
+// `map`'s transpose wrapping the padded rows onto the output (periodization) or passing
+// them through. Backward: analysis with the same map, and the filter correlation.
+Tensor synthesis(const std::vector<Tensor>& planes_in, const Tensor& w, int64_t start,
+                 std::shared_ptr<const RowMap> map) {
+  std::vector<Tensor> planes;
+  for (const Tensor& p : planes_in) planes.push_back(as_plane(p));
+  Tensor wc = contiguous_raw(w);
+  Tensor out = synthesis_raw(planes, wc, start, *map);
+  std::vector<Tensor> inputs = planes_in;
+  inputs.push_back(w);
+  if (autograd::needs_grad(inputs)) {
+    std::vector<Tensor> saved;
+    for (const Tensor& p : planes) saved.push_back(p.detach());
+    Tensor sw = wc.detach();
+    const int64_t L = planes[0].shape()[1];
+    std::vector<bool> need;
+    for (const Tensor& t : inputs) need.push_back(t.requires_grad());
+    autograd::record("WaveletSynthesisBackward", inputs, out,
+                     [saved, sw, map, start, L, need](const Tensor& g) {
+      Tensor gp = as_plane(g);
+      G grads;
+      bool any_plane = false;
+      for (size_t f = 0; f < saved.size(); ++f) any_plane = any_plane || need[f];
+      Tensor gc = any_plane ? analysis_raw(gp, *map, sw, start, L) : Tensor();
+      for (size_t f = 0; f < saved.size(); ++f)
+        grads.push_back(need[f] ? gc.select(1, (int64_t)f) : Tensor());
+      grads.push_back(need.back() ? filter_grad_raw(saved, gp, *map, start, sw.shape()) : Tensor());
+      return grads;
     });
   }
   return out;
@@ -405,7 +444,6 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
   // cA[o] = sum_j dec_lo[j] x_ext[2 o + 1 - j] (pywt's convolution), computed as a
   // correlation with the reversed filter over the extended signal.
   Tensor w = filter_bank(op, {wavelet.dec_lo, wavelet.dec_hi}, v, x, /*reverse=*/true);
-  Tensor x3 = to_3d(x, v);
   Tensor coeffs;
   if (mode == WaveletMode::Periodization) {
     // An odd signal first repeats its last sample; then it is periodic with period Np.
@@ -416,10 +454,13 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
       rows[p].src[0] = std::min(m, v.N - 1);
       rows[p].coef[0] = 1.0;
     }
-    coeffs = analysis(extend(x3, rows), w, 0, L);
+    auto map = std::make_shared<const RowMap>(make_row_map(v.N, std::move(rows)));
+    coeffs = analysis(to_3d(x, v), map, w, 0, L);
   } else {
     const int64_t L = (v.N + F - 1) / 2;
-    coeffs = analysis(extend(x3, extension_rows(mode, v.N, F - 1, v.N + 2 * F - 2)), w, 1, L);
+    auto map = std::make_shared<const RowMap>(
+        make_row_map(v.N, extension_rows(mode, v.N, F - 1, v.N + 2 * F - 2)));
+    coeffs = analysis(to_3d(x, v), map, w, 1, L);
   }
   return {from_3d(coeffs.select(1, 0), v), from_3d(coeffs.select(1, 1), v)};
 }
@@ -435,24 +476,29 @@ Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletM
   const int64_t F = wavelet.filter_length(), L = v.N;
   WAVSPA_CHECK(L >= 1, op, ": empty coefficients along axis ", v.axis);
   Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false);
-  Tensor c = stack({to_3d(cA, v), to_3d(cD, v)}, 1);  // (A, 2, L, C)
+  std::vector<Tensor> planes{to_3d(cA, v), to_3d(cD, v)};
   Tensor out;
   if (mode == WaveletMode::Periodization) {
-    // The adjoint pattern of periodization analysis: synthesise on the unwrapped axis, then
-    // wrap it around the period 2 L.
+    // The adjoint pattern of periodization analysis: synthesise on the unwrapped axis and
+    // wrap it around the period 2 L (the map's transpose does the wrapping).
     const int64_t n = 2 * L, left = F / 2 - 1;
     std::vector<ExtendRow> rows(2 * L + F - 2);
     for (int64_t p = 0; p < (int64_t)rows.size(); ++p) {
       rows[p].src[0] = (((p - left) % n) + n) % n;
       rows[p].coef[0] = 1.0;
     }
-    out = fold(synthesis(c, w, 0, (int64_t)rows.size()), rows, n);
+    out = synthesis(planes, w, 0, std::make_shared<const RowMap>(make_row_map(n, std::move(rows))));
   } else {
     // x[n] = sum_o cA[o] rec_lo[n - 2 o + F - 2] + cD[o] rec_hi[...], n < 2 L - F + 2
     const int64_t n = 2 * L - F + 2;
     WAVSPA_CHECK(n >= 1, op, ": ", L, " coefficients are too few for a filter of length ", F,
                  " in mode ", wavelet_mode_name(mode), " (need at least ", F / 2, ")");
-    out = synthesis(c, w, 2 - F, n);
+    std::vector<ExtendRow> identity(n);
+    for (int64_t i = 0; i < n; ++i) {
+      identity[i].src[0] = i;
+      identity[i].coef[0] = 1.0;
+    }
+    out = synthesis(planes, w, 2 - F, std::make_shared<const RowMap>(make_row_map(n, std::move(identity))));
   }
   return from_3d(out, v);
 }

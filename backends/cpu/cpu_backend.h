@@ -57,12 +57,12 @@ class CpuBackend final : public Backend {
                       const Tensor& out) override;
   void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
                                const Tensor& grad_x) override;
-  void wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
-                        const Tensor& out) override;
-  void wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
-                         const Tensor& out) override;
-  void wavelet_filter_grad(const Tensor& g, const Tensor& in, int64_t start,
-                           const Tensor& grad_w) override;
+  void wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
+                        const std::vector<Tensor>& outs) override;
+  void wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w, int64_t start,
+                         const RowMap& map, const Tensor& out) override;
+  void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
+                           int64_t start, const Tensor& grad_w) override;
 
   void uniform(const Tensor& out, PhiloxState s, double lo, double hi) override;
   void normal(const Tensor& out, PhiloxState s, double mean, double std) override;

@@ -83,17 +83,31 @@ void CpuBackend::wavelet_extend_backward(const Tensor& grad_out,
 
 namespace {
 
-// One term of an output row: input row `src` times filter tap w[m] for each of the M
-// outputs (w[m] points at the tap's Cw values: one per channel, or one shared).
+// A plane (A, L, C): element (a, l, c) at base + a * stride_a + l * C + c.
+template <typename T>
+struct Plane {
+  T* base;
+  int64_t stride_a;
+  T* row(int64_t a, int64_t l, int64_t C) const { return base + a * stride_a + l * C; }
+};
+
+template <typename T>
+Plane<T> plane(const Tensor& t) {
+  return {static_cast<T*>(t.raw_data()), t.strides()[0]};
+}
+
+// One term of an output row: `scale` times input row `src` times filter tap w[m], for each
+// of the M outputs (w[m] points at the tap's Cw values: one per channel, or one shared).
 template <typename T, int M>
 struct Term {
   const T* src;
   const T* w[M];
+  T scale;
 };
 
-// dst[m][c] = sum over the terms of w[m][c or 0] * src[c], for channels [c0, c1). Blocks of
-// 32 float32 channels stay in 4 M AVX2 registers for the whole term list, so each input row
-// is loaded once for all M outputs; other dtypes and the channel tail take the plain loop.
+// dst[m][c] = sum over the terms of scale * w[m][c or 0] * src[c], for channels [c0, c1).
+// Blocks of 32 float32 channels stay in 4 M AVX2 registers for the whole term list, so each
+// input row is loaded once for all M outputs; other dtypes and the tail take a plain loop.
 template <typename T, int M>
 void combine_row(const Term<T, M>* terms, int64_t n, bool per_channel, int64_t c0, int64_t c1,
                  T* const* dst) {
@@ -106,6 +120,8 @@ void combine_row(const Term<T, M>* terms, int64_t n, bool per_channel, int64_t c
       for (int64_t t = 0; t < n; ++t) {
         __m256 src[4];
         for (int i = 0; i < 4; ++i) src[i] = _mm256_loadu_ps(terms[t].src + c + 8 * i);
+        if (terms[t].scale != 1.0f)  // boundary terms only
+          for (int i = 0; i < 4; ++i) src[i] = _mm256_mul_ps(src[i], _mm256_set1_ps(terms[t].scale));
         for (int m = 0; m < M; ++m) {
           const float* w = terms[t].w[m];
           for (int i = 0; i < 4; ++i) {
@@ -121,150 +137,196 @@ void combine_row(const Term<T, M>* terms, int64_t n, bool per_channel, int64_t c
   for (; c < c1; ++c)
     for (int m = 0; m < M; ++m) {
       T sum = 0;
-      for (int64_t t = 0; t < n; ++t) sum += terms[t].w[m][per_channel ? c : 0] * terms[t].src[c];
+      for (int64_t t = 0; t < n; ++t)
+        sum += terms[t].scale * terms[t].w[m][per_channel ? c : 0] * terms[t].src[c];
       dst[m][c] = sum;
     }
 }
 
-// Analysis rows for M filters at once, starting at filter f0.
+// Analysis rows of M filters at once, starting at filter f0.
 template <typename T, int M>
-void analysis_rows(const T* x, const T* pw, T* o, int64_t a, int64_t c0, int64_t c1, int64_t f0,
-                   int64_t nf, int64_t K, int64_t Cw, int64_t L, int64_t rows, int64_t C,
-                   int64_t start) {
-  std::vector<Term<T, M>> terms(K);
+void analysis_rows(const Plane<const T>& x, const RowMap& map, const T* pw, int64_t K,
+                   int64_t Cw, int64_t start, const std::vector<Plane<T>>& outs, int64_t f0,
+                   int64_t L, int64_t C, int64_t a, int64_t c0, int64_t c1,
+                   std::vector<Term<T, M>>& terms) {
+  const int64_t P = map.padded_rows();
   for (int64_t j = 0; j < L; ++j) {
-    // out[j] = sum_k w[k] in[2 j + k + start], over the taps inside the signal
+    // out[j] = sum_k w[k] xe[2 j + k + start]; each padded row expands to its source rows
     int64_t n = 0;
     for (int64_t k = 0; k < K; ++k) {
-      const int64_t row = 2 * j + k + start;
-      if (row < 0 || row >= rows) continue;
-      terms[n].src = x + (a * rows + row) * C;
-      for (int m = 0; m < M; ++m) terms[n].w[m] = pw + ((f0 + m) * K + k) * Cw;
-      ++n;
+      const int64_t p = 2 * j + k + start;
+      if (p < 0 || p >= P) continue;
+      const ExtendRow& r = map.padded[p];
+      for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
+        Term<T, M>& term = terms[n++];
+        term.src = x.row(a, r.src[t], C);
+        term.scale = (T)r.coef[t];
+        for (int m = 0; m < M; ++m) term.w[m] = pw + ((f0 + m) * K + k) * Cw;
+      }
     }
     T* dst[M];
-    for (int m = 0; m < M; ++m) dst[m] = o + ((a * nf + f0 + m) * L + j) * C;
+    for (int m = 0; m < M; ++m) dst[m] = outs[f0 + m].row(a, j, C);
     combine_row<T, M>(terms.data(), n, Cw != 1, c0, c1, dst);
   }
 }
 
 }  // namespace
 
-void CpuBackend::wavelet_analysis(const Tensor& in, const Tensor& w, int64_t start,
-                                  const Tensor& out) {
-  const Layout li = layout3(in);
+void CpuBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w,
+                                  int64_t start, const std::vector<Tensor>& outs) {
+  const int64_t A = x.shape()[0], C = x.shape()[2];
   const int64_t nf = w.shape()[0], K = w.shape()[1], Cw = w.shape()[2];
-  const int64_t L = out.shape()[2];
-  visit_floating(in.dtype(), "wavelet_analysis", [&](auto zero) {
+  const int64_t L = outs[0].shape()[1];
+  visit_floating(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
-    const T* x = static_cast<const T*>(in.raw_data());
+    const Plane<const T> px = {static_cast<const T*>(x.raw_data()), x.strides()[0]};
+    std::vector<Plane<T>> po;
+    for (const Tensor& o : outs) po.push_back(plane<T>(o));
     const T* pw = static_cast<const T*>(w.raw_data());
-    T* o = static_cast<T*>(out.raw_data());
-    for_tasks(li.A, li.C, li.A * nf * L * K * li.C, [&](int64_t a, int64_t c0, int64_t c1) {
+    for_tasks(A, C, A * nf * L * K * C, [&](int64_t a, int64_t c0, int64_t c1) {
+      std::vector<Term<T, 2>> terms2(3 * K);
+      std::vector<Term<T, 1>> terms1(3 * K);
       int64_t f = 0;
       for (; f + 2 <= nf; f += 2)  // low- and high-pass together: one read of the input
-        analysis_rows<T, 2>(x, pw, o, a, c0, c1, f, nf, K, Cw, L, li.rows, li.C, start);
+        analysis_rows<T, 2>(px, map, pw, K, Cw, start, po, f, L, C, a, c0, c1, terms2);
       for (; f < nf; ++f)
-        analysis_rows<T, 1>(x, pw, o, a, c0, c1, f, nf, K, Cw, L, li.rows, li.C, start);
+        analysis_rows<T, 1>(px, map, pw, K, Cw, start, po, f, L, C, a, c0, c1, terms1);
     });
   });
 }
 
-void CpuBackend::wavelet_synthesis(const Tensor& coeffs, const Tensor& w, int64_t start,
-                                   const Tensor& out) {
-  const Layout lo = layout3(out);
+void CpuBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
+                                   int64_t start, const RowMap& map, const Tensor& out) {
+  const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2];
   const int64_t nf = w.shape()[0], K = w.shape()[1], Cw = w.shape()[2];
-  const int64_t L = coeffs.shape()[2];
+  const int64_t L = coeffs[0].shape()[1];
   visit_floating(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
-    const T* pc = static_cast<const T*>(coeffs.raw_data());
+    std::vector<Plane<const T>> pc;
+    for (const Tensor& c : coeffs) pc.push_back({static_cast<const T*>(c.raw_data()), c.strides()[0]});
     const T* pw = static_cast<const T*>(w.raw_data());
     T* o = static_cast<T*>(out.raw_data());
-    // Output-centred: row r gathers, from every filter, the taps k with r = 2 j + k + start
-    // for a j in [0, L), so each output row is written once.
-    for_tasks(lo.A, lo.C, lo.A * nf * L * K * lo.C, [&](int64_t a, int64_t c0, int64_t c1) {
-      std::vector<Term<T, 1>> terms(K * nf);
-      for (int64_t r = 0; r < lo.rows; ++r) {
-        const int64_t base = r - start;  // = 2 j + k
-        int64_t n = 0;
-        for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
-          const int64_t j = (base - k) / 2;
-          if (j < 0) break;
-          if (j >= L) continue;
-          for (int64_t f = 0; f < nf; ++f)
-            terms[n++] = {pc + ((a * nf + f) * L + j) * lo.C, {pw + (f * K + k) * Cw}};
+    // Output-centred: row i gathers, through the map's transpose, the padded rows p it
+    // receives, and for each p the taps k with p = 2 j + k + start for a j in [0, L).
+    for_tasks(A, C, A * nf * L * K * C, [&](int64_t a, int64_t c0, int64_t c1) {
+      std::vector<Term<T, 1>> terms;
+      for (int64_t i = 0; i < n_out; ++i) {
+        terms.clear();
+        for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e) {
+          const int64_t base = map.rows[e] - start;  // = 2 j + k
+          const T scale = (T)map.coefs[e];
+          for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
+            const int64_t j = (base - k) / 2;
+            if (j < 0) break;
+            if (j >= L) continue;
+            for (int64_t f = 0; f < nf; ++f)
+              terms.push_back({pc[f].row(a, j, C), {pw + (f * K + k) * Cw}, scale});
+          }
         }
-        T* dst[1] = {o + (a * lo.rows + r) * lo.C};
-        combine_row<T, 1>(terms.data(), n, Cw != 1, c0, c1, dst);
+        T* dst[1] = {o + (a * n_out + i) * C};
+        combine_row<T, 1>(terms.data(), (int64_t)terms.size(), Cw != 1, c0, c1, dst);
       }
     });
   });
 }
 
-void CpuBackend::wavelet_filter_grad(const Tensor& g, const Tensor& in, int64_t start,
-                                     const Tensor& grad_w) {
-  const Layout li = layout3(in);
+void CpuBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x,
+                                     const RowMap& map, int64_t start, const Tensor& grad_w) {
+  const int64_t A = x.shape()[0], C = x.shape()[2];
   const int64_t nf = grad_w.shape()[0], K = grad_w.shape()[1], Cw = grad_w.shape()[2];
-  const int64_t L = g.shape()[2], C = li.C;
-  visit_floating(in.dtype(), "wavelet_filter_grad", [&](auto zero) {
+  const int64_t L = g[0].shape()[1], P = map.padded_rows();
+  visit_floating(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
     using T = decltype(zero);
-    const T* pg = static_cast<const T*>(g.raw_data());
-    const T* x = static_cast<const T*>(in.raw_data());
+    std::vector<Plane<const T>> pg;
+    for (const Tensor& t : g) pg.push_back({static_cast<const T*>(t.raw_data()), t.strides()[0]});
+    const Plane<const T> px = {static_cast<const T*>(x.raw_data()), x.strides()[0]};
     // Each thread sums its share of A into a private (nf, K, C) buffer in double; the
     // buffers are added at the end (and over channels when the filter is shared).
-    const int threads = li.A * nf * L * K * C >= kParallelGrain ? num_threads() : 1;
+    const int threads = A * nf * L * K * C >= kParallelGrain ? num_threads() : 1;
     std::vector<double> partial((size_t)threads * nf * K * C, 0.0);
 #pragma omp parallel num_threads(threads)
     {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
       double* acc = partial.data() + (size_t)tid * nf * K * C;
-      for (int64_t a = li.A * tid / nth; a < li.A * (tid + 1) / nth; ++a)
-        for (int64_t f = 0; f < nf; ++f)
-          for (int64_t k = 0; k < K; ++k) {
-            // rows j whose input row 2 j + k + start lies inside the signal
-            const int64_t j_lo = std::max<int64_t>(0, (-(k + start) + 1) / 2);
-            const int64_t j_hi = std::min<int64_t>(L, (li.rows - k - start + 1) / 2);
-            const T* g0 = pg + (a * nf + f) * L * C;
-            const T* x0 = x + (a * li.rows + k + start) * C;
-            double* dst = acc + (f * K + k) * C;
-            int64_t c = 0;
-            if constexpr (std::is_same_v<T, float>) {
-              // 32 channels in four registers over the whole row loop
-              for (; c + 32 <= C; c += 32) {
-                __m256 s[4];
-                for (int i = 0; i < 4; ++i) s[i] = _mm256_setzero_ps();
-                for (int64_t j = j_lo; j < j_hi; ++j) {
-                  const float* gv = g0 + j * C + c;
-                  const float* xv = x0 + 2 * j * C + c;
-                  for (int i = 0; i < 4; ++i)
-                    s[i] = _mm256_fmadd_ps(_mm256_loadu_ps(gv + 8 * i), _mm256_loadu_ps(xv + 8 * i),
-                                           s[i]);
+      // Loop order a, channel block, f, k, j: one block's rows of g and x (about
+      // (L + n) x 128 bytes) stay in L2 while every (f, k) pass re-reads them.
+      constexpr int64_t kBlock = std::is_same_v<T, float> ? 32 : 1;
+      for (int64_t a = A * tid / nth; a < A * (tid + 1) / nth; ++a)
+        for (int64_t c = 0; c < C; c += kBlock) {
+          const bool vector_block = std::is_same_v<T, float> && c + kBlock <= C;
+          const int64_t c_end = vector_block ? c + kBlock : C;
+          for (int64_t f = 0; f < nf; ++f)
+            for (int64_t k = 0; k < K; ++k) {
+              double* dst = acc + (f * K + k) * C;
+              if constexpr (std::is_same_v<T, float>) {
+                if (vector_block) {
+                  // Two taps per pass share each load of g and give the FMA chains
+                  // eight independent accumulators (one chain of four is latency-bound).
+                  const bool pair = k + 1 < K;
+                  __m256 s0[4], s1[4];
+                  for (int i = 0; i < 4; ++i) s0[i] = s1[i] = _mm256_setzero_ps();
+                  auto add_row = [&](__m256* s, const __m256* gv, int64_t p) {
+                    if (p < 0 || p >= P) return;
+                    const ExtendRow& r = map.padded[p];
+                    for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
+                      const float* xv = px.row(a, r.src[t], C) + c;
+                      if (r.coef[t] == 1.0) {
+                        for (int i = 0; i < 4; ++i)
+                          s[i] = _mm256_fmadd_ps(gv[i], _mm256_loadu_ps(xv + 8 * i), s[i]);
+                      } else {
+                        const __m256 coef = _mm256_set1_ps((float)r.coef[t]);
+                        for (int i = 0; i < 4; ++i)
+                          s[i] = _mm256_fmadd_ps(_mm256_mul_ps(coef, gv[i]),
+                                                 _mm256_loadu_ps(xv + 8 * i), s[i]);
+                      }
+                    }
+                  };
+                  for (int64_t j = 0; j < L; ++j) {
+                    const float* gp = pg[f].row(a, j, C) + c;
+                    __m256 gv[4];
+                    for (int i = 0; i < 4; ++i) gv[i] = _mm256_loadu_ps(gp + 8 * i);
+                    add_row(s0, gv, 2 * j + k + start);
+                    if (pair) add_row(s1, gv, 2 * j + k + 1 + start);
+                  }
+                  alignas(32) float lanes[32];
+                  for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s0[i]);
+                  for (int i = 0; i < 32; ++i) dst[c + i] += lanes[i];
+                  if (pair) {
+                    for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s1[i]);
+                    for (int i = 0; i < 32; ++i) dst[C + c + i] += lanes[i];  // tap k + 1
+                    ++k;
+                  }
+                  continue;
                 }
-                alignas(32) float lanes[32];
-                for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s[i]);
-                for (int i = 0; i < 32; ++i) dst[c + i] += lanes[i];
+              }
+              for (int64_t cc = c; cc < c_end; ++cc) {
+                T sum = 0;
+                for (int64_t j = 0; j < L; ++j) {
+                  const int64_t p = 2 * j + k + start;
+                  if (p < 0 || p >= P) continue;
+                  const ExtendRow& r = map.padded[p];
+                  for (int t = 0; t < 3 && r.src[t] >= 0; ++t)
+                    sum += (T)r.coef[t] * pg[f].row(a, j, C)[cc] * px.row(a, r.src[t], C)[cc];
+                }
+                dst[cc] += sum;
               }
             }
-            for (; c < C; ++c) {
-              T sum = 0;
-              for (int64_t j = j_lo; j < j_hi; ++j) sum += g0[j * C + c] * x0[2 * j * C + c];
-              dst[c] += sum;
-            }
-          }
+          if (!vector_block) break;  // the scalar path covered the remaining channels
+        }
     }
     T* out = static_cast<T*>(grad_w.raw_data());
     for (int64_t f = 0; f < nf; ++f)
       for (int64_t k = 0; k < K; ++k) {
         if (Cw == 1) {
-          double s = 0;
+          double sum = 0;
           for (int t = 0; t < threads; ++t)
-            for (int64_t c = 0; c < C; ++c) s += partial[((size_t)t * nf * K + f * K + k) * C + c];
-          out[f * K + k] = (T)s;
+            for (int64_t c = 0; c < C; ++c) sum += partial[((size_t)t * nf * K + f * K + k) * C + c];
+          out[f * K + k] = (T)sum;
         } else {
           for (int64_t c = 0; c < C; ++c) {
-            double s = 0;
-            for (int t = 0; t < threads; ++t) s += partial[((size_t)t * nf * K + f * K + k) * C + c];
-            out[(f * K + k) * C + c] = (T)s;
+            double sum = 0;
+            for (int t = 0; t < threads; ++t) sum += partial[((size_t)t * nf * K + f * K + k) * C + c];
+            out[(f * K + k) * C + c] = (T)sum;
           }
         }
       }
