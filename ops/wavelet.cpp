@@ -1,10 +1,11 @@
-// Wavelet transforms as compositions of four differentiable primitives:
-//   extend    (boundary extension by a mode: a sparse linear map, rows of <= 3 terms),
-//   fold      (its adjoint, used by periodization synthesis),
-//   analysis  (stride-2 correlation with a bank of filters),
-//   synthesis (its adjoint: stride-2 transposed correlation).
-// Each primitive's backward is another primitive, so dwt, idwt, wavedec and waverec get
-// exact gradients for the signal and the filters without code of their own.
+// Wavelet transforms as compositions of two differentiable primitives:
+//   analysis  (stride-2 correlation with a bank of filters over a boundary-extended signal),
+//   synthesis (its adjoint: stride-2 transposed correlation, wrapped or not).
+// The boundary extension of a mode is a sparse linear map (RowMap: padded rows of at most
+// three terms) that both kernels apply on the fly. Each primitive's backward is the other
+// one plus a filter correlation, so dwt, idwt, wavedec and waverec get exact gradients for
+// the signal and the filters without code of their own. Lifting uses a third primitive,
+// `extend` (the extension materialised), whose backward is its transpose.
 #include "ops/wavelet.h"
 
 #include <cmath>
@@ -275,15 +276,6 @@ Tensor fold_raw(const Tensor& y, const std::vector<ExtendRow>& rows, int64_t n) 
   return out;
 }
 
-Tensor fold(const Tensor& y, std::vector<ExtendRow> rows, int64_t n) {
-  Tensor out = fold_raw(contiguous_raw(y), rows, n);
-  if (autograd::needs_grad({y})) {
-    autograd::record("WaveletFoldBackward", {y}, out, [rows](const Tensor& g) {
-      return G{extend_raw(contiguous_raw(g), rows)};
-    });
-  }
-  return out;
-}
 
 // A plane as the kernels want it: (A, L, C) with the (L, C) part contiguous.
 Tensor as_plane(const Tensor& t) {

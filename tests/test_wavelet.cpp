@@ -1,0 +1,254 @@
+// Wavelet transforms: properties (adjoint, perfect reconstruction), gradients, errors.
+// Agreement with PyWavelets' numbers is in test_wavelet_reference.cpp.
+#include "ops/wavelet.h"
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+using In = std::vector<Tensor>;
+
+namespace {
+
+const WaveletMode kAllModes[] = {
+    WaveletMode::Zero,   WaveletMode::Constant,      WaveletMode::Symmetric,
+    WaveletMode::Reflect, WaveletMode::Periodic,     WaveletMode::Smooth,
+    WaveletMode::Antisymmetric, WaveletMode::Antireflect, WaveletMode::Periodization};
+
+double dot(const Tensor& a, const Tensor& b) { return sum(mul(a, b)).item(); }
+
+}  // namespace
+
+TEST_CASE("wavelet: dwt's backward is the exact adjoint, column by column, in every mode") {
+  // The matrix of dwt (both outputs stacked) is built from unit vectors; its transpose
+  // times y must equal what backward computes for the seed y.
+  for (const char* name : {"db2", "bior2.2", "coif3"}) {
+    Wavelet w(name);
+    for (WaveletMode mode : kAllModes) {
+      for (int64_t n : {1, 2, 5, 8, 13}) {
+        INFO(str(name, " ", wavelet_mode_name(mode), " n=", n));
+        Tensor x = randn({n}, kFloat64).requires_grad_();
+        auto [cA, cD] = dwt(x, w, mode);
+        Tensor yA = randn(cA.shape(), kFloat64), yD = randn(cD.shape(), kFloat64);
+        sum(add(sum(mul(cA, yA)), sum(mul(cD, yD)))).backward();
+        std::vector<double> adjoint(n, 0.0);
+        for (int64_t j = 0; j < n; ++j) {
+          Tensor e = zeros({n}, kFloat64);
+          e.set({j}, 1.0);
+          auto [a, d] = dwt(e, w, mode);
+          adjoint[j] = dot(a, yA) + dot(d, yD);  // (D^T y)_j = <D e_j, y>
+        }
+        auto g = x.grad().to_vector<double>();
+        double worst = 0;
+        for (int64_t j = 0; j < n; ++j) worst = std::max(worst, std::abs(g[j] - adjoint[j]));
+        CHECK(worst < 1e-12);
+      }
+    }
+  }
+}
+
+TEST_CASE("wavelet: perfect reconstruction for every mode, level and wavelet kind") {
+  // dmey is left out: PyWavelets' dmey is a finite approximation of the Meyer wavelet, and
+  // pywt itself reconstructs with errors near 1e-2 (checked against pywt in the reference
+  // test instead).
+  for (const char* name : {"haar", "db4", "sym4", "coif3", "bior4.4", "rbio3.5"}) {
+    Wavelet w(name);
+    for (WaveletMode mode : kAllModes) {
+      for (int64_t n : {1, 2, 3, 7, 16, 33, 100}) {
+        INFO(str(name, " ", wavelet_mode_name(mode), " n=", n));
+        Tensor x = randn({2, n, 3}, kFloat64);
+        int64_t level = std::max<int64_t>(1, dwt_max_level(n, w.filter_length()));
+        auto coeffs = wavedec(x, w, level, mode, 1);
+        CHECK(coeffs.size() == (size_t)level + 1);
+        Tensor y = waverec(coeffs, w, mode, 1, n);
+        REQUIRE(y.shape() == x.shape());
+        CHECK(max_abs_diff(y, x) < 1e-10);  // smooth mode extrapolates: pywt also ~2e-11
+      }
+    }
+  }
+}
+
+TEST_CASE("wavelet: the orthogonal filter relations reproduce PyWavelets' banks") {
+  for (const char* name : {"haar", "db4", "sym8", "coif3"}) {
+    Wavelet named(name);
+    Wavelet built = Wavelet::orthogonal_from(named.dec_lo);
+    CHECK(max_abs_diff(built.dec_hi, named.dec_hi) < 1e-15);
+    CHECK(max_abs_diff(built.rec_lo, named.rec_lo) < 1e-15);
+    CHECK(max_abs_diff(built.rec_hi, named.rec_hi) < 1e-15);
+    CHECK(named.orthogonal);
+  }
+  CHECK(!Wavelet("bior2.2").orthogonal);
+}
+
+TEST_CASE("wavelet: float32 channels-last (B, N, D) with per-channel filters equals channel-by-channel") {
+  const int64_t B = 2, N = 37, D = 5, F = 8;
+  Tensor x = randn({B, N, D});
+  Tensor filt = randn({F, D});
+  Wavelet w = Wavelet::orthogonal_from(filt);
+  for (WaveletMode mode : {WaveletMode::Symmetric, WaveletMode::Periodization}) {
+    auto [cA, cD] = dwt(x, w, mode, 1);
+    for (int64_t d = 0; d < D; ++d) {
+      Wavelet wd = Wavelet::orthogonal_from(filt.select(1, d).contiguous());
+      auto [a, dd] = dwt(x.select(2, d).contiguous(), wd, mode, 1);
+      CHECK(max_abs_diff(cA.select(2, d), a) < 1e-5);
+      CHECK(max_abs_diff(cD.select(2, d), dd) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("wavelet: gradcheck of signal and filters, shared and per-channel, every mode") {
+  Tensor shared = Wavelet("db2").dec_lo.clone();
+  for (WaveletMode mode : kAllModes) {
+    INFO(wavelet_mode_name(mode));
+    // signal and shared orthogonal filter through dwt
+    check_grad([mode](const In& in) {
+      auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+      return concat({a, d}, 1);
+    }, rn({2, 7, 3}), shared);
+    // per-channel filters (F, C) along a middle axis
+    check_grad([mode](const In& in) {
+      auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+      return concat({a, mul(d, 2.0)}, 1);
+    }, rn({2, 6, 3}), rn({4, 3}));
+    // idwt in coefficients and biorthogonal filters
+    check_grad([mode](const In& in) {
+      return idwt(in[0], in[1], Wavelet::biorthogonal(in[2], in[3], in[4], in[5]), mode, 0);
+    }, rn({5, 2}), rn({5, 2}), rn({4}), rn({4}), rn({4}), rn({4}));
+    // two levels, reconstruction, per-channel filters
+    check_grad([mode](const In& in) {
+      Wavelet w = Wavelet::orthogonal_from(in[1]);
+      auto c = wavedec(in[0], w, 2, mode, 1);
+      return waverec(c, w, mode, 1, 9);
+    }, rn({1, 9, 2}), rn({4, 2}));
+  }
+}
+
+TEST_CASE("wavelet: lengths, levels and short signals follow pywt") {
+  CHECK(dwt_coeff_len(17, 8, WaveletMode::Symmetric) == 12);
+  CHECK(dwt_coeff_len(17, 8, WaveletMode::Periodization) == 9);
+  CHECK(dwt_max_level(1000, 8) == 7);
+  CHECK(dwt_max_level(3, 8) == 0);
+  CHECK(dwt_max_level(7, 8) == 0);
+  // N = 1 in reflect mode (pywt 1.1.1 hangs here): behaves like a constant extension.
+  Tensor one = tensor({2.5}, kFloat64);
+  auto [a, d] = dwt(one, Wavelet("db2"), WaveletMode::Reflect);
+  auto [ac, dc] = dwt(one, Wavelet("db2"), WaveletMode::Constant);
+  CHECK(max_abs_diff(a, ac) == 0);
+  CHECK(max_abs_diff(d, dc) == 0);
+  // more levels than dwt_max_level still reconstructs
+  Tensor x = randn({10}, kFloat64);
+  auto c = wavedec(x, Wavelet("db4"), 4, WaveletMode::Symmetric);
+  CHECK(max_abs_diff(waverec(c, Wavelet("db4"), WaveletMode::Symmetric, -1, 10), x) < 1e-11);
+  // level -1 = dwt_max_level; 0 there returns the signal alone, as pywt
+  CHECK(wavedec(randn({5}, kFloat64), Wavelet("db4")).size() == 1);
+  CHECK(wavelist().size() >= 9);
+}
+
+TEST_CASE("wavelet: bad input gets a clear error") {
+  check_error([] { Wavelet("db99"); }, {"unknown wavelet", "db99"});
+  check_error([] { wavelet_mode("mirror"); }, {"unknown wavelet mode", "mirror", "symmetric"});
+  check_error([] { Wavelet::orthogonal_from(randn({5}, kFloat64)); }, {"even length", "5"});
+  check_error([] { dwt(randn({2, 10, 4}), Wavelet::orthogonal_from(randn({4, 3})), WaveletMode::Zero, 1); },
+              {"dwt", "per-channel", "(4, 3)", "4 channels"});
+  check_error([] { wavedec(randn({10}), Wavelet("haar"), 0); }, {"wavedec", "level", "0"});
+  check_error([] { idwt(randn({4}), randn({5}), Wavelet("haar")); }, {"idwt", "(4,)", "(5,)"});
+  check_error([] { idwt(randn({1}, kFloat64), randn({1}, kFloat64), Wavelet("db4")); },
+              {"idwt", "too few"});
+  check_error([] { waverec({randn({4}), randn({9})}, Wavelet("haar")); }, {"waverec", "(9,)"});
+  check_error([] { dwt(zeros({8}, kInt64), Wavelet("haar")); }, {"dwt", "int64"});
+}
+
+TEST_CASE("wavelet: the orthogonal lattice gives orthonormal filters and perfect reconstruction") {
+  Tensor theta = mul(rand({4, 3}, kFloat64), 2 * M_PI);  // K = 4 angles, 3 channels
+  Tensor h = lattice_filter(theta);
+  REQUIRE(h.shape() == Shape{8, 3});
+  for (int64_t c = 0; c < 3; ++c) {
+    auto v = h.select(1, c).to_vector<double>();
+    for (int64_t shift = 0; shift < 8; shift += 2) {
+      double s = 0;
+      for (int64_t n = 0; n + shift < 8; ++n) s += v[n] * v[n + shift];
+      CHECK(s == doctest::Approx(shift == 0 ? 1.0 : 0.0).epsilon(1e-12).scale(1));
+    }
+  }
+  Tensor x = randn({2, 40, 3}, kFloat64);
+  for (WaveletMode mode : {WaveletMode::Periodization, WaveletMode::Symmetric, WaveletMode::Zero}) {
+    auto c = wavedec(x, h, 2, mode, 1);
+    CHECK(max_abs_diff(waverec(c, h, mode, 1, 40), x) < 1e-11);
+  }
+  // Angles summing to pi/4 make a low-pass with DC gain sqrt(2), like db filters.
+  Tensor t = tensor({M_PI / 4 - 0.3, 0.3}, kFloat64);
+  CHECK(sum(lattice_filter(t)).item() == doctest::Approx(std::sqrt(2.0)));
+  check_grad([](const In& in) { return lattice_filter(in[0]); }, rn({3, 2}));
+  check_grad([](const In& in) {
+    auto [a, d] = dwt(in[0], lattice_filter(in[1]), WaveletMode::Periodization, 0);
+    return concat({a, d}, 0);
+  }, rn({8, 2}), rn({2, 2}));
+}
+
+TEST_CASE("wavelet: lifting (LeGall 5/3 and learnable) reconstructs exactly") {
+  for (int64_t n : {2, 3, 8, 17}) {
+    Tensor x = randn({n, 4}, kFloat64);
+    auto [s, d] = legall53_forward(x, 0);
+    CHECK(s.shape() == Shape{(n + 1) / 2, 4});
+    CHECK(d.shape() == Shape{n / 2, 4});
+    CHECK(max_abs_diff(legall53_inverse(s, d, 0), x) < 1e-14);
+    Tensor p = randn({4, 4}, kFloat64), u = randn({2}, kFloat64);  // per-channel predict
+    auto [s2, d2] = lifting_forward(x, p, u, 0);
+    CHECK(max_abs_diff(lifting_inverse(s2, d2, p, u, 0), x) < 1e-12);
+  }
+  // 5/3 on a ramp: the interior details vanish (the predictor is exact on lines).
+  Tensor ramp = arange(10, kFloat64);
+  auto [s, d] = legall53_forward(ramp);
+  auto dv = d.to_vector<double>();
+  for (size_t i = 0; i + 1 < dv.size(); ++i) CHECK(dv[i] == 0);
+  check_grad([](const In& in) {
+    auto [a, b] = lifting_forward(in[0], in[1], in[2], 1);
+    return concat({a, b}, 1);
+  }, rn({2, 7}), rn({2}), rn({2}));
+  check_grad([](const In& in) { return lifting_inverse(in[0], in[1], in[2], in[3], 0); },
+             rn({4, 2}), rn({3, 2}), rn({4, 2}), rn({2, 2}));
+}
+
+TEST_CASE("wavelet: 2-D transforms over chosen axes") {
+  Wavelet w("db2");
+  Tensor img = randn({2, 13, 10}, kFloat64);
+  for (WaveletMode mode : {WaveletMode::Symmetric, WaveletMode::Periodization}) {
+    Coeffs2 c = dwt2(img, w, mode, {1, 2});
+    CHECK(c.cA.shape() == c.cD.shape());
+    CHECK(max_abs_diff(idwt2(c, w, mode, {1, 2}).narrow(1, 0, 13).narrow(2, 0, 10), img) < 1e-12);
+    Decomposition2 dec = wavedec2(img, w, 2, mode, {1, 2});
+    CHECK(dec.details.size() == 2);
+    Tensor rec = waverec2(dec, w, mode, {1, 2});
+    CHECK(max_abs_diff(rec.narrow(1, 0, 13).narrow(2, 0, 10), img) < 1e-12);
+  }
+  // separability: dwt2's cH is the detail along the first axis, approximation along the second
+  Coeffs2 c = dwt2(img, w, WaveletMode::Zero, {1, 2});
+  auto [lo, hi] = dwt(img, w, WaveletMode::Zero, 1);
+  CHECK(max_abs_diff(c.cH, dwt(hi, w, WaveletMode::Zero, 2).first) < 1e-15);
+  check_error([&] { dwt2(img, w, WaveletMode::Zero, {1, -2}); }, {"dwt2", "axes"});
+}
+
+TEST_CASE("wavelet: float32 vector kernels equal float64, values and gradients, every mode") {
+  // 70 channels: two 32-wide register blocks plus a scalar tail, so both code paths run.
+  Tensor x64 = randn({2, 37, 70}, kFloat64), f64 = mul(randn({8, 70}, kFloat64), 0.3);
+  Tensor g_seed = randn({2, 37, 70}, kFloat64);
+  for (WaveletMode mode : kAllModes) {
+    INFO(wavelet_mode_name(mode));
+    std::vector<Tensor> outs;
+    for (DType dt : {kFloat64, kFloat32}) {
+      Tensor x = x64.to(dt).detach().requires_grad_();
+      Tensor f = f64.to(dt).detach().requires_grad_();
+      auto c = wavedec(x, f, 2, mode, 1);
+      Tensor y = waverec(c, f, mode, 1, 37);
+      // a loss that is not a multiple of y, so the coefficient gradients matter
+      Tensor loss = add(sum(mul(y, g_seed.to(dt))), sum(mul(c[1], c[1])));
+      loss.backward();
+      outs.insert(outs.end(), {y, c[0], c[2], x.grad(), f.grad()});
+    }
+    for (size_t i = 0; i < 5; ++i) {
+      INFO(str("output ", i));
+      const Tensor& ref = outs[i];
+      double scale = max(abs(ref)).item();
+      CHECK(max_abs_diff(outs[i + 5], ref) < 2e-5 * std::max(1.0, scale));
+    }
+  }
+}
