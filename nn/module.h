@@ -1,0 +1,102 @@
+// Modules: the building blocks users write models with, as torch.nn.Module.
+//
+//   class Block : public nn::Module {
+//    public:
+//     Block(int64_t d) : Module("Block") {
+//       fc = register_module("fc", std::make_shared<nn::Linear>(d, d));
+//       register_parameter("scale", &scale, ones({d}));
+//     }
+//     Tensor forward(const Tensor& x) { return mul(fc->forward(x), scale); }
+//     std::shared_ptr<nn::Linear> fc;
+//     Tensor scale;
+//   };
+//
+// A module registers its parameters and buffers by pointer to its own Tensor members, so
+// `to(device)` and `load_state_dict` update the members the forward pass reads. Names are
+// hierarchical ("blocks.3.attn.qkv.weight"), in registration order. Modules are not copyable
+// (they point into themselves); share them through std::shared_ptr.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wavspa::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using StateDict = std::map<std::string, Tensor>;
+
+class Module {
+ public:
+  explicit Module(std::string type_name) : type_name_(std::move(type_name)) {}
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // ---- registration (from subclass constructors) ----------------------------------------
+  // Stores `value` into *slot (as a leaf that requires grad if `trainable`) and registers it.
+  void register_parameter(const std::string& name, Tensor* slot, const Tensor& value,
+                          bool trainable = true);
+  void register_buffer(const std::string& name, Tensor* slot, const Tensor& value);
+  template <typename M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+
+  // ---- introspection ----------------------------------------------------------------------
+  NamedTensors named_parameters(bool recurse = true) const;
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  NamedTensors named_buffers(bool recurse = true) const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
+    return children_;
+  }
+  int64_t num_parameters() const;  // elements over all parameters
+  const std::string& type_name() const { return type_name_; }
+  // One line of hyper-parameters for printing, e.g. "in=64, out=128, bias".
+  virtual std::string extra_repr() const { return ""; }
+  // A printable tree: "Linear(in=4, out=2, bias)" with children indented.
+  std::string repr() const;
+
+  // ---- modes and placement --------------------------------------------------------------
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void to(Device device);  // moves every parameter and buffer (gradients are dropped)
+  void to(DType dtype);    // floating parameters and buffers only
+  void zero_grad();
+
+  // ---- state ----------------------------------------------------------------------------
+  // Parameters and buffers by full name (detached, sharing storage with the module).
+  StateDict state_dict() const;
+  // Copies values into the registered tensors. Strict: any missing, unexpected or wrongly
+  // shaped entry is an error that names every one of them; nothing is changed then.
+  void load_state_dict(const StateDict& state, bool strict = true);
+
+ protected:
+  virtual void on_train(bool) {}
+
+ private:
+  struct Slot {
+    std::string name;
+    Tensor* tensor;
+    bool trainable;
+  };
+  void add_child(const std::string& name, std::shared_ptr<Module> child);
+  void collect(const std::string& prefix, bool params, bool buffers, bool recurse,
+               std::vector<std::pair<std::string, Slot>>& out) const;
+  void repr_into(std::string& out, int indent) const;
+
+  std::string type_name_;
+  bool training_ = true;
+  std::vector<Slot> params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.repr(); }
+
+}  // namespace wavspa::nn
