@@ -167,3 +167,9 @@ TEST_CASE("element access and printing") {
   g << (w * 2.0);
   CHECK(g.str().find("grad_fn=MulBackward") != std::string::npos);
 }
+
+TEST_CASE("empty tensors are contiguous") {
+  CHECK(zeros({2, 0, 4}).is_contiguous());
+  CHECK(zeros({0}).is_contiguous());
+  CHECK(zeros({3, 0}).t().is_contiguous());
+}
