@@ -69,20 +69,25 @@ class CpuAllocator final : public Allocator {
   size_t cached_ = 0;
 };
 
-CpuAllocator g_cpu_allocator;
-Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+// Function-local statics, not globals: a tensor made in another file's static initialiser
+// must find the allocator already constructed.
+Allocator** allocator_table() {
+  static CpuAllocator cpu_allocator;
+  static Allocator* table[2] = {&cpu_allocator, nullptr};
+  return table;
+}
 
 }  // namespace
 
 Allocator& allocator_for(Device device) {
-  Allocator* a = g_allocators[static_cast<int>(device.type)];
+  Allocator* a = allocator_table()[static_cast<int>(device.type)];
   WAVSPA_CHECK(a != nullptr, "no memory allocator for device ", device, ": this build has no ",
                "backend for it (CUDA tensors need `make CUDA=1` and the CUDA backend)");
   return *a;
 }
 
 void register_allocator(DeviceType type, Allocator* allocator) {
-  g_allocators[static_cast<int>(type)] = allocator;
+  allocator_table()[static_cast<int>(type)] = allocator;
 }
 
 StorageImpl::StorageImpl(size_t nbytes, Allocator& allocator)
