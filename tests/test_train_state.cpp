@@ -1,0 +1,95 @@
+// A training run saved mid-way and resumed continues bit for bit as if never stopped.
+#include <filesystem>
+
+#include "nn/checkpoint.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
+#include "nn/schedule.h"
+#include "nn/train_state.h"
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+struct Net : nn::Module {
+  Net() : Module("Net") {
+    mlp = register_module("mlp", std::make_shared<nn::MLP>(6, 12, /*dropout=*/0.2, 3));
+  }
+  std::shared_ptr<nn::MLP> mlp;
+};
+
+// One step on a batch drawn from the default generator (so the RNG stream matters, as do
+// the dropout masks); returns the loss.
+double train_step(Net& net, nn::Optimizer& opt, const nn::Schedule& schedule) {
+  Tensor x = randn({8, 6});
+  Tensor y = randint(0, 3, {8});
+  opt.set_lr_factor(schedule(opt.step_count()));
+  Tensor loss = cross_entropy(net.mlp->forward(x), y);
+  opt.zero_grad();
+  loss.backward();
+  opt.step();
+  return loss.item();
+}
+
+std::string temp_path(const char* name) {
+  return (std::filesystem::temp_directory_path() / name).string();
+}
+
+}  // namespace
+
+TEST_CASE("train_state: an interrupted and resumed run equals an uninterrupted one") {
+  const nn::Schedule schedule = nn::constant(1.0) * nn::linear_warmup(2) * nn::rsqrt_decay(2);
+  // uninterrupted: 6 steps
+  manual_seed(21);
+  Net a;
+  nn::AdamW opt_a(nn::decay_groups(a, 0.01), {.lr = 0.05});
+  std::vector<double> full;
+  for (int i = 0; i < 6; ++i) full.push_back(train_step(a, opt_a, schedule));
+
+  // interrupted after 3 steps, saved, then resumed in fresh objects
+  manual_seed(21);
+  Net b;
+  nn::AdamW opt_b(nn::decay_groups(b, 0.01), {.lr = 0.05});
+  for (int i = 0; i < 3; ++i) CHECK(train_step(b, opt_b, schedule) == full[i]);
+  const std::string path = temp_path("wavspa_train_state_test.safetensors");
+  nn::save_training_state(path, b, opt_b, R"({"task": "test", "lr": 0.05})");
+
+  manual_seed(999);  // a different stream and different initial weights
+  Net c;
+  nn::AdamW opt_c(nn::decay_groups(c, 0.01), {.lr = 0.05});
+  nn::TrainingState st = nn::load_training_state(path, c, opt_c);
+  CHECK(st.step == 3);
+  CHECK(st.config_json == R"({"task": "test", "lr": 0.05})");
+  for (int i = 3; i < 6; ++i) CHECK(train_step(c, opt_c, schedule) == full[i]);  // bit for bit
+  for (auto& [name, t] : a.state_dict()) CHECK(max_abs_diff(t, c.state_dict()[name]) == 0);
+
+  // The weights are plain names (PyTorch reads them); the optimizer's state is prefixed.
+  nn::Checkpoint ck = nn::load_safetensors(path);
+  CHECK(ck.tensors.count("mlp.fc1.weight") == 1);
+  CHECK(ck.tensors.count("optimizer.step") == 1);
+  CHECK(ck.metadata.at("wavspa.format") == "training-state/1");
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("train_state: the checkpoint of another model is refused and changes nothing") {
+  Net net;
+  nn::SGD opt(net.parameters(), {.lr = 0.1});
+  const std::string path = temp_path("wavspa_train_state_other.safetensors");
+  nn::save_training_state(path, net, opt);
+  struct Other : nn::Module {
+    Other() : Module("Other") { lin = register_module("lin", std::make_shared<nn::Linear>(2, 2)); }
+    std::shared_ptr<nn::Linear> lin;
+  } other;
+  nn::SGD opt_other(other.parameters(), {.lr = 0.1});
+  Tensor before = other.lin->weight.clone();
+  check_error([&] { nn::load_training_state(path, other, opt_other); },
+              {path, "Missing: [lin.weight, lin.bias]", "Unexpected: [mlp.fc1.bias"});
+  CHECK(max_abs_diff(other.lin->weight, before) == 0);
+  // a plain weights file is not a training state
+  nn::save_safetensors(path, net.state_dict());
+  check_error([&] { nn::load_training_state(path, net, opt); }, {path, "wavspa.format"});
+  check_error([&] { nn::save_training_state(path, net, opt, "{not json"); }, {"not valid JSON"});
+  std::filesystem::remove(path);
+}
