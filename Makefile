@@ -119,9 +119,9 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
 
-# The tests run the example programs, so those are built first.
+# The tests run the example programs and the tools, so those are built first.
 test: deps
-	@$(MAKE) --no-print-directory $(TESTS) $(EXAMPLES)
+	@$(MAKE) --no-print-directory $(TESTS) $(EXAMPLES) $(TOOLS)
 	WAVSPA_BUILD=$(BUILD) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(TESTS) $(TEST_ARGS)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.

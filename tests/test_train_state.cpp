@@ -1,4 +1,6 @@
 // A training run saved mid-way and resumed continues bit for bit as if never stopped.
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "nn/checkpoint.h"
@@ -91,5 +93,36 @@ TEST_CASE("train_state: the checkpoint of another model is refused and changes n
   nn::save_safetensors(path, net.state_dict());
   check_error([&] { nn::load_training_state(path, net, opt); }, {path, "wavspa.format"});
   check_error([&] { nn::save_training_state(path, net, opt, "{not json"); }, {"not valid JSON"});
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("train_state: build/inspect_checkpoint lists tensors and metadata, fails clearly on a bad file") {
+  Net net;
+  nn::SGD opt(net.parameters(), {.lr = 0.1});
+  const std::string path = temp_path("wavspa_inspect.safetensors");
+  nn::save_training_state(path, net, opt, R"({"model": "mlp"})");
+  const char* build = std::getenv("WAVSPA_BUILD");
+  const std::string exe = std::string(build ? build : "build") + "/inspect_checkpoint";
+  auto run = [&](const std::string& file, int& status) {
+    FILE* pipe = popen((exe + " " + file + " 2>&1").c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[256];
+    while (fgets(buf, sizeof buf, pipe)) out += buf;
+    status = pclose(pipe);
+    return out;
+  };
+  int status = -1;
+  std::string out = run(path, status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(out.find("mlp.fc1.weight") != std::string::npos);
+  CHECK(out.find("float32  (12, 6)") != std::string::npos);
+  CHECK(out.find("wavspa.config = {\"model\": \"mlp\"}") != std::string::npos);
+  std::filesystem::resize_file(path, 100);  // truncate into the data
+  std::string bad = run(path, status);
+  CHECK(status != 0);
+  CHECK(bad.find("error: ") != std::string::npos);
+  CHECK(bad.find(path) != std::string::npos);
   std::filesystem::remove(path);
 }
