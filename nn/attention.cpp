@@ -38,7 +38,7 @@ Tensor causal_mask(int64_t n, DType dtype, Device device) {
 
 MultiHeadSelfAttention::MultiHeadSelfAttention(int64_t d, int64_t h, int64_t qkv_d, double p,
                                                bool bias, bool fused, int64_t out_d)
-    : Module("MultiHeadSelfAttention"),
+    : SelfAttention("MultiHeadSelfAttention"),
       dim(d),
       heads(h),
       qkv_dim(qkv_d < 0 ? d : qkv_d),

@@ -25,7 +25,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // The (N, N) lower-triangular keep-mask of causal attention (1 where j <= i).
 Tensor causal_mask(int64_t n, DType dtype = kFloat32, Device device = Device::cpu());
 
-class MultiHeadSelfAttention : public Module {
+// What every self-attention mechanism offers, so that a Transformer block or a WavSpA band
+// can hold any of them: x (B, N, D) -> (B, N, out_dim). key_mask (B, N): nonzero for real
+// tokens, 0 for padding; causal: query i sees keys j <= i. A mechanism that cannot honour a
+// mask (e.g. one that mixes the whole sequence) throws a wavspa::Error saying so.
+class SelfAttention : public Module {
+ public:
+  using Module::Module;
+  virtual Tensor forward(const Tensor& x, const Tensor& key_mask = Tensor(),
+                         bool causal = false) = 0;
+};
+
+class MultiHeadSelfAttention : public SelfAttention {
  public:
   // qkv_dim (default dim) is split over the heads; the output projection maps it back to
   // out_dim (default dim). fused_qkv keeps one (3 qkv_dim, dim) projection instead of three.
@@ -34,7 +45,7 @@ class MultiHeadSelfAttention : public Module {
                          int64_t out_dim = -1);
   // x (B, N, D). key_mask (B, N): nonzero for real tokens, 0 for padding that no query may
   // attend to. causal: query i attends to keys j <= i only.
-  Tensor forward(const Tensor& x, const Tensor& key_mask = Tensor(), bool causal = false);
+  Tensor forward(const Tensor& x, const Tensor& key_mask = Tensor(), bool causal = false) override;
   std::string extra_repr() const override;
 
   int64_t dim, heads, qkv_dim, out_dim;
