@@ -22,7 +22,7 @@ WARN      := -Wall -Wextra -Wpedantic -Wno-unknown-pragmas
 OPT       ?= -O3 -march=x86-64-v3
 CPPFLAGS  := -I. -MMD -MP
 CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
-LDLIBS    := -lsleef -lz -lm
+LDLIBS    := -lsleef -lkissfft-float -lz -lm
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
@@ -42,6 +42,8 @@ HAVE_NCCL     := $(shell test -f /usr/local/cuda/include/nccl.h -o -f /usr/inclu
 HAVE_MPI      := $(shell command -v mpicxx >/dev/null 2>&1 && echo 1)
 HAVE_DOCTEST  := $(shell test -f /usr/include/doctest/doctest.h && echo 1)
 HAVE_SLEEF    := $(shell test -f /usr/include/x86_64-linux-gnu/sleef.h && echo 1)
+# Debian builds KissFFT's C library in float only; float64 FFTs use its kissfft.hh template.
+HAVE_KISSFFT  := $(shell test -f /usr/include/kissfft/kiss_fftr.h && test -f /usr/include/kissfft/kissfft.hh && test -f /usr/lib/x86_64-linux-gnu/libkissfft-float.so && echo 1)
 
 ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -I$(BLAS_INC)
@@ -64,18 +66,18 @@ ifeq ($(CUDA),1)
 endif
 
 # Targets that install the packages first and then re-run make need no check here; any
-# other build without OpenBLAS, SLEEF or doctest stops with a hint instead of a compile error.
+# other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
 ifeq ($(filter deps clean help test sanitize bench run,$(MAKECMDGOALS)),)
-  ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF),11)
-    $(error OpenBLAS (OpenMP build) or SLEEF is missing: run `make deps` first)
+  ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT),111)
+    $(error OpenBLAS (OpenMP build), SLEEF or KissFFT is missing: run `make deps` first)
   endif
 endif
 
 yesno = $(if $(filter 1,$(1)),yes,no)
-$(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
+$(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 
 # ---- sources ---------------------------------------------------------------------------
-LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp)
+LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp)
 CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard backends/cuda/*.cu))
 TEST_SRC := $(wildcard tests/*.cpp)
 TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))
@@ -87,7 +89,7 @@ LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
 
 DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
-                   nlohmann-json3-dev libcli11-dev
+                   nlohmann-json3-dev libcli11-dev libkissfft-dev
 
 .PHONY: all lib test sanitize bench run deps clean help examples
 .DEFAULT_GOAL := all

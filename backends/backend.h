@@ -161,6 +161,18 @@ class Backend {
   virtual void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x,
                                    const RowMap& map, int64_t start, const Tensor& grad_w) = 0;
 
+  // --- FFT: real transforms along the middle dim of contiguous (A, n, C) signals --------
+  // Spectra are (A, n / 2 + 1, C, 2) tensors of (real, imag) pairs, numpy.fft's layout of
+  // the non-negative frequencies. Unnormalised, as FFTW's and cuFFT's R2C / C2R plans.
+  //
+  // spec[a, k, c] = sum_t x[a, t, c] exp(-2 pi i k t / n); the imaginary parts of bin 0 and
+  // (n even) bin n / 2 are written as exact zeros.
+  virtual void fft_r2c(const Tensor& x, const Tensor& spec) = 0;
+  // x[a, t, c] = scale * sum_{k < n} Y_k exp(+2 pi i k t / n), where Y is spec completed by
+  // Hermitian symmetry (Y_{n-k} = conj(Y_k)) and the imaginary parts of bin 0 and (n even)
+  // bin n / 2 are ignored. n is x's middle dim; scale = 1 / n gives numpy.fft.irfft.
+  virtual void fft_c2r(const Tensor& spec, double scale, const Tensor& x) = 0;
+
   // --- random numbers: element i depends only on (state, i) -----------------------------
   virtual void uniform(const Tensor& out, PhiloxState s, double lo, double hi) = 0;
   virtual void normal(const Tensor& out, PhiloxState s, double mean, double std) = 0;

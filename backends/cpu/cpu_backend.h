@@ -1,6 +1,6 @@
 // The CPU backend: OpenMP loops, OpenBLAS matrix products. One file per kernel family:
 // memory.cpp, elementwise.cpp, reduce.cpp, gemm.cpp, norm.cpp (softmax, layernorm,
-// cross-entropy), index.cpp, random.cpp, wavelet.cpp.
+// cross-entropy), index.cpp, random.cpp, wavelet.cpp, fft.cpp.
 #pragma once
 
 #include "backends/backend.h"
@@ -63,6 +63,9 @@ class CpuBackend final : public Backend {
                          const RowMap& map, const Tensor& out) override;
   void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
                            int64_t start, const Tensor& grad_w) override;
+
+  void fft_r2c(const Tensor& x, const Tensor& spec) override;
+  void fft_c2r(const Tensor& spec, double scale, const Tensor& x) override;
 
   void uniform(const Tensor& out, PhiloxState s, double lo, double hi) override;
   void normal(const Tensor& out, PhiloxState s, double mean, double std) override;
