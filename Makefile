@@ -77,7 +77,7 @@ yesno = $(if $(filter 1,$(1)),yes,no)
 $(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 
 # ---- sources ---------------------------------------------------------------------------
-LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp)
+LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp data/*.cpp)
 CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard backends/cuda/*.cu))
 TEST_SRC := $(wildcard tests/*.cpp)
 TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))
