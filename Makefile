@@ -22,7 +22,7 @@ WARN      := -Wall -Wextra -Wpedantic -Wno-unknown-pragmas
 OPT       ?= -O3 -march=x86-64-v3
 CPPFLAGS  := -I. -MMD -MP
 CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
-LDLIBS    := -lsleef -lkissfft-float -lz -lm
+LDLIBS    := -lsleef -lkissfft-float -lpng -lcsv -lz -lm
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
@@ -44,6 +44,8 @@ HAVE_DOCTEST  := $(shell test -f /usr/include/doctest/doctest.h && echo 1)
 HAVE_SLEEF    := $(shell test -f /usr/include/x86_64-linux-gnu/sleef.h && echo 1)
 # Debian builds KissFFT's C library in float only; float64 FFTs use its kissfft.hh template.
 HAVE_KISSFFT  := $(shell test -f /usr/include/kissfft/kiss_fftr.h && test -f /usr/include/kissfft/kissfft.hh && test -f /usr/lib/x86_64-linux-gnu/libkissfft-float.so && echo 1)
+# libpng writes and reads Pathfinder images; libcsv parses the CSV/TSV files of the text tasks.
+HAVE_PNG_CSV  := $(shell test -f /usr/include/png.h && test -f /usr/include/csv.h && echo 1)
 
 ifeq ($(HAVE_OPENBLAS),1)
   CPPFLAGS += -I$(BLAS_INC)
@@ -68,8 +70,8 @@ endif
 # Targets that install the packages first and then re-run make need no check here; any
 # other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
 ifeq ($(filter deps clean help test sanitize bench run,$(MAKECMDGOALS)),)
-  ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT),111)
-    $(error OpenBLAS (OpenMP build), SLEEF or KissFFT is missing: run `make deps` first)
+  ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT)$(HAVE_PNG_CSV),1111)
+    $(error OpenBLAS (OpenMP build), SLEEF, KissFFT, libpng or libcsv is missing: run `make deps` first)
   endif
 endif
 
@@ -89,7 +91,8 @@ LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
 
 DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
-                   nlohmann-json3-dev libcli11-dev libkissfft-dev
+                   nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
+                   dataset-fashion-mnist
 
 .PHONY: all lib test sanitize bench run deps clean help examples
 .DEFAULT_GOAL := all

@@ -1,5 +1,6 @@
 #include "data/lego.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -152,6 +153,48 @@ std::vector<LegoExample> read_lego_tsv(const std::string& path) {
     out.push_back(std::move(ex));
   }
   return out;
+}
+
+TokenDataset lego_tokens(const std::vector<LegoExample>& examples, int64_t max_len, const std::string& name) {
+  TokenDataset d;
+  d.name = name;
+  d.vocab_size = 32;
+  d.num_classes = 2;
+  int64_t longest = 1;
+  for (const LegoExample& ex : examples) {
+    std::vector<int32_t> ids, labels;
+    size_t clause = 0;
+    bool clause_start = true;
+    for (char c : ex.source) {
+      int32_t id = 0;
+      if (c >= 'a' && c <= 'z') id = 1 + (c - 'a');
+      else if (c == '=') id = 27;
+      else if (c == '+') id = 28;
+      else if (c == '-') id = 29;
+      else if (c == '1') id = 30;
+      else if (c == ';') id = 31;
+      else if (c == ' ') continue;
+      else WAVSPA_CHECK(false, "lego_tokens: ", name, ": unexpected character '", c, "' in '", ex.source, "'");
+      int32_t label = kIgnoreLabel;
+      if (clause_start) {
+        WAVSPA_CHECK(clause < ex.values.size(), "lego_tokens: ", name, ": '", ex.source, "' has more clauses than values");
+        label = ex.values[clause] > 0 ? 1 : 0;
+        clause_start = false;
+      }
+      if (id == 31) clause_start = true, ++clause;
+      ids.push_back(id);
+      labels.push_back(label);
+    }
+    WAVSPA_CHECK(clause + 1 == ex.values.size(), "lego_tokens: ", name, ": '", ex.source, "' has ",
+                 clause + 1, " clauses but ", ex.values.size(), " values");
+    if (max_len > 0 && (int64_t)ids.size() > max_len) ids.resize(max_len), labels.resize(max_len);
+    longest = std::max<int64_t>(longest, (int64_t)ids.size());
+    d.inputs.push_back(std::move(ids));
+    d.token_labels.push_back(std::move(labels));
+  }
+  d.seq_len = max_len > 0 ? max_len : longest;
+  validate(d);
+  return d;
 }
 
 }  // namespace wavspa::data

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "data/dataset.h"
 
 namespace wavspa::data {
 
@@ -46,5 +47,12 @@ LegoDataset generate_lego_dataset(uint64_t seed, int64_t n_train, int64_t n_val,
 // TSV with header "Source\tTarget"; Target lists the values ("+1 -1 ...") in clause order.
 void write_lego_tsv(const std::string& path, const std::vector<LegoExample>& examples);
 std::vector<LegoExample> read_lego_tsv(const std::string& path);
+
+// The training form: one token per letter, "=", "+", "-", "1" and ";" (ids 1..26 for a..z,
+// 27 "=", 28 "+", 29 "-", 30 "1", 31 ";", 0 padding; vocabulary 32), so a clause "b = -a"
+// is the four tokens b = - a. Each clause's label sits on its first token (the variable):
+// class 1 for +1, 0 for -1; every other position is kIgnoreLabel. seq_len is the longest
+// chain's 5 * length - 1 unless max_len (> 0) is given.
+TokenDataset lego_tokens(const std::vector<LegoExample>& examples, int64_t max_len, const std::string& name);
 
 }  // namespace wavspa::data

@@ -332,4 +332,22 @@ Tensor encode_batch(const std::vector<std::string>& expressions, int64_t max_len
   return out;
 }
 
+TokenDataset listops_tokens(const ListOpsSplit& split, int64_t max_len, const std::string& name) {
+  WAVSPA_CHECK(max_len >= 1, "listops_tokens: max_len must be >= 1, got ", max_len);
+  TokenDataset d;
+  d.name = name;
+  d.vocab_size = listops_vocab_size();
+  d.num_classes = 10;
+  d.seq_len = max_len;
+  d.inputs.reserve(split.sources.size());
+  for (const std::string& e : split.sources) {
+    std::vector<int64_t> ids = encode_listops(e);
+    if ((int64_t)ids.size() > max_len) ids.resize(max_len);
+    d.inputs.emplace_back(ids.begin(), ids.end());
+  }
+  d.labels.assign(split.targets.begin(), split.targets.end());
+  validate(d);
+  return d;
+}
+
 }  // namespace wavspa::data

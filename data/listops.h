@@ -28,6 +28,7 @@
 
 #include "core/random.h"
 #include "core/tensor.h"
+#include "data/dataset.h"
 
 namespace wavspa::data {
 
@@ -76,5 +77,9 @@ int64_t listops_vocab_size();  // 16
 std::vector<int64_t> encode_listops(const std::string& expression);
 // int64 (B, max_len): each row the encoded expression, cut at max_len or padded with 0.
 Tensor encode_batch(const std::vector<std::string>& expressions, int64_t max_len);
+
+// The training form (data/dataset.h): encode_listops ids cut to max_len (LRA: 2000),
+// vocabulary 16, 10 classes.
+TokenDataset listops_tokens(const ListOpsSplit& split, int64_t max_len, const std::string& name);
 
 }  // namespace wavspa::data

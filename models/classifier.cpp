@@ -31,16 +31,18 @@ Tensor Encoder::forward(const Tensor& ids) {
                ids.describe());
   const int64_t B = ids.shape()[0];
   Tensor zero = scalar_tensor(0, ids.dtype(), ids.device());
-  Tensor mask = ne(ids, zero).to(kFloat32);  // (B, N): 1 = token, 0 = padding (id 0)
+  // (B, N): 1 = token, 0 = padding (id 0), or all ones when every id is a token
+  Tensor mask = config.mask_padding ? ne(ids, zero).to(kFloat32) : ones({B, ids.shape()[1]}, kFloat32, ids.device());
   Tensor x = embed->forward(ids);
   if (cls.defined()) {
     x = concat({cls.to(x.dtype()).expand({B, 1, config.emb_dim}), x}, 1);
-    mask = concat({ones({B, 1}), mask}, 1);
+    mask = concat({ones({B, 1}, kFloat32, ids.device()), mask}, 1);
   }
   if (positions) x = positions->forward(x);
   x = drop->forward(x);
   for (auto& block : blocks) x = block->forward(x, mask);
   x = final_norm->forward(x);
+  if (config.pooling == "none") return x;  // (B, N, D): one vector per token
   if (config.pooling == "cls") return x.select(1, 0);
   Tensor m = mask.to(x.dtype()).unsqueeze(2);  // (B, N, 1)
   if (config.pooling == "mean")

@@ -21,7 +21,7 @@ namespace wavspa::models {
 class Encoder : public nn::Module {
  public:
   explicit Encoder(const ModelConfig& config);
-  Tensor forward(const Tensor& ids);  // pooled (B, D)
+  Tensor forward(const Tensor& ids);  // pooled (B, D); (B, N, D) with pooling "none"
   ModelConfig config;
   std::shared_ptr<nn::Embedding> embed;
   Tensor cls;  // (1, 1, D) when pooling == "cls"
@@ -35,7 +35,7 @@ class Encoder : public nn::Module {
 class SequenceClassifier : public nn::Module {
  public:
   explicit SequenceClassifier(const ModelConfig& config);
-  Tensor forward(const Tensor& ids);  // logits (B, C)
+  Tensor forward(const Tensor& ids);  // logits (B, C); per token (B, N, C) with pooling "none"
   std::shared_ptr<Encoder> encoder;
   std::shared_ptr<nn::Sequential> head;
 };

@@ -22,7 +22,8 @@ json to_object(const ModelConfig& c) {
               {"qkv_dim", c.qkv_dim},           {"mlp_dim", c.mlp_dim},
               {"classifier_mlp", c.classifier_mlp}, {"dropout", c.dropout},
               {"attention_dropout", c.attention_dropout}, {"positions", c.positions},
-              {"pooling", c.pooling},           {"dual", c.dual},
+              {"pooling", c.pooling},           {"mask_padding", c.mask_padding},
+              {"dual", c.dual},
               {"performer_features", c.performer_features}, {"linformer_k", c.linformer_k},
               {"local_window", c.local_window}, {"local_global", c.local_global},
               {"parametrization", c.parametrization}, {"levels", c.levels},
@@ -78,6 +79,7 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
   read(j, "attention_dropout", c.attention_dropout);
   read(j, "positions", c.positions);
   read(j, "pooling", c.pooling);
+  read(j, "mask_padding", c.mask_padding);
   read(j, "dual", c.dual);
   read(j, "performer_features", c.performer_features);
   read(j, "linformer_k", c.linformer_k);
@@ -111,7 +113,9 @@ void ModelConfig::validate() const {
   one_of("architecture", architecture, {"transformer", "wavspa", "fourier", "fnet"});
   one_of("attention", attention, {"full", "linear", "performer", "linformer", "local"});
   one_of("positions", positions, {"sinusoidal", "learned", "none"});
-  one_of("pooling", pooling, {"cls", "mean", "max"});
+  one_of("pooling", pooling, {"cls", "mean", "max", "none"});
+  WAVSPA_CHECK(pooling != "none" || !dual, "model config: a dual encoder needs pooled vectors; "
+               "'pooling' \"none\" works only with 'dual' false");
   one_of("wavelet_mode", wavelet_mode,
          {"zero", "constant", "symmetric", "reflect", "periodic", "smooth", "antisymmetric",
           "antireflect", "periodization"});

@@ -26,7 +26,9 @@ struct ModelConfig {
   double dropout = 0.1;
   double attention_dropout = 0.1;
   std::string positions = "sinusoidal";  // sinusoidal | learned | none
-  std::string pooling = "cls";           // cls | mean | max
+  std::string pooling = "cls";           // cls | mean | max | none (per-token outputs)
+  bool mask_padding = true;  // id 0 is padding, kept out of attention and pooling; false for
+                             // pixel tasks, where 0 is a black pixel (LRA masks those too)
   bool dual = false;                     // a dual encoder for pairs (retrieval)
   // attention options
   int64_t performer_features = 64;

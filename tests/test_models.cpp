@@ -92,6 +92,36 @@ TEST_CASE("models: dual encoder, pooling modes, and positions") {
               {"dual encoder"});
 }
 
+TEST_CASE("models: per-token outputs (pooling none) and pixel inputs without a padding mask") {
+  ModelConfig c = tiny("wavspa", "full");
+  c.pooling = "none";
+  auto model = models::make_classifier(c);
+  model->eval();
+  Tensor ids = randint(1, 12, {2, 9});
+  CHECK(model->forward(ids).shape() == Shape{2, 9, 3});
+  check_error([] { auto c = tiny("wavspa", "full"); c.pooling = "none"; c.dual = true; c.validate(); },
+              {"dual encoder", "none"});
+
+  // With the mask, id 0 is padding: a Transformer's pooled output does not depend on how
+  // much of it follows the tokens. Without the mask (pixel tasks, where 0 is a black pixel)
+  // every 0 is a token and the output changes.
+  for (bool masked : {true, false}) {
+    ModelConfig m = tiny("transformer", "full");
+    m.pooling = "mean";
+    m.mask_padding = masked;
+    manual_seed(5);
+    auto clf = models::make_classifier(m);
+    clf->eval();
+    Tensor short_pad = from_vector(std::vector<int64_t>{3, 4, 5, 0}, {1, 4});
+    Tensor long_pad = from_vector(std::vector<int64_t>{3, 4, 5, 0, 0, 0, 0}, {1, 7});
+    const double diff = max_abs_diff(clf->forward(short_pad), clf->forward(long_pad));
+    if (masked)
+      CHECK(diff < 1e-6);
+    else
+      CHECK(diff > 1e-4);
+  }
+}
+
 TEST_CASE("models: gradcheck of a tiny WavSpA block in float64") {
   for (const char* p : {"ada", "ortho", "adalift"}) {
     INFO(p);
