@@ -21,11 +21,11 @@ WARN      := -Wall -Wextra -Wpedantic -Wno-unknown-pragmas
 # vectoriser miscompiled a std::vector initializer list in our tests (a wrong {2, 2, 2, 2}).
 OPT       ?= -O3 -march=x86-64-v3
 CPPFLAGS  := -I. -MMD -MP
-CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
-LDLIBS    := -lsleef -lkissfft-float -lpng -lcsv -lz -lm
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
+CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
+LDLIBS    := -lsleef -lkissfft-float -lpng -lcsv -lz -lm
 ifeq ($(SANITIZE),1)
   SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
   CXXFLAGS += -O1 -g -fno-omit-frame-pointer $(SAN)  # the later -O1 wins over -O3
@@ -79,7 +79,7 @@ yesno = $(if $(filter 1,$(1)),yes,no)
 $(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 
 # ---- sources ---------------------------------------------------------------------------
-LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp data/*.cpp)
+LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp data/*.cpp train/*.cpp)
 CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard backends/cuda/*.cu))
 TEST_SRC := $(wildcard tests/*.cpp)
 TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))

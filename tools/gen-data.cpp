@@ -5,8 +5,15 @@
 //   build/gen-data --task listops --out /tmp/lo --seed 1 --train 50 --val 10 --test 10
 //                  --min-length 10 --max-length 60    (one line)
 //
+//   build/gen-data --task pathfinder --out data/pf --train 8000 --val 1000 --test 1000
+//   build/gen-data --task lego --out data/lego --chain-length 6 --test-chain-length 12
+//
 // ListOps writes LRA's file names, basic_train.tsv, basic_val.tsv and basic_test.tsv (LRA's
 // --task flag defaults to "basic", and its input pipeline reads <task>_<split>.tsv).
+// Pathfinder writes one folder per split, OUT/train, OUT/val and OUT/test, each in LRA's
+// layout: imgs/C/sample_J.png and the text file metadata/C.npy (data/pathfinder.h).
+// LEGO writes lego_train.tsv, lego_val.tsv and lego_test.tsv.
+// --train/--val/--test default to LRA's ListOps sizes for every task.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,10 +23,11 @@
 
 #include "data/lego.h"
 #include "data/listops.h"
+#include "data/pathfinder.h"
 
 namespace {
 
-// Every task the tool knows; pathfinder arrives with a later change.
+// Every task the tool knows (all of them implemented).
 const char* const kTasks = "listops, pathfinder, lego";
 
 int run_listops(const std::string& out, uint64_t seed, int64_t n_train, int64_t n_val, int64_t n_test,
@@ -52,6 +60,23 @@ int run_lego(const std::string& out, uint64_t seed, int64_t n_train, int64_t n_v
   return 0;
 }
 
+int run_pathfinder(const std::string& out, uint64_t seed, int64_t n_train, int64_t n_val, int64_t n_test,
+                   const wavspa::data::PathfinderOptions& options) {
+  namespace fs = std::filesystem;
+  auto d = wavspa::data::generate_pathfinder_dataset(seed, n_train, n_val, n_test, options);
+  const std::pair<const char*, const std::vector<wavspa::data::PathfinderExample>*> splits[] = {
+      {"train", &d.train}, {"val", &d.val}, {"test", &d.test}};
+  for (const auto& [name, split] : splits) {
+    const std::string dir = (fs::path(out) / name).string();
+    wavspa::data::write_pathfinder_split(dir, *split);
+    int64_t positives = 0;
+    for (const auto& ex : *split) positives += ex.label;
+    std::printf("wrote %zu %lldx%lld images (%lld positive) to %s\n", split->size(), (long long)options.size,
+                (long long)options.size, (long long)positives, dir.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,6 +102,17 @@ int main(int argc, char** argv) {
   auto* lg = app.add_option_group("lego", "LEGO options");
   lg->add_option("--chain-length", lego_length, "clauses per chain in train and val")->capture_default_str();
   lg->add_option("--test-chain-length", lego_test_length, "clauses per chain in test (extrapolation)")->capture_default_str();
+  wavspa::data::PathfinderOptions pathfinder;
+  auto* pf = app.add_option_group("pathfinder", "Pathfinder options (sizes in pixels; LRA's Pathfinder-32 baseline)");
+  pf->add_option("--size", pathfinder.size, "image width and height")->capture_default_str();
+  pf->add_option("--path-length", pathfinder.path_length, "dashes per main path (the two that can carry markers)")->capture_default_str();
+  pf->add_option("--distractor-length", pathfinder.distractor_length, "dashes per distractor path")->capture_default_str();
+  pf->add_option("--dash-length", pathfinder.dash_length, "length of one dash")->capture_default_str();
+  pf->add_option("--gap", pathfinder.gap, "space between the dashes of a path")->capture_default_str();
+  pf->add_option("--distractors", pathfinder.num_distractors, "unmarked paths besides the two main ones")->capture_default_str();
+  pf->add_option("--max-turn", pathfinder.max_turn, "largest turn between two dashes, radians")->capture_default_str();
+  pf->add_option("--marker-radius", pathfinder.marker_radius, "radius of the two marker dots")->capture_default_str();
+  pf->add_option("--separation", pathfinder.separation, "least distance between two paths (> gap)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   listops.parentheses = !no_parentheses;
 
@@ -84,11 +120,8 @@ int main(int argc, char** argv) {
     if (task == "listops") return run_listops(out, seed, n_train, n_val, n_test, listops);
     if (task == "lego")
       return run_lego(out, seed, n_train, n_val, n_test, lego_length, lego_test_length);
-    if (task == "pathfinder")
-      throw wavspa::Error(wavspa::str("gen-data: task '", task,
-                                      "' is not implemented yet (implemented: listops, lego; pathfinder comes next)"));
-    throw wavspa::Error(wavspa::str("gen-data: unknown task '", task, "'; valid tasks: ", kTasks,
-                                    " (implemented: listops, lego; pathfinder comes next)"));
+    if (task == "pathfinder") return run_pathfinder(out, seed, n_train, n_val, n_test, pathfinder);
+    throw wavspa::Error(wavspa::str("gen-data: unknown task '", task, "'; valid tasks: ", kTasks));
   } catch (const wavspa::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
