@@ -183,6 +183,11 @@ class Backend {
 
 // The backend for a device; throws a wavspa::Error naming the device if it is not built in.
 Backend& backend_for(Device device);
+
+// Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's
+// (OMP_NUM_THREADS, else one per core).
+void set_cpu_threads(int n);
+int cpu_threads();
 // Counters a random kernel consumes for n elements (4 uniforms or 2 normals per counter).
 inline uint64_t philox_counters_uniform(int64_t n) { return (uint64_t)(n + 3) / 4; }
 inline uint64_t philox_counters_normal(int64_t n) { return (uint64_t)(n + 1) / 2; }

@@ -43,7 +43,8 @@ struct ModelConfig {
   bool pre_mlp_norm = false;
   uint64_t seed = 0;
 
-  static ModelConfig from_json(const std::string& text);
+  // `check` false skips validate(), for a config whose data-given sizes come later.
+  static ModelConfig from_json(const std::string& text, bool check = true);
   static ModelConfig from_file(const std::string& path);
   std::string to_json() const;
   void validate() const;  // throws wavspa::Error naming the key and the valid values

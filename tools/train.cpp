@@ -1,0 +1,102 @@
+// Trains a model on a Long Range Arena task, with checkpoints, metrics and plots.
+//
+//   build/train --task listops --data data/listops --model wavspa-ada --out runs/lo
+//   build/train --task fashion-mnist --config configs/run_fmnist.json --set steps=500 --out runs/fm
+//   build/train --resume runs/lo                  # after Ctrl-C: continues where it stopped
+//   build/train --eval-only runs/lo/best.safetensors
+//
+// The last line on standard output is one JSON object summarising the run; progress and
+// messages go to standard error. Exit status: 0 finished (or stopped early), 1 an error,
+// 3 the loss became NaN or infinite, 130 interrupted by SIGINT/SIGTERM (checkpoint saved).
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace wavspa;
+  CLI::App app{"wavspa train: train a Transformer or WavSpA model on a Long Range Arena task"};
+  app.footer("Config keys for --set (model keys as model.KEY): " + join(train::RunConfig::keys()) +
+             "\nExit status: 0 finished, 1 error, 3 loss not finite, 130 interrupted (checkpoint saved).");
+  std::string task, model, config_file, device, out, resume, eval_only, data;
+  std::vector<std::string> sets;
+  int64_t threads = -1;
+  int64_t seed = -1;
+  app.add_option("--task", task, "task: " + join(train::task_names()));
+  app.add_option("--model", model, "model: " + join(train::model_preset_names()) + ", or a models JSON file");
+  app.add_option("--config", config_file, "a run config JSON file (see --set for its keys)");
+  app.add_option("--set", sets, "override a config key: key=value (repeatable), e.g. steps=500 model.levels=2");
+  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--threads", threads, "CPU threads (OpenMP and OpenBLAS); default: all cores")->check(CLI::PositiveNumber);
+  app.add_option("--seed", seed, "seed of data order and dropout")->check(CLI::NonNegativeNumber);
+  app.add_option("--out", out, "run folder for config, checkpoints, metrics and plots");
+  app.add_option("--resume", resume, "continue the run in this folder from its latest checkpoint");
+  app.add_option("--eval-only", eval_only, "evaluate this checkpoint on the validation and test splits");
+  app.add_option("--data", data, "the task's data folder");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!eval_only.empty()) {
+      WAVSPA_CHECK(resume.empty() && out.empty() && sets.empty() && config_file.empty() && model.empty(),
+                   "--eval-only takes the model and data from the checkpoint; it combines only with --data and --threads");
+      std::cout << train::evaluate_checkpoint(eval_only, data, threads > 0 ? threads : 0) << std::endl;
+      return 0;
+    }
+    train::RunConfig c;
+    std::string dir;
+    const bool resuming = !resume.empty();
+    if (resuming) {
+      WAVSPA_CHECK(task.empty() && model.empty() && config_file.empty() && sets.empty() && out.empty() &&
+                       data.empty() && seed < 0 && device.empty(),
+                   "--resume continues a run with its saved config.json; it combines only with --threads");
+      const std::string saved = resume + "/config.json";
+      WAVSPA_CHECK(std::filesystem::exists(saved), "--resume ", resume, ": no config.json there; is it a run folder?");
+      c = train::RunConfig::from_file(saved);
+      dir = resume;
+    } else {
+      WAVSPA_CHECK(!out.empty(), "--out DIR is required (where the config, checkpoints, metrics and plots go)");
+      if (!config_file.empty()) c = train::RunConfig::from_file(config_file);
+      if (!task.empty()) c.task = task;
+      WAVSPA_CHECK(!task.empty() || !config_file.empty(), "--task is required (", join(train::task_names()),
+                   ") unless --config names one");
+      if (!model.empty()) train::apply_model_preset(c, model);
+      if (!data.empty()) c.data = data;
+      if (!device.empty()) c.device = device;
+      if (seed >= 0) c.seed = (uint64_t)seed;
+      for (const std::string& s : sets) train::apply_override(c, s);
+      c.validate();
+      dir = out;
+    }
+    if (threads > 0) c.threads = threads;
+    train::install_signal_handlers();
+    train::RunResult r = train::run_training(c, dir, resuming);
+    std::cout << r.summary_json << std::endl;
+    switch (r.status) {
+      case train::RunStatus::kInterrupted: return 130;
+      case train::RunStatus::kDiverged: return 3;
+      default: return 0;
+    }
+  } catch (const wavspa::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

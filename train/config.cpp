@@ -1,0 +1,267 @@
+#include "train/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace wavspa::train {
+
+namespace {
+
+using nlohmann::json;
+
+// Preset name -> (architecture, attention, parametrization).
+struct Preset {
+  const char* name;
+  const char* architecture;
+  const char* attention;
+  const char* parametrization;
+};
+constexpr Preset kPresets[] = {
+    {"transformer", "transformer", "full", "ada"},
+    {"wavspa-ada", "wavspa", "full", "ada"},
+    {"wavspa-ortho", "wavspa", "full", "ortho"},
+    {"wavspa-lift", "wavspa", "full", "lift"},
+    {"wavspa-adalift", "wavspa", "full", "adalift"},
+    {"wavspa-fixed", "wavspa", "full", "fixed"},
+    {"fourier", "fourier", "full", "ada"},
+    {"fnet", "fnet", "full", "ada"},
+    {"linear", "transformer", "linear", "ada"},
+    {"performer", "transformer", "performer", "ada"},
+    {"linformer", "transformer", "linformer", "ada"},
+    {"local", "transformer", "local", "ada"},
+};
+
+json run_object(const RunConfig& c) {
+  return json{{"task", c.task},
+              {"data", c.data},
+              {"max_len", c.max_len},
+              {"train_limit", c.train_limit},
+              {"val_limit", c.val_limit},
+              {"test_limit", c.test_limit},
+              {"steps", c.steps},
+              {"batch_size", c.batch_size},
+              {"optimizer", c.optimizer},
+              {"lr", c.lr},
+              {"weight_decay", c.weight_decay},
+              {"momentum", c.momentum},
+              {"schedule", c.schedule},
+              {"warmup", c.warmup},
+              {"clip_grad_norm", c.clip_grad_norm},
+              {"label_smoothing", c.label_smoothing},
+              {"eval_every", c.eval_every},
+              {"eval_limit", c.eval_limit},
+              {"log_every", c.log_every},
+              {"early_stop", c.early_stop},
+              {"prefetch", c.prefetch},
+              {"seed", c.seed},
+              {"device", c.device},
+              {"threads", c.threads}};
+}
+
+template <typename T>
+void read(const json& j, const char* key, T& out) {
+  if (!j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw Error(str("run config: '", key, "' has the wrong type (", j.at(key).dump(), ")"));
+  }
+}
+
+void one_of(const char* key, const std::string& value, const std::vector<std::string>& valid) {
+  for (const auto& v : valid)
+    if (v == value) return;
+  throw Error(str("run config: '", key, "' is '", value, "'; valid values: ", valid));
+}
+
+// Reads every key of `j` into `c`; unknown keys are an error listing the valid ones.
+void read_into(RunConfig& c, const json& j) {
+  WAVSPA_CHECK(j.is_object(), "run config: expected a JSON object, got ", j.type_name());
+  const json defaults = run_object(c);
+  std::vector<std::string> unknown;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!defaults.contains(it.key()) && it.key() != "model") unknown.push_back(it.key());
+  WAVSPA_CHECK(unknown.empty(), "run config: unknown keys ", unknown, "; valid keys: ", RunConfig::keys());
+  read(j, "task", c.task);
+  read(j, "data", c.data);
+  read(j, "max_len", c.max_len);
+  read(j, "train_limit", c.train_limit);
+  read(j, "val_limit", c.val_limit);
+  read(j, "test_limit", c.test_limit);
+  read(j, "steps", c.steps);
+  read(j, "batch_size", c.batch_size);
+  read(j, "optimizer", c.optimizer);
+  read(j, "lr", c.lr);
+  read(j, "weight_decay", c.weight_decay);
+  read(j, "momentum", c.momentum);
+  read(j, "schedule", c.schedule);
+  read(j, "warmup", c.warmup);
+  read(j, "clip_grad_norm", c.clip_grad_norm);
+  read(j, "label_smoothing", c.label_smoothing);
+  read(j, "eval_every", c.eval_every);
+  read(j, "eval_limit", c.eval_limit);
+  read(j, "log_every", c.log_every);
+  read(j, "early_stop", c.early_stop);
+  read(j, "prefetch", c.prefetch);
+  read(j, "seed", c.seed);
+  read(j, "device", c.device);
+  read(j, "threads", c.threads);
+  if (j.contains("model")) {
+    WAVSPA_CHECK(j.at("model").is_object(), "run config: 'model' must be a JSON object, got ",
+                 j.at("model").type_name());
+    // Merge onto the current model so that a partial "model" object changes only its keys.
+    json merged = json::parse(c.model.to_json());
+    for (auto it = j.at("model").begin(); it != j.at("model").end(); ++it) merged[it.key()] = it.value();
+    c.model = models::ModelConfig::from_json(merged.dump(), /*check=*/false);
+  }
+}
+
+json parse_json(const std::string& text, const std::string& what) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(str(what, ": invalid JSON: ", e.what()));
+  }
+}
+
+std::string read_text(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  WAVSPA_CHECK(in.good(), what, ": cannot open '", path, "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+const std::vector<std::string>& task_names() {
+  static const std::vector<std::string> names = {"listops", "text", "retrieval", "image",
+                                                 "fashion-mnist", "pathfinder", "lego"};
+  return names;
+}
+
+const std::vector<std::string>& model_preset_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const Preset& p : kPresets) v.push_back(p.name);
+    return v;
+  }();
+  return names;
+}
+
+RunConfig RunConfig::from_json(const std::string& text) {
+  RunConfig c;
+  read_into(c, parse_json(text, "run config"));
+  c.validate();
+  return c;
+}
+
+RunConfig RunConfig::from_file(const std::string& path) {
+  try {
+    return from_json(read_text(path, "run config"));
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+std::string RunConfig::to_json() const {
+  json j = run_object(*this);
+  j["model"] = json::parse(model.to_json());
+  return j.dump(2);
+}
+
+std::vector<std::string> RunConfig::keys() {
+  std::vector<std::string> out;
+  const json run = run_object(RunConfig{});
+  for (auto it = run.begin(); it != run.end(); ++it) out.push_back(it.key());
+  const json model = json::parse(models::ModelConfig{}.to_json());
+  for (auto it = model.begin(); it != model.end(); ++it) out.push_back("model." + it.key());
+  return out;
+}
+
+void RunConfig::validate() const {
+  one_of("task", task, task_names());
+  one_of("optimizer", optimizer, {"adamw", "adam", "sgd"});
+  one_of("device", device, {"cpu", "cuda"});
+  auto at_least = [](const char* key, int64_t v, int64_t lo) {
+    WAVSPA_CHECK(v >= lo, "run config: '", key, "' must be >= ", lo, ", got ", v);
+  };
+  at_least("steps", steps, 1);
+  at_least("batch_size", batch_size, 1);
+  at_least("eval_every", eval_every, 1);
+  at_least("log_every", log_every, 1);
+  at_least("max_len", max_len, 0);
+  at_least("train_limit", train_limit, 0);
+  at_least("val_limit", val_limit, 0);
+  at_least("test_limit", test_limit, 0);
+  at_least("eval_limit", eval_limit, 0);
+  at_least("warmup", warmup, -1);
+  at_least("early_stop", early_stop, 0);
+  at_least("prefetch", prefetch, 0);
+  at_least("threads", threads, 0);
+  WAVSPA_CHECK(lr > 0, "run config: 'lr' must be > 0, got ", lr);
+  WAVSPA_CHECK(weight_decay >= 0, "run config: 'weight_decay' must be >= 0, got ", weight_decay);
+  WAVSPA_CHECK(clip_grad_norm >= 0, "run config: 'clip_grad_norm' must be >= 0 (0 = off), got ", clip_grad_norm);
+  WAVSPA_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
+               "run config: 'label_smoothing' must be in [0, 1], got ", label_smoothing);
+  WAVSPA_CHECK(schedule != "cosine" || warmup_steps() < steps, "run config: the cosine schedule "
+               "needs warmup < steps, got warmup ", warmup_steps(), " and steps ", steps);
+}
+
+void apply_override(RunConfig& c, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  WAVSPA_CHECK(eq != std::string::npos && eq > 0, "--set: expected key=value, got '", assignment, "'");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // a bare word: a string
+  }
+  const std::vector<std::string> valid = RunConfig::keys();
+  WAVSPA_CHECK(std::find(valid.begin(), valid.end(), key) != valid.end(), "--set: unknown key '",
+               key, "'; valid keys: ", valid);
+  // Keys whose default is a string take the text as it is ("--set data=123" is a folder).
+  const json current = json::parse(c.to_json());
+  const bool model_key = key.rfind("model.", 0) == 0;
+  const json& old = model_key ? current.at("model").at(key.substr(6)) : current.at(key);
+  if (old.is_string()) value = text;
+  json patch;
+  if (model_key)
+    patch["model"][key.substr(6)] = value;
+  else
+    patch[key] = value;
+  try {
+    read_into(c, patch);
+  } catch (const Error& e) {
+    throw Error(str("--set ", assignment, ": ", e.what()));
+  }
+}
+
+void apply_model_preset(RunConfig& c, const std::string& name_or_path) {
+  for (const Preset& p : kPresets) {
+    if (name_or_path != p.name) continue;
+    c.model.architecture = p.architecture;
+    c.model.attention = p.attention;
+    c.model.parametrization = p.parametrization;
+    return;
+  }
+  WAVSPA_CHECK(std::filesystem::exists(name_or_path), "--model: '", name_or_path,
+               "' is neither a model name nor a file; names: ", model_preset_names(),
+               " (or a models JSON file such as configs/listops_wavspa_small.json)");
+  try {
+    json model = parse_json(read_text(name_or_path, "--model"), "model config");
+    json patch;
+    patch["model"] = model;
+    read_into(c, patch);
+  } catch (const Error& e) {
+    throw Error(name_or_path + ": " + e.what());
+  }
+}
+
+}  // namespace wavspa::train
