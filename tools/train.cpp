@@ -8,6 +8,7 @@
 // The last line on standard output is one JSON object summarising the run; progress and
 // messages go to standard error. Exit status: 0 finished (or stopped early), 1 an error,
 // 3 the loss became NaN or infinite, 130 interrupted by SIGINT/SIGTERM (checkpoint saved).
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
     if (threads > 0) c.threads = threads;
     train::install_signal_handlers();
     train::RunResult r = train::run_training(c, dir, resuming);
+    if (r.test_accuracy >= 0)
+      std::fprintf(stderr, "\ntest accuracy %.4f (best checkpoint, step %lld)  vs  majority class %.4f\n",
+                   r.test_accuracy, (long long)r.best_step, r.majority_accuracy);
+    std::fprintf(stderr, "run folder %s: best.safetensors, latest.safetensors, metrics.csv, loss.svg, accuracy.svg%s\n",
+                 dir.c_str(), std::filesystem::exists(dir + "/filters.svg") ? ", filters.svg" : "");
     std::cout << r.summary_json << std::endl;
     switch (r.status) {
       case train::RunStatus::kInterrupted: return 130;

@@ -144,7 +144,7 @@ constexpr const char* kCsvHeader = "step,epoch,split,loss,accuracy,lr,tokens_per
 
 std::string csv_line(const MetricRow& r) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%lld,%lld,%s,%.6g,%.6g,%.6g,%.6g,%.3f", (long long)r.step, (long long)r.epoch,
+  std::snprintf(buf, sizeof buf, "%lld,%lld,%s,%.10g,%.10g,%.6g,%.6g,%.3f", (long long)r.step, (long long)r.epoch,
                 r.split.c_str(), r.loss, r.accuracy, r.lr, r.tokens_per_s, r.elapsed_s);
   return buf;
 }
