@@ -88,7 +88,7 @@ void panel(std::ostringstream& svg, const Chart& c, double ox, double oy) {
 
   for (size_t k = 0; k < c.series.size(); ++k) {
     const Series& s = c.series[k];
-    const char* color = kColors[k % (sizeof kColors / sizeof kColors[0])];
+    const std::string color = s.color.empty() ? kColors[k % (sizeof kColors / sizeof kColors[0])] : s.color;
     std::ostringstream pts;
     size_t count = 0;
     for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {

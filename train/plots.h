@@ -18,6 +18,7 @@ struct Series {
   std::vector<double> x, y;
   bool markers = false;  // dots at the points (sparse series such as validation passes)
   bool dashed = false;
+  std::string color;     // "" = the next colour of the palette
 };
 
 struct Chart {

@@ -242,14 +242,22 @@ bool write_filter_plot(const std::string& dir, nn::Module& model) {
     const int64_t taps = now.shape()[0], channels = now.shape()[1];
     auto a = now.to_vector<double>(), b = then.to_vector<double>();
     Chart c{name + (angles ? " (lattice filter)" : ""), "tap", "value", {}};
-    for (int64_t ch = 0; ch < std::min<int64_t>(3, channels); ++ch) {
-      Series learned{str("ch ", ch, " learned"), {}, {}, true}, init{str("ch ", ch, " initial"), {}, {}, false, true};
+    const char* const colors[] = {"#1f77b4", "#d62728", "#2ca02c"};
+    const int64_t shown = std::min<int64_t>(3, channels);
+    // Channels usually start from one wavelet: then a single grey dashed line shows it.
+    bool same_start = true;
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t ch = 1; ch < shown; ++ch) same_start = same_start && b[t * channels + ch] == b[t * channels];
+    for (int64_t ch = 0; ch < shown; ++ch) {
+      Series learned{str("channel ", ch), {}, {}, true, false, colors[ch]};
+      Series init{same_start ? std::string("initial") : str("channel ", ch, " initial"), {}, {}, false, true,
+                  same_start ? "#888888" : colors[ch]};
       for (int64_t t = 0; t < taps; ++t) {
         learned.x.push_back((double)t), learned.y.push_back(a[t * channels + ch]);
         init.x.push_back((double)t), init.y.push_back(b[t * channels + ch]);
       }
       c.series.push_back(learned);
-      c.series.push_back(init);
+      if (!same_start || ch == 0) c.series.push_back(init);
     }
     charts.push_back(c);
   }
