@@ -14,8 +14,15 @@
 
 namespace wavspa {
 
+// Host and device (the CUDA backend's random kernels call the same function).
+#if defined(__CUDACC__)
+#define WAVSPA_HOST_DEVICE __host__ __device__
+#else
+#define WAVSPA_HOST_DEVICE
+#endif
+
 // One Philox 4x32 block: 10 rounds on a 128-bit counter with a 64-bit key.
-inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence, uint64_t key) {
+WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence, uint64_t key) {
   uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
   uint32_t c2 = (uint32_t)subsequence, c3 = (uint32_t)(subsequence >> 32);
   uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
@@ -36,7 +43,7 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence
 }
 
 // Uniform in (0, 1] from 32 random bits (never 0, so log() is safe), float or double.
-inline double uint_to_unit(uint32_t x) { return ((double)x + 1.0) * (1.0 / 4294967296.0); }
+WAVSPA_HOST_DEVICE inline double uint_to_unit(uint32_t x) { return ((double)x + 1.0) * (1.0 / 4294967296.0); }
 
 // The state a random kernel needs: the key and the first counter of its range.
 struct PhiloxState {

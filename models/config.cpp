@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "core/error.h"
 #include "models/blocks.h"
@@ -34,8 +35,15 @@ json to_object(const ModelConfig& c) {
 template <typename T>
 void read(const json& j, const char* key, T& out) {
   if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  // nlohmann converts 2.5 to 2 and -1 to 2^64 - 1 for integer targets; refuse both.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const bool ok = v.is_number_integer() && (std::is_signed_v<T> || v.is_number_unsigned() || v.get<int64_t>() >= 0);
+    if (!ok) throw Error(str("model config: '", key, "' has the wrong type: expected a",
+                             std::is_signed_v<T> ? "n" : " non-negative", " integer, got ", v.dump()));
+  }
   try {
-    out = j.at(key).get<T>();
+    out = v.get<T>();
   } catch (const json::exception&) {
     throw Error(str("model config: '", key, "' has the wrong type (", j.at(key).dump(), ")"));
   }

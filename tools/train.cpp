@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
       WAVSPA_CHECK(!task.empty() || !config_file.empty(), "--task is required (", join(train::task_names()),
                    ") unless --config names one");
       if (!model.empty()) train::apply_model_preset(c, model);
-      if (!data.empty()) c.data = data;
+      // Absolute, so that --resume and --eval-only work from any folder.
+      if (!data.empty()) c.data = std::filesystem::absolute(data).lexically_normal().string();
       if (!device.empty()) c.device = device;
       if (seed >= 0) c.seed = (uint64_t)seed;
       for (const std::string& s : sets) train::apply_override(c, s);

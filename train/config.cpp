@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -66,8 +67,15 @@ json run_object(const RunConfig& c) {
 template <typename T>
 void read(const json& j, const char* key, T& out) {
   if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  // nlohmann converts 2.5 to 2 and -1 to 2^64 - 1 for integer targets; refuse both.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const bool ok = v.is_number_integer() && (std::is_signed_v<T> || v.is_number_unsigned() || v.get<int64_t>() >= 0);
+    if (!ok) throw Error(str("run config: '", key, "' has the wrong type: expected a",
+                             std::is_signed_v<T> ? "n" : " non-negative", " integer, got ", v.dump()));
+  }
   try {
-    out = j.at(key).get<T>();
+    out = v.get<T>();
   } catch (const json::exception&) {
     throw Error(str("run config: '", key, "' has the wrong type (", j.at(key).dump(), ")"));
   }
@@ -223,6 +231,7 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   } catch (const json::parse_error&) {
     value = text;  // a bare word: a string
   }
+  const bool quoted = value.is_string();
   const std::vector<std::string> valid = RunConfig::keys();
   WAVSPA_CHECK(std::find(valid.begin(), valid.end(), key) != valid.end(), "--set: unknown key '",
                key, "'; valid keys: ", valid);
@@ -230,7 +239,7 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   const json current = json::parse(c.to_json());
   const bool model_key = key.rfind("model.", 0) == 0;
   const json& old = model_key ? current.at("model").at(key.substr(6)) : current.at(key);
-  if (old.is_string()) value = text;
+  if (old.is_string() && !quoted) value = text;  // "--set data=123" is a folder, not a number
   json patch;
   if (model_key)
     patch["model"][key.substr(6)] = value;

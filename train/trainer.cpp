@@ -206,7 +206,8 @@ void write_metrics(const std::string& dir, const std::vector<MetricRow>& rows) {
 }
 
 void write_curves(const std::string& dir, const std::vector<MetricRow>& rows) {
-  Series tl{"train", {}, {}}, vl{"val", {}, {}, true}, ta{"train", {}, {}}, va{"val", {}, {}, true};
+  Series tl{"train", {}, {}, false, false, ""}, vl{"val", {}, {}, true, false, ""};
+  Series ta{"train", {}, {}, false, false, ""}, va{"val", {}, {}, true, false, ""};
   for (const MetricRow& r : rows) {
     if (r.split == "train") {
       tl.x.push_back((double)r.step), tl.y.push_back(r.loss);
@@ -337,9 +338,6 @@ void install_signal_handlers() {
 RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
   c.validate();
   apply_threads(c.threads);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  WAVSPA_CHECK(!ec, "cannot create the run folder '", dir, "': ", ec.message());
   const std::string latest = dir + "/latest.safetensors", best = dir + "/best.safetensors";
   WAVSPA_CHECK(!resume || fs::exists(latest), "--resume ", dir, ": no latest.safetensors there to resume from");
   WAVSPA_CHECK(resume || !fs::exists(latest), "run folder '", dir, "' already holds a run (latest.safetensors); "
@@ -353,12 +351,18 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
   auto opt = make_optimizer(c, model.module());
   const nn::Schedule schedule = make_schedule(c);
   manual_seed(c.seed);  // dropout's stream; data order comes from the loader's own seed
+  // Created only now, so that a run that cannot start leaves no empty folder behind.
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  WAVSPA_CHECK(!ec, "cannot create the run folder '", dir, "': ", ec.message());
   write_atomic(dir + "/config.json", c.to_json() + "\n");
 
   RunResult r;
   int64_t step = 0, evals_without_gain = 0;
   double elapsed_before = 0, positions_before = 0;
   std::vector<MetricRow> rows;
+  double window_loss = 0, window_positions = 0;
+  int64_t window_correct = 0, window_scored = 0, window_steps = 0;
   if (resume) {
     nn::TrainingState s = nn::load_training_state(latest, model.module(), *opt);
     json p = json::parse(s.config_json).at("progress");
@@ -368,6 +372,10 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
     evals_without_gain = p.at("evals_without_gain").get<int64_t>();
     elapsed_before = p.at("elapsed_s").get<double>();
     positions_before = p.at("positions").get<double>();
+    const json& w = p.at("window");
+    window_loss = w.at(0).get<double>(), window_steps = (int64_t)w.at(1).get<double>();
+    window_correct = (int64_t)w.at(2).get<double>(), window_scored = (int64_t)w.at(3).get<double>();
+    (void)w.at(4);  // positions of the window: not restored, its clock restarts with the resumed run
     for (const MetricRow& row : read_metrics(dir + "/metrics.csv"))
       if (row.step <= step && row.split != "test") rows.push_back(row);  // drop what came after
   } else {
@@ -380,7 +388,10 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
     json j;
     j["run"] = json::parse(c.to_json());
     j["progress"] = {{"step", at_step}, {"best_val_accuracy", r.best_val_accuracy}, {"best_step", r.best_step},
-                     {"evals_without_gain", evals_without_gain}, {"elapsed_s", elapsed}, {"positions", positions}};
+                     {"evals_without_gain", evals_without_gain}, {"elapsed_s", elapsed}, {"positions", positions},
+                     // the unfinished logging window, so the first row after a resume averages the same steps
+                     {"window", {window_loss, (double)window_steps, (double)window_correct, (double)window_scored,
+                                 window_positions}}};
     return j.dump();
   };
 
@@ -407,8 +418,6 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
   const auto t_start = Clock::now();
   auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
   double positions = positions_before;
-  double window_loss = 0, window_positions = 0;
-  int64_t window_correct = 0, window_scored = 0, window_steps = 0;
   auto window_start = Clock::now();
   auto last_bar = Clock::now() - std::chrono::seconds(1);
   RunStatus status = RunStatus::kFinished;
@@ -529,7 +538,7 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
     nn::load_training_state(best, model.module(), *opt);
     EvalResult t = evaluate(model, data.test, c.batch_size, 0, device);
     r.test_accuracy = t.accuracy;
-    rows.push_back({r.best_step, epoch, "test", t.loss, t.accuracy, 0, 0, r.wall_s});
+    rows.push_back({r.best_step, r.best_step / per_epoch, "test", t.loss, t.accuracy, 0, 0, r.wall_s});
     write_metrics(dir, rows);
     nn::load_training_state(latest, model.module(), *opt);  // the filters at the end of training
   }

@@ -1,0 +1,689 @@
+// train/ and tools/train: the run config (JSON round trip, unknown keys, types, values,
+// --set overrides, model presets), the command line's errors, a short run's files (config,
+// metrics, checkpoints, plots, summary), interrupt + resume against an uninterrupted run,
+// NaN handling, --eval-only, and the data tasks (lego, pathfinder, fashion-mnist) reaching a model.
+//
+// The tools come from $WAVSPA_BUILD (default: build). Every run is tiny (a one-layer model of
+// width 16 on a few hundred examples), so the whole file takes seconds.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nn/checkpoint.h"
+#include "tests/helpers.h"
+#include "train/config.h"
+
+using namespace wavspa;
+using wavspa::test::check_error;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh folder under the system's temp folder, removed when the test case ends.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& name) {
+    path = (fs::temp_directory_path() / str("wavspa_train_", name, "_", getpid())).string();
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string field;
+  std::istringstream in(line);
+  while (std::getline(in, field, sep)) out.push_back(field);
+  return out;
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+// A tool of the build under test.
+std::string tool(const std::string& name) {
+  const char* build = std::getenv("WAVSPA_BUILD");
+  const std::string exe = std::string(build ? build : "build") + "/" + name;
+  REQUIRE_MESSAGE(fs::exists(exe), exe, " is missing: run `make ", exe, "`");
+  return exe;
+}
+
+struct Run {
+  int rc = -1;
+  std::string out, err;  // standard output and standard error
+  // The last line of standard output as JSON (null when it is not JSON).
+  json last_json() const {
+    auto lines = lines_of(out);
+    if (lines.empty()) return json();
+    return json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
+  }
+};
+
+// Runs a shell command (environment assignments may prefix it) with its standard output and
+// standard error in files of `dir`; returns the exit status and both texts.
+Run run_shell(const std::string& cmd, const TempDir& dir) {
+  static int n = 0;
+  ++n;
+  const std::string o = dir / str("cmd", n, ".out"), e = dir / str("cmd", n, ".err");
+  const int status = std::system((cmd + " >'" + o + "' 2>'" + e + "'").c_str());
+  Run r;
+  r.rc = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(o);
+  r.err = slurp(e);
+  fs::remove(o), fs::remove(e);
+  return r;
+}
+
+// A tiny model for every run here; listops runs also cut the sequences to 48 tokens.
+const std::string kTiny =
+    " --threads 1 --set model.emb_dim=16 --set model.qkv_dim=16 --set model.mlp_dim=32"
+    " --set model.classifier_mlp=32 --set model.num_layers=1";
+const std::string kTinyListops = kTiny + " --set max_len=48";
+
+// Writes a small ListOps data set (200 / 40 / 40 expressions of 10 to 40 tokens) to dir/name.
+std::string make_listops(const TempDir& dir, const std::string& name = "listops") {
+  const std::string data = dir / name;
+  Run g = run_shell(tool("gen-data") + " --task listops --out " + data +
+                        " --train 200 --val 40 --test 40 --min-length 10 --max-length 40",
+                    dir);
+  REQUIRE_MESSAGE(g.rc == 0, g.out, g.err);
+  return data;
+}
+
+// metrics.csv: the header and the rows split into fields. Selections come back as text, so
+// that a failed comparison prints both sides.
+struct Csv {
+  std::string header;
+  std::vector<std::vector<std::string>> rows;
+  size_t count(const std::string& split_name) const {
+    size_t n = 0;
+    for (const auto& r : rows) n += r.at(2) == split_name;
+    return n;
+  }
+  // The steps of one split's rows, as "5 10 15 20".
+  std::string steps_of(const std::string& split_name) const {
+    std::string out;
+    for (const auto& r : rows)
+      if (r.at(2) == split_name) out += (out.empty() ? "" : " ") + r.at(0);
+    return out;
+  }
+  // The chosen columns of one split's rows, a line per row.
+  std::string columns(const std::string& split_name, const std::vector<size_t>& cols) const {
+    std::string out;
+    for (const auto& r : rows) {
+      if (r.at(2) != split_name) continue;
+      for (size_t c : cols) out += r.at(c) + ",";
+      out += "\n";
+    }
+    return out;
+  }
+  int64_t max_step() const {
+    int64_t m = -1;
+    for (const auto& r : rows) m = std::max<int64_t>(m, std::stoll(r.at(0)));
+    return m;
+  }
+};
+
+Csv read_csv(const std::string& path) {
+  auto lines = lines_of(slurp(path));
+  REQUIRE_MESSAGE(!lines.empty(), path, " is empty or missing");
+  Csv csv;
+  csv.header = lines[0];
+  for (size_t i = 1; i < lines.size(); ++i) {
+    csv.rows.push_back(split(lines[i], ','));
+    REQUIRE_MESSAGE(csv.rows.back().size() == 8, path, ":", i + 1, ": ", lines[i]);
+  }
+  return csv;
+}
+
+json read_json(const std::string& path) {
+  json j = json::parse(slurp(path), nullptr, /*allow_exceptions=*/false);
+  REQUIRE_MESSAGE(j.is_object(), path, " is not a JSON object: ", slurp(path));
+  return j;
+}
+
+// Expects a command-line failure: status 1, nothing on standard output, one "error: " line on
+// standard error holding every fragment.
+void check_cli_error(const Run& r, const std::vector<std::string>& fragments) {
+  INFO("stdout: ", r.out, "\nstderr: ", r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.out.empty());
+  CHECK(count_of(r.err, "error: ") == 1);
+  CHECK(lines_of(r.err).size() == 1);
+  for (const auto& f : fragments) CHECK_MESSAGE(contains(r.err, f), "lacks '", f, "'");
+}
+
+}  // namespace
+
+// ---- 1. the config API ----------------------------------------------------------------------
+
+TEST_CASE("train: RunConfig JSON round trip keeps every key and value") {
+  const std::string text = R"({
+    "task": "lego", "data": "/some/folder", "max_len": 64, "train_limit": 5, "val_limit": 6,
+    "test_limit": 7, "steps": 30, "batch_size": 4, "optimizer": "sgd", "lr": 0.5,
+    "weight_decay": 0.2, "momentum": 0.8, "schedule": "constant", "warmup": 3,
+    "clip_grad_norm": 2.5, "label_smoothing": 0.1, "eval_every": 9, "eval_limit": 11,
+    "log_every": 2, "early_stop": 4, "prefetch": 0, "seed": 77, "device": "cuda", "threads": 3,
+    "model": {"architecture": "wavspa", "emb_dim": 24, "levels": 2, "pre_mlp_norm": true,
+              "parametrization": "lift", "dropout": 0.25}})";
+  const json given = json::parse(text);
+  train::RunConfig c = train::RunConfig::from_json(text);
+  const json written = json::parse(c.to_json());
+  // every run key given comes back with its value, and so does every model key given
+  for (auto it = given.begin(); it != given.end(); ++it) {
+    if (it.key() == "model") continue;
+    CHECK_MESSAGE(written.at(it.key()) == it.value(), it.key());
+  }
+  for (auto it = given["model"].begin(); it != given["model"].end(); ++it)
+    CHECK_MESSAGE(written.at("model").at(it.key()) == it.value(), "model.", it.key());
+  // the written keys are exactly RunConfig::keys()
+  std::set<std::string> keys;
+  for (auto it = written.begin(); it != written.end(); ++it)
+    if (it.key() != "model") keys.insert(it.key());
+  for (auto it = written.at("model").begin(); it != written.at("model").end(); ++it) keys.insert("model." + it.key());
+  const auto expected = train::RunConfig::keys();
+  CHECK(keys == std::set<std::string>(expected.begin(), expected.end()));
+  CHECK(expected.size() > 40);
+  // reading what was written changes nothing
+  CHECK(train::RunConfig::from_json(c.to_json()).to_json() == c.to_json());
+  // the defaults round-trip too, and a partial "model" object keeps the other model keys
+  train::RunConfig d;
+  CHECK(train::RunConfig::from_json(d.to_json()).to_json() == d.to_json());
+  train::RunConfig p = train::RunConfig::from_json(R"({"model": {"levels": 3}})");
+  CHECK(p.model.levels == 3);
+  CHECK(p.model.emb_dim == d.model.emb_dim);
+  CHECK(p.steps == d.steps);
+}
+
+TEST_CASE("train: RunConfig rejects unknown keys, wrong types and invalid values") {
+  using train::RunConfig;
+  check_error([] { RunConfig::from_json(R"({"stepz": 3})"); }, {"stepz", "valid keys", "model.emb_dim", "steps"});
+  check_error([] { RunConfig::from_json(R"({"model": {"emb_dims": 3}})"); }, {"emb_dims", "valid keys", "emb_dim"});
+  check_error([] { RunConfig::from_json(R"({"steps": "many"})"); }, {"'steps'", "wrong type"});
+  check_error([] { RunConfig::from_json(R"({"lr": "0.1"})"); }, {"'lr'", "wrong type"});
+  check_error([] { RunConfig::from_json(R"({"task": 3})"); }, {"'task'", "wrong type"});
+  check_error([] { RunConfig::from_json(R"({"model": 5})"); }, {"'model'", "JSON object"});
+  check_error([] { RunConfig::from_json(R"({"model": {"emb_dim": "wide"}})"); }, {"emb_dim", "wrong type"});
+  check_error([] { RunConfig::from_json("[1, 2]"); }, {"JSON object"});
+  check_error([] { RunConfig::from_json("{\"steps\": "); }, {"invalid JSON"});
+  check_error([] { RunConfig::from_json(R"({"task": "imdb"})"); }, {"'task'", "imdb", "listops", "fashion-mnist"});
+  check_error([] { RunConfig::from_json(R"({"optimizer": "rmsprop"})"); }, {"'optimizer'", "rmsprop", "adamw", "sgd"});
+  check_error([] { RunConfig::from_json(R"({"device": "tpu"})"); }, {"'device'", "cuda"});
+  check_error([] { RunConfig::from_json(R"({"steps": 0})"); }, {"'steps'", ">= 1"});
+  check_error([] { RunConfig::from_json(R"({"lr": 0})"); }, {"'lr'", "> 0"});
+  check_error([] { RunConfig::from_json(R"({"lr": -1e-3})"); }, {"'lr'", "> 0"});
+  check_error([] { RunConfig::from_json(R"({"label_smoothing": 1.5})"); }, {"'label_smoothing'", "[0, 1]"});
+  check_error([] { RunConfig::from_json(R"({"batch_size": 0})"); }, {"'batch_size'"});
+  check_error([] { RunConfig::from_json(R"({"steps": 10, "warmup": 10})"); }, {"warmup", "steps"});
+  // the valid edges are accepted
+  CHECK(RunConfig::from_json(R"({"label_smoothing": 1})").label_smoothing == 1.0);
+  CHECK(RunConfig::from_json(R"({"steps": 1, "warmup": 0})").steps == 1);
+  for (const auto& t : train::task_names())
+    CHECK(RunConfig::from_json(json{{"task", t}}.dump()).task == t);
+}
+
+TEST_CASE("train: apply_override sets run and model keys from key=value") {
+  train::RunConfig c;
+  train::apply_override(c, "steps=500");
+  CHECK(c.steps == 500);
+  train::apply_override(c, "lr=3e-4");
+  CHECK(c.lr == doctest::Approx(3e-4).epsilon(1e-12));
+  train::apply_override(c, "label_smoothing=0.1");
+  CHECK(c.label_smoothing == doctest::Approx(0.1));
+  train::apply_override(c, "seed=12");
+  CHECK(c.seed == 12u);
+  train::apply_override(c, "model.emb_dim=24");
+  CHECK(c.model.emb_dim == 24);
+  train::apply_override(c, "model.dropout=0");
+  CHECK(c.model.dropout == 0.0);
+  train::apply_override(c, "model.pre_mlp_norm=true");
+  CHECK(c.model.pre_mlp_norm);
+  train::apply_override(c, "model.pre_mlp_norm=false");
+  CHECK(!c.model.pre_mlp_norm);
+  // bare words are strings
+  train::apply_override(c, "optimizer=sgd");
+  CHECK(c.optimizer == "sgd");
+  train::apply_override(c, "model.architecture=wavspa");
+  CHECK(c.model.architecture == "wavspa");
+  train::apply_override(c, "schedule=constant * linear_warmup * rsqrt_decay");
+  CHECK(c.schedule == "constant * linear_warmup * rsqrt_decay");
+  // a string key keeps its text even when it parses as JSON
+  train::apply_override(c, "data=123");
+  CHECK(c.data == "123");
+  train::apply_override(c, "data=true");
+  CHECK(c.data == "true");
+  train::apply_override(c, "model.wavelet_mode=1e3");
+  CHECK(c.model.wavelet_mode == "1e3");
+  // the value may hold '='
+  train::apply_override(c, "data=/a=b");
+  CHECK(c.data == "/a=b");
+  // overrides changed only their keys
+  CHECK(c.batch_size == train::RunConfig{}.batch_size);
+  CHECK(c.model.num_layers == train::RunConfig{}.model.num_layers);
+
+  check_error([&] { train::apply_override(c, "steps"); }, {"key=value", "'steps'"});
+  check_error([&] { train::apply_override(c, "=5"); }, {"key=value"});
+  check_error([&] { train::apply_override(c, "stepz=3"); }, {"unknown key 'stepz'", "valid keys", "model.emb_dim"});
+  check_error([&] { train::apply_override(c, "model.bogus=1"); }, {"model.bogus", "valid keys"});
+  check_error([&] { train::apply_override(c, "steps=many"); }, {"steps", "wrong type"});
+  // whole-number keys take whole numbers only: no silent 2.5 -> 2 or -1 -> 2^64 - 1
+  check_error([&] { train::apply_override(c, "steps=2.5"); }, {"steps", "integer", "2.5"});
+  check_error([&] { train::apply_override(c, "seed=-1"); }, {"seed", "non-negative integer", "-1"});
+  check_error([&] { train::apply_override(c, "model.emb_dim=1.7"); }, {"emb_dim", "integer"});
+  // a quoted value reaching the program is a JSON string: its quotes go
+  train::RunConfig q;
+  train::apply_override(q, "optimizer=\"sgd\"");
+  CHECK(q.optimizer == "sgd");
+  check_error([&] { train::apply_override(c, "model.emb_dim=wide"); }, {"emb_dim", "wrong type"});
+  check_error([&] { train::apply_override(c, "model.pre_mlp_norm=maybe"); }, {"pre_mlp_norm", "wrong type"});
+  // a failed override leaves the config as it was
+  CHECK(c.steps == 500);
+  CHECK(c.model.emb_dim == 24);
+}
+
+TEST_CASE("train: apply_model_preset knows every preset name, reads models JSON files, rejects others") {
+  const auto& names = train::model_preset_names();
+  REQUIRE(names.size() >= 10);
+  const std::set<std::string> attentions = {"linear", "performer", "linformer", "local"};
+  for (const std::string& name : names) {
+    INFO("preset ", name);
+    train::RunConfig c;
+    train::apply_override(c, "model.emb_dim=24");
+    train::apply_override(c, "model.parametrization=lift");  // presets reset it
+    train::apply_override(c, "model.attention=local");
+    train::apply_model_preset(c, name);
+    CHECK(c.model.emb_dim == 24);  // sizes are kept
+    if (name.rfind("wavspa-", 0) == 0) {
+      CHECK(c.model.architecture == "wavspa");
+      CHECK(c.model.parametrization == name.substr(7));
+      CHECK(c.model.attention == "full");
+    } else if (attentions.count(name)) {
+      CHECK(c.model.architecture == "transformer");
+      CHECK(c.model.attention == name);
+      CHECK(c.model.parametrization == "ada");
+    } else {
+      CHECK(c.model.architecture == name);  // transformer, fourier, fnet
+      CHECK(c.model.attention == "full");
+      CHECK(c.model.parametrization == "ada");
+    }
+    // with what the data decides, every preset is a valid model
+    c.model.vocab_size = 16, c.model.num_classes = 10, c.model.max_len = 64;
+    CHECK_NOTHROW(c.model.validate());
+  }
+
+  const std::string file = "configs/listops_wavspa_small.json";
+  REQUIRE_MESSAGE(fs::exists(file), file, " is missing: run the tests from the repository root");
+  train::RunConfig c;
+  train::apply_override(c, "steps=77");
+  train::apply_model_preset(c, file);
+  const json want = json::parse(slurp(file));
+  CHECK(c.model.architecture == want.at("architecture").get<std::string>());
+  CHECK(c.model.emb_dim == want.at("emb_dim").get<int64_t>());
+  CHECK(c.model.wlen == want.at("wlen").get<int64_t>());
+  CHECK(c.model.num_layers == want.at("num_layers").get<int64_t>());
+  CHECK(c.steps == 77);  // run keys untouched
+
+  check_error([] {
+    train::RunConfig x;
+    train::apply_model_preset(x, "no-such-model");
+  }, {"no-such-model", "neither a model name nor a file", "transformer", "wavspa-ada", "fnet"});
+
+  TempDir dir("preset_files");
+  const std::string bad_json = dir / "bad.json", bad_key = dir / "bad_key.json";
+  std::ofstream(bad_json) << "{\"emb_dim\": ";
+  std::ofstream(bad_key) << R"({"emb_dim": 8, "widht": 3})";
+  check_error([&] {
+    train::RunConfig x;
+    train::apply_model_preset(x, bad_json);
+  }, {bad_json, "invalid JSON"});
+  check_error([&] {
+    train::RunConfig x;
+    train::apply_model_preset(x, bad_key);
+  }, {bad_key, "widht", "valid keys"});
+}
+
+// ---- 2. the command line's errors -----------------------------------------------------------
+
+TEST_CASE("train: the command line fails with one clear message") {
+  const std::string exe = tool("train");
+  TempDir dir("cli");
+  const std::string data = make_listops(dir);
+  const std::string base = exe + " --task listops --data " + data + kTinyListops;
+
+  check_cli_error(run_shell(exe + " --task listops --data " + data, dir), {"--out DIR is required"});
+  check_cli_error(run_shell(exe + " --data " + data + " --out " + (dir / "r1"), dir),
+                  {"--task is required", "listops", "pathfinder", "lego"});
+  check_cli_error(run_shell(exe + " --task imdb --data " + data + " --out " + (dir / "r2"), dir),
+                  {"'task' is 'imdb'", "listops", "fashion-mnist"});
+  check_cli_error(run_shell(base + " --set bogus=1 --out " + (dir / "r3"), dir),
+                  {"unknown key 'bogus'", "valid keys", "model.emb_dim", "steps"});
+  check_cli_error(run_shell(exe + " --task listops --data " + (dir / "missing") + " --out " + (dir / "r4"), dir),
+                  {dir / "missing", "does not exist"});
+  fs::create_directories(dir / "empty");
+  check_cli_error(run_shell(exe + " --task listops --data " + (dir / "empty") + " --out " + (dir / "r5"), dir),
+                  {"basic_train.tsv", "gen-data"});
+  check_cli_error(run_shell(exe + " --resume " + (dir / "empty"), dir), {"--resume", "no config.json"});
+  check_cli_error(run_shell(exe + " --eval-only " + (dir / "none.safetensors"), dir),
+                  {"--eval-only", "no checkpoint", "none.safetensors"});
+
+  // a real (one-step) run folder for the errors that need one
+  const std::string run = dir / "run";
+  Run one = run_shell(base + " --set steps=1 --set eval_every=1 --out " + run, dir);
+  REQUIRE_MESSAGE(one.rc == 0, one.err);
+  REQUIRE(fs::exists(run + "/initial.safetensors"));
+  check_cli_error(run_shell(exe + " --resume " + run + " --set steps=5", dir), {"--resume", "--threads"});
+  check_cli_error(run_shell(exe + " --eval-only " + run + "/initial.safetensors", dir),
+                  {"initial.safetensors", "no run config"});
+  check_cli_error(run_shell(base + " --set steps=1 --out " + run, dir), {"already holds a run", "--resume " + run});
+  // a failed start changed nothing in the run folder
+  CHECK(read_json(run + "/config.json").at("steps") == 1);
+
+#ifndef WAVSPA_CUDA
+  check_cli_error(run_shell(base + " --set steps=1 --device cuda --out " + (dir / "r6"), dir), {"cuda", "CUDA=1"});
+#else
+  MESSAGE("a CUDA build: --device cuda may work here, its CPU-only error is not checked");
+#endif
+
+  Run help = run_shell(exe + " --help", dir);
+  INFO(help.out, help.err);
+  CHECK(help.rc == 0);
+  for (const auto& t : train::task_names()) CHECK_MESSAGE(contains(help.out, t), "--help lacks task ", t);
+  for (const auto& k : train::RunConfig::keys()) CHECK_MESSAGE(contains(help.out, k), "--help lacks key ", k);
+  for (const auto& m : train::model_preset_names()) CHECK_MESSAGE(contains(help.out, m), "--help lacks model ", m);
+  CHECK(contains(help.out, "130"));
+}
+
+// ---- 3 and 6. a short run's files, and --eval-only of its best checkpoint --------------------
+
+TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a summary; --eval-only agrees") {
+  const std::string exe = tool("train");
+  TempDir dir("run20");
+  const std::string data = make_listops(dir), out = dir / "run";
+  Run r = run_shell(exe + " --task listops --model wavspa-ada --data " + data + kTinyListops +
+                        " --set steps=20 --set eval_every=10 --set log_every=5 --out " + out,
+                    dir);
+  INFO("stderr: ", r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(!contains(r.err, "error"));
+
+  const json config = read_json(out + "/config.json");
+  CHECK(config.at("task") == "listops");
+  CHECK(config.at("steps") == 20);
+  CHECK(config.at("data") == data);
+  CHECK(config.at("model").at("max_len") == 48);
+  CHECK(config.at("model").at("vocab_size") == 16);
+  CHECK(config.at("model").at("num_classes") == 10);
+  CHECK(config.at("model").at("architecture") == "wavspa");
+  CHECK(config.at("model").at("emb_dim") == 16);
+  CHECK(train::RunConfig::from_file(out + "/config.json").to_json() + "\n" == slurp(out + "/config.json"));
+
+  const Csv csv = read_csv(out + "/metrics.csv");
+  CHECK(csv.header == "step,epoch,split,loss,accuracy,lr,tokens_per_s,elapsed_s");
+  CHECK(csv.steps_of("train") == "5 10 15 20");
+  CHECK(csv.steps_of("val") == "10 20");
+  CHECK(csv.count("test") == 1);
+  REQUIRE(csv.rows.size() == 7);
+  CHECK(csv.rows.back().at(2) == "test");
+  for (const auto& row : csv.rows) {
+    INFO(row.at(0), ",", row.at(1), ",", row.at(2), ",", row.at(3), ",", row.at(4));
+    for (size_t col = 3; col < 8; ++col) CHECK(std::isfinite(std::stod(row.at(col))));
+    CHECK(std::stod(row.at(3)) > 0);  // cross-entropy
+    CHECK(std::stod(row.at(4)) >= 0);
+    CHECK(std::stod(row.at(4)) <= 1);
+    CHECK(std::stoll(row.at(1)) >= 0);
+  }
+  const auto jsonl = lines_of(slurp(out + "/metrics.jsonl"));
+  REQUIRE(jsonl.size() == csv.rows.size());
+  for (size_t i = 0; i < jsonl.size(); ++i) {
+    const json row = json::parse(jsonl[i], nullptr, false);
+    REQUIRE_MESSAGE(row.is_object(), jsonl[i]);
+    CHECK(row.at("split") == csv.rows[i].at(2));
+    CHECK(row.at("step").get<int64_t>() == std::stoll(csv.rows[i].at(0)));
+    CHECK(row.at("loss").get<double>() == doctest::Approx(std::stod(csv.rows[i].at(3))).epsilon(1e-8));
+  }
+
+  for (const char* f : {"latest.safetensors", "best.safetensors", "initial.safetensors", "summary.json"})
+    CHECK_MESSAGE(fs::exists(out + "/" + f), f);
+  for (const char* f : {"loss.svg", "accuracy.svg", "filters.svg"})
+    CHECK_MESSAGE(slurp(out + "/" + f).rfind("<svg", 0) == 0, f, " is not an SVG");
+
+  const json s = r.last_json();
+  REQUIRE_MESSAGE(s.is_object(), r.out);
+  CHECK(s == read_json(out + "/summary.json"));
+  CHECK(s.at("status") == "finished");
+  CHECK(s.at("task") == "listops");
+  CHECK(s.at("model") == "wavspa-ada");
+  CHECK(s.at("steps") == 20);
+  REQUIRE(s.at("test_accuracy").is_number());
+  const double test_accuracy = s.at("test_accuracy").get<double>();
+  CHECK(test_accuracy >= 0);
+  CHECK(test_accuracy <= 1);
+  CHECK(s.at("majority_accuracy").get<double>() > 0);
+  CHECK(s.at("majority_accuracy").get<double>() <= 1);
+  CHECK((s.at("best_step") == 10 || s.at("best_step") == 20));
+  CHECK(s.at("best_step").get<int64_t>() == std::stoll(csv.rows.back().at(0)));  // the test row's step
+  CHECK(std::stod(csv.rows.back().at(4)) == doctest::Approx(test_accuracy));
+  CHECK(fs::exists(s.at("checkpoint").get<std::string>()));
+  CHECK(fs::exists(s.at("metrics").get<std::string>()));
+  REQUIRE(s.at("plots").size() == 3);
+  for (const auto& p : s.at("plots")) CHECK_MESSAGE(fs::exists(p.get<std::string>()), p);
+
+  // 6. --eval-only of the best checkpoint: the same model on the same data, the same accuracy
+  Run e = run_shell(exe + " --eval-only " + out + "/best.safetensors --threads 1", dir);
+  INFO("eval-only stdout: ", e.out, "\nstderr: ", e.err);
+  CHECK(e.rc == 0);
+  REQUIRE(lines_of(e.out).size() == 1);
+  const json ev = e.last_json();
+  REQUIRE(ev.is_object());
+  CHECK(ev.at("test_accuracy").get<double>() == test_accuracy);
+  CHECK(ev.at("step") == s.at("best_step"));
+  CHECK(ev.at("task") == "listops");
+  CHECK(ev.at("majority_accuracy") == s.at("majority_accuracy"));
+  CHECK(ev.at("val_accuracy").get<double>() == s.at("best_val_accuracy").get<double>());
+}
+
+TEST_CASE("train: the transformer preset has no filter plot") {
+  const std::string exe = tool("train");
+  TempDir dir("transformer");
+  const std::string data = make_listops(dir), out = dir / "run";
+  Run r = run_shell(exe + " --task listops --model transformer --data " + data + kTinyListops +
+                        " --set steps=4 --set eval_every=2 --set log_every=2 --out " + out,
+                    dir);
+  INFO("stderr: ", r.err);
+  REQUIRE(r.rc == 0);
+  const json s = r.last_json();
+  REQUIRE_MESSAGE(s.is_object(), r.out);
+  CHECK(s.at("status") == "finished");
+  CHECK(s.at("model") == "transformer");
+  CHECK(!fs::exists(out + "/filters.svg"));
+  REQUIRE(s.at("plots").size() == 2);
+  for (const auto& p : s.at("plots")) CHECK_MESSAGE(fs::exists(p.get<std::string>()), p);
+  CHECK(read_json(out + "/config.json").at("model").at("architecture") == "transformer");
+}
+
+// ---- 4. interrupted and resumed equals uninterrupted -----------------------------------------
+
+TEST_CASE("train: a run interrupted at step 13 and resumed equals one that never stopped") {
+  const std::string exe = tool("train");
+  TempDir dir("resume");
+  const std::string data = make_listops(dir), a = dir / "a", b = dir / "b";
+  const std::string args = " --task listops --model wavspa-ada --data " + data + kTinyListops +
+                           " --set steps=30 --set log_every=5 --set eval_every=7";
+  Run ra = run_shell(exe + args + " --out " + a, dir);
+  REQUIRE_MESSAGE(ra.rc == 0, ra.err);
+
+  Run rb = run_shell("WAVSPA_TRAIN_INTERRUPT_AT_STEP=13 " + exe + args + " --out " + b, dir);
+  INFO("interrupted run stderr: ", rb.err);
+  CHECK(rb.rc == 130);
+  const json sb = rb.last_json();
+  REQUIRE_MESSAGE(sb.is_object(), rb.out);
+  CHECK(sb.at("status") == "interrupted");
+  CHECK(sb.at("test_accuracy").is_null());
+  CHECK(sb.at("steps") == 13);
+  CHECK(contains(rb.err, "--resume " + b));
+  REQUIRE(fs::exists(b + "/latest.safetensors"));
+  CHECK(nn::load_safetensors(b + "/latest.safetensors").metadata.at("wavspa.step") == "13");
+  // rows at 5 and 10; steps 11..13 are an unfinished logging window, kept in the checkpoint
+  CHECK(read_csv(b + "/metrics.csv").count("train") == 2);
+  CHECK(read_csv(b + "/metrics.csv").max_step() == 10);
+
+  Run rr = run_shell(exe + " --resume " + b, dir);
+  INFO("resumed run stderr: ", rr.err);
+  REQUIRE(rr.rc == 0);
+  CHECK(contains(rr.err, "resumed at step 13"));
+  CHECK(rr.last_json().at("status") == "finished");
+  CHECK(rr.last_json().at("steps") == 30);
+
+  const Csv ca = read_csv(a + "/metrics.csv"), cb = read_csv(b + "/metrics.csv");
+  // step, split, loss, accuracy, lr of every training row; step, loss, accuracy of every validation row
+  const auto train_a = ca.columns("train", {0, 2, 3, 4, 5}), train_b = cb.columns("train", {0, 2, 3, 4, 5});
+  CHECK(ca.count("train") == 6);  // the row of step 15 averages steps 11..15 across the resume
+  CHECK(train_a == train_b);
+  const auto val_a = ca.columns("val", {0, 3, 4}), val_b = cb.columns("val", {0, 3, 4});
+  CHECK(ca.steps_of("val") == "7 14 21 28 30");
+  CHECK(val_a == val_b);
+  CHECK(ca.columns("test", {0, 3, 4}) == cb.columns("test", {0, 3, 4}));
+  const json sa = read_json(a + "/summary.json"), sr = read_json(b + "/summary.json");
+  REQUIRE(sa.at("test_accuracy").is_number());
+  CHECK(sa.at("test_accuracy").get<double>() == sr.at("test_accuracy").get<double>());
+  CHECK(sa.at("best_step") == sr.at("best_step"));
+  CHECK(sa.at("best_val_accuracy") == sr.at("best_val_accuracy"));
+}
+
+// ---- 5. a loss that is not finite ------------------------------------------------------------
+
+TEST_CASE("train: a NaN loss stops the run with status 3 and keeps the last good checkpoint") {
+  const std::string exe = tool("train");
+  TempDir dir("nan");
+  const std::string data = make_listops(dir), out = dir / "run";
+  Run r = run_shell("WAVSPA_TRAIN_NAN_AT_STEP=12 " + exe + " --task listops --model wavspa-ada --data " + data +
+                        kTinyListops + " --set steps=30 --set eval_every=5 --set log_every=1 --out " + out,
+                    dir);
+  INFO("stderr: ", r.err);
+  CHECK(r.rc == 3);
+  CHECK(contains(r.err, "the loss is nan at step 12"));
+  CHECK(contains(r.err, "last good checkpoint is " + out + "/latest.safetensors (step 10)"));
+  const json s = r.last_json();
+  REQUIRE_MESSAGE(s.is_object(), r.out);
+  CHECK(s.at("status") == "diverged");
+  CHECK(s.at("test_accuracy").is_null());
+  CHECK(s.at("steps") == 10);
+
+  REQUIRE(fs::exists(out + "/latest.safetensors"));
+  const nn::Checkpoint ck = nn::load_safetensors(out + "/latest.safetensors");
+  CHECK(ck.metadata.at("wavspa.step") == "10");
+  const Csv csv = read_csv(out + "/metrics.csv");
+  REQUIRE(!csv.rows.empty());
+  CHECK(csv.max_step() <= 11);
+  CHECK(csv.steps_of("train") == "1 2 3 4 5 6 7 8 9 10 11");
+  CHECK(csv.steps_of("val") == "5 10");
+  CHECK(csv.count("test") == 0);
+  for (const auto& row : csv.rows) CHECK(std::isfinite(std::stod(row.at(3))));
+}
+
+// ---- 7. the data tasks reach the model -------------------------------------------------------
+
+TEST_CASE("train: lego, pathfinder and fashion-mnist runs train a model on their data") {
+  const std::string exe = tool("train"), gen = tool("gen-data");
+  TempDir dir("tasks");
+
+  SUBCASE("lego") {
+    Run g = run_shell(gen + " --task lego --out " + (dir / "lego") +
+                          " --train 100 --val 20 --test 20 --chain-length 4 --test-chain-length 6",
+                      dir);
+    REQUIRE_MESSAGE(g.rc == 0, g.err);
+    Run r = run_shell(exe + " --task lego --data " + (dir / "lego") + kTiny + " --set steps=10 --out " +
+                          (dir / "lego_run"),
+                      dir);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.rc == 0);
+    const json s = r.last_json();
+    REQUIRE_MESSAGE(s.is_object(), r.out);
+    CHECK(s.at("task") == "lego");
+    CHECK(s.at("status") == "finished");
+    CHECK(s.at("steps") == 10);
+    const json m = read_json(dir / "lego_run/config.json").at("model");
+    CHECK(m.at("pooling") == "none");             // one label per token
+    CHECK(m.at("max_len") == 5 * 6 - 1);          // the longest (test) chain
+  }
+
+  SUBCASE("pathfinder") {
+    Run g = run_shell(gen + " --task pathfinder --out " + (dir / "pf") +
+                          " --train 64 --val 16 --test 16 --size 16 --path-length 3 --distractors 1",
+                      dir);
+    REQUIRE_MESSAGE(g.rc == 0, g.err);
+    Run r = run_shell(exe + " --task pathfinder --model transformer --data " + (dir / "pf") + kTiny +
+                          " --set steps=5 --out " + (dir / "pf_run"),
+                      dir);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.rc == 0);
+    const json s = r.last_json();
+    REQUIRE_MESSAGE(s.is_object(), r.out);
+    CHECK(s.at("task") == "pathfinder");
+    CHECK(s.at("status") == "finished");
+    const json m = read_json(dir / "pf_run/config.json").at("model");
+    CHECK(m.at("mask_padding") == false);  // pixel 0 is black, not padding
+    CHECK(m.at("max_len") == 256);
+    CHECK(m.at("num_classes") == 2);
+  }
+
+  SUBCASE("fashion-mnist") {
+    const std::string fm = "/usr/share/datasets/fashion-mnist";
+    if (!fs::exists(fm)) {
+      MESSAGE(fm, " is missing (Debian's dataset-fashion-mnist): the fashion-mnist run is skipped");
+      return;
+    }
+    Run r = run_shell(exe + " --task fashion-mnist --model transformer" + kTiny +
+                          " --set train_limit=64 --set val_limit=32 --set test_limit=32 --set steps=3 --out " +
+                          (dir / "fm_run"),
+                      dir);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.rc == 0);
+    const json s = r.last_json();
+    REQUIRE_MESSAGE(s.is_object(), r.out);
+    CHECK(s.at("task") == "fashion-mnist");
+    CHECK(s.at("status") == "finished");
+    const json m = read_json(dir / "fm_run/config.json").at("model");
+    CHECK(m.at("max_len") == 784);
+    CHECK(m.at("mask_padding") == false);
+    CHECK(m.at("num_classes") == 10);
+  }
+}
