@@ -3,16 +3,40 @@
 #include "backends/cpu/cpu_backend.h"
 
 #ifdef WAVSPA_CUDA
+#include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_runtime.h"
 #endif
 
 namespace wavspa {
 
+#ifdef WAVSPA_CUDA
+namespace {
+
+// The CUDA allocator is registered while the program starts, from this file because it is
+// always linked: a static initialiser in a .o of libwavspa.a that nothing references would
+// be dropped by the linker. Registering only stores a pointer (no CUDA call), so a process
+// that never touches a GPU pays nothing.
+const bool cuda_allocator_registered = (cuda::register_allocator(), true);
+
+// Asked once: cudaGetDeviceCount initialises the driver, and backend_for is on every op's path.
+int visible_cuda_devices() {
+  static const int n = cuda::device_count();
+  return n;
+}
+
+}  // namespace
+#endif
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef WAVSPA_CUDA
-  throw Error(str("device ", device, ": this build has the CUDA runtime (", cuda::device_count(),
-                  " device(s) visible) but not yet the CUDA kernels"));
+  (void)cuda_allocator_registered;
+  const int n = visible_cuda_devices();
+  WAVSPA_CHECK(n > 0, "device ", device, ": no CUDA device visible (the driver reports none; ",
+               "check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+  WAVSPA_CHECK(device.index == 0, "device ", device, ": wavspa drives one GPU per process, ",
+               "cuda:0 (", n, " visible); pick the GPU with CUDA_VISIBLE_DEVICES");
+  return cuda::cuda_backend();
 #else
   throw Error(str("device ", device, " is not available: wavspa was built without CUDA ",
                   "(rebuild with `make CUDA=1`)"));

@@ -26,7 +26,9 @@ TEST_CASE("wrong dtypes and devices") {
   check_error([] { index_select(zeros({3}), 0, zeros({1})); }, {"index_select", "int64", "float32"});
   check_error([] { cross_entropy(zeros({2, 3}), zeros({2})); }, {"cross_entropy", "int"});
   check_error([] { zeros({2}).data<double>(); }, {"data<float64>", "float32"});
+#ifndef WAVSPA_CUDA  // a CUDA build with a GPU accepts the device
   check_error([] { zeros({2}, kFloat32, Device::cuda()); }, {"cuda", "CUDA"});
+#endif
 }
 
 TEST_CASE("out-of-range indices and dims") {

@@ -83,7 +83,9 @@ TEST_CASE("contiguous, clone, to(dtype), to(device)") {
   CHECK(i.to_vector<int64_t>() == std::vector<int64_t>{1, -2, 3});
   CHECK(i.to(kFloat32).to_vector<float>() == std::vector<float>{1, -2, 3});
   CHECK(x.to(Device::cpu()).is_same(x));
+#ifndef WAVSPA_CUDA  // a CUDA build with a GPU accepts the device
   check_error([&] { x.to(Device::cuda()); }, {"cuda"});
+#endif
 }
 
 TEST_CASE("factories") {

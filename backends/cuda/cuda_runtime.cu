@@ -2,6 +2,15 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "backends/cuda/common.cuh"
 #include "core/error.h"
 #include "core/storage.h"
 
@@ -15,7 +24,10 @@ void check(int status, const char* call, const char* file, int line) {
 
 int device_count() {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;  // no driver or no GPU: zero devices
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear it, or the next launch check would report it
+    return 0;            // no driver or no GPU: zero devices
+  }
   return n;
 }
 
@@ -25,27 +37,181 @@ std::string device_name(int index) {
   return prop.name;
 }
 
+cudaStream_t stream() {
+  // Non-blocking: the stream does not wait for (or hold up) work that libraries might put on
+  // the legacy default stream. Never destroyed: kernels may still be queued at exit, and
+  // the driver reclaims it with the process.
+  static cudaStream_t s = [] {
+    cudaStream_t created = nullptr;
+    WAVSPA_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
+    return created;
+  }();
+  return s;
+}
+
+void synchronize() { WAVSPA_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
 namespace {
 
-class CudaAllocator final : public Allocator {
+std::atomic<int> g_poison{-1};  // -1: not decided yet (the environment is read on first use)
+
+bool poison_enabled() {
+  int p = g_poison.load(std::memory_order_relaxed);
+  if (p < 0) {
+    const char* env = std::getenv("WAVSPA_CUDA_POISON");
+    int want = env && std::strcmp(env, "0") != 0 && env[0] != '\0' ? 1 : 0;
+    g_poison.compare_exchange_strong(p, want);  // loses only to an explicit set_poison
+    p = g_poison.load(std::memory_order_relaxed);
+  }
+  return p == 1;
+}
+
+std::string mib(int64_t bytes) { return str((double)bytes / (1024.0 * 1024.0), " MiB"); }
+
+class CachingAllocator final : public Allocator {
  public:
+  static constexpr size_t kSmallGrain = 512;
+  static constexpr size_t kLargeFrom = size_t(1) << 20;  // 1 MiB
+  static constexpr size_t kLargeGrain = size_t(2) << 20;  // 2 MiB
+
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
+    const size_t want = round(nbytes);
     void* p = nullptr;
-    WAVSPA_CUDA_CHECK(cudaMalloc(&p, nbytes));
+    size_t size = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Small blocks must match exactly (they are cheap to make, and handing out bigger ones
+      // would drain the bucket the bigger requests need); a large request may take a block
+      // up to a quarter larger, so near sizes of one activation share their blocks.
+      auto it = free_.lower_bound(want);
+      const size_t limit = want < kLargeFrom ? want : want + want / 4;
+      if (it != free_.end() && it->first <= limit) {
+        p = it->second;
+        size = it->first;
+        free_.erase(it);
+        ++stats_.num_cache_hits;
+      } else {
+        p = device_malloc_locked(want, nbytes);
+        size = want;
+      }
+      live_.emplace(p, size);
+      ++stats_.num_allocs;
+      stats_.allocated += (int64_t)size;
+      stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
+    }
+    // Stream-ordered like everything else, so it lands before the block's first real use.
+    if (poison_enabled()) WAVSPA_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, size, stream()));
     return p;
   }
+
+  // Called from destructors: must not throw.
   void deallocate(void* ptr, size_t) override {
-    if (ptr) cudaFree(ptr);  // never throw from a destructor path
+    if (!ptr) return;
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = live_.find(ptr);
+      if (it == live_.end()) return;  // not ours (cannot happen); leaking beats a crash
+      const size_t size = it->second;
+      live_.erase(it);
+      stats_.allocated -= (int64_t)size;
+      free_.emplace(size, ptr);
+    } catch (...) {
+    }
   }
+
   Device device() const override { return Device::cuda(0); }
+
+  MemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_allocated = stats_.allocated;
+  }
+
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    release_cache_locked();
+  }
+
+ private:
+  static size_t round(size_t n) {
+    if (n < kLargeFrom) return (n + kSmallGrain - 1) / kSmallGrain * kSmallGrain;
+    return (n + kLargeGrain - 1) / kLargeGrain * kLargeGrain;
+  }
+
+  // Frees every idle block. Queued kernels may still read a block that was freed by the
+  // host after they were launched, so the stream is drained first.
+  void release_cache_locked() {
+    if (free_.empty()) return;
+    WAVSPA_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    for (auto& [size, p] : free_) {
+      WAVSPA_CUDA_CHECK(cudaFree(p));
+      stats_.reserved -= (int64_t)size;
+    }
+    free_.clear();
+  }
+
+  void* device_malloc_locked(size_t size, size_t requested) {
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, size);
+    if (err == cudaErrorMemoryAllocation) {
+      // The failure is also recorded as the thread's last error; clear it, or the next
+      // launch check would report this (recovered) failure as its own.
+      cudaGetLastError();
+      release_cache_locked();
+      err = cudaMalloc(&p, size);
+      if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        std::string device_info;
+        if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+          device_info = str("; the device has ", mib((int64_t)free_b), " free of ", mib((int64_t)total_b));
+        else
+          cudaGetLastError();
+        throw Error(str("CUDA out of memory: cannot allocate ", requested, " bytes (", mib((int64_t)size),
+                        " rounded) even after emptying the cache; wavspa holds ",
+                        mib(stats_.allocated), " in tensors, ", mib(stats_.reserved),
+                        " reserved, peak ", mib(stats_.peak_allocated), device_info));
+      }
+    }
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver)
+        throw Error(str("cannot allocate ", requested, " bytes on cuda:0: no CUDA device visible (",
+                        cudaGetErrorString(err), ")"));
+      check((int)err, "cudaMalloc", __FILE__, __LINE__);
+    }
+    stats_.reserved += (int64_t)size;
+    ++stats_.num_device_allocs;
+    return p;
+  }
+
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;         // idle blocks by size
+  std::unordered_map<void*, size_t> live_;    // handed-out blocks and their sizes
+  MemoryStats stats_;
 };
+
+// Never destroyed: tensors held in statics may be freed after any function-local static
+// would be, and the driver reclaims device memory with the process anyway.
+CachingAllocator& caching_allocator() {
+  static CachingAllocator* a = new CachingAllocator();
+  return *a;
+}
 
 }  // namespace
 
-void register_allocator() {
-  static CudaAllocator allocator;
-  wavspa::register_allocator(DeviceType::CUDA, &allocator);
-}
+MemoryStats memory_stats() { return caching_allocator().stats(); }
+void reset_peak() { caching_allocator().reset_peak(); }
+void empty_cache() { caching_allocator().empty_cache(); }
+
+void set_poison(bool on) { g_poison.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool poison() { return poison_enabled(); }
+
+void register_allocator() { wavspa::register_allocator(DeviceType::CUDA, &caching_allocator()); }
 
 }  // namespace wavspa::cuda

@@ -1,10 +1,16 @@
-// CUDA runtime plumbing shared by the CUDA kernels: checked calls, device queries, and the
-// device allocator that core's Storage uses for Device::cuda() tensors.
+// CUDA runtime plumbing shared by the CUDA backend, callable from plain C++ (no CUDA
+// headers): checked calls, device queries, the backend's stream, and the caching device
+// allocator that core's Storage uses for Device::cuda() tensors.
 //
-// Built only with `make CUDA=1`. The kernels of the CUDA backend arrive with the
-// CUDA-backend issue; until then backend_for(Device::cuda()) reports that clearly.
+//   wavspa::cuda::MemoryStats s = wavspa::cuda::memory_stats();
+//   std::printf("%lld bytes in tensors, %lld held from the driver\n",
+//               (long long)s.allocated, (long long)s.reserved);
+//   wavspa::cuda::empty_cache();   // give idle blocks back to the driver
+//
+// Built only with `make CUDA=1`.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace wavspa::cuda {
@@ -15,7 +21,48 @@ void check(int status, const char* call, const char* file, int line);
 
 int device_count();
 std::string device_name(int index);
-// Registers the device allocator with core (idempotent).
+
+// Waits until every kernel and copy issued by the backend has finished (the backend runs
+// everything on one stream; see stream() in backends/cuda/common.cuh).
+void synchronize();
+
+// ---- the caching allocator -------------------------------------------------------------
+//
+// Device memory is expensive to get (cudaMalloc synchronises the device and costs tens of
+// microseconds) and a training step frees and re-allocates the same activation sizes every
+// time. Freed blocks therefore go to free lists keyed by their rounded size and are handed
+// out again. Everything runs on the backend's one stream, so a block freed by the host while
+// a kernel that reads it is still queued can be given to later work at once: that work is
+// queued behind the kernel on the same stream.
+//
+// Sizes are rounded up to 512 bytes below 1 MiB and to whole 2 MiB above (cudaMalloc maps
+// large allocations in 2 MiB pages anyway, so the rounding wastes no device memory that the
+// driver would not have used); a large request may take a cached block up to a quarter
+// larger than its rounded size.
+
+struct MemoryStats {
+  int64_t allocated = 0;          // bytes in blocks handed out and not yet freed (rounded)
+  int64_t reserved = 0;           // bytes held from cudaMalloc: allocated + cached
+  int64_t peak_allocated = 0;     // the largest `allocated` since start or reset_peak()
+  int64_t num_allocs = 0;         // allocations of at least one byte
+  int64_t num_cache_hits = 0;     // of those, the ones served from the cache
+  int64_t num_device_allocs = 0;  // cudaMalloc calls (cache misses that succeeded)
+};
+MemoryStats memory_stats();
+// Sets peak_allocated to the current allocated.
+void reset_peak();
+// Returns every cached (idle) block to the driver, after waiting for the stream.
+void empty_cache();
+
+// Debugging: when on, every block handed out is first filled with 0xFF bytes (NaN in float32
+// and float64, -1 in integers), so a kernel that leaves part of its output unwritten makes a
+// parity test fail instead of passing on stale zeros. Also turned on by the environment
+// variable WAVSPA_CUDA_POISON=1. Costs one memset per allocation.
+void set_poison(bool on);
+bool poison();
+
+// Registers the device allocator with core (idempotent; touches no CUDA API, so it is safe
+// in a static initialiser of a process that never uses a GPU).
 void register_allocator();
 
 }  // namespace wavspa::cuda

@@ -1,0 +1,242 @@
+// Shared by the CUDA kernel files: the current stream, launch shapes, dtype dispatch and a
+// strided indexer that maps a linear element index to a memory offset. Included only by .cu
+// files.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <climits>
+#include <cstdint>
+
+#include "backends/cuda/cuda_runtime.h"
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace wavspa::cuda {
+
+// The stream every kernel and copy of the backend is issued on (one per process; created on
+// first use with cudaStreamNonBlocking).
+cudaStream_t stream();
+
+constexpr int kThreads = 256;
+// Blocks for n elements at kThreads per block, capped for grid-stride loops.
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  int64_t b = (n + threads - 1) / threads;
+  if (b < 1) b = 1;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return (unsigned)b;
+}
+
+// Checks the last launch (configuration errors surface here, not at the next sync).
+#define WAVSPA_CUDA_LAUNCH_CHECK() WAVSPA_CUDA_CHECK(cudaGetLastError())
+
+// Up to kMaxDims dims (wavspa tensors have at most 8 in practice; more is an error).
+constexpr int kMaxDims = 10;
+
+struct Indexer {
+  int ndim = 0;
+  int64_t size[kMaxDims] = {};
+  int64_t stride[kMaxDims] = {};
+  // Memory offset (in elements, from the tensor's data pointer) of row-major element i.
+  __host__ __device__ int64_t offset(int64_t i) const {
+    int64_t off = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const int64_t s = size[d];
+      off += (i % s) * stride[d];
+      i /= s;
+    }
+    return off;
+  }
+};
+
+inline Indexer make_indexer(const Tensor& t) {
+  Indexer ix;
+  WAVSPA_CHECK(t.dim() <= kMaxDims, "CUDA backend: tensors of more than ", kMaxDims, " dims are not supported, got ",
+               t.describe());
+  ix.ndim = (int)t.dim();
+  for (int d = 0; d < ix.ndim; ++d) ix.size[d] = t.shape()[d], ix.stride[d] = t.strides()[d];
+  return ix;
+}
+
+// `#pragma unroll` for the device pass only: the host compiler would warn about it in
+// __host__ __device__ functions.
+#if defined(__CUDA_ARCH__)
+#define WAVSPA_UNROLL _Pragma("unroll")
+#else
+#define WAVSPA_UNROLL
+#endif
+
+// ---- joint strided layouts of several tensors ---------------------------------------------
+//
+// N tensors of one shape (output first) with arbitrary strides, seen together the way the
+// CPU's StridedLoop sees them: size-1 dims dropped, and dim d merged into d + 1 wherever
+// every tensor is contiguous across the two. A contiguous tensor becomes one dim of stride 1,
+// and so does a (B, D) + (D) bias add's output, while the bias keeps two dims (stride 0, 1).
+// Fewer dims mean fewer divisions per element in offsets().
+template <int N>
+struct StridedN {
+  int ndim = 0;
+  bool narrow = false;  // every linear index fits in 32 bits: cheaper division
+  int64_t size[kMaxDims] = {};
+  int64_t stride[N][kMaxDims] = {};
+
+  // Element offsets (from each tensor's data pointer) of row-major element i.
+  __host__ __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[N]) const {
+    WAVSPA_UNROLL
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    if (narrow) {
+      uint32_t li = (uint32_t)i;
+      for (int d = ndim - 1; d >= 0; --d) {
+        const uint32_t s = (uint32_t)size[d];
+        const uint32_t q = li / s;
+        const int64_t c = (int64_t)(li - q * s);
+        li = q;
+        WAVSPA_UNROLL
+        for (int k = 0; k < N; ++k) off[k] += c * stride[k][d];
+      }
+    } else {
+      for (int d = ndim - 1; d >= 0; --d) {
+        const int64_t s = size[d];
+        const int64_t q = i / s;
+        const int64_t c = i - q * s;
+        i = q;
+        WAVSPA_UNROLL
+        for (int k = 0; k < N; ++k) off[k] += c * stride[k][d];
+      }
+    }
+  }
+  // One dim left: offsets are i * stride, no division at all.
+  bool linear() const { return ndim == 1; }
+  bool contiguous() const {
+    if (ndim != 1) return false;
+    for (int k = 0; k < N; ++k)
+      if (stride[k][0] != 1) return false;
+    return true;
+  }
+};
+
+template <int N>
+StridedN<N> make_strided(const std::array<Tensor, N>& ts) {
+  const Shape& shape = ts[0].shape();
+  int64_t sz[64];
+  int64_t st[N][64];
+  WAVSPA_CHECK(shape.size() <= 64, "CUDA backend: too many dims in ", ts[0].describe());
+  int nd = 0;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    sz[nd] = shape[d];
+    for (int k = 0; k < N; ++k) st[k][nd] = ts[k].strides()[d];
+    ++nd;
+  }
+  // Merge from the inside out, in place: dims [0, nd) are kept compacted.
+  for (int d = nd - 2; d >= 0; --d) {
+    bool mergeable = true;
+    for (int k = 0; k < N; ++k) mergeable &= st[k][d] == st[k][d + 1] * sz[d + 1];
+    if (!mergeable) continue;
+    sz[d] *= sz[d + 1];
+    for (int k = 0; k < N; ++k) st[k][d] = st[k][d + 1];
+    for (int e = d + 1; e + 1 < nd; ++e) {
+      sz[e] = sz[e + 1];
+      for (int k = 0; k < N; ++k) st[k][e] = st[k][e + 1];
+    }
+    --nd;
+  }
+  StridedN<N> L;
+  if (nd == 0) {  // a single element
+    L.ndim = 1;
+    L.size[0] = 1;
+    for (int k = 0; k < N; ++k) L.stride[k][0] = 1;
+  } else {
+    WAVSPA_CHECK(nd <= kMaxDims, "CUDA backend: tensors whose strides leave more than ", kMaxDims,
+                 " dims after merging are not supported, got ", ts[0].describe());
+    L.ndim = nd;
+    for (int d = 0; d < nd; ++d) {
+      L.size[d] = sz[d];
+      for (int k = 0; k < N; ++k) L.stride[k][d] = st[k][d];
+    }
+  }
+  L.narrow = shape_numel(shape) <= (int64_t)INT32_MAX;
+  return L;
+}
+
+// Grid-stride loops over n elements calling f(off) with each tensor's element offset. Three
+// versions, picked on the host: all tensors contiguous (off = i), one merged dim (off =
+// i * stride), and the general case through StridedN::offsets.
+template <int N, typename F>
+__global__ void strided_contiguous_kernel(int64_t n, F f) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t off[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = i;
+    f(off);
+  }
+}
+
+template <int N, typename F>
+__global__ void strided_linear_kernel(int64_t n, StridedN<N> L, F f) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t off[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = i * L.stride[k][0];
+    f(off);
+  }
+}
+
+template <int N, typename F>
+__global__ void strided_general_kernel(int64_t n, StridedN<N> L, F f) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t off[N];
+    L.offsets(i, off);
+    f(off);
+  }
+}
+
+// Runs f over every element of N same-shape tensors (output first); f is a functor with
+// `__device__ void operator()(const int64_t (&off)[N]) const`.
+template <int N, typename F>
+void for_each_element(const std::array<Tensor, N>& ts, const F& f) {
+  const int64_t n = ts[0].numel();
+  if (n == 0) return;
+  const StridedN<N> L = make_strided<N>(ts);
+  if (L.contiguous())
+    strided_contiguous_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, f);
+  else if (L.linear())
+    strided_linear_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
+  else
+    strided_general_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
+  WAVSPA_CUDA_LAUNCH_CHECK();
+}
+
+// Calls f(T{}) with T the C++ type of a floating dtype (float, double).
+template <typename F>
+void dispatch_floating(DType dt, const char* what, F&& f) {
+  switch (dt) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    default: throw Error(str(what, ": expected float32 or float64 on CUDA, got ", dt));
+  }
+}
+
+// Every dtype.
+template <typename F>
+void dispatch_all(DType dt, const char* what, F&& f) {
+  switch (dt) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    case DType::Int32: f(int32_t{}); return;
+    case DType::Int64: f(int64_t{}); return;
+  }
+  throw Error(str(what, ": unknown dtype"));
+}
+
+// Device pointer of element 0 of a tensor (offset applied).
+template <typename T>
+T* dptr(const Tensor& t) {
+  return static_cast<T*>(const_cast<void*>(t.raw_data()));
+}
+
+}  // namespace wavspa::cuda

@@ -1,0 +1,83 @@
+// The CUDA backend: cuBLAS matrix products, cuFFT transforms and our own kernels, one file
+// per kernel family like the CPU backend: memory.cu, elementwise.cu, reduce.cu, index.cu,
+// random.cu (the CPU's Philox stream, element for element), gemm.cu, norm.cu (softmax,
+// layernorm, cross-entropy), wavelet.cu, fft.cu. Every kernel runs on the current stream
+// (cuda::stream(), backends/cuda/common.cuh); copies to the host synchronise it.
+//
+// Built only with `make CUDA=1` (nvcc, sm_90). The tests in tests/test_cuda_*.cpp compare
+// every kernel with the CPU backend on random data.
+#pragma once
+
+#include "backends/backend.h"
+
+namespace wavspa::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  DeviceType type() const override { return DeviceType::CUDA; }
+
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void copy_from_host(const void* src, const Tensor& dst) override;
+  void copy_to_host(const Tensor& src, void* dst) override;
+
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double p0,
+              double p1) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+
+  void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+              const Tensor& out) override;
+  void arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) override;
+
+  void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) override;
+  void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,
+                    const Tensor& b, int64_t stride_b, const Tensor& c,
+                    int64_t stride_c) override;
+
+  void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& grad_y, const Tensor& grad_x,
+                        bool log) override;
+  void layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                         const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
+  void layernorm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
+                          const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
+                          const Tensor& grad_weight, const Tensor& grad_bias) override;
+
+  void index_select(const Tensor& x, int64_t dim, const Tensor& index,
+                    const Tensor& out) override;
+  void index_add(const Tensor& out, int64_t dim, const Tensor& index,
+                 const Tensor& src) override;
+  void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) override;
+  void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
+                   const Tensor& src) override;
+
+  void cross_entropy_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                             double label_smoothing, const Tensor& losses) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target,
+                              const Tensor& grad_losses, int64_t ignore_index,
+                              double label_smoothing, const Tensor& grad_logits) override;
+
+  void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
+                      const Tensor& out) override;
+  void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
+                               const Tensor& grad_x) override;
+  void wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
+                        const std::vector<Tensor>& outs) override;
+  void wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w, int64_t start,
+                         const RowMap& map, const Tensor& out) override;
+  void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
+                           int64_t start, const Tensor& grad_w) override;
+
+  void fft_r2c(const Tensor& x, const Tensor& spec) override;
+  void fft_c2r(const Tensor& spec, double scale, const Tensor& x) override;
+
+  void uniform(const Tensor& out, PhiloxState s, double lo, double hi) override;
+  void normal(const Tensor& out, PhiloxState s, double mean, double std) override;
+  void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) override;
+  void dropout_mask(const Tensor& out, PhiloxState s, double p) override;
+};
+
+CudaBackend& cuda_backend();
+
+}  // namespace wavspa::cuda

@@ -1,0 +1,267 @@
+// Elementwise kernels: unary, binary (inputs already broadcast by the op) and where.
+//
+// Each op is a compile-time case of unary_fn / binary_fn, so one kernel per (op, dtype, layout)
+// carries no switch in its loop. The formulas are the CPU's (backends/cpu/elementwise.cpp),
+// written in the tensor's own precision; float32 results may differ from the CPU's in the
+// last bits (CUDA's expf/tanhf/erff against SLEEF's, and nvcc's fused multiply-adds).
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/cuda_backend.h"
+
+namespace wavspa::cuda {
+namespace {
+
+constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
+constexpr double kInvSqrt2 = 0.7071067811865476;
+constexpr double kInvSqrt2Pi = 0.3989422804014327;   // 1 / sqrt(2 pi)
+constexpr double kGeluCubic = 0.044715;
+
+// The libm function of the argument's precision (expf for float, exp for double): an
+// accidental promotion to double would make float32 kernels several times slower.
+#define WAVSPA_DEVICE_MATH1(name, f32, f64)                                    \
+  __device__ __forceinline__ float name(float v) { return f32(v); }           \
+  __device__ __forceinline__ double name(double v) { return f64(v); }
+WAVSPA_DEVICE_MATH1(m_exp, expf, exp)
+WAVSPA_DEVICE_MATH1(m_expm1, expm1f, expm1)
+WAVSPA_DEVICE_MATH1(m_log, logf, log)
+WAVSPA_DEVICE_MATH1(m_log1p, log1pf, log1p)
+WAVSPA_DEVICE_MATH1(m_sqrt, sqrtf, sqrt)
+WAVSPA_DEVICE_MATH1(m_sin, sinf, sin)
+WAVSPA_DEVICE_MATH1(m_cos, cosf, cos)
+WAVSPA_DEVICE_MATH1(m_tanh, tanhf, tanh)
+WAVSPA_DEVICE_MATH1(m_erf, erff, erf)
+WAVSPA_DEVICE_MATH1(m_abs, fabsf, fabs)
+#undef WAVSPA_DEVICE_MATH1
+__device__ __forceinline__ float m_pow(float a, float b) { return powf(a, b); }
+__device__ __forceinline__ double m_pow(double a, double b) { return pow(a, b); }
+
+template <typename T>
+__device__ __forceinline__ T sigmoid(T v) {
+  return T(1) / (T(1) + m_exp(-v));
+}
+
+// a, b: the op's parameters p0, p1 in T (alpha; beta and threshold; the exponent).
+template <UnaryOp OP, typename T>
+__device__ __forceinline__ T unary_fn(T v, T a, T b) {
+  if constexpr (OP == UnaryOp::Neg) return -v;
+  else if constexpr (OP == UnaryOp::Abs) return m_abs(v);
+  else if constexpr (OP == UnaryOp::Sign) return T((v > T(0)) - (v < T(0)));
+  else if constexpr (OP == UnaryOp::Exp) return m_exp(v);
+  else if constexpr (OP == UnaryOp::Log) return m_log(v);
+  else if constexpr (OP == UnaryOp::Sqrt) return m_sqrt(v);
+  else if constexpr (OP == UnaryOp::Rsqrt) return T(1) / m_sqrt(v);  // as the CPU: not rsqrt()
+  else if constexpr (OP == UnaryOp::Sin) return m_sin(v);
+  else if constexpr (OP == UnaryOp::Cos) return m_cos(v);
+  else if constexpr (OP == UnaryOp::Tanh) return m_tanh(v);
+  else if constexpr (OP == UnaryOp::Sigmoid) return sigmoid(v);
+  else if constexpr (OP == UnaryOp::Relu) return v > T(0) ? v : T(0);
+  else if constexpr (OP == UnaryOp::GeluErf) return T(0.5) * v * (T(1) + m_erf(v * T(kInvSqrt2)));
+  else if constexpr (OP == UnaryOp::GeluTanh) {
+    const T inner = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
+    return T(0.5) * v * (T(1) + m_tanh(inner));
+  } else if constexpr (OP == UnaryOp::Silu) return v * sigmoid(v);
+  else if constexpr (OP == UnaryOp::Elu) return v > T(0) ? v : a * m_expm1(v);
+  else if constexpr (OP == UnaryOp::Softplus) return a * v > b ? v : m_log1p(m_exp(a * v)) / a;
+  else if constexpr (OP == UnaryOp::PowScalar) return m_pow(v, a);
+  else static_assert(OP == UnaryOp::Neg, "unary op without a device formula");
+}
+
+// NaN wins, as in the CPU's nan_max / nan_min (and torch.maximum).
+template <typename T>
+__device__ __forceinline__ T nan_max(T x, T y) {
+  if (isnan(x) || isnan(y)) return isnan(x) ? x : y;
+  return x > y ? x : y;
+}
+template <typename T>
+__device__ __forceinline__ T nan_min(T x, T y) {
+  if (isnan(x) || isnan(y)) return isnan(x) ? x : y;
+  return x < y ? x : y;
+}
+
+// Floating binary ops, including the fused backward ones: (g, saved) -> g * f'(...), with
+// `saved` the forward's input (its output for Sigmoid and Tanh).
+template <BinaryOp OP, typename T>
+__device__ __forceinline__ T binary_fn(T u, T v, T a, T b) {
+  if constexpr (OP == BinaryOp::Add) return u + v;
+  else if constexpr (OP == BinaryOp::Sub) return u - v;
+  else if constexpr (OP == BinaryOp::Mul) return u * v;
+  else if constexpr (OP == BinaryOp::Div) return u / v;
+  else if constexpr (OP == BinaryOp::Pow) return m_pow(u, v);
+  else if constexpr (OP == BinaryOp::Maximum) return nan_max(u, v);
+  else if constexpr (OP == BinaryOp::Minimum) return nan_min(u, v);
+  else if constexpr (OP == BinaryOp::Eq) return T(u == v);
+  else if constexpr (OP == BinaryOp::Ne) return T(u != v);
+  else if constexpr (OP == BinaryOp::Lt) return T(u < v);
+  else if constexpr (OP == BinaryOp::Le) return T(u <= v);
+  else if constexpr (OP == BinaryOp::Gt) return T(u > v);
+  else if constexpr (OP == BinaryOp::Ge) return T(u >= v);
+  else if constexpr (OP == BinaryOp::ReluBackward) return v > T(0) ? u : T(0);
+  else if constexpr (OP == BinaryOp::GeluErfBackward) {
+    const T cdf = T(0.5) * (T(1) + m_erf(v * T(kInvSqrt2)));
+    const T pdf = T(kInvSqrt2Pi) * m_exp(T(-0.5) * v * v);
+    return u * (cdf + v * pdf);
+  } else if constexpr (OP == BinaryOp::GeluTanhBackward) {
+    const T inner = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
+    const T t = m_tanh(inner);
+    const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * v * v);
+    return u * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * dinner);
+  } else if constexpr (OP == BinaryOp::SiluBackward) {
+    const T s = sigmoid(v);
+    return u * s * (T(1) + v * (T(1) - s));
+  } else if constexpr (OP == BinaryOp::EluBackward) return v > T(0) ? u : u * a * m_exp(v);
+  else if constexpr (OP == BinaryOp::SoftplusBackward) return a * v > b ? u : u * sigmoid(a * v);
+  else if constexpr (OP == BinaryOp::SigmoidBackward) return u * v * (T(1) - v);
+  else if constexpr (OP == BinaryOp::TanhBackward) return u * (T(1) - v * v);
+  else static_assert(OP == BinaryOp::Add, "binary op without a device formula");
+}
+
+// Integer tensors: + - * and comparisons, max and min (what the CPU backend accepts).
+template <BinaryOp OP, typename T>
+__device__ __forceinline__ T int_binary_fn(T u, T v) {
+  if constexpr (OP == BinaryOp::Add) return u + v;
+  else if constexpr (OP == BinaryOp::Sub) return u - v;
+  else if constexpr (OP == BinaryOp::Mul) return u * v;
+  else if constexpr (OP == BinaryOp::Eq) return T(u == v);
+  else if constexpr (OP == BinaryOp::Ne) return T(u != v);
+  else if constexpr (OP == BinaryOp::Lt) return T(u < v);
+  else if constexpr (OP == BinaryOp::Le) return T(u <= v);
+  else if constexpr (OP == BinaryOp::Gt) return T(u > v);
+  else if constexpr (OP == BinaryOp::Ge) return T(u >= v);
+  else if constexpr (OP == BinaryOp::Maximum) return u > v ? u : v;
+  else if constexpr (OP == BinaryOp::Minimum) return u < v ? u : v;
+  else static_assert(OP == BinaryOp::Add, "integer binary op without a device formula");
+}
+
+template <UnaryOp OP, typename T>
+struct UnaryFn {
+  T* out;
+  const T* x;
+  T a, b;
+  __device__ void operator()(const int64_t (&off)[2]) const {
+    out[off[0]] = unary_fn<OP, T>(x[off[1]], a, b);
+  }
+};
+
+template <BinaryOp OP, typename T>
+struct BinaryFn {
+  T* out;
+  const T *x, *y;
+  T a, b;
+  __device__ void operator()(const int64_t (&off)[3]) const {
+    out[off[0]] = binary_fn<OP, T>(x[off[1]], y[off[2]], a, b);
+  }
+};
+
+template <BinaryOp OP, typename T>
+struct IntBinaryFn {
+  T* out;
+  const T *x, *y;
+  __device__ void operator()(const int64_t (&off)[3]) const {
+    out[off[0]] = int_binary_fn<OP, T>(x[off[1]], y[off[2]]);
+  }
+};
+
+template <typename T, typename C>
+struct WhereFn {
+  T* out;
+  const C* cond;
+  const T *a, *b;
+  __device__ void operator()(const int64_t (&off)[4]) const {
+    out[off[0]] = cond[off[1]] != C(0) ? a[off[2]] : b[off[3]];
+  }
+};
+
+template <UnaryOp OP, typename T>
+void run_unary(const Tensor& x, const Tensor& out, double p0, double p1) {
+  for_each_element<2>({out, x}, UnaryFn<OP, T>{dptr<T>(out), dptr<T>(x), (T)p0, (T)p1});
+}
+
+template <BinaryOp OP, typename T>
+void run_binary(const Tensor& x, const Tensor& y, const Tensor& out, double p0, double p1) {
+  for_each_element<3>({out, x, y},
+                      BinaryFn<OP, T>{dptr<T>(out), dptr<T>(x), dptr<T>(y), (T)p0, (T)p1});
+}
+
+template <BinaryOp OP, typename T>
+void run_int_binary(const Tensor& x, const Tensor& y, const Tensor& out) {
+  for_each_element<3>({out, x, y}, IntBinaryFn<OP, T>{dptr<T>(out), dptr<T>(x), dptr<T>(y)});
+}
+
+template <typename T>
+void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+#define WAVSPA_CASE(name) \
+  case UnaryOp::name: return run_unary<UnaryOp::name, T>(x, out, p0, p1);
+  switch (op) {
+    WAVSPA_CASE(Neg) WAVSPA_CASE(Abs) WAVSPA_CASE(Sign) WAVSPA_CASE(Exp) WAVSPA_CASE(Log)
+    WAVSPA_CASE(Sqrt) WAVSPA_CASE(Rsqrt) WAVSPA_CASE(Sin) WAVSPA_CASE(Cos) WAVSPA_CASE(Tanh)
+    WAVSPA_CASE(Sigmoid) WAVSPA_CASE(Relu) WAVSPA_CASE(GeluErf) WAVSPA_CASE(GeluTanh)
+    WAVSPA_CASE(Silu) WAVSPA_CASE(Elu) WAVSPA_CASE(Softplus) WAVSPA_CASE(PowScalar)
+  }
+#undef WAVSPA_CASE
+  throw Error(str("unary: unknown op ", static_cast<int>(op)));
+}
+
+template <typename T>
+void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& out, double p0,
+                  double p1) {
+#define WAVSPA_CASE(name) \
+  case BinaryOp::name: return run_binary<BinaryOp::name, T>(x, y, out, p0, p1);
+  switch (op) {
+    WAVSPA_CASE(Add) WAVSPA_CASE(Sub) WAVSPA_CASE(Mul) WAVSPA_CASE(Div) WAVSPA_CASE(Pow)
+    WAVSPA_CASE(Maximum) WAVSPA_CASE(Minimum) WAVSPA_CASE(Eq) WAVSPA_CASE(Ne) WAVSPA_CASE(Lt)
+    WAVSPA_CASE(Le) WAVSPA_CASE(Gt) WAVSPA_CASE(Ge) WAVSPA_CASE(ReluBackward)
+    WAVSPA_CASE(GeluErfBackward) WAVSPA_CASE(GeluTanhBackward) WAVSPA_CASE(SiluBackward)
+    WAVSPA_CASE(EluBackward) WAVSPA_CASE(SoftplusBackward) WAVSPA_CASE(SigmoidBackward)
+    WAVSPA_CASE(TanhBackward)
+  }
+#undef WAVSPA_CASE
+  throw Error(str("binary: unknown op ", static_cast<int>(op)));
+}
+
+template <typename T>
+void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& out) {
+#define WAVSPA_CASE(name) \
+  case BinaryOp::name: return run_int_binary<BinaryOp::name, T>(x, y, out);
+  switch (op) {
+    WAVSPA_CASE(Add) WAVSPA_CASE(Sub) WAVSPA_CASE(Mul) WAVSPA_CASE(Eq) WAVSPA_CASE(Ne)
+    WAVSPA_CASE(Lt) WAVSPA_CASE(Le) WAVSPA_CASE(Gt) WAVSPA_CASE(Ge) WAVSPA_CASE(Maximum)
+    WAVSPA_CASE(Minimum)
+    default: break;
+  }
+#undef WAVSPA_CASE
+  // The CPU backend's message, word for word.
+  throw Error(str("binary op ", static_cast<int>(op), " is not defined for ",
+                  dtype_name(out.dtype()), " tensors"));
+}
+
+}  // namespace
+
+void CudaBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+  dispatch_floating(out.dtype(), "unary", [&](auto zero) {
+    unary_typed<decltype(zero)>(op, x, out, p0, p1);
+  });
+}
+
+void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
+                         double p0, double p1) {
+  switch (out.dtype()) {
+    case DType::Int32: return int_binary_typed<int32_t>(op, a, b, out);
+    case DType::Int64: return int_binary_typed<int64_t>(op, a, b, out);
+    default: break;
+  }
+  dispatch_floating(out.dtype(), "binary", [&](auto zero) {
+    binary_typed<decltype(zero)>(op, a, b, out, p0, p1);
+  });
+}
+
+void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_all(out.dtype(), "where", [&](auto zero) {
+    using T = decltype(zero);
+    dispatch_all(cond.dtype(), "where", [&](auto czero) {
+      using C = decltype(czero);
+      for_each_element<4>({out, cond, a, b},
+                          WhereFn<T, C>{dptr<T>(out), dptr<C>(cond), dptr<T>(a), dptr<T>(b)});
+    });
+  });
+}
+
+}  // namespace wavspa::cuda

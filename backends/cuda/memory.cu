@@ -1,0 +1,178 @@
+// Memory kernels: strided copy with dtype conversion, fill, and the host <-> device copies.
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/cuda_backend.h"
+
+namespace wavspa::cuda {
+
+CudaBackend& cuda_backend() {
+  static CudaBackend backend;
+  return backend;
+}
+
+namespace {
+
+template <typename D, typename S>
+struct CopyFn {
+  D* out;
+  const S* x;
+  __device__ void operator()(const int64_t (&off)[2]) const { out[off[0]] = static_cast<D>(x[off[1]]); }
+};
+
+template <typename T>
+struct FillFn {
+  T* out;
+  T value;
+  __device__ void operator()(const int64_t (&off)[1]) const { out[off[0]] = value; }
+};
+
+// Pinned staging buffers for host-to-device copies.
+//
+// A copy from pageable host memory cannot be queued: the driver may read the buffer at any
+// time until the copy runs, and the caller may free it as soon as copy_from_host returns.
+// Synchronising after every upload would stall the host once per training batch, so the
+// bytes are first copied (by the CPU) into a pinned buffer that this pool owns, and the
+// device copy is queued from there. A buffer is reused once the event recorded after its
+// copy has completed. Uploads larger than kMaxStaged skip the pool and synchronise instead.
+class StagingPool {
+ public:
+  static constexpr size_t kMinBuffer = size_t(1) << 20;   // 1 MiB
+  static constexpr size_t kMaxStaged = size_t(64) << 20;  // larger copies synchronise
+  static constexpr size_t kMaxTotal = size_t(256) << 20;  // pinned memory held at most
+
+  void upload(void* dst, const void* src, size_t bytes) {
+    if (bytes > kMaxStaged) {
+      WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
+      WAVSPA_CUDA_CHECK(cudaStreamSynchronize(stream()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    Buffer& b = acquire_locked(bytes);
+    std::memcpy(b.host, src, bytes);
+    WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst, b.host, bytes, cudaMemcpyHostToDevice, stream()));
+    WAVSPA_CUDA_CHECK(cudaEventRecord(b.done, stream()));
+    b.pending = true;
+  }
+
+ private:
+  struct Buffer {
+    void* host = nullptr;
+    size_t size = 0;
+    cudaEvent_t done = nullptr;
+    bool pending = false;  // an event was recorded and may not have completed
+  };
+
+  static bool finished(Buffer& b) {
+    if (!b.pending) return true;
+    const cudaError_t e = cudaEventQuery(b.done);
+    if (e == cudaErrorNotReady) {
+      cudaGetLastError();  // "not ready" is an answer, not an error: keep it out of launch checks
+      return false;
+    }
+    WAVSPA_CUDA_CHECK(e);
+    b.pending = false;
+    return true;
+  }
+
+  Buffer& acquire_locked(size_t bytes) {
+    // The smallest idle buffer that fits.
+    Buffer* best = nullptr;
+    for (Buffer& b : buffers_)
+      if (b.size >= bytes && (!best || b.size < best->size) && finished(b)) best = &b;
+    if (best) return *best;
+    size_t size = kMinBuffer;
+    while (size < bytes) size *= 2;
+    if (total_ + size <= kMaxTotal) {
+      Buffer b;
+      WAVSPA_CUDA_CHECK(cudaMallocHost(&b.host, size));
+      WAVSPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
+      b.size = size;
+      total_ += size;
+      buffers_.push_back(b);
+      return buffers_.back();
+    }
+    // The pool is full and busy: wait for the smallest buffer that fits.
+    for (Buffer& b : buffers_)
+      if (b.size >= bytes && (!best || b.size < best->size)) best = &b;
+    if (!best) {  // none fits: grow past the cap rather than fail (sizes are at most 64 MiB)
+      Buffer b;
+      WAVSPA_CUDA_CHECK(cudaMallocHost(&b.host, size));
+      WAVSPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
+      b.size = size;
+      total_ += size;
+      buffers_.push_back(b);
+      return buffers_.back();
+    }
+    WAVSPA_CUDA_CHECK(cudaEventSynchronize(best->done));
+    best->pending = false;
+    return *best;
+  }
+
+  std::mutex mutex_;
+  std::vector<Buffer> buffers_;  // never freed: pinned memory lives as long as the process
+  size_t total_ = 0;
+};
+
+StagingPool& staging_pool() {
+  static StagingPool* pool = new StagingPool();  // never destroyed (queued copies at exit)
+  return *pool;
+}
+
+// True when every byte of `value` converted to T is zero (then fill is a memset).
+template <typename T>
+bool zero_bits(T value) {
+  T zero{};
+  return std::memcmp(&value, &zero, sizeof(T)) == 0;
+}
+
+}  // namespace
+
+void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
+    WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), (size_t)n * dst.element_size(),
+                                      cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  dispatch_all(dst.dtype(), "copy", [&](auto d0) {
+    using D = decltype(d0);
+    dispatch_all(src.dtype(), "copy", [&](auto s0) {
+      using S = decltype(s0);
+      for_each_element<2>({dst, src}, CopyFn<D, S>{dptr<D>(dst), dptr<S>(src)});
+    });
+  });
+}
+
+void CudaBackend::fill(const Tensor& dst, double value) {
+  if (dst.numel() == 0) return;
+  dispatch_all(dst.dtype(), "fill", [&](auto zero) {
+    using T = decltype(zero);
+    const T v = static_cast<T>(value);
+    if (dst.is_contiguous() && zero_bits(v)) {
+      WAVSPA_CUDA_CHECK(cudaMemsetAsync(dst.raw_data(), 0, (size_t)dst.numel() * sizeof(T), stream()));
+      return;
+    }
+    for_each_element<1>({dst}, FillFn<T>{dptr<T>(dst), v});
+  });
+}
+
+void CudaBackend::copy_from_host(const void* src, const Tensor& dst) {
+  const size_t bytes = (size_t)dst.numel() * dst.element_size();
+  if (bytes == 0) return;
+  staging_pool().upload(dst.raw_data(), src, bytes);
+}
+
+void CudaBackend::copy_to_host(const Tensor& src, void* dst) {
+  const size_t bytes = (size_t)src.numel() * src.element_size();
+  if (bytes == 0) return;
+  WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst, src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream()));
+  // The caller reads dst next; this is also where errors of earlier kernels surface.
+  WAVSPA_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+}  // namespace wavspa::cuda

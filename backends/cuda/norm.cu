@@ -1,0 +1,397 @@
+// Softmax, layer norm and cross-entropy on CUDA: the row kernels of backends/cpu/norm.cpp,
+// one warp (short rows) or one block (long rows) per row, see row_block() in nn_common.cuh.
+//
+// Precision follows the CPU: float32 rows add their sums in double (exp, products and the
+// final scaling stay in float32), and the loss kernels work in double throughout, so CUDA
+// and CPU differ only in the order of those double sums. Nothing uses atomics: every sum has
+// a fixed order, so a rerun gives the same bits.
+#include <cmath>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/nn_common.cuh"
+
+namespace wavspa::cuda {
+namespace {
+
+// Rows (M, N) in, rows out: the shape every row kernel here works on.
+struct Rows {
+  int64_t M, N;
+};
+
+Rows rows_of(const Tensor& t) {
+  const int64_t N = t.dim() ? t.shape().back() : 1;
+  return {N ? t.numel() / N : 0, N};
+}
+
+// The grid-stride loop over rows, uniform for a whole block (row_allreduce may synchronise
+// it): `base` is the first row of the block in this round, threads past M still take part.
+#define WAVSPA_FOR_BLOCK_ROWS(base, M)                                                  \
+  for (int64_t base = (int64_t)blockIdx.x * blockDim.y; base < (M);                    \
+       base += (int64_t)gridDim.x * blockDim.y)
+
+// ---- softmax -------------------------------------------------------------------------------
+
+template <typename T>
+__global__ void softmax_forward_kernel(const T* x, T* y, int64_t M, int64_t N, bool log) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, M) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const T* row = x + (active ? m : 0) * N;
+    T* out = y + (active ? m : 0) * N;
+    T mx = -INFINITY;
+    if (active)
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) mx = row[i] > mx ? row[i] : mx;
+    mx = row_allreduce(mx, MaxOp{}, scratch);
+    if (isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf, as the CPU does
+    double sum = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) sum += (double)exp_of(row[i] - mx);
+    sum = row_allreduce(sum, SumOp{}, scratch);
+    if (!active) continue;
+    if (log) {
+      const T lse = mx + (T)::log(sum);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) out[i] = row[i] - lse;
+    } else {
+      const T inv = (T)(1.0 / sum);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) out[i] = exp_of(row[i] - mx) * inv;
+    }
+  }
+}
+
+template <typename T>
+__global__ void softmax_backward_kernel(const T* y, const T* g, T* gx, int64_t M, int64_t N,
+                                        bool log) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, M) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const int64_t off = (active ? m : 0) * N;
+    double dot = 0;
+    if (active) {
+      if (log) {  // dx = g - exp(y) * sum(g)
+        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) dot += g[off + i];
+      } else {    // dx = y * (g - sum(g * y))
+        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) dot += (double)g[off + i] * y[off + i];
+      }
+    }
+    dot = row_allreduce(dot, SumOp{}, scratch);
+    if (!active) continue;
+    const T s = (T)dot;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const int64_t j = off + i;
+      gx[j] = log ? g[j] - exp_of(y[j]) * s : y[j] * (g[j] - s);
+    }
+  }
+}
+
+// ---- layer norm ----------------------------------------------------------------------------
+
+template <typename T>
+__global__ void layernorm_forward_kernel(const T* x, const T* w, const T* b, double eps, T* y,
+                                         T* mean, T* rstd, int64_t M, int64_t N) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, M) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const T* row = x + (active ? m : 0) * N;
+    double s = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += row[i];
+    s = row_allreduce(s, SumOp{}, scratch);
+    const double mu = s / N;
+    double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
+    if (active)
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) ss += (row[i] - mu) * (row[i] - mu);
+    ss = row_allreduce(ss, SumOp{}, scratch);
+    if (!active) continue;
+    const double r = 1.0 / sqrt(ss / N + eps);
+    if (threadIdx.x == 0) {
+      mean[m] = (T)mu;
+      rstd[m] = (T)r;
+    }
+    const T tmu = (T)mu, tr = (T)r;
+    T* out = y + m * N;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      T v = (row[i] - tmu) * tr;
+      if (w) v *= w[i];
+      if (b) v += b[i];
+      out[i] = v;
+    }
+  }
+}
+
+// grad_x of layer norm, row by row: dx = r * (g w - mean(g w) - xhat mean(g w xhat)).
+template <typename T>
+__global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const T* w, const T* mean,
+                                            const T* rstd, T* gx, int64_t M, int64_t N) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, M) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const int64_t off = (active ? m : 0) * N;
+    const T mu = mean[active ? m : 0], r = rstd[active ? m : 0];
+    double sum_gw = 0, sum_gwx = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        const T xhat = (x[off + i] - mu) * r;
+        const T gw = gy[off + i] * (w ? w[i] : T(1));
+        sum_gw += gw;
+        sum_gwx += gw * xhat;
+      }
+    sum_gw = row_allreduce(sum_gw, SumOp{}, scratch);
+    sum_gwx = row_allreduce(sum_gwx, SumOp{}, scratch);
+    if (!active) continue;
+    const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const T xhat = (x[off + i] - mu) * r;
+      gx[off + i] = r * (gy[off + i] * (w ? w[i] : T(1)) - a - xhat * c);
+    }
+  }
+}
+
+// grad_weight / grad_bias, first pass: column sums over one chunk of rows per blockIdx.y,
+// into partial (chunks, N) buffers of doubles. Threads (32, 8): x walks 32 adjacent columns
+// (coalesced), y splits the chunk's rows; the 8 partial sums of a column are then added in
+// y order, so the result is the same on every run.
+constexpr int kColTile = 32, kColRows = 8;
+
+template <typename T>
+__global__ void layernorm_backward_wb_partial(const T* gy, const T* x, const T* mean,
+                                              const T* rstd, int64_t M, int64_t N,
+                                              int64_t rows_per_chunk, double* part_w,
+                                              double* part_b) {
+  __shared__ double sw[kColRows][kColTile], sb[kColRows][kColTile];
+  const int64_t col = (int64_t)blockIdx.x * kColTile + threadIdx.x;
+  const int64_t chunk = blockIdx.y;
+  const int64_t m0 = chunk * rows_per_chunk;
+  const int64_t m1 = m0 + rows_per_chunk < M ? m0 + rows_per_chunk : M;
+  double acc_w = 0, acc_b = 0;
+  if (col < N)
+    for (int64_t m = m0 + threadIdx.y; m < m1; m += kColRows) {
+      const T g = gy[m * N + col];
+      acc_w += (double)(g * ((x[m * N + col] - mean[m]) * rstd[m]));
+      acc_b += (double)g;
+    }
+  sw[threadIdx.y][threadIdx.x] = acc_w;
+  sb[threadIdx.y][threadIdx.x] = acc_b;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < N) {
+    double tw = 0, tb = 0;
+    for (int i = 0; i < kColRows; ++i) tw += sw[i][threadIdx.x], tb += sb[i][threadIdx.x];
+    part_w[chunk * N + col] = tw;
+    part_b[chunk * N + col] = tb;
+  }
+}
+
+// Second pass: each column adds its chunk partials in chunk order.
+template <typename T>
+__global__ void layernorm_backward_wb_finish(const double* part_w, const double* part_b,
+                                             int64_t chunks, int64_t N, T* gw, T* gb) {
+  for (int64_t col = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; col < N;
+       col += (int64_t)gridDim.x * blockDim.x) {
+    double tw = 0, tb = 0;
+    for (int64_t c = 0; c < chunks; ++c) tw += part_w[c * N + col], tb += part_b[c * N + col];
+    if (gw) gw[col] = (T)tw;
+    if (gb) gb[col] = (T)tb;
+  }
+}
+
+// ---- cross-entropy -------------------------------------------------------------------------
+
+// log-sum-exp of one row in double (the CPU's formula: max in T, exp in double); returns it
+// to every thread of the row, with sum(row) in *row_sum when asked.
+template <typename T>
+__device__ double row_logsumexp(const T* row, int64_t C, bool active, double* scratch,
+                                double* row_sum) {
+  T mx = active && C > 0 ? row[0] : T(0);
+  if (active)
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = row[c] > mx ? row[c] : mx;
+  mx = row_allreduce(mx, MaxOp{}, scratch);
+  double se = 0, sx = 0;
+  if (active)
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      se += ::exp((double)row[c] - (double)mx);
+      sx += row[c];
+    }
+  se = row_allreduce(se, SumOp{}, scratch);
+  if (row_sum) *row_sum = row_allreduce(sx, SumOp{}, scratch);
+  return (double)mx + ::log(se);
+}
+
+template <typename T>
+__global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* target,
+                                             int64_t ignore_index, double smoothing, T* losses,
+                                             int64_t N, int64_t C) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, N) {
+    const int64_t n = base + threadIdx.y;
+    const bool in_range = n < N;
+    const int64_t t = in_range ? target[n] : ignore_index;
+    // Ignored rows skip the arithmetic but still join the block's reductions.
+    const bool active = in_range && t != ignore_index;
+    const T* row = logits + (in_range ? n : 0) * C;
+    double sx = 0;
+    const double lse = row_logsumexp(row, C, active, scratch, &sx);
+    if (!in_range || threadIdx.x != 0) continue;
+    if (!active) {
+      losses[n] = T(0);
+    } else if (t < 0 || t >= C) {
+      // The op checks targets only on the CPU; an out-of-range target on the device gives NaN
+      // (visible in the loss) instead of a read out of bounds.
+      losses[n] = (T)NAN;
+    } else {
+      // -(1-eps) log p_t - eps/C sum_c log p_c
+      losses[n] = (T)((1 - smoothing) * (lse - (double)row[t]) + smoothing * (lse - sx / C));
+    }
+  }
+}
+
+template <typename T>
+__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* target,
+                                              const T* grad_losses, int64_t ignore_index,
+                                              double smoothing, T* grad_logits, int64_t N,
+                                              int64_t C) {
+  __shared__ double scratch[32];
+  WAVSPA_FOR_BLOCK_ROWS(base, N) {
+    const int64_t n = base + threadIdx.y;
+    const bool in_range = n < N;
+    const int64_t t = in_range ? target[n] : ignore_index;
+    const bool active = in_range && t != ignore_index;
+    const T* row = logits + (in_range ? n : 0) * C;
+    const double lse = row_logsumexp(row, C, active, scratch, nullptr);
+    if (!in_range) continue;
+    T* out = grad_logits + n * C;
+    if (!active) {
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) out[c] = T(0);
+      continue;
+    }
+    const bool bad = t < 0 || t >= C;
+    const double g = (double)grad_losses[n], smooth = smoothing / C;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+      out[c] = bad ? (T)NAN
+                   : (T)(g * (::exp((double)row[c] - lse) - smooth -
+                              (c == t ? 1 - smoothing : 0.0)));
+  }
+}
+
+}  // namespace
+
+void CudaBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
+  const Rows r = rows_of(x);
+  if (r.M == 0 || r.N == 0) return;
+  dispatch_floating(x.dtype(), "softmax", [&](auto zero) {
+    using T = decltype(zero);
+    const dim3 block = row_block(r.N);
+    softmax_forward_kernel<T><<<row_grid(r.M, block), block, 0, stream()>>>(
+        dptr<T>(x), dptr<T>(y), r.M, r.N, log);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::softmax_backward(const Tensor& y, const Tensor& grad_y, const Tensor& grad_x,
+                                   bool log) {
+  const Rows r = rows_of(y);
+  if (r.M == 0 || r.N == 0) return;
+  dispatch_floating(y.dtype(), "softmax_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const dim3 block = row_block(r.N);
+    softmax_backward_kernel<T><<<row_grid(r.M, block), block, 0, stream()>>>(
+        dptr<T>(y), dptr<T>(grad_y), dptr<T>(grad_x), r.M, r.N, log);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                    double eps, const Tensor& y, const Tensor& mean,
+                                    const Tensor& rstd) {
+  const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
+  if (M == 0) return;
+  dispatch_floating(x.dtype(), "layer_norm", [&](auto zero) {
+    using T = decltype(zero);
+    const dim3 block = row_block(N);
+    layernorm_forward_kernel<T><<<row_grid(M, block), block, 0, stream()>>>(
+        dptr<T>(x), weight.defined() ? dptr<T>(weight) : nullptr,
+        bias.defined() ? dptr<T>(bias) : nullptr, eps, dptr<T>(y), dptr<T>(mean),
+        dptr<T>(rstd), M, N);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
+                                     const Tensor& mean, const Tensor& rstd,
+                                     const Tensor& grad_x, const Tensor& grad_weight,
+                                     const Tensor& grad_bias) {
+  const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
+  const bool want_wb = grad_weight.defined() || grad_bias.defined();
+  dispatch_floating(x.dtype(), "layer_norm_backward", [&](auto zero) {
+    using T = decltype(zero);
+    if (M > 0 && N > 0) {
+      const dim3 block = row_block(N);
+      layernorm_backward_x_kernel<T><<<row_grid(M, block), block, 0, stream()>>>(
+          dptr<T>(grad_y), dptr<T>(x), weight.defined() ? dptr<T>(weight) : nullptr,
+          dptr<T>(mean), dptr<T>(rstd), dptr<T>(grad_x), M, N);
+      WAVSPA_CUDA_LAUNCH_CHECK();
+    }
+    if (!want_wb) return;
+    // With no rows the gradients are zeros of the weight's size (N is 0 then).
+    const int64_t cols = M > 0 ? N : (grad_weight.defined() ? grad_weight : grad_bias).numel();
+    if (cols == 0) return;
+    // Enough row chunks to fill the GPU with column tiles, but chunks of at least 64 rows so
+    // that the second pass stays short.
+    const int64_t tiles = (cols + kColTile - 1) / kColTile;
+    int64_t chunks = (M + 63) / 64;
+    const int64_t wanted = (1024 + tiles - 1) / tiles;
+    if (chunks > wanted) chunks = wanted;
+    if (chunks < 1) chunks = 1;
+    if (chunks > 65535) chunks = 65535;
+    const int64_t rows_per_chunk = M > 0 ? (M + chunks - 1) / chunks : 0;
+    Tensor part = scratch_bytes(2 * (size_t)chunks * cols * sizeof(double), x.device());
+    double* part_w = dptr<double>(part);
+    double* part_b = part_w + chunks * cols;
+    if (M > 0) {
+      layernorm_backward_wb_partial<T><<<dim3((unsigned)tiles, (unsigned)chunks),
+                                         dim3(kColTile, kColRows), 0, stream()>>>(
+          dptr<T>(grad_y), dptr<T>(x), dptr<T>(mean), dptr<T>(rstd), M, N, rows_per_chunk,
+          part_w, part_b);
+      WAVSPA_CUDA_LAUNCH_CHECK();
+    }
+    layernorm_backward_wb_finish<T><<<blocks_for(cols), kThreads, 0, stream()>>>(
+        part_w, part_b, M > 0 ? chunks : 0, cols,
+        grad_weight.defined() ? dptr<T>(grad_weight) : nullptr,
+        grad_bias.defined() ? dptr<T>(grad_bias) : nullptr);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& target,
+                                        int64_t ignore_index, double label_smoothing,
+                                        const Tensor& losses) {
+  const int64_t N = logits.shape()[0], C = logits.shape()[1];
+  if (N == 0) return;
+  dispatch_floating(logits.dtype(), "cross_entropy", [&](auto zero) {
+    using T = decltype(zero);
+    const dim3 block = row_block(C);
+    cross_entropy_forward_kernel<T><<<row_grid(N, block), block, 0, stream()>>>(
+        dptr<T>(logits), dptr<int64_t>(target), ignore_index, label_smoothing, dptr<T>(losses),
+        N, C);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& target,
+                                         const Tensor& grad_losses, int64_t ignore_index,
+                                         double label_smoothing, const Tensor& grad_logits) {
+  const int64_t N = logits.shape()[0], C = logits.shape()[1];
+  if (N == 0 || C == 0) return;
+  dispatch_floating(logits.dtype(), "cross_entropy_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const dim3 block = row_block(C);
+    cross_entropy_backward_kernel<T><<<row_grid(N, block), block, 0, stream()>>>(
+        dptr<T>(logits), dptr<int64_t>(target), dptr<T>(grad_losses), ignore_index,
+        label_smoothing, dptr<T>(grad_logits), N, C);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+}  // namespace wavspa::cuda

@@ -1,0 +1,138 @@
+// Random kernels: the CPU's numbers (backends/cpu/random.cpp), element for element.
+//
+// Element i takes lane i % lanes of Philox block (offset + i / lanes): one thread per block
+// computes philox4x32 (the same __host__ __device__ function as the CPU) and writes its
+// lanes. The transforms are the CPU's, in double. nvcc would fuse `a + b * c` into an FMA
+// where it likes; the x86-64-v3 -O3 build of the CPU kernels fuses some of them too, so
+// every rounding step here is spelled out with intrinsics (__dmul_rn never fuses, __fma_rn
+// always does) to follow the CPU's instruction sequence:
+//  - uniform: fma(hi - lo, 1 - u, lo), then the conversion to T: bit-for-bit equal;
+//  - normal: fma(std * radius, cos or sin(angle), mean) with radius = sqrt(-2 log u0) and
+//    angle = 2 pi u1. CUDA's log, sin and cos are within 1-2 ulp of glibc's (not always
+//    identical), so float64 values agree to ~1e-15 relative and float32 values almost
+//    always exactly (an occasional 1-ulp difference after rounding);
+//  - randint and dropout use integer arithmetic and comparisons only: bit-for-bit.
+#include <cmath>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/cuda_backend.h"
+
+namespace wavspa::cuda {
+namespace {
+
+constexpr double kTwoPi = 6.283185307179586;
+
+template <typename T>
+__global__ void uniform_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double lo, double span,
+                               T hi_t, T below_hi, bool clamp) {
+  const int64_t blocks = (n + 3) / 4;
+  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
+       b += (int64_t)gridDim.x * blockDim.x) {
+    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+#pragma unroll
+    for (int l = 0; l < 4; ++l) {
+      const int64_t i = b * 4 + l;
+      if (i >= n) break;
+      const double w = __dsub_rn(1.0, uint_to_unit(r[l]));  // exact: in [0, 1)
+      const T v = (T)__fma_rn(span, w, lo);
+      // Values within half an ulp of hi round up to it in float32: keep [lo, hi) half-open.
+      out[i] = v < hi_t || !clamp ? v : below_hi;
+    }
+  }
+}
+
+template <typename T>
+__global__ void normal_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double mean, double std) {
+  const int64_t blocks = (n + 1) / 2;
+  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
+       b += (int64_t)gridDim.x * blockDim.x) {
+    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+    // Box-Muller on the block's first two words: two independent normals.
+    const double radius = sqrt(__dmul_rn(-2.0, log(uint_to_unit(r[0]))));
+    const double angle = __dmul_rn(kTwoPi, uint_to_unit(r[1]));
+    const double scaled = __dmul_rn(std, radius);
+    double sn, cs;
+    sincos(angle, &sn, &cs);
+    out[b * 2] = (T)__fma_rn(scaled, cs, mean);
+    if (b * 2 + 1 < n) out[b * 2 + 1] = (T)__fma_rn(scaled, sn, mean);
+  }
+}
+
+template <typename T>
+__global__ void randint_kernel(T* __restrict__ out, int64_t n, PhiloxState s, int64_t lo, uint64_t range) {
+  const int64_t blocks = (n + 1) / 2;
+  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
+       b += (int64_t)gridDim.x * blockDim.x) {
+    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+#pragma unroll
+    for (int l = 0; l < 2; ++l) {
+      const int64_t i = b * 2 + l;
+      if (i >= n) break;
+      const uint64_t bits = ((uint64_t)r[2 * l] << 32) | r[2 * l + 1];
+      out[i] = (T)(lo + (int64_t)(bits % range));
+    }
+  }
+}
+
+template <typename T>
+__global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double p, T scale) {
+  const int64_t blocks = (n + 3) / 4;
+  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
+       b += (int64_t)gridDim.x * blockDim.x) {
+    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+#pragma unroll
+    for (int l = 0; l < 4; ++l) {
+      const int64_t i = b * 4 + l;
+      if (i >= n) break;
+      out[i] = uint_to_unit(r[l]) > p ? scale : T(0);
+    }
+  }
+}
+
+}  // namespace
+
+void CudaBackend::uniform(const Tensor& out, PhiloxState s, double lo, double hi) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(out.dtype(), "uniform", [&](auto zero) {
+    using T = decltype(zero);
+    const T hi_t = (T)hi;
+    uniform_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(
+        dptr<T>(out), n, s, lo, hi - lo, hi_t, std::nextafter(hi_t, (T)lo), hi > lo);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::normal(const Tensor& out, PhiloxState s, double mean, double std) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(out.dtype(), "normal", [&](auto zero) {
+    using T = decltype(zero);
+    normal_kernel<T><<<blocks_for((n + 1) / 2), kThreads, 0, stream()>>>(dptr<T>(out), n, s, mean, std);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const uint64_t range = (uint64_t)(hi - lo);
+  dispatch_all(out.dtype(), "randint", [&](auto zero) {
+    using T = decltype(zero);
+    randint_kernel<T><<<blocks_for((n + 1) / 2), kThreads, 0, stream()>>>(dptr<T>(out), n, s, lo, range);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(out.dtype(), "dropout", [&](auto zero) {
+    using T = decltype(zero);
+    const T scale = (T)(1.0 / (1.0 - p));
+    dropout_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(dptr<T>(out), n, s, p, scale);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+}  // namespace wavspa::cuda

@@ -1,0 +1,388 @@
+// Reductions: sum, mean, max and min over a set of dims, and the index of the max or min
+// along one dim.
+//
+// As on the CPU, the kept dims and the reduced dims are each merged where memory allows.
+// Then one of two kernels runs:
+//  - rows:    a group of threads (1 to 256, by the row length) reduces each output, reading
+//             the reduced elements in order; best when the reduced dims are innermost;
+//  - columns: when the innermost kept dim is contiguous and the reduced dims are not (a (B, D)
+//             gradient summed over B), 32 neighbouring outputs share a block and every read of
+//             a warp is one contiguous segment; 8 thread rows split the reduced elements.
+// No copy is made for any layout: the reduced dims are addressed through an Indexer.
+//
+// When there are too few outputs to fill the GPU (a full sum, a bias gradient of 64
+// channels), the reduced elements are also split across blocks: each block writes a partial
+// result, and a second kernel combines the partials in a fixed order. Every sum is taken in
+// double, for float32 too (like the CPU), and in an order that depends only on the shapes, so
+// results are reproducible from run to run (though not bit-equal to the CPU's order).
+#include <algorithm>
+#include <type_traits>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/cuda_backend.h"
+
+namespace wavspa::cuda {
+namespace {
+
+struct Dims {
+  Shape shape, strides;
+};
+
+// Merges adjacent dims (in iteration order) that are contiguous with each other; drops size 1.
+Dims coalesce(const Dims& d) {
+  Dims out;
+  for (size_t i = 0; i < d.shape.size(); ++i) {
+    if (d.shape[i] == 1) continue;
+    if (!out.shape.empty() && out.strides.back() == d.strides[i] * d.shape[i]) {
+      out.shape.back() *= d.shape[i];
+      out.strides.back() = d.strides[i];
+    } else {
+      out.shape.push_back(d.shape[i]);
+      out.strides.push_back(d.strides[i]);
+    }
+  }
+  return out;
+}
+
+Indexer indexer_of(const Dims& d, const char* what) {
+  WAVSPA_CHECK((int)d.shape.size() <= kMaxDims, what, ": more than ", kMaxDims,
+               " non-mergeable dims are not supported on CUDA, got ", d.shape);
+  Indexer ix;
+  ix.ndim = (int)d.shape.size();
+  for (int i = 0; i < ix.ndim; ++i) ix.size[i] = d.shape[i], ix.stride[i] = d.strides[i];
+  return ix;
+}
+
+// Offset of reduced element r: a multiplication when the reduced dims merged into one.
+__device__ __forceinline__ int64_t reduced_offset(const Indexer& red, int64_t r) {
+  return red.ndim == 1 ? r * red.stride[0] : red.offset(r);
+}
+
+int sm_count() {
+  static const int n = [] {
+    int v = 0;
+    WAVSPA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0));
+    return v > 0 ? v : 1;
+  }();
+  return n;
+}
+
+// Blocks that keep the GPU busy; fewer output blocks than this trigger a split.
+int64_t target_blocks() { return 4 * (int64_t)sm_count(); }
+
+template <ReduceOp OP>
+struct Acc {
+  static __device__ __forceinline__ double init() {
+    if constexpr (OP == ReduceOp::Max) return -INFINITY;
+    else if constexpr (OP == ReduceOp::Min) return INFINITY;
+    else return 0.0;
+  }
+  // NaN propagates (and stays) as in the CPU's Reducer::combine.
+  static __device__ __forceinline__ double combine(double acc, double v) {
+    if constexpr (OP == ReduceOp::Max) return isnan(acc) ? acc : (isnan(v) || v > acc ? v : acc);
+    else if constexpr (OP == ReduceOp::Min) return isnan(acc) ? acc : (isnan(v) || v < acc ? v : acc);
+    else return acc + v;
+  }
+  template <typename T>
+  static __device__ __forceinline__ T finish(double acc, int64_t count) {
+    if constexpr (OP == ReduceOp::Mean) return (T)(acc / (double)count);
+    else return (T)acc;
+  }
+};
+
+// Reduces v over the blockDim.x threads that share threadIdx.y (blockDim.x a power of two,
+// at most 256, blockDim.x * blockDim.y == 256) and returns the result to all of them. Every
+// thread of the block must call it (it may synchronise the block).
+template <ReduceOp OP>
+__device__ double row_combine(double v, double* scratch) {
+  const int bx = (int)blockDim.x;
+  if (bx == 1) return v;
+  const int width = bx < 32 ? bx : 32;
+  for (int o = width / 2; o > 0; o >>= 1) v = Acc<OP>::combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (bx <= 32) return v;
+  const int warps = bx / 32;
+  __syncthreads();  // the previous call's readers are done with scratch
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.y * warps + threadIdx.x / 32] = v;
+  __syncthreads();
+  double r = scratch[threadIdx.y * warps];
+  for (int w = 1; w < warps; ++w) r = Acc<OP>::combine(r, scratch[threadIdx.y * warps + w]);
+  return r;
+}
+
+// Rows: output k (blockDim.y per block, grid-stride over blockIdx.x) reduces elements
+// [r0, r1) of split blockIdx.y. partial == nullptr: one split, write the result to out.
+template <typename T, ReduceOp OP>
+__global__ void reduce_rows_kernel(const T* __restrict__ x, Indexer kept, Indexer red, int64_t K,
+                                   int64_t R, int64_t chunk, T* __restrict__ out,
+                                   double* __restrict__ partial) {
+  __shared__ double scratch[32];
+  const int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = min(R, r0 + chunk);
+  for (int64_t kb = (int64_t)blockIdx.x * blockDim.y; kb < K; kb += (int64_t)gridDim.x * blockDim.y) {
+    const int64_t k = kb + threadIdx.y;
+    double acc = Acc<OP>::init();
+    if (k < K) {
+      const T* base = x + kept.offset(k);
+      for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x)
+        acc = Acc<OP>::combine(acc, (double)base[reduced_offset(red, r)]);
+    }
+    acc = row_combine<OP>(acc, scratch);
+    if (k < K && threadIdx.x == 0) {
+      if (partial) partial[(int64_t)blockIdx.y * K + k] = acc;
+      else out[k] = Acc<OP>::template finish<T>(acc, R);
+    }
+  }
+}
+
+constexpr int kColX = 32, kColY = 8;
+
+// Columns: outputs k = ob * inner + j for j in a tile of 32; x's innermost kept dim is
+// contiguous (stride 1), so the 32 threads of a warp read 32 neighbouring elements.
+template <typename T, ReduceOp OP>
+__global__ void reduce_cols_kernel(const T* __restrict__ x, Indexer outer, int64_t inner,
+                                   int64_t n_outer, Indexer red, int64_t R, int64_t chunk,
+                                   T* __restrict__ out, double* __restrict__ partial) {
+  __shared__ double tile[kColY][kColX + 1];
+  const int64_t K = n_outer * inner;
+  const int64_t tiles = (inner + kColX - 1) / kColX;
+  const int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = min(R, r0 + chunk);
+  for (int64_t t = blockIdx.x; t < n_outer * tiles; t += gridDim.x) {
+    const int64_t ob = t / tiles, j = (t % tiles) * kColX + threadIdx.x;
+    double acc = Acc<OP>::init();
+    if (j < inner) {
+      const T* base = x + outer.offset(ob) + j;
+      for (int64_t r = r0 + threadIdx.y; r < r1; r += kColY)
+        acc = Acc<OP>::combine(acc, (double)base[reduced_offset(red, r)]);
+    }
+    tile[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < inner) {
+      double a = tile[0][threadIdx.x];
+      for (int y = 1; y < kColY; ++y) a = Acc<OP>::combine(a, tile[y][threadIdx.x]);
+      const int64_t k = ob * inner + j;
+      if (partial) partial[(int64_t)blockIdx.y * K + k] = a;
+      else out[k] = Acc<OP>::template finish<T>(a, R);
+    }
+    __syncthreads();  // tile is rewritten by the next iteration
+  }
+}
+
+// Combines the partials of every split, in split order.
+template <typename T, ReduceOp OP>
+__global__ void reduce_finish_kernel(const double* __restrict__ partial, int64_t splits, int64_t K,
+                                     int64_t R, T* __restrict__ out) {
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < K;
+       k += (int64_t)gridDim.x * blockDim.x) {
+    double acc = partial[k];
+    for (int64_t s = 1; s < splits; ++s) acc = Acc<OP>::combine(acc, partial[s * K + k]);
+    out[k] = Acc<OP>::template finish<T>(acc, R);
+  }
+}
+
+// Threads per output row for rows of n elements: one thread for very short rows (many
+// rows per block), a whole block for long ones.
+int row_threads(int64_t n) {
+  if (n <= 8) return 1;
+  if (n <= 64) return 8;
+  if (n <= 1024) return 32;
+  if (n <= 8192) return 128;
+  return 256;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+unsigned grid_cap(int64_t blocks) {
+  return (unsigned)std::clamp<int64_t>(blocks, 1, 65535LL * 16);
+}
+
+template <typename T, ReduceOp OP>
+void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out) {
+  Dims kept, red;
+  std::vector<bool> is_red(x.dim(), false);
+  for (int64_t d : dims) is_red[d] = true;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    Dims& target = is_red[d] ? red : kept;
+    target.shape.push_back(x.shape()[d]);
+    target.strides.push_back(x.strides()[d]);
+  }
+  const int64_t R = shape_numel(red.shape), K = shape_numel(kept.shape);
+  if (K == 0) return;
+  if (R == 0) {  // sum of nothing is 0, the mean NaN (0 / 0), as on the CPU
+    const double empty = OP == ReduceOp::Mean ? NAN : OP == ReduceOp::Max ? -INFINITY
+                         : OP == ReduceOp::Min ? INFINITY : 0.0;
+    cuda_backend().fill(out, empty);
+    return;
+  }
+  kept = coalesce(kept);
+  red = coalesce(red);
+  const Indexer ired = indexer_of(red, "reduce");
+  const T* px = dptr<T>(x);
+  T* po = dptr<T>(out);
+  const int64_t rs = red.shape.empty() ? 1 : red.strides.back();
+  const bool column = !kept.shape.empty() && kept.strides.back() == 1 && rs != 1;
+
+  // Splits of the reduced elements: enough blocks in total, yet at least min_chunk
+  // elements per split so that the partials stay a small fraction of the reads.
+  auto plan = [&](int64_t out_blocks, int64_t min_chunk, int64_t* splits, int64_t* chunk) {
+    int64_t s = 1;
+    if (out_blocks < target_blocks()) s = std::min(ceil_div(target_blocks(), out_blocks), ceil_div(R, min_chunk));
+    s = std::clamp<int64_t>(s, 1, 65535);
+    *chunk = ceil_div(R, s);
+    *splits = ceil_div(R, *chunk);
+  };
+
+  int64_t splits = 1, chunk = R;
+  Tensor partial;
+  auto partial_ptr = [&]() -> double* {
+    if (splits == 1) return nullptr;
+    partial = Tensor::empty({splits * K}, kFloat64, x.device());
+    return dptr<double>(partial);
+  };
+
+  if (column) {
+    const int64_t inner = kept.shape.back();
+    Dims outer{Shape(kept.shape.begin(), kept.shape.end() - 1),
+               Shape(kept.strides.begin(), kept.strides.end() - 1)};
+    const int64_t n_outer = shape_numel(outer.shape);
+    const int64_t out_blocks = n_outer * ceil_div(inner, kColX);
+    plan(out_blocks, 64, &splits, &chunk);
+    double* pp = partial_ptr();
+    const dim3 grid(grid_cap(out_blocks), (unsigned)splits);
+    reduce_cols_kernel<T, OP><<<grid, dim3(kColX, kColY), 0, stream()>>>(
+        px, indexer_of(outer, "reduce"), inner, n_outer, ired, R, chunk, po, pp);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  } else {
+    int bx = row_threads(R);
+    const int64_t out_blocks = ceil_div(K, 256 / bx);
+    plan(out_blocks, 4096, &splits, &chunk);
+    if (splits > 1) bx = row_threads(chunk);
+    const int by = 256 / bx;
+    double* pp = partial_ptr();
+    const dim3 grid(grid_cap(ceil_div(K, by)), (unsigned)splits);
+    reduce_rows_kernel<T, OP><<<grid, dim3(bx, by), 0, stream()>>>(
+        px, indexer_of(kept, "reduce"), ired, K, R, chunk, po, pp);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  }
+  if (splits > 1) {
+    reduce_finish_kernel<T, OP><<<blocks_for(K), kThreads, 0, stream()>>>(dptr<double>(partial), splits,
+                                                                         K, R, po);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  }
+  // `partial` is released here while the kernels may still be queued: the caching allocator
+  // hands it out again only to work queued behind them on the same stream.
+}
+
+// ---- arg_reduce ------------------------------------------------------------------------------
+
+// Candidate (value, index); index < 0 means "no element seen".
+template <typename T>
+struct Best {
+  T v;
+  int64_t i;
+};
+
+template <typename T>
+__device__ __forceinline__ bool is_nan_value(T v) {
+  if constexpr (std::is_floating_point_v<T>) return isnan(v);
+  else return false;
+}
+
+// Whether candidate b beats a. The order is total: NaN beats numbers (the first NaN wins,
+// as in the CPU loop that stops at it), then the larger (smaller) value, then the lower
+// index. So any combination order yields the CPU's answer: the first NaN, else the first
+// extremum.
+template <typename T, bool IS_MAX>
+__device__ __forceinline__ bool beats(const Best<T>& b, const Best<T>& a) {
+  if (b.i < 0) return false;
+  if (a.i < 0) return true;
+  const bool an = is_nan_value(a.v), bn = is_nan_value(b.v);
+  if (an || bn) return an && bn ? b.i < a.i : bn;
+  if (IS_MAX ? b.v > a.v : b.v < a.v) return true;
+  return b.v == a.v && b.i < a.i;
+}
+
+template <typename T, bool IS_MAX>
+__global__ void arg_reduce_kernel(const T* __restrict__ x, Indexer kept, int64_t K, int64_t R,
+                                  int64_t rs, int64_t* __restrict__ out) {
+  __shared__ T sv[32];
+  __shared__ int64_t si[32];
+  const int bx = (int)blockDim.x;
+  for (int64_t kb = (int64_t)blockIdx.x * blockDim.y; kb < K; kb += (int64_t)gridDim.x * blockDim.y) {
+    const int64_t k = kb + threadIdx.y;
+    Best<T> best{T(0), -1};
+    if (k < K) {
+      const T* row = x + kept.offset(k);
+      for (int64_t r = threadIdx.x; r < R; r += bx) {
+        const Best<T> c{row[r * rs], r};
+        if (beats<T, IS_MAX>(c, best)) best = c;
+      }
+    }
+    if (bx > 1) {
+      const int width = bx < 32 ? bx : 32;
+      for (int o = width / 2; o > 0; o >>= 1) {
+        const Best<T> c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.i, o)};
+        if (beats<T, IS_MAX>(c, best)) best = c;
+      }
+      if (bx > 32) {
+        const int warps = bx / 32;
+        __syncthreads();
+        if (threadIdx.x % 32 == 0) {
+          sv[threadIdx.y * warps + threadIdx.x / 32] = best.v;
+          si[threadIdx.y * warps + threadIdx.x / 32] = best.i;
+        }
+        __syncthreads();
+        best = Best<T>{sv[threadIdx.y * warps], si[threadIdx.y * warps]};
+        for (int w = 1; w < warps; ++w) {
+          const Best<T> c{sv[threadIdx.y * warps + w], si[threadIdx.y * warps + w]};
+          if (beats<T, IS_MAX>(c, best)) best = c;
+        }
+      }
+    }
+    if (k < K && threadIdx.x == 0) out[k] = best.i;
+  }
+}
+
+}  // namespace
+
+void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
+                         const Tensor& out) {
+  dispatch_floating(x.dtype(), "reduce", [&](auto zero) {
+    using T = decltype(zero);
+    switch (op) {
+      case ReduceOp::Sum: return reduce_typed<T, ReduceOp::Sum>(x, dims, out);
+      case ReduceOp::Mean: return reduce_typed<T, ReduceOp::Mean>(x, dims, out);
+      case ReduceOp::Max: return reduce_typed<T, ReduceOp::Max>(x, dims, out);
+      case ReduceOp::Min: return reduce_typed<T, ReduceOp::Min>(x, dims, out);
+    }
+  });
+}
+
+void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) {
+  Dims kept;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != dim) {
+      kept.shape.push_back(x.shape()[d]);
+      kept.strides.push_back(x.strides()[d]);
+    }
+  kept = coalesce(kept);
+  const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
+  if (K == 0) return;
+  // A thread per output when neighbouring outputs are neighbours in memory and the reduced
+  // dim is not (argmax over dim 0 of a (B, D) tensor): a warp then reads contiguous segments.
+  const bool column = !kept.shape.empty() && kept.strides.back() == 1 && rs != 1 && K >= 2048;
+  const int bx = column || R <= 32 ? 1 : R <= 1024 ? 32 : 256;
+  const int by = 256 / bx;
+  const Indexer ik = indexer_of(kept, "arg_reduce");
+  dispatch_all(x.dtype(), "arg_reduce", [&](auto zero) {
+    using T = decltype(zero);
+    const unsigned grid = grid_cap(ceil_div(K, by));
+    if (is_max)
+      arg_reduce_kernel<T, true><<<grid, dim3(bx, by), 0, stream()>>>(dptr<T>(x), ik, K, R, rs,
+                                                                      dptr<int64_t>(out));
+    else
+      arg_reduce_kernel<T, false><<<grid, dim3(bx, by), 0, stream()>>>(dptr<T>(x), ik, K, R, rs,
+                                                                       dptr<int64_t>(out));
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+}  // namespace wavspa::cuda
