@@ -408,7 +408,7 @@ TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-te
   }
   const RowMap map = make_row_map(n, rows);
   for (DType dt : kDtypes) {
-    INFO(dtype_name(dt));
+    INFO(std::string(dtype_name(dt)));
     const Tol tol = sum_tol(dt, A * L * C);
     auto both = [](const Tensor& t) { return std::make_pair(t.clone(), t.to(Device::cuda())); };
     auto planes = [nf](const Tensor& stacked) {
@@ -586,7 +586,7 @@ TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 Ada
     batches.emplace_back(from_vector(ids, {8, 60}), randint(0, 10, {8}));
   }
   for (DType dt : kDtypes) {
-    INFO(dtype_name(dt));
+    INFO(std::string(dtype_name(dt)));
     const std::vector<double> lc = train_losses(init, dt, Device::cpu(), batches);
     const std::vector<double> lg = train_losses(init, dt, Device::cuda(), batches);
     const double rel = dt == kFloat64 ? 1e-9 : 1e-3;
