@@ -96,6 +96,9 @@ DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev
 
 .PHONY: all lib test sanitize bench run deps clean help examples
 .DEFAULT_GOAL := all
+# Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
+# not recompile and relink them every time.
+.SECONDARY:
 
 all: $(LIB) $(TOOLS) $(EXAMPLES)
 lib: $(LIB)

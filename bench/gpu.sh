@@ -1,48 +1,135 @@
 #!/usr/bin/env bash
-# CUDA checks on the GPU machine (the `device` tool), in two halves, because that machine has
-# CUDA but none of our Debian libraries (OpenBLAS, SLEEF, KissFFT, libpng, libcsv) and no
-# package registry:
+# Everything CUDA on the GPU machine (the `device` tool), in two halves, because that machine
+# has CUDA and PyTorch but none of our Debian libraries (OpenBLAS, SLEEF, KissFFT, libpng,
+# libcsv) and no package registry:
 #
-#   bash bench/gpu.sh pack        # here: make CUDA=1 the test binary, bundle it with its
-#                                 #       shared libraries into .gpu/bundle.tgz (git-ignored)
-#   bash bench/gpu.sh run         # there (carry .gpu): unpack, run every CUDA test, then
-#                                 #       compute-sanitizer memcheck and racecheck on them
+#   bash bench/gpu.sh pack          # here: make CUDA=1 the test binary, the tools and the
+#                                   #       examples; bundle them with their shared libraries
+#                                   #       into .gpu/bundle.tgz (git-ignored)
+#   bash bench/gpu.sh run STAGES    # there (carry .gpu), STAGES from:
+#       tests      the whole test suite (CPU and CUDA cases)
+#       memcheck   compute-sanitizer --tool memcheck on the CUDA cases
+#       racecheck  compute-sanitizer --tool racecheck on the CUDA cases (sanitize: both)
+#       train      tools/train --device cuda on a small ListOps set, every model preset
+#       bench      one training step of the LRA ListOps WavSpA and Transformer (batch 32,
+#                  length 2000, emb 128, 8 layers, 1 head, qkv 64, mlp 128; WavSpA wlen 16,
+#                  level 1): wavspa fp32/tf32/bf16 beside PyTorch eager fp32/bf16, after
+#                  bench/torch_step.py has shown its model computes what ours does
 #
-# Results land in $OUT (or .gpu/out) as cuda_tests.log, memcheck.log, racecheck.log; a
-# short table is printed last.
+# Each stage keeps its logs in $OUT (or .gpu/out) and adds rows to a table printed last.
+# One `run` call may take 10 minutes at most: give tests, memcheck, racecheck and
+# train+bench a call each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+pack() {
+  make -j2 CUDA=1 BUILD=build-cuda build-cuda/wavspa_tests build-cuda/train build-cuda/gen-data \
+    build-cuda/bench_step build-cuda/inspect_checkpoint examples || exit 1
+  rm -rf .gpu && mkdir -p .gpu/stage/lib .gpu/stage/examples
+  for b in wavspa_tests train gen-data bench_step inspect_checkpoint; do
+    [ -f build-cuda/$b ] && strip -o .gpu/stage/$b build-cuda/$b
+  done
+  for e in build-cuda/examples/*; do strip -o .gpu/stage/examples/$(basename "$e") "$e"; done
+  # Everything the programs link that is not CUDA's or the C/C++ runtime's.
+  ldd build-cuda/wavspa_tests | awk '/=>/ {print $3}' |
+    grep -E 'sleef|kissfft|png|csv|openblas|gomp|gfortran|quadmath' |
+    xargs -I{} cp -L {} .gpu/stage/lib/
+  tar czf .gpu/bundle.tgz -C .gpu/stage . && rm -rf .gpu/stage
+  ls -la .gpu/bundle.tgz
+}
+
+out=${OUT:-.gpu/out}
+bin=.gpu/x
+table=()
+# Rows also go to $out/rows.md as they come, so a run cut off by the time limit keeps them.
+row() { table+=("| $1 | $2 |"); echo "| $1 | $2 |" >>"$out/rows.md"; }
+
+stage_tests() {
+  # The suite runs the tools and examples from $WAVSPA_BUILD, as `make test` does.
+  WAVSPA_BUILD=$bin OMP_NUM_THREADS=8 $bin/wavspa_tests >"$out/tests.log" 2>&1
+  row "test suite" "$(grep -E '^\[doctest\] test cases' "$out/tests.log")"
+  row "  assertions" "$(grep -E '^\[doctest\] assertions' "$out/tests.log")"
+  grep -E 'ERROR|FAILED|error:' "$out/tests.log" | head -30
+}
+
+# The 64-bit-index case allocates ~9 GB and runs too long under the sanitizer. The
+# allocator case asks cudaMalloc for 1 PiB on purpose (the out-of-memory message): memcheck
+# reports that API error and its retry as 4 errors, so it runs alone with API errors off
+# (its kernels are still checked). The every-preset case only repeats kernels of the op
+# cases and takes racecheck past 10 minutes.
+sanitize_args=(-tc='cuda*' -tce='*2^31*,*caching allocator*')
+alloc_case=(-tc='*caching allocator*')
+
+stage_memcheck() {
+  compute-sanitizer --tool memcheck --error-exitcode 9 $bin/wavspa_tests "${sanitize_args[@]}" >"$out/memcheck.log" 2>&1
+  row "memcheck (cuda cases)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+  compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 $bin/wavspa_tests "${alloc_case[@]}" \
+    >"$out/memcheck-alloc.log" 2>&1
+  row "memcheck (allocator case, API errors off)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/memcheck-alloc.log" | tail -1)"
+  grep -B2 -A12 -m3 -E '^========= (Invalid|Program hit|Error)' "$out"/memcheck*.log | head -60
+}
+
+stage_racecheck() {
+  compute-sanitizer --tool racecheck --error-exitcode 9 $bin/wavspa_tests -tc='cuda*' \
+    -tce='*2^31*,*every model preset*' >"$out/racecheck.log" 2>&1
+  row "racecheck (cuda cases)" "rc $? / $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$out/racecheck.log" | tail -1)"
+  grep -B2 -A12 -m3 -E '^========= (Race|Error)' "$out/racecheck.log" | head -60
+}
+
+stage_sanitize() { stage_memcheck; stage_racecheck; }
+
+stage_train() {
+  local data=.gpu/listops-small
+  $bin/gen-data --task listops --out $data --train 20000 --val 1000 --test 1000 \
+    --min-length 10 --max-length 100 --max-depth 5 --seed 1 >/dev/null 2>&1 || { row train "gen-data failed"; return; }
+  for m in transformer wavspa-ada wavspa-ortho wavspa-lift wavspa-adalift wavspa-fixed fourier fnet \
+           linear performer linformer local; do
+    $bin/train --config configs/run_listops_small.json --model $m --device cuda --data $data \
+      --set steps=600 --set eval_every=300 --set log_every=100 --out .gpu/runs/$m \
+      >".gpu/runs-$m.json" 2>"$out/train-$m.log"
+    local rc=$?
+    row "train cuda $m" "rc $rc $(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("test %.3f majority %.3f steps %d wall %.1fs %.0f tok/s" % (r["test_accuracy"], r["majority_accuracy"], r["steps"], r["wall_s"], r["tokens_per_s"]))' ".gpu/runs-$m.json" 2>&1 | tail -1)"
+  done
+  # Mixed precision trains too.
+  $bin/train --config configs/run_listops_small.json --device cuda --precision bf16 --data $data \
+    --set steps=600 --set eval_every=300 --out .gpu/runs/bf16 >.gpu/runs-bf16.json 2>"$out/train-bf16.log"
+  row "train cuda wavspa-ada bf16" "rc $? $(tail -c 400 .gpu/runs-bf16.json)"
+}
+
+stage_bench() {
+  local b=bench/torch_step.py
+  for arch in wavspa transformer; do
+    local cfg=configs/listops_$arch.json
+    # The PyTorch twin must compute our model before its times mean anything.
+    $bin/bench_step --config $cfg --device cpu --batch 2 --len 2000 --steps 1 --warmup 0 \
+      --threads 16 --dump .gpu/ref-$arch >/dev/null 2>>"$out/bench.log"
+    row "torch twin $arch" "$(python3 $b check .gpu/ref-$arch 2>>"$out/bench.log" | tail -1)"
+    for p in fp32 tf32 bf16; do
+      row "wavspa $arch $p" "$($bin/bench_step --config $cfg --device cuda --precision $p 2>>"$out/bench.log" | tail -1)"
+    done
+    for p in fp32 bf16; do
+      row "pytorch $arch $p" "$(python3 $b time --config $cfg --precision $p 2>>"$out/bench.log" | tail -1)"
+    done
+    row "pytorch-sdpa $arch bf16" "$(python3 $b time --config $cfg --precision bf16 --sdpa 2>>"$out/bench.log" | tail -1)"
+  done
+}
+
 case "${1:-}" in
-  pack)
-    make -j2 CUDA=1 BUILD=build-cuda build-cuda/wavspa_tests || exit 1
-    rm -rf .gpu && mkdir -p .gpu/stage/lib
-    strip -o .gpu/stage/wavspa_tests build-cuda/wavspa_tests
-    # Everything the binary links that is not CUDA's or the C/C++ runtime's.
-    ldd build-cuda/wavspa_tests | awk '/=>/ {print $3}' |
-      grep -E 'sleef|kissfft|png|csv|openblas|gomp|gfortran|quadmath' |
-      xargs -I{} cp -L {} .gpu/stage/lib/
-    tar czf .gpu/bundle.tgz -C .gpu/stage wavspa_tests lib && rm -rf .gpu/stage
-    ls -la .gpu/bundle.tgz
-    ;;
+  pack) pack ;;
   run)
-    out=${OUT:-.gpu/out}
-    mkdir -p "$out" .gpu/x
-    tar xzf .gpu/bundle.tgz -C .gpu/x || exit 1
-    export LD_LIBRARY_PATH=$PWD/.gpu/x/lib:/usr/local/cuda/lib64
-    bin=.gpu/x/wavspa_tests
-    card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)
-    $bin -tc='cuda*' >"$out/cuda_tests.log" 2>&1
-    tests=$(grep -E '^\[doctest\] test cases' "$out/cuda_tests.log")
-    # The 64-bit-index case allocates ~9 GB and runs too long under the sanitizer.
-    compute-sanitizer --tool memcheck --error-exitcode 9 $bin -tc='cuda*' -tce='*2^31*' >"$out/memcheck.log" 2>&1
-    mem=$(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)
-    compute-sanitizer --tool racecheck --error-exitcode 9 $bin -tc='cuda*' -tce='*2^31*' >"$out/racecheck.log" 2>&1
-    race=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/racecheck.log" | tail -1)
-    grep -E 'ERROR|FAILED' "$out/cuda_tests.log" | head -20
-    echo "| card | $card |"
-    echo "| CUDA tests | $tests |"
-    echo "| memcheck | $mem |"
-    echo "| racecheck | $race |"
+    shift
+    mkdir -p "$out" $bin .gpu/runs
+    tar xzf .gpu/bundle.tgz -C $bin || exit 1
+    export LD_LIBRARY_PATH=$PWD/$bin/lib:/usr/local/cuda/lib64
+    row card "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
+    stages=("$@")
+    [ ${#stages[@]} -gt 0 ] || stages=(tests sanitize)
+    for s in "${stages[@]}"; do
+      start=$SECONDS
+      "stage_$s"
+      row "  ($s took)" "$((SECONDS - start)) s"
+    done
+    printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack|run"; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|bench ..."; exit 2 ;;
 esac

@@ -6,13 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/cuda/blas.h"
 #include "models/factory.h"
 #include "nn/attention.h"
 #include "nn/layers.h"
@@ -87,11 +88,18 @@ void check_module_parity(const std::shared_ptr<M>& cpu, const std::shared_ptr<M>
   }
 }
 
-// Restores the TF32 switch at the end of a scope, even when a check throws.
-struct Tf32Guard {
-  bool saved = cuda::allow_tf32();
-  ~Tf32Guard() { cuda::set_allow_tf32(saved); }
-};
+// x rounded to the nearest bfloat16 (ties to even), kept as float32: what the CUDA backend's
+// BFloat16 matmul precision multiplies. Inputs here are finite and far from overflow.
+Tensor round_to_bf16(const Tensor& x) {
+  std::vector<float> v = x.to_vector<float>();
+  for (float& f : v) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    std::memcpy(&f, &u, 4);
+  }
+  return from_vector(v, x.shape());
+}
 
 }  // namespace
 
@@ -156,11 +164,14 @@ TEST_CASE("cuda nn: linear matches the CPU, with and without bias, non-contiguou
   }
 }
 
-TEST_CASE("cuda nn: TF32 is off by default and switches on for float32 products only") {
+TEST_CASE("cuda nn: matmul precision: float32 by default, TF32 and bfloat16 on request") {
   WAVSPA_REQUIRE_GPU();
-  Tf32Guard guard;
-  cuda::set_allow_tf32(false);
-  CHECK(!cuda::allow_tf32());
+  MatmulPrecisionGuard guard(MatmulPrecision::Float32);
+  CHECK(matmul_precision() == MatmulPrecision::Float32);
+  CHECK(matmul_precision_from_name("bf16") == MatmulPrecision::BFloat16);
+  CHECK(std::string(matmul_precision_name(MatmulPrecision::TF32)) == "tf32");
+  CHECK_THROWS_WITH_AS(matmul_precision_from_name("fp16"),
+                       doctest::Contains("unknown matmul precision 'fp16'"), Error);
   Tensor a = randn({256, 512}), b = randn({512, 192});
   Tensor ref = matmul(a.to(kFloat64), b.to(kFloat64));
   const double scale = max(abs(ref)).item();
@@ -168,15 +179,57 @@ TEST_CASE("cuda nn: TF32 is off by default and switches on for float32 products 
   Tensor ag = a.to(Device::cuda()), bg = b.to(Device::cuda());
   const double exact = rel_err(matmul(ag, bg));
   CHECK(exact < 1e-5);
-  cuda::set_allow_tf32(true);
-  CHECK(cuda::allow_tf32());
+  set_matmul_precision(MatmulPrecision::TF32);
   const double tf32 = rel_err(matmul(ag, bg));
   CHECK(tf32 < 2e-2);  // TF32 keeps 10 mantissa bits: about 1e-3 here
-  // float64 never uses TF32.
+  set_matmul_precision(MatmulPrecision::BFloat16);
+  const double bf16 = rel_err(matmul(ag, bg));
+  CHECK(bf16 > 10 * exact);  // the switch really changes the arithmetic
+  CHECK(bf16 < 5e-2);        // 8 significant bits per input: about 1e-2 here
+  // float64 never uses reduced precision.
   CHECK(rel_err(matmul(ag.to(kFloat64), bg.to(kFloat64))) < 1e-12);
-  cuda::set_allow_tf32(false);
+  set_matmul_precision(MatmulPrecision::Float32);
   CHECK(rel_err(matmul(ag, bg)) == exact);  // and back to the same bits
-  MESSAGE("relative error: float32 ", exact, ", TF32 ", tf32);
+  MESSAGE("relative error: float32 ", exact, ", TF32 ", tf32, ", bfloat16 ", bf16);
+}
+
+// The bfloat16 product is exactly defined: round each input to bfloat16, multiply and add in
+// float32. So it must equal a float64 product of the rounded inputs to float32 summation
+// accuracy, for every operand layout (the rounding copies keep each operand's ld and stride).
+TEST_CASE("cuda nn: bfloat16 matmuls equal float32 products of the rounded inputs, any layout") {
+  WAVSPA_REQUIRE_GPU();
+  MatmulPrecisionGuard guard(MatmulPrecision::BFloat16);
+  Sizes sz;
+  const int64_t m = sz(2, 40), k = sz(2, 300), n = sz(2, 40), b = sz(2, 5);
+  INFO(str("m=", m, " k=", k, " n=", n, " b=", b));
+  auto check = [&](const std::function<Tensor(const Tensor&, const Tensor&)>& fn, const Tensor& x,
+                   const Tensor& y, const std::string& what) {
+    INFO(what);
+    Tensor ref = fn(round_to_bf16(x).to(kFloat64), round_to_bf16(y).to(kFloat64));
+    Tensor got = fn(x.to(Device::cuda()), y.to(Device::cuda())).to(Device::cpu()).to(kFloat64);
+    REQUIRE(got.shape() == ref.shape());
+    // float32 accumulation of k products, each exact in float32 (8 x 8 significant bits).
+    const double bound = 1e-6 * (double)k * max(abs(ref)).item() + 1e-6;
+    CHECK(max_abs_diff(got, ref) <= bound);  // NaN (an unwritten element) fails too
+  };
+  auto mm = [](const Tensor& x, const Tensor& y) { return matmul(x, y); };
+  check(mm, randn({m, k}), randn({k, n}), "2-D");
+  check([](const Tensor& x, const Tensor& y) { return matmul(x.t(), y.t()); }, randn({k, m}),
+        randn({n, k}), "both transposed");
+  check([k](const Tensor& x, const Tensor& y) { return matmul(x.narrow(1, 3, k), y); },
+        randn({m, k + 5}), randn({k, n}), "sliced A (ld > k)");
+  check(mm, randn({b, m, k}), randn({b, k, n}), "batched");
+  check(mm, randn({b, m, k}), randn({k, n}), "batch @ matrix");
+  check(mm, randn({m, k}), randn({b, k, n}), "matrix @ batch (stride-0 A)");
+  check([](const Tensor& x, const Tensor& y) { return matmul(x, y.transpose(1, 2)); },
+        randn({b, m, k}), randn({b, n, k}), "batched B^T (attention scores)");
+  // Gradients of a product flow through the same switch.
+  Tensor x = randn({m, k}), w = randn({k, n});
+  Tensor xg = x.to(Device::cuda()).requires_grad_(), wg = w.to(Device::cuda()).requires_grad_();
+  sum(matmul(xg, wg)).backward();
+  Tensor gref = matmul(round_to_bf16(ones({m, n})).to(kFloat64), round_to_bf16(w.t().contiguous()).to(kFloat64));
+  CHECK(max_abs_diff(xg.grad().to(Device::cpu()).to(kFloat64), gref) <=
+        1e-6 * (double)n * max(abs(gref)).item() + 1e-6);
 }
 
 // ---- norm.cu -------------------------------------------------------------------------------
@@ -596,6 +649,75 @@ TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 Ada
       CHECK(std::abs(lc[i] - lg[i]) <= rel * std::abs(lc[i]));
     }
     CHECK(lc.back() < lc.front());  // it did train
+  }
+}
+
+TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (float64)") {
+  WAVSPA_REQUIRE_GPU();
+  // The presets of tools/train, shrunk: the same architecture/attention/parametrization
+  // triples, with a dual encoder (retrieval) for one of them.
+  struct Variant {
+    const char *architecture, *attention, *parametrization;
+    bool dual;
+  };
+  const Variant variants[] = {
+      {"transformer", "full", "ada", false},     {"wavspa", "full", "ada", false},
+      {"wavspa", "full", "ortho", false},        {"wavspa", "full", "lift", false},
+      {"wavspa", "full", "adalift", false},      {"wavspa", "full", "fixed", false},
+      {"fourier", "full", "ada", false},         {"fnet", "full", "ada", false},
+      {"transformer", "linear", "ada", false},   {"transformer", "performer", "ada", false},
+      {"transformer", "linformer", "ada", false}, {"transformer", "local", "ada", false},
+      {"wavspa", "full", "ada", true},
+  };
+  for (const Variant& v : variants) {
+    models::ModelConfig c = tiny_wavspa();
+    c.architecture = v.architecture;
+    c.attention = v.attention;
+    c.parametrization = v.parametrization;
+    c.dual = v.dual;
+    c.performer_features = 16;
+    c.linformer_k = 16;
+    c.local_window = 8;
+    const std::string what = str(v.architecture, "/", v.attention, "/", v.parametrization, v.dual ? " dual" : "");
+    INFO(what);
+    manual_seed(21);
+    std::shared_ptr<nn::Module> cpu_model, gpu_model;
+    std::function<Tensor(nn::Module&, const Tensor&, const Tensor&)> forward;
+    if (v.dual) {
+      cpu_model = models::make_dual_encoder(c);
+      gpu_model = models::make_dual_encoder(c);
+      forward = [](nn::Module& m, const Tensor& a, const Tensor& b) {
+        return static_cast<models::DualEncoder&>(m).forward(a, b);
+      };
+    } else {
+      cpu_model = models::make_classifier(c);
+      gpu_model = models::make_classifier(c);
+      forward = [](nn::Module& m, const Tensor& a, const Tensor&) {
+        return static_cast<models::SequenceClassifier&>(m).forward(a);
+      };
+    }
+    cpu_model->to(kFloat64);
+    gpu_model->to(kFloat64);
+    gpu_model->load_state_dict(cpu_model->state_dict());
+    gpu_model->to(Device::cuda());
+    // 3 sequences of 60 tokens, the last ones of two rows padding.
+    std::vector<int64_t> ids = randint(1, 16, {3 * 60}).to_vector<int64_t>();
+    for (int64_t t = 50; t < 60; ++t) ids[t] = ids[2 * 60 + t - 20] = 0;
+    const Tensor a = from_vector(ids, {3, 60}), b = flip(a, {1}).contiguous();
+    const Tensor lc = forward(*cpu_model, a, b);
+    const Tensor lg = forward(*gpu_model, a.to(Device::cuda()), b.to(Device::cuda()));
+    check_close(lc, lg, default_tol(kFloat64), what + ": logits");
+    const Tensor seed = randn(lc.shape(), kFloat64);
+    sum(mul(lc, seed)).backward();
+    sum(mul(lg, seed.to(Device::cuda()))).backward();
+    const auto pc = cpu_model->named_parameters(), pg = gpu_model->named_parameters();
+    REQUIRE(pc.size() == pg.size());
+    for (size_t i = 0; i < pc.size(); ++i) {
+      REQUIRE(pc[i].first == pg[i].first);
+      REQUIRE(pc[i].second.grad().defined() == pg[i].second.grad().defined());
+      if (!pc[i].second.grad().defined()) continue;  // a frozen filter
+      check_close(pc[i].second.grad(), pg[i].second.grad(), default_tol(kFloat64), what + ": grad of " + pc[i].first);
+    }
   }
 }
 

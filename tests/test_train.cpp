@@ -201,7 +201,7 @@ TEST_CASE("train: RunConfig JSON round trip keeps every key and value") {
     "test_limit": 7, "steps": 30, "batch_size": 4, "optimizer": "sgd", "lr": 0.5,
     "weight_decay": 0.2, "momentum": 0.8, "schedule": "constant", "warmup": 3,
     "clip_grad_norm": 2.5, "label_smoothing": 0.1, "eval_every": 9, "eval_limit": 11,
-    "log_every": 2, "early_stop": 4, "prefetch": 0, "seed": 77, "device": "cuda", "threads": 3,
+    "log_every": 2, "early_stop": 4, "prefetch": 0, "seed": 77, "device": "cuda", "threads": 3, "precision": "bf16",
     "model": {"architecture": "wavspa", "emb_dim": 24, "levels": 2, "pre_mlp_norm": true,
               "parametrization": "lift", "dropout": 0.25}})";
   const json given = json::parse(text);
@@ -247,6 +247,8 @@ TEST_CASE("train: RunConfig rejects unknown keys, wrong types and invalid values
   check_error([] { RunConfig::from_json(R"({"task": "imdb"})"); }, {"'task'", "imdb", "listops", "fashion-mnist"});
   check_error([] { RunConfig::from_json(R"({"optimizer": "rmsprop"})"); }, {"'optimizer'", "rmsprop", "adamw", "sgd"});
   check_error([] { RunConfig::from_json(R"({"device": "tpu"})"); }, {"'device'", "cuda"});
+  check_error([] { RunConfig::from_json(R"({"precision": "fp16"})"); }, {"'precision'", "fp16", "bf16"});
+  check_error([] { RunConfig::from_json(R"({"precision": "bf16"})"); }, {"'precision'", "needs device cuda", "cpu"});
   check_error([] { RunConfig::from_json(R"({"steps": 0})"); }, {"'steps'", ">= 1"});
   check_error([] { RunConfig::from_json(R"({"lr": 0})"); }, {"'lr'", "> 0"});
   check_error([] { RunConfig::from_json(R"({"lr": -1e-3})"); }, {"'lr'", "> 0"});

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   CLI::App app{"wavspa train: train a Transformer or WavSpA model on a Long Range Arena task"};
   app.footer("Config keys for --set (model keys as model.KEY): " + join(train::RunConfig::keys()) +
              "\nExit status: 0 finished, 1 error, 3 loss not finite, 130 interrupted (checkpoint saved).");
-  std::string task, model, config_file, device, out, resume, eval_only, data;
+  std::string task, model, config_file, device, precision, out, resume, eval_only, data;
   std::vector<std::string> sets;
   int64_t threads = -1;
   int64_t seed = -1;
@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "a run config JSON file (see --set for its keys)");
   app.add_option("--set", sets, "override a config key: key=value (repeatable), e.g. steps=500 model.levels=2");
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--precision", precision, "matmul precision on cuda: fp32 (default), tf32 or bf16 (mixed precision)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   app.add_option("--threads", threads, "CPU threads (OpenMP and OpenBLAS); default: all cores")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of data order and dropout")->check(CLI::NonNegativeNumber);
   app.add_option("--out", out, "run folder for config, checkpoints, metrics and plots");
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
     const bool resuming = !resume.empty();
     if (resuming) {
       WAVSPA_CHECK(task.empty() && model.empty() && config_file.empty() && sets.empty() && out.empty() &&
-                       data.empty() && seed < 0 && device.empty(),
+                       data.empty() && seed < 0 && device.empty() && precision.empty(),
                    "--resume continues a run with its saved config.json; it combines only with --threads");
       const std::string saved = resume + "/config.json";
       WAVSPA_CHECK(std::filesystem::exists(saved), "--resume ", resume, ": no config.json there; is it a run folder?");
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
       // Absolute, so that --resume and --eval-only work from any folder.
       if (!data.empty()) c.data = std::filesystem::absolute(data).lexically_normal().string();
       if (!device.empty()) c.device = device;
+      if (!precision.empty()) c.precision = precision;
       if (seed >= 0) c.seed = (uint64_t)seed;
       for (const std::string& s : sets) train::apply_override(c, s);
       c.validate();

@@ -61,6 +61,7 @@ json run_object(const RunConfig& c) {
               {"prefetch", c.prefetch},
               {"seed", c.seed},
               {"device", c.device},
+              {"precision", c.precision},
               {"threads", c.threads}};
 }
 
@@ -118,6 +119,7 @@ void read_into(RunConfig& c, const json& j) {
   read(j, "prefetch", c.prefetch);
   read(j, "seed", c.seed);
   read(j, "device", c.device);
+  read(j, "precision", c.precision);
   read(j, "threads", c.threads);
   if (j.contains("model")) {
     WAVSPA_CHECK(j.at("model").is_object(), "run config: 'model' must be a JSON object, got ",
@@ -196,6 +198,9 @@ void RunConfig::validate() const {
   one_of("task", task, task_names());
   one_of("optimizer", optimizer, {"adamw", "adam", "sgd"});
   one_of("device", device, {"cpu", "cuda"});
+  one_of("precision", precision, {"fp32", "tf32", "bf16"});
+  WAVSPA_CHECK(precision == "fp32" || device == "cuda", "run config: 'precision' ", precision,
+               " needs device cuda (the CPU backend multiplies in float32), got device ", device);
   auto at_least = [](const char* key, int64_t v, int64_t lo) {
     WAVSPA_CHECK(v >= lo, "run config: '", key, "' must be >= ", lo, ", got ", v);
   };

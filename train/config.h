@@ -55,6 +55,7 @@ struct RunConfig {
   // machine
   uint64_t seed = 0;
   std::string device = "cpu";  // cpu | cuda
+  std::string precision = "fp32";  // matmuls: fp32 | tf32 | bf16 (the last two on cuda only)
   int64_t threads = 0;         // OpenMP/OpenBLAS threads; 0 = their default
   // the model; vocab_size, num_classes and max_len are filled from the data
   models::ModelConfig model;

@@ -6,21 +6,27 @@
 // cuBLAS gets B first, then A, and m and n swapped. No data moves, and the transpose flags
 // pass through unchanged.
 //
-// float32 runs as exact float32 unless set_allow_tf32(true): parity tests and the gradient
-// of a long training run compare against the CPU, and TF32's 10-bit mantissa would show.
+// float32 products follow matmul_precision() (backends/backend.h):
+//   Float32   cublasSgemm with CUBLAS_DEFAULT_MATH: exact float32, like the CPU (the default;
+//             parity tests and long CPU-vs-CUDA training comparisons need it)
+//   TF32      the same call with CUBLAS_TF32_TENSOR_OP_MATH
+//   BFloat16  both operands are rounded to bfloat16 (round to nearest even) into scratch
+//             copies of the same layout, then cublasGemmEx multiplies them on bfloat16 tensor
+//             cores with float32 accumulation into the float32 output. Rounding ourselves,
+//             rather than asking cuBLAS for CUBLAS_COMPUTE_32F_FAST_16BF (which may pick TF32
+//             or bfloat16 as it likes), makes the result a defined function of the inputs
+//             that the tests can compare with the CPU.
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 
 #include <atomic>
 #include <mutex>
 
-#include "backends/cuda/blas.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/nn_common.cuh"
 
 namespace wavspa::cuda {
 namespace {
-
-std::atomic<bool> g_allow_tf32{false};
 
 void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
@@ -42,8 +48,9 @@ cublasHandle_t handle() {
   WAVSPA_CUBLAS_CHECK(cublasSetStream(h, stream()));
   // CUBLAS_DEFAULT_MATH keeps float32 products in float32 arithmetic (no TF32, no
   // reduced-precision tricks); the TF32 mode is opt-in.
-  WAVSPA_CUBLAS_CHECK(cublasSetMathMode(
-      h, g_allow_tf32.load() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  WAVSPA_CUBLAS_CHECK(cublasSetMathMode(h, matmul_precision() == MatmulPrecision::TF32
+                                               ? CUBLAS_TF32_TENSOR_OP_MATH
+                                               : CUBLAS_DEFAULT_MATH));
   return h;
 }
 
@@ -68,9 +75,58 @@ __global__ void scale_matrix_kernel(T* c, int64_t rows, int64_t cols, int64_t ld
   }
 }
 
+// dst[i] = bfloat16(src[i]), round to nearest even (NaN stays NaN, overflow becomes inf).
+__global__ void to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+// A bfloat16 copy of the memory one GEMM operand reads: `batch` matrices of `rows` x `cols`
+// (as stored, row-major) with leading dimension ld, `stride` elements apart (0: one matrix
+// shared by the batch). The copy spans from the first element read to the last, so the same
+// ld and stride address it; the gaps in between (other columns of a wider matrix) are
+// converted too and never read. Every address of that span lies inside the operand's
+// storage, because the first and last elements do.
+Tensor bf16_copy(const float* src, int64_t batch, int64_t rows, int64_t cols, int64_t ld,
+                 int64_t stride, Device device) {
+  const int64_t span = (batch - 1) * stride + (rows - 1) * ld + cols;
+  Tensor t = scratch_bytes((size_t)span * sizeof(__nv_bfloat16), device);
+  to_bf16_kernel<<<blocks_for(span), kThreads, 0, stream()>>>(
+      src, static_cast<__nv_bfloat16*>(t.raw_data()), span);
+  WAVSPA_CUDA_LAUNCH_CHECK();
+  return t;
+}
+
+// The BFloat16 precision of a float32 product (see the top of the file). The scratch copies
+// are released when this returns: the GEMM that reads them is already queued on stream().
+void gemm_bf16(const GemmArgs& g, int64_t batch, const float* a, int64_t stride_a,
+               const float* b, int64_t stride_b, float* c, int64_t stride_c, Device device) {
+  const Tensor a16 = bf16_copy(a, batch, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda,
+                               stride_a, device);
+  const Tensor b16 = bf16_copy(b, batch, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb,
+                               stride_b, device);
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const float alpha = (float)g.alpha, beta = (float)g.beta;
+  std::lock_guard<std::mutex> lock(handle_mutex());
+  cublasHandle_t h = handle();
+  if (batch == 1) {
+    WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(),
+                                        CUDA_R_16BF, g.ldb, a16.raw_data(), CUDA_R_16BF, g.lda,
+                                        &beta, c, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT));
+  } else {
+    WAVSPA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+        h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(), CUDA_R_16BF, g.ldb, stride_b,
+        a16.raw_data(), CUDA_R_16BF, g.lda, stride_a, &beta, c, CUDA_R_32F, g.ldc, stride_c,
+        batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
 template <typename T>
 void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, const T* b,
-                int64_t stride_b, T* c, int64_t stride_c) {
+                int64_t stride_b, T* c, int64_t stride_c, Device device) {
   if (g.m == 0 || g.n == 0 || batch == 0) return;
   if (g.k == 0) {
     const int64_t total = batch * g.m * g.n;
@@ -78,6 +134,12 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
         c, g.m, g.n, g.ldc, (T)g.beta, batch, stride_c);
     WAVSPA_CUDA_LAUNCH_CHECK();
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::BFloat16) {
+      gemm_bf16(g, batch, a, stride_a, b, stride_b, c, stride_c, device);
+      return;
+    }
   }
   const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -108,13 +170,10 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
 
 }  // namespace
 
-void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
-bool allow_tf32() { return g_allow_tf32.load(); }
-
 void CudaBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
   dispatch_floating(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
-    gemm_typed<T>(g, 1, dptr<T>(a), 0, dptr<T>(b), 0, dptr<T>(c), 0);
+    gemm_typed<T>(g, 1, dptr<T>(a), 0, dptr<T>(b), 0, dptr<T>(c), 0, c.device());
   });
 }
 
@@ -123,7 +182,8 @@ void CudaBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a
                                const Tensor& c, int64_t stride_c) {
   dispatch_floating(c.dtype(), "batched_gemm", [&](auto zero) {
     using T = decltype(zero);
-    gemm_typed<T>(g, batch, dptr<T>(a), stride_a, dptr<T>(b), stride_b, dptr<T>(c), stride_c);
+    gemm_typed<T>(g, batch, dptr<T>(a), stride_a, dptr<T>(b), stride_b, dptr<T>(c), stride_c,
+                  c.device());
   });
 }
 

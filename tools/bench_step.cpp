@@ -1,0 +1,170 @@
+// Time of one training step of an LRA classifier, for comparing backends and frameworks.
+//
+//   build/bench_step --config configs/listops_wavspa.json --device cuda --precision bf16
+//   build/bench_step --config configs/listops_transformer.json --device cpu --batch 4 --len 500
+//   build/bench_step --config configs/listops_wavspa.json --batch 4 --dump /tmp/ref
+//
+// A step is what tools/train does per batch: zero the gradients, forward, cross-entropy,
+// backward, one AdamW update (lr 1e-4, weight decay 0.01 on matrices), and reading the loss
+// back to the host, which waits for the GPU. Inputs are random token ids in [1, vocab) of
+// shape (batch, len) (no padding) with random labels, fixed across steps. After `--warmup`
+// untimed steps (the caching allocator fills, cuBLAS picks its kernels), each of `--steps`
+// steps is timed on its own with a steady clock; the median and minimum are reported, with
+// the peak of device memory in tensors during the timed steps (CUDA only).
+//
+// --dump DIR writes what bench/torch_step.py `check` needs to prove that its PyTorch model is
+// this model: config.json, model.safetensors (the initial weights) and batch.safetensors with
+// the inputs, the labels, and this model's logits, mean loss and global gradient norm for
+// them, computed on the CPU in eval mode (no dropout) in float32.
+//
+// The last line on standard output is one JSON object; errors exit 1 with one message.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "backends/backend.h"
+#include "models/factory.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "wavspa.h"
+#ifdef WAVSPA_CUDA
+#include "backends/cuda/cuda_runtime.h"
+#endif
+
+namespace {
+
+using namespace wavspa;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The global L2 norm of every parameter's gradient, summed in float64 on the host.
+double grad_norm(const nn::Module& model) {
+  double sq = 0;
+  for (const Tensor& p : model.parameters()) {
+    if (!p.grad().defined()) continue;
+    for (double g : p.grad().to(Device::cpu()).to(kFloat64).to_vector<double>()) sq += g * g;
+  }
+  return std::sqrt(sq);
+}
+
+// The reference outputs of bench/torch_step.py `check` (see the top of this file).
+void dump_reference(const models::ModelConfig& cfg, const Tensor& ids, const Tensor& labels,
+                    const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  auto model = models::make_classifier(cfg);  // on the CPU, float32, same seed as the timing model
+  model->eval();
+  std::ofstream(dir + "/config.json") << cfg.to_json() << "\n";
+  nn::save_safetensors(dir + "/model.safetensors", model->state_dict());
+  Tensor logits = model->forward(ids);
+  Tensor loss = cross_entropy(logits, labels);
+  loss.backward();
+  nn::save_safetensors(dir + "/batch.safetensors",
+                       {{"inputs", ids},
+                        {"labels", labels},
+                        {"logits", logits.detach()},
+                        {"loss", loss.detach()},
+                        {"grad_norm", scalar_tensor(grad_norm(*model), kFloat64)}});
+  std::fprintf(stderr, "reference written to %s (loss %.6f)\n", dir.c_str(), loss.item());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wavspa bench_step: median time of one training step (forward, backward, AdamW)"};
+  std::string config_file, device_name = "cuda", precision = "fp32", dump;
+  std::vector<std::string> sets;
+  int64_t batch = 32, len = 2000, steps = 20, warmup = 5, threads = -1;
+  app.add_option("--config", config_file, "a models JSON file, e.g. configs/listops_wavspa.json")->required();
+  app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--precision", precision, "matmul precision: fp32, tf32 or bf16 (CUDA)");
+  app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--len", len, "sequence length (at most the config's max_len)")->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads")->check(CLI::PositiveNumber);
+  app.add_option("--dump", dump, "also write the CPU reference for bench/torch_step.py check to DIR");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (threads > 0) set_cpu_threads((int)threads);
+    const models::ModelConfig cfg = models::ModelConfig::from_file(config_file);
+    WAVSPA_CHECK(len <= cfg.max_len, "--len ", len, " is longer than the config's max_len ", cfg.max_len);
+    const MatmulPrecision prec = matmul_precision_from_name(precision);
+    const Device device = device_name == "cuda" ? Device::cuda() : Device::cpu();
+    WAVSPA_CHECK(prec == MatmulPrecision::Float32 || device.is_cuda(), "--precision ", precision,
+                 " needs --device cuda (the CPU backend multiplies in float32)");
+
+    Generator gen(1234);
+    const Tensor ids = randint(1, cfg.vocab_size, {batch, len}, kInt64, Device::cpu(), &gen);
+    const Tensor labels = randint(0, cfg.num_classes, {batch}, kInt64, Device::cpu(), &gen);
+    if (!dump.empty()) dump_reference(cfg, ids, labels, dump);
+
+    auto model = models::make_classifier(cfg);
+    model->to(device);
+    model->train();
+    nn::AdamW opt(nn::decay_groups(*model, 0.01), {.lr = 1e-4, .weight_decay = 0.01});
+    const Tensor x = ids.to(device), y = labels.to(device);
+    set_matmul_precision(prec);
+
+    double last_loss = 0;
+    auto step = [&] {
+      opt.zero_grad();
+      Tensor loss = cross_entropy(model->forward(x), y);
+      loss.backward();
+      opt.step();
+      last_loss = loss.item();  // copies to the host: waits for every queued kernel
+    };
+    for (int64_t i = 0; i < warmup; ++i) step();
+#ifdef WAVSPA_CUDA
+    if (device.is_cuda()) cuda::reset_peak();
+#endif
+    std::vector<double> ms;
+    for (int64_t i = 0; i < steps; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    WAVSPA_CHECK(std::isfinite(last_loss), "the loss became ", last_loss, " during the timed steps");
+
+    double peak_mb = -1;
+    std::string card = "cpu";
+#ifdef WAVSPA_CUDA
+    if (device.is_cuda()) {
+      peak_mb = (double)cuda::memory_stats().peak_allocated / (1 << 20);
+      card = cuda::device_name(0);
+    }
+#endif
+    nlohmann::json out = {
+        {"impl", "wavspa"},
+        {"model", cfg.architecture},
+        {"precision", precision},
+        {"batch", batch},
+        {"len", len},
+        {"median_ms", median(ms)},
+        {"min_ms", *std::min_element(ms.begin(), ms.end())},
+        {"steps", steps},
+        {"peak_mem_mb", peak_mb},
+        {"params", model->num_parameters()},
+        {"last_loss", last_loss},
+        {"device", card},
+    };
+    std::cout << out.dump() << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
