@@ -64,7 +64,7 @@ ifeq ($(CUDA),1)
   endif
   CPPFLAGS  += -DWAVSPA_CUDA -I/usr/local/cuda/include
   LDLIBS    += -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcufft
-  NVCCFLAGS := -std=c++20 -O3 -arch=sm_90 -I. -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall
+  NVCCFLAGS := -std=c++20 -O3 -arch=sm_90 -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall
 endif
 
 # Targets that install the packages first and then re-run make need no check here; any

@@ -99,4 +99,27 @@ Shape infer_shape(const Shape& target, int64_t numel, const char* op) {
   return out;
 }
 
+AroundDim around_dim(const Shape& shape, int64_t dim) {
+  AroundDim a;
+  for (int64_t d = 0; d < dim; ++d) a.outer *= shape[d];
+  a.size = shape[dim];
+  for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d) a.inner *= shape[d];
+  return a;
+}
+
+StridedDims coalesce_dims(const StridedDims& d) {
+  StridedDims out;
+  for (size_t i = 0; i < d.shape.size(); ++i) {
+    if (d.shape[i] == 1) continue;
+    if (!out.shape.empty() && out.strides.back() == d.strides[i] * d.shape[i]) {
+      out.shape.back() *= d.shape[i];
+      out.strides.back() = d.strides[i];
+    } else {
+      out.shape.push_back(d.shape[i]);
+      out.strides.push_back(d.strides[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace wavspa

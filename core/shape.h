@@ -22,4 +22,20 @@ std::vector<int64_t> view_strides(const Shape& shape, const std::vector<int64_t>
 // Resolves a single -1 in `target` against numel; throws naming `op` if impossible.
 Shape infer_shape(const Shape& target, int64_t numel, const char* op);
 
+// A shape seen as (outer, size, inner) around one dim: the products of the dims before it,
+// the dim itself, the product of the dims after it.
+struct AroundDim {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+AroundDim around_dim(const Shape& shape, int64_t dim);
+
+// Dims with their strides, in iteration order (the last dim varies fastest).
+struct StridedDims {
+  Shape shape, strides;
+};
+// Merges neighbours that are contiguous with each other (strides[i] == strides[i+1] *
+// shape[i+1]) into one dim and drops dims of size 1: fewer, longer loops over the same
+// elements in the same order.
+StridedDims coalesce_dims(const StridedDims& d);
+
 }  // namespace wavspa

@@ -34,31 +34,17 @@ using G = std::vector<Tensor>;
 
 namespace {
 
-// A shape seen as (A, n, C) around `axis`: A the product of the dims before, C after.
-struct Around {
-  int64_t A = 1, n = 0, C = 1;
-};
-
-Around around(const Shape& shape, int64_t axis) {
-  Around v;
-  for (int64_t d = 0; d < axis; ++d) v.A *= shape[d];
-  for (int64_t d = axis + 1; d < (int64_t)shape.size(); ++d) v.C *= shape[d];
-  v.n = shape[axis];
-  return v;
-}
-
 // Real x (any strides) -> its bins 0..n/2 along `axis` (wrapped), trailing dim 2. No autograd.
 Tensor r2c_raw(const Tensor& x, int64_t axis) {
   Tensor xc = contiguous_raw(x);
-  const Around v = around(x.shape(), axis);
-  const int64_t m = v.n / 2 + 1;
+  const AroundDim v = around_dim(x.shape(), axis);
+  const int64_t A = v.outer, n = v.size, C = v.inner, m = n / 2 + 1;
   Shape shape = x.shape();
   shape[axis] = m;
   shape.push_back(2);
   Tensor spec = Tensor::empty(shape, x.dtype(), x.device());
-  backend_of(x).fft_r2c(xc.as_strided({v.A, v.n, v.C}, {v.n * v.C, v.C, 1}, xc.offset()),
-                        spec.as_strided({v.A, m, v.C, 2}, {m * v.C * 2, v.C * 2, 2, 1},
-                                        spec.offset()));
+  backend_of(x).fft_r2c(xc.as_strided({A, n, C}, {n * C, C, 1}, xc.offset()),
+                        spec.as_strided({A, m, C, 2}, {m * C * 2, C * 2, 2, 1}, spec.offset()));
   return spec;
 }
 
@@ -68,12 +54,12 @@ Tensor c2r_raw(const Tensor& X, int64_t n, int64_t axis, double scale) {
   Tensor Xc = contiguous_raw(X);
   Shape shape = X.shape();
   shape.pop_back();
-  const Around v = around(shape, axis);  // v.n = m here
+  const AroundDim v = around_dim(shape, axis);
+  const int64_t A = v.outer, m = v.size, C = v.inner;
   shape[axis] = n;
   Tensor out = Tensor::empty(shape, X.dtype(), X.device());
-  backend_of(X).fft_c2r(Xc.as_strided({v.A, v.n, v.C, 2}, {v.n * v.C * 2, v.C * 2, 2, 1},
-                                      Xc.offset()),
-                        scale, out.as_strided({v.A, n, v.C}, {n * v.C, v.C, 1}, out.offset()));
+  backend_of(X).fft_c2r(Xc.as_strided({A, m, C, 2}, {m * C * 2, C * 2, 2, 1}, Xc.offset()), scale,
+                        out.as_strided({A, n, C}, {n * C, C, 1}, out.offset()));
   return out;
 }
 

@@ -5,25 +5,10 @@
 #include "backends/cpu/loops.h"
 
 namespace wavspa::cpu {
-namespace {
-
-struct Around {
-  int64_t outer = 1, size = 1, inner = 1;
-};
-
-Around around(const Shape& shape, int64_t dim) {
-  Around a;
-  for (int64_t d = 0; d < dim; ++d) a.outer *= shape[d];
-  a.size = shape[dim];
-  for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d) a.inner *= shape[d];
-  return a;
-}
-
-}  // namespace
 
 void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
                               const Tensor& out) {
-  const Around ax = around(x.shape(), dim);
+  const AroundDim ax = around_dim(x.shape(), dim);
   const int64_t I = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   visit_dtype(x.dtype(), [&](auto zero) {
@@ -42,7 +27,7 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
 
 void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
                            const Tensor& src) {
-  const Around ao = around(out.shape(), dim);
+  const AroundDim ao = around_dim(out.shape(), dim);
   const int64_t I = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   visit_dtype(out.dtype(), [&](auto zero) {

@@ -15,25 +15,7 @@
 namespace wavspa::cpu {
 namespace {
 
-struct Dims {
-  Shape shape, strides;
-};
-
-// Merges adjacent dims (already in iteration order) that are contiguous with each other.
-Dims coalesce(Dims d) {
-  Dims out;
-  for (size_t i = 0; i < d.shape.size(); ++i) {
-    if (d.shape[i] == 1) continue;
-    if (!out.shape.empty() && out.strides.back() == d.strides[i] * d.shape[i]) {
-      out.shape.back() *= d.shape[i];
-      out.strides.back() = d.strides[i];
-    } else {
-      out.shape.push_back(d.shape[i]);
-      out.strides.push_back(d.strides[i]);
-    }
-  }
-  return out;
-}
+using Dims = StridedDims;  // core/shape.h; coalesce_dims merges contiguous neighbours
 
 int64_t offset_of(int64_t linear, const Dims& d) {
   int64_t off = 0;
@@ -80,8 +62,8 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
   }
   const int64_t R = shape_numel(red.shape);
   const int64_t K = shape_numel(kept.shape);
-  kept = coalesce(kept);
-  red = coalesce(red);
+  kept = coalesce_dims(kept);
+  red = coalesce_dims(red);
   Reducer<T> r{op};
   T* o = static_cast<T*>(out.raw_data());
   const T* in = static_cast<const T*>(x.raw_data());
@@ -170,7 +152,7 @@ void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Ten
       kept.shape.push_back(x.shape()[d]);
       kept.strides.push_back(x.strides()[d]);
     }
-  kept = coalesce(kept);
+  kept = coalesce_dims(kept);
   const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
   int64_t* o = static_cast<int64_t*>(out.raw_data());
   visit_dtype(x.dtype(), [&](auto zero) {

@@ -14,18 +14,6 @@
 namespace wavspa::cuda {
 namespace {
 
-struct Around {
-  int64_t outer = 1, size = 1, inner = 1;
-};
-
-Around around(const Shape& shape, int64_t dim) {
-  Around a;
-  for (int64_t d = 0; d < dim; ++d) a.outer *= shape[d];
-  a.size = shape[dim];
-  for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d) a.inner *= shape[d];
-  return a;
-}
-
 __device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }  // sm_60+
 __device__ __forceinline__ void atomic_add(int32_t* p, int32_t v) { atomicAdd((int*)p, (int)v); }
@@ -68,7 +56,7 @@ __global__ void index_flat_kernel(T* __restrict__ full, T* __restrict__ sel, con
 
 template <bool ADD>
 void index_rows(const Tensor& full, const Tensor& sel, int64_t dim, const Tensor& index) {
-  const Around ax = around(full.shape(), dim);
+  const AroundDim ax = around_dim(full.shape(), dim);
   const int64_t I = index.numel();
   if (ax.outer * I * ax.inner == 0) return;
   dispatch_all(full.dtype(), ADD ? "index_add" : "index_select", [&](auto zero) {

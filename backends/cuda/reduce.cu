@@ -24,25 +24,7 @@
 namespace wavspa::cuda {
 namespace {
 
-struct Dims {
-  Shape shape, strides;
-};
-
-// Merges adjacent dims (in iteration order) that are contiguous with each other; drops size 1.
-Dims coalesce(const Dims& d) {
-  Dims out;
-  for (size_t i = 0; i < d.shape.size(); ++i) {
-    if (d.shape[i] == 1) continue;
-    if (!out.shape.empty() && out.strides.back() == d.strides[i] * d.shape[i]) {
-      out.shape.back() *= d.shape[i];
-      out.strides.back() = d.strides[i];
-    } else {
-      out.shape.push_back(d.shape[i]);
-      out.strides.push_back(d.strides[i]);
-    }
-  }
-  return out;
-}
+using Dims = StridedDims;  // core/shape.h; coalesce_dims merges contiguous neighbours
 
 Indexer indexer_of(const Dims& d, const char* what) {
   WAVSPA_CHECK((int)d.shape.size() <= kMaxDims, what, ": more than ", kMaxDims,
@@ -212,8 +194,8 @@ void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tenso
     cuda_backend().fill(out, empty);
     return;
   }
-  kept = coalesce(kept);
-  red = coalesce(red);
+  kept = coalesce_dims(kept);
+  red = coalesce_dims(red);
   const Indexer ired = indexer_of(red, "reduce");
   const T* px = dptr<T>(x);
   T* po = dptr<T>(out);
@@ -363,7 +345,7 @@ void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Te
       kept.shape.push_back(x.shape()[d]);
       kept.strides.push_back(x.strides()[d]);
     }
-  kept = coalesce(kept);
+  kept = coalesce_dims(kept);
   const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
   if (K == 0) return;
   // A thread per output when neighbouring outputs are neighbours in memory and the reduced
