@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "models/factory.h"
 #include "nn/checkpoint.h"
 #include "tests/helpers.h"
 #include "train/config.h"
@@ -688,4 +689,53 @@ TEST_CASE("train: lego, pathfinder and fashion-mnist runs train a model on their
     CHECK(m.at("mask_padding") == false);
     CHECK(m.at("num_classes") == 10);
   }
+}
+
+TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is what the model computes") {
+  TempDir dir("bench_step");
+  // A tiny WavSpA classifier (two bands of 16 at level 1), written as a models JSON file.
+  const std::string config = dir / "tiny.json";
+  std::ofstream(config) << R"({"architecture": "wavspa", "parametrization": "ada", "vocab_size": 20,
+      "num_classes": 10, "max_len": 64, "emb_dim": 16, "num_layers": 1, "qkv_dim": 16,
+      "mlp_dim": 32, "classifier_mlp": 32, "wlen": 4, "levels": 1})";
+  const std::string ref = dir / "ref";
+  Run r = run_shell(tool("bench_step") + " --config " + config + " --device cpu --threads 1 --batch 3 --len 32"
+                        " --steps 3 --warmup 1 --dump " + ref, dir);
+  REQUIRE_MESSAGE(r.rc == 0, r.out, r.err);
+  const json j = r.last_json();
+  REQUIRE(j.is_object());
+  CHECK(j.at("impl") == "wavspa");
+  CHECK(j.at("model") == "wavspa");
+  CHECK(j.at("device") == "cpu");
+  CHECK(j.at("batch") == 3);
+  CHECK(j.at("len") == 32);
+  CHECK(j.at("steps") == 3);
+  CHECK(j.at("median_ms").get<double>() > 0);
+  CHECK(j.at("min_ms").get<double>() <= j.at("median_ms").get<double>());
+  CHECK(std::isfinite(j.at("last_loss").get<double>()));
+
+  // The reference: the weights of config.json's model, and its logits and loss on the batch.
+  const models::ModelConfig cfg = models::ModelConfig::from_file(ref + "/config.json");
+  auto model = models::make_classifier(cfg);
+  CHECK(j.at("params") == model->num_parameters());
+  model->load_state_dict(nn::load_safetensors(ref + "/model.safetensors").tensors);
+  model->eval();
+  const nn::StateDict batch = nn::load_safetensors(ref + "/batch.safetensors").tensors;
+  REQUIRE(batch.at("inputs").shape() == Shape{3, 32});
+  const Tensor logits = model->forward(batch.at("inputs"));
+  // (float32; the tool and this process may split sums over different thread counts)
+  CHECK(test::max_abs_diff(logits, batch.at("logits")) < 1e-5);
+  CHECK(std::abs(cross_entropy(logits, batch.at("labels")).item() - batch.at("loss").item()) < 1e-6);
+  CHECK(batch.at("grad_norm").item() > 0);
+
+  // Bad requests exit 1 with one message.
+  Run bf16 = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 32 --precision bf16", dir);
+  CHECK(bf16.rc == 1);
+  CHECK(contains(bf16.err, "--precision bf16 needs --device cuda"));
+  Run longer = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 65", dir);
+  CHECK(longer.rc == 1);
+  CHECK(contains(longer.err, "--len 65 is longer than the config's max_len 64"));
+  Run unknown = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 32 --precision fp16", dir);
+  CHECK(unknown.rc == 1);
+  CHECK(contains(unknown.err, "unknown matmul precision 'fp16'"));
 }
