@@ -64,10 +64,19 @@ const char* matmul_precision_name(MatmulPrecision p) {
   return "?";
 }
 
+const std::vector<std::string>& matmul_precision_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (auto& [p, name] : kPrecisionNames) v.push_back(name);
+    return v;
+  }();
+  return names;
+}
+
 MatmulPrecision matmul_precision_from_name(const std::string& name) {
   for (auto& [p, n] : kPrecisionNames)
     if (name == n) return p;
-  throw Error(str("unknown matmul precision '", name, "'; valid: fp32, tf32, bf16"));
+  throw Error(str("unknown matmul precision '", name, "'; valid: ", matmul_precision_names()));
 }
 
 RowMap make_row_map(int64_t n, std::vector<ExtendRow> padded) {

@@ -204,6 +204,7 @@ enum class MatmulPrecision { Float32, TF32, BFloat16 };
 void set_matmul_precision(MatmulPrecision p);
 MatmulPrecision matmul_precision();
 const char* matmul_precision_name(MatmulPrecision p);  // "fp32", "tf32", "bf16"
+const std::vector<std::string>& matmul_precision_names();  // all three, in that order
 // Accepts the names above; anything else is a wavspa::Error listing them.
 MatmulPrecision matmul_precision_from_name(const std::string& name);
 

@@ -21,6 +21,7 @@
 #include "ops/fft.h"
 #include "ops/wavelet.h"
 #include "tests/cuda_helpers.h"
+#include "train/config.h"
 
 using namespace wavspa;
 using namespace wavspa::test;
@@ -654,36 +655,27 @@ TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 Ada
 
 TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (float64)") {
   WAVSPA_REQUIRE_GPU();
-  // The presets of tools/train, shrunk: the same architecture/attention/parametrization
-  // triples, with a dual encoder (retrieval) for one of them.
-  struct Variant {
-    const char *architecture, *attention, *parametrization;
-    bool dual;
-  };
-  const Variant variants[] = {
-      {"transformer", "full", "ada", false},     {"wavspa", "full", "ada", false},
-      {"wavspa", "full", "ortho", false},        {"wavspa", "full", "lift", false},
-      {"wavspa", "full", "adalift", false},      {"wavspa", "full", "fixed", false},
-      {"fourier", "full", "ada", false},         {"fnet", "full", "ada", false},
-      {"transformer", "linear", "ada", false},   {"transformer", "performer", "ada", false},
-      {"transformer", "linformer", "ada", false}, {"transformer", "local", "ada", false},
-      {"wavspa", "full", "ada", true},
-  };
-  for (const Variant& v : variants) {
-    models::ModelConfig c = tiny_wavspa();
-    c.architecture = v.architecture;
-    c.attention = v.attention;
-    c.parametrization = v.parametrization;
-    c.dual = v.dual;
+  // Every preset of tools/train on the tiny sizes, and a dual encoder (retrieval) of the first
+  // WavSpA preset.
+  std::vector<std::pair<std::string, bool>> variants;  // (preset, dual)
+  for (const std::string& name : train::model_preset_names()) variants.emplace_back(name, false);
+  variants.emplace_back("wavspa-ada", true);
+  for (const auto& [preset, dual] : variants) {
+    train::RunConfig run;
+    run.model = tiny_wavspa();
+    train::apply_model_preset(run, preset);
+    models::ModelConfig c = run.model;
+    c.dual = dual;
     c.performer_features = 16;
     c.linformer_k = 16;
     c.local_window = 8;
-    const std::string what = str(v.architecture, "/", v.attention, "/", v.parametrization, v.dual ? " dual" : "");
+    const std::string what = str(preset, " (", c.architecture, "/", c.attention, "/", c.parametrization, ")",
+                                 dual ? " dual" : "");
     INFO(what);
     manual_seed(21);
     std::shared_ptr<nn::Module> cpu_model, gpu_model;
     std::function<Tensor(nn::Module&, const Tensor&, const Tensor&)> forward;
-    if (v.dual) {
+    if (dual) {
       cpu_model = models::make_dual_encoder(c);
       gpu_model = models::make_dual_encoder(c);
       forward = [](nn::Module& m, const Tensor& a, const Tensor& b) {

@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "backends/backend.h"
 #include "core/error.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--set", sets, "override a config key: key=value (repeatable), e.g. steps=500 model.levels=2");
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--precision", precision, "matmul precision on cuda: fp32 (default), tf32 or bf16 (mixed precision)")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+      ->check(CLI::IsMember(matmul_precision_names()));
   app.add_option("--threads", threads, "CPU threads (OpenMP and OpenBLAS); default: all cores")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of data order and dropout")->check(CLI::NonNegativeNumber);
   app.add_option("--out", out, "run folder for config, checkpoints, metrics and plots");

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "backends/backend.h"
 #include "core/error.h"
 
 namespace wavspa::train {
@@ -198,7 +199,7 @@ void RunConfig::validate() const {
   one_of("task", task, task_names());
   one_of("optimizer", optimizer, {"adamw", "adam", "sgd"});
   one_of("device", device, {"cpu", "cuda"});
-  one_of("precision", precision, {"fp32", "tf32", "bf16"});
+  one_of("precision", precision, matmul_precision_names());
   WAVSPA_CHECK(precision == "fp32" || device == "cuda", "run config: 'precision' ", precision,
                " needs device cuda (the CPU backend multiplies in float32), got device ", device);
   auto at_least = [](const char* key, int64_t v, int64_t lo) {

@@ -346,7 +346,7 @@ RunResult run_training(RunConfig c, const std::string& dir, bool resume) {
   TaskData data = load_task(c);
   fit_model_to_data(c, data);
   const Device device = c.device == "cuda" ? Device::cuda() : Device::cpu();
-  set_matmul_precision(matmul_precision_from_name(c.precision));
+  const MatmulPrecisionGuard precision(matmul_precision_from_name(c.precision));
   TaskModel model = build_model(c.model);  // seeds the default generator with model.seed
   model.module().to(device);
   auto opt = make_optimizer(c, model.module());
@@ -584,7 +584,7 @@ std::string evaluate_checkpoint(const std::string& checkpoint, const std::string
   TaskData data = load_task(c);
   fit_model_to_data(c, data);
   const Device device = c.device == "cuda" ? Device::cuda() : Device::cpu();
-  set_matmul_precision(matmul_precision_from_name(c.precision));
+  const MatmulPrecisionGuard precision(matmul_precision_from_name(c.precision));
   TaskModel model = build_model(c.model);
   model.module().to(device);
   auto opt = make_optimizer(c, model.module());

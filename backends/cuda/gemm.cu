@@ -19,7 +19,6 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
-#include <atomic>
 #include <mutex>
 
 #include "backends/cuda/cuda_backend.h"
@@ -98,32 +97,6 @@ Tensor bf16_copy(const float* src, int64_t batch, int64_t rows, int64_t cols, in
   return t;
 }
 
-// The BFloat16 precision of a float32 product (see the top of the file). The scratch copies
-// are released when this returns: the GEMM that reads them is already queued on stream().
-void gemm_bf16(const GemmArgs& g, int64_t batch, const float* a, int64_t stride_a,
-               const float* b, int64_t stride_b, float* c, int64_t stride_c, Device device) {
-  const Tensor a16 = bf16_copy(a, batch, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda,
-                               stride_a, device);
-  const Tensor b16 = bf16_copy(b, batch, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb,
-                               stride_b, device);
-  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const float alpha = (float)g.alpha, beta = (float)g.beta;
-  std::lock_guard<std::mutex> lock(handle_mutex());
-  cublasHandle_t h = handle();
-  if (batch == 1) {
-    WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(),
-                                        CUDA_R_16BF, g.ldb, a16.raw_data(), CUDA_R_16BF, g.lda,
-                                        &beta, c, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
-                                        CUBLAS_GEMM_DEFAULT));
-  } else {
-    WAVSPA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
-        h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(), CUDA_R_16BF, g.ldb, stride_b,
-        a16.raw_data(), CUDA_R_16BF, g.lda, stride_a, &beta, c, CUDA_R_32F, g.ldc, stride_c,
-        batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  }
-}
-
 template <typename T>
 void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, const T* b,
                 int64_t stride_b, T* c, int64_t stride_c, Device device) {
@@ -135,15 +108,33 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
     WAVSPA_CUDA_LAUNCH_CHECK();
     return;
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (matmul_precision() == MatmulPrecision::BFloat16) {
-      gemm_bf16(g, batch, a, stride_a, b, stride_b, c, stride_c, device);
-      return;
-    }
-  }
   const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const T alpha = (T)g.alpha, beta = (T)g.beta;
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::BFloat16) {
+      // The scratch copies are released when this returns: the GEMM that reads them is
+      // already queued on stream(), behind the conversions.
+      const Tensor a16 = bf16_copy(a, batch, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k,
+                                   g.lda, stride_a, device);
+      const Tensor b16 = bf16_copy(b, batch, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n,
+                                   g.ldb, stride_b, device);
+      std::lock_guard<std::mutex> lock(handle_mutex());
+      cublasHandle_t h = handle();
+      if (batch == 1) {
+        WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(),
+                                            CUDA_R_16BF, g.ldb, a16.raw_data(), CUDA_R_16BF, g.lda,
+                                            &beta, c, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+      } else {
+        WAVSPA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+            h, op_b, op_a, g.n, g.m, g.k, &alpha, b16.raw_data(), CUDA_R_16BF, g.ldb, stride_b,
+            a16.raw_data(), CUDA_R_16BF, g.lda, stride_a, &beta, c, CUDA_R_32F, g.ldc, stride_c,
+            batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      }
+      return;
+    }
+  }
   std::lock_guard<std::mutex> lock(handle_mutex());
   cublasHandle_t h = handle();
   // Column-major view: (n x m) = op(B)^T-memory (n x k) times op(A)^T-memory (k x m).
