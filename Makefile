@@ -81,7 +81,7 @@ $(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP)
 # ---- sources ---------------------------------------------------------------------------
 LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp data/*.cpp train/*.cpp)
 CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard backends/cuda/*.cu))
-TEST_SRC := $(wildcard tests/*.cpp)
+TEST_SRC := $(shell find tests -name "*.cpp" -not -path "tests/fixtures/*" | sort)
 TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
 

@@ -1,4 +1,4 @@
-// The doctest runner: every tests/test_*.cpp links into one binary, build/wavspa_tests.
+// The doctest runner: every tests/**/test_*.cpp links into one binary, build/wavspa_tests.
 //
 // With the CUDA backend compiled in, the caching allocator's poison is on for the whole run:
 // every block it hands out (fresh or reused) is first filled with 0xFF bytes (NaN for

@@ -7,8 +7,8 @@ Run from the repository root with the system Python (Debian's python3-pywt 1.1.1
 
 It writes
   ops/wavelet_filters.inc                     every discrete filter bank, as C++ source
-  tests/data/wavelet_reference.bin.gz         wavedec/waverec reference cases (format below)
-  tests/data/wavelet_reference_skipped.txt    cases pywt could not compute (hang or error)
+  tests/fixtures/wavelet_reference.bin.gz         wavedec/waverec reference cases (format below)
+  tests/fixtures/wavelet_reference_skipped.txt    cases pywt could not compute (hang or error)
 
 The output is deterministic: the same pywt/numpy give the same bytes on every run.
 
@@ -39,8 +39,8 @@ import pywt
 # Everything is addressed relative to the repository root (this file lives in tools/).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILTERS_PATH = os.path.join("ops", "wavelet_filters.inc")
-REFERENCE_PATH = os.path.join("tests", "data", "wavelet_reference.bin.gz")
-SKIPPED_PATH = os.path.join("tests", "data", "wavelet_reference_skipped.txt")
+REFERENCE_PATH = os.path.join("tests", "fixtures", "wavelet_reference.bin.gz")
+SKIPPED_PATH = os.path.join("tests", "fixtures", "wavelet_reference_skipped.txt")
 
 MAGIC = b"WVREF1\0\0"
 REF_WAVELETS = ["haar", "db2", "db4", "db8", "db20", "sym4", "sym8", "coif3",
@@ -150,7 +150,7 @@ class Worker:
             self.proc.join()
 
 
-# ---- tests/data/wavelet_reference.bin.gz ---------------------------------------------------
+# ---- tests/fixtures/wavelet_reference.bin.gz ---------------------------------------------------
 
 def signal(n):
     # Noise (so every filter tap matters) plus a slow sine and a ramp (so the smooth,

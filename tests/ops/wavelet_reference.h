@@ -1,4 +1,4 @@
-// Reader for tests/data/wavelet_reference.bin.gz: wavedec/waverec results of PyWavelets
+// Reader for tests/fixtures/wavelet_reference.bin.gz: wavedec/waverec results of PyWavelets
 // 1.1.1, written by tools/gen_wavelet_data.py (which documents the format). Header-only so
 // a test can include it without a build-system change; needs -lz.
 #pragma once

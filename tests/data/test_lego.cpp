@@ -47,8 +47,8 @@ TEST_CASE("data: LEGO datasets are seeded, TSVs round trip, bad files name the l
   REQUIRE(a.train.size() == 20);
   CHECK(a.train[7].source == b.train[7].source);
   CHECK(a.test[0].values.size() == 12);
-  const std::string dir = (std::filesystem::temp_directory_path() / "wavspa_lego_test").string();
-  std::filesystem::create_directories(dir);
+  TempDir tmp("lego");
+  const std::string dir = tmp.path;
   write_lego_tsv(dir + "/t.tsv", a.test);
   auto back = read_lego_tsv(dir + "/t.tsv");
   REQUIRE(back.size() == 5);
@@ -65,16 +65,11 @@ TEST_CASE("data: LEGO datasets are seeded, TSVs round trip, bad files name the l
   }
   check_error([&] { read_lego_tsv(dir + "/bad2.tsv"); }, {"bad2.tsv:2", "'c'"});
 
-  const char* build = std::getenv("WAVSPA_BUILD");
-  const std::string exe = std::string(build ? build : "build") + "/gen-data";
-  const std::string cmd = exe + " --task lego --out " + dir + "/g --seed 2 --train 30 --val 4 --test 6 "
-                          "--chain-length 5 --test-chain-length 10 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[256];
   std::string out;
-  while (fgets(buf, sizeof buf, pipe)) out += buf;
-  CHECK_MESSAGE(pclose(pipe) == 0, out);
+  CHECK_MESSAGE(run_command(build_path("gen-data") + " --task lego --out " + dir +
+                                "/g --seed 2 --train 30 --val 4 --test 6 --chain-length 5 --test-chain-length 10",
+                            out) == 0,
+                out);
   auto test = read_lego_tsv(dir + "/g/lego_test.tsv");
   CHECK(test.size() == 6);
   CHECK(test[0].values.size() == 10);

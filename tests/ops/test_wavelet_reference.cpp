@@ -1,18 +1,18 @@
 // wavedec / waverec against PyWavelets 1.1.1, case by case: every mode, twelve wavelets,
 // thirteen lengths, levels 1, max and max + 1. The numbers come from
-// tests/data/wavelet_reference.bin.gz, written by tools/gen_wavelet_data.py (Debian's
+// tests/fixtures/wavelet_reference.bin.gz, written by tools/gen_wavelet_data.py (Debian's
 // python3-pywt); the test itself needs no Python.
 #include <cmath>
 
 #include "ops/wavelet.h"
 #include "tests/helpers.h"
-#include "tests/wavelet_reference.h"
+#include "tests/ops/wavelet_reference.h"
 
 using namespace wavspa;
 using namespace wavspa::test;
 
 TEST_CASE("wavelet: agreement with PyWavelets (coefficients and reconstruction, float64)") {
-  const auto cases = load_wavelet_reference("tests/data/wavelet_reference.bin.gz");
+  const auto cases = load_wavelet_reference("tests/fixtures/wavelet_reference.bin.gz");
   REQUIRE(cases.size() > 1000);
   int64_t checked = 0;
   double worst = 0;

@@ -26,33 +26,12 @@
 #include "train/config.h"
 
 using namespace wavspa;
-using wavspa::test::check_error;
+using namespace wavspa::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder under the system's temp folder, removed when the test case ends.
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& name) {
-    path = (fs::temp_directory_path() / str("wavspa_train_", name, "_", getpid())).string();
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -80,13 +59,6 @@ size_t count_of(const std::string& text, const std::string& what) {
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
 // A tool of the build under test.
-std::string tool(const std::string& name) {
-  const char* build = std::getenv("WAVSPA_BUILD");
-  const std::string exe = std::string(build ? build : "build") + "/" + name;
-  REQUIRE_MESSAGE(fs::exists(exe), exe, " is missing: run `make ", exe, "`");
-  return exe;
-}
-
 struct Run {
   int rc = -1;
   std::string out, err;  // standard output and standard error
@@ -107,8 +79,8 @@ Run run_shell(const std::string& cmd, const TempDir& dir) {
   const int status = std::system((cmd + " >'" + o + "' 2>'" + e + "'").c_str());
   Run r;
   r.rc = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(o);
-  r.err = slurp(e);
+  r.out = read_file(o);
+  r.err = read_file(e);
   fs::remove(o), fs::remove(e);
   return r;
 }
@@ -122,7 +94,7 @@ const std::string kTinyListops = kTiny + " --set max_len=48";
 // Writes a small ListOps data set (200 / 40 / 40 expressions of 10 to 40 tokens) to dir/name.
 std::string make_listops(const TempDir& dir, const std::string& name = "listops") {
   const std::string data = dir / name;
-  Run g = run_shell(tool("gen-data") + " --task listops --out " + data +
+  Run g = run_shell(build_path("gen-data") + " --task listops --out " + data +
                         " --train 200 --val 40 --test 40 --min-length 10 --max-length 40",
                     dir);
   REQUIRE_MESSAGE(g.rc == 0, g.out, g.err);
@@ -164,7 +136,7 @@ struct Csv {
 };
 
 Csv read_csv(const std::string& path) {
-  auto lines = lines_of(slurp(path));
+  auto lines = lines_of(read_file(path));
   REQUIRE_MESSAGE(!lines.empty(), path, " is empty or missing");
   Csv csv;
   csv.header = lines[0];
@@ -176,8 +148,8 @@ Csv read_csv(const std::string& path) {
 }
 
 json read_json(const std::string& path) {
-  json j = json::parse(slurp(path), nullptr, /*allow_exceptions=*/false);
-  REQUIRE_MESSAGE(j.is_object(), path, " is not a JSON object: ", slurp(path));
+  json j = json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
+  REQUIRE_MESSAGE(j.is_object(), path, " is not a JSON object: ", read_file(path));
   return j;
 }
 
@@ -357,7 +329,7 @@ TEST_CASE("train: apply_model_preset knows every preset name, reads models JSON 
   train::RunConfig c;
   train::apply_override(c, "steps=77");
   train::apply_model_preset(c, file);
-  const json want = json::parse(slurp(file));
+  const json want = json::parse(read_file(file));
   CHECK(c.model.architecture == want.at("architecture").get<std::string>());
   CHECK(c.model.emb_dim == want.at("emb_dim").get<int64_t>());
   CHECK(c.model.wlen == want.at("wlen").get<int64_t>());
@@ -386,7 +358,7 @@ TEST_CASE("train: apply_model_preset knows every preset name, reads models JSON 
 // ---- 2. the command line's errors -----------------------------------------------------------
 
 TEST_CASE("train: the command line fails with one clear message") {
-  const std::string exe = tool("train");
+  const std::string exe = build_path("train");
   TempDir dir("cli");
   const std::string data = make_listops(dir);
   const std::string base = exe + " --task listops --data " + data + kTinyListops;
@@ -437,7 +409,7 @@ TEST_CASE("train: the command line fails with one clear message") {
 // ---- 3 and 6. a short run's files, and --eval-only of its best checkpoint --------------------
 
 TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a summary; --eval-only agrees") {
-  const std::string exe = tool("train");
+  const std::string exe = build_path("train");
   TempDir dir("run20");
   const std::string data = make_listops(dir), out = dir / "run";
   Run r = run_shell(exe + " --task listops --model wavspa-ada --data " + data + kTinyListops +
@@ -456,7 +428,7 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
   CHECK(config.at("model").at("num_classes") == 10);
   CHECK(config.at("model").at("architecture") == "wavspa");
   CHECK(config.at("model").at("emb_dim") == 16);
-  CHECK(train::RunConfig::from_file(out + "/config.json").to_json() + "\n" == slurp(out + "/config.json"));
+  CHECK(train::RunConfig::from_file(out + "/config.json").to_json() + "\n" == read_file(out + "/config.json"));
 
   const Csv csv = read_csv(out + "/metrics.csv");
   CHECK(csv.header == "step,epoch,split,loss,accuracy,lr,tokens_per_s,elapsed_s");
@@ -473,7 +445,7 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
     CHECK(std::stod(row.at(4)) <= 1);
     CHECK(std::stoll(row.at(1)) >= 0);
   }
-  const auto jsonl = lines_of(slurp(out + "/metrics.jsonl"));
+  const auto jsonl = lines_of(read_file(out + "/metrics.jsonl"));
   REQUIRE(jsonl.size() == csv.rows.size());
   for (size_t i = 0; i < jsonl.size(); ++i) {
     const json row = json::parse(jsonl[i], nullptr, false);
@@ -486,7 +458,7 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
   for (const char* f : {"latest.safetensors", "best.safetensors", "initial.safetensors", "summary.json"})
     CHECK_MESSAGE(fs::exists(out + "/" + f), f);
   for (const char* f : {"loss.svg", "accuracy.svg", "filters.svg"})
-    CHECK_MESSAGE(slurp(out + "/" + f).rfind("<svg", 0) == 0, f, " is not an SVG");
+    CHECK_MESSAGE(read_file(out + "/" + f).rfind("<svg", 0) == 0, f, " is not an SVG");
 
   const json s = r.last_json();
   REQUIRE_MESSAGE(s.is_object(), r.out);
@@ -524,7 +496,7 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
 }
 
 TEST_CASE("train: the transformer preset has no filter plot") {
-  const std::string exe = tool("train");
+  const std::string exe = build_path("train");
   TempDir dir("transformer");
   const std::string data = make_listops(dir), out = dir / "run";
   Run r = run_shell(exe + " --task listops --model transformer --data " + data + kTinyListops +
@@ -545,7 +517,7 @@ TEST_CASE("train: the transformer preset has no filter plot") {
 // ---- 4. interrupted and resumed equals uninterrupted -----------------------------------------
 
 TEST_CASE("train: a run interrupted at step 13 and resumed equals one that never stopped") {
-  const std::string exe = tool("train");
+  const std::string exe = build_path("train");
   TempDir dir("resume");
   const std::string data = make_listops(dir), a = dir / "a", b = dir / "b";
   const std::string args = " --task listops --model wavspa-ada --data " + data + kTinyListops +
@@ -594,7 +566,7 @@ TEST_CASE("train: a run interrupted at step 13 and resumed equals one that never
 // ---- 5. a loss that is not finite ------------------------------------------------------------
 
 TEST_CASE("train: a NaN loss stops the run with status 3 and keeps the last good checkpoint") {
-  const std::string exe = tool("train");
+  const std::string exe = build_path("train");
   TempDir dir("nan");
   const std::string data = make_listops(dir), out = dir / "run";
   Run r = run_shell("WAVSPA_TRAIN_NAN_AT_STEP=12 " + exe + " --task listops --model wavspa-ada --data " + data +
@@ -625,7 +597,7 @@ TEST_CASE("train: a NaN loss stops the run with status 3 and keeps the last good
 // ---- 7. the data tasks reach the model -------------------------------------------------------
 
 TEST_CASE("train: lego, pathfinder and fashion-mnist runs train a model on their data") {
-  const std::string exe = tool("train"), gen = tool("gen-data");
+  const std::string exe = build_path("train"), gen = build_path("gen-data");
   TempDir dir("tasks");
 
   SUBCASE("lego") {
@@ -699,7 +671,7 @@ TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is wha
       "num_classes": 10, "max_len": 64, "emb_dim": 16, "num_layers": 1, "qkv_dim": 16,
       "mlp_dim": 32, "classifier_mlp": 32, "wlen": 4, "levels": 1})";
   const std::string ref = dir / "ref";
-  Run r = run_shell(tool("bench_step") + " --config " + config + " --device cpu --threads 1 --batch 3 --len 32"
+  Run r = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --threads 1 --batch 3 --len 32"
                         " --steps 3 --warmup 1 --dump " + ref, dir);
   REQUIRE_MESSAGE(r.rc == 0, r.out, r.err);
   const json j = r.last_json();
@@ -729,13 +701,13 @@ TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is wha
   CHECK(batch.at("grad_norm").item() > 0);
 
   // Bad requests exit 1 with one message.
-  Run bf16 = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 32 --precision bf16", dir);
+  Run bf16 = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 32 --precision bf16", dir);
   CHECK(bf16.rc == 1);
   CHECK(contains(bf16.err, "--precision bf16 needs --device cuda"));
-  Run longer = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 65", dir);
+  Run longer = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 65", dir);
   CHECK(longer.rc == 1);
   CHECK(contains(longer.err, "--len 65 is longer than the config's max_len 64"));
-  Run unknown = run_shell(tool("bench_step") + " --config " + config + " --device cpu --len 32 --precision fp16", dir);
+  Run unknown = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 32 --precision fp16", dir);
   CHECK(unknown.rc == 1);
   CHECK(contains(unknown.err, "unknown matmul precision 'fp16'"));
 }

@@ -8,7 +8,7 @@
 #include "data/lego.h"
 #include "data/listops.h"
 #include "data/loader.h"
-#include "helpers.h"
+#include "tests/helpers.h"
 
 using namespace wavspa;
 using namespace wavspa::data;

@@ -17,6 +17,7 @@
 
 using namespace wavspa;
 using namespace wavspa::data;
+using namespace wavspa::test;
 using wavspa::test::check_error;
 
 namespace {
@@ -45,28 +46,6 @@ std::string strip_parentheses(const std::string& e) {
   return out;
 }
 
-std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / str("wavspa_", name, "_", getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
-
-// Runs a command, returns its exit status and puts stdout+stderr into `output`.
-int run_command(const std::string& cmd, std::string& output) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[512];
-  output.clear();
-  while (fgets(buf, sizeof buf, pipe)) output += buf;
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 }  // namespace
 
@@ -179,7 +158,8 @@ TEST_CASE("data: listops dataset: labels, label spread, dedup, determinism") {
 }
 
 TEST_CASE("data: listops TSV round trip") {
-  std::string dir = temp_dir("listops_tsv");
+  TempDir tmp("listops_tsv");
+  const std::string dir = tmp.path;
   ListOpsDataset ds = generate_listops_dataset(5, 40, 0, 0, small_options());
   std::string path = dir + "/basic_train.tsv";
   write_listops_tsv(path, ds.train);
@@ -199,7 +179,8 @@ TEST_CASE("data: listops TSV round trip") {
 }
 
 TEST_CASE("data: listops malformed TSV names file and line") {
-  std::string dir = temp_dir("listops_bad");
+  TempDir tmp("listops_bad");
+  const std::string dir = tmp.path;
   auto expect = [&](const std::string& name, const std::string& text, const std::vector<std::string>& frags) {
     std::string path = dir + "/" + name;
     write_file(path, text);
@@ -235,10 +216,9 @@ TEST_CASE("data: listops encoding, padding and truncation") {
 }
 
 TEST_CASE("data: gen-data tool writes ListOps TSVs and rejects other tasks") {
-  const char* build = std::getenv("WAVSPA_BUILD");
-  std::string exe = std::string(build ? build : "build") + "/gen-data";
-  REQUIRE_MESSAGE(std::filesystem::exists(exe), exe, " is missing: run `make ", exe, "`");
-  std::string dir = temp_dir("gen_data");
+  const std::string exe = build_path("gen-data");
+  TempDir tmp("gen_data");
+  const std::string dir = tmp.path;
   std::string out;
   int rc = run_command(exe + " --task listops --out " + dir +
                            "/lo --seed 3 --min-length 10 --max-length 60 --train 50 --val 10 --test 10",

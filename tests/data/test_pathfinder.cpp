@@ -1,6 +1,6 @@
 // Pathfinder: generation (seeded, balanced, each label checked from the geometry and again
 // from the pixels alone), PNG files, LRA's split folders, malformed folders from the fixtures
-// in tests/data/pathfinder/, the token form, and the gen-data tool.
+// in tests/fixtures/pathfinder/, the token form, and the gen-data tool.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,35 +23,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kFixtures = "tests/data/pathfinder/";
+const std::string kFixtures = "tests/fixtures/pathfinder/";
 
-std::string temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / str("wavspa_", name, "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
 
 void put_png(const std::string& path, int64_t width, int64_t height, const std::vector<uint8_t>& gray) {
   fs::create_directories(fs::path(path).parent_path());
   write_png(path, width, height, gray);
 }
 
-int run_command(const std::string& cmd, std::string& output) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[512];
-  output.clear();
-  while (fgets(buf, sizeof buf, pipe)) output += buf;
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 double dist(const PathfinderPoint& a, const PathfinderPoint& b) { return std::hypot(a.x - b.x, a.y - b.y); }
 
@@ -253,7 +232,8 @@ TEST_CASE("pathfinder: options that cannot work are errors") {
 }
 
 TEST_CASE("png: a written image reads back byte for byte; failures name the file") {
-  const std::string dir = temp_dir("png");
+  TempDir tmp("png");
+  const std::string dir = tmp.path;
   std::vector<uint8_t> gray;
   for (int i = 0; i < 7 * 5; ++i) gray.push_back((uint8_t)(i * 7 + 3));
   write_png(dir + "/a.png", 7, 5, gray);
@@ -276,7 +256,8 @@ TEST_CASE("png: a written image reads back byte for byte; failures name the file
 }
 
 TEST_CASE("pathfinder: split folders use LRA's layout and round trip; tokens") {
-  const std::string dir = temp_dir("pathfinder_split");
+  TempDir tmp("pathfinder_split");
+  const std::string dir = tmp.path;
   PathfinderDataset d = generate_pathfinder_dataset(8, 12, 0, 0, {});
   write_pathfinder_split(dir + "/train", d.train);
   CHECK(fs::exists(dir + "/train/imgs/0/sample_11.png"));
@@ -336,7 +317,8 @@ TEST_CASE("pathfinder: malformed split folders name the file and line") {
   check_error([&] { read_pathfinder_split(f + "truncated_png"); }, {"truncated_png/metadata/0.npy:1", "sample_0.png"});
   check_error([&] { read_pathfinder_split(f + "not_png"); }, {"not_png/metadata/0.npy:1", "sample_0.png"});
 
-  const std::string dir = temp_dir("pathfinder_bad");
+  TempDir tmp("pathfinder_bad");
+  const std::string dir = tmp.path;
   put_png(dir + "/two/imgs/0/a.png", 4, 4, tiny(4, 0, 0).pixels);
   put_png(dir + "/two/imgs/0/b.png", 5, 5, tiny(5, 0, 0).pixels);
   write_file(dir + "/two/metadata/0.npy", "imgs/0 a.png 0 1\nimgs/0 b.png 1 0\n");
@@ -353,10 +335,9 @@ TEST_CASE("pathfinder: malformed split folders name the file and line") {
 }
 
 TEST_CASE("pathfinder: gen-data writes train, val and test folders that read back") {
-  const char* build = std::getenv("WAVSPA_BUILD");
-  const std::string exe = std::string(build ? build : "build") + "/gen-data";
-  REQUIRE_MESSAGE(fs::exists(exe), exe, " is missing: run `make ", exe, "`");
-  const std::string dir = temp_dir("pathfinder_tool");
+  const std::string exe = build_path("gen-data");
+  TempDir tmp("pathfinder_tool");
+  const std::string dir = tmp.path;
   std::string out;
   int rc = run_command(exe + " --task pathfinder --out " + dir + "/pf --seed 9 --train 6 --val 2 --test 2", out);
   REQUIRE_MESSAGE(rc == 0, out);

@@ -1,4 +1,6 @@
 // autograd/: the engine, grad mode, detach, retain_graph, accumulation, gradcheck itself.
+#include <thread>
+
 #include "tests/helpers.h"
 
 using namespace wavspa;

@@ -20,7 +20,7 @@
 #include "nn/optim.h"
 #include "ops/fft.h"
 #include "ops/wavelet.h"
-#include "tests/cuda_helpers.h"
+#include "tests/helpers.h"
 #include "train/config.h"
 
 using namespace wavspa;
@@ -106,8 +106,7 @@ Tensor round_to_bf16(const Tensor& x) {
 
 // ---- gemm.cu -------------------------------------------------------------------------------
 
-TEST_CASE("cuda nn: matmul matches the CPU for every layout the op hands to cuBLAS") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: matmul matches the CPU for every layout the op hands to cuBLAS" * gpu_only()) {
   Sizes sz;
   auto mm = [](const In& in) { return matmul(in[0], in[1]); };
   for (DType dt : kDtypes) {
@@ -147,8 +146,7 @@ TEST_CASE("cuda nn: matmul matches the CPU for every layout the op hands to cuBL
                  sum_tol(dt, 517));
 }
 
-TEST_CASE("cuda nn: linear matches the CPU, with and without bias, non-contiguous input") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: linear matches the CPU, with and without bias, non-contiguous input" * gpu_only()) {
   Sizes sz;
   for (DType dt : kDtypes) {
     const int64_t b = sz(1, 4), s = sz(1, 20), in = sz(1, 48), out = sz(1, 30);
@@ -165,8 +163,7 @@ TEST_CASE("cuda nn: linear matches the CPU, with and without bias, non-contiguou
   }
 }
 
-TEST_CASE("cuda nn: matmul precision: float32 by default, TF32 and bfloat16 on request") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: matmul precision: float32 by default, TF32 and bfloat16 on request" * gpu_only()) {
   MatmulPrecisionGuard guard(MatmulPrecision::Float32);
   CHECK(matmul_precision() == MatmulPrecision::Float32);
   CHECK(matmul_precision_from_name("bf16") == MatmulPrecision::BFloat16);
@@ -197,8 +194,7 @@ TEST_CASE("cuda nn: matmul precision: float32 by default, TF32 and bfloat16 on r
 // The bfloat16 product is exactly defined: round each input to bfloat16, multiply and add in
 // float32. So it must equal a float64 product of the rounded inputs to float32 summation
 // accuracy, for every operand layout (the rounding copies keep each operand's ld and stride).
-TEST_CASE("cuda nn: bfloat16 matmuls equal float32 products of the rounded inputs, any layout") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: bfloat16 matmuls equal float32 products of the rounded inputs, any layout" * gpu_only()) {
   MatmulPrecisionGuard guard(MatmulPrecision::BFloat16);
   Sizes sz;
   const int64_t m = sz(2, 40), k = sz(2, 300), n = sz(2, 40), b = sz(2, 5);
@@ -235,8 +231,7 @@ TEST_CASE("cuda nn: bfloat16 matmuls equal float32 products of the rounded input
 
 // ---- norm.cu -------------------------------------------------------------------------------
 
-TEST_CASE("cuda nn: softmax and log_softmax, short and long rows, any dim") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: softmax and log_softmax, short and long rows, any dim" * gpu_only()) {
   Sizes sz;
   // 7 and 300: one warp per row; 3000: 128 threads; 5000: 256 threads per row.
   for (DType dt : kDtypes)
@@ -256,8 +251,7 @@ TEST_CASE("cuda nn: softmax and log_softmax, short and long rows, any dim") {
     }
 }
 
-TEST_CASE("cuda nn: layer_norm with and without weight and bias, many rows and long rows") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: layer_norm with and without weight and bias, many rows and long rows" * gpu_only()) {
   for (DType dt : kDtypes)
     for (int64_t n : {1, 5, 64, 700, 5000}) {
       const int64_t rows = n > 1000 ? 3 : 300;  // 300 rows: several chunks in the column sums
@@ -283,8 +277,7 @@ TEST_CASE("cuda nn: layer_norm with and without weight and bias, many rows and l
                  label(dt, "layer_norm over (6, 5)"), sum_tol(dt, 12));
 }
 
-TEST_CASE("cuda nn: cross_entropy with ignore_index, label smoothing, reductions and (N, C, d)") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: cross_entropy with ignore_index, label smoothing, reductions and (N, C, d)" * gpu_only()) {
   Sizes sz;
   for (DType dt : kDtypes)
     for (int64_t classes : {1, 10, 1000}) {
@@ -320,8 +313,7 @@ TEST_CASE("cuda nn: cross_entropy with ignore_index, label smoothing, reductions
     }
 }
 
-TEST_CASE("cuda nn: dropout in training mode draws the CPU's mask from the same seed") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: dropout in training mode draws the CPU's mask from the same seed" * gpu_only()) {
   for (DType dt : kDtypes) {
     // Reseeding inside the function gives both devices the same Philox counters.
     auto drop = [](const In& in) {
@@ -340,8 +332,7 @@ TEST_CASE("cuda nn: dropout in training mode draws the CPU's mask from the same 
 
 // ---- wavelet.cu ----------------------------------------------------------------------------
 
-TEST_CASE("cuda nn: dwt and idwt in every mode, named, shared and per-channel filters, filter gradients") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: dwt and idwt in every mode, named, shared and per-channel filters, filter gradients" * gpu_only()) {
   Sizes sz;
   for (DType dt : kDtypes)
     for (WaveletMode mode : kAllModes) {
@@ -388,8 +379,7 @@ TEST_CASE("cuda nn: dwt and idwt in every mode, named, shared and per-channel fi
     }
 }
 
-TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting" * gpu_only()) {
   for (DType dt : kDtypes) {
     for (WaveletMode mode : {WaveletMode::Symmetric, WaveletMode::Periodization, WaveletMode::Smooth}) {
       const std::string m = wavelet_mode_name(mode);
@@ -435,8 +425,7 @@ TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting"
   }
 }
 
-TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-term boundary rows") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-term boundary rows" * gpu_only()) {
   // The ops always pass two bands; the kernels take any number in groups of four, and
   // planes whose dim 0 has any stride. Called here directly on both backends.
   Backend& cpu = backend_for(Device::cpu());
@@ -509,8 +498,7 @@ TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-te
 
 // ---- fft.cu --------------------------------------------------------------------------------
 
-TEST_CASE("cuda nn: rfft, irfft and fft_real_2d for odd, even, prime and composite n, every axis") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: rfft, irfft and fft_real_2d for odd, even, prime and composite n, every axis" * gpu_only()) {
   for (DType dt : kDtypes)
     for (int64_t n : {1, 2, 3, 7, 8, 97, 100}) {
       const Tol tol = sum_tol(dt, 4 * n);
@@ -551,8 +539,7 @@ TEST_CASE("cuda nn: rfft, irfft and fft_real_2d for odd, even, prime and composi
 
 // ---- nn modules and a model ------------------------------------------------------------------
 
-TEST_CASE("cuda nn: Linear, LayerNorm and MultiHeadSelfAttention moved to CUDA match the CPU") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: Linear, LayerNorm and MultiHeadSelfAttention moved to CUDA match the CPU" * gpu_only()) {
   for (DType dt : kDtypes) {
     const Tol tol = sum_tol(dt, 64);
     check_module_parity(std::make_shared<nn::Linear>(13, 7), std::make_shared<nn::Linear>(13, 7),
@@ -625,8 +612,7 @@ std::vector<double> train_losses(const nn::StateDict& init, DType dt, Device dev
 
 }  // namespace
 
-TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 AdamW steps)") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 AdamW steps)" * gpu_only()) {
   manual_seed(11);
   auto reference = models::make_classifier(tiny_wavspa());
   nn::StateDict init;
@@ -653,8 +639,7 @@ TEST_CASE("cuda nn: a WavSpA-ada classifier trains alike on CPU and CUDA (20 Ada
   }
 }
 
-TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (float64)") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (float64)" * gpu_only()) {
   // Every preset of tools/train on the tiny sizes, and a dual encoder (retrieval) of the first
   // WavSpA preset.
   std::vector<std::pair<std::string, bool>> variants;  // (preset, dual)
@@ -713,8 +698,7 @@ TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (flo
   }
 }
 
-TEST_CASE("cuda nn: the sums without atomics give the same bits on every run") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda nn: the sums without atomics give the same bits on every run" * gpu_only()) {
   const Device cuda = Device::cuda();
   // layer_norm's weight and bias gradients: column sums over 1000 rows in chunks
   Tensor x = randn({1000, 96}).to(cuda), w = randn({96}).to(cuda), b = randn({96}).to(cuda);

@@ -1,5 +1,5 @@
 // data/readers: text classification CSV/TSV, AAN retrieval pairs, CIFAR-10 batches, idx files
-// and vocabulary files, read from the fixtures in tests/data/readers/ (written by
+// and vocabulary files, read from the fixtures in tests/fixtures/readers/ (written by
 // make_fixtures.py there); every kind of malformed input names the file and the line or byte
 // offset; and the real Fashion-MNIST files when Debian's dataset-fashion-mnist is installed.
 #include <unistd.h>
@@ -16,12 +16,13 @@
 
 using namespace wavspa;
 using namespace wavspa::data;
+using namespace wavspa::test;
 using wavspa::test::check_error;
 
 namespace {
 
 // The suite runs from the repository root.
-const std::string kDir = "tests/data/readers/";
+const std::string kDir = "tests/fixtures/readers/";
 
 // What a byte-level reader should produce for `s`: each byte + 1.
 std::vector<int32_t> ids(const std::string& s) {
@@ -30,22 +31,6 @@ std::vector<int32_t> ids(const std::string& s) {
   return out;
 }
 
-std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / str("wavspa_", name, "_", getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
 
 }  // namespace
 
@@ -120,7 +105,8 @@ TEST_CASE("reader: text classification rejects malformed files naming file:line"
   check_error([] { read_text_classification(kDir + "missing.csv", 50); }, {"cannot open", "missing.csv"});
   check_error([] { read_text_classification(kDir + "text_header.csv", 0); }, {"max_len must be >= 1"});
 
-  std::string dir = temp_dir("readers_text");
+  TempDir tmp("readers_text");
+  const std::string dir = tmp.path;
   auto expect = [&](const std::string& name, const std::string& text, const std::vector<std::string>& frags) {
     write_file(dir + "/" + name, text);
     std::vector<std::string> all = frags;
@@ -166,7 +152,8 @@ TEST_CASE("reader: AAN retrieval pairs as LRA reads them") {
 
   check_error([] { read_retrieval_pairs(kDir + "bad_retrieval.tsv", 100); },
               {kDir + "bad_retrieval.tsv:2:", "expected 5 tab-separated fields", "found 4"});
-  std::string dir = temp_dir("readers_retrieval");
+  TempDir tmp("readers_retrieval");
+  const std::string dir = tmp.path;
   write_file(dir + "/label.tsv", "1\ta\tb\tx\ty\n2\ta\tb\tx\ty\n");
   check_error([&] { read_retrieval_pairs(dir + "/label.tsv", 100); },
               {dir + "/label.tsv:2:", "expected the label 0 or 1", "'2'"});
@@ -201,10 +188,10 @@ TEST_CASE("reader: CIFAR-10 batch in grayscale by TensorFlow's rule, and in RGB"
   // RGB: each pixel's R, G, B in turn, straight from the planes of the file.
   TokenDataset rgb = read_cifar10({kDir + "cifar_3.bin"}, /*grayscale=*/false);
   CHECK(rgb.seq_len == 3072);
-  std::vector<uint8_t> bytes = read_bytes(kDir + "cifar_3.bin");
+  const std::string bytes = read_file(kDir + "cifar_3.bin");
   REQUIRE(bytes.size() == 3 * 3073);
   for (size_t i = 0; i < 3; ++i) {
-    const uint8_t* rec = bytes.data() + i * 3073 + 1;
+    const auto* rec = reinterpret_cast<const uint8_t*>(bytes.data()) + i * 3073 + 1;
     std::vector<int32_t> expected;
     for (size_t p = 0; p < 1024; ++p)
       for (size_t c = 0; c < 3; ++c) expected.push_back(rec[c * 1024 + p]);
@@ -224,7 +211,8 @@ TEST_CASE("reader: CIFAR-10 malformed files name the byte offset") {
               {kDir + "bad_label.bin", "byte offset 3073", "record 1", "0..9", "found 10"});
   check_error([] { read_cifar10({kDir + "cifar_3.bin", kDir + "missing.bin"}); }, {"cannot open", "missing.bin"});
   check_error([] { read_cifar10({}); }, {"no files"});
-  std::string dir = temp_dir("readers_cifar");
+  TempDir tmp("readers_cifar");
+  const std::string dir = tmp.path;
   write_file(dir + "/empty.bin", "");
   check_error([&] { read_cifar10({dir + "/empty.bin"}); }, {dir + "/empty.bin", "empty"});
   std::filesystem::remove_all(dir);
@@ -267,7 +255,8 @@ TEST_CASE("reader: malformed idx files name the byte offset, expected and found"
               {"tiny-labels-idx1-ubyte.gz", "expected an image file with 3 dims"});
   check_error([] { read_idx(kDir + "missing-idx3-ubyte"); }, {"cannot open", "missing-idx3-ubyte"});
 
-  std::string dir = temp_dir("readers_idx");
+  TempDir tmp("readers_idx");
+  const std::string dir = tmp.path;
   auto expect = [&](const std::string& name, const std::string& bytes, const std::vector<std::string>& frags) {
     write_file(dir + "/" + name, bytes);
     std::vector<std::string> all = frags;
@@ -291,7 +280,8 @@ TEST_CASE("reader: malformed idx files name the byte offset, expected and found"
 }
 
 TEST_CASE("reader: vocabulary files round trip and reject bad tokens") {
-  std::string dir = temp_dir("readers_vocab");
+  TempDir tmp("readers_vocab");
+  const std::string dir = tmp.path;
   std::vector<std::string> vocab{"<pad>", "the", "a b", "é", "]"};
   write_vocab(dir + "/vocab.txt", vocab);
   CHECK(read_vocab(dir + "/vocab.txt") == vocab);

@@ -25,40 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test case, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("wavspa_checkpoint_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), (std::streamsize)bytes.size());
-  REQUIRE(out.good());
-}
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -96,7 +62,7 @@ bool bit_equal(const Tensor& a, const Tensor& b) {
 
 TEST_CASE("checkpoint round trip: every dtype, 0-d, empty, non-contiguous, special values") {
   TempDir dir;
-  const std::string path = dir.file("all.safetensors");
+  const std::string path = dir / ("all.safetensors");
   manual_seed(7);
 
   nn::StateDict state;
@@ -153,11 +119,11 @@ TEST_CASE("checkpoint round trip: every dtype, 0-d, empty, non-contiguous, speci
 
 TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference test vectors") {
   TempDir dir;
-  const std::string path = dir.file("tiny.safetensors");
+  const std::string path = dir / ("tiny.safetensors");
 
   SUBCASE("one float32 tensor, checked field by field") {
     nn::save_safetensors(path, {{"w", from_vector(std::vector<float>{1.5f, -2.0f, 0.25f}, {3, 1})}});
-    const std::string bytes = read_bytes(path);
+    const std::string bytes = read_file(path);
     REQUIRE(bytes.size() >= 8);
     uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n |= (uint64_t)(unsigned char)bytes[i] << (8 * i);
@@ -185,20 +151,20 @@ TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference t
     nn::save_safetensors(path, {{"attn.0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 2, 3})}});
     const std::string json = R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
     REQUIRE(json.size() == 64);
-    CHECK(read_bytes(path) == le64(64) + json + data_0_to_5);
+    CHECK(read_file(path) == le64(64) + json + data_0_to_5);
   }
   SUBCASE("reference vector: attn0, F32 (1, 1, 2, 3), padded with 7 spaces") {
     nn::save_safetensors(path, {{"attn0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 1, 2, 3})}});
     const std::string json = R"({"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}})";
-    CHECK(read_bytes(path) == le64(72) + json + std::string(7, ' ') + data_0_to_5);
+    CHECK(read_file(path) == le64(72) + json + std::string(7, ' ') + data_0_to_5);
   }
   SUBCASE("reference vector: no tensors") {
     nn::save_safetensors(path, {});
-    CHECK(read_bytes(path) == le64(8) + "{}" + std::string(6, ' '));
+    CHECK(read_file(path) == le64(8) + "{}" + std::string(6, ' '));
   }
   SUBCASE("reference vector: no tensors, metadata framework=pt") {
     nn::save_safetensors(path, {}, {{"framework", "pt"}});
-    CHECK(read_bytes(path) ==
+    CHECK(read_file(path) ==
           le64(40) + R"({"__metadata__":{"framework":"pt"}})" + std::string(5, ' '));
   }
   SUBCASE("mixed dtypes: data ordered I64, F64, F32, I32 as Python orders them; all aligned") {
@@ -217,13 +183,13 @@ TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference t
         R"("a_i32":{"dtype":"I32","shape":[1],"data_offsets":[28,32]}})";
     const std::string data = le_bytes(std::vector<int64_t>{4}) + le_bytes(std::vector<double>{3, 5}) +
                              le_bytes(std::vector<float>{2}) + le_bytes(std::vector<int32_t>{7});
-    CHECK(read_bytes(path) == safetensors_bytes(json, data));
+    CHECK(read_file(path) == safetensors_bytes(json, data));
   }
 }
 
 TEST_CASE("checkpoint interop: files assembled byte by byte as Python's safetensors writes them") {
   TempDir dir;
-  const std::string path = dir.file("python.safetensors");
+  const std::string path = dir / ("python.safetensors");
 
   SUBCASE("several dtypes, metadata, keys listed out of data order, padded header") {
     // Python's header lists tensors in a hash map's order, not by offset; readers sort by offset.
@@ -238,7 +204,7 @@ TEST_CASE("checkpoint interop: files assembled byte by byte as Python's safetens
                              le_bytes(std::vector<double>{0.1}) +
                              le_bytes(std::vector<float>{1, 2, 3, 4}) +
                              le_bytes(std::vector<int32_t>{5, -6, 7});
-    write_bytes(path, safetensors_bytes(json, data));
+    write_file(path, safetensors_bytes(json, data));
     nn::Checkpoint ck = nn::load_safetensors(path);
     CHECK(ck.metadata == std::map<std::string, std::string>{{"format", "pt"}});
     REQUIRE(ck.tensors.size() == 5);
@@ -254,7 +220,7 @@ TEST_CASE("checkpoint interop: files assembled byte by byte as Python's safetens
   SUBCASE("the reference's doc example: an unpadded 60-byte header, I32 (2, 2) of zeros") {
     const std::string json = R"({"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})";
     REQUIRE(json.size() == 60);
-    write_bytes(path, safetensors_bytes(json, std::string(16, '\0'), /*pad=*/false));
+    write_file(path, safetensors_bytes(json, std::string(16, '\0'), /*pad=*/false));
     nn::Checkpoint ck = nn::load_safetensors(path);
     CHECK(ck.tensors["test"].to_vector<int32_t>() == std::vector<int32_t>{0, 0, 0, 0});
   }
@@ -262,7 +228,7 @@ TEST_CASE("checkpoint interop: files assembled byte by byte as Python's safetens
     const std::string json =
         "{\n  \"x\" : {\n    \"data_offsets\" : [ 0, 8 ],\n    \"shape\" : [ 1 ],\n"
         "    \"dtype\" : \"F64\"\n  }\n}\n";
-    write_bytes(path, safetensors_bytes(json, le_bytes(std::vector<double>{-2.5})));
+    write_file(path, safetensors_bytes(json, le_bytes(std::vector<double>{-2.5})));
     CHECK(nn::load_safetensors(path).tensors["x"].to_vector<double>() == std::vector<double>{-2.5});
   }
   SUBCASE("several empty tensors sharing one offset") {
@@ -271,7 +237,7 @@ TEST_CASE("checkpoint interop: files assembled byte by byte as Python's safetens
         R"("x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
         R"("e2":{"dtype":"I64","shape":[3,0],"data_offsets":[4,4]},)"
         R"("e0":{"dtype":"F64","shape":[0],"data_offsets":[0,0]}})";
-    write_bytes(path, safetensors_bytes(json, le_bytes(std::vector<float>{9})));
+    write_file(path, safetensors_bytes(json, le_bytes(std::vector<float>{9})));
     nn::Checkpoint ck = nn::load_safetensors(path);
     CHECK(ck.tensors.size() == 4);
     CHECK(ck.tensors["x"].item() == 9);
@@ -287,8 +253,8 @@ TEST_CASE("checkpoint malformed files: an Error naming the file and the problem"
   auto expect = [&](const std::string& name, const std::string& bytes,
                     const std::vector<std::string>& fragments) {
     INFO("case ", name);
-    const std::string path = dir.file(name + ".safetensors");
-    write_bytes(path, bytes);
+    const std::string path = dir / (name + ".safetensors");
+    write_file(path, bytes);
     std::vector<std::string> all = fragments;
     all.push_back(path);
     check_error([&] { nn::load_safetensors(path); }, all);
@@ -298,12 +264,12 @@ TEST_CASE("checkpoint malformed files: an Error naming the file and the problem"
   };
 
   SUBCASE("missing file") {
-    const std::string path = dir.file("does_not_exist.safetensors");
+    const std::string path = dir / ("does_not_exist.safetensors");
     check_error([&] { nn::load_safetensors(path); }, {path, "cannot open", "No such file"});
   }
   SUBCASE("a directory") {
-    check_error([&] { nn::load_safetensors(dir.path.string()); },
-                {dir.path.string(), "not a regular file"});
+    check_error([&] { nn::load_safetensors(dir.path); },
+                {dir.path, "not a regular file"});
   }
   SUBCASE("too short for the length field") {
     expect("short", std::string("\x10\x00\x00", 3), {"3 bytes", "too short"});
@@ -315,8 +281,8 @@ TEST_CASE("checkpoint malformed files: an Error naming the file and the problem"
   }
   SUBCASE("header larger than the 100 MB limit") {
     // A sparse file: 200 MB of length that the OS does not have to store.
-    const std::string path = dir.file("over_limit.safetensors");
-    write_bytes(path, le64(150'000'000));
+    const std::string path = dir / ("over_limit.safetensors");
+    write_file(path, le64(150'000'000));
     fs::resize_file(path, 8 + 150'000'000);
     check_error([&] { nn::load_safetensors(path); }, {path, "larger than the limit"});
   }
@@ -408,9 +374,9 @@ TEST_CASE("checkpoint malformed files: an Error naming the file and the problem"
            {"tensor 'a'", "the data start at 0", "gap of 4"});
   }
   SUBCASE("truncated data: a good file cut in the middle of its data") {
-    const std::string path = dir.file("good.safetensors");
+    const std::string path = dir / ("good.safetensors");
     nn::save_safetensors(path, {{"w", randn({64})}, {"v", randn({3}, kFloat64)}});
-    const std::string bytes = read_bytes(path);
+    const std::string bytes = read_file(path);
     expect("truncated", bytes.substr(0, bytes.size() - 100), {"truncated", "only"});
   }
   SUBCASE("trailing bytes after the data (the reference rejects them: MetadataIncompleteBuffer)") {
@@ -432,17 +398,17 @@ TEST_CASE("checkpoint robustness: every truncation and byte corruption fails cle
   // Each damaged file must give a wavspa::Error or a valid checkpoint; anything else (another
   // exception type, a crash, a sanitizer report under `make sanitize`) fails the test.
   TempDir dir;
-  const std::string path = dir.file("victim.safetensors");
+  const std::string path = dir / ("victim.safetensors");
   nn::save_safetensors(path,
                        {{"a", from_vector(std::vector<float>{1, 2, 3}, {3, 1})},
                         {"b", from_vector(std::vector<int64_t>{4, 5})},
                         {"s", scalar_tensor(6, kFloat64)}},
                        {{"k", "v"}});
-  const std::string original = read_bytes(path);
-  const std::string damaged = dir.file("damaged.safetensors");
+  const std::string original = read_file(path);
+  const std::string damaged = dir / ("damaged.safetensors");
   int errors = 0, loads = 0;
   auto try_load = [&](const std::string& bytes) {
-    write_bytes(damaged, bytes);
+    write_file(damaged, bytes);
     try {
       nn::Checkpoint ck = nn::load_safetensors(damaged);
       ++loads;
@@ -466,7 +432,7 @@ TEST_CASE("checkpoint robustness: every truncation and byte corruption fails cle
 
 TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keeps the old file") {
   TempDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / ("model.safetensors");
   const nn::StateDict old_state = {{"w", randn({16, 16})}, {"step", scalar_tensor(1, kInt64)}};
   const nn::StateDict new_state = {{"w", randn({16, 16})}, {"step", scalar_tensor(2, kInt64)}};
 
@@ -479,7 +445,7 @@ TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keep
     CHECK(dir.entries() == std::vector<std::string>{"model.safetensors"});
   }
   SUBCASE("a missing directory: an error and no file") {
-    const std::string bad = dir.file("no_such_dir/model.safetensors");
+    const std::string bad = dir / ("no_such_dir/model.safetensors");
     check_error([&] { nn::save_safetensors(bad, old_state); },
                 {bad, "cannot create the temporary file", "No such file or directory"});
     CHECK(!fs::exists(bad));
@@ -494,16 +460,16 @@ TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keep
     CHECK(dir.entries().empty());
   }
   SUBCASE("a path that is a directory: rename fails, the temporary file is removed") {
-    const std::string sub = dir.file("taken");
+    const std::string sub = dir / ("taken");
     fs::create_directory(sub);
     check_error([&] { nn::save_safetensors(sub, old_state); }, {sub, "renaming"});
     CHECK(dir.entries() == std::vector<std::string>{"taken"});
   }
   SUBCASE("a crash at any point of the write leaves the previous checkpoint intact") {
     nn::save_safetensors(path, old_state, {{"step", "1"}});
-    const std::string old_bytes = read_bytes(path);
+    const std::string old_bytes = read_file(path);
     // Size of the new file, to crash inside its length field, header and data.
-    const std::string probe = dir.file("probe.safetensors");
+    const std::string probe = dir / ("probe.safetensors");
     nn::save_safetensors(probe, new_state, {{"step", "2"}});
     const int64_t new_size = (int64_t)fs::file_size(probe);
     fs::remove(probe);
@@ -516,7 +482,7 @@ TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keep
                   {path, "simulated crash"});
       // The old file is untouched and loads; the half-written temporary is left beside it, as a
       // killed process would leave it, and is itself rejected by the loader.
-      CHECK(read_bytes(path) == old_bytes);
+      CHECK(read_file(path) == old_bytes);
       nn::Checkpoint ck = nn::load_safetensors(path);
       CHECK(ck.metadata.at("step") == "1");
       CHECK(bit_equal(ck.tensors.at("w"), old_state.at("w")));
@@ -524,7 +490,7 @@ TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keep
       REQUIRE(names.size() == 2);
       CHECK(names[0] == "model.safetensors");
       CHECK(names[1].rfind("model.safetensors.tmp.", 0) == 0);
-      const std::string tmp = dir.file(names[1]);
+      const std::string tmp = dir / (names[1]);
       CHECK((int64_t)fs::file_size(tmp) == crash_at);
       check_error([&] { nn::load_safetensors(tmp); }, {tmp});
       fs::remove(tmp);
@@ -560,7 +526,7 @@ class TinyNet : public nn::Module {
 
 TEST_CASE("checkpoint module round trip: state_dict -> file -> load_state_dict") {
   TempDir dir;
-  const std::string path = dir.file("tiny_net.safetensors");
+  const std::string path = dir / ("tiny_net.safetensors");
   manual_seed(1);
   TinyNet a;
   manual_seed(2);

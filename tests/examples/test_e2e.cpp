@@ -57,14 +57,8 @@ TEST_CASE("an MLP learns two spirals with plain SGD to over 95% training accurac
 }
 
 TEST_CASE("the README example builds, runs and learns") {
-  const char* build = std::getenv("WAVSPA_BUILD");
-  std::string exe = std::string(build ? build : "build") + "/examples/train_mlp";
-  FILE* pipe = popen((exe + " 1000 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
   std::string output;
-  char buf[256];
-  while (fgets(buf, sizeof buf, pipe)) output += buf;
-  int status = pclose(pipe);
+  const int status = run_command(build_path("examples/train_mlp") + " 1000", output);
   INFO(output);
   REQUIRE(status == 0);
   double first = -1, last = -1, accuracy = -1;

@@ -35,10 +35,6 @@ double train_step(Net& net, nn::Optimizer& opt, const nn::Schedule& schedule) {
   return loss.item();
 }
 
-std::string temp_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / name).string();
-}
-
 }  // namespace
 
 TEST_CASE("train_state: an interrupted and resumed run equals an uninterrupted one") {
@@ -55,7 +51,8 @@ TEST_CASE("train_state: an interrupted and resumed run equals an uninterrupted o
   Net b;
   nn::AdamW opt_b(nn::decay_groups(b, 0.01), {.lr = 0.05});
   for (int i = 0; i < 3; ++i) CHECK(train_step(b, opt_b, schedule) == full[i]);
-  const std::string path = temp_path("wavspa_train_state_test.safetensors");
+  TempDir tmp("train_state_test");
+  const std::string path = tmp / "train_state_test.safetensors";
   nn::save_training_state(path, b, opt_b, R"({"task": "test", "lr": 0.05})");
 
   manual_seed(999);  // a different stream and different initial weights
@@ -72,13 +69,13 @@ TEST_CASE("train_state: an interrupted and resumed run equals an uninterrupted o
   CHECK(ck.tensors.count("mlp.fc1.weight") == 1);
   CHECK(ck.tensors.count("optimizer.step") == 1);
   CHECK(ck.metadata.at("wavspa.format") == "training-state/1");
-  std::filesystem::remove(path);
 }
 
 TEST_CASE("train_state: the checkpoint of another model is refused and changes nothing") {
   Net net;
   nn::SGD opt(net.parameters(), {.lr = 0.1});
-  const std::string path = temp_path("wavspa_train_state_other.safetensors");
+  TempDir tmp("train_state_other");
+  const std::string path = tmp / "train_state_other.safetensors";
   nn::save_training_state(path, net, opt);
   struct Other : nn::Module {
     Other() : Module("Other") { lin = register_module("lin", std::make_shared<nn::Linear>(2, 2)); }
@@ -93,23 +90,17 @@ TEST_CASE("train_state: the checkpoint of another model is refused and changes n
   nn::save_safetensors(path, net.state_dict());
   check_error([&] { nn::load_training_state(path, net, opt); }, {path, "wavspa.format"});
   check_error([&] { nn::save_training_state(path, net, opt, "{not json"); }, {"not valid JSON"});
-  std::filesystem::remove(path);
 }
 
 TEST_CASE("train_state: build/inspect_checkpoint lists tensors and metadata, fails clearly on a bad file") {
   Net net;
   nn::SGD opt(net.parameters(), {.lr = 0.1});
-  const std::string path = temp_path("wavspa_inspect.safetensors");
+  TempDir tmp("inspect");
+  const std::string path = tmp / "inspect.safetensors";
   nn::save_training_state(path, net, opt, R"({"model": "mlp"})");
-  const char* build = std::getenv("WAVSPA_BUILD");
-  const std::string exe = std::string(build ? build : "build") + "/inspect_checkpoint";
   auto run = [&](const std::string& file, int& status) {
-    FILE* pipe = popen((exe + " " + file + " 2>&1").c_str(), "r");
-    REQUIRE(pipe != nullptr);
     std::string out;
-    char buf[256];
-    while (fgets(buf, sizeof buf, pipe)) out += buf;
-    status = pclose(pipe);
+    status = run_command(build_path("inspect_checkpoint") + " " + file, out);
     return out;
   };
   int status = -1;
@@ -124,5 +115,4 @@ TEST_CASE("train_state: build/inspect_checkpoint lists tensors and metadata, fai
   CHECK(status != 0);
   CHECK(bad.find("error: ") != std::string::npos);
   CHECK(bad.find(path) != std::string::npos);
-  std::filesystem::remove(path);
 }

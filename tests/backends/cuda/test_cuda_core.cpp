@@ -13,7 +13,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/cuda_runtime.h"
-#include "tests/cuda_helpers.h"
+#include "tests/helpers.h"
 
 using namespace wavspa;
 using namespace wavspa::test;
@@ -77,8 +77,7 @@ void check_bits_any(const Tensor& cpu, const Tensor& gpu, const std::string& wha
 
 // ---- memory.cu -------------------------------------------------------------------------------
 
-TEST_CASE("cuda core: round trips of every dtype, views, empty and 0-d tensors") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: round trips of every dtype, views, empty and 0-d tensors" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kAllDtypes) {
     Tensor x = random_of(dt, {4, 5, 6});
@@ -107,8 +106,7 @@ TEST_CASE("cuda core: round trips of every dtype, views, empty and 0-d tensors")
   }
 }
 
-TEST_CASE("cuda core: dtype conversion on the device, contiguous and strided") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: dtype conversion on the device, contiguous and strided" * gpu_only()) {
   PoisonOn poison;
   for (DType from : kAllDtypes)
     for (DType to : kAllDtypes) {
@@ -125,8 +123,7 @@ TEST_CASE("cuda core: dtype conversion on the device, contiguous and strided") {
     }
 }
 
-TEST_CASE("cuda core: fill, set, copy_ across devices, and uploads of freed host buffers") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: fill, set, copy_ across devices, and uploads of freed host buffers" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kAllDtypes) {
     check_bits_any(full({3, 4}, 2.5, dt), full({3, 4}, 2.5, dt, Device::cuda()), label(dt, "full"));
@@ -176,8 +173,7 @@ TEST_CASE("cuda core: fill, set, copy_ across devices, and uploads of freed host
 
 // ---- elementwise.cu ----------------------------------------------------------------------------
 
-TEST_CASE("cuda core: binary ops with broadcasting, scalars and non-contiguous inputs") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: binary ops with broadcasting, scalars and non-contiguous inputs" * gpu_only()) {
   PoisonOn poison;
   Sizes sz;
   using Fn = Tensor (*)(const Tensor&, const Tensor&);
@@ -225,8 +221,7 @@ TEST_CASE("cuda core: binary ops with broadcasting, scalars and non-contiguous i
     }
 }
 
-TEST_CASE("cuda core: clamp, where, masked_fill and comparisons") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: clamp, where, masked_fill and comparisons" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kDtypes) {
     check_parity([](const In& in) { return clamp(in[0], -0.5, 0.7); }, {randn({6, 7}, dt)}, label(dt, "clamp"));
@@ -268,8 +263,7 @@ TEST_CASE("cuda core: clamp, where, masked_fill and comparisons") {
   }
 }
 
-TEST_CASE("cuda core: unary math and activations, forward and fused backward") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: unary math and activations, forward and fused backward" * gpu_only()) {
   PoisonOn poison;
   Sizes sz;
   using F = Tensor (*)(const Tensor&);
@@ -310,8 +304,7 @@ TEST_CASE("cuda core: unary math and activations, forward and fused backward") {
   }
 }
 
-TEST_CASE("cuda core: elementwise over more than 2^31 elements (64-bit index path)") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: elementwise over more than 2^31 elements (64-bit index path)" * gpu_only()) {
   // (2, 2^15, 2^15 + 1) float32: 8.6 GB of output, from two small broadcast operands whose
   // strides keep three dims, so the kernel divides 64-bit linear indices.
   const int64_t K = int64_t(1) << 15, M = K + 1;
@@ -336,8 +329,7 @@ TEST_CASE("cuda core: elementwise over more than 2^31 elements (64-bit index pat
 
 // ---- reduce.cu ---------------------------------------------------------------------------------
 
-TEST_CASE("cuda core: sum, mean, max, min, var, logsumexp over dim sets, keepdim, any layout") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: sum, mean, max, min, var, logsumexp over dim sets, keepdim, any layout" * gpu_only()) {
   PoisonOn poison;
   Sizes sz;
   const std::vector<std::vector<int64_t>> dim_sets = {{0}, {1}, {2}, {-1}, {0, 2}, {1, 2}, {0, 1}, {0, 1, 2}};
@@ -369,8 +361,7 @@ TEST_CASE("cuda core: sum, mean, max, min, var, logsumexp over dim sets, keepdim
   }
 }
 
-TEST_CASE("cuda core: reductions large enough for split rows, columns and long rows") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: reductions large enough for split rows, columns and long rows" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kDtypes) {
     // One output of 4M elements: split across many blocks, partials combined.
@@ -411,8 +402,7 @@ TEST_CASE("cuda core: reductions large enough for split rows, columns and long r
   CHECK(std::isnan(mean(empty_g, {1}).to(Device::cpu()).at({0})));
 }
 
-TEST_CASE("cuda core: argmax and argmin: first index on ties, NaN wins, every dtype") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: argmax and argmin: first index on ties, NaN wins, every dtype" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kAllDtypes) {
     // Few distinct values: many ties.
@@ -451,8 +441,7 @@ TEST_CASE("cuda core: argmax and argmin: first index on ties, NaN wins, every dt
 
 // ---- index.cu and the shape ops that copy ---------------------------------------------------
 
-TEST_CASE("cuda core: contiguous, concat, stack, pad, flip, roll, repeat") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: contiguous, concat, stack, pad, flip, roll, repeat" * gpu_only()) {
   PoisonOn poison;
   Sizes sz;
   for (DType dt : kDtypes) {
@@ -486,8 +475,7 @@ TEST_CASE("cuda core: contiguous, concat, stack, pad, flip, roll, repeat") {
   }
 }
 
-TEST_CASE("cuda core: index_select, gather and embedding with repeated indices") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: index_select, gather and embedding with repeated indices" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kDtypes) {
     // Short rows (C = 5: one thread per element) and long rows (C = 300: a block per row).
@@ -532,8 +520,7 @@ TEST_CASE("cuda core: index_select, gather and embedding with repeated indices")
 
 // ---- random.cu ---------------------------------------------------------------------------------
 
-TEST_CASE("cuda core: uniform, normal, randint and dropout give the CPU's numbers for a seed") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: uniform, normal, randint and dropout give the CPU's numbers for a seed" * gpu_only()) {
   PoisonOn poison;
   for (int64_t n : {1, 2, 3, 5, 1001, 300007}) {
     INFO("n = " << n);
@@ -587,8 +574,7 @@ TEST_CASE("cuda core: uniform, normal, randint and dropout give the CPU's number
 
 // ---- the caching allocator -------------------------------------------------------------------
 
-TEST_CASE("cuda core: the caching allocator reuses blocks and keeps its statistics") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: the caching allocator reuses blocks and keeps its statistics" * gpu_only()) {
   PoisonOn poison;
   cuda::synchronize();
   cuda::empty_cache();
@@ -669,8 +655,7 @@ TEST_CASE("cuda core: the caching allocator reuses blocks and keeps its statisti
   CHECK(sum(after_oom).item() == 200.0);
 }
 
-TEST_CASE("cuda core: backend_for refuses other device indices") {
-  WAVSPA_REQUIRE_GPU();
+TEST_CASE("cuda core: backend_for refuses other device indices" * gpu_only()) {
   CHECK(backend_for(Device::cuda()).type() == DeviceType::CUDA);
   check_error([] { backend_for(Device::cuda(1)); }, {"cuda:1", "CUDA_VISIBLE_DEVICES"});
 }
