@@ -1,6 +1,5 @@
 #include "backends/backend.h"
 
-#include <atomic>
 #include <utility>
 
 #include "backends/cpu/cpu_backend.h"
@@ -44,39 +43,6 @@ Backend& backend_for(Device device) {
   throw Error(str("device ", device, " is not available: wavspa was built without CUDA ",
                   "(rebuild with `make CUDA=1`)"));
 #endif
-}
-
-namespace {
-std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Float32};
-const std::pair<MatmulPrecision, const char*> kPrecisionNames[] = {
-    {MatmulPrecision::Float32, "fp32"},
-    {MatmulPrecision::TF32, "tf32"},
-    {MatmulPrecision::BFloat16, "bf16"},
-};
-}  // namespace
-
-void set_matmul_precision(MatmulPrecision p) { g_matmul_precision.store(p); }
-MatmulPrecision matmul_precision() { return g_matmul_precision.load(); }
-
-const char* matmul_precision_name(MatmulPrecision p) {
-  for (auto& [q, name] : kPrecisionNames)
-    if (q == p) return name;
-  return "?";
-}
-
-const std::vector<std::string>& matmul_precision_names() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> v;
-    for (auto& [p, name] : kPrecisionNames) v.push_back(name);
-    return v;
-  }();
-  return names;
-}
-
-MatmulPrecision matmul_precision_from_name(const std::string& name) {
-  for (auto& [p, n] : kPrecisionNames)
-    if (name == n) return p;
-  throw Error(str("unknown matmul precision '", name, "'; valid: ", matmul_precision_names()));
 }
 
 RowMap make_row_map(int64_t n, std::vector<ExtendRow> padded) {

@@ -31,7 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "backends/backend.h"
+#include "core/runtime.h"
 #include "models/factory.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"

@@ -16,8 +16,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "backends/backend.h"
 #include "core/error.h"
+#include "core/runtime.h"
 #include "train/config.h"
 #include "train/trainer.h"
 

@@ -7,8 +7,8 @@
 #include <sstream>
 #include <type_traits>
 
-#include "backends/backend.h"
 #include "core/error.h"
+#include "core/runtime.h"
 
 namespace wavspa::train {
 

@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include "autograd/grad_mode.h"
-#include "backends/backend.h"
 #include "core/error.h"
+#include "core/runtime.h"
 #include "data/loader.h"
 #include "models/factory.h"
 #include "nn/checkpoint.h"

@@ -2,9 +2,6 @@
 // OpenMP parallel region it runs single-threaded, so a batched product either runs its batch
 // in parallel (one thread per matrix) or runs each matrix on all threads, never both.
 #include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
@@ -53,23 +50,3 @@ void CpuBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
 }
 
 }  // namespace wavspa::cpu
-
-namespace wavspa {
-
-void set_cpu_threads(int n) {
-  WAVSPA_CHECK(n >= 1, "set_cpu_threads: expected n >= 1, got ", n);
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  openblas_set_num_threads(n);
-}
-
-int cpu_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-}  // namespace wavspa

@@ -6,7 +6,7 @@
 // cuBLAS gets B first, then A, and m and n swapped. No data moves, and the transpose flags
 // pass through unchanged.
 //
-// float32 products follow matmul_precision() (backends/backend.h):
+// float32 products follow matmul_precision() (core/runtime.h):
 //   Float32   cublasSgemm with CUBLAS_DEFAULT_MATH: exact float32, like the CPU (the default;
 //             parity tests and long CPU-vs-CUDA training comparisons need it)
 //   TF32      the same call with CUBLAS_TF32_TENSOR_OP_MATH
@@ -23,6 +23,7 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/nn_common.cuh"
+#include "core/runtime.h"
 
 namespace wavspa::cuda {
 namespace {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "core/runtime.h"
 #include "models/factory.h"
 #include "nn/attention.h"
 #include "nn/layers.h"

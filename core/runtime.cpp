@@ -1,0 +1,66 @@
+#include "core/runtime.h"
+
+// The thread count is applied to the two thread pools the CPU kernels run on: OpenMP's and
+// OpenBLAS's. Both are external libraries, so calling them from core/ points no arrow upward.
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <atomic>
+#include <utility>
+
+#include "core/error.h"
+
+namespace wavspa {
+
+namespace {
+std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Float32};
+const std::pair<MatmulPrecision, const char*> kPrecisionNames[] = {
+    {MatmulPrecision::Float32, "fp32"},
+    {MatmulPrecision::TF32, "tf32"},
+    {MatmulPrecision::BFloat16, "bf16"},
+};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) { g_matmul_precision.store(p); }
+MatmulPrecision matmul_precision() { return g_matmul_precision.load(); }
+
+const char* matmul_precision_name(MatmulPrecision p) {
+  for (auto& [q, name] : kPrecisionNames)
+    if (q == p) return name;
+  return "?";
+}
+
+const std::vector<std::string>& matmul_precision_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (auto& [p, name] : kPrecisionNames) v.push_back(name);
+    return v;
+  }();
+  return names;
+}
+
+MatmulPrecision matmul_precision_from_name(const std::string& name) {
+  for (auto& [p, n] : kPrecisionNames)
+    if (name == n) return p;
+  throw Error(str("unknown matmul precision '", name, "'; valid: ", matmul_precision_names()));
+}
+
+void set_cpu_threads(int n) {
+  WAVSPA_CHECK(n >= 1, "set_cpu_threads: expected n >= 1, got ", n);
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  openblas_set_num_threads(n);
+}
+
+int cpu_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace wavspa

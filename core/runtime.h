@@ -1,0 +1,54 @@
+// Process-wide settings that kernels read when they run: how float32 matrix products are
+// computed and how many threads the CPU kernels use. They live below the backends so that
+// tools and the training loop can set them without including the kernel interface.
+//
+//   wavspa::set_cpu_threads(4);                                        // OpenMP and OpenBLAS
+//   wavspa::set_matmul_precision(wavspa::MatmulPrecision::BFloat16);
+//   { wavspa::MatmulPrecisionGuard exact(wavspa::MatmulPrecision::Float32); ... }
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace wavspa {
+
+// How float32 matrix products (matmul, linear, the batched products of attention) are
+// computed. Each product reads it when it runs. float64 products are never affected, and the
+// CPU backend computes every product in float32 whatever the setting.
+//
+//   Float32   exact float32 multiply-adds: CPU and CUDA agree to rounding (the default)
+//   TF32      CUDA: tensor cores with the inputs rounded to TF32 (10 mantissa bits), float32
+//             accumulation and output
+//   BFloat16  CUDA: the inputs rounded to bfloat16 (7 stored mantissa bits, round to nearest
+//             even), float32 accumulation and output. With float32 weights, activations and
+//             optimizer state this is bfloat16 mixed precision: the products (and so
+//             attention's scores and mixing) run on bfloat16 tensor cores, everything else
+//             stays float32.
+enum class MatmulPrecision { Float32, TF32, BFloat16 };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+const char* matmul_precision_name(MatmulPrecision p);  // "fp32", "tf32", "bf16"
+const std::vector<std::string>& matmul_precision_names();  // all three, in that order
+// Accepts the names above; anything else is a wavspa::Error listing them.
+MatmulPrecision matmul_precision_from_name(const std::string& name);
+
+// Sets a precision for the lifetime of a scope and restores the previous one after it.
+class MatmulPrecisionGuard {
+ public:
+  explicit MatmulPrecisionGuard(MatmulPrecision p) : saved_(matmul_precision()) {
+    set_matmul_precision(p);
+  }
+  ~MatmulPrecisionGuard() { set_matmul_precision(saved_); }
+  MatmulPrecisionGuard(const MatmulPrecisionGuard&) = delete;
+  MatmulPrecisionGuard& operator=(const MatmulPrecisionGuard&) = delete;
+
+ private:
+  MatmulPrecision saved_;
+};
+
+// Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's
+// (OMP_NUM_THREADS, else one per core).
+void set_cpu_threads(int n);
+int cpu_threads();
+
+}  // namespace wavspa
