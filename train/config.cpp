@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <type_traits>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/runtime.h"
 
 namespace wavspa::train {
@@ -15,6 +13,8 @@ namespace wavspa::train {
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kWhat = "run config";  // how errors name this config
 
 // Preset name -> (architecture, attention, parametrization).
 struct Preset {
@@ -66,62 +66,35 @@ json run_object(const RunConfig& c) {
               {"threads", c.threads}};
 }
 
-template <typename T>
-void read(const json& j, const char* key, T& out) {
-  if (!j.contains(key)) return;
-  const json& v = j.at(key);
-  // nlohmann converts 2.5 to 2 and -1 to 2^64 - 1 for integer targets; refuse both.
-  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-    const bool ok = v.is_number_integer() && (std::is_signed_v<T> || v.is_number_unsigned() || v.get<int64_t>() >= 0);
-    if (!ok) throw Error(str("run config: '", key, "' has the wrong type: expected a",
-                             std::is_signed_v<T> ? "n" : " non-negative", " integer, got ", v.dump()));
-  }
-  try {
-    out = v.get<T>();
-  } catch (const json::exception&) {
-    throw Error(str("run config: '", key, "' has the wrong type (", j.at(key).dump(), ")"));
-  }
-}
-
-void one_of(const char* key, const std::string& value, const std::vector<std::string>& valid) {
-  for (const auto& v : valid)
-    if (v == value) return;
-  throw Error(str("run config: '", key, "' is '", value, "'; valid values: ", valid));
-}
-
 // Reads every key of `j` into `c`; unknown keys are an error listing the valid ones.
 void read_into(RunConfig& c, const json& j) {
-  WAVSPA_CHECK(j.is_object(), "run config: expected a JSON object, got ", j.type_name());
-  const json defaults = run_object(c);
-  std::vector<std::string> unknown;
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!defaults.contains(it.key()) && it.key() != "model") unknown.push_back(it.key());
-  WAVSPA_CHECK(unknown.empty(), "run config: unknown keys ", unknown, "; valid keys: ", RunConfig::keys());
-  read(j, "task", c.task);
-  read(j, "data", c.data);
-  read(j, "max_len", c.max_len);
-  read(j, "train_limit", c.train_limit);
-  read(j, "val_limit", c.val_limit);
-  read(j, "test_limit", c.test_limit);
-  read(j, "steps", c.steps);
-  read(j, "batch_size", c.batch_size);
-  read(j, "optimizer", c.optimizer);
-  read(j, "lr", c.lr);
-  read(j, "weight_decay", c.weight_decay);
-  read(j, "momentum", c.momentum);
-  read(j, "schedule", c.schedule);
-  read(j, "warmup", c.warmup);
-  read(j, "clip_grad_norm", c.clip_grad_norm);
-  read(j, "label_smoothing", c.label_smoothing);
-  read(j, "eval_every", c.eval_every);
-  read(j, "eval_limit", c.eval_limit);
-  read(j, "log_every", c.log_every);
-  read(j, "early_stop", c.early_stop);
-  read(j, "prefetch", c.prefetch);
-  read(j, "seed", c.seed);
-  read(j, "device", c.device);
-  read(j, "precision", c.precision);
-  read(j, "threads", c.threads);
+  const JsonFields fields(j, kWhat);
+  fields.refuse_unknown_keys(RunConfig::keys());
+  fields.read("task", c.task);
+  fields.read("data", c.data);
+  fields.read("max_len", c.max_len);
+  fields.read("train_limit", c.train_limit);
+  fields.read("val_limit", c.val_limit);
+  fields.read("test_limit", c.test_limit);
+  fields.read("steps", c.steps);
+  fields.read("batch_size", c.batch_size);
+  fields.read("optimizer", c.optimizer);
+  fields.read("lr", c.lr);
+  fields.read("weight_decay", c.weight_decay);
+  fields.read("momentum", c.momentum);
+  fields.read("schedule", c.schedule);
+  fields.read("warmup", c.warmup);
+  fields.read("clip_grad_norm", c.clip_grad_norm);
+  fields.read("label_smoothing", c.label_smoothing);
+  fields.read("eval_every", c.eval_every);
+  fields.read("eval_limit", c.eval_limit);
+  fields.read("log_every", c.log_every);
+  fields.read("early_stop", c.early_stop);
+  fields.read("prefetch", c.prefetch);
+  fields.read("seed", c.seed);
+  fields.read("device", c.device);
+  fields.read("precision", c.precision);
+  fields.read("threads", c.threads);
   if (j.contains("model")) {
     WAVSPA_CHECK(j.at("model").is_object(), "run config: 'model' must be a JSON object, got ",
                  j.at("model").type_name());
@@ -130,22 +103,6 @@ void read_into(RunConfig& c, const json& j) {
     for (auto it = j.at("model").begin(); it != j.at("model").end(); ++it) merged[it.key()] = it.value();
     c.model = models::ModelConfig::from_json(merged.dump(), /*check=*/false);
   }
-}
-
-json parse_json(const std::string& text, const std::string& what) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(str(what, ": invalid JSON: ", e.what()));
-  }
-}
-
-std::string read_text(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  WAVSPA_CHECK(in.good(), what, ": cannot open '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -167,14 +124,14 @@ const std::vector<std::string>& model_preset_names() {
 
 RunConfig RunConfig::from_json(const std::string& text) {
   RunConfig c;
-  read_into(c, parse_json(text, "run config"));
+  read_into(c, parse_json(text, kWhat));
   c.validate();
   return c;
 }
 
 RunConfig RunConfig::from_file(const std::string& path) {
   try {
-    return from_json(read_text(path, "run config"));
+    return from_json(read_text_file(path, kWhat));
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -196,10 +153,10 @@ std::vector<std::string> RunConfig::keys() {
 }
 
 void RunConfig::validate() const {
-  one_of("task", task, task_names());
-  one_of("optimizer", optimizer, {"adamw", "adam", "sgd"});
-  one_of("device", device, {"cpu", "cuda"});
-  one_of("precision", precision, matmul_precision_names());
+  check_one_of(kWhat, "task", task, task_names());
+  check_one_of(kWhat, "optimizer", optimizer, {"adamw", "adam", "sgd"});
+  check_one_of(kWhat, "device", device, {"cpu", "cuda"});
+  check_one_of(kWhat, "precision", precision, matmul_precision_names());
   WAVSPA_CHECK(precision == "fp32" || device == "cuda", "run config: 'precision' ", precision,
                " needs device cuda (the CPU backend multiplies in float32), got device ", device);
   auto at_least = [](const char* key, int64_t v, int64_t lo) {
@@ -270,7 +227,7 @@ void apply_model_preset(RunConfig& c, const std::string& name_or_path) {
                "' is neither a model name nor a file; names: ", model_preset_names(),
                " (or a models JSON file such as configs/listops_wavspa_small.json)");
   try {
-    json model = parse_json(read_text(name_or_path, "--model"), "model config");
+    json model = parse_json(read_text_file(name_or_path, "--model"), "model config");
     json patch;
     patch["model"] = model;
     read_into(c, patch);
