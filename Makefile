@@ -1,20 +1,56 @@
 # wavspa build. `make help` lists the targets.
 #
-# Options (each must be 0 or 1):
-#   CUDA=1     also build the CUDA backend (needs nvcc; sm_90)
+# Options (each must be 0 or 1, except CUDA_ARCH):
+#   CUDA=1     also build the CUDA backend (needs nvcc)
+#   CUDA_ARCH  the GPU nvcc compiles for: sm_NN, sm_NNN or with an `a` (sm_90a); default sm_90
 #   WERROR=1   treat warnings as errors (CI does)
 #   OPENMP=0   build without OpenMP (single-threaded kernels)
 #   SANITIZE=1 AddressSanitizer + UndefinedBehaviorSanitizer (what `make sanitize` uses)
+#
+# Each option set builds in its own folder, so objects of different sets never mix:
+#   build, build-cuda, build-noomp, build-sanitize, build-cuda-noomp-sanitize, ... (the parts
+#   in that order), and build-cuda-sm_80 etc. for a CUDA_ARCH other than sm_90. WERROR gets no
+#   folder of its own: it changes no object, only whether a warning stops the build.
+#   BUILD=dir on the command line (or in the environment) wins.
 
-CUDA     ?= 0
-WERROR   ?= 0
-OPENMP   ?= 1
-SANITIZE ?= 0
+CUDA      ?= 0
+CUDA_ARCH ?= sm_90
+WERROR    ?= 0
+OPENMP    ?= 1
+SANITIZE  ?= 0
 $(foreach v,CUDA WERROR OPENMP SANITIZE,$(if $(filter 0 1,$($(v))),,$(error $(v) must be 0 or 1, got '$($(v))')))
+# CUDA_ARCH: sm_, then 2 or 3 digits, then an optional a; checked in make itself, no shell.
+spread_digits = $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1)))))))))))
+arch_chars := $(call spread_digits,$(patsubst sm_%,%,$(patsubst %a,%,$(CUDA_ARCH))))
+arch_ok    := $(and $(filter 1,$(words $(CUDA_ARCH))),$(filter sm_%,$(CUDA_ARCH)),$(filter 2 3,$(words $(arch_chars))),$(if $(filter-out 0 1 2 3 4 5 6 7 8 9,$(arch_chars)),,ok))
+ifeq ($(arch_ok),)
+  $(error CUDA_ARCH must be sm_NN or sm_NNN, optionally with a trailing a (sm_90, sm_90a, sm_100a), got '$(CUDA_ARCH)')
+endif
+
+# The build assumes x86-64: -march=x86-64-v3 below and the Debian multiarch paths
+# /usr/{include,lib}/x86_64-linux-gnu of OpenBLAS, SLEEF and KissFFT. Elsewhere it stops
+# here rather than with a compiler error (`make help` and `make clean` still work).
+# HOST_ARCH=... on the command line tests this message on an x86-64 machine.
+HOST_ARCH ?= $(shell uname -m)
+ifneq ($(filter-out help clean print-%,$(or $(MAKECMDGOALS),all)),)
+  ifneq ($(HOST_ARCH),x86_64)
+    $(error wavspa builds only on x86_64 machines, but this one is '$(HOST_ARCH)' (uname -m; HOST_ARCH=... overrides): the Makefile compiles with -march=x86-64-v3 and takes OpenBLAS, SLEEF and KissFFT from /usr/{include,lib}/x86_64-linux-gnu)
+  endif
+endif
+
+# The build folder of this option set (see above); BUILD=dir given by the user wins.
+build_dir = build$(if $(filter 1,$(1)),-cuda$(if $(filter-out sm_90,$(2)),-$(2)))$(if $(filter 0,$(3)),-noomp)$(if $(filter 1,$(4)),-sanitize)
+ifeq ($(origin BUILD),undefined)
+  BUILD := $(call build_dir,$(CUDA),$(CUDA_ARCH),$(OPENMP),$(SANITIZE))
+else
+  BUILD_GIVEN := 1
+endif
+ifneq ($(words $(BUILD)),1)
+  $(error BUILD must name one folder, got '$(BUILD)')
+endif
 
 CXX       ?= g++
 NVCC      ?= /usr/local/cuda/bin/nvcc
-BUILD     ?= build
 CXXSTD    := -std=c++20
 WARN      := -Wall -Wextra -Wpedantic -Wno-unknown-pragmas
 # x86-64-v3 = AVX2 + FMA. Not -march=native: on this AVX-512 machine g++ 12's AVX-512
@@ -64,19 +100,23 @@ ifeq ($(CUDA),1)
   endif
   CPPFLAGS  += -DWAVSPA_CUDA -I/usr/local/cuda/include
   LDLIBS    += -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcufft
-  NVCCFLAGS := -std=c++20 -O3 -arch=sm_90 -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall
+  NVCCFLAGS := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall
 endif
 
 # Targets that install the packages first and then re-run make need no check here; any
 # other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
-ifeq ($(filter deps clean help test sanitize bench run,$(MAKECMDGOALS)),)
+ifeq ($(filter deps clean help test sanitize bench run print-%,$(MAKECMDGOALS)),)
   ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT)$(HAVE_PNG_CSV),1111)
     $(error OpenBLAS (OpenMP build), SLEEF, KissFFT, libpng or libcsv is missing: run `make deps` first)
   endif
 endif
 
+comma := ,
 yesno = $(if $(filter 1,$(1)),yes,no)
-$(info wavspa: OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
+# (Not for goals that build nothing here: `make sanitize`'s inner make prints its own line.)
+ifneq ($(filter-out sanitize deps clean help print-%,$(or $(MAKECMDGOALS),all)),)
+$(info wavspa: building in $(BUILD)/; OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)),$(comma) $(CUDA_ARCH))), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
+endif
 
 # ---- sources ---------------------------------------------------------------------------
 LIB_SRC  := $(wildcard core/*.cpp backends/*.cpp backends/cpu/*.cpp autograd/*.cpp ops/*.cpp nn/*.cpp models/*.cpp data/*.cpp train/*.cpp)
@@ -132,9 +172,10 @@ test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(EXAMPLES) $(TOOLS)
 	WAVSPA_BUILD=$(BUILD) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(TESTS) $(TEST_ARGS)
 
-# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder:
+# the option set's (build-sanitize, build-cuda-sanitize, ...), or BUILD=dir's dir-sanitize.
 sanitize: deps
-	@$(MAKE) --no-print-directory BUILD=build-sanitize SANITIZE=1 test
+	@$(MAKE) --no-print-directory SANITIZE=1 $(if $(BUILD_GIVEN),BUILD=$(BUILD:%-sanitize=%)-sanitize) test
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench
@@ -162,17 +203,28 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# Every folder an option set builds in by default (a BUILD=dir of your own is left alone).
+ALL_BUILDS := $(foreach c,0 1,$(foreach o,1 0,$(foreach s,0 1,$(call build_dir,$(c),sm_90,$(o),$(s)))))
 clean:
-	rm -rf build build-sanitize build-cuda
+	rm -rf $(ALL_BUILDS) $(patsubst %/,%,$(wildcard build-cuda-sm_*/))
+
+# `make print-BUILD` (any variable): what the Makefile computed, for scripts and checks.
+print-%:
+	@echo '$*=$($*)'
 
 help:
 	@echo "make            build $(LIB), tools and examples"
 	@echo "make test       install deps, build, run the doctest suite"
-	@echo "make sanitize   the suite under ASan + UBSan (build-sanitize/)"
+	@echo "make sanitize   the suite under ASan + UBSan in build-sanitize/ (CUDA=1: build-cuda-sanitize/, ...)"
 	@echo "make bench      speed: matmul GFLOP/s, add/gelu/softmax/layer_norm GB/s"
 	@echo "make run        the main job: train WavSpA on a small ListOps set (a few minutes)"
 	@echo "make deps       install missing Debian packages"
-	@echo "make clean      remove build outputs"
-	@echo "options: CUDA=0|1 WERROR=0|1 OPENMP=0|1 SANITIZE=0|1"
+	@echo "make clean      remove every build folder below (not a BUILD=dir of your own)"
+	@echo "make print-VAR  print a variable the Makefile computed, e.g. print-BUILD"
+	@echo "options: CUDA=0|1 CUDA_ARCH=sm_90|sm_NN|sm_NNa WERROR=0|1 OPENMP=0|1 SANITIZE=0|1"
+	@echo "folders: each option set builds in its own: build, build-cuda, build-noomp, build-sanitize,"
+	@echo "         and combinations in that order (build-cuda-noomp-sanitize); CUDA_ARCH other than"
+	@echo "         sm_90 adds itself (build-cuda-sm_80); WERROR changes no object, so no folder;"
+	@echo "         BUILD=dir overrides. These options: $(BUILD)/"
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tools/*.d $(BUILD)/obj/examples/*.d)
