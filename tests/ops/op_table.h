@@ -8,8 +8,8 @@
 //     the op takes them, give the float64 result exactly); mixed float32/float64 inputs are
 //     refused naming both;
 //   - with CUDA=1 and a GPU: CPU-vs-CUDA parity of the outputs and of every input's gradient,
-//     in float32 and float64, element by element within atol + rtol * |cpu|, and inputs on
-//     two devices refused;
+//     in float32 and float64, element by element within atol + rtol * |cpu| (and of the
+//     int64 outputs, exactly, for ops that take integers), and inputs on two devices refused;
 //   - coverage: an op declared in a header but missing here fails a test, and docs/ops.md's op
 //     tables are generated from these entries (a test fails when they differ).
 //

@@ -247,7 +247,7 @@ std::string table_row(const OpInfo& op) {
     std::string checks = std::to_string(samples.size()) + " samples: ";
     checks += op.differentiable ? "gradcheck" : "no graph recorded";
     if (op.mixed_dtypes_refused && two_inputs) checks += ", mixed dtypes refused";
-    checks += op.cuda ? ", CUDA f32/f64" : ", CPU only";
+    checks += op.cuda ? (op.ints == Ints::Exact ? ", CUDA f32/f64/i64" : ", CUDA f32/f64") : ", CPU only";
     md << "| `" << op.name << "` | " << op.backward << " | " << checks << " | " << ints_word(op.ints) << " | "
        << (op.value_test.empty() ? "none" : "\"" + op.value_test + "\"") << " |\n";
   }
@@ -285,14 +285,24 @@ namespace {
 
 // The sample on the CPU and on the GPU, in dtype `dt`: outputs compared, then the same random
 // output gradient sent back through both and every input's gradient compared.
+// In int64 (ops that take integers), the floating inputs become integers and the results
+// must be equal.
 void check_sample_parity(const OpInfo& op, const Sample& s, DType dt, const std::string& what) {
-  const Tol tol = dt == kFloat32 ? op.f32 : op.f64;
+  const bool integer = dt == kInt64;
+  const Tol tol = integer ? Tol{0, 0} : dt == kFloat32 ? op.f32 : op.f64;
   auto on = [&](Device device) {
-    return convert(s, [&](const Tensor& t) { return t.to(dt).to(device).detach(); },
+    return convert(s,
+                   [&](const Tensor& t) {
+                     return (integer ? mul(t, 3.0).to(kInt64) : t.to(dt)).to(device).detach();
+                   },
                    [&](const Tensor& t) { return t.to(device); });
   };
   In cpu = on(Device::cpu()), gpu = on(Device::cuda());
   const size_t n = s.inputs.size();
+  if (integer) {
+    check_close(s.fn(cpu), s.fn(gpu), tol, what + " forward");
+    return;
+  }
   if (op.differentiable)
     for (size_t i = 0; i < n; ++i) cpu[i].requires_grad_(), gpu[i].requires_grad_();
   Tensor yc = s.fn(cpu), yg = s.fn(gpu);
@@ -309,12 +319,13 @@ void check_sample_parity(const OpInfo& op, const Sample& s, DType dt, const std:
 
 }  // namespace
 
-TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, float32 and float64" * gpu_only()) {
+TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, float32, float64 and int64" * gpu_only()) {
   int64_t compared = 0;
   for (const OpInfo& op : op_table()) {
     if (!op.cuda) continue;
     for (const Sample& s : samples_of(op)) {
-      for (DType dt : {kFloat32, kFloat64}) {
+      for (DType dt : {kFloat32, kFloat64, kInt64}) {
+        if (dt == kInt64 && op.ints != Ints::Exact) continue;
         const std::string what = label(op, s) + " " + dtype_name(dt);
         INFO(what);
         if (runs([&] { check_sample_parity(op, s, dt, what); }, what)) ++compared;
