@@ -60,7 +60,8 @@ struct OpInfo {
   bool differentiable = true;
   bool cuda = true;        // a CUDA build computes it (checked against the CPU)
   Ints ints = Ints::Refused;
-  bool mixed_dtypes_refused = true;  // float32 with float64 inputs throws (samples with two floating inputs)
+  bool mixed_dtypes_refused = true;   // float32 with float64 inputs throws (samples with two floating inputs)
+  bool mixed_devices_refused = true;  // a CUDA input with CPU ones throws (samples with two inputs)
   std::string error_name;  // the op's name in its error messages; defaults to `name`
   Tol f32{1e-5, 1e-4}, f64{1e-10, 1e-9};  // CPU-vs-CUDA tolerances
   std::function<std::vector<Sample>()> samples;

@@ -225,7 +225,8 @@ void add_shape_ops(std::vector<OpInfo>& t) {
     return op;
   };
   t.push_back(in_place("copy_", "", [](Tensor& y, const In& x) { y.copy_(x[1]); }, 2));
-  t.back().mixed_dtypes_refused = false;  // copy_ converts
+  t.back().mixed_dtypes_refused = false;  // copy_ converts dtypes
+  t.back().mixed_devices_refused = false;  // and copies across devices
   t.push_back(in_place("fill_", kViewValues, [](Tensor& y, const In&) { y.fill_(-1.5); }, 1));
   t.back().ints = Ints::Skip;  // fills -1.5, which an integer tensor truncates
   t.push_back(in_place("zero_", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));

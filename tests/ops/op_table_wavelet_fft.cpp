@@ -14,9 +14,10 @@ OpInfo entry(const std::string& name, const std::string& header, const std::stri
   op.backward = backward;
   op.value_test = value_test;
   op.samples = std::move(samples);
-  // A named wavelet's float64 filters serve float32 signals too, so the filter's dtype is
-  // converted to the signal's rather than refused.
+  // A named wavelet's float64 CPU filters serve float32 and CUDA signals too, so filters are
+  // converted to the signal's dtype and moved to its device rather than refused.
   op.mixed_dtypes_refused = false;
+  op.mixed_devices_refused = false;
   return op;
 }
 

@@ -242,12 +242,14 @@ std::string table_row(const OpInfo& op) {
   std::ostringstream md;
   {
     const std::vector<Sample> samples = samples_of(op);
-    const bool two_inputs =
-        std::any_of(samples.begin(), samples.end(), [](const Sample& s) { return s.inputs.size() >= 2; });
+    auto any = [&](auto pred) { return std::any_of(samples.begin(), samples.end(), pred); };
+    const bool two_inputs = any([](const Sample& s) { return s.inputs.size() >= 2; });
+    const bool two_args = any([](const Sample& s) { return s.inputs.size() + s.consts.size() >= 2; });
     std::string checks = std::to_string(samples.size()) + " samples: ";
     checks += op.differentiable ? "gradcheck" : "no graph recorded";
     if (op.mixed_dtypes_refused && two_inputs) checks += ", mixed dtypes refused";
     checks += op.cuda ? (op.ints == Ints::Exact ? ", CUDA f32/f64/i64" : ", CUDA f32/f64") : ", CPU only";
+    if (op.cuda && op.mixed_devices_refused && two_args) checks += ", two devices refused";
     md << "| `" << op.name << "` | " << op.backward << " | " << checks << " | " << ints_word(op.ints) << " | "
        << (op.value_test.empty() ? "none" : "\"" + op.value_test + "\"") << " |\n";
   }
@@ -337,7 +339,7 @@ TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, fl
 
 TEST_CASE("op table: inputs on two devices are refused naming both" * gpu_only()) {
   for (const OpInfo& op : op_table()) {
-    if (!op.cuda) continue;
+    if (!op.cuda || !op.mixed_devices_refused) continue;
     for (const Sample& s : samples_of(op)) {
       In args = args_of(s);
       if (args.size() < 2) continue;
