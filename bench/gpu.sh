@@ -8,7 +8,7 @@
 #                                   #       into .gpu/bundle.tgz (git-ignored)
 #   bash bench/gpu.sh run STAGES    # there (carry .gpu), STAGES from:
 #       tests      the whole test suite (CPU and CUDA cases)
-#       memcheck   compute-sanitizer --tool memcheck on the CUDA cases
+#       memcheck   compute-sanitizer --tool memcheck on the CUDA cases (and the op table's)
 #       racecheck  compute-sanitizer --tool racecheck on the CUDA cases (sanitize: both)
 #       train      tools/train --device cuda on a small ListOps set, every model preset
 #       bench      one training step of the LRA ListOps WavSpA and Transformer (batch 32,
@@ -57,7 +57,7 @@ stage_tests() {
 # reports that API error and its retry as 4 errors, so it runs alone with API errors off
 # (its kernels are still checked). The every-preset case only repeats kernels of the op
 # cases and takes racecheck past 10 minutes.
-sanitize_args=(-tc='cuda*' -tce='*2^31*,*caching allocator*')
+sanitize_args=(-tc='cuda*,op table: CUDA*,op table: inputs on two*' -tce='*2^31*,*caching allocator*')
 alloc_case=(-tc='*caching allocator*')
 
 stage_memcheck() {
@@ -70,7 +70,7 @@ stage_memcheck() {
 }
 
 stage_racecheck() {
-  compute-sanitizer --tool racecheck --error-exitcode 9 $bin/wavspa_tests -tc='cuda*' \
+  compute-sanitizer --tool racecheck --error-exitcode 9 $bin/wavspa_tests -tc='cuda*,op table: CUDA*' \
     -tce='*2^31*,*every model preset*' >"$out/racecheck.log" 2>&1
   row "racecheck (cuda cases)" "rc $? / $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$out/racecheck.log" | tail -1)"
   grep -B2 -A12 -m3 -E '^========= (Race|Error)' "$out/racecheck.log" | head -60

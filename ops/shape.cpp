@@ -225,6 +225,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   check_defined("gather", x);
   Tensor idx = as_index("gather", index);
+  WAVSPA_CHECK(idx.device() == x.device(), "gather: index on ", idx.device(), ", input on ", x.device());
   const int64_t d = wrap_dim(dim, x.dim(), "gather");
   bool fits = idx.dim() == x.dim();
   for (int64_t i = 0; fits && i < x.dim(); ++i) fits = i == d || idx.shape()[i] <= x.shape()[i];

@@ -154,6 +154,11 @@ inline int run_command(const std::string& cmd, std::string& output) {
 
 // ---- CPU against CUDA (compiled with CUDA=1) -------------------------------------------
 
+// Tolerances per dtype: |cuda - cpu| <= atol + rtol * |cpu|, element by element.
+struct Tol {
+  double atol, rtol;
+};
+
 #ifdef WAVSPA_CUDA
 inline bool cuda_available() {
   static const bool yes = cuda::device_count() > 0;
@@ -164,10 +169,6 @@ inline bool cuda_available() {
 // (not as passed) on a machine without a visible GPU.
 inline auto gpu_only() { return doctest::skip(!cuda_available()); }
 
-// Tolerances per dtype: |cuda - cpu| <= atol + rtol * |cpu|, element by element.
-struct Tol {
-  double atol, rtol;
-};
 inline Tol default_tol(DType dt) { return dt == kFloat64 ? Tol{1e-10, 1e-9} : Tol{1e-5, 1e-4}; }
 
 // Element-wise comparison of a CUDA tensor with its CPU reference; reports the worst element.

@@ -1,0 +1,353 @@
+// The op harness: every entry of the op table (tests/ops/op_table.h) through the float64
+// gradcheck, the dtype checks, CPU-vs-CUDA parity (CUDA builds with a GPU) and the
+// coverage checks against the headers and docs/ops.md.
+#include <cstdlib>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "tests/ops/op_table.h"
+
+namespace doctest::detail {
+std::set<TestCase>& getRegisteredTests();  // defined by doctest's implementation (tests/main.cpp)
+}
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+// A seed per op, so that samples differ between ops but reproduce between runs.
+uint64_t seed_of(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::vector<Sample> samples_of(const OpInfo& op) {
+  manual_seed(seed_of(op.name));
+  std::vector<Sample> s = op.samples();
+  REQUIRE_MESSAGE(!s.empty(), op.name, " has no samples");
+  return s;
+}
+
+// The sample's arguments with floating tensors converted by `floating` and the others by
+// `other` (fresh tensors: the samples' own stay untouched).
+In convert(const Sample& s, const std::function<Tensor(const Tensor&)>& floating,
+           const std::function<Tensor(const Tensor&)>& other) {
+  In all;
+  for (const In* part : {&s.inputs, &s.consts})
+    for (const Tensor& t : *part) all.push_back(is_floating(t.dtype()) ? floating(t) : other(t));
+  return all;
+}
+
+In args_of(const Sample& s) { return convert(s, [](const Tensor& t) { return t; }, [](const Tensor& t) { return t; }); }
+
+size_t floating_count(const Sample& s) {
+  size_t n = 0;
+  for (const In* part : {&s.inputs, &s.consts})
+    for (const Tensor& t : *part) n += is_floating(t.dtype());
+  return n;
+}
+
+std::string label(const OpInfo& op, const Sample& s) { return op.name + " [" + s.what + "]"; }
+
+// A message naming `what` if `fn` throws anything but a wavspa::Error.
+template <typename F>
+bool runs(F&& fn, const std::string& what) {
+  try {
+    fn();
+    return true;
+  } catch (const Error& e) {
+    const std::string message = what + " threw: " + e.what();
+    FAIL_CHECK(message);
+  } catch (const std::exception& e) {
+    const std::string message = what + " threw a non-wavspa exception: " + e.what();
+    FAIL_CHECK(message);
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("op table: every sample of every op runs, differentiable ops pass the float64 gradcheck") {
+  int64_t checked = 0, samples = 0;
+  for (const OpInfo& op : op_table()) {
+    for (const Sample& s : samples_of(op)) {
+      ++samples;
+      const std::string what = label(op, s);
+      INFO(what);
+      for (const Tensor& t : s.inputs)
+        REQUIRE_MESSAGE(t.dtype() == kFloat64, what, ": sample inputs are float64 leaves, got ", t.describe());
+      if (!op.differentiable) {
+        // no graph: the output neither requires grad nor has a node, even from inputs that do
+        In args = convert(s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
+                          [](const Tensor& t) { return t; });
+        runs([&] {
+          Tensor y = s.fn(args);
+          CHECK_MESSAGE(!y.requires_grad(), what, " records a graph but is listed as not differentiable");
+        }, what);
+        continue;
+      }
+      runs([&] {
+        In args = convert(s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
+                          [](const Tensor& t) { return t; });
+        CHECK_MESSAGE(s.fn(args).requires_grad(), what, " records no graph from inputs that require grad");
+        GradcheckResult r = gradcheck(
+            [&](const In& x) {
+              In all = x;
+              all.insert(all.end(), s.consts.begin(), s.consts.end());
+              return s.fn(all);
+            },
+            s.inputs);
+        CHECK_MESSAGE(r.ok, what, ": ", r.message);
+        ++checked;
+      }, what);
+    }
+  }
+  MESSAGE(op_table().size(), " ops, ", samples, " samples, ", checked, " gradchecks");
+}
+
+TEST_CASE("op table: integer inputs are refused naming the op, or give the float64 result exactly") {
+  for (const OpInfo& op : op_table()) {
+    if (op.ints == Ints::Skip) continue;
+    for (const Sample& s : samples_of(op)) {
+      if (floating_count(s) == 0) continue;
+      const std::string what = label(op, s);
+      INFO(what);
+      // integer values, so that exact integer arithmetic and float64 arithmetic agree
+      auto round64 = [](const Tensor& t) { return mul(t, 3.0).to(kInt64).to(kFloat64); };
+      In as_float = convert(s, round64, [](const Tensor& t) { return t; });
+      In as_int = convert(s, [&](const Tensor& t) { return round64(t).to(kInt64); }, [](const Tensor& t) { return t; });
+      if (op.ints == Ints::Refused) {
+        check_error([&] { s.fn(as_int); }, {op.error_name, "int64"});
+      } else {
+        Tensor want, got;
+        if (!runs([&] { want = s.fn(as_float); got = s.fn(as_int); }, what)) continue;
+        CHECK(got.dtype() == kInt64);
+        CHECK(got.shape() == want.shape());
+        CHECK_MESSAGE(max_abs_diff(got, want) == 0, what, ": int64 result differs from float64");
+      }
+      break;  // one sample per op is enough for the dtype rule
+    }
+  }
+}
+
+TEST_CASE("op table: float32 mixed with float64 is refused naming the op and both dtypes") {
+  for (const OpInfo& op : op_table()) {
+    if (!op.mixed_dtypes_refused) continue;
+    for (const Sample& s : samples_of(op)) {
+      if (s.inputs.size() < 2) continue;
+      INFO(label(op, s));
+      In args = args_of(s);
+      args[0] = args[0].to(kFloat32);
+      check_error([&] { s.fn(args); }, {op.error_name, "float32", "float64"});
+      break;
+    }
+  }
+}
+
+// ---- coverage -------------------------------------------------------------------------------
+
+namespace {
+
+std::string strip_comments(const std::string& text) {
+  return std::regex_replace(text, std::regex(R"(//[^\n]*)"), "");
+}
+
+// Names of the ops a header declares at namespace scope: functions returning tensors.
+std::set<std::string> declared_ops(const std::string& header) {
+  const std::string text = strip_comments(read_file(header));
+  REQUIRE_MESSAGE(!text.empty(), "cannot read ", header, " (the tests run from the repository root)");
+  static const std::regex decl(
+      R"((?:^|\n)(?:Tensor|std::vector<Tensor>|std::pair<Tensor, Tensor>|Coeffs2|Decomposition2)\s+(operator\S+?|\w+)\()");
+  std::set<std::string> names;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), decl); it != std::sregex_iterator(); ++it)
+    names.insert((*it)[1]);
+  return names;
+}
+
+// Tensor's methods that return a tensor (by value or, in place, by reference).
+std::set<std::string> tensor_methods() {
+  const std::string text = strip_comments(read_file("core/tensor.h"));
+  static const std::regex decl(R"(\n\s+(?:static\s+)?Tensor&?\s+(\w+)\()");
+  std::set<std::string> names;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), decl); it != std::sregex_iterator(); ++it)
+    names.insert("Tensor::" + std::string((*it)[1]));
+  return names;
+}
+
+// Declared functions that are not ops, each with the reason.
+const std::map<std::string, std::string> kNotOps = {
+    {"Tensor::grad", "an accessor of autograd state"},
+    {"Tensor::requires_grad_", "sets a flag, computes nothing"},
+    {"Tensor::empty", "uninitialised memory: no values to compare"},
+    {"empty", "uninitialised memory: no values to compare"},
+};
+
+}  // namespace
+
+TEST_CASE("op table: every op declared in ops/*.h and every Tensor method that computes has an entry") {
+  std::set<std::string> in_table;
+  for (const OpInfo& op : op_table()) {
+    CHECK_MESSAGE(in_table.insert(op.name).second, op.name, " has two entries");
+    CHECK_MESSAGE(!op.header.empty(), op.name);
+    CHECK_MESSAGE(!op.backward.empty(), op.name, " says nothing about its gradient");
+    CHECK_MESSAGE(op.samples != nullptr, op.name);
+  }
+  std::set<std::string> declared = tensor_methods();
+  for (const auto& entry : std::filesystem::directory_iterator("ops")) {
+    const std::string path = entry.path().string();
+    if (entry.path().extension() != ".h" || entry.path().filename() == "common.h") continue;  // common.h: internal helpers
+    for (const std::string& name : declared_ops(path)) declared.insert(name);
+  }
+  CHECK(declared.size() > 80);  // the parser found the headers' ops
+  for (const std::string& name : declared) {
+    if (kNotOps.count(name)) continue;
+    CHECK_MESSAGE(in_table.count(name), name, " is declared but has no entry in the op table (tests/ops/op_table_*.cpp)");
+  }
+  for (const std::string& name : in_table)
+    CHECK_MESSAGE(declared.count(name), name, " is in the op table but no header declares it");
+}
+
+// ---- docs/ops.md ----------------------------------------------------------------------------
+
+namespace {
+
+const char* kBegin = "<!-- op table: begin (generated from tests/ops/op_table_*.cpp; do not edit by hand) -->";
+const char* kEnd = "<!-- op table: end -->";
+
+std::string table_row(const OpInfo& op);
+
+std::string ints_word(Ints i) { return i == Ints::Refused ? "refused" : i == Ints::Exact ? "exact" : "not checked"; }
+
+// The generated part of docs/ops.md: one table per header, headers in order of first entry.
+std::string generated_tables() {
+  std::vector<std::string> headers;
+  for (const OpInfo& op : op_table())
+    if (std::find(headers.begin(), headers.end(), op.header) == headers.end()) headers.push_back(op.header);
+  std::ostringstream md;
+  for (const std::string& header : headers) {
+    md << "\n### `" << header << "`\n\n"
+       << "| op | backward | harness: samples, checks | integer inputs | value test |\n"
+       << "| --- | --- | --- | --- | --- |\n";
+    for (const OpInfo& op : op_table())
+      if (op.header == header) md << table_row(op);
+  }
+  return md.str();
+}
+
+std::string table_row(const OpInfo& op) {
+  std::ostringstream md;
+  {
+    const std::vector<Sample> samples = samples_of(op);
+    auto any = [&](auto pred) { return std::any_of(samples.begin(), samples.end(), pred); };
+    const bool two_inputs = any([](const Sample& s) { return s.inputs.size() >= 2; });
+    const bool two_args = any([](const Sample& s) { return s.inputs.size() + s.consts.size() >= 2; });
+    std::string checks = std::to_string(samples.size()) + " samples: ";
+    checks += op.differentiable ? "gradcheck" : "no graph recorded";
+    if (op.mixed_dtypes_refused && two_inputs) checks += ", mixed dtypes refused";
+    checks += op.cuda ? (op.ints == Ints::Exact ? ", CUDA f32/f64/i64" : ", CUDA f32/f64") : ", CPU only";
+    if (op.cuda && op.mixed_devices_refused && two_args) checks += ", two devices refused";
+    md << "| `" << op.name << "` | " << op.backward << " | " << checks << " | " << ints_word(op.ints) << " | "
+       << (op.value_test.empty() ? "none" : "\"" + op.value_test + "\"") << " |\n";
+  }
+  return md.str();
+}
+
+}  // namespace
+
+TEST_CASE("op table: docs/ops.md's op tables are generated from the table, value tests exist") {
+  std::set<std::string> cases;
+  for (const doctest::detail::TestCase& tc : doctest::detail::getRegisteredTests()) cases.insert(tc.m_name);
+  for (const OpInfo& op : op_table())
+    if (!op.value_test.empty())
+      CHECK_MESSAGE(cases.count(op.value_test), op.name, ": no test case named \"", op.value_test, "\"");
+
+  const std::string path = "docs/ops.md", doc = read_file(path);
+  const size_t b = doc.find(kBegin), e = doc.find(kEnd);
+  REQUIRE_MESSAGE(b != std::string::npos, path, " lacks the line ", kBegin);
+  REQUIRE_MESSAGE((e != std::string::npos && e > b), path, " lacks the line ", kEnd, " after the begin line");
+  const std::string have = doc.substr(b + std::string(kBegin).size(), e - b - std::string(kBegin).size());
+  const std::string want = generated_tables() + "\n";
+  if (have != want && std::getenv("WAVSPA_WRITE_DOCS")) {
+    write_file(path, doc.substr(0, b) + kBegin + want + doc.substr(e));
+    MESSAGE("rewrote ", path);
+    return;
+  }
+  CHECK_MESSAGE(have == want, path, "'s op tables differ from the op table: rerun with WAVSPA_WRITE_DOCS=1 "
+                "(make test TEST_ARGS='-tc=\"op table: docs*\"' WAVSPA_WRITE_DOCS=1) and commit the file");
+}
+
+// ---- CUDA -----------------------------------------------------------------------------------
+
+#ifdef WAVSPA_CUDA
+namespace {
+
+// The sample on the CPU and on the GPU, in dtype `dt`: outputs compared, then the same random
+// output gradient sent back through both and every input's gradient compared.
+// In int64 (ops that take integers), the floating inputs become integers and the results
+// must be equal.
+void check_sample_parity(const OpInfo& op, const Sample& s, DType dt, const std::string& what) {
+  const bool integer = dt == kInt64;
+  const Tol tol = integer ? Tol{0, 0} : dt == kFloat32 ? op.f32 : op.f64;
+  auto on = [&](Device device) {
+    return convert(s,
+                   [&](const Tensor& t) {
+                     return (integer ? mul(t, 3.0).to(kInt64) : t.to(dt)).to(device).detach();
+                   },
+                   [&](const Tensor& t) { return t.to(device); });
+  };
+  In cpu = on(Device::cpu()), gpu = on(Device::cuda());
+  const size_t n = s.inputs.size();
+  if (integer) {
+    check_close(s.fn(cpu), s.fn(gpu), tol, what + " forward");
+    return;
+  }
+  if (op.differentiable)
+    for (size_t i = 0; i < n; ++i) cpu[i].requires_grad_(), gpu[i].requires_grad_();
+  Tensor yc = s.fn(cpu), yg = s.fn(gpu);
+  check_close(yc, yg, tol, what + " forward");
+  if (!op.differentiable || n == 0) return;
+  Tensor seed = randn(yc.shape(), yc.dtype());
+  yc.backward(seed);
+  yg.backward(seed.to(Device::cuda()));
+  for (size_t i = 0; i < n; ++i) {
+    REQUIRE_MESSAGE(cpu[i].grad().defined() == gpu[i].grad().defined(), what, " input ", i);
+    if (cpu[i].grad().defined()) check_close(cpu[i].grad(), gpu[i].grad(), tol, what + " grad of input " + std::to_string(i));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, float32, float64 and int64" * gpu_only()) {
+  int64_t compared = 0;
+  for (const OpInfo& op : op_table()) {
+    if (!op.cuda) continue;
+    for (const Sample& s : samples_of(op)) {
+      for (DType dt : {kFloat32, kFloat64, kInt64}) {
+        if (dt == kInt64 && op.ints != Ints::Exact) continue;
+        const std::string what = label(op, s) + " " + dtype_name(dt);
+        INFO(what);
+        if (runs([&] { check_sample_parity(op, s, dt, what); }, what)) ++compared;
+      }
+    }
+  }
+  MESSAGE(compared, " CPU-vs-CUDA comparisons");
+}
+
+TEST_CASE("op table: inputs on two devices are refused naming both" * gpu_only()) {
+  for (const OpInfo& op : op_table()) {
+    if (!op.cuda || !op.mixed_devices_refused) continue;
+    for (const Sample& s : samples_of(op)) {
+      In args = args_of(s);
+      if (args.size() < 2) continue;
+      INFO(label(op, s));
+      args[0] = args[0].to(Device::cuda());
+      check_error([&] { s.fn(args); }, {"cpu", "cuda"});
+      break;
+    }
+  }
+}
+#endif
