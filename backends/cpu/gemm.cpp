@@ -42,7 +42,7 @@ void CpuBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
     const T* pb = static_cast<const T*>(b.raw_data());
     T* pc = static_cast<T*>(c.raw_data());
     // Parallel over the batch when it can keep every thread busy.
-    const bool over_batch = batch >= num_threads() && g.m * g.n * g.k < (int64_t)1 << 24;
+    [[maybe_unused]] const bool over_batch = batch >= num_threads() && g.m * g.n * g.k < (int64_t)1 << 24;
 #pragma omp parallel for schedule(static) if (over_batch)
     for (int64_t i = 0; i < batch; ++i)
       gemm_one<T>(g, pa + i * stride_a, pb + i * stride_b, pc + i * stride_c);
