@@ -18,6 +18,10 @@
 //   summary.json               the summary line
 // Every file is written atomically. A run resumed from its folder (resume = true) continues
 // from latest.safetensors and, on the CPU, produces the same losses as a run that never stopped.
+//
+// The parts: train/run_state.h starts or resumes a run (and sets up --eval-only the same way),
+// train/logging.h reports it, train/evaluation.h validates, checkpoints and sums it up, and
+// trainer.cpp holds the loop.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,161 @@
+#include "train/run_state.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+#include "core/random.h"
+#include "nn/checkpoint.h"
+#include "nn/train_state.h"
+
+namespace wavspa::train {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+TaskModel build_model(const models::ModelConfig& m) {
+  TaskModel t;
+  if (m.dual)
+    t.dual = models::make_dual_encoder(m);
+  else
+    t.classifier = models::make_classifier(m);
+  return t;
+}
+
+std::unique_ptr<nn::Optimizer> make_optimizer(const RunConfig& c, nn::Module& model) {
+  auto groups = nn::decay_groups(model, c.weight_decay);
+  if (c.optimizer == "adamw") {
+    nn::AdamWOptions o;
+    o.lr = c.lr, o.weight_decay = c.weight_decay;
+    return std::make_unique<nn::AdamW>(groups, o);
+  }
+  if (c.optimizer == "adam") {
+    nn::AdamOptions o;
+    o.lr = c.lr, o.weight_decay = c.weight_decay;
+    return std::make_unique<nn::Adam>(groups, o);
+  }
+  nn::SGDOptions o;
+  o.lr = c.lr, o.momentum = c.momentum, o.weight_decay = c.weight_decay;
+  return std::make_unique<nn::SGD>(groups, o);
+}
+
+// The metadata of latest.safetensors: the run config and the state.
+std::string progress_json(const RunConfig& c, const RunState& st) {
+  json j;
+  j["run"] = json::parse(c.to_json());
+  const LogWindow& w = st.window;
+  j["progress"] = {{"step", st.step}, {"best_val_accuracy", st.best_val_accuracy}, {"best_step", st.best_step},
+                   {"evals_without_gain", st.evals_without_gain}, {"elapsed_s", st.elapsed_s()},
+                   {"positions", st.positions},
+                   // the unfinished logging window, so the first row after a resume averages the same steps
+                   {"window", {w.loss, (double)w.steps, (double)w.correct, (double)w.scored, w.positions}}};
+  return j.dump();
+}
+
+RunState resume_state(Setup& s, const RunFolder& folder) {
+  const nn::TrainingState saved = nn::load_training_state(folder.latest, s.model.module(), *s.optimizer);
+  const json p = json::parse(saved.config_json).at("progress");
+  RunState st;
+  st.step = st.saved_step = p.at("step").get<int64_t>();
+  st.best_val_accuracy = p.at("best_val_accuracy").get<double>();
+  st.best_step = p.at("best_step").get<int64_t>();
+  st.evals_without_gain = p.at("evals_without_gain").get<int64_t>();
+  st.elapsed_before = p.at("elapsed_s").get<double>();
+  st.positions = p.at("positions").get<double>();
+  const json& w = p.at("window");
+  st.window.loss = w.at(0).get<double>(), st.window.steps = (int64_t)w.at(1).get<double>();
+  st.window.correct = (int64_t)w.at(2).get<double>(), st.window.scored = (int64_t)w.at(3).get<double>();
+  (void)w.at(4);  // positions of the window: not restored, its clock restarts with the resumed run
+  for (const MetricRow& row : read_metrics(folder.dir + "/metrics.csv"))
+    if (row.step <= st.step && row.split != "test") st.rows.push_back(row);  // drop what came after
+  return st;
+}
+
+data::LoaderOptions loader_options(const RunConfig& c) {
+  data::LoaderOptions o;
+  o.batch_size = c.batch_size;
+  o.seed = c.seed;
+  o.prefetch = c.prefetch;
+  return o;
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> TaskModel::forward(const data::Batch& b, Device device) {
+  Tensor logits = classifier ? classifier->forward(b.inputs.to(device))
+                             : dual->forward(b.inputs.to(device), b.inputs2.to(device));
+  Tensor labels = b.labels.to(device);
+  if (logits.dim() == 3) {  // (B, N, C) per token
+    const int64_t C = logits.shape()[2];
+    return {logits.reshape({-1, C}), labels.reshape({-1})};
+  }
+  return {logits, labels};
+}
+
+std::string model_name(const models::ModelConfig& m) {
+  std::string name = m.architecture;
+  if (m.architecture == "wavspa") name += "-" + m.parametrization;
+  if (m.attention != "full") name += "/" + m.attention;
+  return name;
+}
+
+Setup::Setup(RunConfig c)
+    : config(std::move(c)),
+      device(config.device == "cuda" ? Device::cuda() : Device::cpu()),
+      precision(matmul_precision_from_name(config.precision)) {
+  if (config.threads > 0) set_cpu_threads((int)config.threads);
+  data = load_task(config);
+  fit_model_to_data(config, data);
+  model = build_model(config.model);
+  model.module().to(device);
+  optimizer = make_optimizer(config, model.module());
+}
+
+RunFolder::RunFolder(std::string d)
+    : dir(std::move(d)), latest(dir + "/latest.safetensors"), best(dir + "/best.safetensors") {}
+
+void RunFolder::check(bool resume) const {
+  WAVSPA_CHECK(!resume || fs::exists(latest), "--resume ", dir, ": no latest.safetensors there to resume from");
+  WAVSPA_CHECK(resume || !fs::exists(latest), "run folder '", dir, "' already holds a run (latest.safetensors); "
+               "resume it with --resume ", dir, " or choose another --out");
+}
+
+RunState start_run(Setup& s, const RunFolder& folder, bool resume) {
+  manual_seed(s.config.seed);  // dropout's stream; data order comes from the loader's own seed
+  std::error_code ec;
+  fs::create_directories(folder.dir, ec);
+  WAVSPA_CHECK(!ec, "cannot create the run folder '", folder.dir, "': ", ec.message());
+  write_atomic(folder.dir + "/config.json", s.config.to_json() + "\n");
+  if (resume) return resume_state(s, folder);
+  NoGradGuard no_grad;
+  nn::save_safetensors(folder.dir + "/initial.safetensors", s.model.module().state_dict());
+  return RunState{};
+}
+
+void save_latest(Setup& s, const RunFolder& folder, RunState& st) {
+  nn::save_training_state(folder.latest, s.model.module(), *s.optimizer, progress_json(s.config, st));
+  st.saved_step = st.step;
+}
+
+TrainBatches::TrainBatches(const Setup& s, int64_t step)
+    : loader_(s.data.train, loader_options(s.config)), epoch_(step / loader_.batches_per_epoch()) {
+  loader_.start_epoch(epoch_, step % loader_.batches_per_epoch());
+}
+
+data::Batch TrainBatches::next() {
+  std::optional<data::Batch> batch = loader_.next();
+  if (!batch) {
+    loader_.start_epoch(++epoch_);
+    batch = loader_.next();
+  }
+  return std::move(*batch);
+}
+
+// An epoch started at its end has nothing to prepare, so the prefetch thread ends.
+void TrainBatches::stop() { loader_.start_epoch(0, loader_.batches_per_epoch()); }
+
+}  // namespace wavspa::train
