@@ -74,6 +74,17 @@ Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_i
   return out;
 }
 
+// argmax / argmin: int64 indices, no gradient.
+Tensor arg_extremum(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
+  const char* name = is_max ? "argmax" : "argmin";
+  check_defined(name, x);
+  int64_t d = wrap_dim(dim, x.dim(), name);
+  WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, name, ": empty dimension in ", x.describe());
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
+  backend_of(x).arg_reduce(is_max, x, d, out);
+  return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
+}
+
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
@@ -154,21 +165,11 @@ Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims_in, bool keep
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
-  check_defined("argmax", x);
-  int64_t d = wrap_dim(dim, x.dim(), "argmax");
-  WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, "argmax: empty dimension in ", x.describe());
-  Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
-  backend_of(x).arg_reduce(true, x, d, out);
-  return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
+  return arg_extremum(true, x, dim, keepdim);
 }
 
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
-  check_defined("argmin", x);
-  int64_t d = wrap_dim(dim, x.dim(), "argmin");
-  WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, "argmin: empty dimension in ", x.describe());
-  Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
-  backend_of(x).arg_reduce(false, x, d, out);
-  return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
+  return arg_extremum(false, x, dim, keepdim);
 }
 
 Tensor argmax(const Tensor& x) {
