@@ -13,27 +13,29 @@ bool grad_enabled();
 void set_grad_enabled(bool on);
 }  // namespace autograd
 
-class NoGradGuard {
+// Sets grad mode for a scope and restores the previous mode on exit (PyTorch's AutoGradMode).
+class GradModeGuard {
  public:
-  NoGradGuard() : previous_(autograd::grad_enabled()) { autograd::set_grad_enabled(false); }
-  ~NoGradGuard() { autograd::set_grad_enabled(previous_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool on) : previous_(autograd::grad_enabled()) {
+    autograd::set_grad_enabled(on);
+  }
+  ~GradModeGuard() { autograd::set_grad_enabled(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
 
-// The opposite, to re-enable recording inside a no-grad region.
-class EnableGradGuard {
+class NoGradGuard : public GradModeGuard {
  public:
-  EnableGradGuard() : previous_(autograd::grad_enabled()) { autograd::set_grad_enabled(true); }
-  ~EnableGradGuard() { autograd::set_grad_enabled(previous_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool previous_;
+// The opposite, to re-enable recording inside a no-grad region.
+class EnableGradGuard : public GradModeGuard {
+ public:
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 }  // namespace wavspa
