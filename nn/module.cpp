@@ -47,12 +47,16 @@ void Module::collect(const std::string& prefix, bool params, bool buffers, bool 
       child->collect(prefix + name + ".", params, buffers, true, out);
 }
 
-NamedTensors Module::named_parameters(bool recurse) const {
+NamedTensors Module::named_tensors(bool params, bool buffers, bool recurse) const {
   std::vector<std::pair<std::string, Slot>> slots;
-  collect("", true, false, recurse, slots);
+  collect("", params, buffers, recurse, slots);
   NamedTensors out;
   for (auto& [name, s] : slots) out.emplace_back(name, *s.tensor);
   return out;
+}
+
+NamedTensors Module::named_parameters(bool recurse) const {
+  return named_tensors(true, false, recurse);
 }
 
 std::vector<Tensor> Module::parameters(bool recurse) const {
@@ -62,11 +66,7 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 }
 
 NamedTensors Module::named_buffers(bool recurse) const {
-  std::vector<std::pair<std::string, Slot>> slots;
-  collect("", false, true, recurse, slots);
-  NamedTensors out;
-  for (auto& [name, s] : slots) out.emplace_back(name, *s.tensor);
-  return out;
+  return named_tensors(false, true, recurse);
 }
 
 int64_t Module::num_parameters() const {

@@ -89,6 +89,7 @@ class Module {
   void add_child(const std::string& name, std::shared_ptr<Module> child);
   void collect(const std::string& prefix, bool params, bool buffers, bool recurse,
                std::vector<std::pair<std::string, Slot>>& out) const;
+  NamedTensors named_tensors(bool params, bool buffers, bool recurse) const;
   void repr_into(std::string& out, int indent) const;
 
   std::string type_name_;
