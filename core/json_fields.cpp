@@ -44,14 +44,6 @@ bool is_valid_key(const std::string& key, const std::vector<std::string>& valid)
 
 }  // namespace
 
-std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  WAVSPA_CHECK(in.good(), what, ": cannot open '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 json parse_json(const std::string& text, const std::string& what) {
   try {
     return json::parse(text);

@@ -13,10 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace wavspa {
+#include "core/files.h"  // read_text_file
 
-// "<what>: cannot open '<path>'" when the file cannot be read.
-std::string read_text_file(const std::string& path, const std::string& what);
+namespace wavspa {
 
 // "<what>: invalid JSON: <the parser's message>" when `text` does not parse.
 nlohmann::json parse_json(const std::string& text, const std::string& what);

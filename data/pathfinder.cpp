@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "data/png.h"
 
 namespace wavspa::data {
@@ -252,13 +253,7 @@ void write_pathfinder_split(const std::string& dir, const std::vector<Pathfinder
       meta << "imgs/" << chunk << ' ' << file << ' ' << (k - first) << ' ' << ex.label << '\n';
     }
     const std::string path = (fs::path(dir) / "metadata" / (chunk + ".npy")).string();
-    {
-      std::ofstream out(path + ".tmp", std::ios::binary);
-      out << meta.str();
-      WAVSPA_CHECK(out.good(), "write_pathfinder_split: writing '", path, ".tmp' failed");
-    }
-    fs::rename(path + ".tmp", path, ec);
-    WAVSPA_CHECK(!ec, "write_pathfinder_split: cannot rename '", path, ".tmp': ", ec.message());
+    write_file_atomic(path, meta.str(), "write_pathfinder_split");
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "core/files.h"
 #include "nn/train_state.h"
 #include "ops/nn.h"
 #include "ops/reduce.h"
@@ -122,7 +123,7 @@ RunResult finish_run(Setup& s, const RunFolder& folder, RunState& st, RunStatus 
     r.test_accuracy = test_best_checkpoint(s, folder, st, r.wall_s, batches_per_epoch);
   const bool filter_plot = write_filter_plot(folder.dir, s.model.module());
   r.summary_json = summary_json(s, folder, r, filter_plot);
-  write_atomic(folder.dir + "/summary.json", r.summary_json + "\n");
+  write_file_atomic(folder.dir + "/summary.json", r.summary_json + "\n", "summary");
   return r;
 }
 

@@ -11,6 +11,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "nn/checkpoint.h"
 #include "ops/wavelet.h"
 #include "train/plots.h"
@@ -94,20 +95,6 @@ MetricRow LogWindow::row(int64_t step, int64_t epoch, double lr, double window_s
           window_seconds > 0 ? positions / window_seconds : 0.0, elapsed_s};
 }
 
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    WAVSPA_CHECK(out.good(), "cannot write '", tmp, "'");
-    out << text;
-    out.flush();
-    WAVSPA_CHECK(out.good(), "writing '", tmp, "' failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  WAVSPA_CHECK(!ec, "cannot rename '", tmp, "' to '", path, "': ", ec.message());
-}
-
 std::vector<MetricRow> read_metrics(const std::string& path) {
   std::vector<MetricRow> rows;
   std::ifstream in(path);
@@ -139,8 +126,8 @@ void write_metrics(const std::string& dir, const std::vector<MetricRow>& rows) {
     csv += csv_line(r) + "\n";
     jsonl += row_json(r).dump() + "\n";
   }
-  write_atomic(dir + "/metrics.csv", csv);
-  write_atomic(dir + "/metrics.jsonl", jsonl);
+  write_file_atomic(dir + "/metrics.csv", csv, "metrics");
+  write_file_atomic(dir + "/metrics.jsonl", jsonl, "metrics");
 }
 
 void write_curves(const std::string& dir, const std::vector<MetricRow>& rows) {

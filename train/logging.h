@@ -39,9 +39,6 @@ struct LogWindow {
   MetricRow row(int64_t step, int64_t epoch, double lr, double window_seconds, double elapsed_s) const;
 };
 
-// Written whole or not at all (a temporary file renamed over `path`), so that a run stopped at
-// any moment leaves every file readable.
-void write_atomic(const std::string& path, const std::string& text);
 
 // The rows of a run folder's metrics.csv (none when it has none), for a resumed run.
 std::vector<MetricRow> read_metrics(const std::string& path);

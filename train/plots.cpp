@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace wavspa::train {
 
@@ -121,17 +122,7 @@ void write_svg(const std::string& path, const std::vector<Chart>& charts, int pe
   for (size_t i = 0; i < charts.size(); ++i)
     panel(svg, charts[i], kWidth * (double)(i % cols), kHeight * (double)(i / cols));
   svg << "</svg>\n";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    WAVSPA_CHECK(out.good(), "write_svg: cannot write '", tmp, "'");
-    out << svg.str();
-    out.flush();
-    WAVSPA_CHECK(out.good(), "write_svg: writing '", tmp, "' failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  WAVSPA_CHECK(!ec, "write_svg: cannot rename '", tmp, "' to '", path, "': ", ec.message());
+  write_file_atomic(path, svg.str(), "write_svg");
 }
 
 }  // namespace wavspa::train

@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/random.h"
 #include "nn/checkpoint.h"
 #include "nn/train_state.h"
@@ -129,7 +130,7 @@ RunState start_run(Setup& s, const RunFolder& folder, bool resume) {
   std::error_code ec;
   fs::create_directories(folder.dir, ec);
   WAVSPA_CHECK(!ec, "cannot create the run folder '", folder.dir, "': ", ec.message());
-  write_atomic(folder.dir + "/config.json", s.config.to_json() + "\n");
+  write_file_atomic(folder.dir + "/config.json", s.config.to_json() + "\n", "run config");
   if (resume) return resume_state(s, folder);
   NoGradGuard no_grad;
   nn::save_safetensors(folder.dir + "/initial.safetensors", s.model.module().state_dict());
