@@ -107,6 +107,19 @@ AroundDim around_dim(const Shape& shape, int64_t dim) {
   return a;
 }
 
+KeptAndReduced split_reduced_dims(const Shape& shape, const Shape& strides,
+                                  const std::vector<int64_t>& reduced) {
+  std::vector<bool> is_reduced(shape.size(), false);
+  for (int64_t d : reduced) is_reduced[d] = true;
+  KeptAndReduced out;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    StridedDims& target = is_reduced[d] ? out.reduced : out.kept;
+    target.shape.push_back(shape[d]);
+    target.strides.push_back(strides[d]);
+  }
+  return out;
+}
+
 StridedDims coalesce_dims(const StridedDims& d) {
   StridedDims out;
   for (size_t i = 0; i < d.shape.size(); ++i) {

@@ -38,4 +38,13 @@ struct StridedDims {
 // elements in the same order.
 StridedDims coalesce_dims(const StridedDims& d);
 
+// A tensor's dims (shape, strides) split in two, each part in its original order: the dims
+// listed in `reduced` and the others, `kept` (a reduction's outputs run over kept, each
+// output over reduced). Neither part is coalesced.
+struct KeptAndReduced {
+  StridedDims kept, reduced;
+};
+KeptAndReduced split_reduced_dims(const Shape& shape, const Shape& strides,
+                                  const std::vector<int64_t>& reduced);
+
 }  // namespace wavspa

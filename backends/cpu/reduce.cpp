@@ -52,14 +52,8 @@ struct Reducer {
 template <typename T>
 void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                   const Tensor& out) {
-  Dims kept, red;
-  std::vector<bool> is_red(x.dim(), false);
-  for (int64_t d : dims) is_red[d] = true;
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    Dims& target = is_red[d] ? red : kept;
-    target.shape.push_back(x.shape()[d]);
-    target.strides.push_back(x.strides()[d]);
-  }
+  const KeptAndReduced parts = split_reduced_dims(x.shape(), x.strides(), dims);
+  Dims kept = parts.kept, red = parts.reduced;
   const int64_t R = shape_numel(red.shape);
   const int64_t K = shape_numel(kept.shape);
   kept = coalesce_dims(kept);
@@ -120,12 +114,8 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
   }
 
   // General case: copy with the reduced dims last, then reduce contiguous rows.
-  std::vector<int64_t> perm;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (!is_red[d]) perm.push_back(d);
-  for (int64_t d : dims) perm.push_back(d);
-  Shape pshape, pstrides;
-  for (int64_t d : perm) {
+  Shape pshape = parts.kept.shape, pstrides = parts.kept.strides;  // not coalesced
+  for (int64_t d : dims) {
     pshape.push_back(x.shape()[d]);
     pstrides.push_back(x.strides()[d]);
   }
@@ -146,13 +136,7 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>
 }
 
 void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) {
-  Dims kept;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (d != dim) {
-      kept.shape.push_back(x.shape()[d]);
-      kept.strides.push_back(x.strides()[d]);
-    }
-  kept = coalesce_dims(kept);
+  const Dims kept = coalesce_dims(split_reduced_dims(x.shape(), x.strides(), {dim}).kept);
   const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
   int64_t* o = static_cast<int64_t*>(out.raw_data());
   visit_dtype(x.dtype(), [&](auto zero) {

@@ -178,14 +178,8 @@ unsigned grid_cap(int64_t blocks) {
 
 template <typename T, ReduceOp OP>
 void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out) {
-  Dims kept, red;
-  std::vector<bool> is_red(x.dim(), false);
-  for (int64_t d : dims) is_red[d] = true;
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    Dims& target = is_red[d] ? red : kept;
-    target.shape.push_back(x.shape()[d]);
-    target.strides.push_back(x.strides()[d]);
-  }
+  const KeptAndReduced parts = split_reduced_dims(x.shape(), x.strides(), dims);
+  Dims kept = parts.kept, red = parts.reduced;
   const int64_t R = shape_numel(red.shape), K = shape_numel(kept.shape);
   if (K == 0) return;
   if (R == 0) {  // sum of nothing is 0, the mean NaN (0 / 0), as on the CPU
@@ -339,13 +333,7 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t
 }
 
 void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) {
-  Dims kept;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (d != dim) {
-      kept.shape.push_back(x.shape()[d]);
-      kept.strides.push_back(x.strides()[d]);
-    }
-  kept = coalesce_dims(kept);
+  const Dims kept = coalesce_dims(split_reduced_dims(x.shape(), x.strides(), {dim}).kept);
   const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
   if (K == 0) return;
   // A thread per output when neighbouring outputs are neighbours in memory and the reduced
