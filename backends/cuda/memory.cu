@@ -78,6 +78,17 @@ class StagingPool {
     return true;
   }
 
+  // A new pinned buffer of `size` bytes (the caller holds mutex_).
+  Buffer& add_buffer(size_t size) {
+    Buffer b;
+    WAVSPA_CUDA_CHECK(cudaMallocHost(&b.host, size));
+    WAVSPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
+    b.size = size;
+    total_ += size;
+    buffers_.push_back(b);
+    return buffers_.back();
+  }
+
   Buffer& acquire_locked(size_t bytes) {
     // The smallest idle buffer that fits.
     Buffer* best = nullptr;
@@ -86,27 +97,12 @@ class StagingPool {
     if (best) return *best;
     size_t size = kMinBuffer;
     while (size < bytes) size *= 2;
-    if (total_ + size <= kMaxTotal) {
-      Buffer b;
-      WAVSPA_CUDA_CHECK(cudaMallocHost(&b.host, size));
-      WAVSPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
-      b.size = size;
-      total_ += size;
-      buffers_.push_back(b);
-      return buffers_.back();
-    }
+    if (total_ + size <= kMaxTotal) return add_buffer(size);
     // The pool is full and busy: wait for the smallest buffer that fits.
     for (Buffer& b : buffers_)
       if (b.size >= bytes && (!best || b.size < best->size)) best = &b;
-    if (!best) {  // none fits: grow past the cap rather than fail (sizes are at most 64 MiB)
-      Buffer b;
-      WAVSPA_CUDA_CHECK(cudaMallocHost(&b.host, size));
-      WAVSPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
-      b.size = size;
-      total_ += size;
-      buffers_.push_back(b);
-      return buffers_.back();
-    }
+    // None fits: grow past the cap rather than fail (sizes are at most 64 MiB).
+    if (!best) return add_buffer(size);
     WAVSPA_CUDA_CHECK(cudaEventSynchronize(best->done));
     best->pending = false;
     return *best;
