@@ -22,25 +22,35 @@ namespace {
 
 constexpr double kTwoPi = 6.283185307179586;
 
-template <typename T>
-__global__ void uniform_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double lo, double span,
-                               T hi_t, T below_hi, bool clamp) {
-  const int64_t blocks = (n + 3) / 4;
+// Calls f(i, r, l) for every element i = b * kLanes + l this thread owns, r the words of
+// Philox block b: the CPU's for_each_block as a grid-stride loop over blocks.
+template <int kLanes, typename F>
+__device__ __forceinline__ void for_each_block(int64_t n, PhiloxState s, F f) {
+  const int64_t blocks = (n + kLanes - 1) / kLanes;
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
     const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
 #pragma unroll
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = b * 4 + l;
+    for (int l = 0; l < kLanes; ++l) {
+      const int64_t i = b * kLanes + l;
       if (i >= n) break;
-      const double w = __dsub_rn(1.0, uint_to_unit(r[l]));  // exact: in [0, 1)
-      const T v = (T)__fma_rn(span, w, lo);
-      // Values within half an ulp of hi round up to it in float32: keep [lo, hi) half-open.
-      out[i] = v < hi_t || !clamp ? v : below_hi;
+      f(i, r, l);
     }
   }
 }
 
+template <typename T>
+__global__ void uniform_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double lo, double span,
+                               T hi_t, T below_hi, bool clamp) {
+  for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    const double w = __dsub_rn(1.0, uint_to_unit(r[l]));  // exact: in [0, 1)
+    const T v = (T)__fma_rn(span, w, lo);
+    // Values within half an ulp of hi round up to it in float32: keep [lo, hi) half-open.
+    out[i] = v < hi_t || !clamp ? v : below_hi;
+  });
+}
+
+// Not through for_each_block: both lanes share one sincos.
 template <typename T>
 __global__ void normal_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double mean, double std) {
   const int64_t blocks = (n + 1) / 2;
@@ -60,33 +70,17 @@ __global__ void normal_kernel(T* __restrict__ out, int64_t n, PhiloxState s, dou
 
 template <typename T>
 __global__ void randint_kernel(T* __restrict__ out, int64_t n, PhiloxState s, int64_t lo, uint64_t range) {
-  const int64_t blocks = (n + 1) / 2;
-  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
-       b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
-#pragma unroll
-    for (int l = 0; l < 2; ++l) {
-      const int64_t i = b * 2 + l;
-      if (i >= n) break;
-      const uint64_t bits = ((uint64_t)r[2 * l] << 32) | r[2 * l + 1];
-      out[i] = (T)(lo + (int64_t)(bits % range));
-    }
-  }
+  for_each_block<2>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    const uint64_t bits = ((uint64_t)r[2 * l] << 32) | r[2 * l + 1];
+    out[i] = (T)(lo + (int64_t)(bits % range));
+  });
 }
 
 template <typename T>
 __global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double p, T scale) {
-  const int64_t blocks = (n + 3) / 4;
-  for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
-       b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
-#pragma unroll
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = b * 4 + l;
-      if (i >= n) break;
-      out[i] = uint_to_unit(r[l]) > p ? scale : T(0);
-    }
-  }
+  for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    out[i] = uint_to_unit(r[l]) > p ? scale : T(0);
+  });
 }
 
 }  // namespace
