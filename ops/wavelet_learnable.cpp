@@ -1,0 +1,122 @@
+// Learnable wavelets that keep perfect reconstruction for any parameters (ops/wavelet.h): the
+// orthogonal lattice (angles -> an orthonormal filter for the transforms of ops/wavelet.cpp)
+// and the lifting scheme (learnable predict / update steps, and the fixed LeGall 5/3). Both
+// are compositions of elementwise ops and, for lifting, the `extend` primitive, so their
+// gradients come from autograd.
+#include "ops/wavelet.h"
+
+#include <algorithm>
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
+#include "ops/shape.h"
+#include "ops/wavelet_primitives.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using namespace wavelet_detail;
+
+// ---- lattice ------------------------------------------------------------------------------
+
+Tensor lattice_filter(const Tensor& theta) {
+  check_floating("lattice_filter", theta);
+  WAVSPA_CHECK(theta.dim() == 1 || theta.dim() == 2, "lattice_filter: angles must be (K) or "
+               "(K, C), got ", shape_str(theta.shape()));
+  const int64_t K = theta.shape()[0];
+  WAVSPA_CHECK(K >= 1, "lattice_filter: needs at least one angle");
+  Tensor c = cos(theta), s = sin(theta);
+  // The four polyphase polynomials, coefficients along dim 0 (powers of z^-1).
+  Tensor e00 = c.narrow(0, 0, 1), e01 = s.narrow(0, 0, 1);
+  Tensor e10 = neg(s.narrow(0, 0, 1)), e11 = c.narrow(0, 0, 1);
+  for (int64_t i = 1; i < K; ++i) {
+    // diag(1, z^-1): delay the second row by one coefficient, pad the first at the end
+    Tensor zero = zeros_like(e00.narrow(0, 0, 1));
+    Tensor r0a = concat({e00, zero}, 0), r0b = concat({e01, zero}, 0);
+    Tensor r1a = concat({zero, e10}, 0), r1b = concat({zero, e11}, 0);
+    // then the rotation R(theta_i) = [[c, s], [-s, c]] mixes the rows
+    Tensor ci = c.narrow(0, i, 1), si = s.narrow(0, i, 1);
+    e00 = add(mul(ci, r0a), mul(si, r1a));
+    e01 = add(mul(ci, r0b), mul(si, r1b));
+    e10 = sub(mul(ci, r1a), mul(si, r0a));
+    e11 = sub(mul(ci, r1b), mul(si, r0b));
+  }
+  // h[2n] = E00[n], h[2n + 1] = E01[n]
+  Shape out_shape = theta.shape();
+  out_shape[0] = 2 * K;
+  return stack({e00, e01}, 1).reshape(out_shape);
+}
+
+// ---- lifting ------------------------------------------------------------------------------
+
+namespace {
+
+// sum_k f[k] * v[n + k + offset] for n in [0, n_out), v (A, n, C) extended symmetrically.
+Tensor lifting_filter(const char* op, const Tensor& v, const Tensor& f, int64_t offset,
+                      int64_t n_out, int64_t channels) {
+  check_filter(op, f, "lifting filter");
+  const int64_t K = f.shape()[0], n = v.shape()[1];
+  if (f.dim() == 2)
+    WAVSPA_CHECK(f.shape()[1] == channels, op, ": per-channel lifting filter ",
+                 shape_str(f.shape()), " needs ", channels, " columns");
+  Tensor fk = f.to(v.dtype()).to(v.device());
+  const int64_t left = std::max<int64_t>(0, -offset);
+  const int64_t total = left + std::max<int64_t>(n_out + K - 1 + offset, n) + 1;
+  Tensor ext = extend(v, extension_map(WaveletMode::Symmetric, n, left, total));
+  Tensor acc;
+  for (int64_t k = 0; k < K; ++k) {
+    Tensor term = mul(ext.narrow(1, left + k + offset, n_out), fk.select(0, k));
+    acc = acc.defined() ? add(acc, term) : term;
+  }
+  return acc;
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict,
+                                          const Tensor& update, int64_t axis) {
+  const char* op = "lifting_forward";
+  AxisView v = axis_view(op, x, axis);
+  WAVSPA_CHECK(v.N >= 2, op, ": needs at least 2 samples along axis ", v.axis, ", got ", v.N);
+  Tensor x3 = to_3d(x, v);
+  const int64_t ne = (v.N + 1) / 2, no = v.N / 2;
+  Tensor even = x3.slice(1, 0, v.N, 2), odd = x3.slice(1, 1, v.N, 2);
+  const int64_t P = predict.defined() ? predict.shape()[0] : 0;
+  const int64_t U = update.defined() ? update.shape()[0] : 0;
+  Tensor d = sub(odd, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, v.C));
+  Tensor s = add(even, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, v.C));
+  return {from_3d(s, v), from_3d(d, v)};
+}
+
+Tensor lifting_inverse(const Tensor& approx, const Tensor& detail, const Tensor& predict,
+                       const Tensor& update, int64_t axis) {
+  const char* op = "lifting_inverse";
+  check_same(op, approx, detail);
+  AxisView va = axis_view(op, approx, axis), vd = axis_view(op, detail, axis);
+  WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op,
+               ": approx ", shape_str(approx.shape()), " and detail ", shape_str(detail.shape()),
+               " do not come from one signal (approx has as many or one more samples)");
+  Tensor s = to_3d(approx, va), d = to_3d(detail, vd);
+  const int64_t ne = va.N, no = vd.N, n = ne + no;
+  const int64_t P = predict.shape()[0], U = update.shape()[0];
+  Tensor even = sub(s, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, va.C));
+  Tensor odd = add(d, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, va.C));
+  // interleave: even samples at 2n, odd at 2n + 1
+  Tensor padded_odd = no < ne ? concat({odd, zeros_like(even.narrow(1, 0, 1))}, 1) : odd;
+  Tensor both = stack({even, padded_odd}, 2).reshape({va.A, 2 * ne, va.C}).narrow(1, 0, n);
+  AxisView out = va;
+  return from_3d(both, out);
+}
+
+std::pair<Tensor, Tensor> legall53_forward(const Tensor& x, int64_t axis) {
+  return lifting_forward(x, tensor({0.5, 0.5}, x.dtype(), x.device()),
+                         tensor({0.25, 0.25}, x.dtype(), x.device()), axis);
+}
+
+Tensor legall53_inverse(const Tensor& approx, const Tensor& detail, int64_t axis) {
+  return lifting_inverse(approx, detail, tensor({0.5, 0.5}, approx.dtype(), approx.device()),
+                         tensor({0.25, 0.25}, approx.dtype(), approx.device()), axis);
+}
+
+}  // namespace wavspa
