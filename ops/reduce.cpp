@@ -54,6 +54,27 @@ Tensor keep_dims(const Tensor& g, const Shape& x_shape, const std::vector<int64_
   return g.reshape(reduced_shape(x_shape, dims, true));
 }
 
+// sum and mean: the gradient spreads g over the reduced dims (divided by their count for mean).
+Tensor sum_or_mean(bool is_mean, const Tensor& x, const std::vector<int64_t>& dims_in,
+                   bool keepdim) {
+  const char* name = is_mean ? "mean" : "sum";
+  check_floating(name, x);
+  auto dims = normalize_dims(name, x, dims_in);
+  Tensor out = reduce_raw(is_mean ? ReduceOp::Mean : ReduceOp::Sum, name, x, dims, keepdim);
+  if (autograd::needs_grad({x})) {
+    Shape xs = x.shape();
+    int64_t count = 1;
+    for (int64_t d : dims) count *= xs[d];
+    autograd::record(is_mean ? "MeanBackward" : "SumBackward", {x}, out,
+                     [is_mean, xs, dims, count](const Tensor& g) {
+      Tensor spread = keep_dims(g, xs, dims);
+      if (is_mean) spread = div(spread, (double)count);
+      return G{spread.expand(xs)};
+    });
+  }
+  return out;
+}
+
 Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = is_max ? "max" : "min";
   check_floating(name, x);
@@ -87,17 +108,8 @@ Tensor arg_extremum(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
-  check_floating("sum", x);
-  auto dims = normalize_dims("sum", x, dims_in);
-  Tensor out = reduce_raw(ReduceOp::Sum, "sum", x, dims, keepdim);
-  if (autograd::needs_grad({x})) {
-    Shape xs = x.shape();
-    autograd::record("SumBackward", {x}, out, [xs, dims](const Tensor& g) {
-      return G{keep_dims(g, xs, dims).expand(xs)};
-    });
-  }
-  return out;
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return sum_or_mean(false, x, dims, keepdim);
 }
 
 Tensor sum(const Tensor& x) {
@@ -105,19 +117,8 @@ Tensor sum(const Tensor& x) {
   return sum(x, all_dims(x));
 }
 
-Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
-  check_floating("mean", x);
-  auto dims = normalize_dims("mean", x, dims_in);
-  Tensor out = reduce_raw(ReduceOp::Mean, "mean", x, dims, keepdim);
-  if (autograd::needs_grad({x})) {
-    Shape xs = x.shape();
-    int64_t count = 1;
-    for (int64_t d : dims) count *= xs[d];
-    autograd::record("MeanBackward", {x}, out, [xs, dims, count](const Tensor& g) {
-      return G{div(keep_dims(g, xs, dims), (double)count).expand(xs)};
-    });
-  }
-  return out;
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return sum_or_mean(true, x, dims, keepdim);
 }
 
 Tensor mean(const Tensor& x) {
