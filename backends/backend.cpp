@@ -1,5 +1,6 @@
 #include "backends/backend.h"
 
+#include <atomic>
 #include <utility>
 
 #include "backends/cpu/cpu_backend.h"
@@ -46,8 +47,10 @@ Backend& backend_for(Device device) {
 }
 
 RowMap make_row_map(int64_t n, std::vector<ExtendRow> padded) {
+  static std::atomic<uint64_t> last_id{0};
   RowMap m;
   m.n = n;
+  m.id = ++last_id;
   m.padded = std::move(padded);
   std::vector<int64_t> count(n + 1, 0);
   for (const ExtendRow& r : m.padded)

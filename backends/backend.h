@@ -49,15 +49,17 @@ struct ExtendRow {
 
 // A linear map from the n rows of a signal to P "padded" rows (padded row p = the terms
 // of padded[p]), with its transpose in CSR form: signal row i receives coefs[e] times
-// padded row rows[e] for e in [offsets[i], offsets[i + 1]).
+// padded row rows[e] for e in [offsets[i], offsets[i + 1]). `id` names the contents, so a
+// backend may keep a device copy per id: a map is not changed after make_row_map built it.
 struct RowMap {
   int64_t n = 0;
   std::vector<ExtendRow> padded;
   std::vector<int64_t> offsets, rows;
   std::vector<double> coefs;
+  uint64_t id = 0;
   int64_t padded_rows() const { return (int64_t)padded.size(); }
 };
-// Builds the transpose of `padded` for a signal of n rows.
+// Builds the transpose of `padded` for a signal of n rows, and gives the map a fresh id.
 RowMap make_row_map(int64_t n, std::vector<ExtendRow> padded);
 
 // Row-major C(m x n) = alpha * op(A)(m x k) * op(B)(k x n) + beta * C, as in cblas_?gemm
@@ -138,11 +140,10 @@ class Backend {
   // --- wavelets: dyadic (stride 2) filter banks along the middle dim of (A, n, C) --------
   // tensors, channels C innermost. Filters w are (nf, K, Cw), contiguous, with Cw = C (one
   // filter per channel) or 1 (shared).
-  // out (A, P, C) row p = sum over rows[p]'s terms of coef * x row src.
-  virtual void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
-                              const Tensor& out) = 0;
-  // The adjoint: grad_x (A, N, C) += rows^T grad_out (grad_x already initialised).
-  virtual void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
+  // out (A, P, C) row p = sum over map.padded[p]'s terms of coef * x row src; x (A, map.n, C).
+  virtual void wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) = 0;
+  // The adjoint: grad_x (A, map.n, C) += map^T grad_out (grad_x already initialised).
+  virtual void wavelet_extend_backward(const Tensor& grad_out, const RowMap& map,
                                        const Tensor& grad_x) = 0;
   // The filter bank proper works on "planes": (A, L, C) tensors whose (L, C) part is
   // contiguous (dim 0 may have any stride, so the bands of a stacked result are planes).

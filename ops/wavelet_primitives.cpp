@@ -10,6 +10,8 @@
 #include "ops/wavelet_primitives.h"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "ops/common.h"
 
@@ -163,13 +165,45 @@ ExtendRow extension_row(WaveletMode mode, int64_t N, int64_t n) {
   return r;
 }
 
+// A training step asks for the same few maps (one per level, length and mode) in every step.
+// Building each once saves the host work, and its id stays the same, so the CUDA backend
+// keeps one device copy instead of uploading the map on every call. Bounded, because a sweep
+// over many lengths must not keep every map alive: full means cleared, like the FFT plan
+// caches (a map that a graph still holds stays valid).
+constexpr size_t kMaxMaps = 64;
+constexpr int64_t kMaxMapRows = int64_t(1) << 19;  // about 40 MiB of host tables
+
+struct MapKey {
+  WaveletMode mode;
+  int64_t n, left, total;
+  auto operator<=>(const MapKey&) const = default;
+};
+
+struct MapMemo {
+  std::mutex mutex;
+  std::map<MapKey, std::shared_ptr<const RowMap>> maps;
+  int64_t rows = 0;  // padded rows of the maps held
+};
+
 }  // namespace
 
 std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t left,
                                             int64_t total) {
+  static MapMemo memo;
+  const MapKey key{mode, n, left, total};
+  std::lock_guard<std::mutex> lock(memo.mutex);
+  auto it = memo.maps.find(key);
+  if (it != memo.maps.end()) return it->second;
   std::vector<ExtendRow> rows(total);
   for (int64_t p = 0; p < total; ++p) rows[p] = extension_row(mode, n, p - left);
-  return std::make_shared<const RowMap>(make_row_map(n, std::move(rows)));
+  if (memo.maps.size() >= kMaxMaps || memo.rows + total > kMaxMapRows) {
+    memo.maps.clear();
+    memo.rows = 0;
+  }
+  auto map = std::make_shared<const RowMap>(make_row_map(n, std::move(rows)));
+  memo.maps.emplace(key, map);
+  memo.rows += total;
+  return map;
 }
 
 // ---- the primitives -------------------------------------------------------------------------
@@ -179,7 +213,7 @@ namespace {
 // y (A, P, C) -> (A, map.n, C): the adjoint of extend.
 Tensor fold_raw(const Tensor& y, const RowMap& map) {
   Tensor out = zeros_raw({y.shape()[0], map.n, y.shape()[2]}, y.dtype(), y.device());
-  backend_of(y).wavelet_extend_backward(y, map.padded, out);
+  backend_of(y).wavelet_extend_backward(y, map, out);
   return out;
 }
 
@@ -279,7 +313,7 @@ Tensor extend(const Tensor& x, std::shared_ptr<const RowMap> map) {
   Tensor xc = contiguous_raw(x);
   Tensor out = Tensor::empty({xc.shape()[0], map->padded_rows(), xc.shape()[2]}, xc.dtype(),
                              xc.device());
-  backend_of(xc).wavelet_extend(xc, map->padded, out);
+  backend_of(xc).wavelet_extend(xc, *map, out);
   if (autograd::needs_grad({x})) {
     autograd::record("WaveletExtendBackward", {x}, out, [map](const Tensor& g) {
       return G{fold_raw(contiguous_raw(g), *map)};

@@ -39,7 +39,8 @@ void check_filter(const char* op, const Tensor& f, const char* what);
 // Padded row p = extended sample p - left (p in [0, total)) of a signal of n samples, in
 // pywt's extension `mode` (periodization: an odd signal first repeats its last sample, then
 // wraps with period n + 1). Padded rows inside the signal are the identity, so
-// extension_map(any mode, n, 0, n) is the identity map.
+// extension_map(any mode, n, 0, n) is the identity map. The same arguments return the same
+// map, whose id lets a backend keep its device copy.
 std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t left,
                                             int64_t total);
 

@@ -53,9 +53,8 @@ class CpuBackend final : public Backend {
                               const Tensor& grad_losses, int64_t ignore_index,
                               double label_smoothing, const Tensor& grad_logits) override;
 
-  void wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
-                      const Tensor& out) override;
-  void wavelet_extend_backward(const Tensor& grad_out, const std::vector<ExtendRow>& rows,
+  void wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) override;
+  void wavelet_extend_backward(const Tensor& grad_out, const RowMap& map,
                                const Tensor& grad_x) override;
   void wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
                         const std::vector<Tensor>& outs) override;

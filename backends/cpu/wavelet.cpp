@@ -33,10 +33,9 @@ void for_tasks(int64_t A, int64_t C, int64_t work, F body) {
 
 }  // namespace
 
-void CpuBackend::wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
-                                const Tensor& out) {
+void CpuBackend::wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) {
   const Layout lx = layout3(x);
-  const int64_t P = (int64_t)rows.size();
+  const int64_t P = map.padded_rows();
   visit_floating(x.dtype(), "wavelet_extend", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
@@ -44,7 +43,7 @@ void CpuBackend::wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& r
     for_tasks(lx.A, lx.C, lx.A * P * lx.C, [&](int64_t a, int64_t c0, int64_t c1) {
       for (int64_t p = 0; p < P; ++p) {
         T* dst = o + (a * P + p) * lx.C;
-        const ExtendRow& r = rows[p];
+        const ExtendRow& r = map.padded[p];
         for (int64_t c = c0; c < c1; ++c) dst[c] = T(0);
         for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
           const T* src = in + (a * lx.rows + r.src[t]) * lx.C;
@@ -57,11 +56,10 @@ void CpuBackend::wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& r
   });
 }
 
-void CpuBackend::wavelet_extend_backward(const Tensor& grad_out,
-                                         const std::vector<ExtendRow>& rows,
+void CpuBackend::wavelet_extend_backward(const Tensor& grad_out, const RowMap& map,
                                          const Tensor& grad_x) {
   const Layout lx = layout3(grad_x);
-  const int64_t P = (int64_t)rows.size();
+  const int64_t P = map.padded_rows();
   visit_floating(grad_x.dtype(), "wavelet_extend_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* g = static_cast<const T*>(grad_out.raw_data());
@@ -69,7 +67,7 @@ void CpuBackend::wavelet_extend_backward(const Tensor& grad_out,
     for_tasks(lx.A, lx.C, lx.A * P * lx.C, [&](int64_t a, int64_t c0, int64_t c1) {
       for (int64_t p = 0; p < P; ++p) {
         const T* src = g + (a * P + p) * lx.C;
-        const ExtendRow& r = rows[p];
+        const ExtendRow& r = map.padded[p];
         for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
           T* dst = gx + (a * lx.rows + r.src[t]) * lx.C;
           const T coef = (T)r.coef[t];

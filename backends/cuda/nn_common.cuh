@@ -1,6 +1,6 @@
 // Helpers shared by the CUDA kernels of gemm.cu, norm.cu, wavelet.cu and fft.cu: row-wise
 // reductions for kernels that give each row one warp or one block, and scratch device
-// memory for small per-call tables. Included only by .cu files.
+// memory. Included only by .cu files.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -82,16 +82,6 @@ inline unsigned row_grid(int64_t rows, dim3 block) {
 inline Tensor scratch_bytes(size_t bytes, Device device) {
   const int64_t words = (int64_t)((bytes + 7) / 8);
   return Tensor::empty({words > 0 ? words : 1}, DType::Int64, device);
-}
-
-// A device copy of a host table. The copy is enqueued on stream(); for pageable host memory
-// cudaMemcpyAsync returns only once the bytes have been staged, so the caller may free its
-// host buffer right after.
-inline Tensor upload_bytes(const void* host, size_t bytes, Device device) {
-  Tensor t = scratch_bytes(bytes, device);
-  if (bytes > 0)
-    WAVSPA_CUDA_CHECK(cudaMemcpyAsync(t.raw_data(), host, bytes, cudaMemcpyHostToDevice, stream()));
-  return t;
 }
 
 }  // namespace wavspa::cuda

@@ -4,10 +4,9 @@
 // consecutive channels of one output row, so every load and store of a warp is one
 // contiguous run of memory, for any C (a flat index walks c fastest, then the row, then a).
 //
-// The boundary extension arrives as host tables (ExtendRow lists, and for the adjoints the
-// RowMap's transpose in CSR form). Each call copies the table it needs to the device (a few
-// kB: one row per padded sample); every thread of a warp reads the same entry, which the
-// cache broadcasts.
+// The boundary extension arrives as a host RowMap (ExtendRow lists, and for the adjoints its
+// transpose in CSR form). Its device copy is made once per map id and cached (see
+// device_map); every thread of a warp reads the same entry, which the cache broadcasts.
 //
 // Each output element is owned by one thread and written once, including the adjoints
 // (extend_backward and synthesis gather through the transposed map instead of scattering),
@@ -16,7 +15,10 @@
 // order, so its bits do not depend on scheduling.
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
@@ -25,15 +27,16 @@
 namespace wavspa::cuda {
 namespace {
 
-static_assert(std::is_trivially_copyable_v<ExtendRow>, "ExtendRow is copied to the device as bytes");
+static_assert(std::is_trivially_copyable_v<ExtendRow> && sizeof(ExtendRow) % 8 == 0,
+              "ExtendRow is copied to the device as bytes, in 8-byte words");
 
 // Filter banks are processed in groups of up to kMaxBands filters per launch: one read of an
 // input row serves every filter of the group (dwt's low and high pass share a launch).
 constexpr int kMaxBands = 4;
 
-// ---- host tables on the device --------------------------------------------------------------
+// ---- boundary maps on the device ------------------------------------------------------------
 
-// Device copies of a boundary map; `storage` owns the memory of all pointers.
+// Device copy of a RowMap, both directions; `storage` owns the memory of all pointers.
 struct DeviceMap {
   Tensor storage;
   const ExtendRow* padded = nullptr;  // padded rows, with up to 3 source terms each
@@ -51,26 +54,58 @@ size_t append_bytes(std::vector<unsigned char>& buf, const void* data, size_t by
   return at;
 }
 
-DeviceMap upload_padded(const std::vector<ExtendRow>& padded, Device device) {
-  std::vector<unsigned char> buf;
-  append_bytes(buf, padded.data(), padded.size() * sizeof(ExtendRow));
-  DeviceMap m;
-  m.storage = upload_bytes(buf.data(), buf.size(), device);
-  m.padded = static_cast<const ExtendRow*>(m.storage.raw_data());
-  return m;
+// A training step runs the same few maps (one per level, mode and length, which the op layer
+// memoises) in every step, forward and backward. Uploading one per call put a host-to-device
+// copy from pageable memory, which stalls the host, into every wavelet kernel; instead each
+// map is copied once, through the backend's pinned staging (no stall), and kept, keyed by
+// its id and device. Bounded: when full the cache is emptied (like fft.cu's plans). Freeing
+// an entry needs no synchronisation: its memory goes back to the caching allocator, whose
+// next user is queued behind the kernels that still read it, on the one stream.
+constexpr size_t kMaxDeviceMaps = 64;
+constexpr size_t kMaxDeviceMapBytes = size_t(32) << 20;
+
+struct MapCache {
+  std::mutex mutex;
+  std::map<std::pair<uint64_t, int>, DeviceMap> maps;  // (map id, device index)
+  size_t bytes = 0;
+};
+
+MapCache& map_cache() {
+  // Never destroyed, like fft.cu's plan cache: another thread may still run kernels while
+  // the statics are destroyed at exit.
+  static MapCache* cache = new MapCache;
+  return *cache;
 }
 
-DeviceMap upload_transpose(const RowMap& map, Device device) {
+DeviceMap device_map(const RowMap& map, Device device) {
+  WAVSPA_ASSERT(map.id != 0, "a RowMap must come from make_row_map");
+  MapCache& cache = map_cache();
+  const auto key = std::make_pair(map.id, device.index);
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto it = cache.maps.find(key);
+  if (it != cache.maps.end()) return it->second;
+
   std::vector<unsigned char> buf;
+  append_bytes(buf, map.padded.data(), map.padded.size() * sizeof(ExtendRow));
   const size_t off_offsets = append_bytes(buf, map.offsets.data(), map.offsets.size() * sizeof(int64_t));
   const size_t off_rows = append_bytes(buf, map.rows.data(), map.rows.size() * sizeof(int64_t));
   const size_t off_coefs = append_bytes(buf, map.coefs.data(), map.coefs.size() * sizeof(double));
   DeviceMap m;
-  m.storage = upload_bytes(buf.data(), buf.size(), device);
+  // buf holds whole 8-byte words, at least one (offsets has n + 1 entries): exactly storage.
+  m.storage = scratch_bytes(buf.size(), device);
+  cuda_backend().copy_from_host(buf.data(), m.storage);
   const unsigned char* base = static_cast<const unsigned char*>(m.storage.raw_data());
+  m.padded = reinterpret_cast<const ExtendRow*>(base);
   m.offsets = reinterpret_cast<const int64_t*>(base + off_offsets);
   m.rows = reinterpret_cast<const int64_t*>(base + off_rows);
   m.coefs = reinterpret_cast<const double*>(base + off_coefs);
+
+  if (cache.maps.size() >= kMaxDeviceMaps || cache.bytes + buf.size() > kMaxDeviceMapBytes) {
+    cache.maps.clear();
+    cache.bytes = 0;
+  }
+  cache.maps.emplace(key, m);
+  cache.bytes += buf.size();
   return m;
 }
 
@@ -266,31 +301,29 @@ Bands<P> bands_of(const std::vector<Tensor>& planes, const T* w, int64_t K, int6
 
 }  // namespace
 
-void CudaBackend::wavelet_extend(const Tensor& x, const std::vector<ExtendRow>& rows,
-                                 const Tensor& out) {
+void CudaBackend::wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) {
   const int64_t A = x.shape()[0], N = x.shape()[1], C = x.shape()[2];
-  const int64_t P = (int64_t)rows.size(), total = A * P * C;
+  const int64_t P = map.padded_rows(), total = A * P * C;
   if (total == 0) return;
-  const DeviceMap map = upload_padded(rows, x.device());
+  const DeviceMap dmap = device_map(map, x.device());
   dispatch_floating(x.dtype(), "wavelet_extend", [&](auto zero) {
     using T = decltype(zero);
-    extend_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(dptr<T>(x), map.padded,
+    extend_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(dptr<T>(x), dmap.padded,
                                                                    dptr<T>(out), A, N, P, C);
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
 
-void CudaBackend::wavelet_extend_backward(const Tensor& grad_out,
-                                          const std::vector<ExtendRow>& rows,
+void CudaBackend::wavelet_extend_backward(const Tensor& grad_out, const RowMap& map,
                                           const Tensor& grad_x) {
   const int64_t A = grad_x.shape()[0], N = grad_x.shape()[1], C = grad_x.shape()[2];
-  const int64_t P = (int64_t)rows.size(), total = A * N * C;
+  const int64_t P = map.padded_rows(), total = A * N * C;
   if (total == 0 || P == 0) return;
-  const DeviceMap map = upload_transpose(make_row_map(N, rows), grad_x.device());
+  const DeviceMap dmap = device_map(map, grad_x.device());
   dispatch_floating(grad_x.dtype(), "wavelet_extend_backward", [&](auto zero) {
     using T = decltype(zero);
     extend_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
-        dptr<T>(grad_out), map.offsets, map.rows, map.coefs, dptr<T>(grad_x), A, N, P, C);
+        dptr<T>(grad_out), dmap.offsets, dmap.rows, dmap.coefs, dptr<T>(grad_x), A, N, P, C);
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
@@ -301,7 +334,7 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
   const int64_t K = w.shape()[1], Cw = w.shape()[2];
   const int64_t L = outs[0].shape()[1], total = A * L * C;
   if (total == 0) return;
-  const DeviceMap dmap = upload_padded(map.padded, x.device());
+  const DeviceMap dmap = device_map(map, x.device());
   dispatch_floating(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
     for (size_t f0 = 0; f0 < outs.size(); f0 += kMaxBands) {
@@ -320,7 +353,7 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
   const int64_t K = w.shape()[1], Cw = w.shape()[2];
   const int64_t L = coeffs[0].shape()[1], total = A * n_out * C;
   if (total == 0) return;
-  const DeviceMap dmap = upload_transpose(map, out.device());
+  const DeviceMap dmap = device_map(map, out.device());
   dispatch_floating(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
@@ -350,7 +383,7 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
                " taps exceed the CUDA grid (at most ", 65535 / kMaxBands, ")");
   Tensor partial = scratch_bytes((size_t)chunks * nf * K * std::max<int64_t>(C, 1) * sizeof(double),
                                  x.device());
-  const DeviceMap dmap = upload_padded(map.padded, x.device());
+  const DeviceMap dmap = device_map(map, x.device());
   dispatch_floating(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
     using T = decltype(zero);
     if (any_work) {

@@ -486,15 +486,33 @@ TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-te
     // extend and its adjoint (which adds into an initialised gradient)
     auto [xe_c, xe_g] = both(randn({A, n, C}, dt));
     Tensor ec = Tensor::empty({A, P, C}, dt), eg = Tensor::empty({A, P, C}, dt, Device::cuda());
-    cpu.wavelet_extend(xe_c, rows, ec);
-    gpu.wavelet_extend(xe_g, rows, eg);
+    cpu.wavelet_extend(xe_c, map, ec);
+    gpu.wavelet_extend(xe_g, map, eg);
     check_close(ec, eg, tol, "extend");
     auto [go_c, go_g] = both(randn({A, P, C}, dt));
     auto [gx_c, gx_g] = both(randn({A, n, C}, dt));
-    cpu.wavelet_extend_backward(go_c, rows, gx_c);
-    gpu.wavelet_extend_backward(go_g, rows, gx_g);
+    cpu.wavelet_extend_backward(go_c, map, gx_c);
+    gpu.wavelet_extend_backward(go_g, map, gx_g);
     check_close(gx_c, gx_g, tol, "extend_backward");
   }
+}
+
+TEST_CASE("cuda nn: cached device copies of wavelet boundary maps stay right when maps alternate and the cache fills" * gpu_only()) {
+  // wavelet.cu keeps one device copy per map. For each length the three modes' maps alternate
+  // twice (the second pass finds them cached, between calls that use the other maps), and
+  // the 40 lengths need more maps than the op layer's memo or the device cache holds, so
+  // both are emptied and refilled along the way. float64: the maps do not depend on the
+  // dtype, and float64 leaves no doubt about rounding.
+  const Tol tol = sum_tol(kFloat64, 2 * 48 * 3);
+  for (int64_t n = 8; n < 48; ++n)
+    for (int pass = 0; pass < 2; ++pass)
+      for (WaveletMode mode : {WaveletMode::Symmetric, WaveletMode::Periodization, WaveletMode::Smooth}) {
+        INFO(str("n=", n, " pass ", pass, " ", wavelet_mode_name(mode)));
+        check_parity([mode](const In& in) {
+          auto [a, d] = dwt(in[0], in[1], mode, 1);
+          return idwt(a, d, in[1], mode, 1);
+        }, {randn({2, n, 3}, kFloat64), randn({4, 3}, kFloat64)}, "dwt + idwt", tol);
+      }
 }
 
 // ---- fft.cu --------------------------------------------------------------------------------
