@@ -137,8 +137,9 @@ DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev
 .PHONY: all lib test sanitize bench run deps clean help examples
 .DEFAULT_GOAL := all
 # Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
-# not recompile and relink them every time.
-.SECONDARY:
+# not recompile and relink them every time. Only those: a bare .SECONDARY would also let a
+# library archive newer than a newly added source skip compiling it.
+.SECONDARY: $(TOOLS:$(BUILD)/%=$(BUILD)/obj/tools/%.o) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/obj/examples/%.o)
 
 all: $(LIB) $(TOOLS) $(EXAMPLES)
 lib: $(LIB)

@@ -22,7 +22,7 @@ Layout layout3(const Tensor& t) { return {t.shape()[0], t.shape()[1], t.shape()[
 
 // Runs body(a, c0, c1) over all (A, channel block) tasks in parallel.
 template <typename F>
-void for_tasks(int64_t A, int64_t C, int64_t work, F body) {
+void for_tasks(int64_t A, int64_t C, [[maybe_unused]] int64_t work, F body) {  // work: read by the pragma only
   const int64_t blocks = (C + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for schedule(static) if (work >= kParallelGrain)
   for (int64_t t = 0; t < A * blocks; ++t) {
