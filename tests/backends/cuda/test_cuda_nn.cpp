@@ -380,7 +380,18 @@ TEST_CASE("cuda nn: dwt and idwt in every mode, named, shared and per-channel fi
     }
 }
 
+// A random orthogonal-bank low-pass with the norm sqrt(2) of a real one: two levels of a 2-D
+// transform with an unnormalised random filter scale values by up to |f|^8, and float32's
+// cancellation in the result then exceeds any absolute tolerance.
+namespace {
+Tensor unit_filter(DType dt) {
+  Tensor f = randn({4}, dt);
+  return mul(f, std::sqrt(2.0) / std::sqrt(sum(mul(f, f)).item())).detach();
+}
+}  // namespace
+
 TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting" * gpu_only()) {
+  manual_seed(42);  // the same inputs whichever cases ran before
   for (DType dt : kDtypes) {
     for (WaveletMode mode : {WaveletMode::Symmetric, WaveletMode::Periodization, WaveletMode::Smooth}) {
       const std::string m = wavelet_mode_name(mode);
@@ -396,7 +407,7 @@ TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting"
       check_parity([mode](const In& in) {
         Wavelet w = Wavelet::orthogonal_from(in[1]);
         return waverec2(wavedec2(in[0], w, 2, mode, {2, 1}), w, mode, {2, 1});
-      }, {randn({2, 13, 10}, dt), randn({4}, dt)}, label(dt, "wavedec2 + waverec2 " + m), tol);
+      }, {randn({2, 13, 10}, dt), unit_filter(dt)}, label(dt, "wavedec2 + waverec2 " + m), tol);
     }
     const Tol tol = sum_tol(dt, 2 * 24 * 3);
     // The lattice: angles (K, C) -> per-channel filters, differentiated through dwt.
