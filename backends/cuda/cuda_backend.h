@@ -4,8 +4,9 @@
 // layernorm, cross-entropy), wavelet.cu, fft.cu. Every kernel runs on the current stream
 // (cuda::stream(), backends/cuda/common.cuh); copies to the host synchronise it.
 //
-// Built only with `make CUDA=1` (nvcc, sm_90). The tests in tests/test_cuda_*.cpp compare
-// every kernel with the CPU backend on random data.
+// Built only with `make CUDA=1` (nvcc, for CUDA_ARCH, sm_90 by default). The op table
+// (tests/ops/test_op_table.cpp) compares every op with the CPU backend on random data, and
+// tests/backends/cuda/ the kernels' size-dependent paths, the allocator and whole models.
 #pragma once
 
 #include "backends/backend.h"
