@@ -41,8 +41,8 @@ using OpFn = std::function<Tensor(const In&)>;
 struct Sample {
   std::string what;  // "broadcast (a, b, c) by (b, 1)", "transposed", "zero-size", ...
   OpFn fn;
-  In inputs;         // float64 leaves: perturbed by gradcheck, their gradients compared
-  In consts = {};    // held fixed: indices, targets, masks, conditions
+  In inputs;       // float64 leaves: perturbed by gradcheck, their gradients compared
+  In consts = {};  // held fixed: indices, targets, masks, conditions
 };
 
 // What an op does with integer inputs.
@@ -58,16 +58,26 @@ struct OpInfo {
   std::string backward;    // for docs/ops.md: how its gradient is computed
   std::string value_test;  // a doctest case that checks forward values against loops or formulas
   bool differentiable = true;
-  bool cuda = true;        // a CUDA build computes it (checked against the CPU)
+  bool cuda = true;  // a CUDA build computes it (checked against the CPU)
   Ints ints = Ints::Refused;
-  bool mixed_dtypes_refused = true;   // float32 with float64 inputs throws (samples with two floating inputs)
-  bool mixed_devices_refused = true;  // a CUDA input with CPU ones throws (samples with two inputs)
-  std::string error_name;  // the op's name in its error messages; defaults to `name`
+  bool mixed_dtypes_refused = true;       // float32 with float64 inputs throws (samples with two floating inputs)
+  bool mixed_devices_refused = true;      // a CUDA input with CPU ones throws (samples with two inputs)
+  std::string error_name;                 // the op's name in its error messages; defaults to `name`
   Tol f32{1e-5, 1e-4}, f64{1e-10, 1e-9};  // CPU-vs-CUDA tolerances
   std::function<std::vector<Sample>()> samples;
 
   OpInfo(std::string name_, std::string header_) : name(std::move(name_)), header(std::move(header_)) {}
 };
+
+// An entry with its text and samples; the caller sets the other properties on the result.
+inline OpInfo entry(const std::string& name, const std::string& header, const std::string& backward,
+                    const std::string& value_test, std::function<std::vector<Sample>()> samples) {
+  OpInfo op(name, header);
+  op.backward = backward;
+  op.value_test = value_test;
+  op.samples = std::move(samples);
+  return op;
+}
 
 // Every entry, in docs/ops.md order. Samples are drawn from a generator seeded per op.
 const std::vector<OpInfo>& op_table();

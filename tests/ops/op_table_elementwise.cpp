@@ -21,11 +21,16 @@ std::vector<Sample> binary_samples(const std::function<Tensor(const Tensor&, con
   return {
       {"broadcast (a, b, c) by (b, 1)", [f](const In& x) { return f(x[0], x[1]); }, {A({a, b, c}), B({b, 1})}},
       {"broadcast (a, b, c) by (c)", [f](const In& x) { return f(x[0], x[1]); }, {A({a, b, c}), B({c})}},
-      {"transposed left operand", [f](const In& x) { return f(x[0].transpose(0, 2), x[1]); },
+      {"transposed left operand",
+       [f](const In& x) { return f(x[0].transpose(0, 2), x[1]); },
        {A({c, b, a}), B({a, b, c})}},
-      {"strided slice and transpose", [f, b](const In& x) { return f(x[0].slice(1, 0, 2 * b, 2), x[1].t()); },
+      {"strided slice and transpose",
+       [f, b](const In& x) { return f(x[0].slice(1, 0, 2 * b, 2), x[1].t()); },
        {A({c, 2 * b}), B({b, c})}},
-      {"expanded right operand", [f](const In& x) { return f(x[0], x[1].expand({x[0].size(0), -1})); },
+      {"expanded right operand",
+       [f](const In& x) {
+         return f(x[0], x[1].expand({x[0].size(0), -1}));
+       },
        {A({a, c}), B({1, c})}},
       {"0-d right operand", [f](const In& x) { return f(x[0], x[1]); }, {A({b, c}), B({})}},
       {"zero-size batch", [f](const In& x) { return f(x[0], x[1]); }, {A({0, c}), B({c})}},
@@ -71,8 +76,8 @@ OpInfo binary(const std::string& name, const std::string& node, const std::strin
   return op;
 }
 
-OpInfo unary(const std::string& name, const std::string& backward, Tensor (*f)(const Tensor&),
-             bool positive = false, const char* value_test = "") {
+OpInfo unary(const std::string& name, const std::string& backward, Tensor (*f)(const Tensor&), bool positive = false,
+             const char* value_test = "") {
   OpInfo op(name, "ops/elementwise.h");
   op.backward = backward;
   op.value_test = value_test;
@@ -87,12 +92,15 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
   t.push_back(binary("add", "AddBackward", "`sum_to(g, a)`, `sum_to(g, b)`", add, add, Ints::Exact));
   t.push_back(binary("sub", "SubBackward", "`sum_to(g, a)`, `sum_to(neg(g), b)`", sub, sub, Ints::Exact));
   t.push_back(binary("mul", "MulBackward", "`sum_to(mul(g, b), a)`, `sum_to(mul(g, a), b)`", mul, mul, Ints::Exact));
-  t.push_back(binary("div", "DivBackward", "`sum_to(div(g, b), a)`, `sum_to(neg(div(mul(g, a), mul(b, b))), b)`",
-                     div, div, Ints::Skip, /*positive_b=*/true));
+  t.push_back(binary("div", "DivBackward", "`sum_to(div(g, b), a)`, `sum_to(neg(div(mul(g, a), mul(b, b))), b)`", div,
+                     div, Ints::Skip, /*positive_b=*/true));
   t.back().value_test = "";
   for (const char* sym : {"+", "-", "*", "/"}) {
     OpInfo op(std::string("operator") + sym, "ops/elementwise.h");
-    op.error_name = std::string(sym) == "+" ? "add" : std::string(sym) == "-" ? "sub" : std::string(sym) == "*" ? "mul" : "div";
+    op.error_name = std::string(sym) == "+"   ? "add"
+                    : std::string(sym) == "-" ? "sub"
+                    : std::string(sym) == "*" ? "mul"
+                                              : "div";
     op.backward = "as `" + op.error_name + "`; a double operand becomes a 0-d tensor (`scalar_like`)";
     op.ints = std::string(sym) == "/" ? Ints::Skip : Ints::Exact;
     const std::string s = sym;
@@ -109,7 +117,8 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
       const bool positive = s == "/";
       std::vector<Sample> out = binary_samples(f, false, positive);
       out.push_back({"(Tensor, double)", [fd](const In& x) { return fd(x[0], 1.5); }, {rn({3, 2})}});
-      out.push_back({"(double, Tensor)", [df](const In& x) { return df(2.0, x[0]); }, {positive ? rpos({3, 2}) : rn({3, 2})}});
+      out.push_back(
+          {"(double, Tensor)", [df](const In& x) { return df(2.0, x[0]); }, {positive ? rpos({3, 2}) : rn({3, 2})}});
       if (s == "-") out.push_back({"unary minus", [](const In& x) { return -x[0].t(); }, {rn({2, 3})}});
       return out;
     };
@@ -117,8 +126,9 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
   }
   {
     OpInfo op("pow", "ops/elementwise.h");
-    op.backward = "`PowBackward`: `g * e * a^(e-1)` for `a`; `g * a^e * log(a)` for the exponent, with `log(a)` "
-                  "taken as 0 where `a == 0`; a double exponent `p` gives `g * p * pow(a, p - 1)` (zero when `p == 0`)";
+    op.backward =
+        "`PowBackward`: `g * e * a^(e-1)` for `a`; `g * a^e * log(a)` for the exponent, with `log(a)` "
+        "taken as 0 where `a == 0`; a double exponent `p` gives `g * p * pow(a, p - 1)` (zero when `p == 0`)";
     op.value_test = kBinaryValues;
     op.ints = Ints::Skip;  // pow of integers has no integer kernel worth checking: refused or converted per backend
     op.samples = [] {
@@ -146,36 +156,34 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
     };
     t.push_back(op);
   }
-  {
-    OpInfo op("where", "ops/elementwise.h");
-    op.backward = "`WhereBackward`: `sum_to(where(cond, g, 0), a)`, `sum_to(where(cond, 0, g), b)`; no gradient for `cond`";
-    op.value_test = kBinaryValues;
-    op.ints = Ints::Exact;
-    op.samples = [] {
-      Tensor cond = gt(rn({3, 4}), scalar_tensor(0, kFloat64));
-      return std::vector<Sample>{
-          {"broadcast b", [](const In& x) { return where(x[2], x[0], x[1]); }, {rn({3, 4}), rn({4})}, {cond}},
-          {"transposed a, broadcast cond", [](const In& x) { return where(x[2], x[0].t(), x[1]); },
-           {rn({4, 3}), rn({3, 4})}, {gt(rn({4}), scalar_tensor(0, kFloat64))}},
-      };
-    };
-    t.push_back(op);
-  }
-  {
-    OpInfo op("masked_fill", "ops/elementwise.h");
-    op.backward = "composite: `where(mask, scalar, x)` (`WhereBackward`)";
-    op.value_test = kBinaryValues;
-    op.ints = Ints::Exact;
-    op.samples = [] {
-      return std::vector<Sample>{
-          {"same shape", [](const In& x) { return masked_fill(x[0], x[1], -7.0); }, {rn({3, 4})},
-           {gt(rn({3, 4}), scalar_tensor(0, kFloat64))}},
-          {"broadcast mask, transposed x", [](const In& x) { return masked_fill(x[0].t(), x[1], 2.0); }, {rn({4, 3})},
-           {gt(rn({3, 1}), scalar_tensor(0, kFloat64))}},
-      };
-    };
-    t.push_back(op);
-  }
+  t.push_back(
+      entry("where", "ops/elementwise.h",
+            "`WhereBackward`: `sum_to(where(cond, g, 0), a)`, `sum_to(where(cond, 0, g), b)`; no gradient for `cond`",
+            kBinaryValues, [] {
+              Tensor cond = gt(rn({3, 4}), scalar_tensor(0, kFloat64));
+              return std::vector<Sample>{
+                  {"broadcast b", [](const In& x) { return where(x[2], x[0], x[1]); }, {rn({3, 4}), rn({4})}, {cond}},
+                  {"transposed a, broadcast cond",
+                   [](const In& x) { return where(x[2], x[0].t(), x[1]); },
+                   {rn({4, 3}), rn({3, 4})},
+                   {gt(rn({4}), scalar_tensor(0, kFloat64))}},
+              };
+            }));
+  t.back().ints = Ints::Exact;
+  t.push_back(entry("masked_fill", "ops/elementwise.h", "composite: `where(mask, scalar, x)` (`WhereBackward`)",
+                    kBinaryValues, [] {
+                      return std::vector<Sample>{
+                          {"same shape",
+                           [](const In& x) { return masked_fill(x[0], x[1], -7.0); },
+                           {rn({3, 4})},
+                           {gt(rn({3, 4}), scalar_tensor(0, kFloat64))}},
+                          {"broadcast mask, transposed x",
+                           [](const In& x) { return masked_fill(x[0].t(), x[1], 2.0); },
+                           {rn({4, 3})},
+                           {gt(rn({3, 1}), scalar_tensor(0, kFloat64))}},
+                      };
+                    }));
+  t.back().ints = Ints::Exact;
   for (auto [name, f] : std::vector<std::pair<const char*, Tensor (*)(const Tensor&, const Tensor&)>>{
            {"eq", eq}, {"ne", ne}, {"lt", lt}, {"le", le}, {"gt", gt}, {"ge", ge}}) {
     OpInfo op(name, "ops/elementwise.h");
@@ -192,7 +200,8 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
   t.back().ints = Ints::Exact;
   t.push_back(unary("abs", "`AbsBackward`: `g * sign(x)`", abs));
   {
-    OpInfo op = unary("sign", "no gradient (zero almost everywhere; nothing is recorded)", sign, false, kActivationValues);
+    OpInfo op =
+        unary("sign", "no gradient (zero almost everywhere; nothing is recorded)", sign, false, kActivationValues);
     op.differentiable = false;
     t.push_back(op);
   }
@@ -208,8 +217,9 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
   t.push_back(unary("relu", "fused `BinaryOp::ReluBackward` on (g, x)", relu, false, kActivationValues));
   {
     OpInfo op("gelu", "ops/elementwise.h");
-    op.backward = "fused `BinaryOp::GeluErfBackward` (exact) or `GeluTanhBackward` (`GeluApprox::Tanh`) on (g, x), "
-                  "node `GeluBackward`; contiguous float32 rows use `vmath::gelu_erf_backward` / `gelu_tanh_backward`";
+    op.backward =
+        "fused `BinaryOp::GeluErfBackward` (exact) or `GeluTanhBackward` (`GeluApprox::Tanh`) on (g, x), "
+        "node `GeluBackward`; contiguous float32 rows use `vmath::gelu_erf_backward` / `gelu_tanh_backward`";
     op.value_test = kActivationValues;
     op.samples = [] {
       auto s = unary_samples([](const Tensor& x) { return gelu(x); });

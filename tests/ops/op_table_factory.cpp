@@ -22,24 +22,27 @@ OpInfo factory(const std::string& name, const std::string& value_test, Ints ints
 
 void add_factory_ops(std::vector<OpInfo>& t) {
   const char* kFactories = "factories";
-  t.push_back(factory("zeros", kFactories, Ints::Exact,
-                      [](const In& x) { return zeros({2, 4}, x[0].dtype(), x[0].device()); }));
-  t.push_back(factory("ones", kFactories, Ints::Exact,
-                      [](const In& x) { return ones({3}, x[0].dtype(), x[0].device()); }));
-  t.push_back(factory("full", kFactories, Ints::Exact,
-                      [](const In& x) { return full({2, 2}, -3.0, x[0].dtype(), x[0].device()); }));
+  t.push_back(factory("zeros", kFactories, Ints::Exact, [](const In& x) {
+    return zeros({2, 4}, x[0].dtype(), x[0].device());
+  }));
+  t.push_back(
+      factory("ones", kFactories, Ints::Exact, [](const In& x) { return ones({3}, x[0].dtype(), x[0].device()); }));
+  t.push_back(factory("full", kFactories, Ints::Exact, [](const In& x) {
+    return full({2, 2}, -3.0, x[0].dtype(), x[0].device());
+  }));
   t.push_back(factory("scalar_tensor", "tensor metadata and contiguity", Ints::Exact,
                       [](const In& x) { return scalar_tensor(7.0, x[0].dtype(), x[0].device()); }));
   t.push_back(factory("zeros_like", kFactories, Ints::Exact, [](const In& x) { return zeros_like(x[0].t()); }));
   t.push_back(factory("ones_like", "", Ints::Exact, [](const In& x) { return ones_like(x[0]); }));
   t.push_back(factory("full_like", kFactories, Ints::Exact, [](const In& x) { return full_like(x[0], 4.0); }));
   {
-    OpInfo op = factory("arange", kFactories, Ints::Exact,
-                        [](const In& x) { return arange(5, x[0].dtype(), x[0].device()); });
+    OpInfo op =
+        factory("arange", kFactories, Ints::Exact, [](const In& x) { return arange(5, x[0].dtype(), x[0].device()); });
     op.samples = [] {
       return std::vector<Sample>{
           {"arange(end)", [](const In& x) { return arange(5, x[0].dtype(), x[0].device()); }, {rn({1})}},
-          {"arange(start, end, step)", [](const In& x) { return arange(-2, 7, 3, x[0].dtype(), x[0].device()); },
+          {"arange(start, end, step)",
+           [](const In& x) { return arange(-2, 7, 3, x[0].dtype(), x[0].device()); },
            {rn({1})}},
       };
     };
@@ -47,8 +50,8 @@ void add_factory_ops(std::vector<OpInfo>& t) {
   }
   t.push_back(factory("linspace", kFactories, Ints::Skip,  // fractional steps: integers truncate them
                       [](const In& x) { return linspace(-1, 2, 7, x[0].dtype(), x[0].device()); }));
-  t.push_back(factory("eye", kFactories, Ints::Exact,
-                      [](const In& x) { return eye(3, 4, x[0].dtype(), x[0].device()); }));
+  t.push_back(
+      factory("eye", kFactories, Ints::Exact, [](const In& x) { return eye(3, 4, x[0].dtype(), x[0].device()); }));
   t.push_back(factory("from_vector", kFactories, Ints::Exact, [](const In& x) {
     return from_vector(std::vector<double>{1, -2, 3, 4, 5, -6}, {2, 3}, x[0].device()).to(x[0].dtype());
   }));

@@ -8,15 +8,6 @@ namespace {
 const char* kReduceValues = "reductions match loops, in every memory layout";
 const char* kNnValues = "softmax, log_softmax, layer_norm against formulas";
 
-OpInfo entry(const std::string& name, const std::string& header, const std::string& backward,
-             const std::string& value_test, std::function<std::vector<Sample>()> samples) {
-  OpInfo op(name, header);
-  op.backward = backward;
-  op.value_test = value_test;
-  op.samples = std::move(samples);
-  return op;
-}
-
 // Reductions of `f(x, dims, keepdim)` over several dim sets and layouts; `all` is the
 // whole-tensor overload, if there is one.
 std::vector<Sample> reduce_samples(const std::function<Tensor(const Tensor&, const std::vector<int64_t>&, bool)>& f,
@@ -24,10 +15,18 @@ std::vector<Sample> reduce_samples(const std::function<Tensor(const Tensor&, con
   Sizes size;
   const int64_t a = size(2, 4), b = size(2, 4), c = size(2, 3);
   std::vector<Sample> s = {
-      {"dims {0, 2}", [f](const In& x) { return f(x[0], {0, 2}, false); }, {rn({a, b, c})}},
-      {"dim -1 of a transpose, keepdim", [f](const In& x) { return f(x[0].transpose(0, 1), {-1}, true); },
+      {"dims {0, 2}",
+       [f](const In& x) {
+         return f(x[0], {0, 2}, false);
+       },
        {rn({a, b, c})}},
-      {"dims {0, 1} of a strided slice, keepdim", [f](const In& x) { return f(x[0].slice(0, 0, 4, 2), {0, 1}, true); },
+      {"dim -1 of a transpose, keepdim",
+       [f](const In& x) { return f(x[0].transpose(0, 1), {-1}, true); },
+       {rn({a, b, c})}},
+      {"dims {0, 1} of a strided slice, keepdim",
+       [f](const In& x) {
+         return f(x[0].slice(0, 0, 4, 2), {0, 1}, true);
+       },
        {rn({4, b, c})}},
       {"leading dim of a column-major view", [f](const In& x) { return f(x[0].t(), {1}, false); }, {rn({5, 3})}},
       {"dim 1 of a long row", [f](const In& x) { return f(x[0], {1}, false); }, {rn({2, 37})}},
@@ -44,29 +43,31 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
                     "`SumBackward`: `g` reshaped with the reduced dims kept, then `expand`ed to x's shape (a stride-0 "
                     "view, no copy)",
                     kReduceValues, [] {
-                      auto s = reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return sum(x, d, k); },
-                                              [](const Tensor& x) { return sum(x); });
+                      auto s = reduce_samples(
+                          [](const Tensor& x, const std::vector<int64_t>& d, bool k) { return sum(x, d, k); },
+                          [](const Tensor& x) { return sum(x); });
                       s.push_back({"zero-size dim", [](const In& x) { return sum(x[0], {0}); }, {rn({0, 3})}});
                       return s;
                     }));
   t.back().ints = Ints::Refused;  // reductions are floating-only (the C++ API issue asks for integer sums)
-  t.push_back(entry("mean", "ops/reduce.h", "`MeanBackward`: `g / count`, reshaped and `expand`ed as for `sum`",
-                    kReduceValues, [] {
-                      return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return mean(x, d, k); },
-                                            [](const Tensor& x) { return mean(x); });
-                    }));
-  t.push_back(entry("max", "ops/reduce.h",
-                    "`MaxBackward`: `eq(x, out)` marks the maxima; `g` is split evenly among exact ties",
-                    kReduceValues, [] {
-                      return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return max(x, d, k); },
-                                            [](const Tensor& x) { return max(x); });
-                    }));
+  t.push_back(entry(
+      "mean", "ops/reduce.h", "`MeanBackward`: `g / count`, reshaped and `expand`ed as for `sum`", kReduceValues, [] {
+        return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return mean(x, d, k); },
+                              [](const Tensor& x) { return mean(x); });
+      }));
+  t.push_back(
+      entry("max", "ops/reduce.h", "`MaxBackward`: `eq(x, out)` marks the maxima; `g` is split evenly among exact ties",
+            kReduceValues, [] {
+              return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return max(x, d, k); },
+                                    [](const Tensor& x) { return max(x); });
+            }));
   t.push_back(entry("min", "ops/reduce.h", "`MinBackward`: as `max`", kReduceValues, [] {
     return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return min(x, d, k); },
                           [](const Tensor& x) { return min(x); });
   }));
   t.push_back(entry("var", "ops/reduce.h", "composite: `sub`, `mean`, `mul`, `sum`, `div`", kReduceValues, [] {
-    auto s = reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return var(x, d, 1, k); }, nullptr);
+    auto s =
+        reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return var(x, d, 1, k); }, nullptr);
     s.push_back({"correction 0, keepdim", [](const In& x) { return var(x[0], {1}, 0, true); }, {rn({3, 4})}});
     return s;
   }));
@@ -75,15 +76,18 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
                     "computed under `NoGradGuard`",
                     kReduceValues, [] {
                       return reduce_samples(
-                          [](const Tensor& x, const std::vector<int64_t>& d, bool k) { return logsumexp(x, d, k); }, nullptr);
+                          [](const Tensor& x, const std::vector<int64_t>& d, bool k) { return logsumexp(x, d, k); },
+                          nullptr);
                     }));
   for (const char* name : {"argmax", "argmin"}) {
     const bool is_max = std::string(name) == "argmax";
     t.push_back(entry(name, "ops/reduce.h", "no gradient (int64 output)", kReduceValues, [is_max] {
       std::vector<Sample> s = {
-          {"dim 1, keepdim", [is_max](const In& x) { return is_max ? argmax(x[0], 1, true) : argmin(x[0], 1, true); },
+          {"dim 1, keepdim",
+           [is_max](const In& x) { return is_max ? argmax(x[0], 1, true) : argmin(x[0], 1, true); },
            {rn({3, 5})}},
-          {"dim 0 of a transpose", [is_max](const In& x) { return is_max ? argmax(x[0].t(), 0) : argmin(x[0].t(), 0); },
+          {"dim 0 of a transpose",
+           [is_max](const In& x) { return is_max ? argmax(x[0].t(), 0) : argmin(x[0].t(), 0); },
            {rn({3, 5})}},
       };
       if (is_max) s.push_back({"flattened", [](const In& x) { return argmax(x[0]); }, {rn({4, 3})}});
@@ -108,12 +112,14 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
             {"batched @ 2-D", mm, {rn({b, m, k}), rn({k, n})}},
             {"2-D @ batched", mm, {rn({m, k}), rn({b, k, n})}},
             {"broadcast batch dims", mm, {rn({b, 1, m, k}), rn({2, k, n})}},
-            {"batched @ batched transpose", [](const In& x) { return matmul(x[0], x[1].transpose(-1, -2)); },
+            {"batched @ batched transpose",
+             [](const In& x) { return matmul(x[0], x[1].transpose(-1, -2)); },
              {rn({b, m, k}), rn({b, n, k})}},
             {"1-D @ batched", mm, {rn({k}), rn({b, k, n})}},
             {"batched @ 1-D", mm, {rn({b, m, k}), rn({k})}},
             {"1-D @ 1-D", mm, {rn({k}), rn({k})}},
-            {"strided-slice left operand", [k](const In& x) { return matmul(x[0].slice(1, 0, 2 * k, 2), x[1]); },
+            {"strided-slice left operand",
+             [k](const In& x) { return matmul(x[0].slice(1, 0, 2 * k, 2), x[1]); },
              {rn({m, 2 * k}), rn({k, n})}},
             {"inner dim 0", mm, {rn({m, 0}), rn({0, n})}},
         };
@@ -131,9 +137,11 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
                       Sizes size;
                       const int64_t m = size(1, 4), k = size(1, 4), n = size(1, 4), b = size(2, 3);
                       return std::vector<Sample>{
-                          {"batched, with bias", [](const In& x) { return linear(x[0], x[1], x[2]); },
+                          {"batched, with bias",
+                           [](const In& x) { return linear(x[0], x[1], x[2]); },
                            {rn({b, m, k}), rn({n, k}), rn({n})}},
-                          {"transposed input, no bias", [](const In& x) { return linear(x[0].transpose(0, 1), x[1]); },
+                          {"transposed input, no bias",
+                           [](const In& x) { return linear(x[0].transpose(0, 1), x[1]); },
                            {rn({m, b, k}), rn({n, k})}},
                       };
                     }));
@@ -155,31 +163,41 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
         {"dim 1", [](const In& x) { return log_softmax(x[0], 1); }, {rn({2, 3, 4})}},
     };
   }));
-  t.push_back(entry("layer_norm", "ops/nn.h",
-                    "fused `Backend::layernorm_backward` from the mean and rstd that the forward saved", kNnValues, [] {
-                      Sizes size;
-                      const int64_t a = size(2, 4), b = size(2, 5);
-                      return std::vector<Sample>{
-                          {"weight and bias", [b](const In& x) { return layer_norm(x[0], {b}, x[1], x[2]); },
-                           {rn({a, b}), rn({b}), rn({b})}},
-                          {"two normalized dims, no affine", [b](const In& x) { return layer_norm(x[0], {2, b}); },
-                           {rn({a, 2, b})}},
-                          {"bias only", [b](const In& x) { return layer_norm(x[0], {b}, Tensor(), x[1]); },
-                           {rn({a, b}), rn({b})}},
-                          {"transposed input, weight only", [a](const In& x) { return layer_norm(x[0].t(), {a}, x[1]); },
-                           {rn({a, b}), rn({a})}},
-                          {"long rows", [](const In& x) { return layer_norm(x[0], {67}, x[1], x[2]); },
-                           {rn({2, 67}), rn({67}), rn({67})}},
-                      };
-                    }));
+  t.push_back(entry(
+      "layer_norm", "ops/nn.h", "fused `Backend::layernorm_backward` from the mean and rstd that the forward saved",
+      kNnValues, [] {
+        Sizes size;
+        const int64_t a = size(2, 4), b = size(2, 5);
+        return std::vector<Sample>{
+            {"weight and bias",
+             [b](const In& x) { return layer_norm(x[0], {b}, x[1], x[2]); },
+             {rn({a, b}), rn({b}), rn({b})}},
+            {"two normalized dims, no affine",
+             [b](const In& x) {
+               return layer_norm(x[0], {2, b});
+             },
+             {rn({a, 2, b})}},
+            {"bias only", [b](const In& x) { return layer_norm(x[0], {b}, Tensor(), x[1]); }, {rn({a, b}), rn({b})}},
+            {"transposed input, weight only",
+             [a](const In& x) { return layer_norm(x[0].t(), {a}, x[1]); },
+             {rn({a, b}), rn({a})}},
+            {"long rows",
+             [](const In& x) { return layer_norm(x[0], {67}, x[1], x[2]); },
+             {rn({2, 67}), rn({67}), rn({67})}},
+        };
+      }));
   t.push_back(entry("embedding", "ops/nn.h",
                     "composite: `index_select` of rows, then `reshape`; `IndexSelectBackward` adds repeated ids "
                     "together (`Backend::index_add`)",
                     "joining, splitting and indexing", [] {
                       return std::vector<Sample>{
-                          {"int64 ids (2, 3), repeats", [](const In& x) { return embedding(x[0], x[1]); }, {rn({5, 3})},
+                          {"int64 ids (2, 3), repeats",
+                           [](const In& x) { return embedding(x[0], x[1]); },
+                           {rn({5, 3})},
                            {from_vector(std::vector<int64_t>{0, 3, 3, 1, 4, 0}, {2, 3})}},
-                          {"int32 ids", [](const In& x) { return embedding(x[0], x[1]); }, {rn({3, 2})},
+                          {"int32 ids",
+                           [](const In& x) { return embedding(x[0], x[1]); },
+                           {rn({3, 2})},
                            {from_vector(std::vector<int32_t>{2, 2, 1})}},
                       };
                     }));
@@ -197,26 +215,39 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
         return std::vector<Sample>{
             {"mean", [](const In& x) { return cross_entropy(x[0], x[1]); }, {rn({4, 5})}, {target}},
             {"label smoothing, ignore_index, transposed logits",
-             [smooth](const In& x) { return cross_entropy(x[0].t(), x[1], smooth); }, {rn({5, 4})}, {target}},
+             [smooth](const In& x) { return cross_entropy(x[0].t(), x[1], smooth); },
+             {rn({5, 4})},
+             {target}},
             {"no reduction", [none](const In& x) { return cross_entropy(x[0], x[1], none); }, {rn({4, 5})}, {target}},
-            {"(N, C, d) with sum", [sum_r](const In& x) { return cross_entropy(x[0], x[1], sum_r); }, {rn({2, 3, 3})},
+            {"(N, C, d) with sum",
+             [sum_r](const In& x) { return cross_entropy(x[0], x[1], sum_r); },
+             {rn({2, 3, 3})},
              {from_vector(std::vector<int64_t>{0, 2, 1, 1, 0, 2}, {2, 3})}},
         };
       }));
   t.back().mixed_dtypes_refused = false;  // one floating input
-  t.push_back(entry("dropout", "ops/nn.h",
-                    "composite: `mul(x, mask)` (`MulBackward`) with the mask from `Backend::dropout_mask` (Philox); "
-                    "`x` itself when not training or `p == 0`",
-                    "dropout: rate, scaling, eval identity, reproducible masks", [] {
-                      // a fresh generator per call: the same mask every time (gradcheck differences, CPU and CUDA)
-                      return std::vector<Sample>{
-                          {"p 0.4, seeded", [](const In& x) { Generator g(5); return dropout(x[0], 0.4, true, &g); },
-                           {rn({4, 6})}},
-                          {"transposed, p 0.25", [](const In& x) { Generator g(9); return dropout(x[0].t(), 0.25, true, &g); },
-                           {rn({5, 3})}},
-                          {"eval mode is the identity", [](const In& x) { return dropout(x[0], 0.5, false); }, {rn({3, 2})}},
-                      };
-                    }));
+  t.push_back(
+      entry("dropout", "ops/nn.h",
+            "composite: `mul(x, mask)` (`MulBackward`) with the mask from `Backend::dropout_mask` (Philox); "
+            "`x` itself when not training or `p == 0`",
+            "dropout: rate, scaling, eval identity, reproducible masks", [] {
+              // a fresh generator per call: the same mask every time (gradcheck differences, CPU and CUDA)
+              return std::vector<Sample>{
+                  {"p 0.4, seeded",
+                   [](const In& x) {
+                     Generator g(5);
+                     return dropout(x[0], 0.4, true, &g);
+                   },
+                   {rn({4, 6})}},
+                  {"transposed, p 0.25",
+                   [](const In& x) {
+                     Generator g(9);
+                     return dropout(x[0].t(), 0.25, true, &g);
+                   },
+                   {rn({5, 3})}},
+                  {"eval mode is the identity", [](const In& x) { return dropout(x[0], 0.5, false); }, {rn({3, 2})}},
+              };
+            }));
 }
 
 }  // namespace wavspa::test

@@ -10,13 +10,11 @@ const char* kViewValues = "views share storage: writes through a view are seen b
 const char* kReshapeValues = "reshape is a view when possible and a copy otherwise";
 const char* kCopyValues = "contiguous, clone, to(dtype), to(device)";
 
-OpInfo entry(const std::string& name, const std::string& header, const std::string& backward,
-             const std::string& value_test, std::function<std::vector<Sample>()> samples, Ints ints = Ints::Exact) {
-  OpInfo op(name, header);
-  op.backward = backward;
-  op.value_test = value_test;
-  op.samples = std::move(samples);
-  op.ints = ints;  // shape ops move elements: integers come out exactly
+// Shape ops move elements: integers come out exactly.
+OpInfo shape_entry(const std::string& name, const std::string& backward, const std::string& value_test,
+                   std::function<std::vector<Sample>()> samples) {
+  OpInfo op = entry(name, "ops/shape.h", backward, value_test, std::move(samples));
+  op.ints = Ints::Exact;
   return op;
 }
 
@@ -35,95 +33,149 @@ OpInfo method(const std::string& name, const std::string& backward, const std::s
 
 void add_shape_ops(std::vector<OpInfo>& t) {
   // ---- ops/shape.h ----
-  t.push_back(entry("concat", "ops/shape.h", "`ConcatBackward`: one `narrow` view of `g` per input", kJoinValues, [] {
+  t.push_back(shape_entry("concat", "`ConcatBackward`: one `narrow` view of `g` per input", kJoinValues, [] {
     return std::vector<Sample>{
-        {"three inputs, one transposed", [](const In& x) { return concat({x[0], x[1].t(), x[2]}, 1); },
+        {"three inputs, one transposed",
+         [](const In& x) {
+           return concat({x[0], x[1].t(), x[2]}, 1);
+         },
          {rn({2, 3}), rn({1, 2}), rn({2, 2})}},
-        {"dim 0 with a zero-size input", [](const In& x) { return concat({x[0], x[1]}, 0); }, {rn({2, 3}), rn({0, 3})}},
+        {"dim 0 with a zero-size input",
+         [](const In& x) {
+           return concat({x[0], x[1]}, 0);
+         },
+         {rn({2, 3}), rn({0, 3})}},
     };
   }));
-  t.push_back(entry("stack", "ops/shape.h", "composite: `unsqueeze` each input, then `concat`", kJoinValues, [] {
+  t.push_back(shape_entry("stack", "composite: `unsqueeze` each input, then `concat`", kJoinValues, [] {
     return std::vector<Sample>{
-        {"last dim", [](const In& x) { return stack({x[0], x[1]}, -1); }, {rn({2, 3}), rn({2, 3})}},
-        {"dim 0, a transposed input", [](const In& x) { return stack({x[0].t(), x[1]}, 0); }, {rn({3, 2}), rn({2, 3})}},
+        {"last dim",
+         [](const In& x) {
+           return stack({x[0], x[1]}, -1);
+         },
+         {rn({2, 3}), rn({2, 3})}},
+        {"dim 0, a transposed input",
+         [](const In& x) {
+           return stack({x[0].t(), x[1]}, 0);
+         },
+         {rn({3, 2}), rn({2, 3})}},
     };
   }));
   t.back().error_name = "concat";  // stack is concat of unsqueezed inputs, and its errors say so
-  t.push_back(entry("split", "ops/shape.h", "views: `narrow` (`SliceBackward`)", kJoinValues, [] {
+  t.push_back(shape_entry("split", "views: `narrow` (`SliceBackward`)", kJoinValues, [] {
     return std::vector<Sample>{
-        {"sizes {1, 3}", [](const In& x) {
+        {"sizes {1, 3}",
+         [](const In& x) {
            auto parts = split(x[0], std::vector<int64_t>{1, 3}, 1);
            return mul(parts[0], parts[1].narrow(1, 2, 1));
-         }, {rn({2, 4})}},
+         },
+         {rn({2, 4})}},
         {"size 2 with a shorter last part", [](const In& x) { return flat(split(x[0], 2, 0)); }, {rn({5, 2})}},
     };
   }));
-  t.push_back(entry("chunk", "ops/shape.h", "views: `split(x, ceil(n / chunks), dim)`", kJoinValues, [] {
-    return std::vector<Sample>{{"3 chunks of 7, reordered", [](const In& x) {
+  t.push_back(shape_entry("chunk", "views: `split(x, ceil(n / chunks), dim)`", kJoinValues, [] {
+    return std::vector<Sample>{{"3 chunks of 7, reordered",
+                                [](const In& x) {
                                   auto parts = chunk(x[0], 3, 0);
                                   return concat({parts[2], parts[0]}, 0);
-                                }, {rn({7, 2})}}};
+                                },
+                                {rn({7, 2})}}};
   }));
-  t.push_back(entry("pad", "ops/shape.h",
-                    "`Constant`: `PadBackward`, `narrow` views of `g`; `Reflect`, `Symmetric`, `Replicate`, "
-                    "`Circular`: one `index_select` per padded dim, whose backward (`index_add`) folds each padded "
-                    "sample back onto its source",
-                    "pad: each mode on a known row", [] {
-                      std::vector<Sample> s;
-                      for (PadMode mode : {PadMode::Constant, PadMode::Reflect, PadMode::Symmetric, PadMode::Replicate,
-                                           PadMode::Circular}) {
-                        const std::string m = std::to_string(static_cast<int>(mode));
-                        s.push_back({"mode " + m + ", last dim", [mode](const In& x) { return pad(x[0], {2, 3}, mode, -2.0); },
-                                     {rn({2, 4})}});
-                        s.push_back({"mode " + m + ", two dims of a transpose",
-                                     [mode](const In& x) { return pad(x[0].t(), {1, 2, 2, 0}, mode); }, {rn({4, 3})}});
-                      }
-                      return s;
-                    }));
-  t.push_back(entry("index_select", "ops/shape.h",
-                    "`IndexSelectBackward`: zeros of x's shape, then `Backend::index_add` (repeats add up)", kJoinValues, [] {
-                      return std::vector<Sample>{
-                          {"dim 1, repeated index", [](const In& x) { return index_select(x[0], 1, x[1]); }, {rn({2, 3})},
-                           {from_vector(std::vector<int64_t>{2, 0, 2})}},
-                          {"dim 0 of a transpose, int32 index", [](const In& x) { return index_select(x[0].t(), 0, x[1]); },
-                           {rn({3, 4})}, {from_vector(std::vector<int32_t>{3, 1})}},
-                      };
-                    }));
-  t.push_back(entry("gather", "ops/shape.h", "`GatherBackward`: zeros of x's shape, then `Backend::scatter_add`",
-                    kJoinValues, [] {
-                      return std::vector<Sample>{
-                          {"dim 1", [](const In& x) { return gather(x[0], 1, x[1]); }, {rn({2, 4})},
-                           {from_vector(std::vector<int64_t>{0, 2, 2, 1, 0, 0}, {2, 3})}},
-                          {"dim 0 of a transpose", [](const In& x) { return gather(x[0].t(), 0, x[1]); }, {rn({2, 3})},
-                           {from_vector(std::vector<int64_t>{1, 0, 2, 2}, {2, 2})}},
-                      };
-                    }));
-  t.push_back(entry("flip", "ops/shape.h", "composite: `index_select` with reversed indices", kJoinValues, [] {
+  t.push_back(shape_entry(
+      "pad",
+      "`Constant`: `PadBackward`, `narrow` views of `g`; `Reflect`, `Symmetric`, `Replicate`, "
+      "`Circular`: one `index_select` per padded dim, whose backward (`index_add`) folds each padded "
+      "sample back onto its source",
+      "pad: each mode on a known row", [] {
+        std::vector<Sample> s;
+        for (PadMode mode :
+             {PadMode::Constant, PadMode::Reflect, PadMode::Symmetric, PadMode::Replicate, PadMode::Circular}) {
+          const std::string m = std::to_string(static_cast<int>(mode));
+          s.push_back({"mode " + m + ", last dim",
+                       [mode](const In& x) {
+                         return pad(x[0], {2, 3}, mode, -2.0);
+                       },
+                       {rn({2, 4})}});
+          s.push_back({"mode " + m + ", two dims of a transpose",
+                       [mode](const In& x) {
+                         return pad(x[0].t(), {1, 2, 2, 0}, mode);
+                       },
+                       {rn({4, 3})}});
+        }
+        return s;
+      }));
+  t.push_back(shape_entry("index_select",
+                          "`IndexSelectBackward`: zeros of x's shape, then `Backend::index_add` (repeats add up)",
+                          kJoinValues, [] {
+                            return std::vector<Sample>{
+                                {"dim 1, repeated index",
+                                 [](const In& x) { return index_select(x[0], 1, x[1]); },
+                                 {rn({2, 3})},
+                                 {from_vector(std::vector<int64_t>{2, 0, 2})}},
+                                {"dim 0 of a transpose, int32 index",
+                                 [](const In& x) { return index_select(x[0].t(), 0, x[1]); },
+                                 {rn({3, 4})},
+                                 {from_vector(std::vector<int32_t>{3, 1})}},
+                            };
+                          }));
+  t.push_back(
+      shape_entry("gather", "`GatherBackward`: zeros of x's shape, then `Backend::scatter_add`", kJoinValues, [] {
+        return std::vector<Sample>{
+            {"dim 1",
+             [](const In& x) { return gather(x[0], 1, x[1]); },
+             {rn({2, 4})},
+             {from_vector(std::vector<int64_t>{0, 2, 2, 1, 0, 0}, {2, 3})}},
+            {"dim 0 of a transpose",
+             [](const In& x) { return gather(x[0].t(), 0, x[1]); },
+             {rn({2, 3})},
+             {from_vector(std::vector<int64_t>{1, 0, 2, 2}, {2, 2})}},
+        };
+      }));
+  t.push_back(shape_entry("flip", "composite: `index_select` with reversed indices", kJoinValues, [] {
     return std::vector<Sample>{{"two dims", [](const In& x) { return flip(x[0], {0, -1}); }, {rn({3, 4})}}};
   }));
-  t.push_back(entry("roll", "ops/shape.h",
-                    "composite: `index_select` per dim; without dims: `reshape({-1})`, roll, `reshape`", kJoinValues, [] {
-                      return std::vector<Sample>{
-                          {"two dims", [](const In& x) { return roll(x[0], {1, -2}, {0, 1}); }, {rn({3, 4})}},
-                          {"flattened", [](const In& x) { return roll(x[0], {5}); }, {rn({3, 4})}},
-                      };
-                    }));
-  t.push_back(entry("repeat", "ops/shape.h",
-                    "composite: `reshape`, `expand`, `reshape`; the gradient is summed back by `ExpandBackward`",
-                    kJoinValues, [] {
-                      return std::vector<Sample>{
-                          {"new leading dim", [](const In& x) { return repeat(x[0], {2, 1, 3}); }, {rn({2, 2})}}};
-                    }));
+  t.push_back(shape_entry("roll", "composite: `index_select` per dim; without dims: `reshape({-1})`, roll, `reshape`",
+                          kJoinValues, [] {
+                            return std::vector<Sample>{
+                                {"two dims",
+                                 [](const In& x) {
+                                   return roll(x[0], {1, -2}, {0, 1});
+                                 },
+                                 {rn({3, 4})}},
+                                {"flattened", [](const In& x) { return roll(x[0], {5}); }, {rn({3, 4})}},
+                            };
+                          }));
+  t.push_back(shape_entry("repeat",
+                          "composite: `reshape`, `expand`, `reshape`; the gradient is summed back by `ExpandBackward`",
+                          kJoinValues, [] {
+                            return std::vector<Sample>{{"new leading dim",
+                                                        [](const In& x) {
+                                                          return repeat(x[0], {2, 1, 3});
+                                                        },
+                                                        {rn({2, 2})}}};
+                          }));
 
   // ---- Tensor: views ----
   t.push_back(method("view", "view: `ViewBackward`, `g.reshape(input shape)`; throws if no view exists", kReshapeValues,
-                     [](const In& x) { return x[0].view({3, 4}); }, {2, 6}));
+                     [](const In& x) {
+                       return x[0].view({3, 4});
+                     },
+                     {2, 6}));
   {
-    OpInfo op = method("reshape", "`view` when strides exist, else `contiguous().view()` (`CloneBackward`, `ViewBackward`)",
-                       kReshapeValues, [](const In& x) { return x[0].reshape({3, 4}); }, {2, 6});
+    OpInfo op =
+        method("reshape", "`view` when strides exist, else `contiguous().view()` (`CloneBackward`, `ViewBackward`)",
+               kReshapeValues,
+               [](const In& x) {
+                 return x[0].reshape({3, 4});
+               },
+               {2, 6});
     op.samples = [] {
       return std::vector<Sample>{
-          {"a view", [](const In& x) { return x[0].reshape({3, 4}); }, {rn({2, 6})}},
+          {"a view",
+           [](const In& x) {
+             return x[0].reshape({3, 4});
+           },
+           {rn({2, 6})}},
           {"a copy (transposed input)", [](const In& x) { return x[0].t().reshape({-1}); }, {rn({2, 3})}},
       };
     };
@@ -135,20 +187,31 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   t.push_back(method("t", "`transpose(0, 1)`; the tensor itself below 2 dims", kViewValues,
                      [](const In& x) { return x[0].t(); }, {2, 3}));
   t.push_back(method("permute", "view: `PermuteBackward`, `g.permute(inverse)`", kViewValues,
-                     [](const In& x) { return x[0].permute({2, 0, 1}); }, {2, 3, 4}));
-  t.push_back(method("narrow", "`slice` with step 1", kViewValues, [](const In& x) { return x[0].narrow(0, 1, 2); }, {4, 3}));
+                     [](const In& x) {
+                       return x[0].permute({2, 0, 1});
+                     },
+                     {2, 3, 4}));
+  t.push_back(
+      method("narrow", "`slice` with step 1", kViewValues, [](const In& x) { return x[0].narrow(0, 1, 2); }, {4, 3}));
   t.push_back(method("slice",
                      "view: `SliceBackward`, `g` copied into the same strided window of zeros of the input's shape",
                      kViewValues, [](const In& x) { return x[0].slice(1, 1, 6, 2); }, {2, 7}));
   t.push_back(method("select", "`narrow`, then `squeeze(dim)`", kViewValues,
                      [](const In& x) { return x[0].select(1, -1); }, {4, 3}));
   t.push_back(method("expand", "view: `ExpandBackward`, `sum_to(g, input shape)`", kViewValues,
-                     [](const In& x) { return x[0].unsqueeze(1).expand({3, 4, 2}); }, {3, 2}));
-  t.push_back(method("broadcast_to", "calls `expand`", "", [](const In& x) { return x[0].broadcast_to({2, 3, 4}); },
+                     [](const In& x) {
+                       return x[0].unsqueeze(1).expand({3, 4, 2});
+                     },
+                     {3, 2}));
+  t.push_back(method("broadcast_to", "calls `expand`", "",
+                     [](const In& x) {
+                       return x[0].broadcast_to({2, 3, 4});
+                     },
                      {3, 1}));
   t.back().error_name = "expand";
   {
-    OpInfo op = method("squeeze", "`squeeze()`: `reshape` without the size-1 dims; `squeeze(dim)`: view, "
+    OpInfo op = method("squeeze",
+                       "`squeeze()`: `reshape` without the size-1 dims; `squeeze(dim)`: view, "
                        "`SqueezeBackward`, `g.reshape(input shape)`",
                        kViewValues, [](const In& x) { return x[0].squeeze(); }, {1, 3, 1});
     op.samples = [] {
@@ -164,7 +227,10 @@ void add_shape_ops(std::vector<OpInfo>& t) {
                      [](const In& x) { return x[0].unsqueeze(1); }, {3, 2}));
   {
     OpInfo op = method("as_strided", "no gradient: the raw building block of the views, without autograd", "",
-                       [](const In& x) { return x[0].as_strided({2, 2}, {1, 3}, 1); }, {3, 3});
+                       [](const In& x) {
+                         return x[0].as_strided({2, 2}, {1, 3}, 1);
+                       },
+                       {3, 3});
     op.differentiable = false;
     t.push_back(op);
   }
@@ -175,7 +241,8 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   t.push_back(method("clone", "`CloneBackward`: `g` unchanged", kCopyValues,
                      [](const In& x) { return x[0].slice(0, 0, 4, 2).clone(); }, {4, 3}));
   {
-    OpInfo op = method("to", "`to(DType)`: `ToDtypeBackward`, `g.to(original dtype)`, recorded for floating targets; "
+    OpInfo op = method("to",
+                       "`to(DType)`: `ToDtypeBackward`, `g.to(original dtype)`, recorded for floating targets; "
                        "`to(Device)`: `ToDeviceBackward`, `g.to(original device)`",
                        kCopyValues, [](const In& x) { return x[0].to(kFloat32).to(kFloat64); }, {3, 2});
     op.samples = [] {
@@ -186,7 +253,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
           {"to the same device", [](const In& x) { return x[0].to(x[0].device()); }, {rn({2, 2})}},
       };
     };
-    op.ints = Ints::Skip;   // converting is its job
+    op.ints = Ints::Skip;  // converting is its job
     t.push_back(op);
   }
   {
@@ -224,14 +291,19 @@ void add_shape_ops(std::vector<OpInfo>& t) {
     };
     return op;
   };
-  t.push_back(in_place("copy_", "", [](Tensor& y, const In& x) { y.copy_(x[1]); }, 2));
-  t.back().mixed_dtypes_refused = false;  // copy_ converts dtypes
+  t.push_back(in_place(
+      "copy_", "", [](Tensor& y, const In& x) { y.copy_(x[1]); }, 2));
+  t.back().mixed_dtypes_refused = false;   // copy_ converts dtypes
   t.back().mixed_devices_refused = false;  // and copies across devices
-  t.push_back(in_place("fill_", kViewValues, [](Tensor& y, const In&) { y.fill_(-1.5); }, 1));
+  t.push_back(in_place(
+      "fill_", kViewValues, [](Tensor& y, const In&) { y.fill_(-1.5); }, 1));
   t.back().ints = Ints::Skip;  // fills -1.5, which an integer tensor truncates
-  t.push_back(in_place("zero_", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));
-  t.push_back(in_place("add_", "", [](Tensor& y, const In& x) { y.add_(x[1], 2.0); }, 2));
-  t.push_back(in_place("mul_", "", [](Tensor& y, const In&) { y.mul_(-3.0); }, 1));
+  t.push_back(in_place(
+      "zero_", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));
+  t.push_back(in_place(
+      "add_", "", [](Tensor& y, const In& x) { y.add_(x[1], 2.0); }, 2));
+  t.push_back(in_place(
+      "mul_", "", [](Tensor& y, const In&) { y.mul_(-3.0); }, 1));
 }
 
 }  // namespace wavspa::test

@@ -42,7 +42,10 @@ In convert(const Sample& s, const std::function<Tensor(const Tensor&)>& floating
   return all;
 }
 
-In args_of(const Sample& s) { return convert(s, [](const Tensor& t) { return t; }, [](const Tensor& t) { return t; }); }
+In args_of(const Sample& s) {
+  return convert(
+      s, [](const Tensor& t) { return t; }, [](const Tensor& t) { return t; });
+}
 
 size_t floating_count(const Sample& s) {
   size_t n = 0;
@@ -82,28 +85,33 @@ TEST_CASE("op table: every sample of every op runs, differentiable ops pass the 
         REQUIRE_MESSAGE(t.dtype() == kFloat64, what, ": sample inputs are float64 leaves, got ", t.describe());
       if (!op.differentiable) {
         // no graph: the output neither requires grad nor has a node, even from inputs that do
-        In args = convert(s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
-                          [](const Tensor& t) { return t; });
-        runs([&] {
-          Tensor y = s.fn(args);
-          CHECK_MESSAGE(!y.requires_grad(), what, " records a graph but is listed as not differentiable");
-        }, what);
+        In args = convert(
+            s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); }, [](const Tensor& t) { return t; });
+        runs(
+            [&] {
+              Tensor y = s.fn(args);
+              CHECK_MESSAGE(!y.requires_grad(), what, " records a graph but is listed as not differentiable");
+            },
+            what);
         continue;
       }
-      runs([&] {
-        In args = convert(s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
-                          [](const Tensor& t) { return t; });
-        CHECK_MESSAGE(s.fn(args).requires_grad(), what, " records no graph from inputs that require grad");
-        GradcheckResult r = gradcheck(
-            [&](const In& x) {
-              In all = x;
-              all.insert(all.end(), s.consts.begin(), s.consts.end());
-              return s.fn(all);
-            },
-            s.inputs);
-        CHECK_MESSAGE(r.ok, what, ": ", r.message);
-        ++checked;
-      }, what);
+      runs(
+          [&] {
+            In args = convert(
+                s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
+                [](const Tensor& t) { return t; });
+            CHECK_MESSAGE(s.fn(args).requires_grad(), what, " records no graph from inputs that require grad");
+            GradcheckResult r = gradcheck(
+                [&](const In& x) {
+                  In all = x;
+                  all.insert(all.end(), s.consts.begin(), s.consts.end());
+                  return s.fn(all);
+                },
+                s.inputs);
+            CHECK_MESSAGE(r.ok, what, ": ", r.message);
+            ++checked;
+          },
+          what);
     }
   }
   MESSAGE(op_table().size(), " ops, ", samples, " samples, ", checked, " gradchecks");
@@ -119,12 +127,19 @@ TEST_CASE("op table: integer inputs are refused naming the op, or give the float
       // integer values, so that exact integer arithmetic and float64 arithmetic agree
       auto round64 = [](const Tensor& t) { return mul(t, 3.0).to(kInt64).to(kFloat64); };
       In as_float = convert(s, round64, [](const Tensor& t) { return t; });
-      In as_int = convert(s, [&](const Tensor& t) { return round64(t).to(kInt64); }, [](const Tensor& t) { return t; });
+      In as_int = convert(
+          s, [&](const Tensor& t) { return round64(t).to(kInt64); }, [](const Tensor& t) { return t; });
       if (op.ints == Ints::Refused) {
         check_error([&] { s.fn(as_int); }, {op.error_name, "int64"});
       } else {
         Tensor want, got;
-        if (!runs([&] { want = s.fn(as_float); got = s.fn(as_int); }, what)) continue;
+        if (!runs(
+                [&] {
+                  want = s.fn(as_float);
+                  got = s.fn(as_int);
+                },
+                what))
+          continue;
         CHECK(got.dtype() == kInt64);
         CHECK(got.shape() == want.shape());
         CHECK_MESSAGE(max_abs_diff(got, want) == 0, what, ": int64 result differs from float64");
@@ -152,9 +167,7 @@ TEST_CASE("op table: float32 mixed with float64 is refused naming the op and bot
 
 namespace {
 
-std::string strip_comments(const std::string& text) {
-  return std::regex_replace(text, std::regex(R"(//[^\n]*)"), "");
-}
+std::string strip_comments(const std::string& text) { return std::regex_replace(text, std::regex(R"(//[^\n]*)"), ""); }
 
 // Names of the ops a header declares at namespace scope: functions returning tensors.
 std::set<std::string> declared_ops(const std::string& header) {
@@ -207,7 +220,8 @@ TEST_CASE("op table: every op declared in ops/*.h and every Tensor method that c
   CHECK(declared.size() > 80);  // the parser found the headers' ops
   for (const std::string& name : declared) {
     if (kNotOps.count(name)) continue;
-    CHECK_MESSAGE(in_table.count(name), name, " is declared but has no entry in the op table (tests/ops/op_table_*.cpp)");
+    CHECK_MESSAGE(in_table.count(name), name,
+                  " is declared but has no entry in the op table (tests/ops/op_table_*.cpp)");
   }
   for (const std::string& name : in_table)
     CHECK_MESSAGE(declared.count(name), name, " is in the op table but no header declares it");
@@ -278,7 +292,8 @@ TEST_CASE("op table: docs/ops.md's op tables are generated from the table, value
     MESSAGE("rewrote ", path);
     return;
   }
-  CHECK_MESSAGE(have == want, path, "'s op tables differ from the op table: rerun with WAVSPA_WRITE_DOCS=1 "
+  CHECK_MESSAGE(have == want, path,
+                "'s op tables differ from the op table: rerun with WAVSPA_WRITE_DOCS=1 "
                 "(make test TEST_ARGS='-tc=\"op table: docs*\"' WAVSPA_WRITE_DOCS=1) and commit the file");
 }
 
@@ -295,11 +310,9 @@ void check_sample_parity(const OpInfo& op, const Sample& s, DType dt, const std:
   const bool integer = dt == kInt64;
   const Tol tol = integer ? Tol{0, 0} : dt == kFloat32 ? op.f32 : op.f64;
   auto on = [&](Device device) {
-    return convert(s,
-                   [&](const Tensor& t) {
-                     return (integer ? mul(t, 3.0).to(kInt64) : t.to(dt)).to(device).detach();
-                   },
-                   [&](const Tensor& t) { return t.to(device); });
+    return convert(
+        s, [&](const Tensor& t) { return (integer ? mul(t, 3.0).to(kInt64) : t.to(dt)).to(device).detach(); },
+        [&](const Tensor& t) { return t.to(device); });
   };
   In cpu = on(Device::cpu()), gpu = on(Device::cuda());
   const size_t n = s.inputs.size();
@@ -317,13 +330,15 @@ void check_sample_parity(const OpInfo& op, const Sample& s, DType dt, const std:
   yg.backward(seed.to(Device::cuda()));
   for (size_t i = 0; i < n; ++i) {
     REQUIRE_MESSAGE(cpu[i].grad().defined() == gpu[i].grad().defined(), what, " input ", i);
-    if (cpu[i].grad().defined()) check_close(cpu[i].grad(), gpu[i].grad(), tol, what + " grad of input " + std::to_string(i));
+    if (cpu[i].grad().defined())
+      check_close(cpu[i].grad(), gpu[i].grad(), tol, what + " grad of input " + std::to_string(i));
   }
 }
 
 }  // namespace
 
-TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, float32, float64 and int64" * gpu_only()) {
+TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, float32, float64 and int64" *
+          gpu_only()) {
   int64_t compared = 0;
   for (const OpInfo& op : op_table()) {
     if (!op.cuda) continue;
