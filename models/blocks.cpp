@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/names.h"
 #include "ops/factory.h"
 #include "ops/fft.h"
 #include "ops/shape.h"
@@ -51,19 +52,10 @@ bool is_lifting(Parametrization p) {
 }  // namespace
 
 Parametrization parametrization_from_name(const std::string& name) {
-  std::string valid;
-  for (auto& [p, n] : kParamNames) {
-    if (name == n) return p;
-    valid += valid.empty() ? n : std::string(", ") + n;
-  }
-  throw Error(str("unknown WavSpA parametrization '", name, "'; valid: ", valid));
+  return value_of_name(kParamNames, name, "WavSpA parametrization");
 }
 
-const char* parametrization_name(Parametrization p) {
-  for (auto& [q, n] : kParamNames)
-    if (q == p) return n;
-  return "?";
-}
+const char* parametrization_name(Parametrization p) { return name_of_value(kParamNames, p); }
 
 WavSpABlock::WavSpABlock(const WavSpAOptions& o, const AttentionFactory& make_attention)
     : Block("WavSpABlock"), options(o) {

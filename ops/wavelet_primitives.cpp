@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/names.h"
 #include "ops/common.h"
 
 namespace wavspa {
@@ -35,20 +36,9 @@ const std::pair<WaveletMode, const char*> kModeNames[] = {
 };
 }  // namespace
 
-WaveletMode wavelet_mode(const std::string& name) {
-  std::string valid;
-  for (auto& [mode, n] : kModeNames) {
-    if (name == n) return mode;
-    valid += valid.empty() ? n : std::string(", ") + n;
-  }
-  throw Error(str("unknown wavelet mode '", name, "'; valid modes: ", valid));
-}
+WaveletMode wavelet_mode(const std::string& name) { return value_of_name(kModeNames, name, "wavelet mode"); }
 
-const char* wavelet_mode_name(WaveletMode mode) {
-  for (auto& [m, n] : kModeNames)
-    if (m == mode) return n;
-  return "?";
-}
+const char* wavelet_mode_name(WaveletMode mode) { return name_of_value(kModeNames, mode); }
 
 namespace wavelet_detail {
 
