@@ -160,6 +160,10 @@ struct Tol {
 };
 
 #ifdef WAVSPA_CUDA
+// The floating dtypes every parity case runs in, and a case label that names the dtype.
+inline constexpr DType kDtypes[] = {kFloat32, kFloat64};
+inline std::string label(DType dt, const std::string& what) { return str(dtype_name(dt), " ", what); }
+
 inline bool cuda_available() {
   static const bool yes = cuda::device_count() > 0;
   return yes;

@@ -5,7 +5,6 @@
 
 using namespace wavspa;
 using namespace wavspa::test;
-using In = std::vector<Tensor>;
 
 namespace {
 

@@ -17,14 +17,11 @@
 
 using namespace wavspa;
 using namespace wavspa::test;
-using In = std::vector<Tensor>;
 
 namespace {
 
-const DType kDtypes[] = {kFloat32, kFloat64};
 const DType kAllDtypes[] = {kFloat32, kFloat64, kInt32, kInt64};
 
-std::string label(DType dt, const std::string& what) { return str(dtype_name(dt), " ", what); }
 
 // Turns the allocator's poison on for one test case and restores the previous setting.
 struct PoisonOn {

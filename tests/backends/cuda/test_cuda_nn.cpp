@@ -26,11 +26,9 @@
 
 using namespace wavspa;
 using namespace wavspa::test;
-using In = std::vector<Tensor>;
 
 namespace {
 
-const DType kDtypes[] = {kFloat32, kFloat64};
 
 const WaveletMode kAllModes[] = {
     WaveletMode::Zero,          WaveletMode::Constant,    WaveletMode::Symmetric,
@@ -46,7 +44,6 @@ Tol sum_tol(DType dt, int64_t terms) {
   return {1e-5 + 2e-7 * (double)terms, 1e-4};
 }
 
-std::string label(DType dt, const std::string& what) { return str(dtype_name(dt), " ", what); }
 
 // An int64 target of n labels in [0, classes), with every `every`-th one set to `ignore`.
 Tensor targets(int64_t n, int64_t classes, int64_t every, int64_t ignore, const Shape& shape = {}) {
