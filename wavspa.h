@@ -16,6 +16,7 @@
 #include "core/random.h"
 #include "core/shape.h"
 #include "core/tensor.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
 #include "ops/fft.h"

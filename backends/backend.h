@@ -71,6 +71,44 @@ struct GemmArgs {
   double alpha = 1.0, beta = 0.0;
 };
 
+// Scaled dot-product attention over (B, H, N, d) tensors, computed tile by tile with an
+// online softmax so that no (N, N) matrix is ever stored ("flash attention").
+//
+// q (B, H, nq, d), k and v (B, H, nk, d), out (B, H, nq, d): any strides in the first three
+// dims, stride 1 in the last (so the heads of a fused (B, N, 3 H d) projection are read in
+// place). lse (B, H, nq) contiguous, float32 for float32 inputs and float64 for float64:
+// the log of each row's softmax denominator, log sum_j exp(s_ij), saved for backward.
+// key_keep: (B, nk) contiguous int32, nonzero where a key may be attended to, or undefined.
+//
+// Scores s_ij = scale * q_i . k_j. Key j is masked for query i when key_keep[b, j] == 0 or
+// (causal) j > i; masked scores are -inf. A row whose keys are all masked attends uniformly
+// to all nk keys (every score of that row counts as 0), as the materialised
+// softmax(masked_fill(scores, lowest)) does, and passes no gradient to q or k.
+// Dropout (dropout_p > 0): the normalised weight p_ij is multiplied by
+// attention_dropout_scale(...) below; the softmax denominator is not changed by it.
+struct AttentionArgs {
+  int64_t batch = 0, heads = 0, nq = 0, nk = 0, dim = 0;
+  double scale = 1.0;
+  bool causal = false;
+  double dropout_p = 0.0;
+  PhiloxState philox;  // dropout's counter range: attention_dropout_counters(...) of them
+};
+
+// Counters attention's dropout consumes: one Philox block per 4 keys of every query row.
+inline uint64_t attention_dropout_counters(const AttentionArgs& a) {
+  return (uint64_t)(a.batch * a.heads * a.nq) * (uint64_t)((a.nk + 3) / 4);
+}
+// The dropout factor of weight (bh = b * heads + h, i, j): 1 / (1 - p) if kept, else 0.
+// Key j of row (bh, i) takes lane j % 4 of Philox block offset + (bh * nq + i) *
+// ceil(nk / 4) + j / 4, and is kept when that lane's uniform in (0, 1] exceeds p (the rule
+// of dropout_mask), so every backend draws the same mask.
+WAVSPA_HOST_DEVICE inline bool attention_dropout_keep(const AttentionArgs& a, int64_t bh, int64_t i,
+                                                      int64_t j) {
+  const uint64_t row = (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 3) / 4);
+  const auto r = philox4x32(a.philox.offset + row + (uint64_t)(j / 4), 0, a.philox.seed);
+  return uint_to_unit(r[j % 4]) > a.dropout_p;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -128,6 +166,17 @@ class Backend {
   virtual void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = 0;
   virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                            const Tensor& src) = 0;
+
+  // --- attention (AttentionArgs above) -------------------------------------------------
+  virtual void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                                 const Tensor& lse) = 0;
+  // grad_q, grad_k, grad_v: q's, k's and v's shapes, strides as q's (last dim 1); written
+  // in full. out and lse are the forward's.
+  virtual void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                                  const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,
+                                  const Tensor& grad_k, const Tensor& grad_v) = 0;
 
   // --- losses: logits (N, C), target (N) int64, losses (N) ------------------------------
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& target,

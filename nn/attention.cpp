@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/attention.h"
 #include "ops/factory.h"
 #include "ops/linalg.h"
 #include "ops/nn.h"
@@ -75,18 +76,19 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x, const Tensor& key_mask, 
     kh = split_heads(k->forward(x));
     vh = split_heads(v->forward(x));
   }
-  Tensor keep;  // broadcasts to (B, H, N, N)
+  // The fused kernel (ops/attention.h) takes the key mask and causality as they are, so no
+  // (N, N) mask or score matrix is built; its output is (B, N, H, dh) memory, so the reshape
+  // back to (B, N, qkv_dim) below is a view.
+  AttentionOptions options;
   if (key_mask.defined()) {
     WAVSPA_CHECK(key_mask.shape() == Shape({B, N}), "MultiHeadSelfAttention: key_mask must be (B, N) = ",
                  shape_str({B, N}), ", got ", shape_str(key_mask.shape()));
-    keep = key_mask.to(x.dtype()).reshape({B, 1, 1, N});
-    keep = ne(keep, scalar_tensor(0, x.dtype(), x.device()));
+    options.key_mask = key_mask;
   }
-  if (causal) {
-    Tensor c = causal_mask(N, x.dtype(), x.device());
-    keep = keep.defined() ? mul(keep, c) : c;
-  }
-  Tensor y = scaled_dot_product_attention(qh, kh, vh, keep, attn_dropout, is_training());
+  options.causal = causal;
+  options.dropout_p = attn_dropout;
+  options.training = is_training();
+  Tensor y = attention(qh, kh, vh, options);
   return out->forward(y.permute({0, 2, 1, 3}).reshape({B, N, qkv_dim}));
 }
 

@@ -44,7 +44,8 @@ class MultiHeadSelfAttention : public SelfAttention {
                          double attn_dropout = 0.0, bool bias = true, bool fused_qkv = true,
                          int64_t out_dim = -1);
   // x (B, N, D). key_mask (B, N): nonzero for real tokens, 0 for padding that no query may
-  // attend to. causal: query i attends to keys j <= i only.
+  // attend to. causal: query i attends to keys j <= i only. Computed by the fused
+  // attention op (ops/attention.h); attn_dropout applies while training.
   Tensor forward(const Tensor& x, const Tensor& key_mask = Tensor(), bool causal = false) override;
   std::string extra_repr() const override;
 

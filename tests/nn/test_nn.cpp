@@ -198,6 +198,33 @@ TEST_CASE("nn: attention equals a naive computation, with key and causal masks")
   check_error([&] { attn.forward(x, ones({B, N + 1})); }, {"key_mask", "(2, 5)", "(2, 6)"});
 }
 
+TEST_CASE("nn: attention dropout is seeded, applies only in training, and is the fused op's") {
+  nn::MultiHeadSelfAttention attn(8, 2, -1, /*attn_dropout=*/0.3);
+  attn.to(kFloat64);
+  Tensor x = randn({2, 7, 8}, kFloat64);
+  Tensor mask = from_vector(std::vector<int64_t>{1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1}, {2, 7});
+  attn.eval();
+  Tensor eval_y = attn.forward(x, mask);
+  attn.train();
+  manual_seed(4);
+  Tensor a = attn.forward(x, mask);
+  manual_seed(4);
+  Tensor b = attn.forward(x, mask);
+  CHECK(max_abs_diff(a, b) == 0);
+  CHECK(max_abs_diff(a, eval_y) > 1e-3);
+  // the same draw made by hand: the fused op with the module's projections
+  auto parts = chunk(attn.qkv->forward(x), 3, -1);
+  for (Tensor& t : parts) t = t.reshape({2, 7, 2, 4}).permute({0, 2, 1, 3});
+  AttentionOptions o;
+  o.key_mask = mask;
+  o.dropout_p = 0.3;
+  o.training = true;
+  manual_seed(4);
+  Tensor heads = attention(parts[0], parts[1], parts[2], o);
+  Tensor by_hand = attn.out->forward(heads.permute({0, 2, 1, 3}).reshape({2, 7, 8}));
+  CHECK(max_abs_diff(a, by_hand) == 0);
+}
+
 TEST_CASE("nn: separate q/k/v equals fused qkv with the same weights") {
   nn::MultiHeadSelfAttention fused(6, 3), sep(6, 3, -1, 0.0, true, /*fused=*/false);
   NoGradGuard no_grad;

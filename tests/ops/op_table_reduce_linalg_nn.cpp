@@ -1,4 +1,4 @@
-// Op table entries of ops/reduce.h, ops/linalg.h and ops/nn.h.
+// Op table entries of ops/reduce.h, ops/linalg.h, ops/nn.h and ops/attention.h.
 #include "tests/ops/op_table.h"
 
 namespace wavspa::test {
@@ -248,6 +248,109 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
                   {"eval mode is the identity", [](const In& x) { return dropout(x[0], 0.5, false); }, {rn({3, 2})}},
               };
             }));
+
+  // ---- attention ----
+  t.push_back(entry(
+      "attention", "ops/attention.h",
+      "fused `Backend::attention_backward` (`AttentionBackward`): each row's weights recomputed from the "
+      "log-sum-exp the forward saved, the dropout mask regenerated from the node's Philox range",
+      "attention: values and gradients equal the materialised composite (float64)", [] {
+        Sizes size;
+        const int64_t B = size(1, 2), H = size(1, 2), d = size(1, 8), n = size(3, 6);
+        auto att = [](const In& x) { return attention(x[0], x[1], x[2]); };
+        // q, k, v as a model makes them: heads split from one (B, N, 3 H d) projection, so
+        // each is a permuted view with strides (N 3 H d, d, 3 H d, 1).
+        auto fused = [H, d](const In& x, const AttentionOptions& o) {
+          const int64_t b = x[0].shape()[0], N = x[0].shape()[1];
+          std::vector<Tensor> p = chunk(x[0], 3, -1);
+          for (Tensor& t : p) t = t.reshape({b, N, H, d}).permute({0, 2, 1, 3});
+          return attention(p[0], p[1], p[2], o);
+        };
+        // Batch 1's keys are all padding; batch 0 keeps every other key.
+        std::vector<int64_t> mask(2 * 13);
+        for (int64_t j = 0; j < 13; ++j) mask[j] = j % 2 == 0;
+        Tensor key_mask = from_vector(mask, {2, 13});
+        // Key 0 padded: under causality, query 0 has no key left.
+        std::vector<int32_t> first(2 * 7, 1);
+        first[0] = first[7] = 0;
+        Tensor first_padded = from_vector(first, {2, 7});
+        return std::vector<Sample>{
+            {"nq 7, nk 13, random B, H, d", att, {rn({B, H, 7, d}), rn({B, H, 13, d}), rn({B, H, 13, d})}},
+            {"key mask (int64) with one batch all padding",
+             [](const In& x) {
+               AttentionOptions o;
+               o.key_mask = x[3];
+               return attention(x[0], x[1], x[2], o);
+             },
+             {rn({2, H, n, d}), rn({2, H, 13, d}), rn({2, H, 13, d})},
+             {key_mask}},
+            {"causal, nq = nk = 7, key 0 padded (int32 mask)",
+             [](const In& x) {
+               AttentionOptions o;
+               o.key_mask = x[3];
+               o.causal = true;
+               return attention(x[0], x[1], x[2], o);
+             },
+             {rn({2, H, 7, d}), rn({2, H, 7, d}), rn({2, H, 7, d})},
+             {first_padded}},
+            {"causal, nq 13 > nk 7, scale 0.3",
+             [](const In& x) {
+               AttentionOptions o;
+               o.causal = true;
+               o.scale = 0.3;
+               return attention(x[0], x[1], x[2], o);
+             },
+             {rn({B, H, 13, d}), rn({B, H, 7, d}), rn({B, H, 7, d})}},
+            {"heads of a fused (B, N, 3 H d) projection, N 13, causal, float64 key mask",
+             [fused](const In& x) {
+               AttentionOptions o;
+               o.key_mask = x[1];
+               o.causal = true;
+               return fused(x, o);
+             },
+             {rn({2, 13, 3 * H * d})},
+             {from_vector(std::vector<double>{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0,  //
+                                              0, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                          {2, 13})}},
+            {"transposed q (last-dim stride nq), k and v expanded over heads",
+             [H](const In& x) {
+               const int64_t b = x[1].shape()[0];
+               return attention(x[0].transpose(-1, -2), x[1].expand({b, H, -1, -1}), x[2].expand({b, H, -1, -1}));
+             },
+             {rn({B, H, d, 5}), rn({B, 1, 7, d}), rn({B, 1, 7, d})}},
+            {"dropout 0.3, seeded, key mask",
+             [](const In& x) {
+               Generator g(17);  // a fresh generator per call: the same mask every time
+               AttentionOptions o;
+               o.key_mask = x[3];
+               o.dropout_p = 0.3;
+               o.training = true;
+               o.gen = &g;
+               return attention(x[0], x[1], x[2], o);
+             },
+             {rn({2, H, 7, d}), rn({2, H, 13, d}), rn({2, H, 13, d})},
+             {key_mask}},
+            {"dropout 0.5, seeded, causal, fused projection, N 9",
+             [fused](const In& x) {
+               Generator g(3);
+               AttentionOptions o;
+               o.causal = true;
+               o.dropout_p = 0.5;
+               o.training = true;
+               o.gen = &g;
+               return fused(x, o);
+             },
+             {rn({B, 9, 3 * H * d})}},
+            {"not training: dropout_p is ignored",
+             [](const In& x) {
+               AttentionOptions o;
+               o.dropout_p = 0.5;
+               return attention(x[0], x[1], x[2], o);
+             },
+             {rn({B, H, n, d}), rn({B, H, n, d}), rn({B, H, n, d})}},
+            {"no keys (nk 0): zeros", att, {rn({B, H, 3, d}), rn({B, H, 0, d}), rn({B, H, 0, d})}},
+        };
+      }));
 }
 
 }  // namespace wavspa::test

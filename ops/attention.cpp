@@ -1,0 +1,114 @@
+#include "ops/attention.h"
+
+#include <cmath>
+
+#include "ops/common.h"
+#include "ops/elementwise.h"
+
+namespace wavspa {
+
+using namespace ops_detail;
+using G = std::vector<Tensor>;
+
+namespace {
+
+// (B, H, n, d) <-> (B, n, H, d): outputs and gradients live in (B, n, H, d) memory and are
+// handed out as this permutation of it.
+const std::vector<int64_t> kHeadsFirst{0, 2, 1, 3};
+
+// The kernels read rows of d consecutive elements (AttentionArgs): a tensor whose last dim
+// has another stride is copied. With d <= 1 the last stride is never used, so a view that
+// only calls it 1 does.
+Tensor unit_rows(const Tensor& t) {
+  if (t.strides().back() == 1) return t;
+  if (t.shape().back() <= 1) {
+    Shape strides = t.strides();
+    strides.back() = 1;
+    return t.as_strided(t.shape(), strides, t.offset());
+  }
+  Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+  backend_of(t).copy(t, c);
+  return c;
+}
+
+// An uninitialised (B, H, n, d) tensor on (B, n, H, d) memory.
+Tensor heads_first(const Tensor& like, int64_t B, int64_t H, int64_t n, int64_t d) {
+  return permute_raw(Tensor::empty({B, n, H, d}, like.dtype(), like.device()), kHeadsFirst);
+}
+
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+  const char* op = "attention";
+  check_floating(op, q);
+  check_same(op, q, k);
+  check_same(op, q, v);
+  WAVSPA_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.shape() == v.shape() &&
+                   q.shape()[0] == k.shape()[0] && q.shape()[1] == k.shape()[1] &&
+                   q.shape()[3] == k.shape()[3],
+               "attention: expected q (B, H, nq, d) and k, v (B, H, nk, d), got q ",
+               shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  const int64_t B = q.shape()[0], H = q.shape()[1], nq = q.shape()[2], nk = k.shape()[2],
+                d = q.shape()[3];
+  WAVSPA_CHECK(o.dropout_p >= 0 && o.dropout_p <= 1, "attention: dropout_p must be in [0, 1], got ",
+               o.dropout_p);
+  WAVSPA_CHECK(std::isfinite(o.scale), "attention: scale must be finite (negative for 1 / sqrt(d)), got ",
+               o.scale);
+  Tensor keep;  // (B, nk) int32, the kernels' key_keep
+  if (o.key_mask.defined()) {
+    WAVSPA_CHECK(o.key_mask.device() == q.device(), "attention: key_mask is on ", o.key_mask.device(),
+                 " but q on ", q.device());
+    WAVSPA_CHECK(o.key_mask.shape() == Shape({B, nk}), "attention: key_mask must be (B, nk) = ",
+                 shape_str({B, nk}), ", got ", shape_str(o.key_mask.shape()));
+    keep = Tensor::empty({B, nk}, kInt32, q.device());
+    backend_of(q).copy(ne(o.key_mask, scalar_like(0.0, o.key_mask)), keep);  // nonzero -> 1
+  }
+
+  AttentionArgs args;
+  args.batch = B;
+  args.heads = H;
+  args.nq = nq;
+  args.nk = nk;
+  args.dim = d;
+  args.scale = o.scale >= 0 ? o.scale : 1.0 / std::sqrt((double)d);
+  args.causal = o.causal;
+  if (o.training && o.dropout_p > 0) {
+    // The node keeps this counter range, so backward regenerates the forward's mask.
+    args.dropout_p = o.dropout_p;
+    Generator& g = o.gen ? *o.gen : default_generator();
+    args.philox = g.reserve(attention_dropout_counters(args));
+  }
+
+  const Tensor qc = unit_rows(q), kc = unit_rows(k), vc = unit_rows(v);
+  Tensor out_mem = Tensor::empty({B, nq, H, d}, q.dtype(), q.device());
+  Tensor lse = Tensor::empty({B, H, nq}, q.dtype(), q.device());
+  // No keys (nk == 0): every output row is an average over nothing, 0. An empty output needs
+  // no kernel either (the kernels may assume every size is positive).
+  const bool compute = out_mem.numel() > 0 && nk > 0;
+  if (compute) backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
+  else backend_of(q).fill(out_mem, 0.0);
+  Tensor out = permute_raw(out_mem, kHeadsFirst);
+
+  if (autograd::needs_grad({q, k, v})) {
+    // One kernel computes the three gradients. They are ordinary tensors with no graph of
+    // their own: the engine runs backward with grad mode off (no higher-order gradients, as
+    // for every fused op). q, k, v are saved as the kernel read them (unit last stride).
+    Tensor sq = qc.detach(), sk = kc.detach(), sv = vc.detach();
+    autograd::record("AttentionBackward", {q, k, v}, out,
+                     [args, sq, sk, sv, keep, out_mem, lse, compute](const Tensor& g) {
+      const int64_t B = args.batch, H = args.heads, d = args.dim;
+      Tensor gq = heads_first(sq, B, H, args.nq, d), gk = heads_first(sq, B, H, args.nk, d),
+             gv = heads_first(sq, B, H, args.nk, d);
+      if (compute) {
+        backend_of(sq).attention_backward(args, sq, sk, sv, keep, permute_raw(out_mem, kHeadsFirst), lse,
+                                          unit_rows(g), gq, gk, gv);
+      } else {
+        for (const Tensor& t : {gq, gk, gv}) backend_of(sq).fill(t, 0.0);
+      }
+      return G{gq, gk, gv};
+    });
+  }
+  return out;
+}
+
+}  // namespace wavspa
