@@ -84,8 +84,9 @@ struct GemmArgs {
 // (causal) j > i; masked scores are -inf. A row whose keys are all masked attends uniformly
 // to all nk keys (every score of that row counts as 0), as the materialised
 // softmax(masked_fill(scores, lowest)) does, and passes no gradient to q or k.
-// Dropout (dropout_p > 0): the normalised weight p_ij is multiplied by
-// attention_dropout_scale(...) below; the softmax denominator is not changed by it.
+// Dropout (dropout_p > 0): the normalised weight p_ij is multiplied by 1 / (1 - p) where
+// attention_dropout_keep(...) below is true and by 0 elsewhere; the softmax denominator is
+// not changed by it.
 struct AttentionArgs {
   int64_t batch = 0, heads = 0, nq = 0, nk = 0, dim = 0;
   double scale = 1.0;
@@ -171,8 +172,9 @@ class Backend {
   virtual void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
                                  const Tensor& v, const Tensor& key_keep, const Tensor& out,
                                  const Tensor& lse) = 0;
-  // grad_q, grad_k, grad_v: q's, k's and v's shapes, strides as q's (last dim 1); written
-  // in full. out and lse are the forward's.
+  // grad_out: out's shape; grad_q, grad_k, grad_v: q's, k's and v's shapes, written in full.
+  // All with any strides in the first three dims and stride 1 in the last. out and lse are
+  // the forward's.
   virtual void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
                                   const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,

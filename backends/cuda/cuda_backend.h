@@ -53,6 +53,12 @@ class CudaBackend final : public Backend {
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                    const Tensor& src) override;
 
+  void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& key_keep, const Tensor& out, const Tensor& lse) override;
+  void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& key_keep, const Tensor& out, const Tensor& lse,
+                          const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
+                          const Tensor& grad_v) override;
   void cross_entropy_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                              double label_smoothing, const Tensor& losses) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& target,

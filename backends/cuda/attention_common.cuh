@@ -1,0 +1,79 @@
+// What every CUDA attention kernel shares (backends/cuda/attention.cu, the tensor-core
+// kernels of attention_mma.cuh, and the standalone bench bench/kernels/attention.cu, which
+// includes this without the rest of the library): the kernel parameters as plain pointers
+// and strides, and the masking rules of backends/backend.h's AttentionArgs written once.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/random.h"
+
+namespace wavspa::cuda::attn {
+
+// A (B, H, N, d) operand: element (b, h, n, e) at ptr[b * sb + h * sh + n * sn + e].
+template <typename T>
+struct Operand {
+  T* ptr = nullptr;
+  int64_t sb = 0, sh = 0, sn = 0;
+  __device__ __forceinline__ T* row(int64_t b, int64_t h, int64_t n) const { return ptr + b * sb + h * sh + n * sn; }
+};
+
+// One launch's view of the problem. T is the element type of q, k, v, out and their
+// gradients; L (float for float32 and bfloat16 inputs, double for float64) of lse and the
+// backward's row sums D.
+template <typename T, typename L>
+struct Params {
+  Operand<const T> q, k, v;
+  Operand<T> out;
+  L* lse = nullptr;  // (B, H, nq) contiguous
+  const int32_t* keep = nullptr;  // (B, nk) contiguous, or null: every key is real
+  const int32_t* first_kept = nullptr;  // (B): first j with keep[b, j] != 0, nk if none
+  // backward only
+  Operand<const T> grad_out;
+  Operand<T> grad_q, grad_k, grad_v;
+  L* rowdot = nullptr;  // (B, H, nq): D_i = grad_out_i . out_i
+  int64_t batch = 0, heads = 0, nq = 0, nk = 0, dim = 0;
+  double scale = 1.0;
+  bool causal = false;
+  double dropout_p = 0.0;
+  double dropout_scale = 1.0;  // 1 / (1 - p)
+  PhiloxState philox;
+};
+
+// The masking rules of AttentionArgs. A row is "dead" when no key is allowed for it: it then
+// attends uniformly to all nk keys (every score 0) and gives no gradient to q or k.
+struct Mask {
+  const int32_t* keep;  // this batch's row of key_keep, or null
+  int first;            // this batch's first kept key (nk if none)
+  int nk;
+  bool causal;
+  __device__ __forceinline__ bool dead(int64_t i) const { return first >= nk || (causal && first > i); }
+  __device__ __forceinline__ bool allowed(int64_t i, int64_t j) const {
+    return (keep == nullptr || keep[j] != 0) && (!causal || j <= i);
+  }
+  // Whether the block's rows [i0, i1) can skip keys past i1 - 1 (causal, and no row of the
+  // block dead: a dead row reads every key).
+  __device__ __forceinline__ bool causal_limit(int64_t i0) const { return causal && first <= i0; }
+};
+
+template <typename T, typename L>
+__device__ __forceinline__ Mask mask_for(const Params<T, L>& p, int64_t b) {
+  Mask m;
+  m.keep = p.keep ? p.keep + b * p.nk : nullptr;
+  m.first = p.first_kept ? p.first_kept[b] : (p.nk > 0 ? 0 : 1);
+  m.nk = (int)p.nk;
+  m.causal = p.causal;
+  return m;
+}
+
+// Whether dropout keeps weight (bh, i, j): AttentionArgs' rule, one Philox block per 4 keys.
+template <typename T, typename L>
+__device__ __forceinline__ bool dropout_keeps(const Params<T, L>& p, int64_t bh, int64_t i, int64_t j) {
+  const uint64_t row = (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 3) / 4);
+  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(j / 4), 0, p.philox.seed);
+  return uint_to_unit(r[j % 4]) > p.dropout_p;
+}
+
+}  // namespace wavspa::cuda::attn

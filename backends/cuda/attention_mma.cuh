@@ -1,0 +1,729 @@
+// Tensor-core attention kernels: bfloat16 operands on mma.sync.m16n8k16 with float32
+// accumulators, the online softmax in float32 (flash attention, as in Dao's FlashAttention-2).
+// Included by backends/cuda/attention.cu and by the standalone bench bench/kernels/attention.cu.
+//
+// T is the element type of q, k, v, out and the gradients in device memory (float or
+// __nv_bfloat16); tiles are rounded to bfloat16 as they are staged into shared memory, so a
+// float32 tensor costs one read and no copy. Head dim D is 32, 64 or 128, and every row must
+// start 16-byte aligned (strides multiples of 8 elements, base pointer aligned): the host
+// checks, and the exact kernels of attention.cu take everything else.
+//
+// Fragment layouts of mma.m16n8k16 (g = lane / 4, t = lane % 4), as the PTX manual gives them:
+//   A 16x16: a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..)
+//   B 16x8:  b0 (k 2t..2t+1, n g), b1 (k 2t+8.., n g)
+//   C 16x8:  c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1)
+// so an accumulator tile of scores, rounded to bfloat16 and packed in pairs, is already the
+// A operand of the next product: P never leaves registers.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include "backends/cuda/attention_common.cuh"
+
+namespace wavspa::cuda::attn {
+
+using bf16 = __nv_bfloat16;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// 2^x in one MUFU instruction (ex2.approx: 2 ulp, flushes denormals; 2^-inf = 0), as
+// FlashAttention compiles its softmax with --use_fast_math.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// c += a b on bfloat16 tensor cores, float32 accumulation.
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Four 8x8 bfloat16 matrices from shared memory; lane l gives the address of row l % 8 of
+// matrix l / 8. With .trans each thread receives the transposed elements.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// Shared tiles are row-major bfloat16 with D + 8 elements per row: rows stay 16-byte aligned
+// and the 8 rows an ldmatrix reads fall in distinct banks.
+template <int D>
+constexpr int pitch() {
+  return D + 8;
+}
+
+// The A operand (16 x 16) at rows r0.., cols c0.. of a tile.
+template <int D>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int r0, int c0, int lane) {
+  ldsm_x4(a, tile + (r0 + lane % 16) * pitch<D>() + c0 + (lane / 16) * 8);
+}
+// B operands for two n-blocks (rows n0.. and n0 + 8.. of the tile, k = cols c0..c0+15), when
+// the tile holds B transposed (row = n): b[0], b[1] for n0, b[2], b[3] for n0 + 8.
+template <int D>
+__device__ __forceinline__ void load_b_rows(uint32_t (&b)[4], const bf16* tile, int n0, int c0, int lane) {
+  ldsm_x4(b, tile + (n0 + lane % 8 + (lane / 16) * 8) * pitch<D>() + c0 + ((lane / 8) % 2) * 8);
+}
+// B operands for two n-blocks (cols n0.. and n0 + 8..) with k = rows k0..k0+15, when the tile
+// holds B as it is (row = k): b[0], b[1] for n0, b[2], b[3] for n0 + 8.
+template <int D>
+__device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* tile, int k0, int n0, int lane) {
+  ldsm_x4_t(b, tile + (k0 + lane % 8 + ((lane / 8) % 2) * 8) * pitch<D>() + n0 + (lane / 16) * 8);
+}
+
+// Rows [r0, r0 + valid) of a (B, H, N, D) operand into a ROWS-row shared tile, bfloat16,
+// zero-filled past `valid` (stale or NaN data there would reach the products).
+template <int D, int ROWS, typename T>
+__device__ __forceinline__ void stage(bf16* tile, const T* base, int64_t sn, int64_t r0, int64_t valid) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks of bfloat16 per row
+  for (int x = threadIdx.x; x < ROWS * kChunks; x += blockDim.x) {
+    const int r = x / kChunks, c = (x % kChunks) * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < valid) {
+      const T* g = base + (r0 + r) * sn + c;
+      if constexpr (sizeof(T) == 4) {
+        const float4 lo = *reinterpret_cast<const float4*>(g);
+        const float4 hi = *reinterpret_cast<const float4*>(g + 4);
+        val = make_uint4(pack_bf16(lo.x, lo.y), pack_bf16(lo.z, lo.w), pack_bf16(hi.x, hi.y), pack_bf16(hi.z, hi.w));
+      } else {
+        val = *reinterpret_cast<const uint4*>(g);
+      }
+    }
+    *reinterpret_cast<uint4*>(tile + r * pitch<D>() + c) = val;
+  }
+}
+template <int D, int ROWS, typename T>
+__device__ __forceinline__ void stage(bf16* tile, const Operand<const T>& src, int64_t b, int64_t h, int64_t r0,
+                                      int64_t valid) {
+  stage<D, ROWS>(tile, src.row(b, h, 0), src.sn, r0, valid);
+}
+
+// cp.async: 16-byte copies from global to shared memory that complete in the background;
+// src_bytes 0 writes zeros (rows past the end). Waited for with cp_async_wait_all.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// stage() for bfloat16 tensors through cp.async (no registers, no wait here); float32
+// tensors must be rounded on the way, so they take stage() itself.
+template <int D, int ROWS, typename T>
+__device__ __forceinline__ void stage_any(bf16* tile, const T* base, int64_t sn, int64_t r0, int64_t valid) {
+  if constexpr (sizeof(T) == 2) {
+    constexpr int kChunks = D / 8;
+    for (int x = threadIdx.x; x < ROWS * kChunks; x += blockDim.x) {
+      const int r = x / kChunks, c = (x % kChunks) * 8;
+      const bool in = r < valid;
+      cp_async16(tile + r * pitch<D>() + c, in ? base + (r0 + r) * sn + c : base, in ? 16 : 0);
+    }
+  } else {
+    stage<D, ROWS>(tile, base, sn, r0, valid);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pair(T* dst, float x, float y) {
+  if constexpr (sizeof(T) == 4) {
+    *reinterpret_cast<float2*>(dst) = make_float2(x, y);
+  } else {
+    *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(x, y);
+  }
+}
+
+// Dropout's keep bits for one 8-key n-block of an accumulator tile in the (query, key)
+// layout: bit 2 r + c for row (r ? row_hi : row_lo) and key j8 + 2 t + c. Threads t and t ^ 1
+// hold the two halves of the 4-key Philox group j8 + 4 (t / 2) for both rows: each draws the
+// group of one row and they swap, so every Philox block drawn is used whole.
+template <typename T>
+__device__ __forceinline__ uint32_t keep_bits_rows(const Params<T, float>& p, int64_t bh, int row_lo, int row_hi,
+                                                   int j8, int t) {
+  const int mine = (t & 1) ? row_hi : row_lo;
+  const uint64_t row = (uint64_t)(bh * p.nq + mine) * (uint64_t)((p.nk + 3) / 4);
+  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(j8 / 4 + t / 2), 0, p.philox.seed);
+  uint32_t own = 0;
+#pragma unroll
+  for (int l = 0; l < 4; ++l) own |= (uint32_t)(uint_to_unit(r[l]) > p.dropout_p) << l;
+  const uint32_t other = __shfl_xor_sync(0xffffffffu, own, 1);
+  const uint32_t lo = (t & 1) ? other : own, hi = (t & 1) ? own : other;
+  const int shift = (t & 1) * 2;  // t even holds keys 0, 1 of the group, t odd keys 2, 3
+  return ((lo >> shift) & 3u) | (((hi >> shift) & 3u) << 2);
+}
+
+// The same for the transposed (key, query) layout of the key pass: bit 2 r + c for key
+// (r ? key_hi : key_lo) and query i8 + 2 t + c. The four threads q = g % 4 of a quad column
+// hold the four keys of the Philox groups they need (for 2 keys x 2 queries): each draws
+// one group, and four shuffles hand every thread its bits.
+template <typename T>
+__device__ __forceinline__ uint32_t keep_bits_cols(const Params<T, float>& p, int64_t bh, int key_lo, int key_hi,
+                                                   int i8, int t, int lane) {
+  const int q = (lane / 4) % 4;
+  const int key = (q / 2) ? key_hi : key_lo, i = i8 + 2 * t + q % 2;
+  const uint64_t row = (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 3) / 4);
+  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(key / 4), 0, p.philox.seed);
+  uint32_t own = 0;
+#pragma unroll
+  for (int l = 0; l < 4; ++l) own |= (uint32_t)(uint_to_unit(r[l]) > p.dropout_p) << l;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int x = 0; x < 4; ++x) {
+    const uint32_t v = __shfl_sync(0xffffffffu, own, (lane & ~12) | (x << 2));
+    bits |= ((v >> q) & 1u) << x;
+  }
+  return bits;
+}
+
+// ---- forward -----------------------------------------------------------------------------
+//
+// A block of 4 warps owns 16 * MT query rows per warp (MT = 2 for d <= 64, 1 for d = 128,
+// where the output accumulators fill the registers) and walks the keys in tiles of 64. Per
+// tile: S = Q K^T (Q's fragments stay in registers; each K fragment read from shared memory
+// serves MT row tiles), masks, the running max and sum per row (a row's 16 values per
+// thread, then the 4 threads of a quad), O = O * corr + P V. K and V tiles are double
+// buffered: the next tile's copies (cp.async for bfloat16 tensors) are issued before this
+// tile's products.
+constexpr int kFwdKeys = 64, kMmaThreads = 128;
+template <int D>
+constexpr int fwd_mtiles() {
+  return D <= 64 ? 2 : 1;
+}
+template <int D>
+constexpr int fwd_rows() {
+  return 4 * 16 * fwd_mtiles<D>();
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, float> p) {
+  constexpr int MT = fwd_mtiles<D>(), Br = fwd_rows<D>(), Bc = kFwdKeys, P = pitch<D>();
+  extern __shared__ uint4 smem_chunks[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_chunks);
+  bf16* KV = Qs + Br * P;  // [2 buffers][K, V][Bc][P]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t i0 = (int64_t)blockIdx.x * Br;
+  const Mask mask = mask_for(p, b);
+  int64_t kend = p.nk;
+  if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + Br, p.nq));
+  auto Ktile = [&](int buf) { return KV + (2 * buf) * Bc * P; };
+  auto Vtile = [&](int buf) { return KV + (2 * buf + 1) * Bc * P; };
+
+  const T* kbase = p.k.row(b, h, 0);
+  const T* vbase = p.v.row(b, h, 0);
+  stage_any<D, Br>(Qs, p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
+  if (kend > 0) {
+    stage_any<D, Bc>(Ktile(0), kbase, p.k.sn, 0, kend);
+    stage_any<D, Bc>(Vtile(0), vbase, p.v.sn, 0, kend);
+  }
+  cp_async_commit();
+
+  int rows[MT][2];  // this thread's rows: per-head lengths fit in 32 bits
+  bool dead[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rows[mt][r] = (int)i0 + (warp * MT + mt) * 16 + g + 8 * r;
+      dead[mt][r] = rows[mt][r] < p.nq && mask.dead(rows[mt][r]);
+    }
+  const bool any_dead = mask.first > i0 || mask.first >= mask.nk;  // some row of the block may be dead
+  const float sl2 = (float)p.scale * kLog2e;
+  float o[MT][D / 8][4] = {};
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0;
+  uint32_t qf[MT][D / 16][4];
+
+  for (int64_t j0 = 0, it = 0; j0 < kend; j0 += Bc, ++it) {
+    const int buf = (int)(it % 2);
+    cp_async_wait_all();
+    __syncthreads();  // tile `it` has landed for everyone; the other buffer's readers are done
+    if (it == 0) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) load_a<D>(qf[mt][kk], Qs, (warp * MT + mt) * 16, kk * 16, lane);
+    }
+    if (j0 + Bc < kend) {
+      stage_any<D, Bc>(Ktile(buf ^ 1), kbase, p.k.sn, j0 + Bc, kend - j0 - Bc);
+      stage_any<D, Bc>(Vtile(buf ^ 1), vbase, p.v.sn, j0 + Bc, kend - j0 - Bc);
+    }
+    cp_async_commit();
+    const bf16* Ks = Ktile(buf);
+    const bf16* Vs = Vtile(buf);
+    float s[MT][Bc / 8][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int nb = 0; nb < Bc / 8; nb += 2) {
+        uint32_t kb[4];
+        load_b_rows<D>(kb, Ks, nb * 8, kk * 16, lane);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma(s[mt][nb], qf[mt][kk], kb[0], kb[1]);
+          mma(s[mt][nb + 1], qf[mt][kk], kb[2], kb[3]);
+        }
+      }
+    }
+    // Masks, in three uniform steps that only the tiles needing them take (scores stay
+    // unscaled: the scale is folded into the exponent below, one multiply-add per element):
+    //  - keys past the end or padded: a per-column bias of 0 or -inf, added to the column;
+    //  - causal, on tiles that cross the diagonal of this warp's rows: j > i gives -inf;
+    //  - dead rows (rare): every existing key scores 0.
+    if (j0 + Bc > p.nk || mask.keep != nullptr) {
+      float bias[Bc / 4];  // column 2 nb + c: key j0 + nb * 8 + 2 t + c
+#pragma unroll
+      for (int y = 0; y < Bc / 4; ++y) {
+        const int j = (int)j0 + (y / 2) * 8 + 2 * t + y % 2;
+        bias[y] = j < p.nk && (mask.keep == nullptr || mask.keep[j] != 0) ? 0.0f : -INFINITY;
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb)
+#pragma unroll
+          for (int x = 0; x < 4; ++x) s[mt][nb][x] += bias[2 * nb + x % 2];
+    }
+    if (mask.causal && j0 + Bc - 1 > i0 + warp * MT * 16) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb)
+#pragma unroll
+          for (int x = 0; x < 4; ++x)
+            if ((int)j0 + nb * 8 + 2 * t + x % 2 > rows[mt][x / 2]) s[mt][nb][x] = -INFINITY;
+    }
+    if (any_dead) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb)
+#pragma unroll
+          for (int x = 0; x < 4; ++x)
+            if (dead[mt][x / 2] && (int)j0 + nb * 8 + 2 * t + x % 2 < p.nk) s[mt][nb][x] = 0.0f;
+    }
+    // Online softmax, per row (elements 2 r, 2 r + 1 of every n-block).
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb) mx = fmaxf(mx, fmaxf(s[mt][nb][2 * r], s[mt][nb][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[mt][r], mx);
+        const float base = m_new == -INFINITY ? 0.0f : m_new;  // nothing allowed yet: keep NaN out
+        const float corr = fast_exp2((m[mt][r] - base) * sl2);
+        const float shift = -base * sl2;
+        m[mt][r] = m_new;
+        float sum = 0;
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb) {
+          s[mt][nb][2 * r] = fast_exp2(fmaf(s[mt][nb][2 * r], sl2, shift));
+          s[mt][nb][2 * r + 1] = fast_exp2(fmaf(s[mt][nb][2 * r + 1], sl2, shift));
+          sum += s[mt][nb][2 * r] + s[mt][nb][2 * r + 1];
+        }
+        l[mt][r] = l[mt][r] * corr + sum;
+#pragma unroll
+        for (int db = 0; db < D / 8; ++db) o[mt][db][2 * r] *= corr, o[mt][db][2 * r + 1] *= corr;
+      }
+    if (p.dropout_p > 0) {
+      // The keep bits first, in a loop the compiler keeps rolled (Philox is long), then
+      // applied with compile-time indices so `s` stays in registers.
+      uint64_t kept = 0;  // bit 4 (mt * Bc / 8 + nb) + 2 r + c
+#pragma unroll 1
+      for (int x = 0; x < MT * Bc / 8; ++x) {
+        const int mt = x / (Bc / 8), nb = x % (Bc / 8);
+        kept |= (uint64_t)keep_bits_rows(p, bh, rows[mt][0], rows[mt][1], (int)j0 + nb * 8, t) << (4 * x);
+      }
+      const float ds = (float)p.dropout_scale;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nb = 0; nb < Bc / 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            s[mt][nb][e] *= (kept >> (4 * (mt * (Bc / 8) + nb) + e)) & 1 ? ds : 0.0f;
+    }
+    // O += P V: P's accumulators become A operands, V's B operands come transposed.
+#pragma unroll
+    for (int kk = 0; kk < Bc / 16; ++kk) {
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int db = 0; db < D / 8; db += 2) {
+        uint32_t vb[4];
+        load_b_cols<D>(vb, Vs, kk * 16, db * 8, lane);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma(o[mt][db], a[mt], vb[0], vb[1]);
+          mma(o[mt][db + 1], a[mt], vb[2], vb[3]);
+        }
+      }
+    }
+  }
+  cp_async_wait_all();  // nothing may be in flight when the block exits (kend == 0: Q's copy)
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[mt][r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int i = rows[mt][r];
+      if (i >= p.nq) continue;
+      const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+      T* out = p.out.row(b, h, i);
+#pragma unroll
+      for (int db = 0; db < D / 8; ++db)
+        store_pair(out + db * 8 + 2 * t, o[mt][db][2 * r] * inv, o[mt][db][2 * r + 1] * inv);
+      if (t == 0)
+        p.lse[bh * p.nq + i] = sum > 0 ? (m[mt][r] == -INFINITY ? 0.0f : m[mt][r]) * (float)p.scale + logf(sum) : -INFINITY;
+    }
+}
+
+// ---- backward ----------------------------------------------------------------------------
+//
+// Two deterministic passes, each recomputing P = exp(S - lse) from the saved lse:
+//  - keys: a block owns 64 keys (16 per warp) and walks the queries; per query tile it forms
+//    S^T = K Q^T and dP^T = V dO^T, then dV += (P o drop)^T dO and dK += dS^T Q, with
+//    dS = P o (dP o drop - D) and D_i = dO_i . O_i;
+//  - queries: a block owns 64 queries and walks the keys: S, dP, then dQ += dS K.
+constexpr int kBwdOwn = 64;
+template <int D>
+constexpr int bwd_walk() {
+  return D <= 64 ? 64 : 32;  // rows of the walked tile: fewer at D = 128 to fit the registers
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, float> p) {
+  constexpr int Bc = kBwdOwn, Br = bwd_walk<D>(), P = pitch<D>();
+  extern __shared__ uint4 smem_chunks[];
+  bf16* Ks = reinterpret_cast<bf16*>(smem_chunks);
+  bf16* Vs = Ks + Bc * P;
+  bf16* Qs = Vs + Bc * P;
+  bf16* Gs = Qs + Br * P;
+  float* lse_s = reinterpret_cast<float*>(Gs + Br * P);  // in log2 units
+  float* D_s = lse_s + Br;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t j0 = (int64_t)blockIdx.x * Bc;
+  const Mask mask = mask_for(p, b);
+  stage<D, Bc>(Ks, p.k, b, h, j0, p.nk - j0);
+  stage<D, Bc>(Vs, p.v, b, h, j0, p.nk - j0);
+  const int keys[2] = {(int)j0 + warp * 16 + g, (int)j0 + warp * 16 + g + 8};
+  float key_bias[2];  // 0 for a real key, -inf for one past the end or padded: its P is 0
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+    key_bias[r] = keys[r] < p.nk && (mask.keep == nullptr || mask.keep[keys[r]] != 0) ? 0.0f : -INFINITY;
+  const bool any_dead = mask.first > 0 && (mask.causal || mask.first >= mask.nk);
+  const float sl2 = (float)p.scale * kLog2e;
+  float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+  // Causal without dead rows: queries before the block's first key see none of its keys.
+  const int64_t istart = mask.causal && mask.first == 0 ? (j0 / Br) * Br : 0;
+  for (int64_t i0 = istart; i0 < p.nq; i0 += Br) {
+    __syncthreads();
+    stage<D, Br>(Qs, p.q, b, h, i0, p.nq - i0);
+    stage<D, Br>(Gs, p.grad_out, b, h, i0, p.nq - i0);
+    for (int x = threadIdx.x; x < Br; x += blockDim.x) {
+      const bool in = i0 + x < p.nq;
+      lse_s[x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
+      D_s[x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
+    }
+    __syncthreads();
+    float st[Br / 8][4] = {}, dpt[Br / 8][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t ka[4], va[4];
+      load_a<D>(ka, Ks, warp * 16, kk * 16, lane);
+      load_a<D>(va, Vs, warp * 16, kk * 16, lane);
+#pragma unroll
+      for (int nb = 0; nb < Br / 8; nb += 2) {
+        uint32_t qb[4], gb[4];
+        load_b_rows<D>(qb, Qs, nb * 8, kk * 16, lane);
+        load_b_rows<D>(gb, Gs, nb * 8, kk * 16, lane);
+        mma(st[nb], ka, qb[0], qb[1]);
+        mma(st[nb + 1], ka, qb[2], qb[3]);
+        mma(dpt[nb], va, gb[0], gb[1]);
+        mma(dpt[nb + 1], va, gb[2], gb[3]);
+      }
+    }
+    // Element x of n-block nb: key keys[x / 2], query i0 + nb * 8 + 2 t + x % 2. Queries past
+    // the end have lse = +inf (P = 0); masks are uniform steps taken only where needed.
+    uint64_t kept = ~0ull;  // dropout's keep bits, bit 4 nb + x
+    if (p.dropout_p > 0) {
+      kept = 0;
+#pragma unroll 1
+      for (int nb = 0; nb < Br / 8; ++nb)
+        kept |= (uint64_t)keep_bits_cols(p, bh, keys[0], keys[1], (int)i0 + nb * 8, t, lane) << (4 * nb);
+    }
+    const float dscale = (float)p.dropout_scale;
+    const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0;  // some key j > some query i
+#pragma unroll
+    for (int nb = 0; nb < Br / 8; ++nb) {
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int r = x / 2, col = nb * 8 + 2 * t + x % 2;
+        float l2 = fmaf(st[nb][x], sl2, key_bias[r] - lse_s[col]);
+        if (diagonal && keys[r] > (int)i0 + col) l2 = -INFINITY;
+        const float prob = fast_exp2(l2);
+        const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+        st[nb][x] = prob * drop;
+        dpt[nb][x] = prob * fmaf(dpt[nb][x], drop, -D_s[col]);
+      }
+    }
+    if (any_dead) {  // a dead query row weighs every real key by 1 / nk and gives no dS
+#pragma unroll
+      for (int nb = 0; nb < Br / 8; ++nb)
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+          const int r = x / 2, i = (int)i0 + nb * 8 + 2 * t + x % 2;
+          if (i < p.nq && keys[r] < p.nk && mask.dead(i)) {
+            const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+            st[nb][x] = fast_exp2(-lse_s[nb * 8 + 2 * t + x % 2]) * drop;
+            dpt[nb][x] = 0.0f;
+          }
+        }
+    }
+    // dV += W^T dO and dK += dS^T Q: the k dim is the query tile.
+#pragma unroll
+    for (int kk = 0; kk < Br / 16; ++kk) {
+      const uint32_t wa[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
+                              pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                              pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+      const uint32_t da[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
+                              pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                              pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+      for (int db = 0; db < D / 8; db += 2) {
+        uint32_t gb[4], qb[4];
+        load_b_cols<D>(gb, Gs, kk * 16, db * 8, lane);
+        load_b_cols<D>(qb, Qs, kk * 16, db * 8, lane);
+        mma(dv[db], wa, gb[0], gb[1]);
+        mma(dv[db + 1], wa, gb[2], gb[3]);
+        mma(dk[db], da, qb[0], qb[1]);
+        mma(dk[db + 1], da, qb[2], qb[3]);
+      }
+    }
+  }
+  const float scale = (float)p.scale;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= p.nk) continue;
+    T* gk = p.grad_k.row(b, h, keys[r]);
+    T* gv = p.grad_v.row(b, h, keys[r]);
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) {
+      store_pair(gk + db * 8 + 2 * t, dk[db][2 * r] * scale, dk[db][2 * r + 1] * scale);
+      store_pair(gv + db * 8 + 2 * t, dv[db][2 * r], dv[db][2 * r + 1]);
+    }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float> p) {
+  constexpr int Br = kBwdOwn, Bc = bwd_walk<D>(), P = pitch<D>();
+  extern __shared__ uint4 smem_chunks[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_chunks);
+  bf16* Gs = Qs + Br * P;
+  bf16* Ks = Gs + Br * P;
+  bf16* Vs = Ks + Bc * P;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t i0 = (int64_t)blockIdx.x * Br;
+  const Mask mask = mask_for(p, b);
+  stage<D, Br>(Qs, p.q, b, h, i0, p.nq - i0);
+  stage<D, Br>(Gs, p.grad_out, b, h, i0, p.nq - i0);
+  const int rows[2] = {(int)i0 + warp * 16 + g, (int)i0 + warp * 16 + g + 8};
+  float lse[2], Dr[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const bool in = rows[r] < p.nq;
+    // A row past the end or dead passes no gradient to q: lse = +inf makes its P 0.
+    lse[r] = in && !mask.dead(rows[r]) ? p.lse[bh * p.nq + rows[r]] * kLog2e : INFINITY;
+    Dr[r] = in ? p.rowdot[bh * p.nq + rows[r]] : 0.0f;
+  }
+  int64_t kend = p.nk;
+  if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + Br, p.nq));
+  const float sl2 = (float)p.scale * kLog2e;
+  float dq[D / 8][4] = {};
+  for (int64_t j0 = 0; j0 < kend; j0 += Bc) {
+    __syncthreads();
+    stage<D, Bc>(Ks, p.k, b, h, j0, kend - j0);
+    stage<D, Bc>(Vs, p.v, b, h, j0, kend - j0);
+    __syncthreads();
+    float s[Bc / 8][4] = {}, dp[Bc / 8][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4], ga[4];
+      load_a<D>(qa, Qs, warp * 16, kk * 16, lane);
+      load_a<D>(ga, Gs, warp * 16, kk * 16, lane);
+#pragma unroll
+      for (int nb = 0; nb < Bc / 8; nb += 2) {
+        uint32_t kb[4], vb[4];
+        load_b_rows<D>(kb, Ks, nb * 8, kk * 16, lane);
+        load_b_rows<D>(vb, Vs, nb * 8, kk * 16, lane);
+        mma(s[nb], qa, kb[0], kb[1]);
+        mma(s[nb + 1], qa, kb[2], kb[3]);
+        mma(dp[nb], ga, vb[0], vb[1]);
+        mma(dp[nb + 1], ga, vb[2], vb[3]);
+      }
+    }
+    // Element x of n-block nb: query rows[x / 2], key j0 + nb * 8 + 2 t + x % 2.
+    float bias[Bc / 4];  // column 2 nb + c: 0 for a real key, -inf past the end or padded
+#pragma unroll
+    for (int y = 0; y < Bc / 4; ++y) {
+      const int j = (int)j0 + (y / 2) * 8 + 2 * t + y % 2;
+      bias[y] = j < p.nk && (mask.keep == nullptr || mask.keep[j] != 0) ? 0.0f : -INFINITY;
+    }
+    uint64_t kept = ~0ull;
+    if (p.dropout_p > 0) {
+      kept = 0;
+#pragma unroll 1
+      for (int nb = 0; nb < Bc / 8; ++nb)
+        kept |= (uint64_t)keep_bits_rows(p, bh, rows[0], rows[1], (int)j0 + nb * 8, t) << (4 * nb);
+    }
+    const float dscale = (float)p.dropout_scale;
+    const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0 + warp * 16;
+#pragma unroll
+    for (int nb = 0; nb < Bc / 8; ++nb) {
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int r = x / 2, c = x % 2;
+        float l2 = fmaf(s[nb][x], sl2, bias[2 * nb + c] - lse[r]);
+        if (diagonal && (int)j0 + nb * 8 + 2 * t + c > rows[r]) l2 = -INFINITY;
+        const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+        s[nb][x] = fast_exp2(l2) * fmaf(dp[nb][x], drop, -Dr[r]);
+      }
+    }
+    // dQ += dS K: the k dim is the key tile, K's rows are its k rows.
+#pragma unroll
+    for (int kk = 0; kk < Bc / 16; ++kk) {
+      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int db = 0; db < D / 8; db += 2) {
+        uint32_t kb[4];
+        load_b_cols<D>(kb, Ks, kk * 16, db * 8, lane);
+        mma(dq[db], a, kb[0], kb[1]);
+        mma(dq[db + 1], a, kb[2], kb[3]);
+      }
+    }
+  }
+  const float scale = (float)p.scale;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (rows[r] >= p.nq) continue;
+    T* out = p.grad_q.row(b, h, rows[r]);
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) store_pair(out + db * 8 + 2 * t, dq[db][2 * r] * scale, dq[db][2 * r + 1] * scale);
+  }
+}
+
+// D_i = dO_i . O_i in float32, one warp per row.
+template <typename T>
+__global__ void rowdot_mma_kernel(Params<T, float> p) {
+  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
+  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
+  const T* g = p.grad_out.row(b, h, i);
+  const T* o = p.out.row(b, h, i);
+  float acc = 0;
+  for (int e = lane; e < p.dim; e += 32) acc += (float)g[e] * (float)o[e];
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (lane == 0) p.rowdot[row] = acc;
+}
+
+// ---- host side ---------------------------------------------------------------------------
+
+// Whether the tensor-core kernels take this problem: head dim, and 16-byte aligned rows.
+template <typename T>
+bool mma_supported(const Params<T, float>& p) {
+  if (p.dim != 32 && p.dim != 64 && p.dim != 128) return false;
+  constexpr int64_t kAlign = 16 / sizeof(T);
+  auto aligned = [&](const auto& op) {
+    return ((uintptr_t)op.ptr % 16) == 0 && op.sb % kAlign == 0 && op.sh % kAlign == 0 && op.sn % kAlign == 0;
+  };
+  bool ok = aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.out);
+  if (p.grad_out.ptr) ok = ok && aligned(p.grad_out) && aligned(p.grad_q) && aligned(p.grad_k) && aligned(p.grad_v);
+  return ok;
+}
+
+template <typename K>
+inline cudaError_t launch_mma(K kernel, dim3 grid, size_t smem, cudaStream_t stream, const auto& p) {
+  if (grid.x == 0 || grid.y == 0) return cudaSuccess;
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+  }
+  kernel<<<grid, kMmaThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <typename T, typename F>
+inline cudaError_t dispatch_head_dim(int64_t d, F&& f) {
+  if (d == 32) return f(std::integral_constant<int, 32>{});
+  if (d == 64) return f(std::integral_constant<int, 64>{});
+  return f(std::integral_constant<int, 128>{});
+}
+
+template <typename T>
+cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
+  return dispatch_head_dim<T>(p.dim, [&](auto dc) {
+    constexpr int D = decltype(dc)::value;
+    const dim3 grid((unsigned)((p.nq + fwd_rows<D>() - 1) / fwd_rows<D>()), (unsigned)(p.batch * p.heads));
+    const size_t smem = (size_t)(fwd_rows<D>() + 4 * kFwdKeys) * pitch<D>() * sizeof(bf16);
+    return launch_mma(forward_mma_kernel<T, D>, grid, smem, stream, p);
+  });
+}
+
+// p.rowdot must point to batch * heads * nq floats of scratch.
+template <typename T>
+cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  if (rows > 0) {
+    rowdot_mma_kernel<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  return dispatch_head_dim<T>(p.dim, [&](auto dc) {
+    constexpr int D = decltype(dc)::value;
+    const size_t smem_kv = (size_t)(2 * kBwdOwn + 2 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
+                           2 * bwd_walk<D>() * sizeof(float);
+    const size_t smem_q = smem_kv - 2 * bwd_walk<D>() * sizeof(float);
+    const unsigned bhs = (unsigned)(p.batch * p.heads);
+    cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D>, dim3((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs),
+                               smem_kv, stream, p);
+    if (e != cudaSuccess) return e;
+    return launch_mma(grad_q_mma_kernel<T, D>, dim3((unsigned)((p.nq + kBwdOwn - 1) / kBwdOwn), bhs), smem_q,
+                      stream, p);
+  });
+}
+
+}  // namespace wavspa::cuda::attn
