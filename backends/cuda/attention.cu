@@ -1,19 +1,18 @@
 // Attention on CUDA: softmax(scale q k^T + masks) v, tile by tile with an online softmax, so
 // no (N, N) matrix is ever stored (backends/backend.h's AttentionArgs says what is computed).
-//
-// Two families of kernels:
-//  - the exact ones here, for float32 and float64 in their own precision (SIMT arithmetic,
-//    one warp per query row in the forward and the query-gradient pass, one warp per key
-//    row in the key/value-gradient pass; 32 keys or queries per shared-memory tile, one per
-//    lane). They are the parity reference of the CUDA backend and serve any head dim up to
-//    256;
-//  - the tensor-core kernels of attention_mma.cuh, which the float32 path takes when
-//    matmul_precision() is BFloat16 (operands rounded to bfloat16, float32 accumulation
-//    and softmax), for head dims 32, 64 and 128.
-//
-// The backward is two passes, both deterministic: one over key tiles that accumulates dK and
-// dV in registers, one over query rows for dQ. (One pass with dQ accumulated by atomics would
-// do less arithmetic, but its sums would depend on the order blocks finish in.)
+// Two paths:
+//  - the tensor-core kernels of attention_mma.cuh ("flash attention": nothing of size N x N
+//    is ever stored), which float32 tensors take under MatmulPrecision::BFloat16 (operands
+//    rounded to bfloat16 as they are staged, float32 accumulation and softmax) for head dims
+//    32, 64 and 128 with 16-byte aligned rows. Their backward is two deterministic passes
+//    (dK/dV per key tile, dQ per query tile);
+//  - the exact path below for everything else (float32 in its own precision, float64, other
+//    head dims): cuBLAS products over chunks of query rows, with the masks, softmax and
+//    dropout in one row kernel per chunk. Scores exist for one chunk at a time, at most
+//    kChunkElems per buffer (128 MB in float32), so memory stays linear in N for a fixed
+//    budget. Chunks are processed in order and dK, dV accumulate through the products' beta,
+//    so the result is the same on every run. cuBLAS's FMA products run at several times the
+//    rate of a hand-written SIMT flash kernel (bench/kernels/NOTES.md measured one).
 #include <cmath>
 
 #include "backends/cuda/attention_mma.cuh"
@@ -24,12 +23,7 @@
 namespace wavspa::cuda {
 namespace {
 
-using attn::Mask;
 using attn::Params;
-
-constexpr int kTile = 32;   // keys (or queries) per shared-memory tile: one per lane
-constexpr int kWarps = 8;   // rows per block: one per warp
-constexpr int kMaxDim = 256;
 
 struct MinIntOp {
   __device__ int operator()(int a, int b) const { return a < b ? a : b; }
@@ -47,283 +41,6 @@ __global__ void first_kept_kernel(const int32_t* keep, int64_t batch, int64_t nk
     f = warp_allreduce(mine, MinIntOp{});
   }
   if (lane == 0) first[b] = f;
-}
-
-// Copies rows [r0, r0 + nt) of a (B, H, N, d) operand into a shared tile of pitch `pitch`.
-template <typename T>
-__device__ __forceinline__ void load_tile(T* tile, int pitch, const attn::Operand<const T>& src, int64_t b,
-                                          int64_t h, int64_t r0, int nt, int d) {
-  for (int x = threadIdx.x; x < nt * d; x += blockDim.x) {
-    const int r = x / d, e = x % d;
-    tile[r * pitch + e] = src.row(b, h, r0 + r)[e];
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T dot_shared(const T* a, const T* b, int d) {
-  T acc = 0;
-  for (int e = 0; e < d; ++e) acc += a[e] * b[e];
-  return acc;
-}
-
-// ---- forward: one warp per query row ------------------------------------------------------
-//
-// Per tile of 32 keys, lane j scores key j against the warp's query (held in shared memory),
-// the warp agrees on the running max and sum with shuffles, and each lane accumulates its
-// DPL output dims (e = lane + 32 t) from the tile's values.
-template <typename T, int DPL>
-__global__ void __launch_bounds__(kWarps * 32) forward_simt_kernel(Params<T, T> p) {
-  extern __shared__ double smem_words[];
-  T* smem = reinterpret_cast<T*>(smem_words);
-  const int d = (int)p.dim, kp = d + 1;
-  T* Ks = smem;                 // [kTile][kp]
-  T* Vs = Ks + kTile * kp;      // [kTile][d]
-  T* Qs = Vs + kTile * d;       // [kWarps][d]
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
-  const int64_t i0 = (int64_t)blockIdx.x * kWarps, i = i0 + warp;
-  const bool active = i < p.nq;
-  const Mask mask = attn::mask_for(p, b);
-  T* q = Qs + warp * d;
-  if (active)
-    for (int e = lane; e < d; e += 32) q[e] = p.q.row(b, h, i)[e];
-  const bool dead = active && mask.dead(i);
-  int64_t kend = p.nk;
-  if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + kWarps, p.nq));
-  const T scale = (T)p.scale;
-  T m = -INFINITY, l = 0, acc[DPL];
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) acc[t] = 0;
-  for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
-    const int nt = (int)min((int64_t)kTile, kend - j0);
-    __syncthreads();  // the previous tile's readers are done
-    load_tile(Ks, kp, p.k, b, h, j0, nt, d);
-    load_tile(Vs, d, p.v, b, h, j0, nt, d);
-    __syncthreads();
-    if (!active) continue;
-    const int64_t j = j0 + lane;
-    T s = -INFINITY;
-    if (lane < nt) {
-      if (dead) s = 0;
-      else if (mask.allowed(i, j)) s = dot_shared(q, Ks + lane * kp, d) * scale;
-    }
-    const T m_new = fmax(m, warp_allreduce(s, MaxOp{}));
-    const T base = m_new == -INFINITY ? T(0) : m_new;  // nothing allowed yet: keep NaN out
-    const T e_s = lane < nt ? exp_of(s - base) : T(0);
-    const T corr = exp_of(m - base);
-    l = l * corr + warp_allreduce(e_s, SumOp{});
-    T w = e_s;
-    if (p.dropout_p > 0 && lane < nt) w = attn::dropout_keeps(p, bh, i, j) ? e_s * (T)p.dropout_scale : T(0);
-#pragma unroll
-    for (int t = 0; t < DPL; ++t) acc[t] *= corr;
-    for (int jj = 0; jj < nt; ++jj) {
-      const T wj = __shfl_sync(0xffffffffu, w, jj);
-#pragma unroll
-      for (int t = 0; t < DPL; ++t) {
-        const int e = lane + 32 * t;
-        if (e < d) acc[t] += wj * Vs[jj * d + e];
-      }
-    }
-    m = m_new;
-  }
-  if (!active) return;
-  const T inv = l > 0 ? T(1) / l : T(0);
-  T* o = p.out.row(b, h, i);
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) {
-    const int e = lane + 32 * t;
-    if (e < d) o[e] = acc[t] * inv;
-  }
-  if (lane == 0) p.lse[bh * p.nq + i] = l > 0 ? (m == -INFINITY ? T(0) : m) + log(l) : T(-INFINITY);
-}
-
-// ---- backward ------------------------------------------------------------------------------
-
-// D_i = grad_out_i . out_i, one warp per row.
-template <typename T>
-__global__ void rowdot_kernel(Params<T, T> p) {
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
-  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
-  const T* g = p.grad_out.row(b, h, i);
-  const T* o = p.out.row(b, h, i);
-  T acc = 0;
-  for (int e = lane; e < p.dim; e += 32) acc += g[e] * o[e];
-  acc = warp_allreduce(acc, SumOp{});
-  if (lane == 0) p.rowdot[row] = acc;
-}
-
-// The weight p_ij, its dropout factor, and dS_ij for one (query, key) pair, given the two
-// dot products. Shared by both backward passes so that they agree bit for bit.
-template <typename T>
-struct PairGrad {
-  T w;   // p_ij times the dropout factor: what dV takes
-  T ds;  // dS_ij = p_ij (dP_ij - D_i), 0 where masked or the row is dead
-};
-template <typename T>
-__device__ __forceinline__ PairGrad<T> pair_grad(const Params<T, T>& p, const Mask& mask, int64_t bh, int64_t i,
-                                                 int64_t j, T qk, T gv, T lse, T D) {
-  const bool dead = mask.dead(i);
-  const bool allowed = !dead && mask.allowed(i, j);
-  T prob = 0;
-  if (dead) prob = exp_of(-lse);
-  else if (allowed) prob = exp_of(qk * (T)p.scale - lse);
-  T drop = 1;
-  if (p.dropout_p > 0) drop = attn::dropout_keeps(p, bh, i, j) ? (T)p.dropout_scale : T(0);
-  PairGrad<T> r;
-  r.w = prob * drop;
-  r.ds = allowed ? prob * (gv * drop - D) : T(0);
-  return r;
-}
-
-// dQ: one warp per query row, over tiles of 32 keys.
-template <typename T, int DPL>
-__global__ void __launch_bounds__(kWarps * 32) grad_q_simt_kernel(Params<T, T> p) {
-  extern __shared__ double smem_words[];
-  T* smem = reinterpret_cast<T*>(smem_words);
-  const int d = (int)p.dim, kp = d + 1;
-  T* Ks = smem;                 // [kTile][kp]
-  T* Vs = Ks + kTile * kp;      // [kTile][kp]
-  T* Qs = Vs + kTile * kp;      // [kWarps][d]
-  T* Gs = Qs + kWarps * d;      // [kWarps][d]
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
-  const int64_t i0 = (int64_t)blockIdx.x * kWarps, i = i0 + warp;
-  const bool active = i < p.nq;
-  const Mask mask = attn::mask_for(p, b);
-  T* q = Qs + warp * d;
-  T* g = Gs + warp * d;
-  T lse = 0, D = 0;
-  if (active) {
-    for (int e = lane; e < d; e += 32) q[e] = p.q.row(b, h, i)[e], g[e] = p.grad_out.row(b, h, i)[e];
-    lse = p.lse[bh * p.nq + i];
-    D = p.rowdot[bh * p.nq + i];
-  }
-  int64_t kend = p.nk;
-  if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + kWarps, p.nq));
-  const bool dead = active && mask.dead(i);  // no gradient reaches q from a dead row
-  T acc[DPL];
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) acc[t] = 0;
-  for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
-    const int nt = (int)min((int64_t)kTile, kend - j0);
-    __syncthreads();
-    load_tile(Ks, kp, p.k, b, h, j0, nt, d);
-    load_tile(Vs, kp, p.v, b, h, j0, nt, d);
-    __syncthreads();
-    if (!active || dead) continue;
-    const int64_t j = j0 + lane;
-    T ds = 0;
-    if (lane < nt) {
-      const T qk = dot_shared(q, Ks + lane * kp, d);
-      const T gv = dot_shared(g, Vs + lane * kp, d);
-      ds = pair_grad(p, mask, bh, i, j, qk, gv, lse, D).ds;
-    }
-    for (int jj = 0; jj < nt; ++jj) {
-      const T w = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
-      for (int t = 0; t < DPL; ++t) {
-        const int e = lane + 32 * t;
-        if (e < d) acc[t] += w * Ks[jj * kp + e];
-      }
-    }
-  }
-  if (!active) return;
-  T* dq = p.grad_q.row(b, h, i);
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) {
-    const int e = lane + 32 * t;
-    if (e < d) dq[e] = acc[t] * (T)p.scale;
-  }
-}
-
-// dK and dV: one warp per key row, over tiles of 32 queries.
-template <typename T, int DPL>
-__global__ void __launch_bounds__(kWarps * 32) grad_kv_simt_kernel(Params<T, T> p) {
-  extern __shared__ double smem_words[];
-  T* smem = reinterpret_cast<T*>(smem_words);
-  const int d = (int)p.dim, kp = d + 1;
-  T* Qs = smem;                 // [kTile][kp]
-  T* Gs = Qs + kTile * kp;      // [kTile][kp]
-  T* Kw = Gs + kTile * kp;      // [kWarps][d]
-  T* Vw = Kw + kWarps * d;      // [kWarps][d]
-  T* lse_s = Vw + kWarps * d;   // [kTile]
-  T* D_s = lse_s + kTile;       // [kTile]
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
-  const int64_t j0 = (int64_t)blockIdx.x * kWarps, j = j0 + warp;
-  const bool active = j < p.nk;
-  const Mask mask = attn::mask_for(p, b);
-  T* kr = Kw + warp * d;
-  T* vr = Vw + warp * d;
-  if (active)
-    for (int e = lane; e < d; e += 32) kr[e] = p.k.row(b, h, j)[e], vr[e] = p.v.row(b, h, j)[e];
-  // Causal without dead rows: queries before the block's first key see none of its keys.
-  const int64_t istart = mask.causal && mask.first == 0 ? (j0 / kTile) * kTile : 0;
-  T dk[DPL], dv[DPL];
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) dk[t] = 0, dv[t] = 0;
-  for (int64_t r0 = istart; r0 < p.nq; r0 += kTile) {
-    const int nt = (int)min((int64_t)kTile, p.nq - r0);
-    __syncthreads();
-    load_tile(Qs, kp, p.q, b, h, r0, nt, d);
-    load_tile(Gs, kp, p.grad_out, b, h, r0, nt, d);
-    if (threadIdx.x < nt) {
-      lse_s[threadIdx.x] = p.lse[bh * p.nq + r0 + threadIdx.x];
-      D_s[threadIdx.x] = p.rowdot[bh * p.nq + r0 + threadIdx.x];
-    }
-    __syncthreads();
-    if (!active) continue;
-    const int64_t i = r0 + lane;
-    PairGrad<T> pg{0, 0};
-    if (lane < nt) {
-      const T qk = dot_shared(Qs + lane * kp, kr, d);
-      const T gv = dot_shared(Gs + lane * kp, vr, d);
-      pg = pair_grad(p, mask, bh, i, j, qk, gv, lse_s[lane], D_s[lane]);
-    }
-    for (int ii = 0; ii < nt; ++ii) {
-      const T w = __shfl_sync(0xffffffffu, pg.w, ii);
-      const T ds = __shfl_sync(0xffffffffu, pg.ds, ii);
-#pragma unroll
-      for (int t = 0; t < DPL; ++t) {
-        const int e = lane + 32 * t;
-        if (e < d) {
-          dv[t] += w * Gs[ii * kp + e];
-          dk[t] += ds * Qs[ii * kp + e];
-        }
-      }
-    }
-  }
-  if (!active) return;
-  T* gk = p.grad_k.row(b, h, j);
-  T* gv = p.grad_v.row(b, h, j);
-#pragma unroll
-  for (int t = 0; t < DPL; ++t) {
-    const int e = lane + 32 * t;
-    if (e < d) gk[e] = dk[t] * (T)p.scale, gv[e] = dv[t];
-  }
-}
-
-// ---- launching -----------------------------------------------------------------------------
-
-// Calls f(std::integral_constant<int, DPL>) with DPL = output dims per lane for head dim d.
-template <typename F>
-void dispatch_dims_per_lane(int64_t d, F&& f) {
-  if (d <= 32) f(std::integral_constant<int, 1>{});
-  else if (d <= 64) f(std::integral_constant<int, 2>{});
-  else if (d <= 128) f(std::integral_constant<int, 4>{});
-  else f(std::integral_constant<int, 8>{});
-}
-
-// Dynamic shared memory beyond the default 48 KB must be asked for (cheap to repeat).
-template <typename K, typename P>
-void launch(K kernel, dim3 grid, size_t smem, const P& p) {
-  if (grid.x == 0 || grid.y == 0) return;
-  if (smem > 48 * 1024)
-    WAVSPA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  kernel<<<grid, kWarps * 32, smem, stream()>>>(p);
-  WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
 template <typename T>
@@ -354,35 +71,218 @@ Params<T, T> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& 
   return p;
 }
 
-void check_sizes(const AttentionArgs& a, const char* what) {
-  WAVSPA_CHECK(a.dim <= kMaxDim, what, ": the CUDA kernels take head dims up to ", kMaxDim, ", got ", a.dim);
-  WAVSPA_CHECK(a.batch * a.heads <= 65535, what, ": the CUDA kernels take up to 65535 (batch x heads), got ",
-               a.batch * a.heads);
+// The tensor-core kernels take float32 tensors under bfloat16 precision, at head dims 32,
+// 64 and 128 with aligned rows (their grid has B * H in y: at most 65535).
+bool use_tensor_cores(const AttentionArgs& a, const Params<float, float>& p) {
+  return matmul_precision() == MatmulPrecision::BFloat16 && a.batch * a.heads <= 65535 && attn::mma_supported(p);
 }
 
-dim3 row_tiles(int64_t rows, const AttentionArgs& a) {
-  return dim3((unsigned)((rows + kWarps - 1) / kWarps), (unsigned)(a.batch * a.heads));
+// ---- the exact path ------------------------------------------------------------------------
+
+constexpr int64_t kChunkElems = int64_t(1) << 25;  // scores per chunk buffer
+
+// Query rows per chunk: as many as fit kChunkElems scores for all (b, h).
+int64_t chunk_rows(const AttentionArgs& a) {
+  const int64_t per_row = std::max<int64_t>(1, a.batch * a.heads * a.nk);
+  return std::max<int64_t>(1, std::min<int64_t>(a.nq, kChunkElems / per_row));
+}
+
+// Scores of row (bh, i) as the softmax sees them: dead rows 0, masked keys -inf.
+template <typename T>
+__device__ __forceinline__ T masked_score(const attn::Mask& mask, bool dead, int64_t i, int64_t j, T s) {
+  if (dead) return T(0);
+  return mask.allowed(i, j) ? s : T(-INFINITY);
+}
+
+// Per row of a chunk of scaled scores S (BH, cs, nk): the masks, lse, and the normalised weights
+// times the dropout factor, written over S. Rows are spread as in norm.cu (row_block shapes).
+template <typename T>
+__global__ void chunk_forward_kernel(Params<T, T> p, T* S, int64_t i0, int64_t cs) {
+  __shared__ double scratch[32];
+  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 3) / 4;
+  for (int64_t base = (int64_t)blockIdx.x * blockDim.y; base < M; base += (int64_t)gridDim.x * blockDim.y) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const int64_t bh = active ? m / cs : 0, i = i0 + (active ? m % cs : 0);
+    const attn::Mask mask = attn::mask_for(p, bh / p.heads);
+    const bool dead = mask.dead(i);
+    T* row = S + (active ? m : 0) * nk;
+    T mx = -INFINITY;
+    if (active)
+      for (int64_t j = threadIdx.x; j < nk; j += blockDim.x) {
+        const T v = masked_score(mask, dead, i, j, row[j]);
+        mx = v > mx ? v : mx;
+      }
+    mx = row_allreduce(mx, MaxOp{}, scratch);
+    const T shift = mx == -INFINITY ? T(0) : mx;
+    double sum = 0;
+    if (active)
+      for (int64_t j = threadIdx.x; j < nk; j += blockDim.x) sum += (double)exp_of(masked_score(mask, dead, i, j, row[j]) - shift);
+    sum = row_allreduce(sum, SumOp{}, scratch);
+    if (!active) continue;
+    if (threadIdx.x == 0) p.lse[bh * p.nq + i] = shift + (T)::log(sum);
+    const T inv = (T)(1.0 / sum), drop_scale = (T)p.dropout_scale;
+    // Four keys per thread step: one Philox block serves them (AttentionArgs' rule).
+    for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
+      uint32_t kept = 0xfu;
+      if (p.dropout_p > 0) {
+        const uint64_t counter = p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)groups + (uint64_t)g;
+        const auto r = philox4x32(counter, 0, p.philox.seed);
+        kept = 0;
+        for (int c = 0; c < 4; ++c) kept |= (uint32_t)(uint_to_unit(r[c]) > p.dropout_p) << c;
+      }
+      for (int c = 0; c < 4 && 4 * g + c < nk; ++c) {
+        const int64_t j = 4 * g + c;
+        const T w = exp_of(masked_score(mask, dead, i, j, row[j]) - shift) * inv;
+        row[j] = (kept >> c) & 1u ? (p.dropout_p > 0 ? w * drop_scale : w) : T(0);
+      }
+    }
+  }
+}
+
+// Per row of a chunk: from the scaled scores S and dP = dO V^T, the weights times dropout (W,
+// over S) and dS = P (dP drop - D), 0 where masked or the row is dead (over dP).
+template <typename T>
+__global__ void chunk_backward_kernel(Params<T, T> p, T* S, T* dP, int64_t i0, int64_t cs) {
+  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 3) / 4;
+  const int64_t threads = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; x < M * groups; x += threads) {
+    const int64_t m = x / groups, g = x % groups, bh = m / cs, i = i0 + m % cs;
+    const attn::Mask mask = attn::mask_for(p, bh / p.heads);
+    const bool dead = mask.dead(i);
+    const T lse = p.lse[bh * p.nq + i], D = p.rowdot[bh * p.nq + i];
+    uint32_t kept = 0xfu;
+    if (p.dropout_p > 0) {
+      const auto r = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)groups + (uint64_t)g, 0,
+                                p.philox.seed);
+      kept = 0;
+      for (int c = 0; c < 4; ++c) kept |= (uint32_t)(uint_to_unit(r[c]) > p.dropout_p) << c;
+    }
+    for (int c = 0; c < 4 && 4 * g + c < nk; ++c) {
+      const int64_t j = 4 * g + c, at = m * nk + j;
+      const bool allowed = !dead && mask.allowed(i, j);
+      const T prob = dead || allowed ? exp_of(masked_score(mask, dead, i, j, S[at]) - lse) : T(0);
+      const T drop = (kept >> c) & 1u ? (T)p.dropout_scale : T(0);
+      S[at] = prob * drop;
+      dP[at] = allowed ? prob * (dP[at] * drop - D) : T(0);
+    }
+  }
+}
+
+// D_i = grad_out_i . out_i, one warp per row.
+template <typename T>
+__global__ void rowdot_kernel(Params<T, T> p) {
+  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
+  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
+  const T* g = p.grad_out.row(b, h, i);
+  const T* o = p.out.row(b, h, i);
+  T acc = 0;
+  for (int64_t e = lane; e < p.dim; e += 32) acc += g[e] * o[e];
+  acc = warp_allreduce(acc, SumOp{});
+  if (lane == 0) p.rowdot[row] = acc;
+}
+
+// A contiguous (B, H, n, d) copy of a strided operand (or an uninitialised one).
+Tensor contiguous_copy(CudaBackend& be, const Tensor& t, bool fill) {
+  Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+  if (fill) be.copy(t, c);
+  return c;
+}
+
+GemmArgs gemm_args(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc,
+                   double alpha, double beta) {
+  GemmArgs g;
+  g.trans_a = ta, g.trans_b = tb, g.m = m, g.n = n, g.k = k, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
+  g.alpha = alpha, g.beta = beta;
+  return g;
+}
+
+template <typename T>
+void exact_forward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>& p, const Tensor& q, const Tensor& k,
+                   const Tensor& v, const Tensor& out) {
+  const int64_t BH = a.batch * a.heads, nq = a.nq, nk = a.nk, d = a.dim, c = chunk_rows(a);
+  const Device dev = q.device();
+  const Tensor qc = contiguous_copy(be, q, true), kc = contiguous_copy(be, k, true), vc = contiguous_copy(be, v, true);
+  const Tensor oc = contiguous_copy(be, out, false);
+  const Tensor S = scratch_bytes((size_t)(BH * c * nk) * sizeof(T), dev);
+  T* s = static_cast<T*>(S.raw_data());
+  const T* qp = dptr<const T>(qc);
+  for (int64_t i0 = 0; i0 < nq; i0 += c) {
+    const int64_t cs = std::min(c, nq - i0);
+    gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, a.scale, 0.0), BH, qp + i0 * d, nq * d, dptr<const T>(kc),
+                nk * d, s, cs * nk, dev);
+    const dim3 block = row_block(nk);
+    chunk_forward_kernel<T><<<row_grid(BH * cs, block), block, 0, stream()>>>(p, s, i0, cs);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+    gemm_raw<T>(gemm_args(false, false, cs, d, nk, nk, d, d, 1.0, 0.0), BH, s, cs * nk, dptr<const T>(vc), nk * d,
+                dptr<T>(oc) + i0 * d, nq * d, dev);
+  }
+  be.copy(oc, out);
+}
+
+template <typename T>
+void exact_backward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>& p, const Tensor& q, const Tensor& k,
+                    const Tensor& v, const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
+                    const Tensor& grad_v) {
+  const int64_t BH = a.batch * a.heads, nq = a.nq, nk = a.nk, d = a.dim, c = chunk_rows(a);
+  const Device dev = q.device();
+  const Tensor qc = contiguous_copy(be, q, true), kc = contiguous_copy(be, k, true), vc = contiguous_copy(be, v, true);
+  const Tensor gc = contiguous_copy(be, grad_out, true);
+  const Tensor dqc = contiguous_copy(be, grad_q, false), dkc = contiguous_copy(be, grad_k, false),
+               dvc = contiguous_copy(be, grad_v, false);
+  const Tensor S = scratch_bytes((size_t)(BH * c * nk) * sizeof(T), dev);
+  const Tensor dP = scratch_bytes((size_t)(BH * c * nk) * sizeof(T), dev);
+  T* s = static_cast<T*>(S.raw_data());
+  T* dp = static_cast<T*>(dP.raw_data());
+  const T *qp = dptr<const T>(qc), *kp = dptr<const T>(kc), *vp = dptr<const T>(vc), *gp = dptr<const T>(gc);
+  for (int64_t i0 = 0; i0 < nq; i0 += c) {
+    const int64_t cs = std::min(c, nq - i0);
+    const double beta = i0 == 0 ? 0.0 : 1.0;  // dK and dV accumulate over the chunks, in order
+    gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, a.scale, 0.0), BH, qp + i0 * d, nq * d, kp, nk * d, s,
+                cs * nk, dev);
+    gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, 1.0, 0.0), BH, gp + i0 * d, nq * d, vp, nk * d, dp,
+                cs * nk, dev);
+    const int64_t work = BH * cs * ((nk + 3) / 4);
+    chunk_backward_kernel<T><<<blocks_for(work), kThreads, 0, stream()>>>(p, s, dp, i0, cs);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+    // dV += W^T dO, dK += scale dS^T Q (both (nk x d) per head), dQ = scale dS K for the chunk.
+    gemm_raw<T>(gemm_args(true, false, nk, d, cs, nk, d, d, 1.0, beta), BH, s, cs * nk, gp + i0 * d, nq * d,
+                dptr<T>(dvc), nk * d, dev);
+    gemm_raw<T>(gemm_args(true, false, nk, d, cs, nk, d, d, a.scale, beta), BH, dp, cs * nk, qp + i0 * d, nq * d,
+                dptr<T>(dkc), nk * d, dev);
+    gemm_raw<T>(gemm_args(false, false, cs, d, nk, nk, d, d, a.scale, 0.0), BH, dp, cs * nk, kp, nk * d,
+                dptr<T>(dqc) + i0 * d, nq * d, dev);
+  }
+  be.copy(dqc, grad_q);
+  be.copy(dkc, grad_k);
+  be.copy(dvc, grad_v);
+}
+
+// Floating dtypes of this file: float32 and float64 (the tensor-core kernels read float32).
+template <typename F>
+void dispatch_attention(DType dt, const char* what, F&& f) {
+  if (dt == DType::Float32) return f(float{});
+  if (dt == DType::Float64) return f(double{});
+  throw Error(str(what, ": expected float32 or float64 on CUDA, got ", dt));
 }
 
 }  // namespace
 
 void CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& key_keep, const Tensor& out, const Tensor& lse) {
-  check_sizes(a, "attention");
-  dispatch_floating(q.dtype(), "attention", [&](auto zero) {
+  dispatch_attention(q.dtype(), "attention", [&](auto zero) {
     using T = decltype(zero);
     Tensor first;
     const Params<T, T> p = make_params<T>(a, q, k, v, key_keep, out, lse, first);
     if constexpr (std::is_same_v<T, float>) {
-      if (matmul_precision() == MatmulPrecision::BFloat16 && attn::mma_supported(p)) {
+      if (use_tensor_cores(a, p)) {
         WAVSPA_CUDA_CHECK(attn::mma_forward(p, stream()));
         return;
       }
     }
-    const size_t smem = (size_t)(kTile * (a.dim + 1) + kTile * a.dim + kWarps * a.dim) * sizeof(T);
-    dispatch_dims_per_lane(a.dim, [&](auto dpl) {
-      launch(forward_simt_kernel<T, decltype(dpl)::value>, row_tiles(a.nq, a), smem, p);
-    });
+    exact_forward<T>(*this, a, p, q, k, v, out);
   });
 }
 
@@ -390,8 +290,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
                                      const Tensor& key_keep, const Tensor& out, const Tensor& lse,
                                      const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
                                      const Tensor& grad_v) {
-  check_sizes(a, "attention backward");
-  dispatch_floating(q.dtype(), "attention backward", [&](auto zero) {
+  dispatch_attention(q.dtype(), "attention backward", [&](auto zero) {
     using T = decltype(zero);
     Tensor first;
     Params<T, T> p = make_params<T>(a, q, k, v, key_keep, out, lse, first);
@@ -403,7 +302,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
     const Tensor rowdot = scratch_bytes((size_t)(rows > 0 ? rows : 1) * sizeof(T), q.device());
     p.rowdot = static_cast<T*>(rowdot.raw_data());
     if constexpr (std::is_same_v<T, float>) {
-      if (matmul_precision() == MatmulPrecision::BFloat16 && attn::mma_supported(p)) {
+      if (use_tensor_cores(a, p)) {
         WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
         return;
       }
@@ -412,13 +311,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
       rowdot_kernel<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream()>>>(p);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
-    const int64_t d = a.dim;
-    const size_t smem_q = (size_t)(2 * kTile * (d + 1) + 2 * kWarps * d) * sizeof(T);
-    const size_t smem_kv = (size_t)(2 * kTile * (d + 1) + 2 * kWarps * d + 2 * kTile) * sizeof(T);
-    dispatch_dims_per_lane(d, [&](auto dpl) {
-      launch(grad_q_simt_kernel<T, decltype(dpl)::value>, row_tiles(a.nq, a), smem_q, p);
-      launch(grad_kv_simt_kernel<T, decltype(dpl)::value>, row_tiles(a.nk, a), smem_kv, p);
-    });
+    exact_backward<T>(*this, a, p, q, k, v, grad_out, grad_q, grad_k, grad_v);
   });
 }
 

@@ -179,4 +179,15 @@ void CudaBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a
   });
 }
 
+// For kernels of this backend that multiply their own scratch buffers (attention.cu).
+template <typename T>
+void gemm_raw(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c,
+              int64_t stride_c, Device device) {
+  gemm_typed<T>(g, batch, a, stride_a, b, stride_b, c, stride_c, device);
+}
+template void gemm_raw<float>(const GemmArgs&, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                              int64_t, Device);
+template void gemm_raw<double>(const GemmArgs&, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                               int64_t, Device);
+
 }  // namespace wavspa::cuda

@@ -243,12 +243,14 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
+  auto forward = [&](const Params<T, float>& pp) { return mma_forward(pp, 0); };
+  auto backward = [&](const Params<T, float>& pp) { return mma_backward(pp, 0); };
   auto time = [&](bool bwd) {
     std::vector<float> ms;
     for (int it = 0; it < 35; ++it) {
       CHECK(cudaEventRecord(e0));
-      CHECK(mma_forward(p, 0));
-      if (bwd) CHECK(mma_backward(p, 0));
+      CHECK(forward(p));
+      if (bwd) CHECK(backward(p));
       CHECK(cudaEventRecord(e1));
       CHECK(cudaEventSynchronize(e1));
       float t = 0;
@@ -260,8 +262,9 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   const float f = time(false), fb = time(true);
   const double flops = 4.0 * BH * (double)N * N * D * (causal ? 0.5 : 1.0);
   char line[256];
-  std::snprintf(line, sizeof line, "wavspa %-4s BH %4d N %5d d %3d %-6s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
-                sizeof(T) == 4 ? "f32" : "bf16", BH, N, D, causal ? "causal" : "", dropout > 0 ? " p0.1" : "", f,
+  std::snprintf(line, sizeof line, "wavspa %-5s BH %4d N %5d d %3d %-6s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
+                sizeof(T) == 4 ? "f32" : "bf16", BH, N, D, causal ? "causal" : "",
+                dropout > 0 ? " p0.1" : "", f,
                 flops / f * 1e-9, fb,
                 3.5 * flops / fb * 1e-9);
   table.push_back(line);

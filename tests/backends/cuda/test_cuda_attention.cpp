@@ -1,8 +1,8 @@
-// The CUDA attention kernels beyond the op table's parity samples (which run the exact float32
-// and float64 kernels at small head dims): the bfloat16 tensor-core kernels that the float32
-// path takes under MatmulPrecision::BFloat16, against the float64 CPU op, at the head dims
-// they serve, with odd lengths, padding, causal masks and dropout; and bit-for-bit repeatability
-// of both kernel families. Every case skips itself on a machine without a GPU.
+// The CUDA attention paths beyond the op table's parity samples (which run the exact path at
+// small sizes): the bfloat16 tensor-core kernels that the float32 path takes under
+// MatmulPrecision::BFloat16, against the float64 CPU op, at the head dims they serve, with odd
+// lengths, padding, causal masks and dropout; the exact path over several query chunks; and
+// bit-for-bit repeatability of both. Every case skips itself on a machine without a GPU.
 #ifdef WAVSPA_CUDA
 
 #include <cmath>
@@ -110,6 +110,22 @@ TEST_CASE("cuda attention: bfloat16 tensor-core kernels match the float64 refere
       // P and dS are rounded to bfloat16 for the second products: a few 1e-3 relative.
       CHECK(rel_err(got[i], ref[i]) < 1e-2);
     }
+  }
+}
+
+TEST_CASE("cuda attention: the exact path over several query chunks matches the float64 CPU op" * gpu_only()) {
+  // 2 * 2 * 3000 * 3000 scores exceed one chunk (2^25), so dK and dV accumulate over chunks.
+  const Case c{2, 2, 3000, 3000, 8, false, true, 0.1};
+  const Tensor q = rn({c.B, c.H, c.nq, c.d}), k = rn({c.B, c.H, c.nk, c.d}), v = rn({c.B, c.H, c.nk, c.d});
+  const Tensor seed = rn({c.B, c.H, c.nq, c.d});
+  std::vector<double> m(c.B * c.nk, 1.0);
+  for (int64_t j = 0; j < c.nk; j += 7) m[j] = 0;
+  const Tensor mask = from_vector(m, {c.B, c.nk});
+  const std::vector<Tensor> ref = run(c, {q, k, v}, mask, seed, kFloat64, Device::cpu());
+  for (DType dt : {kFloat32, kFloat64}) {
+    CAPTURE(dtype_name(dt));
+    const std::vector<Tensor> got = run(c, {q, k, v}, mask, seed, dt, Device::cuda());
+    for (int i = 0; i < 4; ++i) CHECK(rel_err(got[i], ref[i]) < (dt == kFloat64 ? 1e-12 : 1e-5));
   }
 }
 
