@@ -6,8 +6,9 @@
 //  - outputs are passed as already-allocated tensors and written in full;
 //  - "strided" arguments may have any strides (0 for broadcast dims); all others must be
 //    contiguous, which the op guarantees;
-//  - all floating tensors of one call share one dtype (float32 or float64); index tensors
-//    are int64.
+//  - all floating tensors of one call share one dtype (float32, float64, or bfloat16 on
+//    CUDA: the CPU backend stores and converts bfloat16 in copy and fill only, and its
+//    compute kernels throw for it); index tensors are int64.
 #pragma once
 
 #include <cstdint>
@@ -85,8 +86,8 @@ struct GemmArgs {
 // to all nk keys (every score of that row counts as 0), as the materialised
 // softmax(masked_fill(scores, lowest)) does, and passes no gradient to q or k.
 // Dropout (dropout_p > 0): the normalised weight p_ij is multiplied by 1 / (1 - p) where
-// attention_dropout_keep(...) below is true and by 0 elsewhere; the softmax denominator is
-// not changed by it.
+// attention_dropout_keep(...) below is true (probability 1 - p to 2^-17) and by 0 elsewhere;
+// the softmax denominator is not changed by it.
 struct AttentionArgs {
   int64_t batch = 0, heads = 0, nq = 0, nk = 0, dim = 0;
   double scale = 1.0;
@@ -95,19 +96,26 @@ struct AttentionArgs {
   PhiloxState philox;  // dropout's counter range: attention_dropout_counters(...) of them
 };
 
-// Counters attention's dropout consumes: one Philox block per 4 keys of every query row.
+// Counters attention's dropout consumes: one Philox block (4 x 32 random bits) per 8 keys of
+// every query row, 16 bits per weight.
 inline uint64_t attention_dropout_counters(const AttentionArgs& a) {
-  return (uint64_t)(a.batch * a.heads * a.nq) * (uint64_t)((a.nk + 3) / 4);
+  return (uint64_t)(a.batch * a.heads * a.nq) * (uint64_t)((a.nk + 7) / 8);
 }
-// The dropout factor of weight (bh = b * heads + h, i, j): 1 / (1 - p) if kept, else 0.
-// Key j of row (bh, i) takes lane j % 4 of Philox block offset + (bh * nq + i) *
-// ceil(nk / 4) + j / 4, and is kept when that lane's uniform in (0, 1] exceeds p (the rule
-// of dropout_mask), so every backend draws the same mask.
+// Weights whose 16 random bits are below round(p 2^16) are dropped, so a weight is kept with
+// probability 1 - round(p 2^16) / 2^16, within 2^-17 of 1 - p (the kept ones are scaled by
+// 1 / (1 - p) as asked). 16 bits rather than 32 halve the Philox work of the GPU kernels.
+WAVSPA_HOST_DEVICE inline uint32_t attention_dropout_threshold(double p) {
+  return (uint32_t)(p * 65536.0 + 0.5);  // p in [0, 1] -> [0, 65536]
+}
+// Whether dropout keeps weight (bh = b * heads + h, i, j): key j of row (bh, i) takes the 16
+// bits (j % 2 = 0: low half) of word (j % 8) / 2 of Philox block offset + (bh * nq + i) *
+// ceil(nk / 8) + j / 8, so every backend and every tiling draws the same mask.
 WAVSPA_HOST_DEVICE inline bool attention_dropout_keep(const AttentionArgs& a, int64_t bh, int64_t i,
                                                       int64_t j) {
-  const uint64_t row = (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 3) / 4);
-  const auto r = philox4x32(a.philox.offset + row + (uint64_t)(j / 4), 0, a.philox.seed);
-  return uint_to_unit(r[j % 4]) > a.dropout_p;
+  const uint64_t row = (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 7) / 8);
+  const auto r = philox4x32(a.philox.offset + row + (uint64_t)(j / 8), 0, a.philox.seed);
+  const uint32_t bits = (r[(j % 8) / 2] >> (16 * (j % 2))) & 0xffffu;
+  return bits >= attention_dropout_threshold(a.dropout_p);
 }
 
 class Backend {
@@ -147,7 +155,8 @@ class Backend {
   virtual void softmax_forward(const Tensor& x, const Tensor& y, bool log) = 0;
   virtual void softmax_backward(const Tensor& y, const Tensor& grad_y, const Tensor& grad_x,
                                 bool log) = 0;
-  // x, y: (M, N); weight, bias: (N) or undefined; mean, rstd: (M) saved for backward.
+  // x, y: (M, N); weight, bias: (N) or undefined; mean, rstd: (M) saved for backward, in
+  // x's dtype (float32 when x is bfloat16).
   virtual void layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  double eps, const Tensor& y, const Tensor& mean,
                                  const Tensor& rstd) = 0;

@@ -1,4 +1,5 @@
-// Element types. float64 exists for gradient checks; int32/int64 hold indices.
+// Element types. float64 exists for gradient checks; int32/int64 hold indices; bfloat16 is
+// the CUDA mixed-precision type (stored and converted everywhere, computed on CUDA only).
 #pragma once
 
 #include <cstddef>
@@ -6,16 +7,18 @@
 #include <ostream>
 #include <string>
 
+#include "core/bfloat16.h"
 #include "core/error.h"
 
 namespace wavspa {
 
-enum class DType { Float32, Float64, Int32, Int64 };
+enum class DType { Float32, Float64, Int32, Int64, BFloat16 };
 
 inline constexpr DType kFloat32 = DType::Float32;
 inline constexpr DType kFloat64 = DType::Float64;
 inline constexpr DType kInt32 = DType::Int32;
 inline constexpr DType kInt64 = DType::Int64;
+inline constexpr DType kBFloat16 = DType::BFloat16;
 
 inline size_t dtype_size(DType t) {
   switch (t) {
@@ -23,6 +26,7 @@ inline size_t dtype_size(DType t) {
     case DType::Float64: return 8;
     case DType::Int32: return 4;
     case DType::Int64: return 8;
+    case DType::BFloat16: return 2;
   }
   return 0;
 }
@@ -33,11 +37,21 @@ inline const char* dtype_name(DType t) {
     case DType::Float64: return "float64";
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
+    case DType::BFloat16: return "bfloat16";
   }
   return "?";
 }
 
-inline bool is_floating(DType t) { return t == DType::Float32 || t == DType::Float64; }
+inline bool is_floating(DType t) {
+  return t == DType::Float32 || t == DType::Float64 || t == DType::BFloat16;
+}
+
+// The message of every CPU kernel refusing bfloat16: `op` names the caller.
+inline std::string bfloat16_cpu_message(const char* op) {
+  return str(op, ": bfloat16 is computed on CUDA only; on the CPU convert with .to(kFloat32) "
+                 "(bfloat16 tensors can be created, copied, viewed, converted, printed and saved "
+                 "on the CPU)");
+}
 
 inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_name(t); }
 
@@ -47,29 +61,49 @@ template <> constexpr DType dtype_of<float>() { return DType::Float32; }
 template <> constexpr DType dtype_of<double>() { return DType::Float64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::Int32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::Int64; }
+template <> constexpr DType dtype_of<bfloat16>() { return DType::BFloat16; }
 
-// Calls f with a value of the C++ type behind `t`:
-//   visit_dtype(t, [&](auto zero) { using T = decltype(zero); ... });
+// Calls f with a value of the C++ type behind `t`, for the types CPU kernels compute in:
+//   visit_dtype(t, "index_select", [&](auto zero) { using T = decltype(zero); ... });
+// bfloat16 is not one of them: it throws bfloat16_cpu_message(op) instead of instantiating
+// arithmetic on a type the CPU would compute in float32 anyway.
 template <typename F>
-decltype(auto) visit_dtype(DType t, F&& f) {
+decltype(auto) visit_dtype(DType t, const char* op, F&& f) {
   switch (t) {
     case DType::Float32: return f(float{});
     case DType::Float64: return f(double{});
     case DType::Int32: return f(int32_t{});
     case DType::Int64: return f(int64_t{});
+    case DType::BFloat16: throw Error(bfloat16_cpu_message(op));
   }
   throw Error("unknown dtype");
 }
 
-// Same, for kernels that exist only for floating types; `op` names the caller in the error.
+// Same, for kernels that exist only for float32 and float64.
 template <typename F>
 decltype(auto) visit_floating(DType t, const char* op, F&& f) {
   switch (t) {
     case DType::Float32: return f(float{});
     case DType::Float64: return f(double{});
+    case DType::BFloat16: throw Error(bfloat16_cpu_message(op));
     default: break;
   }
   throw Error(str(op, ": expected a floating tensor (float32 or float64), got ", dtype_name(t)));
+}
+
+// Every dtype, bfloat16 included, for code that only stores, moves or converts values
+// (copy with conversion, fill, reading one element): `static_cast` between these types is
+// the whole interface of `bfloat16`.
+template <typename F>
+decltype(auto) visit_storage_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Int32: return f(int32_t{});
+    case DType::Int64: return f(int64_t{});
+    case DType::BFloat16: return f(bfloat16{});
+  }
+  throw Error("unknown dtype");
 }
 
 }  // namespace wavspa

@@ -40,6 +40,7 @@ const char* safetensors_dtype(DType t) {
     case DType::Float64: return "F64";
     case DType::Int32: return "I32";
     case DType::Int64: return "I64";
+    case DType::BFloat16: return "BF16";
   }
   return "?";
 }
@@ -49,12 +50,13 @@ bool parse_dtype(const std::string& name, DType& out) {
   else if (name == "F64") out = DType::Float64;
   else if (name == "I32") out = DType::Int32;
   else if (name == "I64") out = DType::Int64;
+  else if (name == "BF16") out = DType::BFloat16;
   else return false;
   return true;
 }
 
 // Python's safetensors writes data by dtype, in the reverse order of its Dtype enum
-// (... I32 < U32 < F32 < F64 < I64 < U64), then by name. Following it keeps our files
+// (... BF16 < I32 < U32 < F32 < F64 < I64 < U64), then by name. Following it keeps our files
 // byte-identical to Python's and every tensor aligned to its element size.
 int layout_rank(DType t) {
   switch (t) {
@@ -62,8 +64,9 @@ int layout_rank(DType t) {
     case DType::Float64: return 1;
     case DType::Float32: return 2;
     case DType::Int32: return 3;
+    case DType::BFloat16: return 4;
   }
-  return 4;
+  return 5;
 }
 
 // ---- writing ---------------------------------------------------------------------------
@@ -220,7 +223,7 @@ EntryInfo parse_entry(const std::string& name, const json& v, const std::string&
   const json& dtype = v["dtype"];
   WAVSPA_CHECK(dtype.is_string(), where, "dtype must be a string, got ", dtype.dump());
   WAVSPA_CHECK(parse_dtype(dtype.get<std::string>(), info.dtype), where, "unsupported dtype ",
-               dtype.dump(), " (wavspa reads F32, F64, I32 and I64)");
+               dtype.dump(), " (wavspa reads F32, F64, BF16, I32 and I64)");
 
   // The product of the non-zero sizes must fit in int64, or strides would overflow even for
   // an empty tensor.

@@ -38,13 +38,13 @@ struct SaveOptions {
 };
 
 // Tensors on any device are copied to the CPU; non-contiguous ones are packed. Data are laid
-// out the way Python's safetensors lays them out (8-byte dtypes first, then 4-byte ones, by name
-// within each), which keeps every tensor aligned to its element size in the file.
+// out the way Python's safetensors lays them out (8-byte dtypes first, then 4-byte, then 2-byte
+// ones, by name within each), which keeps every tensor aligned to its element size in the file.
 void save_safetensors(const std::string& path, const StateDict& tensors,
                       const std::map<std::string, std::string>& metadata = {},
                       const SaveOptions& options = {});
 
-// Supports the dtypes wavspa has: F32, F64, I32, I64. Any other dtype, a malformed header,
+// Supports the dtypes wavspa has: F32, F64, BF16, I32, I64. Any other dtype, a malformed header,
 // offsets that do not tile the data exactly, or a file of the wrong length is an error.
 Checkpoint load_safetensors(const std::string& path);
 

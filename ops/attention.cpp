@@ -40,7 +40,7 @@ Tensor heads_first(const Tensor& like, int64_t B, int64_t H, int64_t n, int64_t 
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
   const char* op = "attention";
-  check_floating(op, q);
+  check_floating_no_bf16(op, q);
   check_same(op, q, k);
   check_same(op, q, v);
   WAVSPA_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.shape() == v.shape() &&

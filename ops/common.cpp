@@ -5,6 +5,11 @@
 namespace wavspa::ops_detail {
 
 void check_same(const char* op, const Tensor& a, const Tensor& b) {
+  check_same_placement(op, a, b);
+  check_computable(op, a);
+}
+
+void check_same_placement(const char* op, const Tensor& a, const Tensor& b) {
   check_defined(op, a, "first input");
   check_defined(op, b, "second input");
   WAVSPA_CHECK(a.device() == b.device(), op, ": inputs are on different devices (",
@@ -15,8 +20,21 @@ void check_same(const char* op, const Tensor& a, const Tensor& b) {
 
 void check_floating(const char* op, const Tensor& t) {
   check_defined(op, t);
-  WAVSPA_CHECK(is_floating(t.dtype()), op, ": expected a float32 or float64 tensor, got ",
-               t.describe());
+  WAVSPA_CHECK(is_floating(t.dtype()), op,
+               ": expected a floating tensor (float32, float64 or bfloat16), got ", t.describe());
+  check_computable(op, t);
+}
+
+void check_floating_no_bf16(const char* op, const Tensor& t) {
+  check_defined(op, t);
+  WAVSPA_CHECK(t.dtype() != kBFloat16, op, ": has no bfloat16 version on any device; convert with "
+               ".to(kFloat32), got ", t.describe());
+  check_floating(op, t);
+}
+
+void check_computable(const char* op, const Tensor& t) {
+  if (t.dtype() == kBFloat16 && t.device().is_cpu())
+    throw Error(str(bfloat16_cpu_message(op), "; got ", t.describe()));
 }
 
 Tensor expand_raw(const Tensor& t, const Shape& shape) {

@@ -16,8 +16,18 @@ inline void check_defined(const char* op, const Tensor& t, const char* what = "i
 }
 
 // Both defined, same device, same dtype; the message names the op and both tensors.
+// check_same is for ops that compute (it also calls check_computable); ops that only move
+// bytes (concat) use check_same_placement.
 void check_same(const char* op, const Tensor& a, const Tensor& b);
+void check_same_placement(const char* op, const Tensor& a, const Tensor& b);
+// Floating (float32, float64, bfloat16) and computable where it lies (check_computable).
 void check_floating(const char* op, const Tensor& t);
+// bfloat16 is computed on CUDA only: a bfloat16 CPU tensor given to an op that computes
+// throws a wavspa::Error naming the op and saying to convert with .to(kFloat32).
+void check_computable(const char* op, const Tensor& t);
+// For ops with no bfloat16 kernel on any device (FFTs, wavelets, attention): refuses bfloat16
+// with a message naming the op, then check_floating.
+void check_floating_no_bf16(const char* op, const Tensor& t);
 
 // A broadcast view without autograd (strides 0 where broadcast).
 Tensor expand_raw(const Tensor& t, const Shape& shape);

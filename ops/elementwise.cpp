@@ -198,6 +198,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x);
+  check_computable("masked_fill", x);
   return where(mask, scalar_like(value, x), x);
 }
 
@@ -215,6 +216,7 @@ WAVSPA_COMPARISON(ge, Ge)
 
 Tensor neg(const Tensor& x) {
   check_defined("neg", x);
+  check_computable("neg", x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
     backend_of(x).unary(UnaryOp::Neg, x, out, 0, 0);

@@ -84,6 +84,7 @@ Tensor from_vector(const std::vector<float>& v, const Shape& s, Device d) { retu
 Tensor from_vector(const std::vector<double>& v, const Shape& s, Device d) { return from_host(v, s, d); }
 Tensor from_vector(const std::vector<int32_t>& v, const Shape& s, Device d) { return from_host(v, s, d); }
 Tensor from_vector(const std::vector<int64_t>& v, const Shape& s, Device d) { return from_host(v, s, d); }
+Tensor from_vector(const std::vector<bfloat16>& v, const Shape& s, Device d) { return from_host(v, s, d); }
 
 Tensor tensor(std::initializer_list<double> values, DType dtype, Device device) {
   return from_doubles(std::vector<double>(values), {(int64_t)values.size()}, dtype, device);
@@ -104,6 +105,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType d
 Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, Device device,
                Generator* gen) {
   WAVSPA_CHECK(is_floating(dtype), "uniform: dtype must be floating, got ", dtype_name(dtype));
+  WAVSPA_CHECK(dtype != kBFloat16, "uniform: no bfloat16 version; draw float32 and convert with "
+               ".to(kBFloat16)");
   WAVSPA_CHECK(lo <= hi, "uniform: lo ", lo, " > hi ", hi);
   Tensor out = Tensor::empty(shape, dtype, device);
   backend_for(device).uniform(out, gen_or_default(gen).reserve(philox_counters_uniform(out.numel())),
@@ -117,6 +120,8 @@ Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen) {
 
 Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen) {
   WAVSPA_CHECK(is_floating(dtype), "randn: dtype must be floating, got ", dtype_name(dtype));
+  WAVSPA_CHECK(dtype != kBFloat16, "randn: no bfloat16 version; draw float32 and convert with "
+               ".to(kBFloat16)");
   Tensor out = Tensor::empty(shape, dtype, device);
   backend_for(device).normal(out, gen_or_default(gen).reserve(philox_counters_normal(out.numel())),
                              0.0, 1.0);
@@ -126,6 +131,7 @@ Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen) {
 Tensor randint(int64_t lo, int64_t hi, const Shape& shape, DType dtype, Device device,
                Generator* gen) {
   WAVSPA_CHECK(lo < hi, "randint: empty range [", lo, ", ", hi, ")");
+  WAVSPA_CHECK(dtype != kBFloat16, "randint: no bfloat16 version; draw int64 and convert with .to(kBFloat16)");
   Tensor out = Tensor::empty(shape, dtype, device);
   // two 64-bit draws per Philox block, the same count as normals
   backend_for(device).randint(out, gen_or_default(gen).reserve(philox_counters_normal(out.numel())),

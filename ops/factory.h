@@ -38,6 +38,8 @@ Tensor from_vector(const std::vector<float>& v, const Shape& shape = {}, Device 
 Tensor from_vector(const std::vector<double>& v, const Shape& shape = {}, Device d = Device::cpu());
 Tensor from_vector(const std::vector<int32_t>& v, const Shape& shape = {}, Device d = Device::cpu());
 Tensor from_vector(const std::vector<int64_t>& v, const Shape& shape = {}, Device d = Device::cpu());
+// bfloat16 values as they are (from_vector(floats).to(kBFloat16) rounds float32 values).
+Tensor from_vector(const std::vector<bfloat16>& v, const Shape& shape = {}, Device d = Device::cpu());
 Tensor tensor(std::initializer_list<double> values, DType dtype = kFloat32,
               Device device = Device::cpu());
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = kFloat32,

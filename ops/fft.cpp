@@ -117,7 +117,7 @@ Tensor real_2d_raw(const Tensor& x, int64_t a0, int64_t a1) {
 
 Tensor rfft(const Tensor& x, int64_t axis) {
   const char* op = "rfft";
-  check_floating(op, x);
+  check_floating_no_bf16(op, x);
   WAVSPA_CHECK(x.dim() >= 1, op, ": expected a signal of at least 1 dim, got a 0-d tensor");
   const int64_t ax = wrap_dim(axis, x.dim(), op), n = x.shape()[ax];
   WAVSPA_CHECK(n >= 1, op, ": expected at least one sample along axis ", ax, ", got shape ",
@@ -133,7 +133,7 @@ Tensor rfft(const Tensor& x, int64_t axis) {
 
 Tensor irfft(const Tensor& X, int64_t n, int64_t axis) {
   const char* op = "irfft";
-  check_floating(op, X);
+  check_floating_no_bf16(op, X);
   WAVSPA_CHECK(X.dim() >= 2 && X.shape().back() == 2, op, ": expected a complex tensor with a "
                "trailing dim of size 2 (real, imag) and at least one dim before it, got shape ",
                shape_str(X.shape()), "; did you pass a real signal? (rfft makes the layout)");
@@ -154,7 +154,7 @@ Tensor irfft(const Tensor& X, int64_t n, int64_t axis) {
 
 Tensor fft_real_2d(const Tensor& x, int64_t axis0, int64_t axis1) {
   const char* op = "fft_real_2d";
-  check_floating(op, x);
+  check_floating_no_bf16(op, x);
   WAVSPA_CHECK(x.dim() >= 2, op, ": expected at least 2 dims, got shape ", shape_str(x.shape()));
   const int64_t a0 = wrap_dim(axis0, x.dim(), op), a1 = wrap_dim(axis1, x.dim(), op);
   WAVSPA_CHECK(a0 != a1, op, ": the two axes must differ, got ", axis0, " and ", axis1,

@@ -68,7 +68,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor w = weight.defined() ? contiguous_raw(weight) : Tensor();
   Tensor b = bias.defined() ? contiguous_raw(bias) : Tensor();
   Tensor out = empty_like_raw(x, x.shape());
-  Tensor mu = empty_like_raw(x, {M}), rstd = empty_like_raw(x, {M});
+  // Statistics in float32 for bfloat16 rows (the backward reads them back).
+  const DType stat = x.dtype() == kBFloat16 ? kFloat32 : x.dtype();
+  Tensor mu = Tensor::empty({M}, stat, x.device()), rstd = Tensor::empty({M}, stat, x.device());
   backend_of(x).layernorm_forward(xc, w, b, eps, out, mu, rstd);
   if (autograd::needs_grad({x, weight, bias})) {
     bool need_w = weight.defined() && weight.requires_grad();
@@ -149,6 +151,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target,
     case Reduction::Sum: return sum(losses);
     case Reduction::Mean: {
       // Mean over the targets that count; 0/0 = NaN when all are ignored, as in PyTorch.
+      if (x.dtype() == kBFloat16) {  // count in float32: bfloat16 holds integers only to 256
+        Tensor counted = ne(t, scalar_like((double)ignore, t)).to(kFloat32);
+        return div(sum(losses).to(kFloat32), sum(counted)).to(kBFloat16);
+      }
       Tensor counted = ne(t, scalar_like((double)ignore, t)).to(x.dtype());
       return div(sum(losses), sum(counted));
     }

@@ -99,6 +99,7 @@ Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_i
 Tensor arg_extremum(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
   const char* name = is_max ? "argmax" : "argmin";
   check_defined(name, x);
+  check_computable(name, x);
   int64_t d = wrap_dim(dim, x.dim(), name);
   WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, name, ": empty dimension in ", x.describe());
   Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());

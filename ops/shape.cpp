@@ -18,7 +18,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   out_shape[dim] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
-    check_same("concat", first, t);
+    check_same_placement("concat", first, t);
     bool same = t.dim() == first.dim();
     for (int64_t d = 0; same && d < t.dim(); ++d)
       same = d == dim || t.shape()[d] == first.shape()[d];
@@ -146,6 +146,7 @@ const char* pad_mode_name(PadMode m) {
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, double value) {
   check_defined("pad", x);
+  check_computable("pad", x);  // the extension modes gather through index_select
   WAVSPA_CHECK(pads.size() % 2 == 0 && (int64_t)pads.size() / 2 <= x.dim(),
                "pad: expected (left, right) pairs for at most ", x.dim(), " dims, got ", pads);
   for (int64_t p : pads) WAVSPA_CHECK(p >= 0, "pad: negative padding in ", pads);
@@ -252,6 +253,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 
 Tensor flip(const Tensor& x, const std::vector<int64_t>& dims) {
   check_defined("flip", x);
+  check_computable("flip", x);
   Tensor out = x;
   for (int64_t dim : dims) {
     int64_t d = wrap_dim(dim, x.dim(), "flip"), n = x.shape()[d];
@@ -264,6 +266,7 @@ Tensor flip(const Tensor& x, const std::vector<int64_t>& dims) {
 
 Tensor roll(const Tensor& x, const std::vector<int64_t>& shifts, const std::vector<int64_t>& dims) {
   check_defined("roll", x);
+  check_computable("roll", x);
   if (dims.empty()) {
     WAVSPA_CHECK(shifts.size() == 1, "roll: without dims, give exactly one shift, got ", shifts);
     return roll(x.reshape({-1}), shifts, {0}).reshape(x.shape());

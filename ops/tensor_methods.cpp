@@ -269,6 +269,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(double factor) {
   check_inplace("mul_", *this);
+  check_computable("mul_", *this);
   backend_of(*this).binary(BinaryOp::Mul, *this, expand_raw(scalar_like(factor, *this), shape()),
                            *this, 0, 0);
   return *this;
@@ -294,7 +295,7 @@ int64_t element_offset(const Tensor& t, const Shape& index, const char* op) {
 double read_one(const Tensor& one) {
   alignas(8) unsigned char buf[8];
   backend_of(one).copy_to_host(one, buf);
-  return visit_dtype(one.dtype(), [&](auto zero) {
+  return visit_storage_dtype(one.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T v;
     std::memcpy(&v, buf, sizeof(T));
@@ -331,6 +332,7 @@ template std::vector<float> Tensor::to_vector<float>() const;
 template std::vector<double> Tensor::to_vector<double>() const;
 template std::vector<int32_t> Tensor::to_vector<int32_t>() const;
 template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<bfloat16> Tensor::to_vector<bfloat16>() const;
 
 // ---- method forms of a few ops ---------------------------------------------------------
 

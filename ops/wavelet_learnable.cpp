@@ -21,7 +21,7 @@ using namespace wavelet_detail;
 // ---- lattice ------------------------------------------------------------------------------
 
 Tensor lattice_filter(const Tensor& theta) {
-  check_floating("lattice_filter", theta);
+  check_floating_no_bf16("lattice_filter", theta);
   WAVSPA_CHECK(theta.dim() == 1 || theta.dim() == 2, "lattice_filter: angles must be (K) or "
                "(K, C), got ", shape_str(theta.shape()));
   const int64_t K = theta.shape()[0];

@@ -47,7 +47,7 @@ using G = std::vector<Tensor>;
 // ---- the (A, N, C) view and shared checks ---------------------------------------------------
 
 AxisView axis_view(const char* op, const Tensor& x, int64_t axis) {
-  check_floating(op, x);
+  check_floating_no_bf16(op, x);
   WAVSPA_CHECK(x.dim() >= 1, op, ": needs at least a 1-D signal, got a 0-d tensor");
   AxisView v;
   v.shape = x.shape();
@@ -69,7 +69,7 @@ Tensor from_3d(const Tensor& t, const AxisView& v) {
 }
 
 void check_filter(const char* op, const Tensor& f, const char* what) {
-  check_floating(op, f);
+  check_floating_no_bf16(op, f);
   WAVSPA_CHECK(f.dim() == 1 || f.dim() == 2, op, ": ", what, " must be (F) or (F, C), got ",
                shape_str(f.shape()));
   WAVSPA_CHECK(f.shape()[0] >= 2, op, ": ", what, " needs at least 2 taps, got ",

@@ -173,7 +173,7 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
                         double p0, double p1) {
   if (!is_floating(out.dtype())) {  // integer tensors: comparisons and + - * only
-    visit_dtype(out.dtype(), [&](auto zero) {
+    visit_dtype(out.dtype(), "binary", [&](auto zero) {
       using T = decltype(zero);
       switch (op) {
         case BinaryOp::Add: return map2<T>(a, b, out, [](T u, T v) { return u + v; });
@@ -200,9 +200,9 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
 }
 
 void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  visit_dtype(out.dtype(), [&](auto zero) {
+  visit_dtype(out.dtype(), "where", [&](auto zero) {
     using T = decltype(zero);
-    visit_dtype(cond.dtype(), [&](auto czero) {
+    visit_dtype(cond.dtype(), "where", [&](auto czero) {
       using C = decltype(czero);
       T* o = static_cast<T*>(out.raw_data());
       const C* c = static_cast<const C*>(cond.raw_data());

@@ -11,7 +11,7 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
   const AroundDim ax = around_dim(x.shape(), dim);
   const int64_t I = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
-  visit_dtype(x.dtype(), [&](auto zero) {
+  visit_dtype(x.dtype(), "index_select", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
@@ -30,7 +30,7 @@ void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
   const AroundDim ao = around_dim(out.shape(), dim);
   const int64_t I = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
-  visit_dtype(out.dtype(), [&](auto zero) {
+  visit_dtype(out.dtype(), "index_add", [&](auto zero) {
     using T = decltype(zero);
     T* o = static_cast<T*>(out.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
@@ -70,7 +70,7 @@ void for_each_indexed(const Tensor& index, int64_t dim, const Shape& target, F f
 }  // namespace
 
 void CpuBackend::gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
-  visit_dtype(x.dtype(), [&](auto zero) {
+  visit_dtype(x.dtype(), "gather", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
@@ -80,7 +80,7 @@ void CpuBackend::gather(const Tensor& x, int64_t dim, const Tensor& index, const
 
 void CpuBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                              const Tensor& src) {
-  visit_dtype(out.dtype(), [&](auto zero) {
+  visit_dtype(out.dtype(), "scatter_add", [&](auto zero) {
     using T = decltype(zero);
     T* o = static_cast<T*>(out.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());

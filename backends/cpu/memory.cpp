@@ -15,9 +15,9 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
     std::memcpy(dst.raw_data(), src.raw_data(), src.numel() * src.element_size());
     return;
   }
-  visit_dtype(dst.dtype(), [&](auto d0) {
+  visit_storage_dtype(dst.dtype(), [&](auto d0) {
     using D = decltype(d0);
-    visit_dtype(src.dtype(), [&](auto s0) {
+    visit_storage_dtype(src.dtype(), [&](auto s0) {
       using S = decltype(s0);
       D* out = static_cast<D*>(dst.raw_data());
       const S* in = static_cast<const S*>(src.raw_data());
@@ -35,7 +35,7 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
 }
 
 void CpuBackend::fill(const Tensor& dst, double value) {
-  visit_dtype(dst.dtype(), [&](auto zero) {
+  visit_storage_dtype(dst.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T v = static_cast<T>(value);
     T* out = static_cast<T*>(dst.raw_data());

@@ -51,7 +51,7 @@ void CpuBackend::normal(const Tensor& out, PhiloxState s, double mean, double st
 
 void CpuBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) {
   const uint64_t range = (uint64_t)(hi - lo);
-  visit_dtype(out.dtype(), [&](auto zero) {
+  visit_dtype(out.dtype(), "randint", [&](auto zero) {
     using T = decltype(zero);
     T* o = static_cast<T*>(out.raw_data());
     for_each_block(out.numel(), 2, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {

@@ -139,7 +139,7 @@ void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Ten
   const Dims kept = coalesce_dims(split_reduced_dims(x.shape(), x.strides(), {dim}).kept);
   const int64_t R = x.shape()[dim], rs = x.strides()[dim], K = out.numel();
   int64_t* o = static_cast<int64_t*>(out.raw_data());
-  visit_dtype(x.dtype(), [&](auto zero) {
+  visit_dtype(x.dtype(), "arg_reduce", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
 #pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)

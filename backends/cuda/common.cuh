@@ -3,11 +3,13 @@
 // files.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/cuda_runtime.h"
 #include "core/error.h"
@@ -211,13 +213,94 @@ void for_each_element(const std::array<Tensor, N>& ts, const F& f) {
   WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
-// Calls f(T{}) with T the C++ type of a floating dtype (float, double).
+// ---- bfloat16: stored as bf16, computed in float -------------------------------------------
+//
+// A kernel templated on its storage type T computes in Compute<T> (float for bf16, T itself
+// otherwise): it loads with to_compute, works in registers and stores with from_compute, so one
+// kernel source serves float32, float64 and bfloat16. Accumulators of sums are Accum<T>: double
+// for float32 and float64 (as on the CPU), float for bfloat16 (its inputs carry 8 bits).
+using bf16 = __nv_bfloat16;
+
+template <typename T> struct ComputeOf { using type = T; };
+template <> struct ComputeOf<bf16> { using type = float; };
+template <typename T> using Compute = typename ComputeOf<T>::type;
+
+template <typename T> struct AccumOf { using type = double; };
+template <> struct AccumOf<bf16> { using type = float; };
+template <typename T> using Accum = typename AccumOf<T>::type;
+
+// float32 -> bfloat16 exactly as core/bfloat16.h rounds on the host, bit for bit: to nearest,
+// ties to even, overflow to inf, NaN kept with its sign and high payload bits (cvt.rn.bf16.f32,
+// behind __float2bfloat16_rn, returns one canonical NaN instead), so a conversion gives the same
+// bits on both devices.
+__device__ __forceinline__ bf16 float_to_bf16(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t b = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x0040u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return __ushort_as_bfloat16((unsigned short)b);
+}
+
+template <typename T>
+__device__ __forceinline__ Compute<T> to_compute(T v) {
+  if constexpr (std::is_same_v<T, bf16>) return __bfloat162float(v);
+  else return v;
+}
+// Rounds to nearest even (bf16, through float); other types pass through (a cast).
+template <typename T, typename C>
+__device__ __forceinline__ T from_compute(C v) {
+  if constexpr (std::is_same_v<T, bf16>) return float_to_bf16((float)v);
+  else return (T)v;
+}
+
+// Conversion between any two storage types, as CPU's static_cast does (bf16 through float;
+// float64 and integers to bf16 rounded once, from double).
+template <typename D, typename S>
+__device__ __forceinline__ D convert(S v) {
+  if constexpr (std::is_same_v<D, S>) {
+    return v;
+  } else if constexpr (std::is_same_v<S, bf16>) {
+    return static_cast<D>(__bfloat162float(v));
+  } else if constexpr (std::is_same_v<D, bf16>) {
+    if constexpr (std::is_same_v<S, float>) return float_to_bf16(v);
+    else return __double2bfloat16((double)v);  // rounded once, as the host's round-to-odd path
+  } else {
+    return static_cast<D>(v);
+  }
+}
+
+// A host double as storage type T (bf16 rounded by core/bfloat16.h, as on the CPU).
+template <typename T>
+T host_value(double v) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    __nv_bfloat16_raw raw;
+    raw.x = bfloat16(v).bits;
+    return bf16(raw);
+  } else {
+    return static_cast<T>(v);
+  }
+}
+
+// Calls f(T{}) with T the C++ type of a floating dtype (float, double), for the kernels that
+// have no bfloat16 version (FFT, wavelets, attention, random numbers): bfloat16 is refused
+// with a message naming the kernel.
 template <typename F>
 void dispatch_floating(DType dt, const char* what, F&& f) {
   switch (dt) {
     case DType::Float32: f(float{}); return;
     case DType::Float64: f(double{}); return;
+    case DType::BFloat16:
+      throw Error(str(what, ": no bfloat16 kernel on CUDA; convert with .to(kFloat32)"));
     default: throw Error(str(what, ": expected float32 or float64 on CUDA, got ", dt));
+  }
+}
+
+// float32, float64 and bfloat16 (bf16), for kernels written with Compute<T>.
+template <typename F>
+void dispatch_floating_bf16(DType dt, const char* what, F&& f) {
+  switch (dt) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    case DType::BFloat16: f(bf16{}); return;
+    default: throw Error(str(what, ": expected float32, float64 or bfloat16 on CUDA, got ", dt));
   }
 }
 
@@ -229,6 +312,7 @@ void dispatch_all(DType dt, const char* what, F&& f) {
     case DType::Float64: f(double{}); return;
     case DType::Int32: f(int32_t{}); return;
     case DType::Int64: f(int64_t{}); return;
+    case DType::BFloat16: f(bf16{}); return;
   }
   throw Error(str(what, ": unknown dtype"));
 }

@@ -2,8 +2,9 @@
 //
 // Each op is a compile-time case of unary_fn / binary_fn, so one kernel per (op, dtype, layout)
 // carries no switch in its loop. The formulas are the CPU's (backends/cpu/elementwise.cpp),
-// written in the tensor's own precision; float32 results may differ from the CPU's in the
-// last bits (CUDA's expf/tanhf/erff against SLEEF's, and nvcc's fused multiply-adds).
+// written in the tensor's own precision (bfloat16 is loaded into float, computed there and
+// rounded once on the store); float32 results may differ from the CPU's in the last bits
+// (CUDA's expf/tanhf/erff against SLEEF's, and nvcc's fused multiply-adds).
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_backend.h"
 
@@ -131,23 +132,26 @@ __device__ __forceinline__ T int_binary_fn(T u, T v) {
   else static_assert(OP == BinaryOp::Add, "integer binary op without a device formula");
 }
 
+// T is the storage type, C = Compute<T> the type the formula runs in.
 template <UnaryOp OP, typename T>
 struct UnaryFn {
+  using C = Compute<T>;
   T* out;
   const T* x;
-  T a, b;
+  C a, b;
   __device__ void operator()(const int64_t (&off)[2]) const {
-    out[off[0]] = unary_fn<OP, T>(x[off[1]], a, b);
+    out[off[0]] = from_compute<T>(unary_fn<OP, C>(to_compute(x[off[1]]), a, b));
   }
 };
 
 template <BinaryOp OP, typename T>
 struct BinaryFn {
+  using C = Compute<T>;
   T* out;
   const T *x, *y;
-  T a, b;
+  C a, b;
   __device__ void operator()(const int64_t (&off)[3]) const {
-    out[off[0]] = binary_fn<OP, T>(x[off[1]], y[off[2]], a, b);
+    out[off[0]] = from_compute<T>(binary_fn<OP, C>(to_compute(x[off[1]]), to_compute(y[off[2]]), a, b));
   }
 };
 
@@ -166,19 +170,21 @@ struct WhereFn {
   const C* cond;
   const T *a, *b;
   __device__ void operator()(const int64_t (&off)[4]) const {
-    out[off[0]] = cond[off[1]] != C(0) ? a[off[2]] : b[off[3]];
+    out[off[0]] = to_compute(cond[off[1]]) != 0 ? a[off[2]] : b[off[3]];
   }
 };
 
 template <UnaryOp OP, typename T>
 void run_unary(const Tensor& x, const Tensor& out, double p0, double p1) {
-  for_each_element<2>({out, x}, UnaryFn<OP, T>{dptr<T>(out), dptr<T>(x), (T)p0, (T)p1});
+  using C = Compute<T>;
+  for_each_element<2>({out, x}, UnaryFn<OP, T>{dptr<T>(out), dptr<T>(x), (C)p0, (C)p1});
 }
 
 template <BinaryOp OP, typename T>
 void run_binary(const Tensor& x, const Tensor& y, const Tensor& out, double p0, double p1) {
+  using C = Compute<T>;
   for_each_element<3>({out, x, y},
-                      BinaryFn<OP, T>{dptr<T>(out), dptr<T>(x), dptr<T>(y), (T)p0, (T)p1});
+                      BinaryFn<OP, T>{dptr<T>(out), dptr<T>(x), dptr<T>(y), (C)p0, (C)p1});
 }
 
 template <BinaryOp OP, typename T>
@@ -236,7 +242,7 @@ void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tenso
 }  // namespace
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
-  dispatch_floating(out.dtype(), "unary", [&](auto zero) {
+  dispatch_floating_bf16(out.dtype(), "unary", [&](auto zero) {
     unary_typed<decltype(zero)>(op, x, out, p0, p1);
   });
 }
@@ -248,7 +254,7 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Te
     case DType::Int64: return int_binary_typed<int64_t>(op, a, b, out);
     default: break;
   }
-  dispatch_floating(out.dtype(), "binary", [&](auto zero) {
+  dispatch_floating_bf16(out.dtype(), "binary", [&](auto zero) {
     binary_typed<decltype(zero)>(op, a, b, out, p0, p1);
   });
 }

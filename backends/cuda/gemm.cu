@@ -16,6 +16,10 @@
 //             rather than asking cuBLAS for CUBLAS_COMPUTE_32F_FAST_16BF (which may pick TF32
 //             or bfloat16 as it likes), makes the result a defined function of the inputs
 //             that the tests can compare with the CPU.
+//
+// bfloat16 tensors (kBFloat16) go to cublasGemmEx directly: CUDA_R_16BF operands and output,
+// CUBLAS_COMPUTE_32F (float32 accumulation, one rounding to bfloat16 per output element),
+// whatever matmul_precision() says.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
@@ -64,14 +68,15 @@ std::mutex& handle_mutex() {
 // C = beta * C for k == 0 (an empty sum): BLAS semantics, where beta == 0 writes zeros
 // without reading C (so NaN in uninitialised memory does not survive).
 template <typename T>
-__global__ void scale_matrix_kernel(T* c, int64_t rows, int64_t cols, int64_t ldc, T beta,
-                                    int64_t batch, int64_t stride_c) {
+__global__ void scale_matrix_kernel(T* c, int64_t rows, int64_t cols, int64_t ldc,
+                                    Compute<T> beta, int64_t batch, int64_t stride_c) {
+  using V = Compute<T>;
   const int64_t total = batch * rows * cols;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t col = i % cols, row = (i / cols) % rows, b = i / (cols * rows);
     T* p = c + b * stride_c + row * ldc + col;
-    *p = beta == T(0) ? T(0) : beta * *p;
+    *p = from_compute<T>(beta == V(0) ? V(0) : beta * to_compute(*p));
   }
 }
 
@@ -105,12 +110,28 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
   if (g.k == 0) {
     const int64_t total = batch * g.m * g.n;
     scale_matrix_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
-        c, g.m, g.n, g.ldc, (T)g.beta, batch, stride_c);
+        c, g.m, g.n, g.ldc, (Compute<T>)g.beta, batch, stride_c);
     WAVSPA_CUDA_LAUNCH_CHECK();
     return;
   }
   const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if constexpr (std::is_same_v<T, bf16>) {
+    const float alpha = (float)g.alpha, beta = (float)g.beta;
+    std::lock_guard<std::mutex> lock(handle_mutex());
+    cublasHandle_t h = handle();
+    if (batch == 1) {
+      WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF,
+                                          g.ldb, a, CUDA_R_16BF, g.lda, &beta, c, CUDA_R_16BF,
+                                          g.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+      WAVSPA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+          h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF, g.ldb, stride_b, a, CUDA_R_16BF,
+          g.lda, stride_a, &beta, c, CUDA_R_16BF, g.ldc, stride_c, batch, CUBLAS_COMPUTE_32F,
+          CUBLAS_GEMM_DEFAULT));
+    }
+    return;
+  } else {
   const T alpha = (T)g.alpha, beta = (T)g.beta;
   if constexpr (std::is_same_v<T, float>) {
     if (matmul_precision() == MatmulPrecision::BFloat16) {
@@ -158,12 +179,13 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
                                                        &beta, c, g.ldc, stride_c, batch));
     }
   }
+  }  // not bfloat16
 }
 
 }  // namespace
 
 void CudaBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
-  dispatch_floating(c.dtype(), "gemm", [&](auto zero) {
+  dispatch_floating_bf16(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
     gemm_typed<T>(g, 1, dptr<T>(a), 0, dptr<T>(b), 0, dptr<T>(c), 0, c.device());
   });
@@ -172,7 +194,7 @@ void CudaBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, cons
 void CudaBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
                                int64_t stride_a, const Tensor& b, int64_t stride_b,
                                const Tensor& c, int64_t stride_c) {
-  dispatch_floating(c.dtype(), "batched_gemm", [&](auto zero) {
+  dispatch_floating_bf16(c.dtype(), "batched_gemm", [&](auto zero) {
     using T = decltype(zero);
     gemm_typed<T>(g, batch, dptr<T>(a), stride_a, dptr<T>(b), stride_b, dptr<T>(c), stride_c,
                   c.device());

@@ -2,7 +2,7 @@
 // as (outer, dim, inner) around the indexed dim. The scatters (index_add, scatter_add) add
 // with atomics, because repeated indices send several source elements to one destination;
 // for floating types the order of those additions, and so the last bits of the result,
-// varies from run to run.
+// varies from run to run. bfloat16 moves as bfloat16 and adds with bfloat16 atomics.
 //
 // Indices are not checked here: the ops check them on the CPU, and a CUDA index tensor out
 // of range reads or writes out of bounds (compute-sanitizer reports it).
@@ -16,6 +16,9 @@ namespace {
 
 __device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }  // sm_60+
+// sm_80+: each addition rounds to bfloat16, so long runs of repeated indices lose bits
+// (convert the source to float32 first where that matters).
+__device__ __forceinline__ void atomic_add(bf16* p, bf16 v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(int32_t* p, int32_t v) { atomicAdd((int*)p, (int)v); }
 // Two's complement: adding the unsigned image gives the signed sum.
 __device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {

@@ -20,7 +20,7 @@ template <typename D, typename S>
 struct CopyFn {
   D* out;
   const S* x;
-  __device__ void operator()(const int64_t (&off)[2]) const { out[off[0]] = static_cast<D>(x[off[1]]); }
+  __device__ void operator()(const int64_t (&off)[2]) const { out[off[0]] = convert<D, S>(x[off[1]]); }
 };
 
 template <typename T>
@@ -148,7 +148,7 @@ void CudaBackend::fill(const Tensor& dst, double value) {
   if (dst.numel() == 0) return;
   dispatch_all(dst.dtype(), "fill", [&](auto zero) {
     using T = decltype(zero);
-    const T v = static_cast<T>(value);
+    const T v = host_value<T>(value);
     if (dst.is_contiguous() && zero_bits(v)) {
       WAVSPA_CUDA_CHECK(cudaMemsetAsync(dst.raw_data(), 0, (size_t)dst.numel() * sizeof(T), stream()));
       return;

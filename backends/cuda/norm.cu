@@ -3,7 +3,10 @@
 //
 // Precision follows the CPU: float32 rows add their sums in double (exp, products and the
 // final scaling stay in float32), and the loss kernels work in double throughout, so CUDA
-// and CPU differ only in the order of those double sums. Nothing uses atomics: every sum has
+// and CPU differ only in the order of those double sums. Kernels are templated on the storage
+// type T and compute in V = Compute<T> (common.cuh): bfloat16 rows are loaded into float,
+// computed as float32 rows are, and rounded once on the store; layer norm's mean and rstd of
+// bfloat16 rows are float32 tensors (the op allocates them so). Nothing uses atomics: every sum has
 // a fixed order, so a rerun gives the same bits.
 #include <cmath>
 
@@ -39,22 +42,29 @@ __global__ void softmax_forward_kernel(const T* x, T* y, int64_t M, int64_t N, b
     const bool active = m < M;
     const T* row = x + (active ? m : 0) * N;
     T* out = y + (active ? m : 0) * N;
-    T mx = -INFINITY;
+    using V = Compute<T>;
+    V mx = -INFINITY;
     if (active)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) mx = row[i] > mx ? row[i] : mx;
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        const V v = to_compute(row[i]);
+        mx = v > mx ? v : mx;
+      }
     mx = row_allreduce(mx, MaxOp{}, scratch);
     if (isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf, as the CPU does
     double sum = 0;
     if (active)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) sum += (double)exp_of(row[i] - mx);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+        sum += (double)exp_of(to_compute(row[i]) - mx);
     sum = row_allreduce(sum, SumOp{}, scratch);
     if (!active) continue;
     if (log) {
-      const T lse = mx + (T)::log(sum);
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) out[i] = row[i] - lse;
+      const V lse = mx + (V)::log(sum);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+        out[i] = from_compute<T>(to_compute(row[i]) - lse);
     } else {
-      const T inv = (T)(1.0 / sum);
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) out[i] = exp_of(row[i] - mx) * inv;
+      const V inv = (V)(1.0 / sum);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+        out[i] = from_compute<T>(exp_of(to_compute(row[i]) - mx) * inv);
     }
   }
 }
@@ -67,20 +77,23 @@ __global__ void softmax_backward_kernel(const T* y, const T* g, T* gx, int64_t M
     const int64_t m = base + threadIdx.y;
     const bool active = m < M;
     const int64_t off = (active ? m : 0) * N;
+    using V = Compute<T>;
     double dot = 0;
     if (active) {
       if (log) {  // dx = g - exp(y) * sum(g)
-        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) dot += g[off + i];
+        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) dot += to_compute(g[off + i]);
       } else {    // dx = y * (g - sum(g * y))
-        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) dot += (double)g[off + i] * y[off + i];
+        for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+          dot += (double)to_compute(g[off + i]) * to_compute(y[off + i]);
       }
     }
     dot = row_allreduce(dot, SumOp{}, scratch);
     if (!active) continue;
-    const T s = (T)dot;
+    const V s = (V)dot;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
       const int64_t j = off + i;
-      gx[j] = log ? g[j] - exp_of(y[j]) * s : y[j] * (g[j] - s);
+      const V gj = to_compute(g[j]), yj = to_compute(y[j]);
+      gx[j] = from_compute<T>(log ? gj - exp_of(yj) * s : yj * (gj - s));
     }
   }
 }
@@ -89,7 +102,8 @@ __global__ void softmax_backward_kernel(const T* y, const T* g, T* gx, int64_t M
 
 template <typename T>
 __global__ void layernorm_forward_kernel(const T* x, const T* w, const T* b, double eps, T* y,
-                                         T* mean, T* rstd, int64_t M, int64_t N) {
+                                         Compute<T>* mean, Compute<T>* rstd, int64_t M, int64_t N) {
+  using V = Compute<T>;
   __shared__ double scratch[32];
   WAVSPA_FOR_BLOCK_ROWS(base, M) {
     const int64_t m = base + threadIdx.y;
@@ -97,55 +111,60 @@ __global__ void layernorm_forward_kernel(const T* x, const T* w, const T* b, dou
     const T* row = x + (active ? m : 0) * N;
     double s = 0;
     if (active)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += row[i];
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += to_compute(row[i]);
     s = row_allreduce(s, SumOp{}, scratch);
     const double mu = s / N;
     double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
     if (active)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) ss += (row[i] - mu) * (row[i] - mu);
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        const double d = to_compute(row[i]) - mu;
+        ss += d * d;
+      }
     ss = row_allreduce(ss, SumOp{}, scratch);
     if (!active) continue;
     const double r = 1.0 / sqrt(ss / N + eps);
     if (threadIdx.x == 0) {
-      mean[m] = (T)mu;
-      rstd[m] = (T)r;
+      mean[m] = (V)mu;
+      rstd[m] = (V)r;
     }
-    const T tmu = (T)mu, tr = (T)r;
+    const V tmu = (V)mu, tr = (V)r;
     T* out = y + m * N;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      T v = (row[i] - tmu) * tr;
-      if (w) v *= w[i];
-      if (b) v += b[i];
-      out[i] = v;
+      V v = (to_compute(row[i]) - tmu) * tr;
+      if (w) v *= to_compute(w[i]);
+      if (b) v += to_compute(b[i]);
+      out[i] = from_compute<T>(v);
     }
   }
 }
 
 // grad_x of layer norm, row by row: dx = r * (g w - mean(g w) - xhat mean(g w xhat)).
 template <typename T>
-__global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const T* w, const T* mean,
-                                            const T* rstd, T* gx, int64_t M, int64_t N) {
+__global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const T* w,
+                                            const Compute<T>* mean, const Compute<T>* rstd, T* gx,
+                                            int64_t M, int64_t N) {
+  using V = Compute<T>;
   __shared__ double scratch[32];
   WAVSPA_FOR_BLOCK_ROWS(base, M) {
     const int64_t m = base + threadIdx.y;
     const bool active = m < M;
     const int64_t off = (active ? m : 0) * N;
-    const T mu = mean[active ? m : 0], r = rstd[active ? m : 0];
+    const V mu = mean[active ? m : 0], r = rstd[active ? m : 0];
     double sum_gw = 0, sum_gwx = 0;
     if (active)
       for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-        const T xhat = (x[off + i] - mu) * r;
-        const T gw = gy[off + i] * (w ? w[i] : T(1));
+        const V xhat = (to_compute(x[off + i]) - mu) * r;
+        const V gw = to_compute(gy[off + i]) * (w ? to_compute(w[i]) : V(1));
         sum_gw += gw;
         sum_gwx += gw * xhat;
       }
     sum_gw = row_allreduce(sum_gw, SumOp{}, scratch);
     sum_gwx = row_allreduce(sum_gwx, SumOp{}, scratch);
     if (!active) continue;
-    const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
+    const V a = (V)(sum_gw / N), c = (V)(sum_gwx / N);
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const T xhat = (x[off + i] - mu) * r;
-      gx[off + i] = r * (gy[off + i] * (w ? w[i] : T(1)) - a - xhat * c);
+      const V xhat = (to_compute(x[off + i]) - mu) * r;
+      gx[off + i] = from_compute<T>(r * (to_compute(gy[off + i]) * (w ? to_compute(w[i]) : V(1)) - a - xhat * c));
     }
   }
 }
@@ -157,8 +176,8 @@ __global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const T* w,
 constexpr int kColTile = 32, kColRows = 8;
 
 template <typename T>
-__global__ void layernorm_backward_wb_partial(const T* gy, const T* x, const T* mean,
-                                              const T* rstd, int64_t M, int64_t N,
+__global__ void layernorm_backward_wb_partial(const T* gy, const T* x, const Compute<T>* mean,
+                                              const Compute<T>* rstd, int64_t M, int64_t N,
                                               int64_t rows_per_chunk, double* part_w,
                                               double* part_b) {
   __shared__ double sw[kColRows][kColTile], sb[kColRows][kColTile];
@@ -169,8 +188,8 @@ __global__ void layernorm_backward_wb_partial(const T* gy, const T* x, const T* 
   double acc_w = 0, acc_b = 0;
   if (col < N)
     for (int64_t m = m0 + threadIdx.y; m < m1; m += kColRows) {
-      const T g = gy[m * N + col];
-      acc_w += (double)(g * ((x[m * N + col] - mean[m]) * rstd[m]));
+      const Compute<T> g = to_compute(gy[m * N + col]);
+      acc_w += (double)(g * ((to_compute(x[m * N + col]) - mean[m]) * rstd[m]));
       acc_b += (double)g;
     }
   sw[threadIdx.y][threadIdx.x] = acc_w;
@@ -192,8 +211,8 @@ __global__ void layernorm_backward_wb_finish(const double* part_w, const double*
        col += (int64_t)gridDim.x * blockDim.x) {
     double tw = 0, tb = 0;
     for (int64_t c = 0; c < chunks; ++c) tw += part_w[c * N + col], tb += part_b[c * N + col];
-    if (gw) gw[col] = (T)tw;
-    if (gb) gb[col] = (T)tb;
+    if (gw) gw[col] = from_compute<T>(tw);
+    if (gb) gb[col] = from_compute<T>(tb);
   }
 }
 
@@ -204,15 +223,20 @@ __global__ void layernorm_backward_wb_finish(const double* part_w, const double*
 template <typename T>
 __device__ double row_logsumexp(const T* row, int64_t C, bool active, double* scratch,
                                 double* row_sum) {
-  T mx = active && C > 0 ? row[0] : T(0);
+  using V = Compute<T>;
+  V mx = active && C > 0 ? to_compute(row[0]) : V(0);
   if (active)
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = row[c] > mx ? row[c] : mx;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const V v = to_compute(row[c]);
+      mx = v > mx ? v : mx;
+    }
   mx = row_allreduce(mx, MaxOp{}, scratch);
   double se = 0, sx = 0;
   if (active)
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-      se += ::exp((double)row[c] - (double)mx);
-      sx += row[c];
+      const double v = to_compute(row[c]);
+      se += ::exp(v - (double)mx);
+      sx += v;
     }
   se = row_allreduce(se, SumOp{}, scratch);
   if (row_sum) *row_sum = row_allreduce(sx, SumOp{}, scratch);
@@ -235,14 +259,15 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
     const double lse = row_logsumexp(row, C, active, scratch, &sx);
     if (!in_range || threadIdx.x != 0) continue;
     if (!active) {
-      losses[n] = T(0);
+      losses[n] = from_compute<T>(0.0);
     } else if (t < 0 || t >= C) {
       // The op checks targets only on the CPU; an out-of-range target on the device gives NaN
       // (visible in the loss) instead of a read out of bounds.
-      losses[n] = (T)NAN;
+      losses[n] = from_compute<T>((double)NAN);
     } else {
       // -(1-eps) log p_t - eps/C sum_c log p_c
-      losses[n] = (T)((1 - smoothing) * (lse - (double)row[t]) + smoothing * (lse - sx / C));
+      losses[n] = from_compute<T>((1 - smoothing) * (lse - (double)to_compute(row[t])) +
+                                  smoothing * (lse - sx / C));
     }
   }
 }
@@ -263,15 +288,15 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
     if (!in_range) continue;
     T* out = grad_logits + n * C;
     if (!active) {
-      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) out[c] = T(0);
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) out[c] = from_compute<T>(0.0);
       continue;
     }
     const bool bad = t < 0 || t >= C;
-    const double g = (double)grad_losses[n], smooth = smoothing / C;
+    const double g = (double)to_compute(grad_losses[n]), smooth = smoothing / C;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-      out[c] = bad ? (T)NAN
-                   : (T)(g * (::exp((double)row[c] - lse) - smooth -
-                              (c == t ? 1 - smoothing : 0.0)));
+      out[c] = from_compute<T>(bad ? (double)NAN
+                                   : g * (::exp((double)to_compute(row[c]) - lse) - smooth -
+                                          (c == t ? 1 - smoothing : 0.0)));
   }
 }
 
@@ -280,7 +305,7 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
 void CudaBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
   const Rows r = rows_of(x);
   if (r.M == 0 || r.N == 0) return;
-  dispatch_floating(x.dtype(), "softmax", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "softmax", [&](auto zero) {
     using T = decltype(zero);
     const dim3 block = row_block(r.N);
     softmax_forward_kernel<T><<<row_grid(r.M, block), block, 0, stream()>>>(
@@ -293,7 +318,7 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& grad_y, const 
                                    bool log) {
   const Rows r = rows_of(y);
   if (r.M == 0 || r.N == 0) return;
-  dispatch_floating(y.dtype(), "softmax_backward", [&](auto zero) {
+  dispatch_floating_bf16(y.dtype(), "softmax_backward", [&](auto zero) {
     using T = decltype(zero);
     const dim3 block = row_block(r.N);
     softmax_backward_kernel<T><<<row_grid(r.M, block), block, 0, stream()>>>(
@@ -307,13 +332,13 @@ void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const
                                     const Tensor& rstd) {
   const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
   if (M == 0) return;
-  dispatch_floating(x.dtype(), "layer_norm", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "layer_norm", [&](auto zero) {
     using T = decltype(zero);
     const dim3 block = row_block(N);
     layernorm_forward_kernel<T><<<row_grid(M, block), block, 0, stream()>>>(
         dptr<T>(x), weight.defined() ? dptr<T>(weight) : nullptr,
-        bias.defined() ? dptr<T>(bias) : nullptr, eps, dptr<T>(y), dptr<T>(mean),
-        dptr<T>(rstd), M, N);
+        bias.defined() ? dptr<T>(bias) : nullptr, eps, dptr<T>(y), dptr<Compute<T>>(mean),
+        dptr<Compute<T>>(rstd), M, N);
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
@@ -324,13 +349,13 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
                                      const Tensor& grad_bias) {
   const int64_t M = mean.numel(), N = M ? x.numel() / M : 0;
   const bool want_wb = grad_weight.defined() || grad_bias.defined();
-  dispatch_floating(x.dtype(), "layer_norm_backward", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "layer_norm_backward", [&](auto zero) {
     using T = decltype(zero);
     if (M > 0 && N > 0) {
       const dim3 block = row_block(N);
       layernorm_backward_x_kernel<T><<<row_grid(M, block), block, 0, stream()>>>(
           dptr<T>(grad_y), dptr<T>(x), weight.defined() ? dptr<T>(weight) : nullptr,
-          dptr<T>(mean), dptr<T>(rstd), dptr<T>(grad_x), M, N);
+          dptr<Compute<T>>(mean), dptr<Compute<T>>(rstd), dptr<T>(grad_x), M, N);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
     if (!want_wb) return;
@@ -352,7 +377,7 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
     if (M > 0) {
       layernorm_backward_wb_partial<T><<<dim3((unsigned)tiles, (unsigned)chunks),
                                          dim3(kColTile, kColRows), 0, stream()>>>(
-          dptr<T>(grad_y), dptr<T>(x), dptr<T>(mean), dptr<T>(rstd), M, N, rows_per_chunk,
+          dptr<T>(grad_y), dptr<T>(x), dptr<Compute<T>>(mean), dptr<Compute<T>>(rstd), M, N, rows_per_chunk,
           part_w, part_b);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
@@ -369,7 +394,7 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
                                         const Tensor& losses) {
   const int64_t N = logits.shape()[0], C = logits.shape()[1];
   if (N == 0) return;
-  dispatch_floating(logits.dtype(), "cross_entropy", [&](auto zero) {
+  dispatch_floating_bf16(logits.dtype(), "cross_entropy", [&](auto zero) {
     using T = decltype(zero);
     const dim3 block = row_block(C);
     cross_entropy_forward_kernel<T><<<row_grid(N, block), block, 0, stream()>>>(
@@ -384,7 +409,7 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
                                          double label_smoothing, const Tensor& grad_logits) {
   const int64_t N = logits.shape()[0], C = logits.shape()[1];
   if (N == 0 || C == 0) return;
-  dispatch_floating(logits.dtype(), "cross_entropy_backward", [&](auto zero) {
+  dispatch_floating_bf16(logits.dtype(), "cross_entropy_backward", [&](auto zero) {
     using T = decltype(zero);
     const dim3 block = row_block(C);
     cross_entropy_backward_kernel<T><<<row_grid(N, block), block, 0, stream()>>>(

@@ -77,9 +77,10 @@ __global__ void randint_kernel(T* __restrict__ out, int64_t n, PhiloxState s, in
 }
 
 template <typename T>
-__global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double p, T scale) {
+__global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double p, T scale,
+                               T zero) {
   for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-    out[i] = uint_to_unit(r[l]) > p ? scale : T(0);
+    out[i] = uint_to_unit(r[l]) > p ? scale : zero;
   });
 }
 
@@ -121,10 +122,12 @@ void CudaBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t 
 void CudaBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_floating(out.dtype(), "dropout", [&](auto zero) {
+  dispatch_floating_bf16(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
-    const T scale = (T)(1.0 / (1.0 - p));
-    dropout_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(dptr<T>(out), n, s, p, scale);
+    // bfloat16: the scale 1 / (1 - p) rounded to bfloat16, as the mask is stored.
+    const T scale = host_value<T>(1.0 / (1.0 - p));
+    dropout_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(dptr<T>(out), n, s, p, scale,
+                                                                          host_value<T>(0.0));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }

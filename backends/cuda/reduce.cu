@@ -13,8 +13,9 @@
 // When there are too few outputs to fill the GPU (a full sum, a bias gradient of 64
 // channels), the reduced elements are also split across blocks: each block writes a partial
 // result, and a second kernel combines the partials in a fixed order. Every sum is taken in
-// double, for float32 too (like the CPU), and in an order that depends only on the shapes, so
-// results are reproducible from run to run (though not bit-equal to the CPU's order).
+// Accum<T> (common.cuh): double for float32 too (like the CPU), float for bfloat16 (loaded into
+// float, rounded to bfloat16 once at the end), and in an order that depends only on the
+// shapes, so results are reproducible from run to run (though not bit-equal to the CPU's order).
 #include <algorithm>
 #include <type_traits>
 
@@ -52,42 +53,43 @@ int sm_count() {
 // Blocks that keep the GPU busy; fewer output blocks than this trigger a split.
 int64_t target_blocks() { return 4 * (int64_t)sm_count(); }
 
-template <ReduceOp OP>
+// A: the accumulator type (Accum<T>).
+template <ReduceOp OP, typename A>
 struct Acc {
-  static __device__ __forceinline__ double init() {
+  static __device__ __forceinline__ A init() {
     if constexpr (OP == ReduceOp::Max) return -INFINITY;
     else if constexpr (OP == ReduceOp::Min) return INFINITY;
-    else return 0.0;
+    else return A(0);
   }
   // NaN propagates (and stays) as in the CPU's Reducer::combine.
-  static __device__ __forceinline__ double combine(double acc, double v) {
+  static __device__ __forceinline__ A combine(A acc, A v) {
     if constexpr (OP == ReduceOp::Max) return isnan(acc) ? acc : (isnan(v) || v > acc ? v : acc);
     else if constexpr (OP == ReduceOp::Min) return isnan(acc) ? acc : (isnan(v) || v < acc ? v : acc);
     else return acc + v;
   }
   template <typename T>
-  static __device__ __forceinline__ T finish(double acc, int64_t count) {
-    if constexpr (OP == ReduceOp::Mean) return (T)(acc / (double)count);
-    else return (T)acc;
+  static __device__ __forceinline__ T finish(A acc, int64_t count) {
+    if constexpr (OP == ReduceOp::Mean) return from_compute<T>(acc / (A)count);
+    else return from_compute<T>(acc);
   }
 };
 
 // Reduces v over the blockDim.x threads that share threadIdx.y (blockDim.x a power of two,
 // at most 256, blockDim.x * blockDim.y == 256) and returns the result to all of them. Every
 // thread of the block must call it (it may synchronise the block).
-template <ReduceOp OP>
-__device__ double row_combine(double v, double* scratch) {
+template <ReduceOp OP, typename A>
+__device__ A row_combine(A v, A* scratch) {
   const int bx = (int)blockDim.x;
   if (bx == 1) return v;
   const int width = bx < 32 ? bx : 32;
-  for (int o = width / 2; o > 0; o >>= 1) v = Acc<OP>::combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = width / 2; o > 0; o >>= 1) v = Acc<OP, A>::combine(v, __shfl_xor_sync(0xffffffffu, v, o));
   if (bx <= 32) return v;
   const int warps = bx / 32;
   __syncthreads();  // the previous call's readers are done with scratch
   if (threadIdx.x % 32 == 0) scratch[threadIdx.y * warps + threadIdx.x / 32] = v;
   __syncthreads();
-  double r = scratch[threadIdx.y * warps];
-  for (int w = 1; w < warps; ++w) r = Acc<OP>::combine(r, scratch[threadIdx.y * warps + w]);
+  A r = scratch[threadIdx.y * warps];
+  for (int w = 1; w < warps; ++w) r = Acc<OP, A>::combine(r, scratch[threadIdx.y * warps + w]);
   return r;
 }
 
@@ -96,21 +98,22 @@ __device__ double row_combine(double v, double* scratch) {
 template <typename T, ReduceOp OP>
 __global__ void reduce_rows_kernel(const T* __restrict__ x, Indexer kept, Indexer red, int64_t K,
                                    int64_t R, int64_t chunk, T* __restrict__ out,
-                                   double* __restrict__ partial) {
-  __shared__ double scratch[32];
+                                   Accum<T>* __restrict__ partial) {
+  using A = Accum<T>;
+  __shared__ A scratch[32];
   const int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = min(R, r0 + chunk);
   for (int64_t kb = (int64_t)blockIdx.x * blockDim.y; kb < K; kb += (int64_t)gridDim.x * blockDim.y) {
     const int64_t k = kb + threadIdx.y;
-    double acc = Acc<OP>::init();
+    A acc = Acc<OP, A>::init();
     if (k < K) {
       const T* base = x + kept.offset(k);
       for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x)
-        acc = Acc<OP>::combine(acc, (double)base[reduced_offset(red, r)]);
+        acc = Acc<OP, A>::combine(acc, (A)to_compute(base[reduced_offset(red, r)]));
     }
-    acc = row_combine<OP>(acc, scratch);
+    acc = row_combine<OP, A>(acc, scratch);
     if (k < K && threadIdx.x == 0) {
       if (partial) partial[(int64_t)blockIdx.y * K + k] = acc;
-      else out[k] = Acc<OP>::template finish<T>(acc, R);
+      else out[k] = Acc<OP, A>::template finish<T>(acc, R);
     }
   }
 }
@@ -122,27 +125,28 @@ constexpr int kColX = 32, kColY = 8;
 template <typename T, ReduceOp OP>
 __global__ void reduce_cols_kernel(const T* __restrict__ x, Indexer outer, int64_t inner,
                                    int64_t n_outer, Indexer red, int64_t R, int64_t chunk,
-                                   T* __restrict__ out, double* __restrict__ partial) {
-  __shared__ double tile[kColY][kColX + 1];
+                                   T* __restrict__ out, Accum<T>* __restrict__ partial) {
+  using A = Accum<T>;
+  __shared__ A tile[kColY][kColX + 1];
   const int64_t K = n_outer * inner;
   const int64_t tiles = (inner + kColX - 1) / kColX;
   const int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = min(R, r0 + chunk);
   for (int64_t t = blockIdx.x; t < n_outer * tiles; t += gridDim.x) {
     const int64_t ob = t / tiles, j = (t % tiles) * kColX + threadIdx.x;
-    double acc = Acc<OP>::init();
+    A acc = Acc<OP, A>::init();
     if (j < inner) {
       const T* base = x + outer.offset(ob) + j;
       for (int64_t r = r0 + threadIdx.y; r < r1; r += kColY)
-        acc = Acc<OP>::combine(acc, (double)base[reduced_offset(red, r)]);
+        acc = Acc<OP, A>::combine(acc, (A)to_compute(base[reduced_offset(red, r)]));
     }
     tile[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && j < inner) {
-      double a = tile[0][threadIdx.x];
-      for (int y = 1; y < kColY; ++y) a = Acc<OP>::combine(a, tile[y][threadIdx.x]);
+      A a = tile[0][threadIdx.x];
+      for (int y = 1; y < kColY; ++y) a = Acc<OP, A>::combine(a, tile[y][threadIdx.x]);
       const int64_t k = ob * inner + j;
       if (partial) partial[(int64_t)blockIdx.y * K + k] = a;
-      else out[k] = Acc<OP>::template finish<T>(a, R);
+      else out[k] = Acc<OP, A>::template finish<T>(a, R);
     }
     __syncthreads();  // tile is rewritten by the next iteration
   }
@@ -150,13 +154,14 @@ __global__ void reduce_cols_kernel(const T* __restrict__ x, Indexer outer, int64
 
 // Combines the partials of every split, in split order.
 template <typename T, ReduceOp OP>
-__global__ void reduce_finish_kernel(const double* __restrict__ partial, int64_t splits, int64_t K,
+__global__ void reduce_finish_kernel(const Accum<T>* __restrict__ partial, int64_t splits, int64_t K,
                                      int64_t R, T* __restrict__ out) {
+  using A = Accum<T>;
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < K;
        k += (int64_t)gridDim.x * blockDim.x) {
-    double acc = partial[k];
-    for (int64_t s = 1; s < splits; ++s) acc = Acc<OP>::combine(acc, partial[s * K + k]);
-    out[k] = Acc<OP>::template finish<T>(acc, R);
+    A acc = partial[k];
+    for (int64_t s = 1; s < splits; ++s) acc = Acc<OP, A>::combine(acc, partial[s * K + k]);
+    out[k] = Acc<OP, A>::template finish<T>(acc, R);
   }
 }
 
@@ -208,10 +213,11 @@ void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tenso
 
   int64_t splits = 1, chunk = R;
   Tensor partial;
-  auto partial_ptr = [&]() -> double* {
+  using A = Accum<T>;
+  auto partial_ptr = [&]() -> A* {
     if (splits == 1) return nullptr;
-    partial = Tensor::empty({splits * K}, kFloat64, x.device());
-    return dptr<double>(partial);
+    partial = Tensor::empty({splits * K}, std::is_same_v<A, float> ? kFloat32 : kFloat64, x.device());
+    return dptr<A>(partial);
   };
 
   if (column) {
@@ -221,7 +227,7 @@ void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tenso
     const int64_t n_outer = shape_numel(outer.shape);
     const int64_t out_blocks = n_outer * ceil_div(inner, kColX);
     plan(out_blocks, 64, &splits, &chunk);
-    double* pp = partial_ptr();
+    A* pp = partial_ptr();
     const dim3 grid(grid_cap(out_blocks), (unsigned)splits);
     reduce_cols_kernel<T, OP><<<grid, dim3(kColX, kColY), 0, stream()>>>(
         px, indexer_of(outer, "reduce"), inner, n_outer, ired, R, chunk, po, pp);
@@ -232,14 +238,14 @@ void reduce_typed(const Tensor& x, const std::vector<int64_t>& dims, const Tenso
     plan(out_blocks, 4096, &splits, &chunk);
     if (splits > 1) bx = row_threads(chunk);
     const int by = 256 / bx;
-    double* pp = partial_ptr();
+    A* pp = partial_ptr();
     const dim3 grid(grid_cap(ceil_div(K, by)), (unsigned)splits);
     reduce_rows_kernel<T, OP><<<grid, dim3(bx, by), 0, stream()>>>(
         px, indexer_of(kept, "reduce"), ired, K, R, chunk, po, pp);
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
   if (splits > 1) {
-    reduce_finish_kernel<T, OP><<<blocks_for(K), kThreads, 0, stream()>>>(dptr<double>(partial), splits,
+    reduce_finish_kernel<T, OP><<<blocks_for(K), kThreads, 0, stream()>>>(dptr<A>(partial), splits,
                                                                          K, R, po);
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
@@ -279,24 +285,25 @@ __device__ __forceinline__ bool beats(const Best<T>& b, const Best<T>& a) {
 template <typename T, bool IS_MAX>
 __global__ void arg_reduce_kernel(const T* __restrict__ x, Indexer kept, int64_t K, int64_t R,
                                   int64_t rs, int64_t* __restrict__ out) {
-  __shared__ T sv[32];
+  using C = Compute<T>;  // bfloat16 is compared as float
+  __shared__ C sv[32];
   __shared__ int64_t si[32];
   const int bx = (int)blockDim.x;
   for (int64_t kb = (int64_t)blockIdx.x * blockDim.y; kb < K; kb += (int64_t)gridDim.x * blockDim.y) {
     const int64_t k = kb + threadIdx.y;
-    Best<T> best{T(0), -1};
+    Best<C> best{C(0), -1};
     if (k < K) {
       const T* row = x + kept.offset(k);
       for (int64_t r = threadIdx.x; r < R; r += bx) {
-        const Best<T> c{row[r * rs], r};
-        if (beats<T, IS_MAX>(c, best)) best = c;
+        const Best<C> c{to_compute(row[r * rs]), r};
+        if (beats<C, IS_MAX>(c, best)) best = c;
       }
     }
     if (bx > 1) {
       const int width = bx < 32 ? bx : 32;
       for (int o = width / 2; o > 0; o >>= 1) {
-        const Best<T> c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.i, o)};
-        if (beats<T, IS_MAX>(c, best)) best = c;
+        const Best<C> c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.i, o)};
+        if (beats<C, IS_MAX>(c, best)) best = c;
       }
       if (bx > 32) {
         const int warps = bx / 32;
@@ -306,10 +313,10 @@ __global__ void arg_reduce_kernel(const T* __restrict__ x, Indexer kept, int64_t
           si[threadIdx.y * warps + threadIdx.x / 32] = best.i;
         }
         __syncthreads();
-        best = Best<T>{sv[threadIdx.y * warps], si[threadIdx.y * warps]};
+        best = Best<C>{sv[threadIdx.y * warps], si[threadIdx.y * warps]};
         for (int w = 1; w < warps; ++w) {
-          const Best<T> c{sv[threadIdx.y * warps + w], si[threadIdx.y * warps + w]};
-          if (beats<T, IS_MAX>(c, best)) best = c;
+          const Best<C> c{sv[threadIdx.y * warps + w], si[threadIdx.y * warps + w]};
+          if (beats<C, IS_MAX>(c, best)) best = c;
         }
       }
     }
@@ -321,7 +328,7 @@ __global__ void arg_reduce_kernel(const T* __restrict__ x, Indexer kept, int64_t
 
 void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                          const Tensor& out) {
-  dispatch_floating(x.dtype(), "reduce", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "reduce", [&](auto zero) {
     using T = decltype(zero);
     switch (op) {
       case ReduceOp::Sum: return reduce_typed<T, ReduceOp::Sum>(x, dims, out);

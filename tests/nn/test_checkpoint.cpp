@@ -302,8 +302,8 @@ TEST_CASE("checkpoint malformed files: an Error naming the file and the problem"
            {"duplicate key 'a'"});
   }
   SUBCASE("unsupported or unknown dtype, naming the key") {
-    expect("bf16", with_header(R"({"h":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", "abcd"),
-           {"tensor 'h'", "unsupported dtype \"BF16\"", "F32, F64, I32 and I64"});
+    expect("f16", with_header(R"({"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", "abcd"),
+           {"tensor 'h'", "unsupported dtype \"F16\"", "F32, F64, BF16, I32 and I64"});
     expect("nonsense_dtype",
            with_header(R"({"h":{"dtype":"float32","shape":[1],"data_offsets":[0,4]}})", "abcd"),
            {"tensor 'h'", "unsupported dtype \"float32\""});

@@ -5,11 +5,14 @@
 //   - the float64 finite-difference gradcheck (differentiable ops), and for the others a
 //     check that no graph is recorded;
 //   - dtype checks: integer inputs are refused with a wavspa::Error naming the op (or, where
-//     the op takes them, give the float64 result exactly); mixed float32/float64 inputs are
-//     refused naming both;
+//     the op takes them, give the float64 result exactly); mixed float32/float64 and
+//     bfloat16/float32 inputs are refused naming both; bfloat16 CPU inputs are refused naming
+//     the op (Bf16::Cuda, Bf16::Refused) or moved exactly (Bf16::Anywhere);
 //   - with CUDA=1 and a GPU: CPU-vs-CUDA parity of the outputs and of every input's gradient,
 //     in float32 and float64, element by element within atol + rtol * |cpu| (and of the
 //     int64 outputs, exactly, for ops that take integers), and inputs on two devices refused;
+//     then a bfloat16 pass: the op on CUDA in bfloat16 against the float32 CPU result on the
+//     same bfloat16-rounded inputs, within `bf16` tolerances;
 //   - coverage: an op declared in a header but missing here fails a test, and docs/ops.md's op
 //     tables are generated from these entries (a test fails when they differ).
 //
@@ -52,6 +55,13 @@ enum class Ints {
   Skip,     // not checked (say why in the entry)
 };
 
+// What an op does with bfloat16 inputs (docs/ops.md's "bfloat16" column).
+enum class Bf16 {
+  Cuda,      // computed on CUDA (float32 registers, bfloat16 stores); a CPU input is refused naming the op
+  Anywhere,  // only moves bytes (views, copies, joins): exact on both devices
+  Refused,   // no bfloat16 version on any device: refused naming the op (FFTs, wavelets, attention)
+};
+
 struct OpInfo {
   std::string name;        // as declared: "add", "operator+", "Tensor::reshape"
   std::string header;      // where it is declared
@@ -64,6 +74,10 @@ struct OpInfo {
   bool mixed_devices_refused = true;      // a CUDA input with CPU ones throws (samples with two inputs)
   std::string error_name;                 // the op's name in its error messages; defaults to `name`
   Tol f32{1e-5, 1e-4}, f64{1e-10, 1e-9};  // CPU-vs-CUDA tolerances
+  Bf16 bf16 = Bf16::Cuda;
+  // bfloat16 on CUDA against float32 on the CPU (same rounded inputs): a few bfloat16 ulps
+  // (2^-8 relative each) for the output's rounding and those of intermediate results.
+  Tol bf16_tol{1e-2, 2e-2};
   std::function<std::vector<Sample>()> samples;
 
   OpInfo(std::string name_, std::string header_) : name(std::move(name_)), header(std::move(header_)) {}

@@ -14,6 +14,7 @@ OpInfo factory(const std::string& name, const std::string& value_test, Ints ints
   op.value_test = value_test;
   op.differentiable = false;
   op.ints = ints;
+  op.bf16 = Bf16::Anywhere;  // creation works on both devices; the random ones have no bfloat16 version
   op.samples = [fn, like] { return std::vector<Sample>{{"dtype and device of a random tensor", fn, {rn(like)}}}; };
   return op;
 }
@@ -64,19 +65,23 @@ void add_factory_ops(std::vector<OpInfo>& t) {
     Generator g(3);
     return rand({4, 5}, x[0].dtype(), x[0].device(), &g);
   }));
+  t.back().bf16 = Bf16::Refused;
   t.back().error_name = "uniform";  // rand is uniform on [0, 1)
   t.push_back(factory("uniform", "", Ints::Refused, [](const In& x) {
     Generator g(4);
     return uniform({7}, -2, 5, x[0].dtype(), x[0].device(), &g);
   }));
+  t.back().bf16 = Bf16::Refused;
   t.push_back(factory("randn", kPhilox, Ints::Refused, [](const In& x) {
     Generator g(5);
     return randn({3, 6}, x[0].dtype(), x[0].device(), &g);
   }));
+  t.back().bf16 = Bf16::Refused;
   t.push_back(factory("randint", kPhilox, Ints::Exact, [](const In& x) {
     Generator g(6);
     return randint(-4, 9, {3, 5}, x[0].dtype(), x[0].device(), &g);
   }));
+  t.back().bf16 = Bf16::Refused;
 }
 
 }  // namespace wavspa::test

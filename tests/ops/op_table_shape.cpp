@@ -15,6 +15,7 @@ OpInfo shape_entry(const std::string& name, const std::string& backward, const s
                    std::function<std::vector<Sample>()> samples) {
   OpInfo op = entry(name, "ops/shape.h", backward, value_test, std::move(samples));
   op.ints = Ints::Exact;
+  op.bf16 = Bf16::Anywhere;  // except those built on the index kernels (set below)
   return op;
 }
 
@@ -24,6 +25,7 @@ OpInfo method(const std::string& name, const std::string& backward, const std::s
   op.backward = backward;
   op.value_test = value_test;
   op.ints = Ints::Exact;
+  op.bf16 = Bf16::Anywhere;
   op.error_name = name;
   op.samples = [fn, shape] { return std::vector<Sample>{{"random", fn, {rn(shape)}}}; };
   return op;
@@ -67,7 +69,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
         {"sizes {1, 3}",
          [](const In& x) {
            auto parts = split(x[0], std::vector<int64_t>{1, 3}, 1);
-           return mul(parts[0], parts[1].narrow(1, 2, 1));
+           return concat({parts[1].narrow(1, 2, 1), parts[0]}, 1);
          },
          {rn({2, 4})}},
         {"size 2 with a shorter last part", [](const In& x) { return flat(split(x[0], 2, 0)); }, {rn({5, 2})}},
@@ -104,6 +106,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
         }
         return s;
       }));
+  t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
   t.push_back(shape_entry("index_select",
                           "`IndexSelectBackward`: zeros of x's shape, then `Backend::index_add` (repeats add up)",
                           kJoinValues, [] {
@@ -118,6 +121,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
                                  {from_vector(std::vector<int32_t>{3, 1})}},
                             };
                           }));
+  t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
   t.push_back(
       shape_entry("gather", "`GatherBackward`: zeros of x's shape, then `Backend::scatter_add`", kJoinValues, [] {
         return std::vector<Sample>{
@@ -131,9 +135,11 @@ void add_shape_ops(std::vector<OpInfo>& t) {
              {from_vector(std::vector<int64_t>{1, 0, 2, 2}, {2, 2})}},
         };
       }));
+  t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
   t.push_back(shape_entry("flip", "composite: `index_select` with reversed indices", kJoinValues, [] {
     return std::vector<Sample>{{"two dims", [](const In& x) { return flip(x[0], {0, -1}); }, {rn({3, 4})}}};
   }));
+  t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
   t.push_back(shape_entry("roll", "composite: `index_select` per dim; without dims: `reshape({-1})`, roll, `reshape`",
                           kJoinValues, [] {
                             return std::vector<Sample>{
@@ -145,6 +151,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
                                 {"flattened", [](const In& x) { return roll(x[0], {5}); }, {rn({3, 4})}},
                             };
                           }));
+  t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
   t.push_back(shape_entry("repeat",
                           "composite: `reshape`, `expand`, `reshape`; the gradient is summed back by `ExpandBackward`",
                           kJoinValues, [] {
@@ -265,8 +272,10 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   t.push_back(method("sum", "calls `sum(x)`", "reductions match loops, in every memory layout",
                      [](const In& x) { return x[0].t().sum(); }, {3, 4}));
   t.back().ints = Ints::Refused;
+  t.back().bf16 = Bf16::Cuda;
   t.push_back(method("mean", "calls `mean(x)`", "", [](const In& x) { return x[0].t().mean(); }, {3, 4}));
   t.back().ints = Ints::Refused;
+  t.back().bf16 = Bf16::Cuda;
 
   // ---- Tensor: in place (no gradient: refused on tensors that require grad in grad mode) ----
   // Each sample works on a fresh copy under NoGradGuard, as an optimizer step does.
@@ -277,6 +286,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
     op.value_test = value_test;
     op.differentiable = false;
     op.ints = Ints::Exact;
+    op.bf16 = Bf16::Anywhere;  // add_ and mul_ compute: set below
     op.error_name = name;
     op.samples = [f, operands] {
       OpFn fn = [f](const In& x) {
@@ -302,8 +312,10 @@ void add_shape_ops(std::vector<OpInfo>& t) {
       "zero_", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));
   t.push_back(in_place(
       "add_", "", [](Tensor& y, const In& x) { y.add_(x[1], 2.0); }, 2));
+  t.back().bf16 = Bf16::Cuda;
   t.push_back(in_place(
       "mul_", "", [](Tensor& y, const In&) { y.mul_(-3.0); }, 1));
+  t.back().bf16 = Bf16::Cuda;
 }
 
 }  // namespace wavspa::test

@@ -15,6 +15,7 @@ OpInfo wavelet_entry(const std::string& name, const std::string& header, const s
   // converted to the signal's dtype and moved to its device rather than refused.
   op.mixed_dtypes_refused = false;
   op.mixed_devices_refused = false;
+  op.bf16 = Bf16::Refused;  // no bfloat16 filter-bank kernels
   return op;
 }
 
@@ -206,6 +207,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
         };
       }));
   t.back().mixed_dtypes_refused = true;
+  t.back().bf16 = Bf16::Refused;  // no bfloat16 FFT
   t.push_back(entry("irfft", "ops/fft.h",
                     "grad X = rfft(g) ⊙ [1/n, 2/n, …, 2/n, 1/n], zero for the ignored Im of bins 0 and n/2",
                     "fft: irfft matches a naive inverse DFT and ignores Im of bin 0 and bin n/2", [] {
@@ -215,6 +217,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
                       };
                     }));
   t.back().mixed_dtypes_refused = true;
+  t.back().bf16 = Bf16::Refused;  // no bfloat16 FFT
   t.push_back(
       entry("fft_real_2d", "ops/fft.h", "itself (a symmetric real map)",
             "fft: fft_real_2d is a symmetric map (its own adjoint) that matches the naive 2-D DFT", [] {
@@ -224,6 +227,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
               };
             }));
   t.back().mixed_dtypes_refused = true;
+  t.back().bf16 = Bf16::Refused;  // no bfloat16 FFT
 }
 
 }  // namespace wavspa::test

@@ -289,9 +289,9 @@ TEST_CASE("fft: float32 equals float64 on batches that run on several threads, a
 
 TEST_CASE("fft: errors name the op, what was expected and what came") {
   Tensor ints = zeros({4, 3}, kInt64);
-  check_error([&] { rfft(ints); }, {"rfft", "float32 or float64", "int64"});
-  check_error([&] { irfft(zeros({3, 2}, kInt32), 4); }, {"irfft", "float32 or float64", "int32"});
-  check_error([&] { fft_real_2d(ints, 0, 1); }, {"fft_real_2d", "float32 or float64", "int64"});
+  check_error([&] { rfft(ints); }, {"rfft", "float32, float64 or bfloat16", "int64"});
+  check_error([&] { irfft(zeros({3, 2}, kInt32), 4); }, {"irfft", "float32, float64 or bfloat16", "int32"});
+  check_error([&] { fft_real_2d(ints, 0, 1); }, {"fft_real_2d", "float32, float64 or bfloat16", "int64"});
   check_error([] { rfft(scalar_tensor(1.0)); }, {"rfft", "0-d"});
   check_error([] { rfft(zeros({2, 0, 3}), 1); }, {"rfft", "at least one sample", "(2, 0, 3)"});
   check_error([] { rfft(zeros({2, 3}), 2); }, {"rfft", "dimension 2 out of range"});

@@ -164,6 +164,64 @@ TEST_CASE("op table: float32 mixed with float64 is refused naming the op and bot
   }
 }
 
+TEST_CASE("op table: bfloat16 mixed with float32 is refused naming the op and both dtypes") {
+  for (const OpInfo& op : op_table()) {
+    if (!op.mixed_dtypes_refused || op.bf16 == Bf16::Refused) continue;
+    for (const Sample& s : samples_of(op)) {
+      if (s.inputs.size() < 2) continue;
+      INFO(label(op, s));
+      In args = convert(s, [](const Tensor& t) { return t.to(kFloat32); }, [](const Tensor& t) { return t; });
+      args[1] = args[1].to(kBFloat16);
+      check_error([&] { s.fn(args); }, {op.error_name, "float32", "bfloat16"});
+      break;
+    }
+  }
+}
+
+TEST_CASE("op table: bfloat16 on the CPU: ops that compute refuse it naming the op, ops that move bytes are exact") {
+  int64_t moved = 0;
+  std::set<std::string> refusing, named;
+  for (const OpInfo& op : op_table()) {
+    for (const Sample& s : samples_of(op)) {
+      if (floating_count(s) == 0) continue;
+      const std::string what = label(op, s);
+      INFO(what);
+      In as_bf16 = convert(s, [](const Tensor& t) { return t.to(kBFloat16); }, [](const Tensor& t) { return t; });
+      if (op.bf16 != Bf16::Anywhere) {
+        // Every sample is refused; a sample that computes something before calling the op
+        // (softplus(mul(x, 2))) is refused by that first op, so one sample naming the op is enough.
+        try {
+          s.fn(as_bf16);
+          FAIL_CHECK(what, " accepted bfloat16 CPU inputs");
+        } catch (const Error& e) {
+          const std::string msg = e.what();
+          CHECK_MESSAGE(msg.find("bfloat16") != std::string::npos, what, ": ", msg);
+          if (msg.find(op.error_name) != std::string::npos) named.insert(op.name);
+        }
+        refusing.insert(op.name);
+        continue;
+      }
+      // The float32 result on the same rounded values, rounded to bfloat16 (a no-op for ops
+      // that move bytes; linspace's values round), is what bfloat16 gives.
+      In as_f32 = convert(
+          s, [](const Tensor& t) { return t.to(kBFloat16).to(kFloat32); }, [](const Tensor& t) { return t; });
+      runs(
+          [&] {
+            Tensor got = s.fn(as_bf16), want = s.fn(as_f32);
+            CHECK(got.shape() == want.shape());
+            if (want.dtype() == kFloat32) CHECK_MESSAGE(got.dtype() == kBFloat16, what, ": got ", got.describe());
+            CHECK_MESSAGE(max_abs_diff(got, is_floating(want.dtype()) ? want.to(kBFloat16) : want) == 0, what,
+                          ": bfloat16 result differs from float32");
+            ++moved;
+          },
+          what);
+    }
+  }
+  for (const std::string& name : refusing)
+    CHECK_MESSAGE(named.count(name), name, ": no sample's bfloat16 error names the op");
+  MESSAGE(refusing.size(), " ops refuse bfloat16 on the CPU, ", moved, " samples move it exactly");
+}
+
 // ---- coverage -------------------------------------------------------------------------------
 
 namespace {
@@ -268,6 +326,17 @@ std::string table_row(const OpInfo& op);
 
 std::string ints_word(Ints i) { return i == Ints::Refused ? "refused" : i == Ints::Exact ? "exact" : "not checked"; }
 
+// What the op does with bfloat16 (no floating input: nothing to say).
+std::string bf16_word(const OpInfo& op, bool floating_inputs) {
+  if (!floating_inputs) return "n/a";
+  switch (op.bf16) {
+    case Bf16::Cuda: return op.cuda ? "CUDA (CPU refuses)" : "refused";
+    case Bf16::Anywhere: return "CPU and CUDA (moves bytes)";
+    case Bf16::Refused: return "refused";
+  }
+  return "?";
+}
+
 // The generated part of docs/ops.md: one table per header, headers in order of first entry.
 std::string generated_tables() {
   std::vector<std::string> headers;
@@ -276,8 +345,8 @@ std::string generated_tables() {
   std::ostringstream md;
   for (const std::string& header : headers) {
     md << "\n### `" << header << "`\n\n"
-       << "| op | backward | harness: samples, checks | integer inputs | value test |\n"
-       << "| --- | --- | --- | --- | --- |\n";
+       << "| op | backward | harness: samples, checks | integer inputs | bfloat16 | value test |\n"
+       << "| --- | --- | --- | --- | --- | --- |\n";
     for (const OpInfo& op : op_table())
       if (op.header == header) md << table_row(op);
   }
@@ -294,10 +363,13 @@ std::string table_row(const OpInfo& op) {
     std::string checks = std::to_string(samples.size()) + " samples: ";
     checks += op.differentiable ? "gradcheck" : "no graph recorded";
     if (op.mixed_dtypes_refused && two_inputs) checks += ", mixed dtypes refused";
+    const bool floating = any([](const Sample& s) { return floating_count(s) > 0; });
+    const bool bf16_cuda = op.cuda && floating && op.bf16 != Bf16::Refused;
     checks += op.cuda ? (op.ints == Ints::Exact ? ", CUDA f32/f64/i64" : ", CUDA f32/f64") : ", CPU only";
+    if (bf16_cuda) checks += "/bf16";
     if (op.cuda && op.mixed_devices_refused && two_args) checks += ", two devices refused";
     md << "| `" << op.name << "` | " << op.backward << " | " << checks << " | " << ints_word(op.ints) << " | "
-       << (op.value_test.empty() ? "none" : "\"" + op.value_test + "\"") << " |\n";
+       << bf16_word(op, floating) << " | " << (op.value_test.empty() ? "none" : "\"" + op.value_test + "\"") << " |\n";
   }
   return md.str();
 }
@@ -382,6 +454,86 @@ TEST_CASE("op table: CUDA equals the CPU, forward and every input's gradient, fl
     }
   }
   MESSAGE(compared, " CPU-vs-CUDA comparisons");
+}
+
+namespace {
+
+// The sample on CUDA in bfloat16 against the CPU in float32 on the same bfloat16-rounded
+// inputs, forward and (after the same rounded output gradient) every input's gradient, within
+// op.bf16_tol. Returns the worst |cuda - cpu| / (atol + rtol |cpu|) seen (1 is the bound).
+double check_sample_bf16(const OpInfo& op, const Sample& s, const std::string& what) {
+  In cpu = convert(
+      s, [](const Tensor& t) { return t.to(kBFloat16).to(kFloat32).detach(); }, [](const Tensor& t) { return t; });
+  In gpu = convert(
+      s, [](const Tensor& t) { return t.to(kBFloat16).to(Device::cuda()).detach(); },
+      [](const Tensor& t) { return t.to(Device::cuda()); });
+  const size_t n = s.inputs.size();
+  if (op.differentiable)
+    for (size_t i = 0; i < n; ++i) cpu[i].requires_grad_(), gpu[i].requires_grad_();
+  double worst = 0;
+  auto compare = [&](const Tensor& c, const Tensor& g, const std::string& part) {
+    INFO(what, " ", part);
+    REQUIRE(g.device().is_cuda());
+    REQUIRE(c.shape() == g.shape());
+    if (c.dtype() == kFloat32) CHECK_MESSAGE(g.dtype() == kBFloat16, what, " ", part, ": got ", g.describe());
+    const auto a = c.to(kFloat64).to_vector<double>(), b = g.to(Device::cpu()).to(kFloat64).to_vector<double>();
+    double ratio = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double err = std::abs(a[i] - b[i]), allowed = op.bf16_tol.atol + op.bf16_tol.rtol * std::abs(a[i]);
+      const double r = a[i] == b[i] ? 0 : err / allowed;  // equal infinities count as equal
+      if (!(r <= ratio)) ratio = r, at = i;                // NaN on one side only: NaN ratio
+    }
+    CHECK_MESSAGE(ratio <= 1, what, " ", part, ": worst |cuda - cpu| is ", ratio, " times the bfloat16 tolerance at ",
+                  "element ", at, " (cpu ", a.empty() ? 0 : a[at], ", cuda ", b.empty() ? 0 : b[at], ")");
+    if (!(ratio <= worst)) worst = ratio;
+  };
+  Tensor yc = s.fn(cpu), yg = s.fn(gpu);
+  compare(yc, yg, "forward");
+  if (!op.differentiable || n == 0 || !is_floating(yc.dtype())) return worst;
+  Tensor seed = randn(yc.shape()).to(kBFloat16);
+  yc.backward(seed.to(yc.dtype()));
+  yg.backward(seed.to(yg.dtype()).to(Device::cuda()));
+  for (size_t i = 0; i < n; ++i) {
+    REQUIRE_MESSAGE(cpu[i].grad().defined() == gpu[i].grad().defined(), what, " input ", i);
+    if (cpu[i].grad().defined()) compare(cpu[i].grad(), gpu[i].grad(), "grad of input " + std::to_string(i));
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("op table: CUDA in bfloat16 equals the CPU in float32 on the same rounded inputs, within bfloat16 "
+          "tolerances" *
+          gpu_only()) {
+  int64_t compared = 0, refused = 0;
+  std::ostringstream report;
+  for (const OpInfo& op : op_table()) {
+    if (!op.cuda) continue;
+    double op_worst = 0;
+    for (const Sample& s : samples_of(op)) {
+      if (floating_count(s) == 0) continue;
+      const std::string what = label(op, s) + " bfloat16";
+      INFO(what);
+      if (op.bf16 == Bf16::Refused) {
+        In gpu = convert(
+            s, [](const Tensor& t) { return t.to(kBFloat16).to(Device::cuda()); },
+            [](const Tensor& t) { return t.to(Device::cuda()); });
+        check_error([&] { s.fn(gpu); }, {op.error_name, "bfloat16"});
+        ++refused;
+        break;
+      }
+      runs(
+          [&] {
+            op_worst = std::max(op_worst, check_sample_bf16(op, s, what));
+            ++compared;
+          },
+          what);
+    }
+    if (op_worst > 0.25) report << " " << op.name << " " << op_worst << ";";
+  }
+  MESSAGE(compared, " bfloat16 CUDA-vs-CPU comparisons, ", refused,
+          " ops refuse bfloat16; worst error / tolerance above 0.25:", report.str());
 }
 
 TEST_CASE("op table: inputs on two devices are refused naming both" * gpu_only()) {

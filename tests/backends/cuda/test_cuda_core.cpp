@@ -67,7 +67,7 @@ void check_bits(const Tensor& cpu, const Tensor& gpu, const std::string& what) {
 }
 
 void check_bits_any(const Tensor& cpu, const Tensor& gpu, const std::string& what) {
-  visit_dtype(cpu.dtype(), [&](auto zero) { check_bits<decltype(zero)>(cpu, gpu, what); });
+  visit_dtype(cpu.dtype(), "check_bits", [&](auto zero) { check_bits<decltype(zero)>(cpu, gpu, what); });
 }
 
 }  // namespace

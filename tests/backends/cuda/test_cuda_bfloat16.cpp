@@ -1,0 +1,112 @@
+// bfloat16 tensors on CUDA (backends/cuda: Compute<T>, dispatch_floating_bf16, the bf16 GEMM):
+// the device conversions round exactly as the host type does (every bfloat16 pattern, ties,
+// NaN, overflow, float64 and integers), bfloat16 GEMMs against a float64 product of the same
+// values, layer norm's float32 statistics, and a small model step in bfloat16. The op table
+// (tests/ops/test_op_table.cpp) compares every op in bfloat16 with the CPU in float32.
+#ifdef WAVSPA_CUDA
+
+#include <bit>
+#include <cmath>
+#include <vector>
+
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+// Every |got - want| within `ulps` bfloat16 ulps of |want| (2^-8 relative each) plus `atol`.
+double worst_ulps(const Tensor& got, const Tensor& want, double atol = 1e-4) {
+  auto w = want.to(Device::cpu()).to(kFloat64).to_vector<double>();
+  auto g = got.to(Device::cpu()).to(kFloat64).to_vector<double>();
+  double worst = 0;
+  for (size_t k = 0; k < w.size(); ++k)
+    worst = std::max(worst, std::abs(w[k] - g[k]) / (std::abs(w[k]) * std::ldexp(1.0, -8) + atol));
+  return worst;
+}
+
+std::vector<uint16_t> bits(const Tensor& t) {
+  std::vector<uint16_t> out;
+  for (bfloat16 v : t.to(Device::cpu()).to_vector<bfloat16>()) out.push_back(v.bits);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda bfloat16: device conversions round as the host does, bit for bit" * gpu_only()) {
+  // Every float32 made from a bfloat16 pattern plus each interesting low half (exact, below a
+  // tie, a tie, above it, NaN payloads below bit 16).
+  std::vector<float> f;
+  for (uint32_t hi = 0; hi < 0x10000; hi += 7)
+    for (uint32_t lo : {0x0000u, 0x7fffu, 0x8000u, 0x8001u, 0x0001u})
+      f.push_back(std::bit_cast<float>((hi << 16) | lo));
+  Tensor host = from_vector(f);
+  CHECK(bits(host.to(Device::cuda()).to(kBFloat16)) == bits(host.to(kBFloat16)));
+  // float64 (rounded once), int64 and int32 sources; and back to every dtype.
+  Tensor d = from_vector(std::vector<double>{1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -40), 1.0 + std::ldexp(1.0, -8),
+                                             1e300, -1e-300, 3.3e38, NAN, -0.1});
+  CHECK(bits(d.to(Device::cuda()).to(kBFloat16)) == bits(d.to(kBFloat16)));
+  Tensor i = from_vector(std::vector<int64_t>{0, 257, -258, 1 << 20, 123456789});
+  CHECK(bits(i.to(Device::cuda()).to(kBFloat16)) == bits(i.to(kBFloat16)));
+  CHECK(bits(i.to(kInt32).to(Device::cuda()).to(kBFloat16)) == bits(i.to(kBFloat16)));
+  Tensor h = from_vector(std::vector<float>{1.5f, -2.25f, 100.5f, 0.1f}).to(kBFloat16);
+  Tensor hg = h.to(Device::cuda());
+  for (DType dt : {kFloat32, kFloat64, kInt32, kInt64})
+    CHECK(max_abs_diff(hg.to(dt).to(Device::cpu()), h.to(dt)) == 0);
+  // Strided copies, fill and set.
+  Tensor m = randn({5, 7}).to(kBFloat16);
+  CHECK(bits(m.to(Device::cuda()).t().contiguous()) == bits(m.t().contiguous()));
+  CHECK(bits(full({3}, 0.1, kBFloat16, Device::cuda())) == bits(full({3}, 0.1, kBFloat16)));
+  Tensor z = zeros({2, 2}, kBFloat16, Device::cuda());
+  z.set({1, 0}, -3.140625);
+  CHECK(z.at({1, 0}) == -3.140625);
+}
+
+TEST_CASE("cuda bfloat16: gemm and batched gemm equal a float64 product of the same values" * gpu_only()) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      INFO("transposed a ", ta, ", b ", tb);
+      Tensor a = randn(ta ? Shape{3, 33, 17} : Shape{3, 17, 33}).to(kBFloat16);
+      Tensor b = randn(tb ? Shape{3, 9, 33} : Shape{3, 33, 9}).to(kBFloat16);
+      Tensor av = ta ? a.transpose(1, 2) : a, bv = tb ? b.transpose(1, 2) : b;
+      Tensor want = matmul(av.to(kFloat64), bv.to(kFloat64));          // (3, 17, 9)
+      Tensor got = matmul(av.to(Device::cuda()), bv.to(Device::cuda()));  // bfloat16 out
+      CHECK(got.dtype() == kBFloat16);
+      // float32 accumulation, then one rounding to bfloat16: half an ulp of the result plus
+      // float32 summation error.
+      CHECK(worst_ulps(got, want) <= 1);
+      // One matrix: gemm, and linear with a bias.
+      Tensor x = randn({6, 33}).to(kBFloat16), wt = randn({5, 33}).to(kBFloat16), bias = randn({5}).to(kBFloat16);
+      Tensor ref = linear(x.to(kFloat64), wt.to(kFloat64), bias.to(kFloat64));
+      Tensor y = linear(x.to(Device::cuda()), wt.to(Device::cuda()), bias.to(Device::cuda()));
+      CHECK(worst_ulps(y, ref) <= 1);
+    }
+}
+
+TEST_CASE("cuda bfloat16: layer norm keeps float32 statistics; a small model trains a step" * gpu_only()) {
+  Tensor x = add(mul(randn({4, 64}), 3.0), 100.0).to(kBFloat16);  // a large mean: cancellation
+  Tensor y = layer_norm(x.to(Device::cuda()), {64});
+  Tensor ref = layer_norm(x.to(kFloat32), {64});
+  CHECK(y.dtype() == kBFloat16);
+  CHECK(worst_ulps(y, ref, 1e-3) <= 1);
+  // A two-layer MLP in bfloat16 on CUDA: forward, cross-entropy, backward, every gradient
+  // bfloat16 and close to the float32 CPU run on the same values.
+  Tensor w1 = mul(randn({16, 8}), 0.3).to(kBFloat16), w2 = mul(randn({3, 16}), 0.3).to(kBFloat16);
+  Tensor in = randn({10, 8}).to(kBFloat16);
+  Tensor target = randint(0, 3, {10});
+  auto step = [&](Device dev, DType dt) {
+    Tensor a = w1.to(dt).to(dev).requires_grad_(), b = w2.to(dt).to(dev).requires_grad_();
+    Tensor loss = cross_entropy(linear(gelu(linear(in.to(dt).to(dev), a)), b), target.to(dev));
+    loss.backward();
+    return std::vector<Tensor>{loss, a.grad(), b.grad()};
+  };
+  auto g = step(Device::cuda(), kBFloat16), c = step(Device::cpu(), kFloat32);
+  for (size_t k = 0; k < g.size(); ++k) {
+    INFO("tensor ", k);
+    CHECK(g[k].dtype() == kBFloat16);
+    CHECK(max_abs_diff(g[k], c[k]) <= 0.02 + 0.02 * max_abs_diff(c[k], zeros_like(c[k])));
+  }
+}
+
+#endif  // WAVSPA_CUDA
