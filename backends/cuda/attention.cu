@@ -57,6 +57,7 @@ Params<T, T> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& 
   p.causal = a.causal;
   p.dropout_p = a.dropout_p;
   p.dropout_scale = a.dropout_p > 0 ? 1.0 / (1.0 - a.dropout_p) : 1.0;
+  p.dropout_threshold = attention_dropout_threshold(a.dropout_p);
   p.philox = a.philox;
   if (key_keep.defined() && a.batch > 0) {
     p.keep = dptr<const int32_t>(key_keep);
@@ -94,12 +95,25 @@ __device__ __forceinline__ T masked_score(const attn::Mask& mask, bool dead, int
   return mask.allowed(i, j) ? s : T(-INFINITY);
 }
 
+// Dropout's keep bits for keys 8 g .. 8 g + 7 of row (bh, i): one Philox block (all kept
+// without dropout).
+template <typename T>
+__device__ __forceinline__ uint32_t keep_bits8(const Params<T, T>& p, int64_t bh, int64_t i, int64_t g) {
+  if (p.dropout_p <= 0) return 0xffu;
+  const auto r = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 7) / 8) + (uint64_t)g, 0,
+                            p.philox.seed);
+  uint32_t kept = 0;
+#pragma unroll
+  for (int c = 0; c < 8; ++c) kept |= (uint32_t)(((r[c / 2] >> (16 * (c % 2))) & 0xffffu) >= p.dropout_threshold) << c;
+  return kept;
+}
+
 // Per row of a chunk of scaled scores S (BH, cs, nk): the masks, lse, and the normalised weights
 // times the dropout factor, written over S. Rows are spread as in norm.cu (row_block shapes).
 template <typename T>
 __global__ void chunk_forward_kernel(Params<T, T> p, T* S, int64_t i0, int64_t cs) {
   __shared__ double scratch[32];
-  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 3) / 4;
+  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 7) / 8;
   for (int64_t base = (int64_t)blockIdx.x * blockDim.y; base < M; base += (int64_t)gridDim.x * blockDim.y) {
     const int64_t m = base + threadIdx.y;
     const bool active = m < M;
@@ -122,17 +136,11 @@ __global__ void chunk_forward_kernel(Params<T, T> p, T* S, int64_t i0, int64_t c
     if (!active) continue;
     if (threadIdx.x == 0) p.lse[bh * p.nq + i] = shift + (T)::log(sum);
     const T inv = (T)(1.0 / sum), drop_scale = (T)p.dropout_scale;
-    // Four keys per thread step: one Philox block serves them (AttentionArgs' rule).
+    // Eight keys per thread step: one Philox block serves them (AttentionArgs' rule).
     for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
-      uint32_t kept = 0xfu;
-      if (p.dropout_p > 0) {
-        const uint64_t counter = p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)groups + (uint64_t)g;
-        const auto r = philox4x32(counter, 0, p.philox.seed);
-        kept = 0;
-        for (int c = 0; c < 4; ++c) kept |= (uint32_t)(uint_to_unit(r[c]) > p.dropout_p) << c;
-      }
-      for (int c = 0; c < 4 && 4 * g + c < nk; ++c) {
-        const int64_t j = 4 * g + c;
+      const uint32_t kept = keep_bits8(p, bh, i, g);
+      for (int c = 0; c < 8 && 8 * g + c < nk; ++c) {
+        const int64_t j = 8 * g + c;
         const T w = exp_of(masked_score(mask, dead, i, j, row[j]) - shift) * inv;
         row[j] = (kept >> c) & 1u ? (p.dropout_p > 0 ? w * drop_scale : w) : T(0);
       }
@@ -144,22 +152,16 @@ __global__ void chunk_forward_kernel(Params<T, T> p, T* S, int64_t i0, int64_t c
 // over S) and dS = P (dP drop - D), 0 where masked or the row is dead (over dP).
 template <typename T>
 __global__ void chunk_backward_kernel(Params<T, T> p, T* S, T* dP, int64_t i0, int64_t cs) {
-  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 3) / 4;
+  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 7) / 8;
   const int64_t threads = (int64_t)gridDim.x * blockDim.x;
   for (int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; x < M * groups; x += threads) {
     const int64_t m = x / groups, g = x % groups, bh = m / cs, i = i0 + m % cs;
     const attn::Mask mask = attn::mask_for(p, bh / p.heads);
     const bool dead = mask.dead(i);
     const T lse = p.lse[bh * p.nq + i], D = p.rowdot[bh * p.nq + i];
-    uint32_t kept = 0xfu;
-    if (p.dropout_p > 0) {
-      const auto r = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)groups + (uint64_t)g, 0,
-                                p.philox.seed);
-      kept = 0;
-      for (int c = 0; c < 4; ++c) kept |= (uint32_t)(uint_to_unit(r[c]) > p.dropout_p) << c;
-    }
-    for (int c = 0; c < 4 && 4 * g + c < nk; ++c) {
-      const int64_t j = 4 * g + c, at = m * nk + j;
+    const uint32_t kept = keep_bits8(p, bh, i, g);
+    for (int c = 0; c < 8 && 8 * g + c < nk; ++c) {
+      const int64_t j = 8 * g + c, at = m * nk + j;
       const bool allowed = !dead && mask.allowed(i, j);
       const T prob = dead || allowed ? exp_of(masked_score(mask, dead, i, j, S[at]) - lse) : T(0);
       const T drop = (kept >> c) & 1u ? (T)p.dropout_scale : T(0);
@@ -244,7 +246,7 @@ void exact_backward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>&
                 cs * nk, dev);
     gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, 1.0, 0.0), BH, gp + i0 * d, nq * d, vp, nk * d, dp,
                 cs * nk, dev);
-    const int64_t work = BH * cs * ((nk + 3) / 4);
+    const int64_t work = BH * cs * ((nk + 7) / 8);
     chunk_backward_kernel<T><<<blocks_for(work), kThreads, 0, stream()>>>(p, s, dp, i0, cs);
     WAVSPA_CUDA_LAUNCH_CHECK();
     // dV += W^T dO, dK += scale dS^T Q (both (nk x d) per head), dQ = scale dS K for the chunk.

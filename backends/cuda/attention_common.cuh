@@ -39,6 +39,7 @@ struct Params {
   bool causal = false;
   double dropout_p = 0.0;
   double dropout_scale = 1.0;  // 1 / (1 - p)
+  uint32_t dropout_threshold = 0;  // keep a weight when its 16 random bits are >= this
   PhiloxState philox;
 };
 
@@ -66,14 +67,6 @@ __device__ __forceinline__ Mask mask_for(const Params<T, L>& p, int64_t b) {
   m.nk = (int)p.nk;
   m.causal = p.causal;
   return m;
-}
-
-// Whether dropout keeps weight (bh, i, j): AttentionArgs' rule, one Philox block per 4 keys.
-template <typename T, typename L>
-__device__ __forceinline__ bool dropout_keeps(const Params<T, L>& p, int64_t bh, int64_t i, int64_t j) {
-  const uint64_t row = (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 3) / 4);
-  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(j / 4), 0, p.philox.seed);
-  return uint_to_unit(r[j % 4]) > p.dropout_p;
 }
 
 }  // namespace wavspa::cuda::attn

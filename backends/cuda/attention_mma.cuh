@@ -149,44 +149,54 @@ __device__ __forceinline__ void store_pair(T* dst, float x, float y) {
   }
 }
 
-// Dropout's keep bits for one 8-key n-block of an accumulator tile in the (query, key)
-// layout: bit 2 r + c for row (r ? row_hi : row_lo) and key j8 + 2 t + c. Threads t and t ^ 1
-// hold the two halves of the 4-key Philox group j8 + 4 (t / 2) for both rows: each draws the
-// group of one row and they swap, so every Philox block drawn is used whole.
+// Dropout's keep bits (AttentionArgs' rule: 16 random bits per weight, one Philox block per
+// 8 keys of a row) for two 8-key n-blocks nb0, nb0 + 1 of an accumulator tile in the (query,
+// key) layout: bit 4 nbi + 2 r + c for row (r ? row_hi : row_lo) and key j8 + 8 nbi + 2 t + c.
+// The four threads of a quad need the four blocks (2 rows x 2 n-blocks), word t of each: each
+// draws one block, and four shuffles transpose the words.
 template <typename T>
 __device__ __forceinline__ uint32_t keep_bits_rows(const Params<T, float>& p, int64_t bh, int row_lo, int row_hi,
-                                                   int j8, int t) {
-  const int mine = (t & 1) ? row_hi : row_lo;
-  const uint64_t row = (uint64_t)(bh * p.nq + mine) * (uint64_t)((p.nk + 3) / 4);
-  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(j8 / 4 + t / 2), 0, p.philox.seed);
-  uint32_t own = 0;
-#pragma unroll
-  for (int l = 0; l < 4; ++l) own |= (uint32_t)(uint_to_unit(r[l]) > p.dropout_p) << l;
-  const uint32_t other = __shfl_xor_sync(0xffffffffu, own, 1);
-  const uint32_t lo = (t & 1) ? other : own, hi = (t & 1) ? own : other;
-  const int shift = (t & 1) * 2;  // t even holds keys 0, 1 of the group, t odd keys 2, 3
-  return ((lo >> shift) & 3u) | (((hi >> shift) & 3u) << 2);
-}
-
-// The same for the transposed (key, query) layout of the key pass: bit 2 r + c for key
-// (r ? key_hi : key_lo) and query i8 + 2 t + c. The four threads q = g % 4 of a quad column
-// hold the four keys of the Philox groups they need (for 2 keys x 2 queries): each draws
-// one group, and four shuffles hand every thread its bits.
-template <typename T>
-__device__ __forceinline__ uint32_t keep_bits_cols(const Params<T, float>& p, int64_t bh, int key_lo, int key_hi,
-                                                   int i8, int t, int lane) {
-  const int q = (lane / 4) % 4;
-  const int key = (q / 2) ? key_hi : key_lo, i = i8 + 2 * t + q % 2;
-  const uint64_t row = (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 3) / 4);
-  const auto r = philox4x32(p.philox.offset + row + (uint64_t)(key / 4), 0, p.philox.seed);
-  uint32_t own = 0;
-#pragma unroll
-  for (int l = 0; l < 4; ++l) own |= (uint32_t)(uint_to_unit(r[l]) > p.dropout_p) << l;
+                                                   int j8, int t, int lane) {
+  const int row = (t & 1) ? row_hi : row_lo;
+  const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
+  const auto w = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + row) * groups + (uint64_t)(j8 / 8 + (t >> 1)), 0,
+                            p.philox.seed);
   uint32_t bits = 0;
 #pragma unroll
-  for (int x = 0; x < 4; ++x) {
-    const uint32_t v = __shfl_sync(0xffffffffu, own, (lane & ~12) | (x << 2));
-    bits |= ((v >> q) & 1u) << x;
+  for (int k = 0; k < 4; ++k) {
+    const int s = (t + k) & 3;     // the source thread of this round
+    const int want = (t - k) & 3;  // the word the thread that reads from us needs
+    const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
+    const uint32_t got = __shfl_sync(0xffffffffu, send, (lane & ~3) | s);
+    const uint32_t k0 = (got & 0xffffu) >= p.dropout_threshold, k1 = (got >> 16) >= p.dropout_threshold;
+    const int at = 4 * (s >> 1) + 2 * (s & 1);
+    bits |= k0 << at | k1 << (at + 1);
+  }
+  return bits;
+}
+
+// The same for the transposed (key, query) layout of the key pass: bit 4 nbi + 2 r + c for key
+// (r ? key_hi : key_lo) and query i8 + 8 nbi + 2 t + c. The eight threads g of a column t hold
+// the 8 keys of a Philox group (word g / 2, half g % 2) and need the eight blocks (2 key
+// groups x 2 queries x 2 n-blocks): each draws one, and eight shuffles transpose the words.
+template <typename T>
+__device__ __forceinline__ uint32_t keep_bits_cols(const Params<T, float>& p, int64_t bh, int key_lo, int i8, int t,
+                                                   int lane) {
+  const int g = lane / 4;
+  const int r = g & 1, c = (g >> 1) & 1, nbi = g >> 2;  // the block this thread draws
+  const int i = i8 + 8 * nbi + 2 * t + c;
+  const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
+  const auto w = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * groups + (uint64_t)((key_lo - g) / 8 + r),
+                            0, p.philox.seed);
+  uint32_t bits = 0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) {
+    const int s = (g + k) & 7;
+    const int want = ((g - k) & 7) >> 1;  // the word of the thread that reads from us
+    const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
+    const uint32_t got = __shfl_sync(0xffffffffu, send, 4 * s + t);
+    const uint32_t kept = ((got >> (16 * (g & 1))) & 0xffffu) >= p.dropout_threshold;
+    bits |= kept << (4 * (s >> 2) + 2 * (s & 1) + ((s >> 1) & 1));
   }
   return bits;
 }
@@ -350,9 +360,9 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
       // applied with compile-time indices so `s` stays in registers.
       uint64_t kept = 0;  // bit 4 (mt * Bc / 8 + nb) + 2 r + c
 #pragma unroll 1
-      for (int x = 0; x < MT * Bc / 8; ++x) {
-        const int mt = x / (Bc / 8), nb = x % (Bc / 8);
-        kept |= (uint64_t)keep_bits_rows(p, bh, rows[mt][0], rows[mt][1], (int)j0 + nb * 8, t) << (4 * x);
+      for (int x = 0; x < MT * Bc / 16; ++x) {  // n-block pairs
+        const int mt = x / (Bc / 16), nb0 = 2 * (x % (Bc / 16));
+        kept |= (uint64_t)keep_bits_rows(p, bh, rows[mt][0], rows[mt][1], (int)j0 + nb0 * 8, t, lane) << (8 * x);
       }
       const float ds = (float)p.dropout_scale;
 #pragma unroll
@@ -478,8 +488,8 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
     if (p.dropout_p > 0) {
       kept = 0;
 #pragma unroll 1
-      for (int nb = 0; nb < Br / 8; ++nb)
-        kept |= (uint64_t)keep_bits_cols(p, bh, keys[0], keys[1], (int)i0 + nb * 8, t, lane) << (4 * nb);
+      for (int x = 0; x < Br / 16; ++x)  // n-block pairs
+        kept |= (uint64_t)keep_bits_cols(p, bh, keys[0], (int)i0 + 16 * x, t, lane) << (8 * x);
     }
     const float dscale = (float)p.dropout_scale;
     const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0;  // some key j > some query i
@@ -604,8 +614,8 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
     if (p.dropout_p > 0) {
       kept = 0;
 #pragma unroll 1
-      for (int nb = 0; nb < Bc / 8; ++nb)
-        kept |= (uint64_t)keep_bits_rows(p, bh, rows[0], rows[1], (int)j0 + nb * 8, t) << (4 * nb);
+      for (int x = 0; x < Bc / 16; ++x)  // n-block pairs
+        kept |= (uint64_t)keep_bits_rows(p, bh, rows[0], rows[1], (int)j0 + 16 * x, t, lane) << (8 * x);
     }
     const float dscale = (float)p.dropout_scale;
     const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0 + warp * 16;

@@ -79,9 +79,10 @@ static Reference reference(const Problem& pr, const std::vector<float>& q, const
           s[j] = dead ? 0.0 : allowed[j] ? dot * scale : -INFINITY;
           mx = std::max(mx, s[j]);
           // (the rule of backend.h, spelled out here without the library)
-          const uint64_t row = (uint64_t)(bh * nq + i) * (uint64_t)((nk + 3) / 4);
-          const auto rr = philox4x32(p.philox.offset + row + (uint64_t)(j / 4), 0, p.philox.seed);
-          drop[j] = pr.dropout > 0 ? (uint_to_unit(rr[j % 4]) > pr.dropout ? 1.0 / (1.0 - pr.dropout) : 0.0) : 1.0;
+          const uint64_t row = (uint64_t)(bh * nq + i) * (uint64_t)((nk + 7) / 8);
+          const auto rr = philox4x32(p.philox.offset + row + (uint64_t)(j / 8), 0, p.philox.seed);
+          const uint32_t bits = (rr[(j % 8) / 2] >> (16 * (j % 2))) & 0xffffu;
+          drop[j] = pr.dropout > 0 ? (bits >= (uint32_t)(pr.dropout * 65536.0 + 0.5) ? 1.0 / (1.0 - pr.dropout) : 0.0) : 1.0;
         }
         double sum = 0;
         for (int j = 0; j < nk; ++j) sum += std::exp(s[j] - mx);
@@ -158,6 +159,7 @@ static Params<T, float> make(const Problem& pr, Dev<T>& q, Dev<T>& k, Dev<T>& v,
   p.causal = pr.causal;
   p.dropout_p = pr.dropout;
   p.dropout_scale = pr.dropout > 0 ? 1.0 / (1.0 - pr.dropout) : 1.0;
+  p.dropout_threshold = (uint32_t)(pr.dropout * 65536.0 + 0.5);
   p.philox = {1234, 77};
   return p;
 }
