@@ -13,7 +13,9 @@
 #       train      tools/train --device cuda on a small ListOps set, every model preset
 #       bench      one training step of the LRA ListOps WavSpA and Transformer (batch 32,
 #                  length 2000, emb 128, 8 layers, 1 head, qkv 64, mlp 128; WavSpA wlen 16,
-#                  level 1): wavspa fp32/tf32/bf16 beside PyTorch eager fp32/bf16, after
+#                  level 1) and of the Text WavSpA config (length 1000, emb 256, 4 layers,
+#                  4 heads, qkv 256, mlp 1024): wavspa fp32/tf32/bf16 beside PyTorch eager
+#                  fp32/bf16, bf16 + SDPA and bf16 + SDPA + torch.compile, after
 #                  bench/torch_step.py has shown its model computes what ours does
 #
 # Each stage keeps its logs in $OUT (or .gpu/out) and adds rows to a table printed last.
@@ -98,19 +100,24 @@ stage_train() {
 
 stage_bench() {
   local b=bench/torch_step.py
-  for arch in wavspa transformer; do
-    local cfg=configs/listops_$arch.json
+  # name, config, length: the two ListOps models and the Text WavSpA config of issue 15.
+  local runs=("wavspa configs/listops_wavspa.json 2000" "transformer configs/listops_transformer.json 2000"
+              "text-wavspa configs/text_wavspa.json 1000")
+  for r in "${runs[@]}"; do
+    read -r name cfg len <<<"$r"
     # The PyTorch twin must compute our model before its times mean anything.
-    $bin/bench_step --config $cfg --device cpu --batch 2 --len 2000 --steps 1 --warmup 0 \
-      --threads 16 --dump .gpu/ref-$arch >/dev/null 2>>"$out/bench.log"
-    row "torch twin $arch" "$(python3 $b check .gpu/ref-$arch 2>>"$out/bench.log" | tail -1)"
+    $bin/bench_step --config $cfg --device cpu --batch 2 --len $len --steps 1 --warmup 0 \
+      --threads 16 --dump .gpu/ref-$name >/dev/null 2>>"$out/bench.log"
+    row "torch twin $name" "$(python3 $b check .gpu/ref-$name 2>>"$out/bench.log" | tail -1)"
     for p in fp32 tf32 bf16; do
-      row "wavspa $arch $p" "$($bin/bench_step --config $cfg --device cuda --precision $p 2>>"$out/bench.log" | tail -1)"
+      row "wavspa $name $p" "$($bin/bench_step --config $cfg --len $len --device cuda --precision $p 2>>"$out/bench.log" | tail -1)"
     done
     for p in fp32 bf16; do
-      row "pytorch $arch $p" "$(python3 $b time --config $cfg --precision $p 2>>"$out/bench.log" | tail -1)"
+      row "pytorch $name $p" "$(python3 $b time --config $cfg --len $len --precision $p 2>>"$out/bench.log" | tail -1)"
     done
-    row "pytorch-sdpa $arch bf16" "$(python3 $b time --config $cfg --precision bf16 --sdpa 2>>"$out/bench.log" | tail -1)"
+    row "pytorch-sdpa $name bf16" "$(python3 $b time --config $cfg --len $len --precision bf16 --sdpa 2>>"$out/bench.log" | tail -1)"
+    row "pytorch-sdpa+compile $name bf16" \
+      "$(python3 $b time --config $cfg --len $len --precision bf16 --sdpa --compile 2>>"$out/bench.log" | tail -1)"
   done
 }
 

@@ -21,12 +21,15 @@ Two verbs:
       gradient norm beyond 1e-3 relative).
 
   python3 bench/torch_step.py time --config FILE.json [--batch 32] [--len 2000] [--steps 20]
-                                   [--warmup 5] [--precision fp32|bf16] [--sdpa] [--device cuda]
+                                   [--warmup 5] [--precision fp32|bf16] [--sdpa] [--compile]
+                                   [--device cuda]
       Times training steps (zero_grad, forward, cross-entropy, backward, AdamW step) on
       random tokens, in train mode with the config's dropout. fp32 runs with TF32 off;
       bf16 is the usual PyTorch mixed precision: float32 weights, forward and loss under
       torch.autocast(bfloat16). The last line of stdout is one JSON object with the median
       and minimum milliseconds per step and the peak allocated memory (MiB, 2^20 bytes).
+      --compile wraps the model in torch.compile (default mode) before the warm-up steps,
+      which then include compilation; the impl is reported with a "+compile" suffix.
 
 Why `check` exists: a time comparison between wavspa and PyTorch says something only if
 both run the same computation. Reproducing wavspa's logits from its own weights (forward)
@@ -559,6 +562,7 @@ def cmd_time(args):
     torch.manual_seed(0)
     model = SequenceClassifier(config, sdpa=args.sdpa).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    forward = torch.compile(model) if args.compile else model
     ids = torch.randint(1, config.vocab_size, (args.batch, args.len), device=device)
     labels = torch.randint(0, config.num_classes, (args.batch,), device=device)
     bf16 = args.precision == "bf16"
@@ -566,7 +570,7 @@ def cmd_time(args):
     def step():
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(ids, padded=False), labels)
+            loss = F.cross_entropy(forward(ids, padded=False), labels)
         loss.backward()
         optimizer.step()
         return loss
@@ -591,8 +595,9 @@ def cmd_time(args):
     peak = (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
     print(f"torch_step time: last loss {loss.item():.4f}; ms/step "
           f"{' '.join(f'{t:.1f}' for t in times_ms)}", file=sys.stderr)
+    impl = ("pytorch-sdpa" if args.sdpa else "pytorch-eager") + ("+compile" if args.compile else "")
     print(json.dumps({
-        "impl": "pytorch-sdpa" if args.sdpa else "pytorch-eager",
+        "impl": impl,
         "model": config.architecture,
         "precision": args.precision,
         "batch": args.batch,
@@ -624,6 +629,7 @@ def main(argv=None):
     timing.add_argument("--warmup", type=int, default=5)
     timing.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     timing.add_argument("--sdpa", action="store_true", help="use F.scaled_dot_product_attention")
+    timing.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     timing.add_argument("--device", default="cuda")
 
     args = parser.parse_args(argv)
