@@ -171,21 +171,6 @@ __global__ void chunk_backward_kernel(Params<T, T> p, T* S, T* dP, int64_t i0, i
   }
 }
 
-// D_i = grad_out_i . out_i, one warp per row.
-template <typename T>
-__global__ void rowdot_kernel(Params<T, T> p) {
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
-  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
-  const T* g = p.grad_out.row(b, h, i);
-  const T* o = p.out.row(b, h, i);
-  T acc = 0;
-  for (int64_t e = lane; e < p.dim; e += 32) acc += g[e] * o[e];
-  acc = warp_allreduce(acc, SumOp{});
-  if (lane == 0) p.rowdot[row] = acc;
-}
-
 // A contiguous (B, H, n, d) copy of a strided operand (or an uninitialised one).
 Tensor contiguous_copy(CudaBackend& be, const Tensor& t, bool fill) {
   Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
@@ -310,7 +295,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
       }
     }
     if (rows > 0) {
-      rowdot_kernel<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream()>>>(p);
+      attn::rowdot_kernel<T, T><<<(unsigned)((rows + 7) / 8), 256, 0, stream()>>>(p);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
     exact_backward<T>(*this, a, p, q, k, v, grad_out, grad_q, grad_k, grad_v);

@@ -69,4 +69,21 @@ __device__ __forceinline__ Mask mask_for(const Params<T, L>& p, int64_t b) {
   return m;
 }
 
+// D_i = grad_out_i . out_i, summed in L (float32 for bfloat16 and float32 tensors), one warp
+// per row: the backward's row term.
+template <typename T, typename L>
+__global__ void rowdot_kernel(Params<T, L> p) {
+  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
+  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
+  const T* g = p.grad_out.row(b, h, i);
+  const T* o = p.out.row(b, h, i);
+  L acc = 0;
+  for (int64_t e = lane; e < p.dim; e += 32) acc += (L)g[e] * (L)o[e];
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (lane == 0) p.rowdot[row] = acc;
+}
+
 }  // namespace wavspa::cuda::attn

@@ -39,6 +39,15 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Two accumulator n-blocks (16 columns: `lo` the first 8, `hi` the next), rounded to
+// bfloat16 and packed as the A operand of a product whose k dim is those columns.
+__device__ __forceinline__ void pack_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+
 // c += a b on bfloat16 tensor cores, float32 accumulation.
 __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -86,6 +95,29 @@ __device__ __forceinline__ void load_b_rows(uint32_t (&b)[4], const bf16* tile, 
 template <int D>
 __device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* tile, int k0, int n0, int lane) {
   ldsm_x4_t(b, tile + (k0 + lane % 8 + ((lane / 8) % 2) * 8) * pitch<D>() + n0 + (lane / 16) * 8);
+}
+
+// acc1 += A1 B1^T and acc2 += A2 B2^T for one warp, both contracting over the D columns:
+// A1, A2 give the 16 rows r0.. of two tiles, B1, B2 the N rows of two more.
+template <int D, int N>
+__device__ __forceinline__ void two_products(float (&acc1)[N / 8][4], float (&acc2)[N / 8][4], const bf16* A1,
+                                             const bf16* A2, int r0, const bf16* B1, const bf16* B2, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a1[4], a2[4];
+    load_a<D>(a1, A1, r0, kk * 16, lane);
+    load_a<D>(a2, A2, r0, kk * 16, lane);
+#pragma unroll
+    for (int nb = 0; nb < N / 8; nb += 2) {
+      uint32_t b1[4], b2[4];
+      load_b_rows<D>(b1, B1, nb * 8, kk * 16, lane);
+      load_b_rows<D>(b2, B2, nb * 8, kk * 16, lane);
+      mma(acc1[nb], a1, b1[0], b1[1]);
+      mma(acc1[nb + 1], a1, b1[2], b1[3]);
+      mma(acc2[nb], a2, b2[0], b2[1]);
+      mma(acc2[nb + 1], a2, b2[2], b2[3]);
+    }
+  }
 }
 
 // Rows [r0, r0 + valid) of a (B, H, N, D) operand into a ROWS-row shared tile, bfloat16,
@@ -379,10 +411,7 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
       uint32_t a[MT][4];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
-        a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        pack_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
       }
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
@@ -466,22 +495,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
     }
     __syncthreads();
     float st[Br / 8][4] = {}, dpt[Br / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t ka[4], va[4];
-      load_a<D>(ka, Ks, warp * 16, kk * 16, lane);
-      load_a<D>(va, Vs, warp * 16, kk * 16, lane);
-#pragma unroll
-      for (int nb = 0; nb < Br / 8; nb += 2) {
-        uint32_t qb[4], gb[4];
-        load_b_rows<D>(qb, Qs, nb * 8, kk * 16, lane);
-        load_b_rows<D>(gb, Gs, nb * 8, kk * 16, lane);
-        mma(st[nb], ka, qb[0], qb[1]);
-        mma(st[nb + 1], ka, qb[2], qb[3]);
-        mma(dpt[nb], va, gb[0], gb[1]);
-        mma(dpt[nb + 1], va, gb[2], gb[3]);
-      }
-    }
+    two_products<D, Br>(st, dpt, Ks, Vs, warp * 16, Qs, Gs, lane);  // S^T = K Q^T, dP^T = V dO^T
     // Element x of n-block nb: key keys[x / 2], query i0 + nb * 8 + 2 t + x % 2. Queries past
     // the end have lse = +inf (P = 0); masks are uniform steps taken only where needed.
     uint64_t kept = ~0ull;  // dropout's keep bits, bit 4 nb + x
@@ -522,12 +536,9 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
     // dV += W^T dO and dK += dS^T Q: the k dim is the query tile.
 #pragma unroll
     for (int kk = 0; kk < Br / 16; ++kk) {
-      const uint32_t wa[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                              pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                              pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-      const uint32_t da[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                              pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                              pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+      uint32_t wa[4], da[4];
+      pack_a(wa, st[2 * kk], st[2 * kk + 1]);
+      pack_a(da, dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
         uint32_t gb[4], qb[4];
@@ -587,22 +598,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
     stage<D, Bc>(Vs, p.v, b, h, j0, kend - j0);
     __syncthreads();
     float s[Bc / 8][4] = {}, dp[Bc / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4], ga[4];
-      load_a<D>(qa, Qs, warp * 16, kk * 16, lane);
-      load_a<D>(ga, Gs, warp * 16, kk * 16, lane);
-#pragma unroll
-      for (int nb = 0; nb < Bc / 8; nb += 2) {
-        uint32_t kb[4], vb[4];
-        load_b_rows<D>(kb, Ks, nb * 8, kk * 16, lane);
-        load_b_rows<D>(vb, Vs, nb * 8, kk * 16, lane);
-        mma(s[nb], qa, kb[0], kb[1]);
-        mma(s[nb + 1], qa, kb[2], kb[3]);
-        mma(dp[nb], ga, vb[0], vb[1]);
-        mma(dp[nb + 1], ga, vb[2], vb[3]);
-      }
-    }
+    two_products<D, Bc>(s, dp, Qs, Gs, warp * 16, Ks, Vs, lane);  // S = Q K^T, dP = dO V^T
     // Element x of n-block nb: query rows[x / 2], key j0 + nb * 8 + 2 t + x % 2.
     float bias[Bc / 4];  // column 2 nb + c: 0 for a real key, -inf past the end or padded
 #pragma unroll
@@ -633,9 +629,8 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
     // dQ += dS K: the k dim is the key tile, K's rows are its k rows.
 #pragma unroll
     for (int kk = 0; kk < Bc / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[4];
+      pack_a(a, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
         uint32_t kb[4];
@@ -653,21 +648,6 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
 #pragma unroll
     for (int db = 0; db < D / 8; ++db) store_pair(out + db * 8 + 2 * t, dq[db][2 * r] * scale, dq[db][2 * r + 1] * scale);
   }
-}
-
-// D_i = dO_i . O_i in float32, one warp per row.
-template <typename T>
-__global__ void rowdot_mma_kernel(Params<T, float> p) {
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= p.batch * p.heads * p.nq) return;  // warp-uniform
-  const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
-  const T* g = p.grad_out.row(b, h, i);
-  const T* o = p.out.row(b, h, i);
-  float acc = 0;
-  for (int e = lane; e < p.dim; e += 32) acc += (float)g[e] * (float)o[e];
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (lane == 0) p.rowdot[row] = acc;
 }
 
 // ---- host side ---------------------------------------------------------------------------
@@ -718,7 +698,7 @@ template <typename T>
 cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
   if (rows > 0) {
-    rowdot_mma_kernel<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
+    rowdot_kernel<T, float><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
