@@ -77,7 +77,7 @@ struct GemmArgs {
 //
 // q (B, H, nq, d), k and v (B, H, nk, d), out (B, H, nq, d): any strides in the first three
 // dims, stride 1 in the last (so the heads of a fused (B, N, 3 H d) projection are read in
-// place). lse (B, H, nq) contiguous, float32 for float32 inputs and float64 for float64:
+// place). lse (B, H, nq) contiguous, float64 for float64 inputs and float32 otherwise:
 // the log of each row's softmax denominator, log sum_j exp(s_ij), saved for backward.
 // key_keep: (B, nk) contiguous int32, nonzero where a key may be attended to, or undefined.
 //
@@ -118,6 +118,21 @@ WAVSPA_HOST_DEVICE inline bool attention_dropout_keep(const AttentionArgs& a, in
   return bits >= attention_dropout_threshold(a.dropout_p);
 }
 
+// One Adam / AdamW update of a parameter (nn/optim.h), for the fused multi-tensor step:
+// param, grad, exp_avg and exp_avg_sq contiguous, one shape, dtype and device. With
+// g = grad * grad_scale, element by element:
+//   p = p * (decoupled ? 1 - lr * weight_decay : 1);  g = g + (decoupled ? 0 : weight_decay) * p
+//   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+//   p = p - lr / bias_correction1 * m / (sqrt(v) / sqrt(bias_correction2) + eps)
+struct AdamHyper {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool decoupled = true;  // AdamW
+};
+struct AdamSlot {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+  double lr = 0, weight_decay = 0, bias_correction1 = 1, bias_correction2 = 1;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -145,7 +160,8 @@ class Backend {
   virtual void arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) = 0;
 
   // --- matrix products (a, b, c addressed through raw_data() and GemmArgs) --------------
-  // float32 products follow matmul_precision() (core/runtime.h).
+  // float32 products follow matmul_precision() (core/runtime.h). a and b have c's dtype,
+  // except that CUDA also multiplies bfloat16 a and b into a float32 c.
   virtual void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) = 0;
   virtual void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,
                             const Tensor& b, int64_t stride_b, const Tensor& c,
@@ -188,6 +204,11 @@ class Backend {
                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
                                   const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,
                                   const Tensor& grad_k, const Tensor& grad_v) = 0;
+
+  // --- optimizers ------------------------------------------------------------------------
+  // Every slot updated in place (AdamSlot above); slots of one float32 or float64 dtype.
+  // grad_scale: a 0-d float32 tensor on this device multiplying every gradient, or undefined.
+  virtual void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) = 0;
 
   // --- losses: logits (N, C), target (N) int64, losses (N) ------------------------------
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& target,
@@ -242,6 +263,10 @@ class Backend {
   virtual void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) = 0;
   // out[i] = keep ? 1 / (1 - p) : 0, keep with probability 1 - p.
   virtual void dropout_mask(const Tensor& out, PhiloxState s, double p) = 0;
+  // out[i] = keep ? x[i] / (1 - p) : 0 with dropout_mask's keep for (s, i), the product in
+  // x's compute type (float32 for bfloat16); x and out contiguous, one dtype, p < 1. The op's
+  // forward and backward (on the gradient) with one s: no mask is ever stored.
+  virtual void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) = 0;
 };
 
 // The backend for a device; throws a wavspa::Error naming the device if it is not built in.

@@ -11,6 +11,7 @@
 #       memcheck   compute-sanitizer --tool memcheck on the CUDA cases (and the op table's)
 #       racecheck  compute-sanitizer --tool racecheck on the CUDA cases (sanitize: both)
 #       train      tools/train --device cuda on a small ListOps set, every model preset
+#       mixed      the same set, Transformer and WavSpA-ada, fp32 against --precision bf16
 #       bench      one training step of the LRA ListOps WavSpA and Transformer (batch 32,
 #                  length 2000, emb 128, 8 layers, 1 head, qkv 64, mlp 128; WavSpA wlen 16,
 #                  level 1) and of the Text WavSpA config (length 1000, emb 256, 4 layers,
@@ -98,6 +99,22 @@ stage_train() {
   row "train cuda wavspa-ada bf16" "rc $? $(tail -c 400 .gpu/runs-bf16.json)"
 }
 
+# Issue 15's training equivalence: ListOps-small, the same seed and steps, float32 against
+# --precision bf16 (autocast), for the Transformer and WavSpA-ada; test accuracy side by side.
+stage_mixed() {
+  local data=.gpu/listops-small
+  [ -d $data ] || $bin/gen-data --task listops --out $data --train 20000 --val 1000 --test 1000 \
+    --min-length 10 --max-length 100 --max-depth 5 --seed 1 >/dev/null 2>&1 || { row mixed "gen-data failed"; return; }
+  for m in transformer wavspa-ada; do
+    for p in fp32 bf16; do
+      $bin/train --config configs/run_listops_small.json --model $m --device cuda --precision $p --data $data \
+        ${MIXED_STEPS:+--set steps=$MIXED_STEPS} --out .gpu/runs/mixed-$m-$p \
+        >".gpu/runs-mixed-$m-$p.json" 2>"$out/mixed-$m-$p.log"
+      row "train cuda $m $p" "rc $? $(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("test %.4f val %.4f steps %d wall %.1fs" % (r["test_accuracy"], r.get("best_val_accuracy", float("nan")), r["steps"], r["wall_s"]))' ".gpu/runs-mixed-$m-$p.json" 2>&1 | tail -1)"
+    done
+  done
+}
+
 stage_bench() {
   local b=bench/torch_step.py
   # name, config, length: the two ListOps models and the Text WavSpA config of issue 15.
@@ -138,5 +155,5 @@ case "${1:-}" in
     done
     printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|bench ..."; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|mixed|bench ..."; exit 2 ;;
 esac

@@ -21,7 +21,11 @@ const std::pair<MatmulPrecision, const char*> kPrecisionNames[] = {
     {MatmulPrecision::TF32, "tf32"},
     {MatmulPrecision::BFloat16, "bf16"},
 };
+thread_local bool t_autocast = false;
 }  // namespace
+
+void set_autocast(bool enabled) { t_autocast = enabled; }
+bool autocast_enabled() { return t_autocast; }
 
 void set_matmul_precision(MatmulPrecision p) { g_matmul_precision.store(p); }
 MatmulPrecision matmul_precision() { return g_matmul_precision.load(); }

@@ -46,6 +46,42 @@ class MatmulPrecisionGuard {
   MatmulPrecision saved_;
 };
 
+// Mixed precision ("autocast"), the policy behind `--precision bf16`. While it is on, the
+// ops below compute CUDA tensors in bfloat16 and leave everything else as it was:
+//
+//   { wavspa::AutocastGuard bf16; Tensor loss = cross_entropy(model(x), y); loss.backward(); }
+//
+//   linear, matmul, attention  float32 operands are cast to bfloat16 (the cast is an op of
+//                              the graph, so its gradient comes back in float32); outputs
+//                              are bfloat16, accumulation float32. linear reads its float32
+//                              weight as a bfloat16 copy made once per call and saved for
+//                              backward, and writes the weight and bias gradients in float32.
+//   layer_norm                 a float32 input is cast to bfloat16; statistics are float32,
+//                              the affine parameters stay float32 (and so their gradients)
+//   binary elementwise ops     a bfloat16 operand with a float32 one: the float32 one is cast
+//                              (the activations stay bfloat16 once they are)
+//   cross_entropy              bfloat16 logits are cast to float32: the loss is float32
+//   FFTs and wavelet ops       bfloat16 inputs are cast to float32 (no bfloat16 kernels)
+//
+// Parameters and optimizer state stay float32 (the master weights). Softmax, reductions and
+// the norms' statistics accumulate in float32 in any case. CPU tensors are never cast: the
+// CPU backend has no bfloat16 arithmetic, so a CPU model computes as without the guard.
+// The setting belongs to the calling thread; backward replays what the forward recorded,
+// whatever the setting is when it runs.
+void set_autocast(bool enabled);
+bool autocast_enabled();
+
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool enabled = true) : saved_(autocast_enabled()) { set_autocast(enabled); }
+  ~AutocastGuard() { set_autocast(saved_); }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's
 // (OMP_NUM_THREADS, else one per core).
 void set_cpu_threads(int n);

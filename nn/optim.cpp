@@ -1,5 +1,6 @@
 #include "nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -8,6 +9,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
+#include "ops/optim.h"
 #include "ops/reduce.h"
 
 namespace wavspa::nn {
@@ -103,6 +105,7 @@ void Optimizer::add_state_buffers(const std::vector<std::string>& names) {
 void Optimizer::step() {
   NoGradGuard no_grad;
   ++step_count_;
+  std::vector<Update> updates;
   for (Group& group : groups_) {
     const double lr = group.base_lr * lr_factor_;
     for (size_t i = 0; i < group.params.size(); ++i) {
@@ -110,9 +113,14 @@ void Optimizer::step() {
       if (!grad.defined()) continue;
       ParamState& state = group.state[i];
       ++state.step;
-      update(group.params[i], grad, state, lr, group.weight_decay);
+      updates.push_back({&group.params[i], grad, &state, lr, group.weight_decay});
     }
   }
+  update_all(updates);
+}
+
+void Optimizer::update_all(std::vector<Update>& updates) {
+  for (Update& u : updates) update(*u.param, u.grad, *u.state, u.lr, u.weight_decay);
 }
 
 void Optimizer::zero_grad() {
@@ -300,6 +308,30 @@ void Adam::update(Tensor& param, const Tensor& grad, ParamState& state, double l
   const double bias_correction2 = 1.0 - std::pow(beta2, t);
   Tensor denom = add(div(sqrt(exp_avg_sq), std::sqrt(bias_correction2)), options_.eps);
   param.add_(div(exp_avg, denom), -lr / bias_correction1);
+}
+
+void Adam::update_all(std::vector<Update>& updates) {
+  // Slots by (device, dtype), in the order the parameters come.
+  std::vector<std::pair<std::pair<Device, DType>, std::vector<AdamSlot>>> batches;
+  for (Update& u : updates) {
+    const Tensor& p = *u.param;
+    const DType dt = p.dtype();
+    const bool fusable = (dt == kFloat32 || dt == kFloat64) && p.is_contiguous() && u.grad.dtype() == dt &&
+                         u.grad.device() == p.device() && u.grad.shape() == p.shape() && u.grad.is_contiguous() &&
+                         u.state->buffers[0].is_contiguous() && u.state->buffers[1].is_contiguous();
+    if (!fusable) {
+      update(*u.param, u.grad, *u.state, u.lr, u.weight_decay);
+      continue;
+    }
+    const auto key = std::make_pair(p.device(), dt);
+    auto it = std::find_if(batches.begin(), batches.end(), [&](const auto& b) { return b.first == key; });
+    if (it == batches.end()) it = batches.insert(batches.end(), {key, {}});
+    const double t = (double)u.state->step;
+    it->second.push_back({p, u.grad, u.state->buffers[0], u.state->buffers[1], u.lr, u.weight_decay,
+                          1.0 - std::pow(options_.beta1, t), 1.0 - std::pow(options_.beta2, t)});
+  }
+  const AdamHyper hyper{options_.beta1, options_.beta2, options_.eps, decoupled_decay_};
+  for (const auto& [key, slots] : batches) adam_step_(hyper, slots);
 }
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)

@@ -115,6 +115,15 @@ class Optimizer {
   // Updates `param` in place. `state.step` already counts this update (1 on the first).
   virtual void update(Tensor& param, const Tensor& grad, ParamState& state, double lr,
                       double weight_decay) = 0;
+  // One step's updates of all parameters with a gradient. The default calls update() for
+  // each; an optimizer with a fused kernel (Adam) takes them all at once.
+  struct Update {
+    Tensor* param;
+    Tensor grad;
+    ParamState* state;
+    double lr, weight_decay;
+  };
+  virtual void update_all(std::vector<Update>& updates);
 
  private:
   struct Group {
@@ -194,6 +203,9 @@ class Adam : public Optimizer {
        bool decoupled_decay);
   void update(Tensor& param, const Tensor& grad, ParamState& state, double lr,
               double weight_decay) override;
+  // Contiguous float32 / float64 parameters go to one adam_step_ (ops/optim.h) per device
+  // and dtype; any other through update().
+  void update_all(std::vector<Update>& updates) override;
 
  private:
   AdamOptions options_;

@@ -38,9 +38,13 @@ Tensor heads_first(const Tensor& like, int64_t B, int64_t H, int64_t n, int64_t 
 
 }  // namespace
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionOptions& o) {
   const char* op = "attention";
-  check_floating_no_bf16(op, q);
+  // Autocast: q, k and v in bfloat16 (casts of the graph), a bfloat16 output.
+  const bool cast = autocasting(q_in) && autocasting(k_in) && autocasting(v_in);
+  const Tensor q = cast ? autocast_bf16(q_in) : q_in, k = cast ? autocast_bf16(k_in) : k_in,
+               v = cast ? autocast_bf16(v_in) : v_in;
+  check_floating(op, q);
   check_same(op, q, k);
   check_same(op, q, v);
   WAVSPA_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.shape() == v.shape() &&
@@ -81,7 +85,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
 
   const Tensor qc = unit_rows(q), kc = unit_rows(k), vc = unit_rows(v);
   Tensor out_mem = Tensor::empty({B, nq, H, d}, q.dtype(), q.device());
-  Tensor lse = Tensor::empty({B, H, nq}, q.dtype(), q.device());
+  Tensor lse = Tensor::empty({B, H, nq}, q.dtype() == kBFloat16 ? kFloat32 : q.dtype(), q.device());
   // No keys (nk == 0): every output row is an average over nothing, 0. An empty output needs
   // no kernel either (the kernels may assume every size is positive).
   const bool compute = out_mem.numel() > 0 && nk > 0;

@@ -28,7 +28,8 @@ struct AttentionOptions {
   double scale = -1.0;       // the scores' factor; negative: 1 / sqrt(d)
 };
 
-// q (B, H, nq, d), k and v (B, H, nk, d) of one floating dtype and device; any strides (the
+// q (B, H, nq, d), k and v (B, H, nk, d) of one floating dtype and device (bfloat16 on CUDA
+// only; under autocast float32 CUDA inputs are cast to it); any strides (the
 // heads of a fused (B, N, 3 H d) projection are read in place). Returns (B, H, nq, d), a
 // permuted view of (B, nq, H, d) memory, so that .permute({0, 2, 1, 3}).reshape({B, nq, H d})
 // costs no copy. A query whose keys are all masked averages v uniformly over all nk keys (as

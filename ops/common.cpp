@@ -1,19 +1,43 @@
 #include "ops/common.h"
 
+#include "core/runtime.h"
 #include "ops/reduce.h"
 
 namespace wavspa::ops_detail {
+
+bool autocasting(const Tensor& t) {
+  return autocast_enabled() && t.defined() && t.device().is_cuda() &&
+         (t.dtype() == kFloat32 || t.dtype() == kBFloat16);
+}
+
+Tensor autocast_bf16(const Tensor& t) {
+  return autocasting(t) && t.dtype() == kFloat32 ? t.to(kBFloat16) : t;
+}
+
+Tensor autocast_fp32(const Tensor& t) {
+  return autocasting(t) && t.dtype() == kBFloat16 ? t.to(kFloat32) : t;
+}
+
+std::pair<Tensor, Tensor> autocast_pair(const Tensor& a, const Tensor& b) {
+  if (autocasting(a) && autocasting(b) && a.dtype() != b.dtype())
+    return {autocast_bf16(a), autocast_bf16(b)};
+  return {a, b};
+}
 
 void check_same(const char* op, const Tensor& a, const Tensor& b) {
   check_same_placement(op, a, b);
   check_computable(op, a);
 }
 
-void check_same_placement(const char* op, const Tensor& a, const Tensor& b) {
+void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
   check_defined(op, a, "first input");
   check_defined(op, b, "second input");
   WAVSPA_CHECK(a.device() == b.device(), op, ": inputs are on different devices (",
                a.describe(), " and ", b.describe(), "); move one with .to(device)");
+}
+
+void check_same_placement(const char* op, const Tensor& a, const Tensor& b) {
+  check_same_device(op, a, b);
   WAVSPA_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch (", a.describe(), " and ",
                b.describe(), "); convert one with .to(dtype)");
 }

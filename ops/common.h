@@ -1,6 +1,7 @@
 // Helpers shared by the op implementations (not part of the public API).
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "autograd/function.h"
@@ -20,14 +21,24 @@ inline void check_defined(const char* op, const Tensor& t, const char* what = "i
 // bytes (concat) use check_same_placement.
 void check_same(const char* op, const Tensor& a, const Tensor& b);
 void check_same_placement(const char* op, const Tensor& a, const Tensor& b);
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);  // defined, one device
 // Floating (float32, float64, bfloat16) and computable where it lies (check_computable).
 void check_floating(const char* op, const Tensor& t);
 // bfloat16 is computed on CUDA only: a bfloat16 CPU tensor given to an op that computes
 // throws a wavspa::Error naming the op and saying to convert with .to(kFloat32).
 void check_computable(const char* op, const Tensor& t);
-// For ops with no bfloat16 kernel on any device (FFTs, wavelets, attention): refuses bfloat16
+// For ops with no bfloat16 kernel on any device (FFTs, wavelets): refuses bfloat16
 // with a message naming the op, then check_floating.
 void check_floating_no_bf16(const char* op, const Tensor& t);
+
+// Autocast (core/runtime.h): the casts the policy makes, as ops of the graph (Tensor::to),
+// so that gradients come back in the input's dtype. Each returns `t` unchanged when the
+// guard is off, `t` is not on CUDA, or it already has the dtype.
+bool autocasting(const Tensor& t);  // the guard is on and t is a float32 / bfloat16 CUDA tensor
+Tensor autocast_bf16(const Tensor& t);  // float32 -> bfloat16 (ops with bfloat16 kernels)
+Tensor autocast_fp32(const Tensor& t);  // bfloat16 -> float32 (ops without them, the loss)
+// Binary ops: a bfloat16 and a float32 operand -> both bfloat16.
+std::pair<Tensor, Tensor> autocast_pair(const Tensor& a, const Tensor& b);
 
 // A broadcast view without autograd (strides 0 where broadcast).
 Tensor expand_raw(const Tensor& t, const Shape& shape);

@@ -42,7 +42,9 @@ Tensor unary_fused(UnaryOp op, BinaryOp backward_op, const char* name, const cha
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Add, "add", a, b);
   if (autograd::needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
@@ -53,7 +55,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Sub, "sub", a, b);
   if (autograd::needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
@@ -65,7 +69,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Mul, "mul", a, b);
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
@@ -78,7 +84,9 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Div, "div", a, b);
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
@@ -98,7 +106,9 @@ Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
 Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
 Tensor div(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
 
-Tensor pow(const Tensor& a, const Tensor& exponent) {
+Tensor pow(const Tensor& a_in, const Tensor& e_in) {
+  const auto cast = autocast_pair(a_in, e_in);
+  const Tensor &a = cast.first, &exponent = cast.second;
   Tensor out = binary_raw(BinaryOp::Pow, "pow", a, exponent);
   if (autograd::needs_grad({a, exponent})) {
     Tensor da = a.detach(), de = exponent.detach(), dout = out.detach();
@@ -133,7 +143,9 @@ Tensor pow(const Tensor& a, double exponent) {
 namespace {
 
 // maximum / minimum: the gradient goes to the winner; ties split it evenly.
-Tensor extremum(bool is_max, const Tensor& a, const Tensor& b) {
+Tensor extremum(bool is_max, const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   const char* name = is_max ? "maximum" : "minimum";
   Tensor out = binary_raw(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, name, a, b);
   if (autograd::needs_grad({a, b})) {
@@ -176,7 +188,9 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   return out;
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+  const auto cast = autocast_pair(a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   check_same("where", a, b);
   check_defined("where", cond, "condition");
   WAVSPA_CHECK(cond.device() == a.device(), "where: condition is on ", cond.device(),

@@ -115,8 +115,9 @@ Tensor real_2d_raw(const Tensor& x, int64_t a0, int64_t a1) {
 
 }  // namespace
 
-Tensor rfft(const Tensor& x, int64_t axis) {
+Tensor rfft(const Tensor& x_in, int64_t axis) {
   const char* op = "rfft";
+  const Tensor x = autocast_fp32(x_in);  // no bfloat16 kernels: autocast computes in float32
   check_floating_no_bf16(op, x);
   WAVSPA_CHECK(x.dim() >= 1, op, ": expected a signal of at least 1 dim, got a 0-d tensor");
   const int64_t ax = wrap_dim(axis, x.dim(), op), n = x.shape()[ax];
@@ -131,8 +132,9 @@ Tensor rfft(const Tensor& x, int64_t axis) {
   return out;
 }
 
-Tensor irfft(const Tensor& X, int64_t n, int64_t axis) {
+Tensor irfft(const Tensor& X_in, int64_t n, int64_t axis) {
   const char* op = "irfft";
+  const Tensor X = autocast_fp32(X_in);
   check_floating_no_bf16(op, X);
   WAVSPA_CHECK(X.dim() >= 2 && X.shape().back() == 2, op, ": expected a complex tensor with a "
                "trailing dim of size 2 (real, imag) and at least one dim before it, got shape ",
@@ -152,8 +154,9 @@ Tensor irfft(const Tensor& X, int64_t n, int64_t axis) {
   return out;
 }
 
-Tensor fft_real_2d(const Tensor& x, int64_t axis0, int64_t axis1) {
+Tensor fft_real_2d(const Tensor& x_in, int64_t axis0, int64_t axis1) {
   const char* op = "fft_real_2d";
+  const Tensor x = autocast_fp32(x_in);
   check_floating_no_bf16(op, x);
   WAVSPA_CHECK(x.dim() >= 2, op, ": expected at least 2 dims, got shape ", shape_str(x.shape()));
   const int64_t a0 = wrap_dim(axis0, x.dim(), op), a1 = wrap_dim(axis1, x.dim(), op);

@@ -118,7 +118,10 @@ Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  // Autocast: both operands in bfloat16 (casts of the graph), a bfloat16 product.
+  const bool cast = autocasting(a_in) && autocasting(b_in);
+  const Tensor a = cast ? autocast_bf16(a_in) : a_in, b = cast ? autocast_bf16(b_in) : b_in;
   check_same("matmul", a, b);
   check_floating("matmul", a);
   WAVSPA_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ",
@@ -155,8 +158,87 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_same("linear", x, weight);
+namespace {
+
+// linear under autocast (core/runtime.h): x in bfloat16 (cast by the caller, in the graph),
+// the float32 weight read through a bfloat16 copy made here and kept for backward, the
+// float32 bias added through the product's beta. Backward multiplies in bfloat16 with
+// float32 accumulation and writes grad_x in bfloat16 but grad_weight and grad_bias straight
+// into float32 (cuBLAS's mixed output), so the master weights get float32 gradients without
+// a cast kernel. grad_bias is ones(rows) . g: a product too, so it has a fixed order.
+Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const int64_t in = weight.shape()[1], out_f = weight.shape()[0];
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Backend& be = backend_of(x);
+  Tensor x2 = contiguous_raw(x);
+  x2 = x2.as_strided({rows, in}, {in, 1}, x2.offset());
+  Tensor w16 = Tensor::empty(weight.shape(), kBFloat16, weight.device());
+  Tensor out = Tensor::empty({rows, out_f}, kBFloat16, x.device());
+  {
+    NoGradGuard no_grad;
+    if (w16.numel()) be.copy(weight, w16);
+    if (bias.defined()) be.copy(expand_raw(bias, {rows, out_f}), out);
+    if (in == 0) {
+      if (!bias.defined()) be.fill(out, 0.0);
+    } else if (rows > 0 && out_f > 0) {
+      be.gemm(GemmArgs{false, true, rows, out_f, in, in, in, out_f, 1.0, bias.defined() ? 1.0 : 0.0},
+              x2, w16, out);
+    }
+  }
+  out = out.as_strided(out_shape, contiguous_strides(out_shape), 0);
+  if (autograd::needs_grad({x, weight, bias})) {
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    const Tensor sx = x2.detach();
+    const Shape x_shape = x.shape();
+    autograd::record("LinearBf16Backward", {x, weight, bias}, out,
+                     [sx, w16, x_shape, need_x, need_w, need_b, rows, in, out_f](const Tensor& g) {
+      Backend& be = backend_of(sx);
+      Tensor g2 = contiguous_raw(g.dtype() == kBFloat16 ? g : g.to(kBFloat16));
+      Tensor gx, gw, gb;
+      if (need_x) {
+        gx = Tensor::empty({rows, in}, kBFloat16, sx.device());
+        if (gx.numel() && out_f == 0) be.fill(gx, 0.0);
+        else if (gx.numel())
+          be.gemm(GemmArgs{false, false, rows, in, out_f, out_f, in, in, 1.0, 0.0}, g2, w16, gx);
+        gx = gx.reshape(x_shape);
+      }
+      if (need_w) {
+        gw = Tensor::empty({out_f, in}, kFloat32, sx.device());
+        if (gw.numel() && rows == 0) be.fill(gw, 0.0);
+        else if (gw.numel())
+          be.gemm(GemmArgs{true, false, out_f, in, rows, out_f, in, in, 1.0, 0.0}, g2, sx, gw);
+      }
+      if (need_b) {
+        gb = Tensor::empty({out_f}, kFloat32, sx.device());
+        if (out_f && rows == 0) {
+          be.fill(gb, 0.0);
+        } else if (out_f) {
+          Tensor ones = Tensor::empty({rows}, kBFloat16, sx.device());
+          be.fill(ones, 1.0);
+          be.gemm(GemmArgs{false, false, 1, out_f, rows, rows, out_f, out_f, 1.0, 0.0}, ones, g2, gb);
+        }
+      }
+      return G{gx, gw, gb};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
+  const bool cast = autocasting(x_in) && autocasting(weight) && weight.dtype() == kFloat32 &&
+                    (!bias.defined() || (autocasting(bias) && bias.dtype() == kFloat32));
+  const Tensor x = cast ? autocast_bf16(x_in) : x_in;
+  if (cast) {
+    WAVSPA_CHECK(weight.device() == x.device(), "linear: input is on ", x.device(),
+                 " but weight on ", weight.device());
+  } else {
+    check_same("linear", x, weight);
+  }
   check_floating("linear", x);
   WAVSPA_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ",
                shape_str(weight.shape()));
@@ -165,10 +247,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                weight.shape()[1], " (weight ", shape_str(weight.shape()), ")");
   const int64_t in = weight.shape()[1], out_f = weight.shape()[0];
   if (bias.defined()) {
-    check_same("linear", x, bias);
+    if (cast) check_defined("linear", bias, "bias");
+    else check_same("linear", x, bias);
     WAVSPA_CHECK(bias.dim() == 1 && bias.shape()[0] == out_f, "linear: bias must be (", out_f,
                  "), got ", shape_str(bias.shape()));
   }
+  if (cast) return linear_bf16(x, weight, bias);
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   Tensor out;

@@ -46,8 +46,10 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
 Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
 
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  // Autocast: bfloat16 rows (a cast of the graph), float32 parameters and statistics.
+  const Tensor x = autocast_bf16(x_in);
   check_floating("layer_norm", x);
   const int64_t k = (int64_t)normalized_shape.size();
   bool tail_ok = k >= 1 && k <= x.dim();
@@ -57,7 +59,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                " does not end in normalized_shape ", shape_str(normalized_shape));
   for (const Tensor* p : {&weight, &bias})
     if (p->defined()) {
-      check_same("layer_norm", x, *p);
+      // bfloat16 rows may take float32 parameters (CUDA only, as bfloat16 arithmetic is).
+      if (x.dtype() == kBFloat16 && p->dtype() == kFloat32) check_same_device("layer_norm", x, *p);
+      else check_same("layer_norm", x, *p);
       WAVSPA_CHECK(p->shape() == normalized_shape, "layer_norm: ",
                    p == &weight ? "weight" : "bias", " has shape ", shape_str(p->shape()),
                    ", expected ", shape_str(normalized_shape));
@@ -77,12 +81,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     bool need_b = bias.defined() && bias.requires_grad();
     Tensor sx = xc.detach(), sw = w.defined() ? w.detach() : Tensor();
     Shape ns = normalized_shape;
+    const DType pdtype = (weight.defined() ? weight : bias.defined() ? bias : x).dtype();
     autograd::record("LayerNormBackward", {x, weight, bias}, out,
-                     [sx, sw, ns, mu, rstd, need_w, need_b](const Tensor& g) {
+                     [sx, sw, ns, mu, rstd, need_w, need_b, pdtype](const Tensor& g) {
       Tensor gc = contiguous_raw(g);
       Tensor gx = empty_like_raw(sx, sx.shape());
-      Tensor gw = need_w ? empty_like_raw(sx, ns) : Tensor();
-      Tensor gb = need_b ? empty_like_raw(sx, ns) : Tensor();
+      Tensor gw = need_w ? Tensor::empty(ns, pdtype, sx.device()) : Tensor();
+      Tensor gb = need_b ? Tensor::empty(ns, pdtype, sx.device()) : Tensor();
       backend_of(sx).layernorm_backward(gc, sx, sw, mu, rstd, gx, gw, gb);
       return G{gx, gw, gb};
     });
@@ -100,8 +105,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   return flat.reshape(out_shape);
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target,
                      const CrossEntropyOptions& options) {
+  // Autocast: the loss of bfloat16 logits is computed (and returned) in float32.
+  const Tensor logits = autocast_fp32(logits_in);
   check_floating("cross_entropy", logits);
   Tensor t = as_index("cross_entropy", target);
   WAVSPA_CHECK(logits.device() == t.device(), "cross_entropy: logits on ", logits.device(),
@@ -167,10 +174,19 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   WAVSPA_CHECK(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got ", p);
   if (!training || p == 0) return x;
   if (p == 1) return mul(x, 0.0);
+  // One kernel each way: backward draws the forward's mask again from the same counters.
   Generator& g = gen ? *gen : default_generator();
-  Tensor mask = empty_like_raw(x, x.shape());
-  backend_of(x).dropout_mask(mask, g.reserve(philox_counters_uniform(x.numel())), p);
-  return mul(x, mask);
+  const PhiloxState s = g.reserve(philox_counters_uniform(x.numel()));
+  Tensor out = empty_like_raw(x, x.shape());
+  backend_of(x).dropout(contiguous_raw(x), out, s, p);
+  if (autograd::needs_grad({x})) {
+    autograd::record("DropoutBackward", {x}, out, [s, p](const Tensor& grad) {
+      Tensor gx = empty_like_raw(grad, grad.shape());
+      backend_of(grad).dropout(contiguous_raw(grad), gx, s, p);
+      return G{gx};
+    });
+  }
+  return out;
 }
 
 }  // namespace wavspa

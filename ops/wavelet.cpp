@@ -149,9 +149,10 @@ Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const Axi
 
 }  // namespace
 
-std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMode mode,
+std::pair<Tensor, Tensor> dwt(const Tensor& x_in, const Wavelet& wavelet, WaveletMode mode,
                               int64_t axis) {
   const char* op = "dwt";
+  const Tensor x = autocast_fp32(x_in);  // no bfloat16 kernels: autocast computes in float32
   AxisView v = axis_view(op, x, axis);
   WAVSPA_CHECK(v.N >= 1, op, ": the signal is empty along axis ", v.axis);
   WAVSPA_CHECK(wavelet.dec_lo.defined(), op, ": the wavelet has no filters");
@@ -170,9 +171,10 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
   return {from_3d(coeffs.select(1, 0), v), from_3d(coeffs.select(1, 1), v)};
 }
 
-Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletMode mode,
+Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, WaveletMode mode,
             int64_t axis) {
   const char* op = "idwt";
+  const Tensor cA = autocast_fp32(cA_in), cD = autocast_fp32(cD_in);
   check_same(op, cA, cD);
   WAVSPA_CHECK(cA.shape() == cD.shape(), op, ": cA ", shape_str(cA.shape()), " and cD ",
                shape_str(cD.shape()), " must have the same shape");
@@ -199,8 +201,9 @@ Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletM
   return from_3d(out, v);
 }
 
-std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t level,
+std::vector<Tensor> wavedec(const Tensor& x_in, const Wavelet& wavelet, int64_t level,
                             WaveletMode mode, int64_t axis) {
+  const Tensor x = autocast_fp32(x_in);
   AxisView v = axis_view("wavedec", x, axis);
   WAVSPA_CHECK(wavelet.dec_lo.defined(), "wavedec: the wavelet has no filters");
   WAVSPA_CHECK(level != 0, "wavedec: level must be >= 1 (or -1 for dwt_max_level), got 0");

@@ -118,6 +118,8 @@ int main(int argc, char** argv) {
     nn::AdamW opt(nn::decay_groups(*model, 0.01), {.lr = 1e-4, .weight_decay = 0.01});
     const Tensor x = ids.to(device), y = labels.to(device);
     set_matmul_precision(prec);
+    // bf16 is the mixed-precision policy, as in tools/train (train/run_state.h).
+    AutocastGuard autocast(prec == MatmulPrecision::BFloat16);
 
     double last_loss = 0;
     auto step = [&] {

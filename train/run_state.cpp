@@ -107,7 +107,8 @@ std::string model_name(const models::ModelConfig& m) {
 Setup::Setup(RunConfig c)
     : config(std::move(c)),
       device(config.device == "cuda" ? Device::cuda() : Device::cpu()),
-      precision(matmul_precision_from_name(config.precision)) {
+      precision(matmul_precision_from_name(config.precision)),
+      autocast(config.precision == "bf16") {
   if (config.threads > 0) set_cpu_threads((int)config.threads);
   data = load_task(config);
   fit_model_to_data(config, data);

@@ -42,7 +42,8 @@ struct TaskModel {
 std::string model_name(const models::ModelConfig& m);
 
 // What training and evaluation of a run config both need. Lives as long as the run: it holds
-// the run's matmul precision.
+// the run's matmul precision and, for "bf16", the mixed-precision policy (AutocastGuard,
+// core/runtime.h: bfloat16 activations, float32 master weights).
 struct Setup {
   // Applies config.threads, loads the task's data and fits the model config to it, builds
   // the model (seeding the default generator with model.seed) on its device.
@@ -52,6 +53,7 @@ struct Setup {
   TaskData data;
   Device device;
   MatmulPrecisionGuard precision;
+  AutocastGuard autocast;
   TaskModel model;
   std::unique_ptr<nn::Optimizer> optimizer;  // checkpoints hold its state, so eval needs one too
 };

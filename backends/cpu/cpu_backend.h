@@ -47,6 +47,8 @@ class CpuBackend final : public Backend {
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                    const Tensor& src) override;
 
+  void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) override;
+
   void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& key_keep, const Tensor& out, const Tensor& lse) override;
   void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -76,6 +78,7 @@ class CpuBackend final : public Backend {
   void normal(const Tensor& out, PhiloxState s, double mean, double std) override;
   void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) override;
   void dropout_mask(const Tensor& out, PhiloxState s, double p) override;
+  void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) override;
 };
 
 CpuBackend& cpu_backend();

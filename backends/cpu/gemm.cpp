@@ -25,7 +25,18 @@ void gemm_one(const GemmArgs& g, const T* a, const T* b, T* c) {
 
 }  // namespace
 
+namespace {
+// Mixed operands (bfloat16 into float32) are a CUDA product only: autocast never casts CPU
+// tensors (core/runtime.h).
+void check_operands(const char* what, const Tensor& a, const Tensor& b, const Tensor& c) {
+  WAVSPA_CHECK(a.dtype() == c.dtype() && b.dtype() == c.dtype(), what,
+               ": the CPU multiplies operands of the output's dtype only, got ", a.dtype(), " x ",
+               b.dtype(), " -> ", c.dtype());
+}
+}  // namespace
+
 void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
+  check_operands("gemm", a, b, c);
   visit_floating(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
     gemm_one<T>(g, static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
@@ -36,6 +47,7 @@ void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const
 void CpuBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
                               int64_t stride_a, const Tensor& b, int64_t stride_b,
                               const Tensor& c, int64_t stride_c) {
+  check_operands("batched_gemm", a, b, c);
   visit_floating(c.dtype(), "batched_gemm", [&](auto zero) {
     using T = decltype(zero);
     const T* pa = static_cast<const T*>(a.raw_data());

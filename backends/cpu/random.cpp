@@ -61,6 +61,18 @@ void CpuBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t h
   });
 }
 
+void CpuBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) {
+  visit_floating(out.dtype(), "dropout", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = static_cast<const T*>(x.raw_data());
+    T* o = static_cast<T*>(out.raw_data());
+    const T scale = (T)(1.0 / (1.0 - p));
+    for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      o[i] = uint_to_unit(r[l]) > p ? in[i] * scale : T(0);
+    });
+  });
+}
+
 void CpuBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
   visit_floating(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);

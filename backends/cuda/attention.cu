@@ -6,8 +6,9 @@
 //    rounded to bfloat16 as they are staged, float32 accumulation and softmax) for head dims
 //    32, 64 and 128 with 16-byte aligned rows. Their backward is two deterministic passes
 //    (dK/dV per key tile, dQ per query tile);
+//    bfloat16 tensors take the same kernels with no rounding to do;
 //  - the exact path below for everything else (float32 in its own precision, float64, other
-//    head dims): cuBLAS products over chunks of query rows, with the masks, softmax and
+//    head dims; bfloat16 there computes on float32 copies): cuBLAS products over chunks of query rows, with the masks, softmax and
 //    dropout in one row kernel per chunk. Scores exist for one chunk at a time, at most
 //    kChunkElems per buffer (128 MB in float32), so memory stays linear in N for a fixed
 //    budget. Chunks are processed in order and dK, dV accumulate through the products' beta,
@@ -43,15 +44,15 @@ __global__ void first_kept_kernel(const int32_t* keep, int64_t batch, int64_t nk
   if (lane == 0) first[b] = f;
 }
 
-template <typename T>
-Params<T, T> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+template <typename T, typename L = T>
+Params<T, L> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& key_keep, const Tensor& out, const Tensor& lse, Tensor& first_scratch) {
-  Params<T, T> p;
+  Params<T, L> p;
   p.q = {dptr<const T>(q), q.strides()[0], q.strides()[1], q.strides()[2]};
   p.k = {dptr<const T>(k), k.strides()[0], k.strides()[1], k.strides()[2]};
   p.v = {dptr<const T>(v), v.strides()[0], v.strides()[1], v.strides()[2]};
   p.out = {dptr<T>(out), out.strides()[0], out.strides()[1], out.strides()[2]};
-  p.lse = dptr<T>(lse);
+  p.lse = dptr<L>(lse);
   p.batch = a.batch, p.heads = a.heads, p.nq = a.nq, p.nk = a.nk, p.dim = a.dim;
   p.scale = a.scale;
   p.causal = a.causal;
@@ -247,18 +248,51 @@ void exact_backward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>&
   be.copy(dvc, grad_v);
 }
 
-// Floating dtypes of this file: float32 and float64 (the tensor-core kernels read float32).
+// Floating dtypes of the exact path: float32 and float64 (bfloat16 goes through float32).
 template <typename F>
 void dispatch_attention(DType dt, const char* what, F&& f) {
   if (dt == DType::Float32) return f(float{});
   if (dt == DType::Float64) return f(double{});
-  throw Error(str(what, ": expected float32 or float64 on CUDA, got ", dt));
+  throw Error(str(what, ": expected float32, float64 or bfloat16 on CUDA, got ", dt));
+}
+
+// A float32 (B, H, n, d) tensor shaped like t, in (B, n, H, d) memory like the op's outputs;
+// float32_copy also copies t into it.
+Tensor float32_like(const Tensor& t) {
+  const Shape& s = t.shape();
+  const int64_t H = s[1], n = s[2], d = s[3];
+  return Tensor::empty({s[0], n, H, d}, kFloat32, t.device()).as_strided(s, {n * H * d, d, H * d, 1}, 0);
+}
+Tensor float32_copy(CudaBackend& be, const Tensor& t) {
+  Tensor c = float32_like(t);
+  be.copy(t, c);
+  return c;
+}
+
+// bfloat16 tensors: the tensor-core kernels read them as they are (no rounding: they are
+// bfloat16 already) wherever those kernels apply; elsewhere (other head dims, unaligned rows)
+// the exact path computes on float32 copies and the results are rounded on the way back.
+bool bf16_tensor_cores(const AttentionArgs& a, const Params<bf16, float>& p) {
+  return a.batch * a.heads <= 65535 && attn::mma_supported(p);
 }
 
 }  // namespace
 
 void CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& key_keep, const Tensor& out, const Tensor& lse) {
+  if (q.dtype() == kBFloat16) {
+    Tensor first;
+    const Params<bf16, float> p = make_params<bf16, float>(a, q, k, v, key_keep, out, lse, first);
+    if (bf16_tensor_cores(a, p)) {
+      WAVSPA_CUDA_CHECK(attn::mma_forward(p, stream()));
+      return;
+    }
+    const Tensor out32 = float32_copy(*this, out);
+    attention_forward(a, float32_copy(*this, q), float32_copy(*this, k), float32_copy(*this, v), key_keep, out32,
+                      lse);
+    copy(out32, out);
+    return;
+  }
   dispatch_attention(q.dtype(), "attention", [&](auto zero) {
     using T = decltype(zero);
     Tensor first;
@@ -277,6 +311,28 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
                                      const Tensor& key_keep, const Tensor& out, const Tensor& lse,
                                      const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
                                      const Tensor& grad_v) {
+  if (q.dtype() == kBFloat16) {
+    Tensor first;
+    Params<bf16, float> p = make_params<bf16, float>(a, q, k, v, key_keep, out, lse, first);
+    p.grad_out = {dptr<const bf16>(grad_out), grad_out.strides()[0], grad_out.strides()[1], grad_out.strides()[2]};
+    p.grad_q = {dptr<bf16>(grad_q), grad_q.strides()[0], grad_q.strides()[1], grad_q.strides()[2]};
+    p.grad_k = {dptr<bf16>(grad_k), grad_k.strides()[0], grad_k.strides()[1], grad_k.strides()[2]};
+    p.grad_v = {dptr<bf16>(grad_v), grad_v.strides()[0], grad_v.strides()[1], grad_v.strides()[2]};
+    if (bf16_tensor_cores(a, p)) {
+      const int64_t rows = a.batch * a.heads * a.nq;
+      const Tensor rowdot = scratch_bytes((size_t)(rows > 0 ? rows : 1) * sizeof(float), q.device());
+      p.rowdot = static_cast<float*>(rowdot.raw_data());
+      WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
+      return;
+    }
+    const Tensor gq = float32_like(grad_q), gk = float32_like(grad_k), gv = float32_like(grad_v);
+    attention_backward(a, float32_copy(*this, q), float32_copy(*this, k), float32_copy(*this, v), key_keep,
+                       float32_copy(*this, out), lse, float32_copy(*this, grad_out), gq, gk, gv);
+    copy(gq, grad_q);
+    copy(gk, grad_k);
+    copy(gv, grad_v);
+    return;
+  }
   dispatch_attention(q.dtype(), "attention backward", [&](auto zero) {
     using T = decltype(zero);
     Tensor first;

@@ -19,7 +19,8 @@
 //
 // bfloat16 tensors (kBFloat16) go to cublasGemmEx directly: CUDA_R_16BF operands and output,
 // CUBLAS_COMPUTE_32F (float32 accumulation, one rounding to bfloat16 per output element),
-// whatever matmul_precision() says.
+// whatever matmul_precision() says. bfloat16 operands may also write a float32 output (no
+// rounding of the result): linear's weight gradients under autocast.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
@@ -182,9 +183,49 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
   }  // not bfloat16
 }
 
+// bfloat16 operands, float32 output: the weight gradients of linear under autocast.
+void gemm_bf16_to_f32(const GemmArgs& g, int64_t batch, const bf16* a, int64_t stride_a, const bf16* b,
+                      int64_t stride_b, float* c, int64_t stride_c) {
+  if (g.m == 0 || g.n == 0 || batch == 0) return;
+  if (g.k == 0) {
+    const int64_t total = batch * g.m * g.n;
+    scale_matrix_kernel<float><<<blocks_for(total), kThreads, 0, stream()>>>(c, g.m, g.n, g.ldc, (float)g.beta,
+                                                                             batch, stride_c);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const float alpha = (float)g.alpha, beta = (float)g.beta;
+  std::lock_guard<std::mutex> lock(handle_mutex());
+  cublasHandle_t h = handle();
+  if (batch == 1) {
+    WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF, g.ldb, a,
+                                        CUDA_R_16BF, g.lda, &beta, c, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT));
+  } else {
+    WAVSPA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+        h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF, g.ldb, stride_b, a, CUDA_R_16BF, g.lda, stride_a,
+        &beta, c, CUDA_R_32F, g.ldc, stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+// Operands of c's dtype, or bfloat16 operands into a float32 c.
+bool mixed_gemm(const char* what, const Tensor& a, const Tensor& b, const Tensor& c) {
+  if (a.dtype() == c.dtype() && b.dtype() == c.dtype()) return false;
+  WAVSPA_CHECK(a.dtype() == kBFloat16 && b.dtype() == kBFloat16 && c.dtype() == kFloat32, what,
+               ": operands must have the output's dtype, or be bfloat16 with a float32 output; got ",
+               a.dtype(), " x ", b.dtype(), " -> ", c.dtype());
+  return true;
+}
+
 }  // namespace
 
 void CudaBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
+  if (mixed_gemm("gemm", a, b, c)) {
+    gemm_bf16_to_f32(g, 1, dptr<bf16>(a), 0, dptr<bf16>(b), 0, dptr<float>(c), 0);
+    return;
+  }
   dispatch_floating_bf16(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
     gemm_typed<T>(g, 1, dptr<T>(a), 0, dptr<T>(b), 0, dptr<T>(c), 0, c.device());
@@ -194,6 +235,10 @@ void CudaBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, cons
 void CudaBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
                                int64_t stride_a, const Tensor& b, int64_t stride_b,
                                const Tensor& c, int64_t stride_c) {
+  if (mixed_gemm("batched_gemm", a, b, c)) {
+    gemm_bf16_to_f32(g, batch, dptr<bf16>(a), stride_a, dptr<bf16>(b), stride_b, dptr<float>(c), stride_c);
+    return;
+  }
   dispatch_floating_bf16(c.dtype(), "batched_gemm", [&](auto zero) {
     using T = decltype(zero);
     gemm_typed<T>(g, batch, dptr<T>(a), stride_a, dptr<T>(b), stride_b, dptr<T>(c), stride_c,

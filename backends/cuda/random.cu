@@ -84,6 +84,14 @@ __global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, do
   });
 }
 
+template <typename T>
+__global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, PhiloxState s,
+                                     double p, Compute<T> scale) {
+  for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    out[i] = uint_to_unit(r[l]) > p ? from_compute<T>(to_compute(x[i]) * scale) : from_compute<T>(Compute<T>(0));
+  });
+}
+
 }  // namespace
 
 void CudaBackend::uniform(const Tensor& out, PhiloxState s, double lo, double hi) {
@@ -115,6 +123,17 @@ void CudaBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t 
   dispatch_all(out.dtype(), "randint", [&](auto zero) {
     using T = decltype(zero);
     randint_kernel<T><<<blocks_for((n + 1) / 2), kThreads, 0, stream()>>>(dptr<T>(out), n, s, lo, range);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating_bf16(out.dtype(), "dropout", [&](auto zero) {
+    using T = decltype(zero);
+    dropout_apply_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(
+        dptr<const T>(x), dptr<T>(out), n, s, p, (Compute<T>)(1.0 / (1.0 - p)));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }

@@ -6,6 +6,7 @@
 
 #include "nn/optim.h"
 #include "nn/schedule.h"
+#include "ops/optim.h"
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -616,3 +617,68 @@ TEST_CASE("optim: AdamW with decay groups, a warmup-cosine schedule and clipping
   CHECK(max_abs_diff(model.weight, w_true) < 0.02);
   CHECK(model.bias.item() == doctest::Approx(0.7).epsilon(0.02));
 }
+
+TEST_CASE("optim: the fused Adam step (adam_step_) equals the per-tensor path and checks its slots") {
+  // A transposed (non-contiguous) parameter takes update(); its contiguous twin the fused
+  // step. Both follow the same formula, so they agree to float64 rounding.
+  manual_seed(4);
+  Tensor base = rn({4, 3});
+  Tensor fused = base.clone().requires_grad_();
+  Tensor strided = base.t().contiguous().t().detach().requires_grad_();  // same values, column-major
+  REQUIRE_FALSE(strided.is_contiguous());
+  nn::AdamW a({fused}, {.lr = 0.02, .weight_decay = 0.1}), b({strided}, {.lr = 0.02, .weight_decay = 0.1});
+  for (const Tensor& g : random_grads(5, {4, 3})) {
+    fused.set_grad(g.clone());
+    strided.set_grad(g.clone());
+    a.step();
+    b.step();
+  }
+  CHECK(max_diff(values(fused), values(strided)) < 1e-14);
+
+  // grad_scale multiplies every gradient: scaling by 0.5 equals halving the gradient.
+  Tensor p1 = rn({7}), p2 = p1.clone(), g = rn({7});
+  auto slot = [](const Tensor& p, const Tensor& grad) {
+    return AdamSlot{p, grad, zeros_like(p), zeros_like(p), 0.1, 0.0, 0.1, 0.001};
+  };
+  adam_step_(AdamHyper{}, {slot(p1, g)}, scalar_tensor(0.5, kFloat32));
+  adam_step_(AdamHyper{}, {slot(p2, mul(g, 0.5))});
+  CHECK(max_diff(values(p1), values(p2)) < 1e-15);
+
+  check_error([&] { adam_step_(AdamHyper{}, {slot(rn({3}), rn({4}))}); }, {"adam_step_", "grad", "(3,)"});
+  check_error([&] { adam_step_(AdamHyper{}, {slot(rn({3}), rn({3}).to(kFloat32))}); }, {"adam_step_", "float64"});
+  check_error([&] { adam_step_(AdamHyper{}, {slot(rn({3, 2}), rn({2, 3}).t())}); }, {"adam_step_", "contiguous"});
+  check_error([&] { adam_step_(AdamHyper{}, {slot(randint(0, 3, {3}), randint(0, 3, {3}))}); },
+              {"adam_step_", "float32 or float64"});
+  check_error([&] { adam_step_(AdamHyper{}, {slot(rn({3}), rn({3}))}, scalar_tensor(1.0, kFloat64)); },
+              {"adam_step_", "grad_scale"});
+}
+
+#ifdef WAVSPA_CUDA
+TEST_CASE("optim: the fused Adam step on CUDA equals the CPU's (float32, float64, many tensors)" * gpu_only()) {
+  manual_seed(6);
+  for (DType dt : kDtypes) {
+    INFO(dtype_name(dt));
+    // 150 tensors (three launches of 64), sizes from 1 to past one block's chunk.
+    std::vector<AdamSlot> cpu, gpu;
+    for (int i = 0; i < 150; ++i) {
+      const int64_t n = 1 + (i * 977) % 5000;
+      AdamSlot s{randn({n}, dt), randn({n}, dt), mul(randn({n}, dt), 0.1), mul(rand({n}, dt), 0.01),
+                 1e-3 * (1 + i % 3), 0.01 * (i % 2), 1 - std::pow(0.9, 1 + i % 5), 1 - std::pow(0.999, 1 + i % 5)};
+      cpu.push_back(s);
+      gpu.push_back({s.param.to(Device::cuda()), s.grad.to(Device::cuda()), s.exp_avg.to(Device::cuda()),
+                     s.exp_avg_sq.to(Device::cuda()), s.lr, s.weight_decay, s.bias_correction1, s.bias_correction2});
+    }
+    for (bool decoupled : {true, false}) {
+      const AdamHyper h{0.9, 0.999, 1e-8, decoupled};
+      adam_step_(h, cpu, scalar_tensor(0.7, kFloat32));
+      adam_step_(h, gpu, scalar_tensor(0.7, kFloat32, Device::cuda()));
+    }
+    const Tol tol = default_tol(dt);
+    for (size_t i = 0; i < cpu.size(); i += 7) {
+      check_close(cpu[i].param, gpu[i].param, tol, str("param ", i));
+      check_close(cpu[i].exp_avg, gpu[i].exp_avg, tol, str("exp_avg ", i));
+      check_close(cpu[i].exp_avg_sq, gpu[i].exp_avg_sq, tol, str("exp_avg_sq ", i));
+    }
+  }
+}
+#endif

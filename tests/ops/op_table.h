@@ -59,7 +59,7 @@ enum class Ints {
 enum class Bf16 {
   Cuda,      // computed on CUDA (float32 registers, bfloat16 stores); a CPU input is refused naming the op
   Anywhere,  // only moves bytes (views, copies, joins): exact on both devices
-  Refused,   // no bfloat16 version on any device: refused naming the op (FFTs, wavelets, attention)
+  Refused,   // no bfloat16 version on any device: refused naming the op (FFTs, wavelets)
 };
 
 struct OpInfo {

@@ -228,8 +228,9 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
   t.back().mixed_dtypes_refused = false;  // one floating input
   t.push_back(
       entry("dropout", "ops/nn.h",
-            "composite: `mul(x, mask)` (`MulBackward`) with the mask from `Backend::dropout_mask` (Philox); "
-            "`x` itself when not training or `p == 0`",
+            "fused `Backend::dropout` (`DropoutBackward`): the gradient goes through the same kernel with the "
+            "forward's Philox counters, so the mask is drawn again, never stored; `x` itself when not training "
+            "or `p == 0`, `mul(x, 0)` when `p == 1`",
             "dropout: rate, scaling, eval identity, reproducible masks", [] {
               // a fresh generator per call: the same mask every time (gradcheck differences, CPU and CUDA)
               return std::vector<Sample>{
@@ -351,7 +352,6 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
             {"no keys (nk 0): zeros", att, {rn({B, H, 3, d}), rn({B, H, 0, d}), rn({B, H, 0, d})}},
         };
       }));
-  t.back().bf16 = Bf16::Refused;  // bfloat16 attention is the tensor-core path under the matmul precision
 }
 
 }  // namespace wavspa::test

@@ -1,0 +1,235 @@
+// The mixed-precision policy (AutocastGuard, core/runtime.h): on the CPU it changes nothing;
+// on CUDA linear, matmul, attention and layer_norm compute in bfloat16 against float32
+// references, gradients come back in each input's dtype (float32 for the master weights),
+// and whole models under the guard agree with float32 to bfloat16 accuracy.
+#include <cmath>
+#include <vector>
+
+#include "models/factory.h"
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+// ||a - b|| / ||b|| over all elements, in float64.
+[[maybe_unused]] double rel_err(const Tensor& a, const Tensor& b) {
+  auto va = a.to(Device::cpu()).to(kFloat64).to_vector<double>();
+  auto vb = b.to(Device::cpu()).to(kFloat64).to_vector<double>();
+  REQUIRE(va.size() == vb.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < va.size(); ++i) num += (va[i] - vb[i]) * (va[i] - vb[i]), den += vb[i] * vb[i];
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+models::ModelConfig small_model(const std::string& architecture) {
+  models::ModelConfig c;
+  c.architecture = architecture;
+  c.attention = "full";
+  c.parametrization = "ada";
+  c.vocab_size = 16;
+  c.num_classes = 10;
+  c.max_len = 96;
+  c.emb_dim = 64;
+  c.num_heads = 2;
+  c.num_layers = 2;
+  c.qkv_dim = 64;  // head dim 32: the tensor-core attention kernels
+  c.mlp_dim = 128;
+  c.classifier_mlp = 64;
+  c.dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.levels = 1;
+  c.wlen = 8;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("autocast: the guard nests and restores, and changes nothing on the CPU") {
+  CHECK_FALSE(autocast_enabled());
+  {
+    AutocastGuard on;
+    CHECK(autocast_enabled());
+    {
+      AutocastGuard off(false);
+      CHECK_FALSE(autocast_enabled());
+    }
+    CHECK(autocast_enabled());
+  }
+  CHECK_FALSE(autocast_enabled());
+
+  // A CPU model computes in float32 with or without the guard: same bits, same gradients.
+  manual_seed(5);
+  auto model = models::make_classifier(small_model("transformer"));
+  const Tensor ids = randint(1, 16, {2, 40});
+  auto run = [&](bool autocast) {
+    AutocastGuard guard(autocast);
+    model->zero_grad();
+    Tensor logits = model->forward(ids);
+    cross_entropy(logits, from_vector(std::vector<int64_t>{1, 7})).backward();
+    std::vector<Tensor> out{logits.detach()};
+    for (const Tensor& p : model->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const std::vector<Tensor> plain = run(false), cast = run(true);
+  REQUIRE(plain.size() == cast.size());
+  CHECK(plain[0].dtype() == kFloat32);
+  for (size_t i = 0; i < plain.size(); ++i) CHECK(max_abs_diff(plain[i], cast[i]) == 0);
+}
+
+#ifdef WAVSPA_CUDA
+
+TEST_CASE("autocast: linear in bfloat16 with float32 weight and bias gradients" * gpu_only()) {
+  manual_seed(1);
+  for (bool with_bias : {true, false}) {
+    INFO("bias " << with_bias);
+    const Tensor x = randn({3, 37, 48}), w = mul(randn({80, 48}), 0.2), b = randn({80});
+    const Tensor seed = randn({3, 37, 80});
+    // The float32 reference on the CPU.
+    Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_(), br = b.clone().requires_grad_();
+    Tensor yr = linear(xr, wr, with_bias ? br : Tensor());
+    sum(mul(yr, seed)).backward();
+    // Under the guard on CUDA: x float32 (cast in the graph), the weights float32 leaves.
+    Tensor xg = x.to(Device::cuda()).requires_grad_(), wg = w.to(Device::cuda()).requires_grad_(),
+           bg = b.to(Device::cuda()).requires_grad_();
+    Tensor yg;
+    {
+      AutocastGuard bf16;
+      yg = linear(xg, wg, with_bias ? bg : Tensor());
+      sum(mul(yg, seed.to(Device::cuda()))).backward();
+    }
+    CHECK(yg.dtype() == kBFloat16);
+    CHECK(xg.grad().dtype() == kFloat32);
+    CHECK(wg.grad().dtype() == kFloat32);
+    CHECK(rel_err(yg, yr) < 1e-2);
+    CHECK(rel_err(xg.grad(), xr.grad()) < 1e-2);
+    CHECK(rel_err(wg.grad(), wr.grad()) < 1e-2);
+    if (with_bias) {
+      CHECK(bg.grad().dtype() == kFloat32);
+      CHECK(rel_err(bg.grad(), br.grad()) < 1e-2);
+    } else {
+      CHECK_FALSE(bg.grad().defined());
+    }
+  }
+}
+
+TEST_CASE("autocast: mixed operands meet in bfloat16; without the guard they are an error" * gpu_only()) {
+  const Tensor a = randn({4, 5}).to(Device::cuda()), b = randn({4, 5}).to(Device::cuda()).to(kBFloat16);
+  check_error([&] { add(a, b); }, {"add", "dtype mismatch"});
+  AutocastGuard bf16;
+  for (const Tensor& r : {add(a, b), sub(b, a), mul(a, b), div(b, add(a, 10.0)), matmul(a, b.t())})
+    CHECK(r.dtype() == kBFloat16);
+  // Two float32 operands stay float32; no-bfloat16 ops and the loss compute in float32.
+  CHECK(add(a, a).dtype() == kFloat32);
+  CHECK(rfft(b, 1).dtype() == kFloat32);
+  CHECK(dwt(b, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kFloat32);
+  const Tensor t = from_vector(std::vector<int64_t>{0, 1, 2, 3}).to(Device::cuda());
+  CHECK(cross_entropy(b, t).dtype() == kFloat32);
+}
+
+TEST_CASE("autocast: layer norm of bfloat16 rows with float32 parameters" * gpu_only()) {
+  manual_seed(2);
+  const Tensor x = add(mul(randn({6, 50, 96}), 3.0), 1.5), w = randn({96}), b = randn({96});
+  const Tensor seed = randn({6, 50, 96});
+  Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_(), br = b.clone().requires_grad_();
+  sum(mul(layer_norm(xr, {96}, wr, br), seed)).backward();
+  Tensor xg = x.to(Device::cuda()).requires_grad_(), wg = w.to(Device::cuda()).requires_grad_(),
+         bg = b.to(Device::cuda()).requires_grad_();
+  Tensor y;
+  {
+    AutocastGuard bf16;
+    y = layer_norm(xg, {96}, wg, bg);
+    sum(mul(y, seed.to(Device::cuda()))).backward();
+  }
+  CHECK(y.dtype() == kBFloat16);
+  CHECK(wg.grad().dtype() == kFloat32);
+  CHECK(bg.grad().dtype() == kFloat32);
+  CHECK(rel_err(y, layer_norm(x, {96}, w, b)) < 1e-2);
+  CHECK(rel_err(xg.grad(), xr.grad()) < 2e-2);
+  CHECK(rel_err(wg.grad(), wr.grad()) < 1e-2);
+  CHECK(rel_err(bg.grad(), br.grad()) < 1e-2);
+}
+
+TEST_CASE("autocast: attention in bfloat16, tensor-core and float32-copy head dims" * gpu_only()) {
+  manual_seed(3);
+  for (int64_t d : {64, 24}) {  // 64: the tensor-core kernels; 24: the exact path on copies
+    INFO("head dim " << d);
+    const Tensor q = randn({2, 3, 70, d}), k = randn({2, 3, 55, d}), v = randn({2, 3, 55, d});
+    const Tensor seed = randn({2, 3, 70, d});
+    AttentionOptions o;
+    o.key_mask = gt(rand({2, 55}), scalar_tensor(0.2));
+    Tensor qr = q.clone().requires_grad_(), kr = k.clone().requires_grad_(), vr = v.clone().requires_grad_();
+    Tensor yr = attention(qr, kr, vr, o);
+    sum(mul(yr, seed)).backward();
+    Tensor qg = q.to(Device::cuda()).requires_grad_(), kg = k.to(Device::cuda()).requires_grad_(),
+           vg = v.to(Device::cuda()).requires_grad_();
+    AttentionOptions og = o;
+    og.key_mask = o.key_mask.to(Device::cuda());
+    Tensor yg;
+    {
+      AutocastGuard bf16;
+      yg = attention(qg, kg, vg, og);
+      sum(mul(yg, seed.to(Device::cuda()))).backward();
+    }
+    CHECK(yg.dtype() == kBFloat16);
+    CHECK(qg.grad().dtype() == kFloat32);
+    CHECK(rel_err(yg, yr) < 2e-2);
+    CHECK(rel_err(qg.grad(), qr.grad()) < 3e-2);
+    CHECK(rel_err(kg.grad(), kr.grad()) < 3e-2);
+    CHECK(rel_err(vg.grad(), vr.grad()) < 3e-2);
+  }
+}
+
+TEST_CASE("autocast: Transformer and WavSpA steps match float32 to bfloat16 accuracy" * gpu_only()) {
+  for (const std::string arch : {"transformer", "wavspa"}) {
+    INFO(arch);
+    manual_seed(7);
+    auto model = models::make_classifier(small_model(arch));
+    model->to(Device::cuda());
+    const Tensor ids = randint(1, 16, {4, 90}).to(Device::cuda());
+    const Tensor labels = from_vector(std::vector<int64_t>{1, 3, 5, 7}).to(Device::cuda());
+    // mode 0: float32; 1: bfloat16 products only (float32 tensors, MatmulPrecision::BFloat16);
+    // 2: autocast (bfloat16 activations) on top of that, as --precision bf16 runs.
+    auto step = [&](int mode) {
+      MatmulPrecisionGuard products(mode > 0 ? MatmulPrecision::BFloat16 : MatmulPrecision::Float32);
+      AutocastGuard guard(mode == 2);
+      model->zero_grad();
+      Tensor logits = model->forward(ids);
+      Tensor loss = cross_entropy(logits, labels);
+      loss.backward();
+      std::vector<Tensor> out{loss.detach(), logits.detach().to(kFloat32)};
+      for (const Tensor& p : model->parameters()) out.push_back(p.grad().clone());
+      return out;
+    };
+    const std::vector<Tensor> fp32 = step(0), products = step(1), bf16 = step(2);
+    CHECK(fp32[0].dtype() == kFloat32);
+    CHECK(bf16[0].dtype() == kFloat32);  // the loss is float32 under the guard
+    CHECK(rel_err(bf16[0], fp32[0]) < 1e-2);
+    CHECK(rel_err(bf16[1], fp32[1]) < 3e-2);
+    // Every parameter's gradient is float32 (the master weights). The error against float32,
+    // all gradients together (weighted by their norms), is of the order that bfloat16
+    // products alone give: bfloat16 activations add roundings of the same size.
+    const auto names = model->named_parameters();
+    auto overall = [&](const std::vector<Tensor>& got, std::string* worst_name, double* worst) {
+      double num = 0, den = 0;
+      for (size_t i = 2; i < fp32.size(); ++i) {
+        CHECK(got[i].dtype() == kFloat32);
+        const double e = rel_err(got[i], fp32[i]);
+        if (worst && e > *worst) *worst = e, *worst_name = names[i - 2].first;
+        const double n2 = sum(mul(fp32[i], fp32[i])).item();
+        num += e * e * n2, den += n2;
+      }
+      return std::sqrt(num / den);
+    };
+    double worst = 0;
+    std::string worst_name;
+    const double e_products = overall(products, nullptr, nullptr), e_autocast = overall(bf16, &worst_name, &worst);
+    MESSAGE(arch << ": relative gradient error, bfloat16 products " << e_products << ", autocast " << e_autocast
+                 << " (worst parameter " << worst_name << ", " << worst << ")");
+    CHECK(e_autocast < std::max(0.03, 2 * e_products));
+    CHECK(worst < 0.25);
+  }
+}
+
+#endif  // WAVSPA_CUDA
