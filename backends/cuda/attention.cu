@@ -44,6 +44,17 @@ __global__ void first_kept_kernel(const int32_t* keep, int64_t batch, int64_t nk
   if (lane == 0) first[b] = f;
 }
 
+// full[b, c] = 1 when keys 32 c .. 32 c + 31 (those below nk) are all kept. One warp each.
+__global__ void full_blocks_kernel(const int32_t* keep, int64_t batch, int64_t nk, uint8_t* full) {
+  const int64_t blocks = (nk + 31) / 32;
+  const int64_t w = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (w >= batch * blocks) return;  // warp-uniform
+  const int64_t b = w / blocks, j = (w % blocks) * 32 + lane;
+  const bool all = __all_sync(0xffffffffu, j >= nk || keep[b * nk + j] != 0);
+  if (lane == 0) full[w] = all ? 1 : 0;
+}
+
 template <typename T, typename L = T>
 Params<T, L> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& key_keep, const Tensor& out, const Tensor& lse, Tensor& first_scratch) {
@@ -62,13 +73,22 @@ Params<T, L> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& 
   p.philox = a.philox;
   if (key_keep.defined() && a.batch > 0) {
     p.keep = dptr<const int32_t>(key_keep);
-    first_scratch = scratch_bytes((size_t)a.batch * sizeof(int32_t), q.device());
+    // One scratch: first_kept (B int32), then full32 (B * ceil(nk / 32) bytes).
+    const int64_t full_count = a.batch * ((a.nk + 31) / 32);
+    first_scratch = scratch_bytes((size_t)a.batch * sizeof(int32_t) + (size_t)full_count, q.device());
     int32_t* first = static_cast<int32_t*>(first_scratch.raw_data());
+    uint8_t* full = reinterpret_cast<uint8_t*>(first + a.batch);
     const int warps = 8;
     first_kept_kernel<<<(unsigned)((a.batch + warps - 1) / warps), warps * 32, 0, stream()>>>(p.keep, a.batch, a.nk,
                                                                                              first);
     WAVSPA_CUDA_LAUNCH_CHECK();
+    if (full_count > 0) {
+      full_blocks_kernel<<<(unsigned)((full_count + warps - 1) / warps), warps * 32, 0, stream()>>>(p.keep, a.batch,
+                                                                                                    a.nk, full);
+      WAVSPA_CUDA_LAUNCH_CHECK();
+    }
     p.first_kept = first;
+    p.full32 = full;
   }
   return p;
 }

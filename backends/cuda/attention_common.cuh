@@ -30,6 +30,9 @@ struct Params {
   L* lse = nullptr;  // (B, H, nq) contiguous
   const int32_t* keep = nullptr;  // (B, nk) contiguous, or null: every key is real
   const int32_t* first_kept = nullptr;  // (B): first j with keep[b, j] != 0, nk if none
+  // (B, ceil(nk / 32)): 1 where the 32 keys from 32 c on (those below nk) are all kept, or
+  // null. Tiles covered by such blocks skip the key mask (a padding mask is mostly ones).
+  const uint8_t* full32 = nullptr;
   // backward only
   Operand<const T> grad_out;
   Operand<T> grad_q, grad_k, grad_v;
@@ -47,6 +50,7 @@ struct Params {
 // attends uniformly to all nk keys (every score 0) and gives no gradient to q or k.
 struct Mask {
   const int32_t* keep;  // this batch's row of key_keep, or null
+  const uint8_t* full;  // this batch's row of full32, or null
   int first;            // this batch's first kept key (nk if none)
   int nk;
   bool causal;
@@ -57,12 +61,22 @@ struct Mask {
   // Whether the block's rows [i0, i1) can skip keys past i1 - 1 (causal, and no row of the
   // block dead: a dead row reads every key).
   __device__ __forceinline__ bool causal_limit(int64_t i0) const { return causal && first <= i0; }
+  // Whether keys [j0, j0 + width) (j0 and width multiples of 32) need key_keep read: some
+  // key is padding, or there is no full32 to tell.
+  __device__ __forceinline__ bool needs_keep(int64_t j0, int width) const {
+    if (keep == nullptr) return false;
+    if (full == nullptr) return true;
+    for (int c = 0; c < width / 32; ++c)
+      if (j0 + 32 * c < nk && !full[(j0 >> 5) + c]) return true;
+    return false;
+  }
 };
 
 template <typename T, typename L>
 __device__ __forceinline__ Mask mask_for(const Params<T, L>& p, int64_t b) {
   Mask m;
   m.keep = p.keep ? p.keep + b * p.nk : nullptr;
+  m.full = p.keep && p.full32 ? p.full32 + b * ((p.nk + 31) / 32) : nullptr;
   m.first = p.first_kept ? p.first_kept[b] : (p.nk > 0 ? 0 : 1);
   m.nk = (int)p.nk;
   m.causal = p.causal;

@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
     //  - keys past the end or padded: a per-column bias of 0 or -inf, added to the column;
     //  - causal, on tiles that cross the diagonal of this warp's rows: j > i gives -inf;
     //  - dead rows (rare): every existing key scores 0.
-    if (j0 + Bc > p.nk || mask.keep != nullptr) {
+    if (j0 + Bc > p.nk || mask.needs_keep(j0, Bc)) {
       float bias[Bc / 4];  // column 2 nb + c: key j0 + nb * 8 + 2 t + c
 #pragma unroll
       for (int y = 0; y < Bc / 4; ++y) {
@@ -601,10 +601,11 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
     two_products<D, Bc>(s, dp, Qs, Gs, warp * 16, Ks, Vs, lane);  // S = Q K^T, dP = dO V^T
     // Element x of n-block nb: query rows[x / 2], key j0 + nb * 8 + 2 t + x % 2.
     float bias[Bc / 4];  // column 2 nb + c: 0 for a real key, -inf past the end or padded
+    const bool any_masked = j0 + Bc > p.nk || mask.needs_keep(j0, Bc);
 #pragma unroll
     for (int y = 0; y < Bc / 4; ++y) {
       const int j = (int)j0 + (y / 2) * 8 + 2 * t + y % 2;
-      bias[y] = j < p.nk && (mask.keep == nullptr || mask.keep[j] != 0) ? 0.0f : -INFINITY;
+      bias[y] = !any_masked || (j < p.nk && (mask.keep == nullptr || mask.keep[j] != 0)) ? 0.0f : -INFINITY;
     }
     uint64_t kept = ~0ull;
     if (p.dropout_p > 0) {

@@ -191,10 +191,18 @@ static bool check(const Problem& pr, std::mt19937& rng) {
     for (int j = 0; j < pr.nk; ++j)
       if (keep[(size_t)b * pr.nk + j]) { first[b] = j; break; }
   }
+  // full32 as attention.cu's full_blocks_kernel makes it: the tiles with no padding skip the mask.
+  const int nb32 = (pr.nk + 31) / 32;
+  std::vector<uint8_t> full((size_t)pr.B * nb32, 1);
+  for (int b = 0; b < pr.B; ++b)
+    for (int j = 0; j < pr.nk; ++j)
+      if (!keep[(size_t)b * pr.nk + j]) full[(size_t)b * nb32 + j / 32] = 0;
+  Dev<uint8_t> dfull(full.size());
+  CHECK(cudaMemcpy(dfull.ptr, full.data(), full.size(), cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(dkeep.ptr, keep.data(), keep.size() * 4, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(dfirst.ptr, first.data(), first.size() * 4, cudaMemcpyHostToDevice));
   Params<T, float> p = make<T>(pr, dq, dk, dv, dout, dlse);
-  if (pr.padded) p.keep = dkeep.ptr, p.first_kept = dfirst.ptr;
+  if (pr.padded) p.keep = dkeep.ptr, p.first_kept = dfirst.ptr, p.full32 = dfull.ptr;
   p.grad_out = {dgo.ptr, p.q.sb, p.q.sh, p.q.sn};
   p.grad_q = {dgq.ptr, p.q.sb, p.q.sh, p.q.sn};
   p.grad_k = {dgk.ptr, p.k.sb, p.k.sh, p.k.sn};
@@ -247,6 +255,7 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   p.rowdot = row.ptr;
   Dev<T> qkv(model ? 3 * n : 1);
   Dev<int32_t> keep(model ? (size_t)B * N : 1), first(model ? (size_t)B : 1);
+  Dev<uint8_t> full(model ? (size_t)B * ((N + 31) / 32) : 1);
   if (model) {
     std::vector<T> packed(3 * n);
     for (size_t r = 0; r < n / D; ++r)
@@ -260,7 +269,8 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
     std::vector<int32_t> ones((size_t)B * N, 1), zeros(B, 0);
     CHECK(cudaMemcpy(keep.ptr, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     CHECK(cudaMemcpy(first.ptr, zeros.data(), zeros.size() * 4, cudaMemcpyHostToDevice));
-    if (model_mask) p.keep = keep.ptr, p.first_kept = first.ptr;
+    CHECK(cudaMemset(full.ptr, 1, full.n));  // no padding: every 32-key block is full
+    if (model_mask) p.keep = keep.ptr, p.first_kept = first.ptr, p.full32 = full.ptr;
   }
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));

@@ -3,9 +3,11 @@
 // references, gradients come back in each input's dtype (float32 for the master weights),
 // and whole models under the guard agree with float32 to bfloat16 accuracy.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "models/factory.h"
+#include "nn/optim.h"
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -229,6 +231,71 @@ TEST_CASE("autocast: Transformer and WavSpA steps match float32 to bfloat16 accu
                  << " (worst parameter " << worst_name << ", " << worst << ")");
     CHECK(e_autocast < std::max(0.03, 2 * e_products));
     CHECK(worst < 0.25);
+  }
+}
+
+TEST_CASE("determinism: a CUDA training step gives the same bits run after run (float32 and autocast)" * gpu_only()) {
+  // Dropout on, padding in the batch (key masks), the embedding's index_add with repeated ids:
+  // every kernel of the step must add in a fixed order. Three AdamW steps from one seed, twice.
+  for (const std::string arch : {"transformer", "wavspa"})
+    for (bool autocast : {false, true}) {
+      INFO(arch << (autocast ? " autocast" : " float32"));
+      models::ModelConfig c = small_model(arch);
+      c.dropout = 0.1;
+      c.attention_dropout = 0.1;
+      std::vector<int64_t> id_values = randint(1, 16, {4 * 90}).to_vector<int64_t>();
+      for (int64_t t = 70; t < 90; ++t) id_values[3 * 90 + t] = 0;  // one padded row
+      const Tensor ids = from_vector(id_values, {4, 90}).to(Device::cuda());
+      const Tensor labels = from_vector(std::vector<int64_t>{1, 3, 5, 7}).to(Device::cuda());
+      auto run = [&] {
+        manual_seed(21);
+        auto model = models::make_classifier(c);
+        model->to(Device::cuda());
+        model->train();
+        nn::AdamW opt(model->parameters(), {.lr = 1e-3});
+        MatmulPrecisionGuard products(autocast ? MatmulPrecision::BFloat16 : MatmulPrecision::Float32);
+        AutocastGuard guard(autocast);
+        for (int step = 0; step < 3; ++step) {
+          opt.zero_grad();
+          cross_entropy(model->forward(ids), labels).backward();
+          opt.step();
+        }
+        std::vector<std::vector<float>> params;
+        for (const Tensor& p : model->parameters()) params.push_back(p.to(Device::cpu()).contiguous().to_vector<float>());
+        return params;
+      };
+      const auto first = run(), second = run();
+      REQUIRE(first.size() == second.size());
+      size_t differing = 0;
+      for (size_t i = 0; i < first.size(); ++i)
+        differing += std::memcmp(first[i].data(), second[i].data(), first[i].size() * sizeof(float)) != 0;
+      CHECK(differing == 0);
+    }
+}
+
+TEST_CASE("determinism: CUDA index_add adds repeated indices in a fixed order" * gpu_only()) {
+  manual_seed(9);
+  for (DType dt : {kFloat32, kBFloat16}) {
+    INFO(std::string(dtype_name(dt)));
+    // 20000 sources into 7 rows (thousands per row), and into 3000 rows (a few each).
+    for (int64_t rows : {7, 3000}) {
+      const Tensor index = randint(0, rows, {20000}).to(Device::cuda());
+      const Tensor src = randn({20000, 96}).to(dt == kBFloat16 ? kFloat32 : dt).to(Device::cuda()).to(dt);
+      // index_select's gradient is the index_add of the incoming gradient (src here).
+      auto grad_of = [&](Device device, DType type) {
+        Tensor x = zeros({rows, 96}, type, device).requires_grad_();
+        sum(mul(index_select(x, 0, index.to(device)), src.to(device).to(type))).backward();
+        return x.grad().to(Device::cpu()).to(kFloat32).to_vector<float>();
+      };
+      const std::vector<float> a = grad_of(Device::cuda(), dt), b = grad_of(Device::cuda(), dt);
+      CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+      // And the sums are right: the CPU in float64 on the same values (a float32 CPU sum of
+      // thousands of terms is itself off by ~1e-4 relative).
+      const std::vector<float> w = grad_of(Device::cpu(), kFloat64);
+      double worst = 0;
+      for (size_t k = 0; k < w.size(); ++k) worst = std::max(worst, (double)std::abs(a[k] - w[k]) / (std::abs(w[k]) + 1.0));
+      CHECK(worst < (dt == kBFloat16 ? 1e-2 : 1e-5));
+    }
   }
 }
 
