@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstdint>
@@ -162,9 +163,9 @@ StridedN<N> make_strided(const std::array<Tensor, N>& ts) {
   return L;
 }
 
-// Grid-stride loops over n elements calling f(off) with each tensor's element offset. Three
+// Grid-stride loops over n elements calling f(off) with each tensor's element offset. Four
 // versions, picked on the host: all tensors contiguous (off = i), one merged dim (off =
-// i * stride), and the general case through StridedN::offsets.
+// i * stride), two (below), and the general case through StridedN::offsets.
 template <int N, typename F>
 __global__ void strided_contiguous_kernel(int64_t n, F f) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
@@ -197,6 +198,20 @@ __global__ void strided_general_kernel(int64_t n, StridedN<N> L, F f) {
   }
 }
 
+// Two merged dims (a broadcast row, a transposed matrix, a row slice): rows on the grid's y,
+// columns on threads, so no element pays for a division.
+template <int N, typename F>
+__global__ void strided_2d_kernel(StridedN<N> L, F f) {
+  const int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (c >= L.size[1]) return;
+  for (int64_t r = blockIdx.y; r < L.size[0]; r += gridDim.y) {
+    int64_t off[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = r * L.stride[k][0] + c * L.stride[k][1];
+    f(off);
+  }
+}
+
 // Runs f over every element of N same-shape tensors (output first); f is a functor with
 // `__device__ void operator()(const int64_t (&off)[N]) const`.
 template <int N, typename F>
@@ -208,7 +223,12 @@ void for_each_element(const std::array<Tensor, N>& ts, const F& f) {
     strided_contiguous_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, f);
   else if (L.linear())
     strided_linear_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
-  else
+  else if (L.ndim == 2) {
+    const int64_t cols = L.size[1];
+    const int threads = cols >= kThreads ? kThreads : (int)((cols + 31) / 32 * 32);
+    const dim3 grid((unsigned)((cols + threads - 1) / threads), (unsigned)std::min<int64_t>(L.size[0], 65535));
+    strided_2d_kernel<N, F><<<grid, threads, 0, stream()>>>(L, f);
+  } else
     strided_general_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
   WAVSPA_CUDA_LAUNCH_CHECK();
 }
