@@ -464,10 +464,12 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   extern __shared__ uint4 smem_chunks[];
   bf16* Ks = reinterpret_cast<bf16*>(smem_chunks);
   bf16* Vs = Ks + Bc * P;
-  bf16* Qs = Vs + Bc * P;
-  bf16* Gs = Qs + Br * P;
-  float* lse_s = reinterpret_cast<float*>(Gs + Br * P);  // in log2 units
-  float* D_s = lse_s + Br;
+  // The walked query tiles, double-buffered: tile it + 1 is copied (cp.async for bfloat16
+  // tensors) while tile it is multiplied.
+  bf16* Qs_all = Vs + Bc * P;             // [2][Br][P]
+  bf16* Gs_all = Qs_all + 2 * Br * P;     // [2][Br][P]
+  float* lse_all = reinterpret_cast<float*>(Gs_all + 2 * Br * P);  // [2][Br], in log2 units
+  float* D_all = lse_all + 2 * Br;        // [2][Br]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t j0 = (int64_t)blockIdx.x * Bc;
@@ -484,16 +486,27 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
   // Causal without dead rows: queries before the block's first key see none of its keys.
   const int64_t istart = mask.causal && mask.first == 0 ? (j0 / Br) * Br : 0;
-  for (int64_t i0 = istart; i0 < p.nq; i0 += Br) {
-    __syncthreads();
-    stage<D, Br>(Qs, p.q, b, h, i0, p.nq - i0);
-    stage<D, Br>(Gs, p.grad_out, b, h, i0, p.nq - i0);
+  auto load_walk = [&](int buf, int64_t i0) {
+    stage_any<D, Br>(Qs_all + buf * Br * P, p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
+    stage_any<D, Br>(Gs_all + buf * Br * P, p.grad_out.row(b, h, 0), p.grad_out.sn, i0, p.nq - i0);
     for (int x = threadIdx.x; x < Br; x += blockDim.x) {
       const bool in = i0 + x < p.nq;
-      lse_s[x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
-      D_s[x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
+      lse_all[buf * Br + x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
+      D_all[buf * Br + x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
     }
-    __syncthreads();
+  };
+  if (istart < p.nq) load_walk(0, istart);
+  cp_async_commit();
+  for (int64_t i0 = istart, it = 0; i0 < p.nq; i0 += Br, ++it) {
+    const int buf = (int)(it % 2);
+    cp_async_wait_all();
+    __syncthreads();  // tile `it` has landed for everyone; the other buffer's readers are done
+    if (i0 + Br < p.nq) load_walk(buf ^ 1, i0 + Br);
+    cp_async_commit();
+    const bf16* Qs = Qs_all + buf * Br * P;
+    const bf16* Gs = Gs_all + buf * Br * P;
+    const float* lse_s = lse_all + buf * Br;
+    const float* D_s = D_all + buf * Br;
     float st[Br / 8][4] = {}, dpt[Br / 8][4] = {};
     two_products<D, Br>(st, dpt, Ks, Vs, warp * 16, Qs, Gs, lane);  // S^T = K Q^T, dP^T = V dO^T
     // Element x of n-block nb: key keys[x / 2], query i0 + nb * 8 + 2 t + x % 2. Queries past
@@ -571,8 +584,9 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   extern __shared__ uint4 smem_chunks[];
   bf16* Qs = reinterpret_cast<bf16*>(smem_chunks);
   bf16* Gs = Qs + Br * P;
-  bf16* Ks = Gs + Br * P;
-  bf16* Vs = Ks + Bc * P;
+  // The walked key and value tiles, double-buffered as in grad_kv_mma_kernel.
+  bf16* Ks_all = Gs + Br * P;           // [2][Bc][P]
+  bf16* Vs_all = Ks_all + 2 * Bc * P;   // [2][Bc][P]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t i0 = (int64_t)blockIdx.x * Br;
@@ -592,11 +606,20 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + Br, p.nq));
   const float sl2 = (float)p.scale * kLog2e;
   float dq[D / 8][4] = {};
-  for (int64_t j0 = 0; j0 < kend; j0 += Bc) {
-    __syncthreads();
-    stage<D, Bc>(Ks, p.k, b, h, j0, kend - j0);
-    stage<D, Bc>(Vs, p.v, b, h, j0, kend - j0);
-    __syncthreads();
+  auto load_walk = [&](int buf, int64_t j0) {
+    stage_any<D, Bc>(Ks_all + buf * Bc * P, p.k.row(b, h, 0), p.k.sn, j0, kend - j0);
+    stage_any<D, Bc>(Vs_all + buf * Bc * P, p.v.row(b, h, 0), p.v.sn, j0, kend - j0);
+  };
+  if (kend > 0) load_walk(0, 0);
+  cp_async_commit();
+  for (int64_t j0 = 0, it = 0; j0 < kend; j0 += Bc, ++it) {
+    const int buf = (int)(it % 2);
+    cp_async_wait_all();
+    __syncthreads();  // tile `it` has landed for everyone; the other buffer's readers are done
+    if (j0 + Bc < kend) load_walk(buf ^ 1, j0 + Bc);
+    cp_async_commit();
+    const bf16* Ks = Ks_all + buf * Bc * P;
+    const bf16* Vs = Vs_all + buf * Bc * P;
     float s[Bc / 8][4] = {}, dp[Bc / 8][4] = {};
     two_products<D, Bc>(s, dp, Qs, Gs, warp * 16, Ks, Vs, lane);  // S = Q K^T, dP = dO V^T
     // Element x of n-block nb: query rows[x / 2], key j0 + nb * 8 + 2 t + x % 2.
@@ -705,9 +728,10 @@ cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
   }
   return dispatch_head_dim<T>(p.dim, [&](auto dc) {
     constexpr int D = decltype(dc)::value;
-    const size_t smem_kv = (size_t)(2 * kBwdOwn + 2 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
-                           2 * bwd_walk<D>() * sizeof(float);
-    const size_t smem_q = smem_kv - 2 * bwd_walk<D>() * sizeof(float);
+    // Own tiles once, walked tiles twice (double-buffered).
+    const size_t smem_kv = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
+                           4 * bwd_walk<D>() * sizeof(float);
+    const size_t smem_q = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16);
     const unsigned bhs = (unsigned)(p.batch * p.heads);
     cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D>, dim3((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs),
                                smem_kv, stream, p);
