@@ -17,7 +17,9 @@
 #                  level 1) and of the Text WavSpA config (length 1000, emb 256, 4 layers,
 #                  4 heads, qkv 256, mlp 1024): wavspa fp32/tf32/bf16 beside PyTorch eager
 #                  fp32/bf16, bf16 + SDPA and bf16 + SDPA + torch.compile, after
-#                  bench/torch_step.py has shown its model computes what ours does
+#                  bench/torch_step.py has shown its model computes what ours does; then
+#                  one table of them all (bench/step_table.py)
+#       kernels    the attention kernel against SDPA (bench/kernels/attention.sh)
 #
 # Each stage keeps its logs in $OUT (or .gpu/out) and adds rows to a table printed last.
 # One `run` call may take 10 minutes at most: give tests, memcheck, racecheck and
@@ -136,6 +138,15 @@ stage_bench() {
     row "pytorch-sdpa+compile $name bf16" \
       "$(python3 $b time --config $cfg --len $len --precision bf16 --sdpa --compile 2>>"$out/bench.log" | tail -1)"
   done
+  python3 bench/step_table.py "$out/rows.md" | tee "$out/step_table.md"
+}
+
+# The attention kernel against PyTorch's SDPA at issue 15's sizes (bench/kernels/attention.sh:
+# builds in seconds, checks against a float64 reference first).
+stage_kernels() {
+  OUT=$out bash bench/kernels/attention.sh >"$out/kernels.log" 2>&1
+  row "attention kernel checks" "rc $? $(grep -E '^checks' "$out/kernels.log")"
+  grep -E "^(wavspa|sdpa|##)" "$out/kernels.log"
 }
 
 case "${1:-}" in
@@ -155,5 +166,5 @@ case "${1:-}" in
     done
     printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|mixed|bench ..."; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|mixed|bench|kernels ..."; exit 2 ;;
 esac
