@@ -207,8 +207,11 @@ class Backend {
 
   // --- optimizers ------------------------------------------------------------------------
   // Every slot updated in place (AdamSlot above); slots of one float32 or float64 dtype.
-  // grad_scale: a 0-d float32 tensor on this device multiplying every gradient, or undefined.
-  virtual void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) = 0;
+  // grad_scale: a 0-d float32 tensor on this device multiplying every gradient, or undefined;
+  // skip: a 0-d float32 tensor on this device, nothing changes where it is nonzero (read by
+  // the kernel, so a guard against a non-finite loss needs no host synchronisation).
+  virtual void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                         const Tensor& skip) = 0;
 
   // --- losses: logits (N, C), target (N) int64, losses (N) ------------------------------
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& target,

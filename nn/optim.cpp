@@ -102,8 +102,15 @@ void Optimizer::add_state_buffers(const std::vector<std::string>& names) {
   }
 }
 
-void Optimizer::step() {
+void Optimizer::step() { step(Tensor()); }
+
+void Optimizer::step(const Tensor& skip) {
   NoGradGuard no_grad;
+  if (skip.defined()) {
+    WAVSPA_CHECK(skip.numel() == 1 && skip.dtype() == kFloat32, type_name_,
+                 ".step(skip): skip must be one float32 element, got ", skip.describe());
+    if (!fuses_skip() && skip.item() != 0) return;  // read on the host: nothing counts
+  }
   ++step_count_;
   std::vector<Update> updates;
   for (Group& group : groups_) {
@@ -116,10 +123,10 @@ void Optimizer::step() {
       updates.push_back({&group.params[i], grad, &state, lr, group.weight_decay});
     }
   }
-  update_all(updates);
+  update_all(updates, fuses_skip() ? skip : Tensor());
 }
 
-void Optimizer::update_all(std::vector<Update>& updates) {
+void Optimizer::update_all(std::vector<Update>& updates, const Tensor&) {
   for (Update& u : updates) update(*u.param, u.grad, *u.state, u.lr, u.weight_decay);
 }
 
@@ -310,9 +317,10 @@ void Adam::update(Tensor& param, const Tensor& grad, ParamState& state, double l
   param.add_(div(exp_avg, denom), -lr / bias_correction1);
 }
 
-void Adam::update_all(std::vector<Update>& updates) {
+void Adam::update_all(std::vector<Update>& updates, const Tensor& skip) {
   // Slots by (device, dtype), in the order the parameters come.
   std::vector<std::pair<std::pair<Device, DType>, std::vector<AdamSlot>>> batches;
+  int host_skip = -1;  // skip read on the host, once, if an unfused update needs it
   for (Update& u : updates) {
     const Tensor& p = *u.param;
     const DType dt = p.dtype();
@@ -320,7 +328,8 @@ void Adam::update_all(std::vector<Update>& updates) {
                          u.grad.device() == p.device() && u.grad.shape() == p.shape() && u.grad.is_contiguous() &&
                          u.state->buffers[0].is_contiguous() && u.state->buffers[1].is_contiguous();
     if (!fusable) {
-      update(*u.param, u.grad, *u.state, u.lr, u.weight_decay);
+      if (host_skip < 0) host_skip = skip.defined() && skip.item() != 0 ? 1 : 0;
+      if (!host_skip) update(*u.param, u.grad, *u.state, u.lr, u.weight_decay);
       continue;
     }
     const auto key = std::make_pair(p.device(), dt);
@@ -331,7 +340,8 @@ void Adam::update_all(std::vector<Update>& updates) {
                           1.0 - std::pow(options_.beta1, t), 1.0 - std::pow(options_.beta2, t)});
   }
   const AdamHyper hyper{options_.beta1, options_.beta2, options_.eps, decoupled_decay_};
-  for (const auto& [key, slots] : batches) adam_step_(hyper, slots);
+  for (const auto& [key, slots] : batches)
+    adam_step_(hyper, slots, {}, skip.defined() ? skip.to(key.first) : skip);
 }
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
@@ -343,27 +353,36 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
 
 // ---- gradient clipping ------------------------------------------------------------------
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   WAVSPA_CHECK(std::isfinite(max_norm) && max_norm > 0,
                "clip_grad_norm: max_norm must be finite and > 0, got ", max_norm);
   NoGradGuard no_grad;
   std::vector<Tensor> grads;
-  Tensor sum_sq;  // 0-d float64, stays on the device until the one read below
+  Tensor sum_sq;  // 0-d float64 on the gradients' device
   for (const Tensor& p : params) {
     if (!p.defined()) continue;
     Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor g64 = g.to(kFloat64);
     Tensor s = sum(mul(g64, g64));
-    sum_sq = sum_sq.defined() ? add(sum_sq, s) : s;
+    sum_sq = sum_sq.defined() ? add(sum_sq, s.to(sum_sq.device())) : s;
     grads.push_back(g);
   }
-  if (grads.empty()) return 0.0;
-  const double norm = std::sqrt(sum_sq.item());
-  const double coef = max_norm / (norm + 1e-6);
-  if (std::isfinite(norm) && coef < 1.0)
-    for (Tensor& g : grads) g.mul_(coef);
+  if (grads.empty()) return scalar_tensor(0.0, kFloat64);
+  const Tensor norm = sqrt(sum_sq);
+  // coef = max_norm / (norm + 1e-6) where that is below 1 and the norm is finite, else 1:
+  // x * 1 is x exactly, so an unclipped step keeps its gradients bit for bit.
+  auto scalar = [&](double v) { return scalar_tensor(v, kFloat64, norm.device()); };
+  const Tensor one = scalar(1.0);
+  const Tensor ratio = div(scalar(max_norm), add(norm, 1e-6));
+  const Tensor finite = eq(mul(norm, 0.0), scalar(0.0));  // inf * 0 and NaN * 0 are NaN
+  const Tensor coef = where(mul(lt(ratio, one), finite), ratio, one);
+  for (Tensor& g : grads) g.copy_(mul(g, coef.to(g.dtype()).to(g.device())));
   return norm;
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  return clip_grad_norm_(params, max_norm).item();
 }
 
 }  // namespace wavspa::nn

@@ -62,6 +62,12 @@ class Optimizer {
   // One update of every parameter that has a gradient (parameters whose grad is undefined
   // are skipped and their state is left alone). Runs under NoGradGuard.
   virtual void step();
+  // The same, except that nothing changes where `skip` (a 0-d float32 tensor on the
+  // parameters' device) is nonzero. Fused updates (Adam, AdamW on contiguous float32 /
+  // float64 parameters) read it on the device, so a training loop can guard against a
+  // non-finite loss without waiting for it; the step counts then advance all the same.
+  // Any other update reads it on the host first (and then leaves the counts alone).
+  void step(const Tensor& skip);
   // Drops every parameter's gradient; the next backward() sets it afresh.
   void zero_grad();
 
@@ -123,7 +129,10 @@ class Optimizer {
     ParamState* state;
     double lr, weight_decay;
   };
-  virtual void update_all(std::vector<Update>& updates);
+  // `skip` (undefined or a device flag, as step(skip)) is for fused updates: update_all is
+  // called with it only when fuses_skip() says so; the default never sees one.
+  virtual void update_all(std::vector<Update>& updates, const Tensor& skip);
+  virtual bool fuses_skip() const { return false; }
 
  private:
   struct Group {
@@ -204,8 +213,10 @@ class Adam : public Optimizer {
   void update(Tensor& param, const Tensor& grad, ParamState& state, double lr,
               double weight_decay) override;
   // Contiguous float32 / float64 parameters go to one adam_step_ (ops/optim.h) per device
-  // and dtype; any other through update().
-  void update_all(std::vector<Update>& updates) override;
+  // and dtype, with `skip` read by the kernel; any other through update(), after reading
+  // `skip` on the host.
+  void update_all(std::vector<Update>& updates, const Tensor& skip) override;
+  bool fuses_skip() const override { return true; }
 
  private:
   AdamOptions options_;
@@ -229,5 +240,8 @@ class AdamW : public Adam {
 // has a gradient). A non-finite norm leaves the gradients untouched and is returned as is,
 // so that the caller can skip the step.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// The same without reading anything on the host: the norm comes back as a 0-d float64
+// tensor on the gradients' device, and the coefficient is computed there.
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
 
 }  // namespace wavspa::nn

@@ -6,7 +6,8 @@ namespace wavspa {
 
 using namespace ops_detail;
 
-void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) {
+void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                const Tensor& skip) {
   if (slots.empty()) return;
   const Tensor& first = slots[0].param;
   check_defined("adam_step_", first, "param");
@@ -27,11 +28,12 @@ void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, cons
     WAVSPA_CHECK(s.bias_correction1 > 0 && s.bias_correction2 > 0, "adam_step_: slot ", i,
                  "'s bias corrections must be positive, got ", s.bias_correction1, " and ", s.bias_correction2);
   }
-  if (grad_scale.defined())
-    WAVSPA_CHECK(grad_scale.numel() == 1 && grad_scale.dtype() == kFloat32 && grad_scale.device() == first.device(),
-                 "adam_step_: grad_scale must be one float32 element on ", first.device(), ", got ",
-                 grad_scale.describe());
-  backend_of(first).adam_step(hyper, slots, grad_scale.defined() ? contiguous_raw(grad_scale) : grad_scale);
+  for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&grad_scale, "grad_scale"}, {&skip, "skip"}})
+    if (t->defined())
+      WAVSPA_CHECK(t->numel() == 1 && t->dtype() == kFloat32 && t->device() == first.device(), "adam_step_: ", name,
+                   " must be one float32 element on ", first.device(), ", got ", t->describe());
+  backend_of(first).adam_step(hyper, slots, grad_scale.defined() ? contiguous_raw(grad_scale) : grad_scale,
+                              skip.defined() ? contiguous_raw(skip) : skip);
 }
 
 }  // namespace wavspa

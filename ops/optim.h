@@ -15,7 +15,10 @@ namespace wavspa {
 // Updates every slot's param, exp_avg and exp_avg_sq in place (no autograd). The slots share
 // one device and one float32 or float64 dtype; the four tensors of a slot are contiguous with
 // one shape. grad_scale, if defined, is a 0-d float32 tensor on that device that multiplies
-// every gradient (a clipping coefficient that never leaves the device).
-void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, const Tensor& grad_scale = {});
+// every gradient (a clipping coefficient that never leaves the device); skip, if defined, a
+// 0-d float32 tensor on that device: where it is nonzero nothing is updated, decided by the
+// kernel (a non-finite loss guarded without reading it on the host).
+void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, const Tensor& grad_scale = {},
+                const Tensor& skip = {});
 
 }  // namespace wavspa

@@ -10,6 +10,8 @@
 #include "autograd/grad_mode.h"
 #include "core/files.h"
 #include "nn/train_state.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
 #include "ops/nn.h"
 #include "ops/reduce.h"
 
@@ -64,6 +66,13 @@ std::pair<int64_t, int64_t> count_correct(const Tensor& logits, const Tensor& la
     correct += pred[i] == lab[i];
   }
   return {correct, scored};
+}
+
+std::pair<Tensor, Tensor> count_correct_on_device(const Tensor& logits, const Tensor& labels) {
+  NoGradGuard no_grad;
+  const Tensor scored = ne(labels, scalar_tensor((double)data::kIgnoreLabel, kInt64, labels.device()));
+  const Tensor hit = mul(eq(argmax(logits.detach(), 1), labels), scored);
+  return {sum(hit.to(kFloat64)), sum(scored.to(kFloat64))};  // counts, exact in float64
 }
 
 EvalResult evaluate(TaskModel& model, const data::TokenDataset& d, int64_t batch_size, int64_t limit,

@@ -23,6 +23,8 @@ struct EvalResult {
 
 // Correct predictions and scored positions (labels other than kIgnoreLabel).
 std::pair<int64_t, int64_t> count_correct(const Tensor& logits, const Tensor& labels);
+// The same as two 0-d float64 tensors (exact counts) on the logits' device, without waiting.
+std::pair<Tensor, Tensor> count_correct_on_device(const Tensor& logits, const Tensor& labels);
 
 // Mean loss and accuracy over the first `limit` examples of `d` (0: all), in eval mode.
 EvalResult evaluate(TaskModel& model, const data::TokenDataset& d, int64_t batch_size, int64_t limit,

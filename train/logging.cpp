@@ -90,6 +90,12 @@ void LogWindow::add(double step_loss, int64_t step_correct, int64_t step_scored,
   positions += step_positions;
 }
 
+void LogWindow::add_steps(int64_t n, double loss_sum, int64_t correct_sum, int64_t scored_sum, double positions_sum) {
+  loss += loss_sum, steps += n;
+  correct += correct_sum, scored += scored_sum;
+  positions += positions_sum;
+}
+
 MetricRow LogWindow::row(int64_t step, int64_t epoch, double lr, double window_seconds, double elapsed_s) const {
   return {step, epoch, "train", loss / (double)steps, scored ? (double)correct / (double)scored : 0.0, lr,
           window_seconds > 0 ? positions / window_seconds : 0.0, elapsed_s};

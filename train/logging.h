@@ -36,6 +36,8 @@ struct LogWindow {
   double positions = 0;
 
   void add(double step_loss, int64_t step_correct, int64_t step_scored, double step_positions);
+  // `n` steps at once, their sums (the training loop reads them from the device per interval).
+  void add_steps(int64_t n, double loss_sum, int64_t correct_sum, int64_t scored_sum, double positions_sum);
   MetricRow row(int64_t step, int64_t epoch, double lr, double window_seconds, double elapsed_s) const;
 };
 

@@ -11,12 +11,15 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "nn/train_state.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
 #include "ops/nn.h"
 #include "train/evaluation.h"
 #include "train/logging.h"
@@ -56,32 +59,63 @@ nn::Schedule make_schedule(const RunConfig& c) {
   return nn::parse_schedule(c.schedule, p);
 }
 
+// One step's results, left on the device (0-d tensors): nothing here waits for the device,
+// so the host queues the next step while this one runs. The loop reads the sums once per
+// logging interval.
 struct StepResult {
-  double loss = 0;
-  int64_t correct = 0, scored = 0;
+  Tensor loss;     // float64
+  Tensor correct;  // float64, an exact count
+  Tensor scored;   // float64, an exact count
 };
 
-// Forward, cross-entropy, backward, clipping and one optimiser update. A loss that is not
-// finite returns before the backward pass, so the model stays as the last good step left it.
-// `poison` makes the loss NaN (the test hook).
-StepResult train_step(Setup& s, const nn::Schedule& schedule, const data::Batch& batch, bool poison) {
+// Forward, cross-entropy, backward, clipping and one optimiser update. `stopped` is the run's
+// flag (0-d float32 on the device, sticky): it turns 1 at the first loss that is not finite,
+// and from then on the optimiser changes nothing (Adam and AdamW decide that on the device;
+// another optimiser reads the flag), so the model stays as the last good step left it until
+// the loop reads the flag and stops. `poison` makes the loss NaN (the test hook).
+StepResult train_step(Setup& s, const nn::Schedule& schedule, const data::Batch& batch, bool poison,
+                      Tensor& stopped) {
   nn::Optimizer& opt = *s.optimizer;
   opt.set_lr_factor(schedule(opt.step_count()));
   auto [logits, labels] = s.model.forward(batch, s.device);
   CrossEntropyOptions ce;
   ce.label_smoothing = s.config.label_smoothing;
   Tensor loss = cross_entropy(logits, labels, ce);
-  StepResult r;
-  r.loss = loss.item();
-  if (poison) r.loss = std::numeric_limits<double>::quiet_NaN();
-  if (!std::isfinite(r.loss)) return r;
+  if (poison) loss = add(loss, std::numeric_limits<double>::quiet_NaN());
   opt.zero_grad();
   loss.backward();
-  if (s.config.clip_grad_norm > 0) nn::clip_grad_norm(s.model.module().parameters(), s.config.clip_grad_norm);
-  opt.step();
-  std::tie(r.correct, r.scored) = count_correct(logits, labels);
+  {
+    NoGradGuard no_grad;
+    // inf * 0 and NaN * 0 are NaN, so this is 1 exactly where the loss is not finite.
+    const Tensor bad = ne(mul(loss.detach(), 0.0), scalar_tensor(0.0, loss.dtype(), loss.device())).to(kFloat32);
+    stopped = stopped.defined() ? maximum(stopped, bad) : bad;
+  }
+  if (s.config.clip_grad_norm > 0) nn::clip_grad_norm_(s.model.module().parameters(), s.config.clip_grad_norm);
+  opt.step(stopped);
+  StepResult r;
+  r.loss = loss.detach().to(kFloat64);
+  std::tie(r.correct, r.scored) = count_correct_on_device(logits, labels);
   return r;
 }
+
+// The steps since the last read, summed on the device.
+struct DeviceWindow {
+  Tensor loss, correct, scored;  // float64 (the counts exact)
+  Tensor stopped_steps;          // float32: steps taken with the stop flag set
+  int64_t steps = 0;
+  double positions = 0;
+
+  void add(const StepResult& r, const Tensor& stopped, double step_positions) {
+    auto acc = [](Tensor& sum, const Tensor& x) { sum = sum.defined() ? wavspa::add(sum, x) : x; };
+    NoGradGuard no_grad;
+    acc(loss, r.loss);
+    acc(correct, r.correct);
+    acc(scored, r.scored);
+    acc(stopped_steps, stopped);
+    ++steps;
+    positions += step_positions;
+  }
+};
 
 // ---- the loop -----------------------------------------------------------------------------
 
@@ -104,16 +138,20 @@ class Trainer {
     const RunConfig& c = s_.config;
     while (st_.step < c.steps) {
       const data::Batch batch = batches_.next();
-      const StepResult r = train_step(s_, schedule_, batch, st_.step + 1 == nan_at_);
-      if (!std::isfinite(r.loss)) return diverged(r.loss);
+      const StepResult r = train_step(s_, schedule_, batch, st_.step + 1 == nan_at_, stopped_);
       ++st_.step;
       const double positions = (double)(batch.size() * positions_per_row_);
-      st_.window.add(r.loss, r.correct, r.scored, positions);
-      st_.positions += positions;
+      pending_.add(r, stopped_, positions);
       if (st_.step == interrupt_at_) std::raise(SIGINT);
-      log(r);
       const bool stop_now = g_stop_signal.load() != 0;
-      if (st_.step % c.eval_every == 0 || st_.step == c.steps) {
+      const bool eval_now = st_.step % c.eval_every == 0 || st_.step == c.steps;
+      // The one wait for the device per interval: at a training row, before a validation
+      // pass (its checkpoint holds the window) and before stopping.
+      if (st_.step % c.log_every == 0 || eval_now || stop_now || st_.step == c.steps) {
+        if (!read_pending()) return diverged();
+      }
+      log();
+      if (eval_now) {
         validate(s_, folder_, st_, batches_.epoch(), console_);
         if (c.early_stop > 0 && st_.evals_without_gain >= c.early_stop) return stopped_early();
       }
@@ -123,8 +161,28 @@ class Trainer {
   }
 
  private:
-  // A "train" row at the end of a logging window, and the bar.
-  void log(const StepResult& r) {
+  // Moves the device sums into the window. False when a loss was not finite: the step it
+  // happened at and the window's loss (not finite either) are kept for the message.
+  bool read_pending() {
+    if (pending_.steps == 0) return true;
+    const double stopped_steps = pending_.stopped_steps.item();
+    const double loss_sum = pending_.loss.item();
+    if (stopped_steps > 0) {
+      bad_step_ = st_.step - (int64_t)stopped_steps + 1;
+      bad_loss_ = loss_sum;
+      return false;
+    }
+    const int64_t correct = (int64_t)pending_.correct.item(), scored = (int64_t)pending_.scored.item();
+    st_.window.add_steps(pending_.steps, loss_sum, correct, scored, pending_.positions);
+    st_.positions += pending_.positions;
+    last_loss_ = loss_sum / (double)pending_.steps;
+    last_accuracy_ = scored ? (double)correct / (double)scored : 0.0;
+    pending_ = {};
+    return true;
+  }
+
+  // A "train" row at the end of a logging window, and the bar (with the last values read).
+  void log() {
     const RunConfig& c = s_.config;
     const double now_s = st_.elapsed_s();
     if (st_.step % c.log_every == 0 || st_.step == c.steps) {
@@ -137,18 +195,18 @@ class Trainer {
     }
     const double run_s = now_s - st_.elapsed_before;  // this process's training time
     const double per_step = run_s / (double)std::max<int64_t>(1, st_.step - first_step_);
-    console_.bar({st_.step, c.steps, r.loss, r.scored ? (double)r.correct / (double)r.scored : 0.0,
+    console_.bar({st_.step, c.steps, last_loss_, last_accuracy_,
                   run_s > 0 ? (st_.positions - positions_at_start_) / run_s : 0, s_.optimizer->lr(),
                   per_step * (double)(c.steps - st_.step)});
   }
 
-  RunStatus diverged(double loss) const {
+  RunStatus diverged() const {
     const bool saved = fs::exists(folder_.latest);
     console_.end_bar();
     std::fprintf(stderr,
                  "train: the loss is %g at step %lld; stopping. The last good checkpoint is %s (step %lld); "
                  "lower lr (now %.3g) or raise clip_grad_norm's strictness and resume or restart.\n",
-                 loss, (long long)(st_.step + 1), saved ? folder_.latest.c_str() : "(none yet)",
+                 bad_loss_, (long long)bad_step_, saved ? folder_.latest.c_str() : "(none yet)",
                  (long long)(saved ? st_.saved_step : 0), s_.optimizer->lr());
     return RunStatus::kDiverged;
   }
@@ -180,6 +238,11 @@ class Trainer {
   const int64_t first_step_;
   const double positions_at_start_;
   Clock::time_point window_start_;
+  Tensor stopped_;       // the run's stop flag on the device (train_step)
+  DeviceWindow pending_;  // the steps not read yet
+  double last_loss_ = 0, last_accuracy_ = 0;  // of the last interval read, for the bar
+  int64_t bad_step_ = 0;
+  double bad_loss_ = 0;
 };
 
 void print_start(Setup& s, const RunState& st, bool resumed) {

@@ -8,8 +8,10 @@
 
 namespace wavspa::cpu {
 
-void CpuBackend::adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) {
+void CpuBackend::adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                           const Tensor& skip) {
   if (slots.empty()) return;
+  if (skip.defined() && *static_cast<const float*>(skip.raw_data()) != 0.0f) return;
   const double scale_value = grad_scale.defined() ? (double)*static_cast<const float*>(grad_scale.raw_data()) : 1.0;
   visit_floating(slots[0].param.dtype(), "adam_step", [&](auto zero) {
     using T = decltype(zero);

@@ -53,7 +53,8 @@ class CudaBackend final : public Backend {
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                    const Tensor& src) override;
 
-  void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) override;
+  void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                 const Tensor& skip) override;
 
   void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& key_keep, const Tensor& out, const Tensor& lse) override;

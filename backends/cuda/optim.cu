@@ -30,11 +30,13 @@ struct AdamBatch {
   int count;
   double beta1, beta2, eps;
   const float* grad_scale;  // multiplies every gradient when not null (a device scalar)
+  const float* skip;        // nothing changes when not null and nonzero (a device scalar)
 };
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) adam_kernel(const AdamBatch<T> a) {
   using V = Compute<T>;
+  if (a.skip && *a.skip != 0.0f) return;
   int t = 0;
   while (t + 1 < a.count && a.block_start[t + 1] <= (int)blockIdx.x) ++t;  // block-uniform
   const int64_t begin = (int64_t)(blockIdx.x - a.block_start[t]) * kChunk;
@@ -61,10 +63,12 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const AdamBatch<T> a) {
 }
 
 template <typename T>
-void adam_typed(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) {
+void adam_typed(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                const Tensor& skip) {
   AdamBatch<T> a{};
   a.beta1 = h.beta1, a.beta2 = h.beta2, a.eps = h.eps;
   a.grad_scale = grad_scale.defined() ? dptr<const float>(grad_scale) : nullptr;
+  a.skip = skip.defined() ? dptr<const float>(skip) : nullptr;
   auto flush = [&] {
     if (a.count == 0) return;
     const int blocks = a.block_start[a.count];
@@ -97,11 +101,12 @@ void adam_typed(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Te
 
 }  // namespace
 
-void CudaBackend::adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale) {
+void CudaBackend::adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
+                            const Tensor& skip) {
   if (slots.empty()) return;
   dispatch_floating(slots[0].param.dtype(), "adam_step", [&](auto zero) {
     using T = decltype(zero);
-    adam_typed<T>(h, slots, grad_scale);
+    adam_typed<T>(h, slots, grad_scale, skip);
   });
 }
 

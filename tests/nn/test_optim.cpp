@@ -618,6 +618,52 @@ TEST_CASE("optim: AdamW with decay groups, a warmup-cosine schedule and clipping
   CHECK(model.bias.item() == doctest::Approx(0.7).epsilon(0.02));
 }
 
+TEST_CASE("optim: step(skip) changes nothing where the flag is set, fused or not") {
+  manual_seed(8);
+  const std::vector<Tensor> grads = random_grads(3, {3, 2});
+  auto run = [&](auto make_optimizer, const std::vector<double>& flags) {
+    manual_seed(8);
+    Tensor p = rn({3, 2}).requires_grad_();  // the same start every run
+    auto opt = make_optimizer(p);
+    for (size_t t = 0; t < flags.size(); ++t) {
+      p.set_grad(grads[t].clone());
+      opt->step(scalar_tensor(flags[t], kFloat32));
+    }
+    return std::make_pair(values(p), opt->step_count());
+  };
+  auto adamw = [](Tensor& p) { return std::make_unique<nn::AdamW>(std::vector<Tensor>{p}, nn::AdamWOptions{.lr = 0.1}); };
+  auto sgd = [](Tensor& p) { return std::make_unique<nn::SGD>(std::vector<Tensor>{p}, nn::SGDOptions{.lr = 0.1, .momentum = 0.9}); };
+  // Fused (AdamW): a set flag leaves the values (the kernel reads it) but the counts move.
+  const auto a_all = run(adamw, {0, 0, 0}), a_skip = run(adamw, {0, 1, 1}), a_one = run(adamw, {0});
+  CHECK(max_diff(a_skip.first, a_one.first) == 0);
+  CHECK(max_diff(a_all.first, a_one.first) > 0);
+  CHECK(a_skip.second == 3);
+  // Not fused (SGD): the flag is read on the host and a skipped step does not count.
+  const auto s_skip = run(sgd, {0, 1, 1}), s_one = run(sgd, {0});
+  CHECK(max_diff(s_skip.first, s_one.first) == 0);
+  CHECK(s_skip.second == 1);
+  Tensor p = rn({2}).requires_grad_();
+  nn::AdamW opt({p});
+  p.set_grad(rn({2}));
+  check_error([&] { opt.step(scalar_tensor(0.0, kFloat64)); }, {"AdamW.step(skip)", "float32"});
+}
+
+TEST_CASE("optim: clip_grad_norm_ keeps the norm and the coefficient on the device") {
+  Tensor a = zeros({2, 2}, kFloat64).requires_grad_();
+  a.set_grad(tensor({{3, 0}, {0, 4}}, kFloat64));
+  Tensor norm = nn::clip_grad_norm_({a}, 1.0);
+  CHECK(norm.dim() == 0);
+  CHECK(norm.dtype() == kFloat64);
+  CHECK(norm.item() == 5.0);
+  const double coef = 1.0 / (5.0 + 1e-6);
+  CHECK(max_diff(values(a.grad()), {3 * coef, 0, 0, 4 * coef}) < 1e-16);
+  // A non-finite norm leaves the gradients as they are (the caller skips the step).
+  a.set_grad(tensor({{INFINITY, 1}, {0, 2}}, kFloat64));
+  CHECK(std::isinf(nn::clip_grad_norm_({a}, 1.0).item()));
+  CHECK(values(a.grad())[1] == 1);
+  CHECK(values(a.grad())[3] == 2);
+}
+
 TEST_CASE("optim: the fused Adam step (adam_step_) equals the per-tensor path and checks its slots") {
   // A transposed (non-contiguous) parameter takes update(); its contiguous twin the fused
   // step. Both follow the same formula, so they agree to float64 rounding.
