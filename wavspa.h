@@ -21,6 +21,7 @@
 #include "ops/elementwise.h"
 #include "ops/factory.h"
 #include "ops/fft.h"
+#include "ops/graph.h"
 #include "ops/linalg.h"
 #include "ops/nn.h"
 #include "ops/optim.h"

@@ -30,6 +30,14 @@ int visible_cuda_devices() {
 }  // namespace
 #endif
 
+void Backend::begin_capture() {
+  throw Error("graph capture needs a CUDA device; the CPU backend runs every op as it is called");
+}
+
+std::unique_ptr<Backend::Recording> Backend::end_capture() {
+  throw Error("end_capture: the CPU backend has no capture");
+}
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef WAVSPA_CUDA

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,13 @@ struct AttentionArgs {
   double dropout_p = 0.0;
   PhiloxState philox;  // dropout's counter range: attention_dropout_counters(...) of them
 };
+
+// CPU kernels read the counters on the host: a range based on a CUDA graph's device word
+// (PhiloxState) cannot reach them. A CPU op recorded in a capture would be the cause.
+inline void check_host_philox(const PhiloxState& s) {
+  WAVSPA_CHECK(s.offset_base == nullptr, "a CPU random kernel was given counters of a CUDA graph capture; "
+               "CPU work cannot be recorded into a CUDA graph");
+}
 
 // Counters attention's dropout consumes: one Philox block (4 x 32 random bits) per 8 keys of
 // every query row, 16 bits per weight.
@@ -270,6 +278,21 @@ class Backend {
   // x's compute type (float32 for bfloat16); x and out contiguous, one dtype, p < 1. The op's
   // forward and backward (on the gradient) with one s: no mask is ever stored.
   virtual void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) = 0;
+
+  // --- graphs: device work recorded once, launched again (ops/graph.h) ------------------
+  // Between begin_capture and end_capture the calling thread's kernels and copies are
+  // recorded, not run; device memory they allocate is the recording's for its lifetime.
+  // Work that waits for the device (a read to the host, a synchronisation) fails the capture
+  // with a wavspa::Error; abort_capture then ends it and frees what it made. The CPU backend
+  // has no graphs: begin_capture refuses.
+  class Recording {
+   public:
+    virtual ~Recording() = default;
+    virtual void launch() = 0;  // queues the recorded work once, as it was recorded
+  };
+  virtual void begin_capture();
+  virtual std::unique_ptr<Recording> end_capture();
+  virtual void abort_capture() noexcept {}
 };
 
 // The backend for a device; throws a wavspa::Error naming the device if it is not built in.

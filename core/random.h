@@ -46,28 +46,51 @@ WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32(uint64_t counter, u
 WAVSPA_HOST_DEVICE inline double uint_to_unit(uint32_t x) { return ((double)x + 1.0) * (1.0 / 4294967296.0); }
 
 // The state a random kernel needs: the key and the first counter of its range.
+//
+// Work recorded into a CUDA graph (ops/graph.h) runs again at every replay and must draw new
+// numbers each time, so its counters cannot be fixed when it is recorded: during a capture,
+// `offset` is relative and `offset_base` points to a device word that the replay sets to
+// where its range starts. Kernels read the sum through philox_start(); it is only ever
+// non-null for CUDA kernels.
 struct PhiloxState {
   uint64_t seed = 0;
   uint64_t offset = 0;
+  const uint64_t* offset_base = nullptr;  // device memory, or null
 };
+
+// The first counter of s's range (dereferences offset_base: call it in device code only
+// when offset_base can be set).
+WAVSPA_HOST_DEVICE inline uint64_t philox_start(const PhiloxState& s) {
+  return s.offset_base ? s.offset + *s.offset_base : s.offset;
+}
 
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}
-  void manual_seed(uint64_t seed) { seed_ = seed; offset_ = 0; }
+  void manual_seed(uint64_t seed);
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }
-  void set_offset(uint64_t offset) { offset_ = offset; }
+  void set_offset(uint64_t offset);
   // Reserves `n` counters (each gives 4 x 32 random bits) and returns where they start.
-  PhiloxState reserve(uint64_t n) {
-    PhiloxState s{seed_, offset_};
-    offset_ += n;
-    return s;
-  }
+  // While a CUDA graph capture records with this generator, the range is relative to the
+  // capture's start and based on the capture's device word (see PhiloxState); while a capture
+  // records with another generator, drawing from this one is an error (its numbers would be
+  // frozen into the graph and repeat at every replay).
+  PhiloxState reserve(uint64_t n);
+
+  // For ops/graph.h: the counters drawn between begin_capture and end_capture become relative
+  // to the offset at begin_capture and based on `device_base`. end_capture rewinds the
+  // generator to that offset (recording draws nothing) and returns how many counters one
+  // replay uses.
+  void begin_capture(const uint64_t* device_base);
+  uint64_t end_capture();
+  bool capturing() const { return capture_base_ != nullptr; }
 
  private:
   uint64_t seed_;
   uint64_t offset_ = 0;
+  const uint64_t* capture_base_ = nullptr;
+  uint64_t capture_start_ = 0;
 };
 
 // The process-wide default generator (thread-unsafe by design, like PyTorch's CPU default).

@@ -12,6 +12,11 @@
 // steps is timed on its own with a steady clock; the median and minimum are reported, with
 // the peak of device memory in tensors during the timed steps (CUDA only).
 //
+// --cuda-graphs records zero_grad, forward, loss and backward once after the warm-up as a
+// CUDA graph (ops/graph.h) and replays it each step; the update and the read-back stay as
+// they are (tools/train's --cuda-graphs does the same). The peak then covers the recording,
+// whose memory the graph keeps. "device_allocs" counts cudaMalloc calls in the timed steps.
+//
 // --dump DIR writes what bench/torch_step.py `check` needs to prove that its PyTorch model is
 // this model: config.json, model.safetensors (the initial weights) and batch.safetensors with
 // the inputs, the labels, and this model's logits, mean loss and global gradient norm for
@@ -25,6 +30,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +93,7 @@ int main(int argc, char** argv) {
   std::string config_file, device_name = "cuda", precision = "fp32", dump;
   std::vector<std::string> sets;
   int64_t batch = 32, len = 2000, steps = 20, warmup = 5, threads = -1;
+  bool graphs = false;
   app.add_option("--config", config_file, "a models JSON file, e.g. configs/listops_wavspa.json")->required();
   app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--precision", precision, "matmul precision: fp32, tf32 or bf16 (CUDA)");
@@ -95,6 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   app.add_option("--threads", threads, "CPU threads")->check(CLI::PositiveNumber);
+  app.add_flag("--cuda-graphs", graphs, "replay the step's forward and backward as a CUDA graph");
   app.add_option("--dump", dump, "also write the CPU reference for bench/torch_step.py check to DIR");
   CLI11_PARSE(app, argc, argv);
 
@@ -106,6 +114,8 @@ int main(int argc, char** argv) {
     const Device device = device_name == "cuda" ? Device::cuda() : Device::cpu();
     WAVSPA_CHECK(prec == MatmulPrecision::Float32 || device.is_cuda(), "--precision ", precision,
                  " needs --device cuda (the CPU backend multiplies in float32)");
+    WAVSPA_CHECK(!graphs || (device.is_cuda() && warmup >= 1),
+                 "--cuda-graphs needs --device cuda and at least one --warmup step");
 
     Generator gen(1234);
     const Tensor ids = randint(1, cfg.vocab_size, {batch, len}, kInt64, Device::cpu(), &gen);
@@ -122,16 +132,37 @@ int main(int argc, char** argv) {
     AutocastGuard autocast(prec == MatmulPrecision::BFloat16);
 
     double last_loss = 0;
-    auto step = [&] {
+    Tensor loss;
+    auto forward_backward = [&] {
       opt.zero_grad();
-      Tensor loss = cross_entropy(model->forward(x), y);
-      loss.backward();
+      Tensor l = cross_entropy(model->forward(x), y);
+      l.backward();
+      loss = l.detach();
+    };
+    std::unique_ptr<Graph> graph;
+    std::vector<std::pair<Tensor, Tensor>> grads;  // each parameter and the gradient the replays write
+    auto step = [&] {
+      if (graph) {
+        graph->replay();
+        for (auto& [p, g] : grads) p.set_grad(g);
+      } else {
+        forward_backward();
+      }
       opt.step();
       last_loss = loss.item();  // copies to the host: waits for every queued kernel
     };
     for (int64_t i = 0; i < warmup; ++i) step();
 #ifdef WAVSPA_CUDA
     if (device.is_cuda()) cuda::reset_peak();
+#endif
+    if (graphs) {
+      graph = std::make_unique<Graph>(device);
+      graph->capture(forward_backward);
+      for (Tensor& p : model->parameters())
+        if (p.grad().defined()) grads.emplace_back(p, p.grad());
+    }
+#ifdef WAVSPA_CUDA
+    const int64_t allocs_before = device.is_cuda() ? cuda::memory_stats().num_device_allocs : 0;
 #endif
     std::vector<double> ms;
     for (int64_t i = 0; i < steps; ++i) {
@@ -142,10 +173,12 @@ int main(int argc, char** argv) {
     WAVSPA_CHECK(std::isfinite(last_loss), "the loss became ", last_loss, " during the timed steps");
 
     double peak_mb = -1;
+    int64_t device_allocs = 0;
     std::string card = "cpu";
 #ifdef WAVSPA_CUDA
     if (device.is_cuda()) {
       peak_mb = (double)cuda::memory_stats().peak_allocated / (1 << 20);
+      device_allocs = cuda::memory_stats().num_device_allocs - allocs_before;
       card = cuda::device_name(0);
     }
 #endif
@@ -153,12 +186,14 @@ int main(int argc, char** argv) {
         {"impl", "wavspa"},
         {"model", cfg.architecture},
         {"precision", precision},
+        {"cuda_graphs", graphs},
         {"batch", batch},
         {"len", len},
         {"median_ms", median(ms)},
         {"min_ms", *std::min_element(ms.begin(), ms.end())},
         {"steps", steps},
         {"peak_mem_mb", peak_mb},
+        {"device_allocs", device_allocs},
         {"params", model->num_parameters()},
         {"last_loss", last_loss},
         {"device", card},

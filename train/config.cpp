@@ -63,6 +63,7 @@ json run_object(const RunConfig& c) {
               {"seed", c.seed},
               {"device", c.device},
               {"precision", c.precision},
+              {"cuda_graphs", c.cuda_graphs},
               {"threads", c.threads}};
 }
 
@@ -94,6 +95,7 @@ void read_into(RunConfig& c, const json& j) {
   fields.read("seed", c.seed);
   fields.read("device", c.device);
   fields.read("precision", c.precision);
+  fields.read("cuda_graphs", c.cuda_graphs);
   fields.read("threads", c.threads);
   if (j.contains("model")) {
     WAVSPA_CHECK(j.at("model").is_object(), "run config: 'model' must be a JSON object, got ",
@@ -159,6 +161,7 @@ void RunConfig::validate() const {
   check_one_of(kWhat, "precision", precision, matmul_precision_names());
   WAVSPA_CHECK(precision == "fp32" || device == "cuda", "run config: 'precision' ", precision,
                " needs device cuda (the CPU backend multiplies in float32), got device ", device);
+  WAVSPA_CHECK(!cuda_graphs || device == "cuda", "run config: 'cuda_graphs' needs device cuda, got device ", device);
   auto at_least = [](const char* key, int64_t v, int64_t lo) {
     WAVSPA_CHECK(v >= lo, "run config: '", key, "' must be >= ", lo, ", got ", v);
   };

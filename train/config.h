@@ -56,6 +56,7 @@ struct RunConfig {
   uint64_t seed = 0;
   std::string device = "cpu";  // cpu | cuda
   std::string precision = "fp32";  // matmuls: fp32 | tf32 | bf16 (the last two on cuda only)
+  bool cuda_graphs = false;    // cuda: record the step once per batch shape and replay it (ops/graph.h)
   int64_t threads = 0;         // OpenMP/OpenBLAS threads; 0 = their default
   // the model; vocab_size, num_classes and max_len are filled from the data
   models::ModelConfig model;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -20,6 +21,7 @@
 #include "nn/train_state.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
+#include "ops/graph.h"
 #include "ops/nn.h"
 #include "train/evaluation.h"
 #include "train/logging.h"
@@ -68,35 +70,103 @@ struct StepResult {
   Tensor scored;   // float64, an exact count
 };
 
-// Forward, cross-entropy, backward, clipping and one optimiser update. `stopped` is the run's
-// flag (0-d float32 on the device, sticky): it turns 1 at the first loss that is not finite,
-// and from then on the optimiser changes nothing (Adam and AdamW decide that on the device;
-// another optimiser reads the flag), so the model stays as the last good step left it until
-// the loop reads the flag and stops. `poison` makes the loss NaN (the test hook).
-StepResult train_step(Setup& s, const nn::Schedule& schedule, const data::Batch& batch, bool poison,
-                      Tensor& stopped) {
-  nn::Optimizer& opt = *s.optimizer;
-  opt.set_lr_factor(schedule(opt.step_count()));
+// Forward, cross-entropy, backward and clipping, for a batch whose tensors are on the model's
+// device or the host. `stopped` is the run's flag (0-d float32 on the device, sticky, updated
+// in place): it turns 1 at the first loss that is not finite, and from then on the optimiser
+// changes nothing (update() below), so the model stays as the last good step left it until
+// the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
+// waits for the device, so CapturedStep can record it.
+StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, const Tensor& stopped) {
   auto [logits, labels] = s.model.forward(batch, s.device);
   CrossEntropyOptions ce;
   ce.label_smoothing = s.config.label_smoothing;
   Tensor loss = cross_entropy(logits, labels, ce);
   if (poison) loss = add(loss, std::numeric_limits<double>::quiet_NaN());
-  opt.zero_grad();
+  s.optimizer->zero_grad();
   loss.backward();
   {
     NoGradGuard no_grad;
     // inf * 0 and NaN * 0 are NaN, so this is 1 exactly where the loss is not finite.
     const Tensor bad = ne(mul(loss.detach(), 0.0), scalar_tensor(0.0, loss.dtype(), loss.device())).to(kFloat32);
-    stopped = stopped.defined() ? maximum(stopped, bad) : bad;
+    Tensor(stopped).copy_(maximum(stopped, bad));
   }
   if (s.config.clip_grad_norm > 0) nn::clip_grad_norm_(s.model.module().parameters(), s.config.clip_grad_norm);
-  opt.step(stopped);
   StepResult r;
   r.loss = loss.detach().to(kFloat64);
   std::tie(r.correct, r.scored) = count_correct_on_device(logits, labels);
   return r;
 }
+
+// One optimiser update at the schedule's learning rate (Adam and AdamW decide on the device
+// whether `stopped` holds it back; another optimiser reads the flag).
+void update(Setup& s, const nn::Schedule& schedule, const Tensor& stopped) {
+  nn::Optimizer& opt = *s.optimizer;
+  opt.set_lr_factor(schedule(opt.step_count()));
+  opt.step(stopped);
+}
+
+// --cuda-graphs: forward_backward recorded once as a CUDA graph (ops/graph.h) and replayed for
+// every batch of the recorded shape; update() runs after each replay (its learning rate and
+// step count change every step, and it is one launch per 64 tensors anyway). The first batch
+// runs eagerly, so that everything built on first use (optimiser state, caches, cuBLAS's
+// choices) exists before the recording; a batch of another shape (the last, partial one of
+// an epoch) also runs eagerly. The results are the bits the eager loop gives.
+class CapturedStep {
+ public:
+  explicit CapturedStep(Setup& s) : s_(s), graph_(s.device) {}
+
+  StepResult run(const nn::Schedule& schedule, const data::Batch& batch, bool poison, const Tensor& stopped) {
+    if (poison || !graph_.captured()) {
+      const bool record = !poison && warmed_up_ && batch.size() == s_.config.batch_size;
+      if (!record) {
+        StepResult r = forward_backward(s_, batch, poison, stopped);
+        update(s_, schedule, stopped);
+        warmed_up_ = true;
+        return r;
+      }
+      capture(batch, stopped);
+    } else if (!same_shape(batch)) {
+      StepResult r = forward_backward(s_, batch, false, stopped);
+      update(s_, schedule, stopped);
+      return r;
+    } else {
+      inputs_.inputs.copy_(batch.inputs);
+      if (batch.inputs2.defined()) inputs_.inputs2.copy_(batch.inputs2);
+      inputs_.labels.copy_(batch.labels);
+    }
+    graph_.replay();
+    // An eager step in between (another shape) points the parameters at its own gradients.
+    for (auto& [p, g] : grads_) p.set_grad(g);
+    update(s_, schedule, stopped);
+    return out_;
+  }
+
+ private:
+  bool same_shape(const data::Batch& b) const {
+    return b.inputs.shape() == inputs_.inputs.shape() && b.labels.shape() == inputs_.labels.shape() &&
+           b.inputs2.defined() == inputs_.inputs2.defined() &&
+           (!b.inputs2.defined() || b.inputs2.shape() == inputs_.inputs2.shape());
+  }
+
+  void capture(const data::Batch& batch, const Tensor& stopped) {
+    // The graph's inputs: device tensors that every replay refills.
+    inputs_ = batch;
+    inputs_.inputs = batch.inputs.to(s_.device);
+    if (batch.inputs2.defined()) inputs_.inputs2 = batch.inputs2.to(s_.device);
+    inputs_.labels = batch.labels.to(s_.device);
+    graph_.capture([&] { out_ = forward_backward(s_, inputs_, false, stopped); });
+    grads_.clear();
+    for (Tensor& p : s_.model.module().parameters())
+      if (p.grad().defined()) grads_.emplace_back(p, p.grad());
+  }
+
+  Setup& s_;
+  Graph graph_;
+  bool warmed_up_ = false;
+  data::Batch inputs_;                           // the recorded batch's device tensors
+  StepResult out_;                               // the recorded results (each replay rewrites them)
+  std::vector<std::pair<Tensor, Tensor>> grads_;  // each parameter and the gradient the replays write
+};
 
 // The steps since the last read, summed on the device.
 struct DeviceWindow {
@@ -106,7 +176,9 @@ struct DeviceWindow {
   double positions = 0;
 
   void add(const StepResult& r, const Tensor& stopped, double step_positions) {
-    auto acc = [](Tensor& sum, const Tensor& x) { sum = sum.defined() ? wavspa::add(sum, x) : x; };
+    // A copy at the first step: the flag changes in place and a graph's results are
+    // rewritten by its next replay.
+    auto acc = [](Tensor& sum, const Tensor& x) { sum = sum.defined() ? wavspa::add(sum, x) : x.clone(); };
     NoGradGuard no_grad;
     acc(loss, r.loss);
     acc(correct, r.correct);
@@ -127,8 +199,10 @@ class Trainer {
       : s_(s), folder_(folder), st_(st), batches_(batches), schedule_(schedule),
         nan_at_(env_step("WAVSPA_TRAIN_NAN_AT_STEP")), interrupt_at_(env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP")),
         positions_per_row_(s.data.train->seq_len * (s.data.train->is_pair() ? 2 : 1)),
-        first_step_(st.step), positions_at_start_(st.positions) {
+        first_step_(st.step), positions_at_start_(st.positions),
+        stopped_(zeros({}, kFloat32, s.device)) {
     g_stop_signal.store(0);
+    if (s.config.cuda_graphs) captured_ = std::make_unique<CapturedStep>(s);
     // The clocks measure training, not the loading and checkpointing before it.
     st_.started = window_start_ = Clock::now();
     s_.model.module().train();
@@ -138,7 +212,14 @@ class Trainer {
     const RunConfig& c = s_.config;
     while (st_.step < c.steps) {
       const data::Batch batch = batches_.next();
-      const StepResult r = train_step(s_, schedule_, batch, st_.step + 1 == nan_at_, stopped_);
+      const bool poison = st_.step + 1 == nan_at_;
+      StepResult r;
+      if (captured_) {
+        r = captured_->run(schedule_, batch, poison, stopped_);
+      } else {
+        r = forward_backward(s_, batch, poison, stopped_);
+        update(s_, schedule_, stopped_);
+      }
       ++st_.step;
       const double positions = (double)(batch.size() * positions_per_row_);
       pending_.add(r, stopped_, positions);
@@ -238,8 +319,9 @@ class Trainer {
   const int64_t first_step_;
   const double positions_at_start_;
   Clock::time_point window_start_;
-  Tensor stopped_;       // the run's stop flag on the device (train_step)
+  Tensor stopped_;       // the run's stop flag on the device (forward_backward)
   DeviceWindow pending_;  // the steps not read yet
+  std::unique_ptr<CapturedStep> captured_;  // --cuda-graphs
   double last_loss_ = 0, last_accuracy_ = 0;  // of the last interval read, for the bar
   int64_t bad_step_ = 0;
   double bad_loss_ = 0;

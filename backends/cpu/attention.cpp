@@ -100,6 +100,7 @@ struct RowRules {
         keep(key_keep.defined() ? static_cast<const int32_t*>(key_keep.raw_data()) : nullptr),
         first_kept(args.batch, 0),
         drop_scale(args.dropout_p < 1 ? 1.0 / (1.0 - args.dropout_p) : 0.0) {
+    if (args.dropout_p > 0) check_host_philox(args.philox);
     if (!keep) return;
     for (int64_t b = 0; b < a.batch; ++b) {
       int64_t j = 0;

@@ -13,6 +13,7 @@ constexpr double kTwoPi = 6.283185307179586;
 // Calls f(i, bits) for every element i, with `lanes` elements per Philox block.
 template <typename F>
 void for_each_block(int64_t n, int lanes, PhiloxState s, F f) {
+  check_host_philox(s);
   const int64_t blocks = (n + lanes - 1) / lanes;
 #pragma omp parallel for schedule(static) if (n >= kParallelGrain)
   for (int64_t b = 0; b < blocks; ++b) {

@@ -121,7 +121,7 @@ __device__ __forceinline__ T masked_score(const attn::Mask& mask, bool dead, int
 template <typename T>
 __device__ __forceinline__ uint32_t keep_bits8(const Params<T, T>& p, int64_t bh, int64_t i, int64_t g) {
   if (p.dropout_p <= 0) return 0xffu;
-  const auto r = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 7) / 8) + (uint64_t)g, 0,
+  const auto r = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 7) / 8) + (uint64_t)g, 0,
                             p.philox.seed);
   uint32_t kept = 0;
 #pragma unroll

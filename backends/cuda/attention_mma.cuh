@@ -191,7 +191,7 @@ __device__ __forceinline__ uint32_t keep_bits_rows(const Params<T, float>& p, in
                                                    int j8, int t, int lane) {
   const int row = (t & 1) ? row_hi : row_lo;
   const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
-  const auto w = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + row) * groups + (uint64_t)(j8 / 8 + (t >> 1)), 0,
+  const auto w = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + row) * groups + (uint64_t)(j8 / 8 + (t >> 1)), 0,
                             p.philox.seed);
   uint32_t bits = 0;
 #pragma unroll
@@ -218,7 +218,7 @@ __device__ __forceinline__ uint32_t keep_bits_cols(const Params<T, float>& p, in
   const int r = g & 1, c = (g >> 1) & 1, nbi = g >> 2;  // the block this thread draws
   const int i = i8 + 8 * nbi + 2 * t + c;
   const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
-  const auto w = philox4x32(p.philox.offset + (uint64_t)(bh * p.nq + i) * groups + (uint64_t)((key_lo - g) / 8 + r),
+  const auto w = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + i) * groups + (uint64_t)((key_lo - g) / 8 + r),
                             0, p.philox.seed);
   uint32_t bits = 0;
 #pragma unroll

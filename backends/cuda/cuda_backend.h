@@ -22,6 +22,10 @@ class CudaBackend final : public Backend {
   void copy_from_host(const void* src, const Tensor& dst) override;
   void copy_to_host(const Tensor& src, void* dst) override;
 
+  void begin_capture() override;
+  std::unique_ptr<Recording> end_capture() override;
+  void abort_capture() noexcept override;
+
   void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) override;
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double p0,
               double p1) override;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <vector>
 #include <unordered_map>
 
 #include "backends/cuda/common.cuh"
@@ -81,21 +83,13 @@ class CachingAllocator final : public Allocator {
     size_t size = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      // Small blocks must match exactly (they are cheap to make, and handing out bigger ones
-      // would drain the bucket the bigger requests need); a large request may take a block
-      // up to a quarter larger, so near sizes of one activation share their blocks.
-      auto it = free_.lower_bound(want);
-      const size_t limit = want < kLargeFrom ? want : want + want / 4;
-      if (it != free_.end() && it->first <= limit) {
-        p = it->second;
-        size = it->first;
-        free_.erase(it);
-        ++stats_.num_cache_hits;
-      } else {
+      const int pool = capturing_locked() ? capture_pool_ : kGlobal;
+      // A capture takes blocks from its own pool first, then from the shared cache.
+      if (!(pool != kGlobal && take_locked(pools_[pool].free, want, p, size)) && !take_locked(free_, want, p, size)) {
         p = device_malloc_locked(want, nbytes);
         size = want;
       }
-      live_.emplace(p, size);
+      live_.emplace(p, Block{size, pool});
       ++stats_.num_allocs;
       stats_.allocated += (int64_t)size;
       stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
@@ -112,10 +106,45 @@ class CachingAllocator final : public Allocator {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = live_.find(ptr);
       if (it == live_.end()) return;  // not ours (cannot happen); leaking beats a crash
-      const size_t size = it->second;
+      const Block b = it->second;
       live_.erase(it);
-      stats_.allocated -= (int64_t)size;
-      free_.emplace(size, ptr);
+      stats_.allocated -= (int64_t)b.size;
+      // A block freed while a capture records may still be read by the recorded work (it
+      // was alive when the work was recorded), so the capture's pool keeps it. Otherwise a
+      // block goes back where it came from: a live graph's pool, or the shared cache.
+      int pool = capturing_locked() ? capture_pool_ : b.pool;
+      if (pool != kGlobal && pools_[pool].released) pool = kGlobal;
+      (pool == kGlobal ? free_ : pools_[pool].free).emplace(b.size, ptr);
+    } catch (...) {
+    }
+  }
+
+  // Graph capture (backends/cuda/graph.cu). Between begin_pool and end_pool, the calling
+  // thread's allocations come from a new private pool; release_pool gives its idle blocks
+  // back once the graph is gone.
+  int begin_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    WAVSPA_CHECK(capture_pool_ == kGlobal, "CUDA graph capture: another capture is recording");
+    pools_.emplace_back();
+    capture_pool_ = (int)pools_.size() - 1;
+    capture_thread_ = std::this_thread::get_id();
+    return capture_pool_;
+  }
+
+  void end_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capture_pool_ = kGlobal;
+  }
+
+  // Called from destructors: must not throw.
+  void release_pool(int pool) noexcept {
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (pool < 0 || pool >= (int)pools_.size() || pools_[pool].released) return;
+      Pool& p = pools_[pool];
+      free_.insert(p.free.begin(), p.free.end());
+      p.free.clear();
+      p.released = true;
     } catch (...) {
     }
   }
@@ -138,6 +167,39 @@ class CachingAllocator final : public Allocator {
   }
 
  private:
+  static constexpr int kGlobal = -1;
+
+  struct Block {
+    size_t size;
+    int pool;  // the graph pool it belongs to, or kGlobal
+  };
+
+  // A graph's memory: the blocks its recorded work reads and writes stay out of the shared
+  // cache while the graph lives, or later work would overwrite them between replays.
+  struct Pool {
+    std::multimap<size_t, void*> free;
+    bool released = false;
+  };
+
+  bool capturing_locked() const {
+    return capture_pool_ != kGlobal && std::this_thread::get_id() == capture_thread_;
+  }
+
+  // Takes a block for `want` bytes out of `list`: small blocks must match exactly (they are
+  // cheap to make, and handing out bigger ones would drain the bucket the bigger requests
+  // need); a large request may take a block up to a quarter larger, so near sizes of one
+  // activation share their blocks.
+  bool take_locked(std::multimap<size_t, void*>& list, size_t want, void*& p, size_t& size) {
+    auto it = list.lower_bound(want);
+    const size_t limit = want < kLargeFrom ? want : want + want / 4;
+    if (it == list.end() || it->first > limit) return false;
+    p = it->second;
+    size = it->first;
+    list.erase(it);
+    ++stats_.num_cache_hits;
+    return true;
+  }
+
   static size_t round(size_t n) {
     if (n < kLargeFrom) return (n + kSmallGrain - 1) / kSmallGrain * kSmallGrain;
     return (n + kLargeGrain - 1) / kLargeGrain * kLargeGrain;
@@ -191,8 +253,11 @@ class CachingAllocator final : public Allocator {
   }
 
   std::mutex mutex_;
-  std::multimap<size_t, void*> free_;         // idle blocks by size
-  std::unordered_map<void*, size_t> live_;    // handed-out blocks and their sizes
+  std::multimap<size_t, void*> free_;         // idle blocks by size (the shared cache)
+  std::unordered_map<void*, Block> live_;     // handed-out blocks
+  std::vector<Pool> pools_;                   // one per graph ever captured (indices stay valid)
+  int capture_pool_ = kGlobal;                // the pool of the capture recording now
+  std::thread::id capture_thread_;            // the thread recording it
   MemoryStats stats_;
 };
 
@@ -211,6 +276,10 @@ void empty_cache() { caching_allocator().empty_cache(); }
 
 void set_poison(bool on) { g_poison.store(on ? 1 : 0, std::memory_order_relaxed); }
 bool poison() { return poison_enabled(); }
+
+int begin_graph_pool() { return caching_allocator().begin_pool(); }
+void end_graph_pool() { caching_allocator().end_pool(); }
+void release_graph_pool(int pool) noexcept { caching_allocator().release_pool(pool); }
 
 void register_allocator() { wavspa::register_allocator(DeviceType::CUDA, &caching_allocator()); }
 

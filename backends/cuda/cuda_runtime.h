@@ -61,6 +61,14 @@ void empty_cache();
 void set_poison(bool on);
 bool poison();
 
+// CUDA graphs (backends/cuda/graph.cu): while a capture records, the calling thread's
+// allocations come from a private pool whose blocks no other work gets until
+// release_graph_pool (the graph's replays write them); blocks freed during the capture join
+// the pool too, since the recorded work may read them.
+int begin_graph_pool();
+void end_graph_pool();
+void release_graph_pool(int pool) noexcept;
+
 // Registers the device allocator with core (idempotent; touches no CUDA API, so it is safe
 // in a static initialiser of a process that never uses a GPU).
 void register_allocator();

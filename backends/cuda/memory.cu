@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/common.cuh"
@@ -44,7 +46,33 @@ class StagingPool {
   static constexpr size_t kMaxStaged = size_t(64) << 20;  // larger copies synchronise
   static constexpr size_t kMaxTotal = size_t(256) << 20;  // pinned memory held at most
 
+  // Graph capture (backends/cuda/graph.cu): uploads of the capturing thread get pinned
+  // buffers of their own until end_capture, which hands them to the graph.
+  void begin_capture() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capture_thread_ = std::this_thread::get_id();
+    capture_active_ = true;
+  }
+  std::vector<void*> end_capture() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capture_active_ = false;
+    return std::exchange(captured_, {});
+  }
+
   void upload(void* dst, const void* src, size_t bytes) {
+    if (capturing()) {
+      // A recorded copy reads its host buffer at every replay: it gets a buffer of its own,
+      // which the graph frees when it is destroyed.
+      void* host = nullptr;
+      WAVSPA_CUDA_CHECK(cudaMallocHost(&host, bytes));
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        captured_.push_back(host);
+      }
+      std::memcpy(host, src, bytes);
+      WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream()));
+      return;
+    }
     if (bytes > kMaxStaged) {
       WAVSPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
       WAVSPA_CUDA_CHECK(cudaStreamSynchronize(stream()));
@@ -59,6 +87,11 @@ class StagingPool {
   }
 
  private:
+  bool capturing() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return capture_active_ && std::this_thread::get_id() == capture_thread_;
+  }
+
   struct Buffer {
     void* host = nullptr;
     size_t size = 0;
@@ -109,6 +142,9 @@ class StagingPool {
   }
 
   std::mutex mutex_;
+  bool capture_active_ = false;
+  std::thread::id capture_thread_;
+  std::vector<void*> captured_;  // the pinned buffers of the capture recording now
   std::vector<Buffer> buffers_;  // never freed: pinned memory lives as long as the process
   size_t total_ = 0;
 };
@@ -156,6 +192,9 @@ void CudaBackend::fill(const Tensor& dst, double value) {
     for_each_element<1>({dst}, FillFn<T>{dptr<T>(dst), v});
   });
 }
+
+void begin_staging_capture() { staging_pool().begin_capture(); }
+std::vector<void*> end_staging_capture() { return staging_pool().end_capture(); }
 
 void CudaBackend::copy_from_host(const void* src, const Tensor& dst) {
   const size_t bytes = (size_t)dst.numel() * dst.element_size();

@@ -27,9 +27,10 @@ constexpr double kTwoPi = 6.283185307179586;
 template <int kLanes, typename F>
 __device__ __forceinline__ void for_each_block(int64_t n, PhiloxState s, F f) {
   const int64_t blocks = (n + kLanes - 1) / kLanes;
+  const uint64_t start = philox_start(s);
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+    const auto r = philox4x32(start + (uint64_t)b, 0, s.seed);
 #pragma unroll
     for (int l = 0; l < kLanes; ++l) {
       const int64_t i = b * kLanes + l;
@@ -54,9 +55,10 @@ __global__ void uniform_kernel(T* __restrict__ out, int64_t n, PhiloxState s, do
 template <typename T>
 __global__ void normal_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double mean, double std) {
   const int64_t blocks = (n + 1) / 2;
+  const uint64_t start = philox_start(s);
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(s.offset + (uint64_t)b, 0, s.seed);
+    const auto r = philox4x32(start + (uint64_t)b, 0, s.seed);
     // Box-Muller on the block's first two words: two independent normals.
     const double radius = sqrt(__dmul_rn(-2.0, log(uint_to_unit(r[0]))));
     const double angle = __dmul_rn(kTwoPi, uint_to_unit(r[1]));

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -175,6 +176,7 @@ TEST_CASE("train: RunConfig JSON round trip keeps every key and value") {
     "weight_decay": 0.2, "momentum": 0.8, "schedule": "constant", "warmup": 3,
     "clip_grad_norm": 2.5, "label_smoothing": 0.1, "eval_every": 9, "eval_limit": 11,
     "log_every": 2, "early_stop": 4, "prefetch": 0, "seed": 77, "device": "cuda", "threads": 3, "precision": "bf16",
+    "cuda_graphs": true,
     "model": {"architecture": "wavspa", "emb_dim": 24, "levels": 2, "pre_mlp_norm": true,
               "parametrization": "lift", "dropout": 0.25}})";
   const json given = json::parse(text);
@@ -222,6 +224,7 @@ TEST_CASE("train: RunConfig rejects unknown keys, wrong types and invalid values
   check_error([] { RunConfig::from_json(R"({"device": "tpu"})"); }, {"'device'", "cuda"});
   check_error([] { RunConfig::from_json(R"({"precision": "fp16"})"); }, {"'precision'", "fp16", "bf16"});
   check_error([] { RunConfig::from_json(R"({"precision": "bf16"})"); }, {"'precision'", "needs device cuda", "cpu"});
+  check_error([] { RunConfig::from_json(R"({"cuda_graphs": true})"); }, {"'cuda_graphs'", "needs device cuda", "cpu"});
   check_error([] { RunConfig::from_json(R"({"steps": 0})"); }, {"'steps'", ">= 1"});
   check_error([] { RunConfig::from_json(R"({"lr": 0})"); }, {"'lr'", "> 0"});
   check_error([] { RunConfig::from_json(R"({"lr": -1e-3})"); }, {"'lr'", "> 0"});
@@ -562,6 +565,43 @@ TEST_CASE("train: a run interrupted at step 13 and resumed equals one that never
   CHECK(sa.at("best_step") == sr.at("best_step"));
   CHECK(sa.at("best_val_accuracy") == sr.at("best_val_accuracy"));
 }
+
+#ifdef WAVSPA_CUDA
+TEST_CASE("train: --cuda-graphs gives the bits of the eager loop (dropout, partial batches, validation, NaN stop)" * gpu_only()) {
+  const std::string exe = build_path("train");
+  TempDir dir("graphs");
+  const std::string data = make_listops(dir), a = dir / "a", b = dir / "b";
+  // 200 examples in batches of 24: every epoch ends with a batch of 8, which runs eagerly.
+  const std::string args = " --task listops --model wavspa-ada --device cuda --data " + data + kTinyListops +
+                           " --set steps=30 --set log_every=5 --set eval_every=7 --set batch_size=24"
+                           " --set model.dropout=0.1 --set model.attention_dropout=0.1";
+  Run ra = run_shell(exe + args + " --out " + a, dir);
+  REQUIRE_MESSAGE(ra.rc == 0, ra.err);
+  Run rb = run_shell(exe + args + " --cuda-graphs --out " + b, dir);
+  REQUIRE_MESSAGE(rb.rc == 0, rb.err);
+  const Csv ca = read_csv(a + "/metrics.csv"), cb = read_csv(b + "/metrics.csv");
+  CHECK(ca.count("train") == 6);
+  CHECK(ca.columns("train", {0, 2, 3, 4, 5}) == cb.columns("train", {0, 2, 3, 4, 5}));
+  CHECK(ca.columns("val", {0, 3, 4}) == cb.columns("val", {0, 3, 4}));
+  CHECK(ca.columns("test", {0, 3, 4}) == cb.columns("test", {0, 3, 4}));
+  const nn::Checkpoint ka = nn::load_safetensors(a + "/latest.safetensors"),
+                       kb = nn::load_safetensors(b + "/latest.safetensors");
+  REQUIRE(ka.tensors.size() == kb.tensors.size());
+  for (const auto& [name, t] : ka.tensors) {
+    INFO(name);
+    REQUIRE(kb.tensors.count(name));
+    const Tensor& u = kb.tensors.at(name);
+    REQUIRE(t.shape() == u.shape());
+    REQUIRE(t.dtype() == u.dtype());
+    CHECK(std::memcmp(t.raw_data(), u.raw_data(), (size_t)t.numel() * t.element_size()) == 0);
+  }
+  // The NaN hook's step runs eagerly, and the graph steps keep the model where it stopped.
+  const std::string c = dir / "c";
+  Run rc = run_shell("WAVSPA_TRAIN_NAN_AT_STEP=12 " + exe + args + " --cuda-graphs --set log_every=1 --out " + c, dir);
+  CHECK(rc.rc == 3);
+  CHECK(contains(rc.err, "the loss is nan at step 12"));
+}
+#endif  // WAVSPA_CUDA
 
 // ---- 5. a loss that is not finite ------------------------------------------------------------
 
