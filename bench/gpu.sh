@@ -16,7 +16,8 @@
 #                  length 2000, emb 128, 8 layers, 1 head, qkv 64, mlp 128; WavSpA wlen 16,
 #                  level 1) and of the Text WavSpA config (length 1000, emb 256, 4 layers,
 #                  4 heads, qkv 256, mlp 1024): wavspa fp32/tf32/bf16 beside PyTorch eager
-#                  fp32/bf16, bf16 + SDPA and bf16 + SDPA + torch.compile, after
+#                  fp32/bf16, bf16 + SDPA and bf16 + SDPA + torch.compile (and wavspa fp32
+#                  and bf16 with --cuda-graphs), after
 #                  bench/torch_step.py has shown its model computes what ours does; then
 #                  one table of them all (bench/step_table.py)
 #       kernels    the attention kernel against SDPA (bench/kernels/attention.sh)
@@ -62,15 +63,17 @@ stage_tests() {
 # reports that API error and its retry as 4 errors, so it runs alone with API errors off
 # (its kernels are still checked). The every-preset case only repeats kernels of the op
 # cases and, with the 20-step CPU-vs-CUDA training case, takes racecheck past 10 minutes.
-sanitize_args=(-tc='cuda*,op table: CUDA*,op table: inputs on two*' -tce='*2^31*,*caching allocator*')
-alloc_case=(-tc='*caching allocator*')
+# The graph case that makes a capture fail on purpose (a host read while recording) is an
+# API error for memcheck too, so it runs with the allocator case.
+sanitize_args=(-tc='cuda*,op table: CUDA*,op table: inputs on two*,graph:*' -tce='*2^31*,*caching allocator*,*waits for the device*')
+alloc_case=(-tc='*caching allocator*,*waits for the device*')
 
 stage_memcheck() {
   compute-sanitizer --tool memcheck --error-exitcode 9 $bin/wavspa_tests "${sanitize_args[@]}" >"$out/memcheck.log" 2>&1
   row "memcheck (cuda cases)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
   compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 $bin/wavspa_tests "${alloc_case[@]}" \
     >"$out/memcheck-alloc.log" 2>&1
-  row "memcheck (allocator case, API errors off)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/memcheck-alloc.log" | tail -1)"
+  row "memcheck (allocator and failed-capture cases, API errors off)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/memcheck-alloc.log" | tail -1)"
   grep -B2 -A12 -m3 -E '^========= (Invalid|Program hit|Error)' "$out"/memcheck*.log | head -60
 }
 
@@ -130,6 +133,10 @@ stage_bench() {
     row "torch twin $name" "$(python3 $b check .gpu/ref-$name 2>>"$out/bench.log" | tail -1)"
     for p in fp32 tf32 bf16; do
       row "wavspa $name $p" "$($bin/bench_step --config $cfg --len $len --device cuda --precision $p 2>>"$out/bench.log" | tail -1)"
+    done
+    for p in fp32 bf16; do
+      row "wavspa $name $p graphs" \
+        "$($bin/bench_step --config $cfg --len $len --device cuda --precision $p --cuda-graphs 2>>"$out/bench.log" | tail -1)"
     done
     for p in fp32 bf16; do
       row "pytorch $name $p" "$(python3 $b time --config $cfg --len $len --precision $p 2>>"$out/bench.log" | tail -1)"

@@ -14,6 +14,8 @@ COLUMNS = [  # (row label prefix, column title)
     ("wavspa {} fp32", "wavspa fp32"),
     ("wavspa {} tf32", "wavspa tf32"),
     ("wavspa {} bf16", "wavspa bf16"),
+    ("wavspa {} fp32 graphs", "wavspa fp32 graphs"),
+    ("wavspa {} bf16 graphs", "wavspa bf16 graphs"),
     ("pytorch {} fp32", "PyTorch eager fp32"),
     ("pytorch {} bf16", "PyTorch eager bf16"),
     ("pytorch-sdpa {} bf16", "bf16 + SDPA"),
@@ -48,7 +50,8 @@ def main():
         if name not in models:
             models.append(name)
     print(f"{card}: median ms per training step (peak MB)\n")
-    head = ["model", "twin check"] + [t for _, t in COLUMNS] + ["fp32 / eager fp32", "bf16 / compile"]
+    head = ["model", "twin check"] + [t for _, t in COLUMNS] + [
+        "fp32 / eager fp32", "bf16 / compile", "bf16 graphs / compile"]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for name in models:
@@ -61,7 +64,8 @@ def main():
             ms[title] = r["median_ms"]
             cells.append(f"{r['median_ms']:.1f} ({r['peak_mem_mb']:,.0f})")
         ratio = lambda a, b: f"{ms[a] / ms[b]:.2f}" if a in ms and b in ms else ""
-        cells += [ratio("wavspa fp32", "PyTorch eager fp32"), ratio("wavspa bf16", "bf16 + SDPA + compile")]
+        cells += [ratio("wavspa fp32", "PyTorch eager fp32"), ratio("wavspa bf16", "bf16 + SDPA + compile"),
+                  ratio("wavspa bf16 graphs", "bf16 + SDPA + compile")]
         print("| " + " | ".join(cells) + " |")
 
 
