@@ -181,56 +181,36 @@ __device__ __forceinline__ void store_pair(T* dst, float x, float y) {
   }
 }
 
-// Dropout's keep bits (AttentionArgs' rule: 16 random bits per weight, one Philox block per
-// 8 keys of a row) for two 8-key n-blocks nb0, nb0 + 1 of an accumulator tile in the (query,
-// key) layout: bit 4 nbi + 2 r + c for row (r ? row_hi : row_lo) and key j8 + 8 nbi + 2 t + c.
-// The four threads of a quad need the four blocks (2 rows x 2 n-blocks), word t of each: each
-// draws one block, and four shuffles transpose the words.
-template <typename T>
-__device__ __forceinline__ uint32_t keep_bits_rows(const Params<T, float>& p, int64_t bh, int row_lo, int row_hi,
-                                                   int j8, int t, int lane) {
-  const int row = (t & 1) ? row_hi : row_lo;
+// Dropout's keep bits for a tile, drawn once for the whole block (AttentionArgs' rule: one
+// Philox block of 8 x 16 bits per 8 keys of a query row): bit c of the byte for (row r, group
+// x) says whether key 8 (g0 + x) + c of query row row0 + r is kept. The block's threads draw
+// the ROWS * GROUPS Philox blocks between them and write the bytes row-major, GROUPS per row;
+// each thread then reads the bits of its own accumulator elements (row_keep below), so no
+// random word is handed between threads. Rows past nq and keys past nk draw bits that are
+// never used. Called by every thread of the block; the caller's __syncthreads publishes them.
+template <int ROWS, int GROUPS, typename T>
+__device__ __forceinline__ void draw_keep(const Params<T, float>& p, int64_t bh, int64_t row0, int64_t g0,
+                                          uint8_t* dst) {
   const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
-  const auto w = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + row) * groups + (uint64_t)(j8 / 8 + (t >> 1)), 0,
-                            p.philox.seed);
-  uint32_t bits = 0;
+  const uint64_t first = philox_start(p.philox) + (uint64_t)(bh * p.nq + row0) * groups + (uint64_t)g0;
+  const uint32_t threshold = p.dropout_threshold;
+#pragma unroll 1
+  for (int x = threadIdx.x; x < ROWS * GROUPS; x += blockDim.x) {
+    const int r = x / GROUPS, gi = x % GROUPS;
+    const auto w = philox4x32(first + (uint64_t)r * groups + (uint64_t)gi, 0, p.philox.seed);
+    uint32_t bits = 0;
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const int s = (t + k) & 3;     // the source thread of this round
-    const int want = (t - k) & 3;  // the word the thread that reads from us needs
-    const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
-    const uint32_t got = __shfl_sync(0xffffffffu, send, (lane & ~3) | s);
-    const uint32_t k0 = (got & 0xffffu) >= p.dropout_threshold, k1 = (got >> 16) >= p.dropout_threshold;
-    const int at = 4 * (s >> 1) + 2 * (s & 1);
-    bits |= k0 << at | k1 << (at + 1);
+    for (int c = 0; c < 8; ++c) bits |= (uint32_t)(((w[c / 2] >> (16 * (c % 2))) & 0xffffu) >= threshold) << c;
+    dst[x] = (uint8_t)bits;
   }
-  return bits;
 }
 
-// The same for the transposed (key, query) layout of the key pass: bit 4 nbi + 2 r + c for key
-// (r ? key_hi : key_lo) and query i8 + 8 nbi + 2 t + c. The eight threads g of a column t hold
-// the 8 keys of a Philox group (word g / 2, half g % 2) and need the eight blocks (2 key
-// groups x 2 queries x 2 n-blocks): each draws one, and eight shuffles transpose the words.
-template <typename T>
-__device__ __forceinline__ uint32_t keep_bits_cols(const Params<T, float>& p, int64_t bh, int key_lo, int i8, int t,
-                                                   int lane) {
-  const int g = lane / 4;
-  const int r = g & 1, c = (g >> 1) & 1, nbi = g >> 2;  // the block this thread draws
-  const int i = i8 + 8 * nbi + 2 * t + c;
-  const uint64_t groups = (uint64_t)((p.nk + 7) / 8);
-  const auto w = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + i) * groups + (uint64_t)((key_lo - g) / 8 + r),
-                            0, p.philox.seed);
-  uint32_t bits = 0;
-#pragma unroll
-  for (int k = 0; k < 8; ++k) {
-    const int s = (g + k) & 7;
-    const int want = ((g - k) & 7) >> 1;  // the word of the thread that reads from us
-    const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
-    const uint32_t got = __shfl_sync(0xffffffffu, send, 4 * s + t);
-    const uint32_t kept = ((got >> (16 * (g & 1))) & 0xffffu) >= p.dropout_threshold;
-    bits |= kept << (4 * (s >> 2) + 2 * (s & 1) + ((s >> 1) & 1));
-  }
-  return bits;
+// The GROUPS bytes of one row of a draw_keep tile (8 keys each, the first in the low byte).
+template <int GROUPS>
+__device__ __forceinline__ uint64_t row_keep(const uint8_t* row) {
+  static_assert(GROUPS == 4 || GROUPS == 8, "tiles of 32 or 64 keys");
+  if constexpr (GROUPS == 8) return *reinterpret_cast<const uint64_t*>(row);
+  else return *reinterpret_cast<const uint32_t*>(row);
 }
 
 // ---- forward -----------------------------------------------------------------------------
@@ -267,6 +247,10 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
   auto Ktile = [&](int buf) { return KV + (2 * buf) * Bc * P; };
   auto Vtile = [&](int buf) { return KV + (2 * buf + 1) * Bc * P; };
 
+  // Dropout's keep bits per key tile, double-buffered like K and V: [2][Br][Bc / 8].
+  uint8_t* keep_all = reinterpret_cast<uint8_t*>(KV + 4 * Bc * P);
+  const bool dropout = p.dropout_p > 0;
+
   const T* kbase = p.k.row(b, h, 0);
   const T* vbase = p.v.row(b, h, 0);
   stage_any<D, Br>(Qs, p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
@@ -275,6 +259,7 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
     stage_any<D, Bc>(Vtile(0), vbase, p.v.sn, 0, kend);
   }
   cp_async_commit();
+  if (dropout && kend > 0) draw_keep<Br, Bc / 8>(p, bh, i0, 0, keep_all);
 
   int rows[MT][2];  // this thread's rows: per-head lengths fit in 32 bits
   bool dead[MT][2];
@@ -308,6 +293,7 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
       stage_any<D, Bc>(Vtile(buf ^ 1), vbase, p.v.sn, j0 + Bc, kend - j0 - Bc);
     }
     cp_async_commit();
+    if (dropout && j0 + Bc < kend) draw_keep<Br, Bc / 8>(p, bh, i0, (j0 + Bc) / 8, keep_all + (buf ^ 1) * Br * (Bc / 8));
     const bf16* Ks = Ktile(buf);
     const bf16* Vs = Vtile(buf);
     float s[MT][Bc / 8][4] = {};
@@ -387,23 +373,20 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
 #pragma unroll
         for (int db = 0; db < D / 8; ++db) o[mt][db][2 * r] *= corr, o[mt][db][2 * r + 1] *= corr;
       }
-    if (p.dropout_p > 0) {
-      // The keep bits first, in a loop the compiler keeps rolled (Philox is long), then
-      // applied with compile-time indices so `s` stays in registers.
-      uint64_t kept = 0;  // bit 4 (mt * Bc / 8 + nb) + 2 r + c
-#pragma unroll 1
-      for (int x = 0; x < MT * Bc / 16; ++x) {  // n-block pairs
-        const int mt = x / (Bc / 16), nb0 = 2 * (x % (Bc / 16));
-        kept |= (uint64_t)keep_bits_rows(p, bh, rows[mt][0], rows[mt][1], (int)j0 + nb0 * 8, t, lane) << (8 * x);
-      }
+    if (dropout) {
+      const uint8_t* keep = keep_all + buf * Br * (Bc / 8);
       const float ds = (float)p.dropout_scale;
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int nb = 0; nb < Bc / 8; ++nb)
+        for (int r = 0; r < 2; ++r) {
+          // This thread's keys in n-block nb are 8 nb + 2 t + c: bits 8 nb + c after the shift.
+          const uint64_t bits = row_keep<Bc / 8>(keep + ((warp * MT + mt) * 16 + g + 8 * r) * (Bc / 8)) >> (2 * t);
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            s[mt][nb][e] *= (kept >> (4 * (mt * (Bc / 8) + nb) + e)) & 1 ? ds : 0.0f;
+          for (int nb = 0; nb < Bc / 8; ++nb)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) s[mt][nb][2 * r + c] *= (bits >> (8 * nb + c)) & 1 ? ds : 0.0f;
+        }
     }
     // O += P V: P's accumulators become A operands, V's B operands come transposed.
 #pragma unroll
@@ -470,6 +453,8 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   bf16* Gs_all = Qs_all + 2 * Br * P;     // [2][Br][P]
   float* lse_all = reinterpret_cast<float*>(Gs_all + 2 * Br * P);  // [2][Br], in log2 units
   float* D_all = lse_all + 2 * Br;        // [2][Br]
+  uint8_t* keep_all = reinterpret_cast<uint8_t*>(D_all + 2 * Br);  // [2][Br][Bc / 8]: draw_keep's bytes
+  const bool dropout = p.dropout_p > 0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t j0 = (int64_t)blockIdx.x * Bc;
@@ -494,6 +479,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
       lse_all[buf * Br + x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
       D_all[buf * Br + x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
     }
+    if (dropout) draw_keep<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
   };
   if (istart < p.nq) load_walk(0, istart);
   cp_async_commit();
@@ -511,12 +497,19 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
     two_products<D, Br>(st, dpt, Ks, Vs, warp * 16, Qs, Gs, lane);  // S^T = K Q^T, dP^T = V dO^T
     // Element x of n-block nb: key keys[x / 2], query i0 + nb * 8 + 2 t + x % 2. Queries past
     // the end have lse = +inf (P = 0); masks are uniform steps taken only where needed.
-    uint64_t kept = ~0ull;  // dropout's keep bits, bit 4 nb + x
-    if (p.dropout_p > 0) {
+    // Dropout's keep bits, bit 4 nb + x: query column nb * 8 + 2 t + c has the byte pair of
+    // this warp's two key groups 2 warp (keys[0]) and 2 warp + 1 (keys[1]), bit g of each.
+    uint64_t kept = ~0ull;
+    if (dropout) {
+      const uint8_t* keep = keep_all + buf * Br * (Bc / 8) + 2 * warp;
       kept = 0;
-#pragma unroll 1
-      for (int x = 0; x < Br / 16; ++x)  // n-block pairs
-        kept |= (uint64_t)keep_bits_cols(p, bh, keys[0], (int)i0 + 16 * x, t, lane) << (8 * x);
+#pragma unroll
+      for (int nb = 0; nb < Br / 8; ++nb)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const uint32_t pair = *reinterpret_cast<const uint16_t*>(keep + (nb * 8 + 2 * t + c) * (Bc / 8)) >> g;
+          kept |= (uint64_t)(pair & 1) << (4 * nb + c) | (uint64_t)((pair >> 8) & 1) << (4 * nb + 2 + c);
+        }
     }
     const float dscale = (float)p.dropout_scale;
     const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0;  // some key j > some query i
@@ -587,6 +580,8 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   // The walked key and value tiles, double-buffered as in grad_kv_mma_kernel.
   bf16* Ks_all = Gs + Br * P;           // [2][Bc][P]
   bf16* Vs_all = Ks_all + 2 * Bc * P;   // [2][Bc][P]
+  uint8_t* keep_all = reinterpret_cast<uint8_t*>(Vs_all + 2 * Bc * P);  // [2][Br][Bc / 8]: draw_keep's bytes
+  const bool dropout = p.dropout_p > 0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t i0 = (int64_t)blockIdx.x * Br;
@@ -609,6 +604,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   auto load_walk = [&](int buf, int64_t j0) {
     stage_any<D, Bc>(Ks_all + buf * Bc * P, p.k.row(b, h, 0), p.k.sn, j0, kend - j0);
     stage_any<D, Bc>(Vs_all + buf * Bc * P, p.v.row(b, h, 0), p.v.sn, j0, kend - j0);
+    if (dropout) draw_keep<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
   };
   if (kend > 0) load_walk(0, 0);
   cp_async_commit();
@@ -630,12 +626,11 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
       const int j = (int)j0 + (y / 2) * 8 + 2 * t + y % 2;
       bias[y] = !any_masked || (j < p.nk && (mask.keep == nullptr || mask.keep[j] != 0)) ? 0.0f : -INFINITY;
     }
-    uint64_t kept = ~0ull;
-    if (p.dropout_p > 0) {
-      kept = 0;
-#pragma unroll 1
-      for (int x = 0; x < Bc / 16; ++x)  // n-block pairs
-        kept |= (uint64_t)keep_bits_rows(p, bh, rows[0], rows[1], (int)j0 + 16 * x, t, lane) << (8 * x);
+    uint64_t bits[2] = {~0ull, ~0ull};  // dropout's keep bits of rows[r]: key 8 nb + 2 t + c at bit 8 nb + c
+    if (dropout) {
+      const uint8_t* keep = keep_all + buf * Br * (Bc / 8);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) bits[r] = row_keep<Bc / 8>(keep + (warp * 16 + g + 8 * r) * (Bc / 8)) >> (2 * t);
     }
     const float dscale = (float)p.dropout_scale;
     const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0 + warp * 16;
@@ -646,7 +641,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
         const int r = x / 2, c = x % 2;
         float l2 = fmaf(s[nb][x], sl2, bias[2 * nb + c] - lse[r]);
         if (diagonal && (int)j0 + nb * 8 + 2 * t + c > rows[r]) l2 = -INFINITY;
-        const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+        const float drop = (bits[r] >> (8 * nb + c)) & 1 ? dscale : 0.0f;
         s[nb][x] = fast_exp2(l2) * fmaf(dp[nb][x], drop, -Dr[r]);
       }
     }
@@ -712,7 +707,8 @@ cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
   return dispatch_head_dim<T>(p.dim, [&](auto dc) {
     constexpr int D = decltype(dc)::value;
     const dim3 grid((unsigned)((p.nq + fwd_rows<D>() - 1) / fwd_rows<D>()), (unsigned)(p.batch * p.heads));
-    const size_t smem = (size_t)(fwd_rows<D>() + 4 * kFwdKeys) * pitch<D>() * sizeof(bf16);
+    const size_t smem = (size_t)(fwd_rows<D>() + 4 * kFwdKeys) * pitch<D>() * sizeof(bf16) +
+                        2 * fwd_rows<D>() * (kFwdKeys / 8);  // the keep bytes
     return launch_mma(forward_mma_kernel<T, D>, grid, smem, stream, p);
   });
 }
@@ -730,8 +726,9 @@ cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
     constexpr int D = decltype(dc)::value;
     // Own tiles once, walked tiles twice (double-buffered).
     const size_t smem_kv = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
-                           4 * bwd_walk<D>() * sizeof(float);
-    const size_t smem_q = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16);
+                           4 * bwd_walk<D>() * sizeof(float) + 2 * bwd_walk<D>() * (kBwdOwn / 8);
+    const size_t smem_q = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
+                          2 * kBwdOwn * (bwd_walk<D>() / 8);
     const unsigned bhs = (unsigned)(p.batch * p.heads);
     cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D>, dim3((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs),
                                smem_kv, stream, p);
