@@ -65,17 +65,6 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x, const Tensor& key_mask, 
   auto split_heads = [&](const Tensor& t) {
     return t.reshape({B, N, heads, dh}).permute({0, 2, 1, 3});
   };
-  Tensor qh, kh, vh;
-  if (qkv) {
-    auto parts = chunk(qkv->forward(x), 3, -1);
-    qh = split_heads(parts[0]);
-    kh = split_heads(parts[1]);
-    vh = split_heads(parts[2]);
-  } else {
-    qh = split_heads(q->forward(x));
-    kh = split_heads(k->forward(x));
-    vh = split_heads(v->forward(x));
-  }
   // The fused kernel (ops/attention.h) takes the key mask and causality as they are, so no
   // (N, N) mask or score matrix is built; its output is (B, N, H, dh) memory, so the reshape
   // back to (B, N, qkv_dim) below is a view.
@@ -88,7 +77,9 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x, const Tensor& key_mask, 
   options.causal = causal;
   options.dropout_p = attn_dropout;
   options.training = is_training();
-  Tensor y = attention(qh, kh, vh, options);
+  // A fused projection goes in whole: its gradient comes back as one tensor.
+  if (qkv) return out->forward(attention_qkv(qkv->forward(x), heads, options));
+  Tensor y = attention(split_heads(q->forward(x)), split_heads(k->forward(x)), split_heads(v->forward(x)), options);
   return out->forward(y.permute({0, 2, 1, 3}).reshape({B, N, qkv_dim}));
 }
 

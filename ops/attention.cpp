@@ -38,12 +38,20 @@ Tensor heads_first(const Tensor& like, int64_t B, int64_t H, int64_t n, int64_t 
 
 }  // namespace
 
-Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionOptions& o) {
-  const char* op = "attention";
-  // Autocast: q, k and v in bfloat16 (casts of the graph), a bfloat16 output.
-  const bool cast = autocasting(q_in) && autocasting(k_in) && autocasting(v_in);
-  const Tensor q = cast ? autocast_bf16(q_in) : q_in, k = cast ? autocast_bf16(k_in) : k_in,
-               v = cast ? autocast_bf16(v_in) : v_in;
+namespace {
+
+// What one call's backward needs: the kernels' arguments and the forward's tensors.
+struct Forward {
+  AttentionArgs args;
+  Tensor qc, kc, vc;  // q, k, v as the kernel read them (unit last stride)
+  Tensor keep;        // (B, nk) int32 or undefined
+  Tensor out_mem;     // (B, nq, H, d)
+  Tensor lse;         // (B, H, nq)
+  bool compute = false;
+};
+
+// Checks, the mask, the dropout range, and the forward kernel.
+Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
   check_floating(op, q);
   check_same(op, q, k);
   check_same(op, q, v);
@@ -91,13 +99,36 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
   const bool compute = out_mem.numel() > 0 && nk > 0;
   if (compute) backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
   else backend_of(q).fill(out_mem, 0.0);
+  Forward f;
+  f.args = args;
+  f.qc = qc.detach();
+  f.kc = kc.detach();
+  f.vc = vc.detach();
+  f.keep = keep;
+  f.out_mem = out_mem;
+  f.lse = lse;
+  f.compute = compute;
+  return f;
+}
+
+}  // namespace
+
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionOptions& o) {
+  // Autocast: q, k and v in bfloat16 (casts of the graph), a bfloat16 output.
+  const bool cast = autocasting(q_in) && autocasting(k_in) && autocasting(v_in);
+  const Tensor q = cast ? autocast_bf16(q_in) : q_in, k = cast ? autocast_bf16(k_in) : k_in,
+               v = cast ? autocast_bf16(v_in) : v_in;
+  const Forward f = run_forward("attention", q, k, v, o);
+  const AttentionArgs args = f.args;
+  const Tensor keep = f.keep, out_mem = f.out_mem, lse = f.lse;
+  const bool compute = f.compute;
   Tensor out = permute_raw(out_mem, kHeadsFirst);
 
   if (autograd::needs_grad({q, k, v})) {
     // One kernel computes the three gradients. They are ordinary tensors with no graph of
     // their own: the engine runs backward with grad mode off (no higher-order gradients, as
     // for every fused op). q, k, v are saved as the kernel read them (unit last stride).
-    Tensor sq = qc.detach(), sk = kc.detach(), sv = vc.detach();
+    Tensor sq = f.qc, sk = f.kc, sv = f.vc;
     autograd::record("AttentionBackward", {q, k, v}, out,
                      [args, sq, sk, sv, keep, out_mem, lse, compute](const Tensor& g) {
       const int64_t B = args.batch, H = args.heads, d = args.dim;
@@ -110,6 +141,43 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
         for (const Tensor& t : {gq, gk, gv}) backend_of(sq).fill(t, 0.0);
       }
       return G{gq, gk, gv};
+    });
+  }
+  return out;
+}
+
+Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions& o) {
+  const char* op = "attention_qkv";
+  const Tensor qkv = autocasting(qkv_in) ? autocast_bf16(qkv_in) : qkv_in;
+  check_floating(op, qkv);
+  WAVSPA_CHECK(qkv.dim() == 3, "attention_qkv: expected qkv (B, N, 3 E), got ", shape_str(qkv.shape()));
+  WAVSPA_CHECK(heads > 0 && qkv.shape()[2] % (3 * heads) == 0, "attention_qkv: the last dim of qkv ",
+               shape_str(qkv.shape()), " must be 3 x heads x head dim with heads = ", heads);
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], E = qkv.shape()[2] / 3, d = E / heads;
+  // q, k, v: (B, H, N, d) views of the projection, without a graph of their own.
+  const Tensor base = qkv.detach();
+  const Shape& st = base.strides();
+  auto part = [&](int64_t which) {
+    return base.as_strided({B, heads, N, d}, {st[0], d * st[2], st[1], st[2]}, base.offset() + which * E * st[2]);
+  };
+  const Forward f = run_forward(op, part(0), part(1), part(2), o);
+  Tensor out = f.out_mem.reshape({B, N, E});  // (B, N, H, d) memory: a view
+  if (autograd::needs_grad({qkv})) {
+    autograd::record("AttentionQkvBackward", {qkv}, out, [f, B, N, E, d, heads](const Tensor& g) {
+      // The three gradients are written by the kernel straight into their thirds of one tensor.
+      Tensor gqkv = Tensor::empty({B, N, 3 * E}, f.qc.dtype(), f.qc.device());
+      auto third = [&](int64_t which) {
+        return gqkv.as_strided({B, heads, N, d}, {N * 3 * E, d, 3 * E, 1}, gqkv.offset() + which * E);
+      };
+      if (f.compute) {
+        const Tensor gc = contiguous_raw(g);
+        const Tensor gh = gc.as_strided({B, heads, N, d}, {N * E, d, E, 1}, gc.offset());
+        backend_of(gqkv).attention_backward(f.args, f.qc, f.kc, f.vc, f.keep, permute_raw(f.out_mem, kHeadsFirst),
+                                            f.lse, gh, third(0), third(1), third(2));
+      } else {
+        backend_of(gqkv).fill(gqkv, 0.0);
+      }
+      return G{gqkv};
     });
   }
   return out;

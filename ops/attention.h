@@ -7,6 +7,7 @@
 //   o.key_mask = mask;                                   // (B, nk): 0 marks padding
 //   o.causal = true;
 //   Tensor z = attention(q, k, v, o);                    // (B, H, nq, d)
+//   Tensor y = attention_qkv(qkv, heads, o);             // qkv (B, N, 3 H d) -> (B, N, H d)
 //
 // nn::scaled_dot_product_attention (nn/attention.h) is the materialised composite, for masks
 // of any other form.
@@ -35,5 +36,13 @@ struct AttentionOptions {
 // costs no copy. A query whose keys are all masked averages v uniformly over all nk keys (as
 // the materialised softmax of a row of equal scores) and passes no gradient to q or k.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
+
+// Self-attention on a fused projection: qkv (B, N, 3 E) holds q, k and v one after the other
+// in its last dim, each split into `heads` heads of E / heads (as chunk(qkv, 3, -1) and a
+// reshape to (B, N, heads, E / heads) would read them). Returns (B, N, E), the heads side by
+// side. The same kernels as attention(); the difference is the gradient: one (B, N, 3 E)
+// tensor that the kernel writes in place, where the chunked path builds three zero-padded
+// slices and adds them.
+Tensor attention_qkv(const Tensor& qkv, int64_t heads, const AttentionOptions& options = {});
 
 }  // namespace wavspa

@@ -198,13 +198,14 @@ __global__ void strided_general_kernel(int64_t n, StridedN<N> L, F f) {
   }
 }
 
-// Two merged dims (a broadcast row, a transposed matrix, a row slice): rows on the grid's y,
-// columns on threads, so no element pays for a division.
+// Two merged dims (a broadcast row, a transposed matrix, a row slice): columns on threads'
+// x, rows on threads' y and the grid's y (grid-stride), so no element pays for a division and
+// short rows still fill blocks of kThreads.
 template <int N, typename F>
 __global__ void strided_2d_kernel(StridedN<N> L, F f) {
   const int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (c >= L.size[1]) return;
-  for (int64_t r = blockIdx.y; r < L.size[0]; r += gridDim.y) {
+  for (int64_t r = blockIdx.y * (int64_t)blockDim.y + threadIdx.y; r < L.size[0]; r += (int64_t)gridDim.y * blockDim.y) {
     int64_t off[N];
 #pragma unroll
     for (int k = 0; k < N; ++k) off[k] = r * L.stride[k][0] + c * L.stride[k][1];
@@ -224,10 +225,15 @@ void for_each_element(const std::array<Tensor, N>& ts, const F& f) {
   else if (L.linear())
     strided_linear_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
   else if (L.ndim == 2) {
+    // A block of kThreads: a row's columns (a multiple of 32, up to kThreads) times as many rows
+    // as fit. Each thread loops over rows, at most ~16 blocks per SM's worth of the grid: one
+    // block per short row made the launch of tens of thousands of tiny blocks the cost.
     const int64_t cols = L.size[1];
-    const int threads = cols >= kThreads ? kThreads : (int)((cols + 31) / 32 * 32);
-    const dim3 grid((unsigned)((cols + threads - 1) / threads), (unsigned)std::min<int64_t>(L.size[0], 65535));
-    strided_2d_kernel<N, F><<<grid, threads, 0, stream()>>>(L, f);
+    const int tx = cols >= kThreads ? kThreads : (int)((cols + 31) / 32 * 32);
+    const int ty = kThreads / tx;
+    const int64_t row_blocks = (L.size[0] + ty - 1) / ty;
+    const dim3 grid((unsigned)((cols + tx - 1) / tx), (unsigned)std::min<int64_t>(row_blocks, 2048));
+    strided_2d_kernel<N, F><<<grid, dim3(tx, ty), 0, stream()>>>(L, f);
   } else
     strided_general_kernel<N, F><<<blocks_for(n), kThreads, 0, stream()>>>(n, L, f);
   WAVSPA_CUDA_LAUNCH_CHECK();

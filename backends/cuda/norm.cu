@@ -100,7 +100,11 @@ __global__ void softmax_backward_kernel(const T* y, const T* g, T* gx, int64_t M
 
 // ---- layer norm ----------------------------------------------------------------------------
 
-template <typename T, typename P>
+// Rows of at most K elements per thread (K > 0) are read from memory once and kept in
+// registers for the kernels' later passes (explicit unrolled loops: an array captured by a
+// lambda would live in local memory); longer rows (K = 0) read them again (from L1/L2). The
+// sums run over the same elements in the same order either way.
+template <typename T, typename P, int K>
 __global__ void layernorm_forward_kernel(const T* x, const P* w, const P* b, double eps, T* y,
                                          Compute<T>* mean, Compute<T>* rstd, int64_t M, int64_t N) {
   using V = Compute<T>;
@@ -109,17 +113,33 @@ __global__ void layernorm_forward_kernel(const T* x, const P* w, const P* b, dou
     const int64_t m = base + threadIdx.y;
     const bool active = m < M;
     const T* row = x + (active ? m : 0) * N;
+    V cache[K > 0 ? K : 1];
     double s = 0;
-    if (active)
+    if constexpr (K > 0) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = threadIdx.x + (int64_t)k * blockDim.x;
+        cache[k] = active && i < N ? to_compute(row[i]) : V(0);
+        s += cache[k];
+      }
+    } else if (active) {
       for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += to_compute(row[i]);
+    }
     s = row_allreduce(s, SumOp{}, scratch);
     const double mu = s / N;
     double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
-    if (active)
+    if constexpr (K > 0) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const double d = cache[k] - mu;
+        if (active && threadIdx.x + (int64_t)k * blockDim.x < N) ss += d * d;
+      }
+    } else if (active) {
       for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
         const double d = to_compute(row[i]) - mu;
         ss += d * d;
       }
+    }
     ss = row_allreduce(ss, SumOp{}, scratch);
     if (!active) continue;
     const double r = 1.0 / sqrt(ss / N + eps);
@@ -129,17 +149,29 @@ __global__ void layernorm_forward_kernel(const T* x, const P* w, const P* b, dou
     }
     const V tmu = (V)mu, tr = (V)r;
     T* out = y + m * N;
-    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      V v = (to_compute(row[i]) - tmu) * tr;
-      if (w) v *= (V)to_compute(w[i]);
-      if (b) v += (V)to_compute(b[i]);
-      out[i] = from_compute<T>(v);
+    if constexpr (K > 0) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = threadIdx.x + (int64_t)k * blockDim.x;
+        if (i >= N) break;
+        V v = (cache[k] - tmu) * tr;
+        if (w) v *= (V)to_compute(w[i]);
+        if (b) v += (V)to_compute(b[i]);
+        out[i] = from_compute<T>(v);
+      }
+    } else {
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        V v = (to_compute(row[i]) - tmu) * tr;
+        if (w) v *= (V)to_compute(w[i]);
+        if (b) v += (V)to_compute(b[i]);
+        out[i] = from_compute<T>(v);
+      }
     }
   }
 }
 
 // grad_x of layer norm, row by row: dx = r * (g w - mean(g w) - xhat mean(g w xhat)).
-template <typename T, typename P>
+template <typename T, typename P, int K>
 __global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const P* w,
                                             const Compute<T>* mean, const Compute<T>* rstd, T* gx,
                                             int64_t M, int64_t N) {
@@ -150,23 +182,61 @@ __global__ void layernorm_backward_x_kernel(const T* gy, const T* x, const P* w,
     const bool active = m < M;
     const int64_t off = (active ? m : 0) * N;
     const V mu = mean[active ? m : 0], r = rstd[active ? m : 0];
+    // The cache holds x and gy as loaded; every expression below is the uncached one, so
+    // both paths round alike (gy w - a is one fused multiply-add in each, as on the CPU).
+    V x_c[K > 0 ? K : 1], g_c[K > 0 ? K : 1];
     double sum_gw = 0, sum_gwx = 0;
-    if (active)
+    if constexpr (K > 0) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = threadIdx.x + (int64_t)k * blockDim.x;
+        const bool in = active && i < N;
+        x_c[k] = in ? to_compute(x[off + i]) : V(0);
+        g_c[k] = in ? to_compute(gy[off + i]) : V(0);
+        if (in) {
+          const V xhat = (x_c[k] - mu) * r;
+          const V gw = g_c[k] * (w ? (V)to_compute(w[i]) : V(1));
+          sum_gw += gw;
+          sum_gwx += gw * xhat;
+        }
+      }
+    } else if (active) {
       for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
         const V xhat = (to_compute(x[off + i]) - mu) * r;
         const V gw = to_compute(gy[off + i]) * (w ? (V)to_compute(w[i]) : V(1));
         sum_gw += gw;
         sum_gwx += gw * xhat;
       }
+    }
     sum_gw = row_allreduce(sum_gw, SumOp{}, scratch);
     sum_gwx = row_allreduce(sum_gwx, SumOp{}, scratch);
     if (!active) continue;
     const V a = (V)(sum_gw / N), c = (V)(sum_gwx / N);
-    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const V xhat = (to_compute(x[off + i]) - mu) * r;
-      gx[off + i] = from_compute<T>(r * (to_compute(gy[off + i]) * (w ? (V)to_compute(w[i]) : V(1)) - a - xhat * c));
+    if constexpr (K > 0) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = threadIdx.x + (int64_t)k * blockDim.x;
+        if (i >= N) break;
+        const V xhat = (x_c[k] - mu) * r;
+        gx[off + i] = from_compute<T>(r * (g_c[k] * (w ? (V)to_compute(w[i]) : V(1)) - a - xhat * c));
+      }
+    } else {
+      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        const V xhat = (to_compute(x[off + i]) - mu) * r;
+        gx[off + i] = from_compute<T>(r * (to_compute(gy[off + i]) * (w ? (V)to_compute(w[i]) : V(1)) - a - xhat * c));
+      }
     }
   }
+}
+
+// Calls f(std::integral_constant<int, K>) with the smallest K of 4, 8 and 16 that holds a
+// row of n elements at block.x threads per row, or K = 0 when none does.
+template <typename F>
+void with_row_cache(int64_t n, dim3 block, F&& f) {
+  if (n <= 4 * (int64_t)block.x) f(std::integral_constant<int, 4>{});
+  else if (n <= 8 * (int64_t)block.x) f(std::integral_constant<int, 8>{});
+  else if (n <= 16 * (int64_t)block.x) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 0>{});
 }
 
 // grad_weight / grad_bias, first pass: column sums over one chunk of rows per blockIdx.y,
@@ -355,10 +425,12 @@ void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const
     using T = decltype(zero);
     using P = decltype(pzero);
     const dim3 block = row_block(N);
-    layernorm_forward_kernel<T, P><<<row_grid(M, block), block, 0, stream()>>>(
-        dptr<T>(x), weight.defined() ? dptr<P>(weight) : nullptr,
-        bias.defined() ? dptr<P>(bias) : nullptr, eps, dptr<T>(y), dptr<Compute<T>>(mean),
-        dptr<Compute<T>>(rstd), M, N);
+    with_row_cache(N, block, [&](auto kc) {
+      layernorm_forward_kernel<T, P, decltype(kc)::value><<<row_grid(M, block), block, 0, stream()>>>(
+          dptr<T>(x), weight.defined() ? dptr<P>(weight) : nullptr,
+          bias.defined() ? dptr<P>(bias) : nullptr, eps, dptr<T>(y), dptr<Compute<T>>(mean),
+          dptr<Compute<T>>(rstd), M, N);
+    });
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
@@ -376,9 +448,11 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
     using P = decltype(pzero);
     if (M > 0 && N > 0) {
       const dim3 block = row_block(N);
-      layernorm_backward_x_kernel<T, P><<<row_grid(M, block), block, 0, stream()>>>(
-          dptr<T>(grad_y), dptr<T>(x), weight.defined() ? dptr<P>(weight) : nullptr,
-          dptr<Compute<T>>(mean), dptr<Compute<T>>(rstd), dptr<T>(grad_x), M, N);
+      with_row_cache(N, block, [&](auto kc) {
+        layernorm_backward_x_kernel<T, P, decltype(kc)::value><<<row_grid(M, block), block, 0, stream()>>>(
+            dptr<T>(grad_y), dptr<T>(x), weight.defined() ? dptr<P>(weight) : nullptr,
+            dptr<Compute<T>>(mean), dptr<Compute<T>>(rstd), dptr<T>(grad_x), M, N);
+      });
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
     if (!want_wb) return;

@@ -352,6 +352,44 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
             {"no keys (nk 0): zeros", att, {rn({B, H, 3, d}), rn({B, H, 0, d}), rn({B, H, 0, d})}},
         };
       }));
+  t.push_back(entry(
+      "attention_qkv", "ops/attention.h",
+      "fused `Backend::attention_backward` (`AttentionQkvBackward`), as `attention`, writing the q, k and v "
+      "gradients into the thirds of one (B, N, 3 E) tensor",
+      "attention_qkv: equals attention on the chunked, head-split projection, values and gradients", [] {
+        Sizes size;
+        const int64_t B = size(1, 2), H = size(1, 3), d = size(1, 6), N = size(3, 9);
+        std::vector<int64_t> mask(2 * 11, 1);
+        mask[9] = mask[10] = 0;
+        for (int64_t j = 0; j < 11; ++j) mask[11 + j] = j % 3 != 1;
+        return std::vector<Sample>{
+            {"random B, N, H, d", [H](const In& x) { return attention_qkv(x[0], H); }, {rn({B, N, 3 * H * d})}},
+            {"key mask, causal, scale 0.4",
+             [H](const In& x) {
+               AttentionOptions o;
+               o.key_mask = x[1];
+               o.causal = true;
+               o.scale = 0.4;
+               return attention_qkv(x[0], H, o);
+             },
+             {rn({2, 11, 3 * H * d})},
+             {from_vector(mask, {2, 11})}},
+            {"a transposed projection (strided rows)",
+             [H](const In& x) { return attention_qkv(x[0].transpose(0, 1), H); },
+             {rn({N, B, 3 * H * d})}},
+            {"dropout 0.4, seeded",
+             [H](const In& x) {
+               Generator g(23);  // a fresh generator per call: the same mask every time
+               AttentionOptions o;
+               o.dropout_p = 0.4;
+               o.training = true;
+               o.gen = &g;
+               return attention_qkv(x[0], H, o);
+             },
+             {rn({B, 8, 3 * H * d})}},
+        };
+      }));
+  t.back().mixed_dtypes_refused = false;  // one floating input
 }
 
 }  // namespace wavspa::test
