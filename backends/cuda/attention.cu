@@ -169,25 +169,88 @@ __global__ void chunk_forward_kernel(Params<T, T> p, T* S, int64_t i0, int64_t c
   }
 }
 
+// chunk_forward_kernel with the row in registers: each thread holds KG groups of 8 keys
+// (groups t, t + blockDim.x, ...), so a row is read once, exponentiated once and written once
+// (the kernel above reads it three times and takes exp twice). Rows of up to 8 KG blockDim.x keys.
+template <typename T, int KG>
+__global__ void chunk_forward_rows_kernel(Params<T, T> p, T* S, int64_t i0, int64_t cs) {
+  __shared__ double scratch[32];
+  const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 7) / 8;
+  for (int64_t base = (int64_t)blockIdx.x * blockDim.y; base < M; base += (int64_t)gridDim.x * blockDim.y) {
+    const int64_t m = base + threadIdx.y;
+    const bool active = m < M;
+    const int64_t bh = active ? m / cs : 0, i = i0 + (active ? m % cs : 0);
+    const attn::Mask mask = attn::mask_for(p, bh / p.heads);
+    const bool dead = mask.dead(i);
+    T* row = S + (active ? m : 0) * nk;
+    T v[KG][8];
+    T mx = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < KG; ++k) {
+      const int64_t g = threadIdx.x + (int64_t)k * blockDim.x;
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const int64_t j = 8 * g + c;
+        v[k][c] = active && j < nk ? masked_score(mask, dead, i, j, row[j]) : T(-INFINITY);
+        mx = v[k][c] > mx ? v[k][c] : mx;
+      }
+    }
+    mx = row_allreduce(mx, MaxOp{}, scratch);
+    const T shift = mx == -INFINITY ? T(0) : mx;
+    double sum = 0;
+#pragma unroll
+    for (int k = 0; k < KG; ++k)
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        v[k][c] = exp_of(v[k][c] - shift);  // 0 for masked keys and keys past the end
+        sum += (double)v[k][c];
+      }
+    sum = row_allreduce(sum, SumOp{}, scratch);
+    if (!active) continue;
+    if (threadIdx.x == 0) p.lse[bh * p.nq + i] = shift + (T)::log(sum);
+    const T inv = (T)(1.0 / sum), drop_scale = (T)p.dropout_scale;
+#pragma unroll
+    for (int k = 0; k < KG; ++k) {
+      const int64_t g = threadIdx.x + (int64_t)k * blockDim.x;
+      if (g >= groups) break;
+      const uint32_t kept = keep_bits8(p, bh, i, g);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const int64_t j = 8 * g + c;
+        if (j >= nk) break;
+        const T w = v[k][c] * inv;
+        row[j] = (kept >> c) & 1u ? (p.dropout_p > 0 ? w * drop_scale : w) : T(0);
+      }
+    }
+  }
+}
+
 // Per row of a chunk: from the scaled scores S and dP = dO V^T, the weights times dropout (W,
 // over S) and dS = P (dP drop - D), 0 where masked or the row is dead (over dP).
+// Rows on threadIdx.y (and the grid), a row's groups of 8 keys on threadIdx.x: what a row
+// shares (its mask, lse, D) is read once per row, not once per group.
 template <typename T>
 __global__ void chunk_backward_kernel(Params<T, T> p, T* S, T* dP, int64_t i0, int64_t cs) {
   const int64_t M = p.batch * p.heads * cs, nk = p.nk, groups = (nk + 7) / 8;
-  const int64_t threads = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; x < M * groups; x += threads) {
-    const int64_t m = x / groups, g = x % groups, bh = m / cs, i = i0 + m % cs;
+  for (int64_t m = (int64_t)blockIdx.x * blockDim.y + threadIdx.y; m < M; m += (int64_t)gridDim.x * blockDim.y) {
+    const int64_t bh = m / cs, i = i0 + m % cs;
     const attn::Mask mask = attn::mask_for(p, bh / p.heads);
     const bool dead = mask.dead(i);
     const T lse = p.lse[bh * p.nq + i], D = p.rowdot[bh * p.nq + i];
-    const uint32_t kept = keep_bits8(p, bh, i, g);
-    for (int c = 0; c < 8 && 8 * g + c < nk; ++c) {
-      const int64_t j = 8 * g + c, at = m * nk + j;
-      const bool allowed = !dead && mask.allowed(i, j);
-      const T prob = dead || allowed ? exp_of(masked_score(mask, dead, i, j, S[at]) - lse) : T(0);
-      const T drop = (kept >> c) & 1u ? (T)p.dropout_scale : T(0);
-      S[at] = prob * drop;
-      dP[at] = allowed ? prob * (dP[at] * drop - D) : T(0);
+    T* srow = S + m * nk;
+    T* prow = dP + m * nk;
+    for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
+      const uint32_t kept = keep_bits8(p, bh, i, g);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const int64_t j = 8 * g + c;
+        if (j >= nk) break;
+        const bool allowed = !dead && mask.allowed(i, j);
+        const T prob = dead || allowed ? exp_of(masked_score(mask, dead, i, j, srow[j]) - lse) : T(0);
+        const T drop = (kept >> c) & 1u ? (T)p.dropout_scale : T(0);
+        srow[j] = prob * drop;
+        prow[j] = allowed ? prob * (prow[j] * drop - D) : T(0);
+      }
     }
   }
 }
@@ -221,8 +284,22 @@ void exact_forward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>& 
     const int64_t cs = std::min(c, nq - i0);
     gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, a.scale, 0.0), BH, qp + i0 * d, nq * d, dptr<const T>(kc),
                 nk * d, s, cs * nk, dev);
-    const dim3 block = row_block(nk);
-    chunk_forward_kernel<T><<<row_grid(BH * cs, block), block, 0, stream()>>>(p, s, i0, cs);
+    // Rows of up to 4 groups of 8 keys per thread stay in registers (128 threads a row past
+    // 64 groups, a warp below); longer rows take the three-pass kernel.
+    const int64_t groups = (nk + 7) / 8;
+    const unsigned tx = groups > 64 ? 128 : 32;
+    const dim3 rows_block(tx, 256 / tx);
+    const unsigned rows_grid = row_grid(BH * cs, rows_block);
+    if (groups <= tx) {
+      chunk_forward_rows_kernel<T, 1><<<rows_grid, rows_block, 0, stream()>>>(p, s, i0, cs);
+    } else if (groups <= 2 * tx) {
+      chunk_forward_rows_kernel<T, 2><<<rows_grid, rows_block, 0, stream()>>>(p, s, i0, cs);
+    } else if (groups <= 4 * tx) {
+      chunk_forward_rows_kernel<T, 4><<<rows_grid, rows_block, 0, stream()>>>(p, s, i0, cs);
+    } else {
+      const dim3 block = row_block(nk);
+      chunk_forward_kernel<T><<<row_grid(BH * cs, block), block, 0, stream()>>>(p, s, i0, cs);
+    }
     WAVSPA_CUDA_LAUNCH_CHECK();
     gemm_raw<T>(gemm_args(false, false, cs, d, nk, nk, d, d, 1.0, 0.0), BH, s, cs * nk, dptr<const T>(vc), nk * d,
                 dptr<T>(oc) + i0 * d, nq * d, dev);
@@ -252,8 +329,8 @@ void exact_backward(CudaBackend& be, const AttentionArgs& a, const Params<T, T>&
                 cs * nk, dev);
     gemm_raw<T>(gemm_args(false, true, cs, nk, d, d, d, nk, 1.0, 0.0), BH, gp + i0 * d, nq * d, vp, nk * d, dp,
                 cs * nk, dev);
-    const int64_t work = BH * cs * ((nk + 7) / 8);
-    chunk_backward_kernel<T><<<blocks_for(work), kThreads, 0, stream()>>>(p, s, dp, i0, cs);
+    const dim3 block = row_block((nk + 7) / 8);
+    chunk_backward_kernel<T><<<row_grid(BH * cs, block), block, 0, stream()>>>(p, s, dp, i0, cs);
     WAVSPA_CUDA_LAUNCH_CHECK();
     // dV += W^T dO, dK += scale dS^T Q (both (nk x d) per head), dQ = scale dS K for the chunk.
     gemm_raw<T>(gemm_args(true, false, nk, d, cs, nk, d, d, 1.0, beta), BH, s, cs * nk, gp + i0 * d, nq * d,
