@@ -272,7 +272,7 @@ class Backend {
   virtual void uniform(const Tensor& out, PhiloxState s, double lo, double hi) = 0;
   virtual void normal(const Tensor& out, PhiloxState s, double mean, double std) = 0;
   virtual void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) = 0;
-  // out[i] = keep ? 1 / (1 - p) : 0, keep with probability 1 - p.
+  // out[i] = keep ? 1 / (1 - p) : 0, keep with probability 1 - p (dropout_keeps, below).
   virtual void dropout_mask(const Tensor& out, PhiloxState s, double p) = 0;
   // out[i] = keep ? x[i] / (1 - p) : 0 with dropout_mask's keep for (s, i), the product in
   // x's compute type (float32 for bfloat16); x and out contiguous, one dtype, p < 1. The op's
@@ -301,5 +301,15 @@ Backend& backend_for(Device device);
 // Counters a random kernel consumes for n elements (4 uniforms or 2 normals per counter).
 inline uint64_t philox_counters_uniform(int64_t n) { return (uint64_t)(n + 3) / 4; }
 inline uint64_t philox_counters_normal(int64_t n) { return (uint64_t)(n + 1) / 2; }
+
+// Dropout's rule (`dropout`, and `dropout_mask`, which draws the same keep): element i takes
+// the 16 bits (i % 2 = 0: the low half) of word (i % 8) / 2 of Philox block offset + i / 8 and
+// is kept when they are >= round(p 2^16), with probability 1 - p to within 2^-17. 16 bits
+// rather than 32 per element halve the Philox work, which is what a dropout kernel costs.
+inline uint64_t philox_counters_dropout(int64_t n) { return (uint64_t)(n + 7) / 8; }
+WAVSPA_HOST_DEVICE inline uint32_t dropout_threshold(double p) { return (uint32_t)(p * 65536.0 + 0.5); }
+WAVSPA_HOST_DEVICE inline bool dropout_keeps(const std::array<uint32_t, 4>& r, int lane, uint32_t threshold) {
+  return ((r[lane / 2] >> (16 * (lane % 2))) & 0xffffu) >= threshold;
+}
 
 }  // namespace wavspa

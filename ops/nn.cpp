@@ -176,7 +176,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   if (p == 1) return mul(x, 0.0);
   // One kernel each way: backward draws the forward's mask again from the same counters.
   Generator& g = gen ? *gen : default_generator();
-  const PhiloxState s = g.reserve(philox_counters_uniform(x.numel()));
+  const PhiloxState s = g.reserve(philox_counters_dropout(x.numel()));
   Tensor out = empty_like_raw(x, x.shape());
   backend_of(x).dropout(contiguous_raw(x), out, s, p);
   if (autograd::needs_grad({x})) {

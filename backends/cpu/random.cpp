@@ -68,8 +68,9 @@ void CpuBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, doub
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
     const T scale = (T)(1.0 / (1.0 - p));
-    for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-      o[i] = uint_to_unit(r[l]) > p ? in[i] * scale : T(0);
+    const uint32_t threshold = dropout_threshold(p);
+    for_each_block(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      o[i] = dropout_keeps(r, l, threshold) ? in[i] * scale : T(0);
     });
   });
 }
@@ -79,8 +80,9 @@ void CpuBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
     using T = decltype(zero);
     T* o = static_cast<T*>(out.raw_data());
     const T scale = (T)(1.0 / (1.0 - p));
-    for_each_block(out.numel(), 4, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-      o[i] = uint_to_unit(r[l]) > p ? scale : T(0);
+    const uint32_t threshold = dropout_threshold(p);
+    for_each_block(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      o[i] = dropout_keeps(r, l, threshold) ? scale : T(0);
     });
   });
 }

@@ -79,18 +79,18 @@ __global__ void randint_kernel(T* __restrict__ out, int64_t n, PhiloxState s, in
 }
 
 template <typename T>
-__global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, double p, T scale,
+__global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, uint32_t threshold, T scale,
                                T zero) {
-  for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-    out[i] = uint_to_unit(r[l]) > p ? scale : zero;
+  for_each_block<8>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    out[i] = dropout_keeps(r, l, threshold) ? scale : zero;
   });
 }
 
 template <typename T>
 __global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, PhiloxState s,
-                                     double p, Compute<T> scale) {
-  for_each_block<4>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-    out[i] = uint_to_unit(r[l]) > p ? from_compute<T>(to_compute(x[i]) * scale) : from_compute<T>(Compute<T>(0));
+                                     uint32_t threshold, Compute<T> scale) {
+  for_each_block<8>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    out[i] = dropout_keeps(r, l, threshold) ? from_compute<T>(to_compute(x[i]) * scale) : from_compute<T>(Compute<T>(0));
   });
 }
 
@@ -134,8 +134,8 @@ void CudaBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, dou
   if (n == 0) return;
   dispatch_floating_bf16(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
-    dropout_apply_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(
-        dptr<const T>(x), dptr<T>(out), n, s, p, (Compute<T>)(1.0 / (1.0 - p)));
+    dropout_apply_kernel<T><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
+        dptr<const T>(x), dptr<T>(out), n, s, dropout_threshold(p), (Compute<T>)(1.0 / (1.0 - p)));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
@@ -147,8 +147,8 @@ void CudaBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
     using T = decltype(zero);
     // bfloat16: the scale 1 / (1 - p) rounded to bfloat16, as the mask is stored.
     const T scale = host_value<T>(1.0 / (1.0 - p));
-    dropout_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, stream()>>>(dptr<T>(out), n, s, p, scale,
-                                                                          host_value<T>(0.0));
+    dropout_kernel<T><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(dptr<T>(out), n, s, dropout_threshold(p),
+                                                                          scale, host_value<T>(0.0));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
