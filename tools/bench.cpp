@@ -277,11 +277,22 @@ int run() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // No options: the benchmark's sizes are fixed so that its numbers compare across runs.
+  if (argc > 1) {
+    const std::string arg = argv[1];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: %s\n  times the CPU kernels and layers at fixed sizes (see bench/README.md); takes no "
+                  "options\n", argv[0]);
+      return 0;
+    }
+    std::fprintf(stderr, "error: bench takes no arguments, got '%s' (see --help)\n", arg.c_str());
+    return 1;
+  }
   try {
     return run();
-  } catch (const Error& e) {
-    std::fprintf(stderr, "bench: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: bench: %s\n", e.what());
     return 1;
   }
 }

@@ -41,6 +41,7 @@
 #include "models/factory.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
+#include "tools/cli.h"
 #include "wavspa.h"
 #ifdef WAVSPA_CUDA
 #include "backends/cuda/cuda_runtime.h"
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads")->check(CLI::PositiveNumber);
   app.add_flag("--cuda-graphs", graphs, "replay the step's forward and backward as a CUDA graph");
   app.add_option("--dump", dump, "also write the CPU reference for bench/torch_step.py check to DIR");
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
 
   try {
     if (threads > 0) set_cpu_threads((int)threads);

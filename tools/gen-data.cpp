@@ -24,6 +24,7 @@
 #include "data/lego.h"
 #include "data/listops.h"
 #include "data/pathfinder.h"
+#include "tools/cli.h"
 
 namespace {
 
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
   pf->add_option("--max-turn", pathfinder.max_turn, "largest turn between two dashes, radians")->capture_default_str();
   pf->add_option("--marker-radius", pathfinder.marker_radius, "radius of the two marker dots")->capture_default_str();
   pf->add_option("--separation", pathfinder.separation, "least distance between two paths (> gap)")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
   listops.parentheses = !no_parentheses;
 
   try {
@@ -122,7 +123,10 @@ int main(int argc, char** argv) {
       return run_lego(out, seed, n_train, n_val, n_test, lego_length, lego_test_length);
     if (task == "pathfinder") return run_pathfinder(out, seed, n_train, n_val, n_test, pathfinder);
     throw wavspa::Error(wavspa::str("gen-data: unknown task '", task, "'; valid tasks: ", kTasks));
-  } catch (const wavspa::Error& e) {
+  } catch (const std::filesystem::filesystem_error& e) {  // a folder or file that cannot be made
+    std::cerr << "error: gen-data: cannot create '" << e.path1().string() << "': " << e.code().message() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

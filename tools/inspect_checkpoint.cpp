@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     std::printf("metadata: %zu entries\n", ck.metadata.size());
     for (const auto& [key, value] : ck.metadata) std::printf("  %s = %s\n", key.c_str(), value.c_str());
     return 0;
-  } catch (const wavspa::Error& e) {
+  } catch (const std::exception& e) {  // wavspa::Error, and the library's own
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/runtime.h"
+#include "tools/cli.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   app.add_option("--resume", resume, "continue the run in this folder from its latest checkpoint");
   app.add_option("--eval-only", eval_only, "evaluate this checkpoint on the validation and test splits");
   app.add_option("--data", data, "the task's data folder");
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
 
   try {
     if (!eval_only.empty()) {

@@ -45,7 +45,8 @@ extern "C" void on_signal(int sig) {
 
 // ---- test hooks ---------------------------------------------------------------------------
 // WAVSPA_TRAIN_NAN_AT_STEP=k makes the loss of step k NaN; WAVSPA_TRAIN_INTERRUPT_AT_STEP=k
-// raises SIGINT after step k. Tests use them to reach the divergence and Ctrl-C paths.
+// raises SIGINT after step k (k = 0: before the first step, as if during loading). Tests use
+// them to reach the divergence and Ctrl-C paths.
 int64_t env_step(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::atoll(v) : -1;
@@ -201,7 +202,7 @@ class Trainer {
         positions_per_row_(s.data.train->seq_len * (s.data.train->is_pair() ? 2 : 1)),
         first_step_(st.step), positions_at_start_(st.positions),
         stopped_(zeros({}, kFloat32, s.device)) {
-    g_stop_signal.store(0);
+    // g_stop_signal is not reset here: a Ctrl-C while the data loaded must still stop the run.
     if (s.config.cuda_graphs) captured_ = std::make_unique<CapturedStep>(s);
     // The clocks measure training, not the loading and checkpointing before it.
     st_.started = window_start_ = Clock::now();
@@ -210,6 +211,7 @@ class Trainer {
 
   RunStatus run() {
     const RunConfig& c = s_.config;
+    if (g_stop_signal.load() != 0) return interrupted();  // a signal before the first step
     while (st_.step < c.steps) {
       const data::Batch batch = batches_.next();
       const bool poison = st_.step + 1 == nan_at_;
@@ -361,6 +363,7 @@ const char* status_name(RunStatus s) {
 }
 
 void install_signal_handlers() {
+  g_stop_signal.store(0);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
@@ -377,6 +380,8 @@ RunResult run_training(RunConfig config, const std::string& dir, bool resume) {
   RunState st = start_run(s, folder, resume);
   TrainBatches batches(s, st.step);
   print_start(s, st, resume);
+  // Test hook: WAVSPA_TRAIN_INTERRUPT_AT_STEP=0 is a SIGINT while the data and model load.
+  if (env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP") == 0) std::raise(SIGINT);
   const RunStatus status = Trainer(s, folder, st, batches, schedule).run();
   batches.stop();
   return finish_run(s, folder, st, status, batches.batches_per_epoch());

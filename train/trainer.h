@@ -55,7 +55,9 @@ RunResult run_training(RunConfig config, const std::string& out_dir, bool resume
 std::string evaluate_checkpoint(const std::string& checkpoint, const std::string& data, int64_t threads);
 
 // SIGINT and SIGTERM ask the running loop to stop: it finishes the current step, saves
-// latest.safetensors and returns kInterrupted. A second signal ends the process at once.
+// latest.safetensors and returns kInterrupted; a signal that comes while the data and model
+// load stops the run before its first step the same way. A second signal ends the process at
+// once. Call it before run_training (it clears an earlier signal).
 void install_signal_handlers();
 
 }  // namespace wavspa::train

@@ -400,6 +400,23 @@ TEST_CASE("train: the command line fails with one clear message") {
   MESSAGE("a CUDA build: --device cuda may work here, its CPU-only error is not checked");
 #endif
 
+  // Command-line syntax errors exit 1 (CLI11's own codes are 105, 106, 114, ...), in every tool.
+  check_cli_error(run_shell(exe + " --bogus", dir), {"--bogus"});
+  check_cli_error(run_shell(base + " --threads many --out " + (dir / "r7"), dir), {"--threads", "many"});
+  check_cli_error(run_shell(build_path("gen-data") + " --task listops --train x --out " + (dir / "g"), dir), {"--train"});
+  check_cli_error(run_shell(build_path("bench_step") + " --config configs/listops_wavspa.json --steps abc", dir),
+                  {"--steps", "abc"});
+  // An output folder that cannot be made: the filesystem's exception, caught and reported.
+  check_cli_error(run_shell(build_path("gen-data") + " --task lego --out /proc/wavspa-cannot --train 2 --val 2 --test 2",
+                            dir),
+                  {"cannot create", "/proc/wavspa-cannot"});
+  // bench takes no arguments: --help prints its usage, anything else is refused (it used to
+  // ignore them and run the whole benchmark).
+  Run bench_help = run_shell(build_path("bench") + " --help", dir);
+  CHECK(bench_help.rc == 0);
+  CHECK(contains(bench_help.out, "usage"));
+  check_cli_error(run_shell(build_path("bench") + " --fast", dir), {"no arguments", "--fast"});
+
   Run help = run_shell(exe + " --help", dir);
   INFO(help.out, help.err);
   CHECK(help.rc == 0);
@@ -602,6 +619,24 @@ TEST_CASE("train: --cuda-graphs gives the bits of the eager loop (dropout, parti
   CHECK(contains(rc.err, "the loss is nan at step 12"));
 }
 #endif  // WAVSPA_CUDA
+
+TEST_CASE("train: a SIGINT while the data loads stops the run before its first step, resumable") {
+  // The trainer used to clear the stop flag when its loop began, so this run trained to the end.
+  const std::string exe = build_path("train");
+  TempDir dir("sigint_load");
+  const std::string data = make_listops(dir), out = dir / "run";
+  const std::string args = " --task listops --model wavspa-ada --data " + data + kTinyListops + " --set steps=6";
+  Run r = run_shell("WAVSPA_TRAIN_INTERRUPT_AT_STEP=0 " + exe + args + " --out " + out, dir);
+  INFO(r.err);
+  CHECK(r.rc == 130);
+  CHECK(contains(r.err, "interrupted at step 0"));
+  REQUIRE(fs::exists(out + "/latest.safetensors"));
+  CHECK(nn::load_safetensors(out + "/latest.safetensors").metadata.at("wavspa.step") == "0");
+  Run rr = run_shell(exe + " --resume " + out, dir);
+  INFO(rr.err);
+  CHECK(rr.rc == 0);
+  CHECK(rr.last_json().at("steps") == 6);
+}
 
 // ---- 5. a loss that is not finite ------------------------------------------------------------
 
