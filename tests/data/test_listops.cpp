@@ -67,6 +67,20 @@ TEST_CASE("data: listops evaluator on hand-written expressions") {
   CHECK(evaluate_listops("( ( ( ( ( [MAX 2 ) 9 ) ( ( ( [MIN 4 ) 7 ) ] ) ) 0 ) ] )") == 9);
 }
 
+TEST_CASE("data: listops evaluator takes expressions nested 20,000 deep (no recursion)") {
+  // A recursive parser overflowed its stack here (exit 139, nothing on stderr).
+  const int depth = 20000;
+  std::string deep;
+  for (int i = 0; i < depth; ++i) deep += i % 2 ? "[MIN 9 " : "[MAX 0 ";
+  deep += "5";
+  for (int i = 0; i < depth; ++i) deep += " ]";
+  CHECK(evaluate_listops(deep) == 5);
+  // and a malformed one of that depth fails with the usual message
+  check_error([&] { evaluate_listops(deep.substr(0, deep.size() - 2)); }, {"missing ']'", "[MAX"});
+  check_error([] { evaluate_listops("]"); }, {"expected a digit 0-9"});
+  check_error([] { evaluate_listops("[SM 1 ] ]"); }, {"unexpected token"});
+}
+
 TEST_CASE("data: listops evaluator rejects malformed expressions with the position") {
   check_error([] { evaluate_listops("[MAX 2 9"); }, {"missing ']'", "[MAX"});
   check_error([] { evaluate_listops("[FOO 1 ]"); }, {"[FOO", "character 0"});
