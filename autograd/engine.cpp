@@ -64,10 +64,12 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
         Tensor& slot = pending[next];
         if (!slot.defined()) {
           slot = grads[i];
+        } else if (slot.dtype() == grads[i].dtype()) {
+          // Out of place (the first gradient may alias a tensor someone else holds), one pass.
+          slot = slot.sum_with(grads[i]);
         } else {
-          // Out of place: the first gradient may alias a tensor someone else holds.
           Tensor sum = slot.clone();  // clone() is always a fresh contiguous tensor
-          sum.add_(grads[i]);
+          sum.add_(grads[i]);         // converts grads[i] to the slot's dtype
           slot = sum;
         }
       }

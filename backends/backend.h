@@ -278,6 +278,19 @@ class Backend {
   // x's compute type (float32 for bfloat16); x and out contiguous, one dtype, p < 1. The op's
   // forward and backward (on the gradient) with one s: no mask is ever stored.
   virtual void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) = 0;
+  // Bias, GELU and dropout in one pass each way (the first half of a Transformer MLP; the op
+  // is bias_gelu in ops/nn.h). x (M, N) and out contiguous, one dtype; bias (N) contiguous,
+  // of x's dtype, or float32 for a bfloat16 x (then rounded to bfloat16 first, as autocast's
+  // add would). Element i of the flattened x, in x's compute type:
+  //   z = x[i] + bias[i % N], rounded to x's dtype;  y = gelu(z) (erf, or tanh when `tanh`),
+  //   rounded;  out[i] = p > 0 ? (dropout_keeps for (s, i) ? y / (1 - p) : 0) : y
+  // which is what add, gelu and dropout compute one after the other. p in [0, 1).
+  virtual void bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
+                         double p) = 0;
+  // Its backward: d = p > 0 ? (keep ? g[i] / (1 - p) : 0) : g[i], rounded to x's dtype, then
+  // grad_x[i] = d gelu'(z) with z as above (dropout's then gelu's backward); g contiguous.
+  virtual void bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x,
+                                  bool tanh, PhiloxState s, double p) = 0;
 
   // --- graphs: device work recorded once, launched again (ops/graph.h) ------------------
   // Between begin_capture and end_capture the calling thread's kernels and copies are

@@ -30,9 +30,9 @@ cd "$(dirname "$0")/.."
 
 pack() {
   make -j2 CUDA=1 BUILD=build-cuda build-cuda/wavspa_tests build-cuda/train build-cuda/gen-data \
-    build-cuda/bench_step build-cuda/inspect_checkpoint examples || exit 1
+    build-cuda/bench_step build-cuda/inspect_checkpoint build-cuda/bench examples || exit 1
   rm -rf .gpu && mkdir -p .gpu/stage/lib .gpu/stage/examples
-  for b in wavspa_tests train gen-data bench_step inspect_checkpoint; do
+  for b in wavspa_tests train gen-data bench_step inspect_checkpoint bench; do
     [ -f build-cuda/$b ] && strip -o .gpu/stage/$b build-cuda/$b
   done
   for e in build-cuda/examples/*; do strip -o .gpu/stage/examples/$(basename "$e") "$e"; done

@@ -22,7 +22,14 @@ const std::pair<MatmulPrecision, const char*> kPrecisionNames[] = {
     {MatmulPrecision::BFloat16, "bf16"},
 };
 thread_local bool t_autocast = false;
+std::atomic<int64_t> g_attention_scratch{int64_t(256) << 20};
 }  // namespace
+
+void set_attention_scratch_limit(int64_t bytes) {
+  WAVSPA_CHECK(bytes >= 0, "set_attention_scratch_limit: bytes must be >= 0, got ", bytes);
+  g_attention_scratch.store(bytes);
+}
+int64_t attention_scratch_limit() { return g_attention_scratch.load(); }
 
 void set_autocast(bool enabled) { t_autocast = enabled; }
 bool autocast_enabled() { return t_autocast; }

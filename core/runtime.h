@@ -7,6 +7,7 @@
 //   { wavspa::MatmulPrecisionGuard exact(wavspa::MatmulPrecision::Float32); ... }
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,27 @@ class AutocastGuard {
 
  private:
   bool saved_;
+};
+
+// The most device memory (bytes) attention's backward may take for a scratch copy of the
+// (N x N) dS matrices, which lets the CUDA tensor-core backward form dS once and get dQ from
+// one GEMM instead of a second pass over the keys (a batch is then done in chunks that fit).
+// 0 forbids the scratch; the default is 256 MiB. The CPU backend never uses it.
+//   { wavspa::AttentionScratchGuard none(0); ... }   // two passes, no N x N memory
+void set_attention_scratch_limit(int64_t bytes);
+int64_t attention_scratch_limit();
+
+class AttentionScratchGuard {
+ public:
+  explicit AttentionScratchGuard(int64_t bytes) : saved_(attention_scratch_limit()) {
+    set_attention_scratch_limit(bytes);
+  }
+  ~AttentionScratchGuard() { set_attention_scratch_limit(saved_); }
+  AttentionScratchGuard(const AttentionScratchGuard&) = delete;
+  AttentionScratchGuard& operator=(const AttentionScratchGuard&) = delete;
+
+ private:
+  int64_t saved_;
 };
 
 // Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's

@@ -112,6 +112,9 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
   Tensor detach() const;  // same storage, no gradient history
+  // this + other as a fresh contiguous tensor, in one pass and never recorded for backward;
+  // same shape, dtype and device (the engine sums a node's incoming gradients with it).
+  Tensor sum_with(const Tensor& other) const;
 
   // --- in place (ops/); refused on tensors that require grad while grad mode is on -----
   Tensor& copy_(const Tensor& src);  // broadcasts src to this shape; converts dtype

@@ -189,4 +189,53 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   return out;
 }
 
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, double p, bool training, GeluApprox approximate,
+                 Generator* gen) {
+  check_floating("bias_gelu", x);
+  check_defined("bias_gelu", bias, "bias");
+  // A float32 bias with bfloat16 x: autocast's master weights (CUDA only, as bfloat16 arithmetic is).
+  const bool mixed = x.dtype() == kBFloat16 && bias.dtype() == kFloat32;
+  if (mixed) check_same_device("bias_gelu", x, bias);
+  else check_same("bias_gelu", x, bias);
+  WAVSPA_CHECK(x.dim() >= 1 && bias.dim() == 1 && bias.shape()[0] == x.shape().back(), "bias_gelu: bias must be (",
+               x.dim() >= 1 ? x.shape().back() : 0, ") for input ", shape_str(x.shape()), ", got ",
+               shape_str(bias.shape()));
+  WAVSPA_CHECK(p >= 0 && p <= 1, "bias_gelu: probability must be in [0, 1], got ", p);
+  const double pd = training ? p : 0.0;
+  if (pd == 1) return dropout(gelu(add(x, bias), approximate), 1.0, true, gen);  // everything dropped
+  const bool tanh = approximate == GeluApprox::Tanh;
+  PhiloxState s{};
+  if (pd > 0) s = (gen ? *gen : default_generator()).reserve(philox_counters_dropout(x.numel()));
+  const Tensor xc = contiguous_raw(x), bc = contiguous_raw(bias);
+  Tensor out = empty_like_raw(x, x.shape());
+  backend_of(x).bias_gelu(xc, bc, out, tanh, s, pd);
+  if (autograd::needs_grad({x, bias})) {
+    const bool need_b = bias.requires_grad();
+    const Tensor sx = xc.detach(), sb = bc.detach();
+    autograd::record("BiasGeluBackward", {x, bias}, out, [sx, sb, tanh, s, pd, need_b, mixed](const Tensor& g) {
+      Backend& be = backend_of(sx);
+      Tensor gx = empty_like_raw(sx, sx.shape());
+      be.bias_gelu_backward(contiguous_raw(g), sx, sb, gx, tanh, s, pd);
+      Tensor gb;
+      if (need_b) {
+        const int64_t n = sb.numel(), rows = n ? sx.numel() / n : 0;
+        if (mixed) {  // the column sums in float32: a (1 x rows) x (rows x n) product with ones
+          gb = Tensor::empty({n}, kFloat32, sx.device());
+          if (rows == 0) {
+            be.fill(gb, 0.0);
+          } else if (n > 0) {
+            Tensor ones = Tensor::empty({rows}, kBFloat16, sx.device());
+            be.fill(ones, 1.0);
+            be.gemm(GemmArgs{false, false, 1, n, rows, rows, n, n, 1.0, 0.0}, ones, gx, gb);
+          }
+        } else {
+          gb = sum_to(gx, sb.shape());
+        }
+      }
+      return G{gx, gb};
+    });
+  }
+  return out;
+}
+
 }  // namespace wavspa

@@ -4,12 +4,14 @@
 //   Tensor h = layer_norm(x, {D}, gamma, beta);
 //   Tensor loss = cross_entropy(logits, labels);      // logits (N, C), labels (N) int64
 //   Tensor d = dropout(h, 0.1, /*training=*/true);
+//   Tensor a = bias_gelu(linear(h, w1), b1, 0.1);     // dropout(gelu(h w1^T + b1), 0.1)
 #pragma once
 
 #include <string>
 
 #include "core/random.h"
 #include "core/tensor.h"
+#include "ops/elementwise.h"  // GeluApprox
 
 namespace wavspa {
 
@@ -40,5 +42,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target,
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p); the mask comes
 // from the Philox generator (default_generator() unless given). Identity when !training.
 Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
+
+// dropout(gelu(x + bias), p, training, gen) in one pass each way: the first half of a
+// Transformer MLP after a linear without bias. bias (D) broadcasts over x's last dim (D);
+// it may be float32 for a bfloat16 x (autocast's master weights: rounded to bfloat16 as add
+// would round it, its gradient float32). Draws the same mask from the generator as the
+// three ops, and computes their values (on CUDA, their bits). Gradient to x and bias.
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, double p = 0.0, bool training = true,
+                 GeluApprox approximate = GeluApprox::None, Generator* gen = nullptr);
 
 }  // namespace wavspa

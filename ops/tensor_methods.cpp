@@ -188,6 +188,15 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+Tensor Tensor::sum_with(const Tensor& other) const {
+  check_same("sum_with", *this, other);
+  WAVSPA_CHECK(other.shape() == shape(), "sum_with: shapes ", shape_str(shape()), " and ",
+               shape_str(other.shape()), " differ");
+  Tensor out = Tensor::empty(shape(), dtype(), device());
+  if (numel()) backend_of(*this).binary(BinaryOp::Add, *this, other, out, 0, 0);
+  return out;
+}
+
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out = Tensor::empty(shape(), target, device());

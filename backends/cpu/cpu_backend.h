@@ -80,6 +80,10 @@ class CpuBackend final : public Backend {
   void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) override;
   void dropout_mask(const Tensor& out, PhiloxState s, double p) override;
   void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) override;
+  void bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
+                 double p) override;
+  void bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x, bool tanh,
+                          PhiloxState s, double p) override;
 };
 
 CpuBackend& cpu_backend();

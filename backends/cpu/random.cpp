@@ -87,4 +87,36 @@ void CpuBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
   });
 }
 
+// The reference of the fused op is the three ops it fuses, run by this backend one after the
+// other (the bias add as add computes it, then the same GELU and dropout kernels), so the CPU
+// gives their bits exactly; only the CUDA kernels fuse the passes.
+namespace {
+// z = x + bias over rows of N, in T, as BinaryOp::Add computes it.
+template <typename T>
+void add_bias_rows(const Tensor& x, const Tensor& bias, const Tensor& z) {
+  const T* xs = static_cast<const T*>(x.raw_data());
+  const T* b = static_cast<const T*>(bias.raw_data());
+  T* o = static_cast<T*>(z.raw_data());
+  const int64_t N = bias.numel(), M = N ? x.numel() / N : 0;
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelGrain)
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t c = 0; c < N; ++c) o[r * N + c] = xs[r * N + c] + b[c];
+}
+}  // namespace
+
+void CpuBackend::bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
+                           double p) {
+  visit_floating(x.dtype(), "bias_gelu", [&](auto zero) { add_bias_rows<decltype(zero)>(x, bias, out); });
+  unary(tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, out, out, 0, 0);
+  if (p > 0) dropout(out, out, s, p);
+}
+
+void CpuBackend::bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x,
+                                    bool tanh, PhiloxState s, double p) {
+  Tensor z = Tensor::empty(x.shape(), x.dtype(), x.device());
+  visit_floating(x.dtype(), "bias_gelu", [&](auto zero) { add_bias_rows<decltype(zero)>(x, bias, z); });
+  if (p > 0) dropout(g, grad_x, s, p);
+  binary(tanh ? BinaryOp::GeluTanhBackward : BinaryOp::GeluErfBackward, p > 0 ? grad_x : g, z, grad_x, 0, 0);
+}
+
 }  // namespace wavspa::cpu

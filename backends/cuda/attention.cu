@@ -373,6 +373,45 @@ bool bf16_tensor_cores(const AttentionArgs& a, const Params<bf16, float>& p) {
   return a.batch * a.heads <= 65535 && attn::mma_supported(p);
 }
 
+// The tensor-core backward with dS out (attention_mma.cuh's DS_OUT): batch entries in chunks
+// whose dS^T scratch stays within attention_scratch_limit() (core/runtime.h); per chunk the
+// key pass, then dQ = scale dS K on cuBLAS, one strided batch per head. Returns false, having
+// done nothing, where it does not apply: causal masks (the key pass skips tiles), empty
+// problems, or one batch entry's scratch alone over the limit; the two passes take those.
+bool backward_ds(const Params<bf16, float>& p, Device device) {
+  if (p.causal || p.batch * p.heads * p.nq * p.nk == 0) return false;
+  const int64_t ld = attn::ds_pitch(p.nq), H = p.heads, limit = attention_scratch_limit();
+  const int64_t per_batch = H * p.nk * ld * (int64_t)sizeof(bf16);
+  if (per_batch > limit) return false;
+  const int64_t chunk = std::min(p.batch, limit / per_batch);
+  const Tensor scratch = scratch_bytes((size_t)(chunk * per_batch), device);
+  bf16* ds = static_cast<bf16*>(scratch.raw_data());
+  const uint64_t groups = (uint64_t)((p.nk + 7) / 8);  // Philox blocks per query row
+  for (int64_t b0 = 0; b0 < p.batch; b0 += chunk) {
+    // The chunk as a problem of its own: pointers moved to batch entry b0, and dropout's
+    // counters to where the whole problem's rows b0 H ... start.
+    Params<bf16, float> c = p;
+    c.batch = std::min(chunk, p.batch - b0);
+    for (auto* op : {&c.q, &c.k, &c.v, &c.grad_out}) op->ptr += b0 * op->sb;
+    for (auto* op : {&c.out, &c.grad_q, &c.grad_k, &c.grad_v}) op->ptr += b0 * op->sb;
+    c.lse += b0 * H * p.nq;
+    c.rowdot += b0 * H * p.nq;
+    if (c.keep) c.keep += b0 * p.nk;
+    if (c.first_kept) c.first_kept += b0;
+    if (c.full32) c.full32 += b0 * ((p.nk + 31) / 32);
+    c.philox.offset += (uint64_t)(b0 * H * p.nq) * groups;
+    c.ds = ds;
+    c.ds_ld = ld;
+    WAVSPA_CUDA_CHECK(attn::mma_backward(c, stream()));
+    // grad_q[b, h] (nq x d) = scale dS[b, h] K[b, h]; dS^T is stored (nk x nq, ld) per (b, h).
+    const GemmArgs g{true, false, p.nq, p.dim, p.nk, ld, c.k.sn, c.grad_q.sn, p.scale, 0.0};
+    for (int64_t h = 0; h < H; ++h)
+      gemm_raw<bf16>(g, c.batch, ds + h * p.nk * ld, H * p.nk * ld, c.k.ptr + h * c.k.sh, c.k.sb,
+                     c.grad_q.ptr + h * c.grad_q.sh, c.grad_q.sb, device);
+  }
+  return true;
+}
+
 }  // namespace
 
 void CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -419,7 +458,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
       const int64_t rows = a.batch * a.heads * a.nq;
       const Tensor rowdot = scratch_bytes((size_t)(rows > 0 ? rows : 1) * sizeof(float), q.device());
       p.rowdot = static_cast<float*>(rowdot.raw_data());
-      WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
+      if (!backward_ds(p, q.device())) WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
       return;
     }
     const Tensor gq = float32_like(grad_q), gk = float32_like(grad_k), gv = float32_like(grad_v);

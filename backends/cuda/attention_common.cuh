@@ -4,6 +4,7 @@
 // and strides, and the masking rules of backends/backend.h's AttentionArgs written once.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -37,6 +38,10 @@ struct Params {
   Operand<const T> grad_out;
   Operand<T> grad_q, grad_k, grad_v;
   L* rowdot = nullptr;  // (B, H, nq): D_i = grad_out_i . out_i
+  // The tensor-core backward's dS^T scratch (attention_mma.cuh's DS_OUT), or null for two
+  // passes: (B H, nk, ds_ld) bfloat16.
+  __nv_bfloat16* ds = nullptr;
+  int64_t ds_ld = 0;
   int64_t batch = 0, heads = 0, nq = 0, nk = 0, dim = 0;
   double scale = 1.0;
   bool causal = false;

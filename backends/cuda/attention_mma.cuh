@@ -97,6 +97,13 @@ __device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* tile, 
   ldsm_x4_t(b, tile + (k0 + lane % 8 + ((lane / 8) % 2) * 8) * pitch<D>() + n0 + (lane / 16) * 8);
 }
 
+// The A operand (16 x 16) at rows m0.., k = k0.. of a matrix whose tile holds it transposed
+// (row = k, col = m): matrix x of the ldmatrix is (m block x % 2, k block x / 2).
+template <int PITCH>
+__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16* tile, int k0, int m0, int lane) {
+  ldsm_x4_t(a, tile + (k0 + lane % 8 + (lane / 16) * 8) * PITCH + m0 + ((lane / 8) % 2) * 8);
+}
+
 // acc1 += A1 B1^T and acc2 += A2 B2^T for one warp, both contracting over the D columns:
 // A1, A2 give the 16 rows r0.. of two tiles, B1, B2 the N rows of two more.
 template <int D, int N>
@@ -430,20 +437,30 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
 
 // ---- backward ----------------------------------------------------------------------------
 //
-// Two deterministic passes, each recomputing P = exp(S - lse) from the saved lse:
-//  - keys: a block owns 64 keys (16 per warp) and walks the queries; per query tile it forms
-//    S^T = K Q^T and dP^T = V dO^T, then dV += (P o drop)^T dO and dK += dS^T Q, with
-//    dS = P o (dP o drop - D) and D_i = dO_i . O_i;
-//  - queries: a block owns 64 queries and walks the keys: S, dP, then dQ += dS K.
+// Every pass recomputes P = exp(S - lse) from the saved lse. The key pass: a block owns 64
+// keys (16 per warp) and walks the query tiles; per tile it forms S^T = K Q^T and
+// dP^T = V dO^T, then dV += (P o drop)^T dO and dK += dS^T Q, with dS = P o (dP o drop - D)
+// and D_i = dO_i . O_i.
+//
+// dQ = dS K sums over every key block, which is another block's tile. Two ways, both
+// deterministic (no atomics):
+//  - two passes: a second kernel owns 64 queries and walks the keys, forming S and dP again
+//    (and drawing dropout's bits again), then dQ += dS K;
+//  - dS out (DS_OUT): the key pass writes its dS^T tiles, rounded to bfloat16 as the
+//    products use them, to a (B H, nk, ld) scratch, and the caller multiplies dQ = dS K
+//    with one GEMM (cuBLAS in the library). That trades the second pass's 3 products of
+//    N x N x d and its dropout draws for N^2 bytes written and read once; the library takes
+//    it while the scratch stays small (attention.cu).
 constexpr int kBwdOwn = 64;
 template <int D>
 constexpr int bwd_walk() {
   return D <= 64 ? 64 : 32;  // rows of the walked tile: fewer at D = 128 to fit the registers
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DS_OUT>
 __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, float> p) {
   constexpr int Bc = kBwdOwn, Br = bwd_walk<D>(), P = pitch<D>();
+  constexpr int PS = Br + 8;  // pitch of the dS^T tile (DS_OUT)
   extern __shared__ uint4 smem_chunks[];
   bf16* Ks = reinterpret_cast<bf16*>(smem_chunks);
   bf16* Vs = Ks + Bc * P;
@@ -451,11 +468,13 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   // tensors) while tile it is multiplied.
   bf16* Qs_all = Vs + Bc * P;             // [2][Br][P]
   bf16* Gs_all = Qs_all + 2 * Br * P;     // [2][Br][P]
-  float* lse_all = reinterpret_cast<float*>(Gs_all + 2 * Br * P);  // [2][Br], in log2 units
+  bf16* dSs = Gs_all + 2 * Br * P;        // [Bc][PS]: dS^T of the tile, DS_OUT only
+  float* lse_all = reinterpret_cast<float*>(dSs + (DS_OUT ? Bc * PS : 0));  // [2][Br], in log2 units
   float* D_all = lse_all + 2 * Br;        // [2][Br]
   uint8_t* keep_all = reinterpret_cast<uint8_t*>(D_all + 2 * Br);  // [2][Br][Bc / 8]: draw_keep's bytes
   const bool dropout = p.dropout_p > 0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int nQ = (int)((p.nq + Br - 1) / Br);
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t j0 = (int64_t)blockIdx.x * Bc;
   const Mask mask = mask_for(p, b);
@@ -469,8 +488,9 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   const bool any_dead = mask.first > 0 && (mask.causal || mask.first >= mask.nk);
   const float sl2 = (float)p.scale * kLog2e;
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
-  // Causal without dead rows: queries before the block's first key see none of its keys.
-  const int64_t istart = mask.causal && mask.first == 0 ? (j0 / Br) * Br : 0;
+  // Causal without dead rows: queries before the block's first key see none of its keys (their
+  // dS^T entries, DS_OUT, stay zero: the caller clears the scratch).
+  const int first_tile = mask.causal && mask.first == 0 ? (int)(j0 / Br) : 0;
   auto load_walk = [&](int buf, int64_t i0) {
     stage_any<D, Br>(Qs_all + buf * Br * P, p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
     stage_any<D, Br>(Gs_all + buf * Br * P, p.grad_out.row(b, h, 0), p.grad_out.sn, i0, p.nq - i0);
@@ -481,13 +501,14 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
     }
     if (dropout) draw_keep<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
   };
-  if (istart < p.nq) load_walk(0, istart);
+  if (first_tile < nQ) load_walk(0, (int64_t)first_tile * Br);
   cp_async_commit();
-  for (int64_t i0 = istart, it = 0; i0 < p.nq; i0 += Br, ++it) {
-    const int buf = (int)(it % 2);
+  for (int tile = first_tile, it = 0; tile < nQ; ++tile, ++it) {
+    const int buf = it % 2;
+    const int64_t i0 = (int64_t)tile * Br;
     cp_async_wait_all();
     __syncthreads();  // tile `it` has landed for everyone; the other buffer's readers are done
-    if (i0 + Br < p.nq) load_walk(buf ^ 1, i0 + Br);
+    if (tile + 1 < nQ) load_walk(buf ^ 1, i0 + Br);
     cp_async_commit();
     const bf16* Qs = Qs_all + buf * Br * P;
     const bf16* Gs = Gs_all + buf * Br * P;
@@ -545,6 +566,13 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
       uint32_t wa[4], da[4];
       pack_a(wa, st[2 * kk], st[2 * kk + 1]);
       pack_a(da, dpt[2 * kk], dpt[2 * kk + 1]);
+      if constexpr (DS_OUT) {  // dS^T, as the products round it, for the caller's dQ product
+        bf16* row0 = dSs + (warp * 16 + g) * PS + kk * 16 + 2 * t;
+        *reinterpret_cast<uint32_t*>(row0) = da[0];
+        *reinterpret_cast<uint32_t*>(row0 + 8 * PS) = da[1];
+        *reinterpret_cast<uint32_t*>(row0 + 8) = da[2];
+        *reinterpret_cast<uint32_t*>(row0 + 8 * PS + 8) = da[3];
+      }
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
         uint32_t gb[4], qb[4];
@@ -554,6 +582,19 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
         mma(dv[db + 1], wa, gb[2], gb[3]);
         mma(dk[db], da, qb[0], qb[1]);
         mma(dk[db + 1], da, qb[2], qb[3]);
+      }
+    }
+    if constexpr (DS_OUT) {
+      // The tile's dS^T rows (this block's keys) to the scratch, 16 bytes at a time. Query
+      // columns past nq hold zeros (P is 0 there) and stay within the row's ld (nq rounded
+      // up to 8); keys past nk are not written.
+      __syncthreads();  // the whole dS^T tile is in shared memory
+      constexpr int kChunks = Br / 8;
+      for (int x = threadIdx.x; x < Bc * kChunks; x += blockDim.x) {
+        const int r = x / kChunks, c = (x % kChunks) * 8;
+        if (j0 + r < p.nk && i0 + c < p.nq)
+          *reinterpret_cast<uint4*>(p.ds + (bh * p.nk + j0 + r) * p.ds_ld + i0 + c) =
+              *reinterpret_cast<const uint4*>(dSs + r * PS + c);
       }
     }
   }
@@ -713,7 +754,13 @@ cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
   });
 }
 
-// p.rowdot must point to batch * heads * nq floats of scratch.
+// The row pitch of DS_OUT's scratch (bfloat16 elements): nq rounded up to 8, so that rows
+// start 16-byte aligned.
+inline int64_t ds_pitch(int64_t nq) { return (nq + 7) / 8 * 8; }
+
+// p.rowdot must point to batch * heads * nq floats of scratch. With p.ds (bfloat16, batch *
+// heads * nk rows of ds_pitch(nq), zero where a causal block skips) the key pass writes dS^T
+// there and grad_q is left to the caller (dQ = scale dS K); otherwise both passes run.
 template <typename T>
 cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
@@ -730,8 +777,12 @@ cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
     const size_t smem_q = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
                           2 * kBwdOwn * (bwd_walk<D>() / 8);
     const unsigned bhs = (unsigned)(p.batch * p.heads);
-    cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D>, dim3((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs),
-                               smem_kv, stream, p);
+    const dim3 grid_kv((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs);
+    if (p.ds != nullptr) {
+      const size_t smem_ds = smem_kv + (size_t)kBwdOwn * (bwd_walk<D>() + 8) * sizeof(bf16);  // + dS^T
+      return launch_mma(grad_kv_mma_kernel<T, D, true>, grid_kv, smem_ds, stream, p);
+    }
+    cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, false>, grid_kv, smem_kv, stream, p);
     if (e != cudaSuccess) return e;
     return launch_mma(grad_q_mma_kernel<T, D>, dim3((unsigned)((p.nq + kBwdOwn - 1) / kBwdOwn), bhs), smem_q,
                       stream, p);

@@ -90,12 +90,17 @@ class CudaBackend final : public Backend {
   void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) override;
   void dropout_mask(const Tensor& out, PhiloxState s, double p) override;
   void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) override;
+  void bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
+                 double p) override;
+  void bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x, bool tanh,
+                          PhiloxState s, double p) override;
 };
 
 CudaBackend& cuda_backend();
 
-// gemm/batched_gemm on raw device pointers (float, double), for kernels of this backend that
-// multiply their own scratch buffers; follows matmul_precision() like gemm.
+// gemm/batched_gemm on raw device pointers (float, double, __nv_bfloat16), for kernels of
+// this backend that multiply their own scratch buffers; follows matmul_precision() like gemm
+// (bfloat16: bfloat16 products, float32 accumulation).
 template <typename T>
 void gemm_raw(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c,
               int64_t stride_c, Device device);

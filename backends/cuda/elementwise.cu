@@ -239,6 +239,119 @@ void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tenso
                   dtype_name(out.dtype()), " tensors"));
 }
 
+// ---- bias + GELU + dropout (Backend::bias_gelu) ---------------------------------------------
+//
+// A thread owns the 8 elements of one Philox block (dropout's rule), so the mask is drawn once
+// per 8 elements; with 16-byte aligned tensors it moves them as 16-byte words. Every step is
+// rounded to T as add, gelu and dropout round it: the fused op gives their bits.
+template <typename T>
+struct Row8 {
+  T v[8];
+};
+
+template <typename T>
+__device__ __forceinline__ Row8<T> load8(const T* p, int64_t i0, int64_t n, bool vec) {
+  Row8<T> r;
+  if (vec && i0 + 8 <= n) {
+    constexpr int kWords = (int)sizeof(T) * 8 / 16;
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(r.v)[w] = reinterpret_cast<const uint4*>(p + i0)[w];
+  } else {
+#pragma unroll
+    for (int c = 0; c < 8; ++c) r.v[c] = i0 + c < n ? p[i0 + c] : T(0);
+  }
+  return r;
+}
+
+template <typename T>
+__device__ __forceinline__ void store8(T* p, const Row8<T>& r, int64_t i0, int64_t n, bool vec) {
+  if (vec && i0 + 8 <= n) {
+    constexpr int kWords = (int)sizeof(T) * 8 / 16;
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(p + i0)[w] = reinterpret_cast<const uint4*>(r.v)[w];
+  } else {
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+      if (i0 + c < n) p[i0 + c] = r.v[c];
+  }
+}
+
+// z = x + bias (bias of type B, rounded to T first), rounded to T.
+template <typename T, typename B>
+__device__ __forceinline__ T biased(T x, const B* bias, int64_t col) {
+  const T b = from_compute<T>((Compute<T>)to_compute(bias[col]));
+  return from_compute<T>(to_compute(x) + to_compute(b));
+}
+
+template <typename T, typename B, bool TANH>
+__global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ bias, T* __restrict__ out,
+                                 int64_t n, int64_t cols, PhiloxState s, uint32_t threshold, Compute<T> scale,
+                                 bool dropout) {
+  using C = Compute<T>;
+  constexpr UnaryOp kGelu = TANH ? UnaryOp::GeluTanh : UnaryOp::GeluErf;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0;
+  const uint64_t start = dropout ? philox_start(s) : 0;
+  for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
+       blk += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i0 = blk * 8;
+    const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
+    Row8<T> v = load8(x, i0, n, vec);
+    int64_t col = i0 % cols;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const T y = from_compute<T>(unary_fn<kGelu, C>(to_compute(biased(v.v[c], bias, col)), C(0), C(0)));
+      v.v[c] = !dropout ? y : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(y) * scale) : from_compute<T>(C(0));
+      col = col + 1 == cols ? 0 : col + 1;
+    }
+    store8(out, v, i0, n, vec);
+  }
+}
+
+template <typename T, typename B, bool TANH>
+__global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __restrict__ x, const B* __restrict__ bias,
+                                          T* __restrict__ grad_x, int64_t n, int64_t cols, PhiloxState s,
+                                          uint32_t threshold, Compute<T> scale, bool dropout) {
+  using C = Compute<T>;
+  constexpr BinaryOp kGeluGrad = TANH ? BinaryOp::GeluTanhBackward : BinaryOp::GeluErfBackward;
+  const bool vec =
+      (reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(grad_x)) % 16 == 0;
+  const uint64_t start = dropout ? philox_start(s) : 0;
+  for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
+       blk += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i0 = blk * 8;
+    const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
+    const Row8<T> xv = load8(x, i0, n, vec);
+    Row8<T> gv = load8(g, i0, n, vec);
+    int64_t col = i0 % cols;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const T d = !dropout ? gv.v[c]
+                  : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(gv.v[c]) * scale)
+                                                    : from_compute<T>(C(0));
+      const T z = biased(xv.v[c], bias, col);
+      gv.v[c] = from_compute<T>(binary_fn<kGeluGrad, C>(to_compute(d), to_compute(z), C(0), C(0)));
+      col = col + 1 == cols ? 0 : col + 1;
+    }
+    store8(grad_x, gv, i0, n, vec);
+  }
+}
+
+// Calls f(T{}, B{}, tanh constant) for x's dtype and the bias's (float32 bias with bfloat16 x).
+template <typename F>
+void dispatch_bias_gelu(const Tensor& x, const Tensor& bias, bool tanh, F&& f) {
+  dispatch_floating_bf16(x.dtype(), "bias_gelu", [&](auto zero) {
+    using T = decltype(zero);
+    auto with_bias = [&](auto bzero) {
+      if (tanh) f(zero, bzero, std::true_type{});
+      else f(zero, bzero, std::false_type{});
+    };
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (bias.dtype() == kFloat32) return with_bias(float{});
+    }
+    with_bias(zero);
+  });
+}
+
 }  // namespace
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
@@ -267,6 +380,35 @@ void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, co
       for_each_element<4>({out, cond, a, b},
                           WhereFn<T, C>{dptr<T>(out), dptr<C>(cond), dptr<T>(a), dptr<T>(b)});
     });
+  });
+}
+
+
+void CudaBackend::bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
+                            double p) {
+  const int64_t n = x.numel(), cols = bias.numel();
+  if (n == 0) return;
+  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc) {
+    using T = decltype(zero);
+    using B = decltype(bzero);
+    bias_gelu_kernel<T, B, decltype(tc)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
+        dptr<const T>(x), dptr<const B>(bias), dptr<T>(out), n, cols, s, dropout_threshold(p),
+        (Compute<T>)(p > 0 ? 1.0 / (1.0 - p) : 1.0), p > 0);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x,
+                                     bool tanh, PhiloxState s, double p) {
+  const int64_t n = x.numel(), cols = bias.numel();
+  if (n == 0) return;
+  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc) {
+    using T = decltype(zero);
+    using B = decltype(bzero);
+    bias_gelu_backward_kernel<T, B, decltype(tc)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
+        dptr<const T>(g), dptr<const T>(x), dptr<const B>(bias), dptr<T>(grad_x), n, cols, s, dropout_threshold(p),
+        (Compute<T>)(p > 0 ? 1.0 / (1.0 - p) : 1.0), p > 0);
+    WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }
 

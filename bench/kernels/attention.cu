@@ -1,7 +1,7 @@
 // Standalone check and timing of the tensor-core attention kernels
 // (backends/cuda/attention_mma.cuh), built in seconds without the rest of the library:
 //
-//   nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -o attn
+//   nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -lcublas -o attn
 //   ./attn            # checks, then the timing table (bench/kernels/attention.sh runs it beside SDPA)
 //
 // Checks: random (never zero) inputs, odd lengths, nq != nk, key padding (one batch entirely
@@ -22,6 +22,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <cublas_v2.h>
 
 #include "backends/cuda/attention_mma.cuh"
 
@@ -164,8 +166,43 @@ static Params<T, float> make(const Problem& pr, Dev<T>& q, Dev<T>& k, Dev<T>& v,
   return p;
 }
 
+// The dS^T scratch of the tensor-core backward (Params::ds) and the dQ = scale dS K product
+// the library makes with cuBLAS; bfloat16 tensors only (float32 ones take two passes).
+struct DsScratch {
+  Dev<__nv_bfloat16> ds;
+  int64_t ld;
+  explicit DsScratch(const Problem& pr) : ds((size_t)pr.B * pr.H * pr.nk * ds_pitch(pr.nq)), ld(ds_pitch(pr.nq)) {}
+  template <typename T>
+  void attach(Params<T, float>& p) {
+    if constexpr (sizeof(T) == 2) p.ds = ds.ptr, p.ds_ld = ld;
+  }
+  // After mma_backward: grad_q[b, h] = scale dS[b, h] K[b, h], one strided batch per head.
+  template <typename T>
+  void finish(const Params<T, float>& p) {
+    if constexpr (sizeof(T) == 2) {
+      static cublasHandle_t handle = [] {
+        cublasHandle_t h;
+        if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) std::exit(1);
+        return h;
+      }();
+      const float alpha = (float)p.scale, beta = 0.0f;
+      for (int64_t h = 0; h < p.heads; ++h) {
+        const cublasStatus_t st = cublasGemmStridedBatchedEx(
+            handle, CUBLAS_OP_N, CUBLAS_OP_T, (int)p.dim, (int)p.nq, (int)p.nk, &alpha, p.k.ptr + h * p.k.sh,
+            CUDA_R_16BF, (int)p.k.sn, p.k.sb, ds.ptr + h * p.nk * ld, CUDA_R_16BF, (int)ld, p.heads * p.nk * ld,
+            &beta, p.grad_q.ptr + h * p.grad_q.sh, CUDA_R_16BF, (int)p.grad_q.sn, p.grad_q.sb, (int)p.batch,
+            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+          std::fprintf(stderr, "cublasGemmStridedBatchedEx: %d\n", (int)st);
+          std::exit(1);
+        }
+      }
+    }
+  }
+};
+
 template <typename T>
-static bool check(const Problem& pr, std::mt19937& rng) {
+static bool check(const Problem& pr, std::mt19937& rng, bool ds_out) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const size_t nqd = (size_t)pr.B * pr.H * pr.nq * pr.D, nkd = (size_t)pr.B * pr.H * pr.nk * pr.D;
   auto randv = [&](size_t n) {
@@ -208,21 +245,33 @@ static bool check(const Problem& pr, std::mt19937& rng) {
   p.grad_k = {dgk.ptr, p.k.sb, p.k.sh, p.k.sn};
   p.grad_v = {dgv.ptr, p.k.sb, p.k.sh, p.k.sn};
   p.rowdot = drow.ptr;
+  DsScratch scratch(pr);
+  const bool use_ds = ds_out && sizeof(T) == 2 && !pr.causal;  // as the library chooses
+  if (use_ds) scratch.attach(p);
   for (auto* d : {&dout, &dgq, &dgk, &dgv}) d->poison();
   dlse.poison();
   CHECK(mma_forward(p, 0));
   CHECK(mma_backward(p, 0));
+  if (use_ds) scratch.finish(p);
   CHECK(cudaDeviceSynchronize());
+  // Run to run the same bits.
+  const std::vector<double> dq_first = fetch(dgq), dk_first = fetch(dgk);
+  dgq.poison();
+  CHECK(mma_backward(p, 0));
+  if (use_ds) scratch.finish(p);
+  CHECK(cudaDeviceSynchronize());
+  const bool same_bits = fetch(dgq) == dq_first && fetch(dgk) == dk_first;
   Params<float, float> pf;
   pf.scale = p.scale, pf.philox = p.philox;
   const Reference ref = reference(pr, q, k, v, go, keep, pf);
   const double e_out = rel_err(fetch(dout), ref.out), e_lse = rel_err(fetch(dlse), ref.lse);
   const double e_dq = rel_err(fetch(dgq), ref.dq), e_dk = rel_err(fetch(dgk), ref.dk), e_dv = rel_err(fetch(dgv), ref.dv);
   const double worst = std::max({e_out, e_lse, e_dq, e_dk, e_dv});
-  const bool ok = worst < 2e-2;
-  std::printf("%-4s %-5s B%d H%d nq%4d nk%4d d%3d %-6s %-6s drop %.1f | out %.1e lse %.1e dq %.1e dk %.1e dv %.1e %s\n",
-              sizeof(T) == 4 ? "f32" : "bf16", "", pr.B, pr.H, pr.nq, pr.nk, pr.D, pr.causal ? "causal" : "",
-              pr.padded ? "padded" : "", pr.dropout, e_out, e_lse, e_dq, e_dk, e_dv, ok ? "ok" : "FAIL");
+  const bool ok = worst < 2e-2 && same_bits;
+  std::printf("%-4s %-5s B%d H%d nq%4d nk%4d d%3d %-6s %-6s drop %.1f | out %.1e lse %.1e dq %.1e dk %.1e dv %.1e%s %s\n",
+              sizeof(T) == 4 ? "f32" : "bf16", use_ds ? "dS" : "2pass", pr.B, pr.H, pr.nq, pr.nk, pr.D, pr.causal ? "causal" : "",
+              pr.padded ? "padded" : "", pr.dropout, e_out, e_lse, e_dq, e_dk, e_dv, same_bits ? "" : " bits differ",
+              ok ? "ok" : "FAIL");
   return ok;
 }
 
@@ -235,7 +284,7 @@ static float median(std::vector<float> v) {
 // v read in place from one (B, N, 3 H d) projection; a key mask, all kept).
 template <typename T>
 static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& table, double dropout = 0.0,
-                   bool model = false, bool model_mask = true) {
+                   bool model = false, bool model_mask = true, bool ds_out = true) {
   const int H = model ? 1 : 8, B = BH / H;
   Problem pr{B, H, N, N, D, causal, false, dropout};
   const size_t n = (size_t)BH * N * D;
@@ -253,6 +302,8 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   p.grad_k = {gk.ptr, p.q.sb, p.q.sh, p.q.sn};
   p.grad_v = {gv.ptr, p.q.sb, p.q.sh, p.q.sn};
   p.rowdot = row.ptr;
+  DsScratch scratch(pr);
+  const bool use_ds = ds_out && sizeof(T) == 2 && !causal;
   Dev<T> qkv(model ? 3 * n : 1);
   Dev<int32_t> keep(model ? (size_t)B * N : 1), first(model ? (size_t)B : 1);
   Dev<uint8_t> full(model ? (size_t)B * ((N + 31) / 32) : 1);
@@ -276,7 +327,12 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
   auto forward = [&](const Params<T, float>& pp) { return mma_forward(pp, 0); };
-  auto backward = [&](const Params<T, float>& pp) { return mma_backward(pp, 0); };
+  if (use_ds) scratch.attach(p);
+  auto backward = [&](const Params<T, float>& pp) {
+    const cudaError_t e = mma_backward(pp, 0);
+    if (use_ds) scratch.finish(pp);
+    return e;
+  };
   auto time = [&](bool bwd) {
     std::vector<float> ms;
     for (int it = 0; it < 35; ++it) {
@@ -296,7 +352,8 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   char line[256];
   std::snprintf(line, sizeof line, "wavspa %-5s BH %4d N %5d d %3d %-6s%s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
                 sizeof(T) == 4 ? "f32" : "bf16", BH, N, D, causal ? "causal" : "",
-                dropout > 0 ? " p0.1" : "", model ? (model_mask ? " model" : " model-nomask") : "", f,
+                dropout > 0 ? " p0.1" : "",
+                model ? (model_mask ? " model" : " model-nomask") : use_ds ? "" : " 2pass", f,
                 flops / f * 1e-9, fb,
                 3.5 * flops / fb * 1e-9);
   table.push_back(line);
@@ -306,6 +363,16 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
 
 int main(int argc, char** argv) {
   const bool only_check = argc > 1 && std::string(argv[1]) == "check";
+  if (argc > 1 && std::string(argv[1]) == "pair") {  // dS out against two passes, quickly
+    std::vector<std::string> table;
+    for (double drop : {0.0, 0.1})
+      for (bool one : {true, false}) {
+        timing<__nv_bfloat16>(32, 2000, 64, false, table, drop, false, true, one);
+        timing<__nv_bfloat16>(128, 4096, 64, false, table, drop, false, true, one);
+      }
+    for (const auto& l : table) std::printf("%s\n", l.c_str());
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "one") {  // one size, for ncu
     std::vector<std::string> table;
     timing<__nv_bfloat16>(32, 2000, 64, false, table);
@@ -321,12 +388,16 @@ int main(int argc, char** argv) {
       {2, 2, 65, 129, 32, false, false, 0.0}, {2, 2, 129, 65, 32, true, true, 0.1},
       {2, 2, 70, 91, 128, false, true, 0.0},  {2, 2, 97, 97, 128, true, false, 0.1},
       {1, 1, 1, 1, 64, false, false, 0.0},    {1, 2, 200, 200, 64, true, false, 0.0},
+      // several query tiles and key blocks for the one pass's turns
+      {2, 3, 300, 300, 64, false, true, 0.1}, {2, 2, 250, 250, 128, false, false, 0.1},
+      {2, 2, 200, 200, 32, false, true, 0.0}, {1, 2, 333, 190, 64, false, false, 0.0},
   };
-  for (const Problem& pr : problems) {
-    failed += !check<__nv_bfloat16>(pr, rng);
-    failed += !check<float>(pr, rng);
-    total += 2;
-  }
+  for (const Problem& pr : problems)
+    for (bool ds_out : {true, false}) {
+      failed += !check<__nv_bfloat16>(pr, rng, ds_out);
+      if (!ds_out) failed += !check<float>(pr, rng, ds_out);
+      total += ds_out ? 1 : 2;
+    }
   std::printf("checks: %d of %d failed\n", failed, total);
   if (only_check || failed) return failed ? 1 : 0;
   std::vector<std::string> table;
@@ -336,6 +407,8 @@ int main(int argc, char** argv) {
   timing<__nv_bfloat16>(32, 2000, 32, false, table);
   timing<__nv_bfloat16>(32, 2000, 64, true, table);
   timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.1);
+  timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.0, false, true, false);  // two passes
+  timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.1, false, true, false);
   timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.0, true);
   timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.0, true, false);
   timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.1, true);

@@ -250,6 +250,34 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
               };
             }));
 
+  t.push_back(entry(
+      "bias_gelu", "ops/nn.h",
+      "fused `Backend::bias_gelu_backward` (`BiasGeluBackward`): dropout's mask drawn again from the forward's "
+      "counters, times the GELU derivative at `x + bias` (recomputed, not stored); the bias gradient sums it over "
+      "the rows (float32 GEMM with ones for a bfloat16 `x` and float32 bias)",
+      "bias_gelu: the values, masks and gradients of dropout(gelu(x + bias))", [] {
+        // a fresh generator per call: the same mask every time (gradcheck differences, CPU and CUDA)
+        return std::vector<Sample>{
+            {"p 0.3, seeded",
+             [](const In& x) {
+               Generator g(5);
+               return bias_gelu(x[0], x[1], 0.3, true, GeluApprox::None, &g);
+             },
+             {rn({4, 6}), rn({6})}},
+            {"transposed input, tanh, no dropout",
+             [](const In& x) { return bias_gelu(x[0].t(), x[1], 0.0, true, GeluApprox::Tanh); },
+             {rn({5, 3}), rn({5})}},
+            {"three dims, p 0.5, an odd row length",
+             [](const In& x) {
+               Generator g(11);
+               return bias_gelu(x[0], x[1], 0.5, true, GeluApprox::None, &g);
+             },
+             {rn({2, 3, 5}), rn({5})}},
+            {"eval mode: no dropout", [](const In& x) { return bias_gelu(x[0], x[1], 0.5, false); },
+             {rn({3, 4}), rn({4})}},
+        };
+      }));
+
   // ---- attention ----
   t.push_back(entry(
       "attention", "ops/attention.h",

@@ -269,6 +269,18 @@ void add_shape_ops(std::vector<OpInfo>& t) {
     op.differentiable = false;
     t.push_back(op);
   }
+  {
+    OpInfo op = method("sum_with", "no gradient: never recorded (the backward engine sums a node's incoming gradients with it)",
+                       "", [](const In& x) { return x[0].t().sum_with(x[1]); }, {3, 2});
+    op.samples = [] {
+      return std::vector<Sample>{
+          {"a transposed tensor plus a contiguous one", [](const In& x) { return x[0].t().sum_with(x[1]); },
+           {rn({3, 2}), rn({2, 3})}}};
+    };
+    op.differentiable = false;
+    op.bf16 = Bf16::Cuda;
+    t.push_back(op);
+  }
   t.push_back(method("sum", "calls `sum(x)`", "reductions match loops, in every memory layout",
                      [](const In& x) { return x[0].t().sum(); }, {3, 4}));
   t.back().ints = Ints::Refused;

@@ -294,6 +294,47 @@ TEST_CASE("dropout: rate, scaling, eval identity, reproducible masks") {
   CHECK(values(dropout(ones({3}), 1.0)) == std::vector<double>{0, 0, 0});
 }
 
+TEST_CASE("bias_gelu: the values, masks and gradients of dropout(gelu(x + bias))") {
+  // The CPU runs the fused op as the three ops' own kernels, so values and gradients are the
+  // same bits; the mask comes from the same generator counters.
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (double p : {0.0, 0.3}) {
+      for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
+        CAPTURE(dtype_name(dt));
+        CAPTURE(p);
+        const Tensor x0 = randn({7, 9, 13}).to(dt), b0 = randn({13}).to(dt), seed = randn({7, 9, 13}).to(dt);
+        Tensor x1 = x0.detach().requires_grad_(), b1 = b0.detach().requires_grad_();
+        Tensor x2 = x0.detach().requires_grad_(), b2 = b0.detach().requires_grad_();
+        Generator g1(21), g2(21);
+        const Tensor fused = bias_gelu(x1, b1, p, true, approx, &g1);
+        const Tensor composite = dropout(gelu(add(x2, b2), approx), p, true, &g2);
+        CHECK(max_abs_diff(fused, composite) == 0);
+        CHECK(g1.offset() == g2.offset());  // the same counters reserved
+        sum(mul(fused, seed)).backward();
+        sum(mul(composite, seed)).backward();
+        CHECK(max_abs_diff(x1.grad(), x2.grad()) == 0);
+        CHECK(max_abs_diff(b1.grad(), b2.grad()) == 0);
+        if (p > 0) {  // a fraction p of the outputs are dropped
+          const std::vector<double> v = values(fused);
+          const double dropped = (double)std::count(v.begin(), v.end(), 0.0) / (double)v.size();
+          CHECK(std::abs(dropped - p) < 0.06);
+        }
+      }
+    }
+  }
+  // Not training: no dropout, nothing drawn.
+  Generator g(3);
+  const Tensor x = randn({4, 5}), b = randn({5});
+  CHECK(max_abs_diff(bias_gelu(x, b, 0.5, false, GeluApprox::None, &g), gelu(add(x, b))) == 0);
+  CHECK(g.offset() == 0);
+  // Everything dropped at p = 1, as dropout does.
+  CHECK(max_abs_diff(bias_gelu(x, b, 1.0), zeros({4, 5})) == 0);
+  // Bad bias shapes and dtypes are refused with the expected shape.
+  CHECK_THROWS_WITH_AS(bias_gelu(x, randn({4})), doctest::Contains("bias must be (5)"), Error);
+  CHECK_THROWS_AS(bias_gelu(x, randn({5}).to(kFloat64)), Error);
+  CHECK_THROWS_WITH_AS(bias_gelu(x, b, 1.5), doctest::Contains("[0, 1]"), Error);
+}
+
 TEST_CASE("float32 vectorised paths agree with float64 to float precision") {
   // Long enough rows to use the AVX2 + SLEEF loops, with a tail that uses the scalar ones.
   // The float64 reference is evaluated at the same (float32) inputs.

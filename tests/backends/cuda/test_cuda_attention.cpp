@@ -1,8 +1,9 @@
 // The CUDA attention paths beyond the op table's parity samples (which run the exact path at
 // small sizes): the bfloat16 tensor-core kernels that the float32 path takes under
-// MatmulPrecision::BFloat16 and bfloat16 tensors take always, against the float64 CPU op, at the head dims they serve, with odd
-// lengths, padding, causal masks and dropout; the exact path over several query chunks; and
-// bit-for-bit repeatability of both. Every case skips itself on a machine without a GPU.
+// MatmulPrecision::BFloat16 and bfloat16 tensors take always, against the float64 CPU op, at
+// the head dims they serve, with odd lengths, padding, causal masks and dropout, and for
+// bfloat16 tensors with and without the dS scratch (whole, and in chunks); the exact path
+// over several query chunks; and bit-for-bit repeatability of all of them. Every case skips itself on a machine without a GPU.
 #ifdef WAVSPA_CUDA
 
 #include <cmath>
@@ -103,17 +104,28 @@ TEST_CASE("cuda attention: bfloat16 tensor-core kernels match the float64 refere
     const std::vector<Tensor> leaves = {round_bf16(q), round_bf16(k), round_bf16(v)};
     const std::vector<Tensor> ref = run(c, leaves, mask, seed, kFloat64, Device::cpu());
     MatmulPrecisionGuard bf16(MatmulPrecision::BFloat16);
-    // float32 tensors (rounded as they are staged) and bfloat16 tensors (read as they are,
-    // the path autocast takes; their outputs and gradients are rounded to bfloat16 too).
-    for (DType dt : {kFloat32, kBFloat16}) {
-      CAPTURE(dtype_name(dt));
-      const std::vector<Tensor> got = run(c, leaves, mask, seed, dt, Device::cuda());
+    // float32 tensors (rounded as they are staged; two backward passes) and bfloat16 tensors
+    // (read as they are, the path autocast takes; their outputs and gradients are rounded to
+    // bfloat16 too), the latter with dS in scratch memory for dQ (one chunk, then one batch
+    // entry per chunk: dropout's counters must follow) and without it (two passes).
+    const int64_t one_entry = c.H * c.nk * ((c.nq + 7) / 8 * 8) * 2;  // dS^T bytes of one batch entry
+    struct Run {
+      DType dtype;
+      int64_t scratch;
+      const char* what;
+    };
+    for (const Run& r : {Run{kFloat32, 0, "float32"}, Run{kBFloat16, int64_t(1) << 30, "bfloat16, dS scratch"},
+                         Run{kBFloat16, one_entry, "bfloat16, dS scratch per batch entry"},
+                         Run{kBFloat16, 0, "bfloat16, two passes"}}) {
+      CAPTURE(r.what);
+      AttentionScratchGuard scratch(r.scratch);
+      const std::vector<Tensor> got = run(c, leaves, mask, seed, r.dtype, Device::cuda());
       const char* names[] = {"out", "grad q", "grad k", "grad v"};
       for (int i = 0; i < 4; ++i) {
         CAPTURE(names[i]);
-        CHECK(got[i].dtype() == dt);
+        CHECK(got[i].dtype() == r.dtype);
         // P and dS are rounded to bfloat16 for the second products: a few 1e-3 relative.
-        CHECK(rel_err(got[i], ref[i]) < (dt == kFloat32 ? 1e-2 : 1.5e-2));
+        CHECK(rel_err(got[i], ref[i]) < (r.dtype == kFloat32 ? 1e-2 : 1.5e-2));
       }
     }
   }
@@ -142,14 +154,26 @@ TEST_CASE("cuda attention: the same inputs give the same bits, run after run" * 
   std::vector<double> m(c.B * c.nk, 1.0);
   for (int64_t j = 250; j < c.nk; ++j) m[j] = 0;
   const Tensor mask = from_vector(m, {c.B, c.nk});
-  for (MatmulPrecision prec : {MatmulPrecision::Float32, MatmulPrecision::BFloat16}) {
-    CAPTURE(matmul_precision_name(prec));
-    MatmulPrecisionGuard guard(prec);
-    const std::vector<Tensor> a = run(c, {q, k, v}, mask, seed, kFloat32, Device::cuda());
-    const std::vector<Tensor> b = run(c, {q, k, v}, mask, seed, kFloat32, Device::cuda());
+  // float32 tensors exactly and on tensor cores (two passes), bfloat16 tensors with dS in
+  // scratch memory (one GEMM for dQ) and without.
+  struct Run {
+    MatmulPrecision prec;
+    DType dtype;
+    int64_t scratch;
+  };
+  for (const Run& r : {Run{MatmulPrecision::Float32, kFloat32, 0}, Run{MatmulPrecision::BFloat16, kFloat32, 0},
+                       Run{MatmulPrecision::BFloat16, kBFloat16, int64_t(1) << 30},
+                       Run{MatmulPrecision::BFloat16, kBFloat16, 0}}) {
+    CAPTURE(matmul_precision_name(r.prec));
+    CAPTURE(dtype_name(r.dtype));
+    CAPTURE(r.scratch);
+    MatmulPrecisionGuard guard(r.prec);
+    AttentionScratchGuard scratch(r.scratch);
+    const std::vector<Tensor> a = run(c, {q, k, v}, mask, seed, r.dtype, Device::cuda());
+    const std::vector<Tensor> b = run(c, {q, k, v}, mask, seed, r.dtype, Device::cuda());
     for (int i = 0; i < 4; ++i) {
-      const std::vector<float> x = a[i].to(Device::cpu()).contiguous().to_vector<float>();
-      const std::vector<float> y = b[i].to(Device::cpu()).contiguous().to_vector<float>();
+      const std::vector<float> x = a[i].to(Device::cpu()).to(kFloat32).contiguous().to_vector<float>();
+      const std::vector<float> y = b[i].to(Device::cpu()).to(kFloat32).contiguous().to_vector<float>();
       CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
     }
   }
