@@ -375,7 +375,7 @@ bool bf16_tensor_cores(const AttentionArgs& a, const Params<bf16, float>& p) {
 
 // The tensor-core backward with dS out (attention_mma.cuh's DS_OUT): batch entries in chunks
 // whose dS^T scratch stays within attention_scratch_limit() (core/runtime.h); per chunk the
-// key pass, then dQ = scale dS K on cuBLAS, one strided batch per head. Returns false, having
+// key pass, then dQ = scale dS K from the scratch (attention_mma.cuh). Returns false, having
 // done nothing, where it does not apply: causal masks (the key pass skips tiles), empty
 // problems, or one batch entry's scratch alone over the limit; the two passes take those.
 bool backward_ds(const Params<bf16, float>& p, Device device) {
@@ -403,11 +403,6 @@ bool backward_ds(const Params<bf16, float>& p, Device device) {
     c.ds = ds;
     c.ds_ld = ld;
     WAVSPA_CUDA_CHECK(attn::mma_backward(c, stream()));
-    // grad_q[b, h] (nq x d) = scale dS[b, h] K[b, h]; dS^T is stored (nk x nq, ld) per (b, h).
-    const GemmArgs g{true, false, p.nq, p.dim, p.nk, ld, c.k.sn, c.grad_q.sn, p.scale, 0.0};
-    for (int64_t h = 0; h < H; ++h)
-      gemm_raw<bf16>(g, c.batch, ds + h * p.nk * ld, H * p.nk * ld, c.k.ptr + h * c.k.sh, c.k.sb,
-                     c.grad_q.ptr + h * c.grad_q.sh, c.grad_q.sb, device);
   }
   return true;
 }

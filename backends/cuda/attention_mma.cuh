@@ -447,9 +447,9 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
 //  - two passes: a second kernel owns 64 queries and walks the keys, forming S and dP again
 //    (and drawing dropout's bits again), then dQ += dS K;
 //  - dS out (DS_OUT): the key pass writes its dS^T tiles, rounded to bfloat16 as the
-//    products use them, to a (B H, nk, ld) scratch, and the caller multiplies dQ = dS K
-//    with one GEMM (cuBLAS in the library). That trades the second pass's 3 products of
-//    N x N x d and its dropout draws for N^2 bytes written and read once; the library takes
+//    products use them, to a (B H, nk, ld) scratch, and grad_q_from_ds_kernel multiplies
+//    dQ = dS K (one product of N x N x d, reading dS once). That trades the second pass's 3
+//    products and its dropout draws for N^2 bytes written and read once; the library takes
 //    it while the scratch stays small (attention.cu).
 constexpr int kBwdOwn = 64;
 template <int D>
@@ -710,6 +710,69 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   }
 }
 
+// dQ = scale dS K from the key pass's dS^T scratch (DS_OUT): a block owns 64 queries (16 rows
+// per warp) and walks the keys in tiles of 64, the dS^T and K tiles double-buffered; A comes
+// from the dS^T tile by transposing loads. The sum runs over the key tiles in order, so the
+// result is the same bits every run. (cuBLAS picked a 32 x 32 WMMA kernel for this product,
+// at a quarter of the bandwidth this reaches: bench/kernels/NOTES.md, v12.)
+constexpr int kDqRows = 64, kDqKeys = 64;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(Params<T, float> p) {
+  constexpr int PS = kDqRows + 8, P = pitch<D>();
+  extern __shared__ uint4 smem_chunks[];
+  bf16* St_all = reinterpret_cast<bf16*>(smem_chunks);  // [2][kDqKeys][PS]: dS^T, keys by queries
+  bf16* Ks_all = St_all + 2 * kDqKeys * PS;              // [2][kDqKeys][P]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t i0 = (int64_t)blockIdx.x * kDqRows;
+  const bf16* ds = p.ds + bh * p.nk * p.ds_ld;
+  auto load = [&](int buf, int64_t j0) {
+    // dS^T rows j0.. (keys), columns i0.. (queries); past nk or nq: zeros.
+    constexpr int kChunks = kDqRows / 8;
+    bf16* st = St_all + buf * kDqKeys * PS;
+    for (int x = threadIdx.x; x < kDqKeys * kChunks; x += blockDim.x) {
+      const int r = x / kChunks, c = (x % kChunks) * 8;
+      const bool in = j0 + r < p.nk && i0 + c < p.nq;
+      cp_async16(st + r * PS + c, in ? ds + (j0 + r) * p.ds_ld + i0 + c : ds, in ? 16 : 0);
+    }
+    stage_any<D, kDqKeys>(Ks_all + buf * kDqKeys * P, p.k.row(b, h, 0), p.k.sn, j0, p.nk - j0);
+  };
+  float dq[D / 8][4] = {};
+  load(0, 0);
+  cp_async_commit();
+  for (int64_t j0 = 0, it = 0; j0 < p.nk; j0 += kDqKeys, ++it) {
+    const int buf = (int)(it % 2);
+    cp_async_wait_all();
+    __syncthreads();  // tile `it` has landed; the other buffer's readers are done
+    if (j0 + kDqKeys < p.nk) load(buf ^ 1, j0 + kDqKeys);
+    cp_async_commit();
+    const bf16* St = St_all + buf * kDqKeys * PS;
+    const bf16* Ks = Ks_all + buf * kDqKeys * P;
+#pragma unroll
+    for (int kk = 0; kk < kDqKeys / 16; ++kk) {
+      uint32_t a[4];
+      load_a_trans<PS>(a, St, kk * 16, warp * 16, lane);
+#pragma unroll
+      for (int db = 0; db < D / 8; db += 2) {
+        uint32_t kb[4];
+        load_b_cols<D>(kb, Ks, kk * 16, db * 8, lane);
+        mma(dq[db], a, kb[0], kb[1]);
+        mma(dq[db + 1], a, kb[2], kb[3]);
+      }
+    }
+  }
+  const float scale = (float)p.scale;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = i0 + warp * 16 + g + 8 * r;
+    if (row >= p.nq) continue;
+    T* out = p.grad_q.row(b, h, row);
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) store_pair(out + db * 8 + 2 * t, dq[db][2 * r] * scale, dq[db][2 * r + 1] * scale);
+  }
+}
+
 // ---- host side ---------------------------------------------------------------------------
 
 // Whether the tensor-core kernels take this problem: head dim, and 16-byte aligned rows.
@@ -760,7 +823,7 @@ inline int64_t ds_pitch(int64_t nq) { return (nq + 7) / 8 * 8; }
 
 // p.rowdot must point to batch * heads * nq floats of scratch. With p.ds (bfloat16, batch *
 // heads * nk rows of ds_pitch(nq), zero where a causal block skips) the key pass writes dS^T
-// there and grad_q is left to the caller (dQ = scale dS K); otherwise both passes run.
+// there and grad_q_from_ds_kernel forms dQ = scale dS K from it; otherwise the two passes.
 template <typename T>
 cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
@@ -780,7 +843,11 @@ cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
     const dim3 grid_kv((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs);
     if (p.ds != nullptr) {
       const size_t smem_ds = smem_kv + (size_t)kBwdOwn * (bwd_walk<D>() + 8) * sizeof(bf16);  // + dS^T
-      return launch_mma(grad_kv_mma_kernel<T, D, true>, grid_kv, smem_ds, stream, p);
+      cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, true>, grid_kv, smem_ds, stream, p);
+      if (e != cudaSuccess) return e;
+      const size_t smem_dq = (size_t)2 * kDqKeys * ((kDqRows + 8) + pitch<D>()) * sizeof(bf16);
+      return launch_mma(grad_q_from_ds_kernel<T, D>, dim3((unsigned)((p.nq + kDqRows - 1) / kDqRows), bhs),
+                        smem_dq, stream, p);
     }
     cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, false>, grid_kv, smem_kv, stream, p);
     if (e != cudaSuccess) return e;

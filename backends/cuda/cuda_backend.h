@@ -98,9 +98,8 @@ class CudaBackend final : public Backend {
 
 CudaBackend& cuda_backend();
 
-// gemm/batched_gemm on raw device pointers (float, double, __nv_bfloat16), for kernels of
-// this backend that multiply their own scratch buffers; follows matmul_precision() like gemm
-// (bfloat16: bfloat16 products, float32 accumulation).
+// gemm/batched_gemm on raw device pointers (float, double), for kernels of this backend that
+// multiply their own scratch buffers; follows matmul_precision() like gemm.
 template <typename T>
 void gemm_raw(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c,
               int64_t stride_c, Device device);

@@ -256,7 +256,5 @@ template void gemm_raw<float>(const GemmArgs&, int64_t, const float*, int64_t, c
                               int64_t, Device);
 template void gemm_raw<double>(const GemmArgs&, int64_t, const double*, int64_t, const double*, int64_t, double*,
                                int64_t, Device);
-template void gemm_raw<bf16>(const GemmArgs&, int64_t, const bf16*, int64_t, const bf16*, int64_t, bf16*, int64_t,
-                             Device);
 
 }  // namespace wavspa::cuda

@@ -1,7 +1,7 @@
 // Standalone check and timing of the tensor-core attention kernels
 // (backends/cuda/attention_mma.cuh), built in seconds without the rest of the library:
 //
-//   nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -lcublas -o attn
+//   nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -o attn
 //   ./attn            # checks, then the timing table (bench/kernels/attention.sh runs it beside SDPA)
 //
 // Checks: random (never zero) inputs, odd lengths, nq != nk, key padding (one batch entirely
@@ -22,8 +22,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <cublas_v2.h>
 
 #include "backends/cuda/attention_mma.cuh"
 
@@ -166,8 +164,8 @@ static Params<T, float> make(const Problem& pr, Dev<T>& q, Dev<T>& k, Dev<T>& v,
   return p;
 }
 
-// The dS^T scratch of the tensor-core backward (Params::ds) and the dQ = scale dS K product
-// the library makes with cuBLAS; bfloat16 tensors only (float32 ones take two passes).
+// The dS^T scratch of the tensor-core backward (Params::ds); bfloat16 tensors only, as in the
+// library (float32 ones take two passes).
 struct DsScratch {
   Dev<__nv_bfloat16> ds;
   int64_t ld;
@@ -175,29 +173,6 @@ struct DsScratch {
   template <typename T>
   void attach(Params<T, float>& p) {
     if constexpr (sizeof(T) == 2) p.ds = ds.ptr, p.ds_ld = ld;
-  }
-  // After mma_backward: grad_q[b, h] = scale dS[b, h] K[b, h], one strided batch per head.
-  template <typename T>
-  void finish(const Params<T, float>& p) {
-    if constexpr (sizeof(T) == 2) {
-      static cublasHandle_t handle = [] {
-        cublasHandle_t h;
-        if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) std::exit(1);
-        return h;
-      }();
-      const float alpha = (float)p.scale, beta = 0.0f;
-      for (int64_t h = 0; h < p.heads; ++h) {
-        const cublasStatus_t st = cublasGemmStridedBatchedEx(
-            handle, CUBLAS_OP_N, CUBLAS_OP_T, (int)p.dim, (int)p.nq, (int)p.nk, &alpha, p.k.ptr + h * p.k.sh,
-            CUDA_R_16BF, (int)p.k.sn, p.k.sb, ds.ptr + h * p.nk * ld, CUDA_R_16BF, (int)ld, p.heads * p.nk * ld,
-            &beta, p.grad_q.ptr + h * p.grad_q.sh, CUDA_R_16BF, (int)p.grad_q.sn, p.grad_q.sb, (int)p.batch,
-            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-        if (st != CUBLAS_STATUS_SUCCESS) {
-          std::fprintf(stderr, "cublasGemmStridedBatchedEx: %d\n", (int)st);
-          std::exit(1);
-        }
-      }
-    }
   }
 };
 
@@ -252,13 +227,11 @@ static bool check(const Problem& pr, std::mt19937& rng, bool ds_out) {
   dlse.poison();
   CHECK(mma_forward(p, 0));
   CHECK(mma_backward(p, 0));
-  if (use_ds) scratch.finish(p);
   CHECK(cudaDeviceSynchronize());
   // Run to run the same bits.
   const std::vector<double> dq_first = fetch(dgq), dk_first = fetch(dgk);
   dgq.poison();
   CHECK(mma_backward(p, 0));
-  if (use_ds) scratch.finish(p);
   CHECK(cudaDeviceSynchronize());
   const bool same_bits = fetch(dgq) == dq_first && fetch(dgk) == dk_first;
   Params<float, float> pf;
@@ -328,11 +301,7 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   CHECK(cudaEventCreate(&e1));
   auto forward = [&](const Params<T, float>& pp) { return mma_forward(pp, 0); };
   if (use_ds) scratch.attach(p);
-  auto backward = [&](const Params<T, float>& pp) {
-    const cudaError_t e = mma_backward(pp, 0);
-    if (use_ds) scratch.finish(pp);
-    return e;
-  };
+  auto backward = [&](const Params<T, float>& pp) { return mma_backward(pp, 0); };
   auto time = [&](bool bwd) {
     std::vector<float> ms;
     for (int it = 0; it < 35; ++it) {

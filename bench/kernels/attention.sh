@@ -4,7 +4,7 @@
 # same sizes on the same card. Output: the check lines, then one table. Run from the repo root.
 set -e
 out=${OUT:-/tmp}
-nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -lcublas -o "$out/attn_bench"
+nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -o "$out/attn_bench"
 "$out/attn_bench" > "$out/attn_wavspa.txt" || { cat "$out/attn_wavspa.txt"; exit 1; }
 python3 bench/kernels/attention_sdpa.py > "$out/attn_sdpa.txt"
 grep -v "^wavspa" "$out/attn_wavspa.txt" | tail -30
