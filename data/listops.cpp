@@ -247,21 +247,35 @@ int evaluate_listops(const std::string& expression) {
 }
 
 ListOpsDataset generate_listops_dataset(uint64_t seed, int64_t n_train, int64_t n_val, int64_t n_test,
-                                        const ListOpsOptions& options) {
+                                        const ListOpsOptions& options,
+                                        const std::function<void(int64_t, int64_t)>& progress) {
   WAVSPA_CHECK(n_train >= 0 && n_val >= 0 && n_test >= 0, "listops: split sizes must be >= 0, got ",
                n_train, "/", n_val, "/", n_test);
+  // Each size alone is at most the cap, so the sum cannot overflow.
+  WAVSPA_CHECK(n_train <= kMaxListOpsExamples && n_val <= kMaxListOpsExamples && n_test <= kMaxListOpsExamples &&
+                   n_train + n_val + n_test <= kMaxListOpsExamples,
+               "listops: at most ", kMaxListOpsExamples, " examples in all (LRA has 100,000), got ", n_train, "/",
+               n_val, "/", n_test);
   Generator gen(seed);
   const int64_t total = n_train + n_val + n_test;
   std::unordered_set<std::string> seen;
   std::vector<std::string> unique;  // generation order, so the splits are deterministic
-  // Duplicates are rare at LRA's lengths but common with small bounds; a cap on the draws
-  // turns a request for more distinct trees than exist into an error.
-  const int64_t max_draws = 100 * total + 100000;
-  for (int64_t draws = 0; (int64_t)unique.size() < total; ++draws) {
-    WAVSPA_CHECK(draws < max_draws, "listops: only ", unique.size(), " distinct expressions after ", draws,
-                 " draws, ", total, " wanted; widen the length bounds or ask for fewer");
+  // Duplicates are rare at LRA's lengths but common with small bounds. When the bounds admit
+  // fewer distinct trees than asked for, new ones stop coming: a long run of draws without
+  // one turns the request into an error instead of an endless loop.
+  int64_t stale = 0;
+  while ((int64_t)unique.size() < total) {
+    WAVSPA_CHECK(stale < kListOpsStaleDraws, "listops: found only ", unique.size(), " distinct expressions of the ",
+                 total, " wanted; the last ", kListOpsStaleDraws, " draws gave no new one (these bounds admit ",
+                 "few distinct trees): widen the length or depth bounds or ask for fewer");
     std::string e = generate_listops(gen, options);
-    if (seen.insert(e).second) unique.push_back(std::move(e));
+    if (seen.insert(e).second) {
+      unique.push_back(std::move(e));
+      stale = 0;
+      if (progress && (int64_t)unique.size() % kListOpsProgressEvery == 0) progress((int64_t)unique.size(), total);
+    } else {
+      ++stale;
+    }
   }
   ListOpsDataset ds;
   for (int64_t i = 0; i < total; ++i) {

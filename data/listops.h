@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,9 +60,17 @@ struct ListOpsDataset {
 };
 
 // n_train + n_val + n_test distinct expressions (no expression appears twice, in one split or
-// across splits), split in generation order; the same seed gives the same data.
+// across splits), split in generation order; the same seed gives the same data. The total is
+// at most kMaxListOpsExamples. When the bounds admit fewer distinct expressions than asked
+// for, the draws stop finding new ones, and after kListOpsStaleDraws draws in a row without a
+// new expression this throws, saying how many it found. `progress`, if given, is called with
+// (expressions so far, total) every kListOpsProgressEvery new expressions.
+inline constexpr int64_t kMaxListOpsExamples = 100'000'000;
+inline constexpr int64_t kListOpsStaleDraws = 200'000;
+inline constexpr int64_t kListOpsProgressEvery = 1'000'000;
 ListOpsDataset generate_listops_dataset(uint64_t seed, int64_t n_train, int64_t n_val,
-                                        int64_t n_test, const ListOpsOptions& options);
+                                        int64_t n_test, const ListOpsOptions& options,
+                                        const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
 // LRA's file: a "Source\tTarget" header, then one "expression\tlabel" row per example, rows
 // ending in "\r\n" as Python's csv.writer writes them. The reader accepts "\n" or "\r\n" and

@@ -37,7 +37,10 @@ int run_listops(const std::string& out, uint64_t seed, int64_t n_train, int64_t 
   std::error_code ec;
   fs::create_directories(out, ec);
   WAVSPA_CHECK(!ec, "gen-data: cannot create '", out, "': ", ec.message());
-  auto ds = wavspa::data::generate_listops_dataset(seed, n_train, n_val, n_test, options);
+  // Large sets take minutes: a line on stderr per million expressions.
+  auto ds = wavspa::data::generate_listops_dataset(seed, n_train, n_val, n_test, options, [](int64_t done, int64_t total) {
+    std::fprintf(stderr, "gen-data: %lld of %lld expressions\n", (long long)done, (long long)total);
+  });
   const std::pair<const char*, const wavspa::data::ListOpsSplit*> splits[] = {
       {"train", &ds.train}, {"val", &ds.val}, {"test", &ds.test}};
   for (const auto& [name, split] : splits) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
@@ -169,6 +170,11 @@ TEST_CASE("data: listops dataset: labels, label spread, dedup, determinism") {
   tiny.max_length = 5;  // only "[OP d d ]": 4 * 100 trees
   check_error([&] { generate_listops_dataset(0, 1000, 0, 0, tiny); }, {"distinct", "1000 wanted"});
   CHECK(generate_listops_dataset(0, 300, 0, 0, tiny).train.sources.size() == 300);
+  // Sizes whose sum overflows int64, or that no memory holds, are refused before any work.
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  check_error([&] { generate_listops_dataset(0, big, 0, 0, tiny); }, {"at most 100000000"});
+  check_error([&] { generate_listops_dataset(0, big / 2 + 1, big / 2 + 1, 1, tiny); }, {"at most 100000000"});
+  check_error([&] { generate_listops_dataset(0, kMaxListOpsExamples, 0, 1, tiny); }, {"at most 100000000"});
 }
 
 TEST_CASE("data: listops TSV round trip") {

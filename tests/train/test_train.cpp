@@ -404,6 +404,11 @@ TEST_CASE("train: the command line fails with one clear message") {
   check_cli_error(run_shell(exe + " --bogus", dir), {"--bogus"});
   check_cli_error(run_shell(base + " --threads many --out " + (dir / "r7"), dir), {"--threads", "many"});
   check_cli_error(run_shell(build_path("gen-data") + " --task listops --train x --out " + (dir / "g"), dir), {"--train"});
+  // Sizes whose split total overflows int64 (they used to crash; CLI11 reads a number past
+  // int64 as its largest value) are refused with the cap.
+  for (const char* n : {"9223372036854775807", "99999999999999999999"})
+    check_cli_error(run_shell(build_path("gen-data") + " --task listops --train " + n + " --out " + (dir / "g"), dir),
+                    {"at most 100000000", "9223372036854775807"});
   check_cli_error(run_shell(build_path("bench_step") + " --config configs/listops_wavspa.json --steps abc", dir),
                   {"--steps", "abc"});
   // An output folder that cannot be made: the filesystem's exception, caught and reported.
