@@ -1,8 +1,16 @@
 #include "train/run_state.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
@@ -119,6 +127,45 @@ Setup::Setup(RunConfig c)
 
 RunFolder::RunFolder(std::string d)
     : dir(std::move(d)), latest(dir + "/latest.safetensors"), best(dir + "/best.safetensors") {}
+
+RunFolder::~RunFolder() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+void RunFolder::lock() {
+  WAVSPA_CHECK(lock_fd_ < 0, "run folder '", dir, "': already locked by this process");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  WAVSPA_CHECK(!ec, "cannot create the run folder '", dir, "': ", ec.message());
+  const std::string path = dir + "/run.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  WAVSPA_CHECK(fd >= 0, "run folder '", dir, "': cannot open its lock file '", path, "': ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[64] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    WAVSPA_CHECK(err != EWOULDBLOCK, "run folder '", dir, "' is in use by another run (",
+                 n > 0 ? std::string(buf, buf + std::strcspn(buf, "\n")) : std::string("pid unknown"),
+                 ", holding ", path, "); wait for it to end, or choose another --out");
+    throw Error(str("run folder '", dir, "': cannot lock '", path, "': ", std::strerror(err)));
+  }
+  const std::string holder = str("pid ", ::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) != (ssize_t)holder.size()) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(str("run folder '", dir, "': cannot write its lock file '", path, "': ", std::strerror(err)));
+  }
+  lock_fd_ = fd;
+  // Left by a write that was killed between creating its temporary file and renaming it.
+  static const std::regex kTemp(R"(.+\.tmp\.[0-9]+(\.[0-9]+)?)");
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || !std::regex_match(name, kTemp)) continue;
+    if (fs::remove(entry.path(), ec))
+      std::fprintf(stderr, "train: removed '%s', left by an interrupted write\n", entry.path().c_str());
+  }
+}
 
 void RunFolder::check(bool resume) const {
   WAVSPA_CHECK(!resume || fs::exists(latest), "--resume ", dir, ": no latest.safetensors there to resume from");

@@ -5,6 +5,8 @@
 //   train::Setup s(config);                       // loads the data, builds the model
 //   train::RunFolder folder("runs/lo");
 //   folder.check(resume);                         // before anything slow
+//   folder.lock();                                // this process's until it ends
+//   folder.check(resume);                         // again, now that no other run can change it
 //   train::RunState st = train::start_run(s, folder, resume);
 //   train::TrainBatches batches(s, st.step);      // the next batch of an interrupted epoch first
 //   ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
@@ -61,10 +63,22 @@ struct Setup {
 // The files of a run folder.
 struct RunFolder {
   explicit RunFolder(std::string dir);
+  ~RunFolder();
+  RunFolder(const RunFolder&) = delete;
+  RunFolder& operator=(const RunFolder&) = delete;
   // A new run needs a folder without latest.safetensors, a resumed one a folder with it.
   void check(bool resume) const;
+  // Creates the folder and takes an exclusive advisory lock (flock) on its run.lock for as
+  // long as this object lives; the kernel drops it when the process dies, however it dies.
+  // Another process's run in the folder (a second start, or a --resume of a run still going)
+  // gets a wavspa::Error naming the holder's pid. Then removes the temporary files that an
+  // interrupted write left behind (`<file>.tmp.<pid>[.<n>]`: nobody else can be writing them).
+  void lock();
 
   std::string dir, latest, best;
+
+ private:
+  int lock_fd_ = -1;
 };
 
 // Where a training run stands. latest.safetensors carries all of it but the rows (which

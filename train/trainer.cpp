@@ -373,10 +373,12 @@ void install_signal_handlers() {
 
 RunResult run_training(RunConfig config, const std::string& dir, bool resume) {
   config.validate();
-  const RunFolder folder(dir);
-  folder.check(resume);
+  RunFolder folder(dir);
+  folder.check(resume);  // a fast answer before the data loads
   Setup s(std::move(config));
   const nn::Schedule schedule = make_schedule(s.config);  // may refuse the config: before the folder exists
+  folder.lock();          // no other process runs in the folder from here on
+  folder.check(resume);   // so this answer stays true
   RunState st = start_run(s, folder, resume);
   TrainBatches batches(s, st.step);
   print_start(s, st, resume);

@@ -5,6 +5,8 @@
 //
 // The tools come from $WAVSPA_BUILD (default: build). Every run is tiny (a one-layer model of
 // width 16 on a few hundred examples), so the whole file takes seconds.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -641,6 +643,50 @@ TEST_CASE("train: a SIGINT while the data loads stops the run before its first s
   INFO(rr.err);
   CHECK(rr.rc == 0);
   CHECK(rr.last_json().at("steps") == 6);
+}
+
+TEST_CASE("train: a run folder in use by another process is refused; stale temporary files are removed") {
+  // Two runs started together with one --out used to pass the "already holds a run" check
+  // and mix their files; a --resume of a run still going was accepted too.
+  const std::string exe = build_path("train");
+  TempDir dir("run_lock");
+  const std::string data = make_listops(dir), out = dir / "run";
+  const std::string args = " --task listops --model wavspa-ada --data " + data + kTinyListops + " --set steps=4";
+  REQUIRE(run_shell(exe + args + " --out " + out, dir).rc == 0);
+  // This process plays the other run: it holds the locks as train would, on the finished
+  // run's folder (for --resume) and on a folder where a run has just started (no checkpoint
+  // yet, so only the lock can refuse a second start).
+  const std::string fresh = dir / "fresh";
+  fs::create_directories(fresh);
+  std::vector<int> fds;
+  for (const std::string& folder : {out, fresh}) {
+    const int fd = ::open((folder + "/run.lock").c_str(), O_RDWR | O_CREAT, 0666);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    const std::string holder = "pid " + std::to_string(::getpid()) + "\n";
+    REQUIRE(::pwrite(fd, holder.data(), holder.size(), 0) == (ssize_t)holder.size());
+    fds.push_back(fd);
+  }
+  for (const std::string& cmd : {exe + " --resume " + out, exe + args + " --out " + fresh}) {
+    Run r = run_shell(cmd, dir);
+    INFO(cmd, "\n", r.err);
+    CHECK(r.rc == 1);
+    CHECK(contains(r.err, "in use by another run (pid " + std::to_string(::getpid()) + ","));
+  }
+  CHECK(!fs::exists(fresh + "/config.json"));  // the refused start wrote nothing
+  for (int fd : fds) ::close(fd);  // the other runs end
+  // A write killed between its temporary file and the rename left these behind.
+  for (const char* stale : {"/latest.safetensors.tmp.4242.0", "/config.json.tmp.4242"}) {
+    std::ofstream(out + stale) << "partial";
+  }
+  std::ofstream(out + "/notes.tmp.txt") << "a user's file";  // not a temporary name: kept
+  Run r = run_shell(exe + " --resume " + out, dir);
+  INFO(r.err);
+  CHECK(r.rc == 0);
+  CHECK(contains(r.err, "latest.safetensors.tmp.4242.0"));
+  CHECK(!fs::exists(out + "/latest.safetensors.tmp.4242.0"));
+  CHECK(!fs::exists(out + "/config.json.tmp.4242"));
+  CHECK(fs::exists(out + "/notes.tmp.txt"));
 }
 
 // ---- 5. a loss that is not finite ------------------------------------------------------------
