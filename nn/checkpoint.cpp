@@ -8,6 +8,7 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <set>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 namespace wavspa::nn {
 
@@ -273,6 +275,21 @@ std::map<std::string, std::string> parse_metadata(const json& v, const std::stri
   return out;
 }
 
+// CRC-32 (zlib's, the gzip polynomial) of a tensor's bytes, as 8 lowercase hex digits.
+std::string crc32_hex(const Tensor& host) {
+  const size_t nbytes = (size_t)host.numel() * host.element_size();
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(host.raw_data());
+  for (size_t done = 0; done < nbytes;) {  // zlib takes uInt lengths
+    const uInt n = (uInt)std::min<size_t>(nbytes - done, 1u << 30);
+    crc = ::crc32(crc, p + done, n);
+    done += n;
+  }
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx", (unsigned long)(crc & 0xffffffffUL));
+  return buf;
+}
+
 struct FdCloser {
   int fd;
   ~FdCloser() { ::close(fd); }
@@ -305,9 +322,15 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
   // ordered_json keeps insertion order: __metadata__ first, then tensors in data order, as
   // Python writes them.
   ordered_json header = ordered_json::object();
-  if (!metadata.empty()) {
+  std::map<std::string, std::string> meta_all = metadata;
+  if (options.checksums) {
+    json sums = json::object();
+    for (const Item& item : items) sums[item.name] = crc32_hex(item.host);
+    meta_all[kChecksumKey] = sums.dump();
+  }
+  if (!meta_all.empty()) {
     ordered_json meta = ordered_json::object();
-    for (const auto& [key, value] : metadata) meta[key] = value;
+    for (const auto& [key, value] : meta_all) meta[key] = value;
     header[kMetadataKey] = meta;
   }
   uint64_t offset = 0;
@@ -438,6 +461,23 @@ Checkpoint load_safetensors(const std::string& path) {
     Tensor t = Tensor::empty(e.shape, e.dtype, Device::cpu());
     if (e.end > e.begin) read_at(fd, t.raw_data(), (size_t)(e.end - e.begin), data_start + e.begin, path);
     result.tensors[e.name] = t;
+  }
+  // The checksums, where the writer left them: one per tensor, each matching its bytes.
+  if (auto it = result.metadata.find(kChecksumKey); it != result.metadata.end()) {
+    const std::string where = str("load_safetensors: '", path, "': ");
+    const json sums = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    WAVSPA_CHECK(sums.is_object(), where, "metadata '", kChecksumKey, "' is not a JSON object of checksums");
+    WAVSPA_CHECK(sums.size() == result.tensors.size(), where, "metadata '", kChecksumKey, "' has ", sums.size(),
+                 " checksums for ", result.tensors.size(), " tensors");
+    for (const auto& [name, t] : result.tensors) {
+      const auto s = sums.find(name);
+      WAVSPA_CHECK(s != sums.end() && s->is_string(), where, "tensor '", name, "' has no checksum in metadata '",
+                   kChecksumKey, "'");
+      const std::string got = crc32_hex(t);
+      WAVSPA_CHECK(got == s->get<std::string>(), where, "tensor '", name, "' is corrupted: its bytes have CRC-32 ",
+                   got, ", the file recorded ", s->get<std::string>());
+    }
+    result.metadata.erase(it);
   }
   return result;
 }

@@ -14,6 +14,11 @@
 //
 // Writing is atomic: the bytes go to a temporary file beside `path`, which is fsync'd and then
 // renamed over `path`, so a crash leaves either the old file or the new one, never a mix.
+// Every file written here (unless SaveOptions::checksums is off) carries a CRC-32 of each
+// tensor's bytes in the metadata key "wavspa.crc32" (a JSON object, name to 8 hex digits),
+// checked by Python's readers as an ordinary string; reading verifies them, refusing a
+// corrupted tensor by name, and returns the metadata without that key. Files without it
+// (written by PyTorch or Python's safetensors) load as before.
 // Reading checks the whole header against the file before it allocates anything, so a damaged
 // or hostile file gives a wavspa::Error naming the file and the problem, never a crash.
 #pragma once
@@ -31,10 +36,16 @@ struct Checkpoint {
   std::map<std::string, std::string> metadata;  // the file's "__metadata__", if any
 };
 
+// The metadata key of the per-tensor checksums.
+inline constexpr const char* kChecksumKey = "wavspa.crc32";
+
 struct SaveOptions {
   // For tests of atomicity only: stop after writing this many bytes to the temporary file and
   // throw, leaving the temporary file behind as a killed process would. -1: off.
   int64_t simulate_crash_after_bytes = -1;
+  // The per-tensor checksums (kChecksumKey). Off, a file is byte for byte what Python's
+  // safetensors writes for the same tensors and metadata.
+  bool checksums = true;
 };
 
 // Tensors on any device are copied to the CPU; non-contiguous ones are packed. Data are laid
@@ -45,7 +56,8 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
                       const SaveOptions& options = {});
 
 // Supports the dtypes wavspa has: F32, F64, BF16, I32, I64. Any other dtype, a malformed header,
-// offsets that do not tile the data exactly, or a file of the wrong length is an error.
+// offsets that do not tile the data exactly, a file of the wrong length, or a tensor whose bytes
+// do not match its stored checksum is an error.
 Checkpoint load_safetensors(const std::string& path);
 
 }  // namespace wavspa::nn

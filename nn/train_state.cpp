@@ -75,6 +75,13 @@ TrainingState load_training_state(const std::string& path, Module& model, Optimi
   // restored from a snapshot, so a failed load leaves everything as it was.
   StateDict before;
   for (auto& [name, t] : model.state_dict()) before[name] = t.clone();
+  // The step is written twice, in the metadata and in the optimizer's state: a file where
+  // they disagree was not written by save_training_state as it stands (checked before any load).
+  if (auto it = opt_state.find("step"); it != opt_state.end() && it->second.numel() == 1) {
+    const double saved_step = it->second.to(kFloat64).item();
+    WAVSPA_CHECK(saved_step == (double)state.step, path, ": metadata 'wavspa.step' says step ", state.step,
+                 " but the optimizer state says step ", saved_step, ": the file is inconsistent");
+  }
   try {
     model.load_state_dict(weights);
     optimizer.load_state_dict(opt_state);

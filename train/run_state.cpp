@@ -70,6 +70,8 @@ RunState resume_state(Setup& s, const RunFolder& folder) {
   const json p = json::parse(saved.config_json).at("progress");
   RunState st;
   st.step = st.saved_step = p.at("step").get<int64_t>();
+  WAVSPA_CHECK(st.step == saved.step, folder.latest, ": its run progress says step ", st.step,
+               " but its training state says step ", saved.step, ": the file is inconsistent; resume from a good copy");
   st.best_val_accuracy = p.at("best_val_accuracy").get<double>();
   st.best_step = p.at("best_step").get<int64_t>();
   st.evals_without_gain = p.at("evals_without_gain").get<int64_t>();

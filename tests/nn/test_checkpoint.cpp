@@ -121,8 +121,12 @@ TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference t
   TempDir dir;
   const std::string path = dir / ("tiny.safetensors");
 
+  // Without our checksums (their own test below), so that the bytes are Python's.
+  nn::SaveOptions plain;
+  plain.checksums = false;
+
   SUBCASE("one float32 tensor, checked field by field") {
-    nn::save_safetensors(path, {{"w", from_vector(std::vector<float>{1.5f, -2.0f, 0.25f}, {3, 1})}});
+    nn::save_safetensors(path, {{"w", from_vector(std::vector<float>{1.5f, -2.0f, 0.25f}, {3, 1})}}, {}, plain);
     const std::string bytes = read_file(path);
     REQUIRE(bytes.size() >= 8);
     uint64_t n = 0;
@@ -148,22 +152,22 @@ TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference t
   const std::string data_0_to_5 = le_bytes(std::vector<float>{0, 1, 2, 3, 4, 5});
 
   SUBCASE("reference vector: attn.0, F32 (1, 2, 3), no padding needed") {
-    nn::save_safetensors(path, {{"attn.0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 2, 3})}});
+    nn::save_safetensors(path, {{"attn.0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 2, 3})}}, {}, plain);
     const std::string json = R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
     REQUIRE(json.size() == 64);
     CHECK(read_file(path) == le64(64) + json + data_0_to_5);
   }
   SUBCASE("reference vector: attn0, F32 (1, 1, 2, 3), padded with 7 spaces") {
-    nn::save_safetensors(path, {{"attn0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 1, 2, 3})}});
+    nn::save_safetensors(path, {{"attn0", from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {1, 1, 2, 3})}}, {}, plain);
     const std::string json = R"({"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}})";
     CHECK(read_file(path) == le64(72) + json + std::string(7, ' ') + data_0_to_5);
   }
   SUBCASE("reference vector: no tensors") {
-    nn::save_safetensors(path, {});
+    nn::save_safetensors(path, {}, {}, plain);
     CHECK(read_file(path) == le64(8) + "{}" + std::string(6, ' '));
   }
   SUBCASE("reference vector: no tensors, metadata framework=pt") {
-    nn::save_safetensors(path, {}, {{"framework", "pt"}});
+    nn::save_safetensors(path, {}, {{"framework", "pt"}}, plain);
     CHECK(read_file(path) ==
           le64(40) + R"({"__metadata__":{"framework":"pt"}})" + std::string(5, ' '));
   }
@@ -173,7 +177,7 @@ TEST_CASE("checkpoint bytes: a tiny file, field by field and against reference t
                                 {"c_f64", from_vector(std::vector<double>{3})},
                                 {"d_i64", from_vector(std::vector<int64_t>{4})},
                                 {"e_f64", from_vector(std::vector<double>{5})}},
-                         {{"step", "3"}});
+                         {{"step", "3"}}, plain);
     const std::string json =
         R"({"__metadata__":{"step":"3"},)"
         R"("d_i64":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
@@ -428,6 +432,36 @@ TEST_CASE("checkpoint robustness: every truncation and byte corruption fails cle
   }
   MESSAGE("damaged files: ", errors, " errors, ", loads, " loads");
   CHECK(errors > 0);
+}
+
+TEST_CASE("checkpoint checksums: each tensor's CRC-32 is stored, verified on load, and names a corrupted tensor") {
+  TempDir dir;
+  const std::string path = dir / ("sums.safetensors");
+  // 0x3FC00000 etc.: the CRC-32 of these 12 bytes is Python's zlib.crc32 of the same bytes.
+  const Tensor w = from_vector(std::vector<float>{1.5f, -2.0f, 0.25f}, {3, 1});
+  nn::save_safetensors(path, {{"w", w}, {"b", from_vector(std::vector<int64_t>{4, 5})}}, {{"k", "v"}});
+  const std::string bytes = read_file(path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= (uint64_t)(unsigned char)bytes[i] << (8 * i);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  const auto sums = nlohmann::json::parse(header["__metadata__"][nn::kChecksumKey].get<std::string>());
+  CHECK(sums.size() == 2);
+  CHECK(sums["w"] == "e115aaf6");  // zlib.crc32(bytes.fromhex("0000c03f000000c00000803e"))
+  // Loading verifies them and hands back the metadata without the key.
+  nn::Checkpoint ck = nn::load_safetensors(path);
+  CHECK(ck.metadata == std::map<std::string, std::string>{{"k", "v"}});
+  CHECK(max_abs_diff(ck.tensors.at("w"), w) == 0);
+  // One flipped bit in w's data (the last 12 bytes): refused, naming w.
+  std::string flipped = bytes;
+  flipped[bytes.size() - 1] ^= 0x40;  // the exponent byte of 0.25f
+  const std::string damaged = dir / ("damaged.safetensors");
+  write_file(damaged, flipped);
+  check_error([&] { nn::load_safetensors(damaged); }, {damaged, "tensor 'w' is corrupted", "CRC-32"});
+  // A file without checksums (Python's) loads as before.
+  nn::SaveOptions plain;
+  plain.checksums = false;
+  nn::save_safetensors(path, {{"w", w}}, {}, plain);
+  CHECK(nn::load_safetensors(path).metadata.empty());
 }
 
 TEST_CASE("checkpoint atomic save: replace, failures leave no file, a crash keeps the old file") {

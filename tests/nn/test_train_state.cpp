@@ -92,6 +92,24 @@ TEST_CASE("train_state: the checkpoint of another model is refused and changes n
   check_error([&] { nn::save_training_state(path, net, opt, "{not json"); }, {"not valid JSON"});
 }
 
+TEST_CASE("train_state: a file whose metadata step disagrees with its optimizer step is refused") {
+  Net net;
+  nn::SGD opt(net.parameters(), {.lr = 0.1});
+  TempDir tmp("train_state_steps");
+  const std::string path = tmp / "steps.safetensors";
+  nn::save_training_state(path, net, opt);
+  // Rewrite it with the metadata saying step 3 while the optimizer's state says 0.
+  nn::Checkpoint ck = nn::load_safetensors(path);
+  REQUIRE(ck.metadata.at("wavspa.step") == "0");
+  ck.metadata["wavspa.step"] = "3";
+  nn::save_safetensors(path, ck.tensors, ck.metadata);
+  Tensor before = net.parameters()[0].clone();
+  check_error([&] { nn::load_training_state(path, net, opt); },
+              {path, "'wavspa.step' says step 3", "optimizer state says step 0"});
+  CHECK(max_abs_diff(net.parameters()[0], before) == 0);
+  CHECK(opt.step_count() == 0);
+}
+
 TEST_CASE("train_state: build/inspect_checkpoint lists tensors and metadata, fails clearly on a bad file") {
   Net net;
   nn::SGD opt(net.parameters(), {.lr = 0.1});

@@ -687,6 +687,18 @@ TEST_CASE("train: a run folder in use by another process is refused; stale tempo
   CHECK(!fs::exists(out + "/latest.safetensors.tmp.4242.0"));
   CHECK(!fs::exists(out + "/config.json.tmp.4242"));
   CHECK(fs::exists(out + "/notes.tmp.txt"));
+  // A checkpoint whose run progress and training state disagree on the step is refused (it
+  // used to resume "at step 3" with the optimizer at step 4).
+  nn::Checkpoint ck = nn::load_safetensors(out + "/latest.safetensors");
+  nlohmann::json cfg = nlohmann::json::parse(ck.metadata.at("wavspa.config"));
+  REQUIRE(cfg["progress"]["step"] == 4);
+  cfg["progress"]["step"] = 3;
+  ck.metadata["wavspa.config"] = cfg.dump();
+  nn::save_safetensors(out + "/latest.safetensors", ck.tensors, ck.metadata);
+  Run bad = run_shell(exe + " --resume " + out, dir);
+  INFO(bad.err);
+  CHECK(bad.rc == 1);
+  CHECK(contains(bad.err, "run progress says step 3 but its training state says step 4"));
 }
 
 // ---- 5. a loss that is not finite ------------------------------------------------------------
