@@ -159,9 +159,9 @@ struct Evaluator {
 
   [[noreturn]] void fail(const std::string& what, size_t at) const {
     if (at < tokens.size())
-      throw Error(str("listops: ", what, " at token '", tokens[at].text, "' (character ",
-                      tokens[at].pos, ") in '", text, "'"));
-    throw Error(str("listops: ", what, " at the end of '", text, "'"));
+      throw Error(str("listops: ", what, " at token ", quoted_excerpt(tokens[at].text), " (character ",
+                      tokens[at].pos, ") in ", quoted_excerpt(text)));
+    throw Error(str("listops: ", what, " at the end of ", quoted_excerpt(text)));
   }
 
   int expression() {
@@ -234,12 +234,12 @@ int evaluate_listops(const std::string& expression) {
       ++open;
     } else if (t.text == ")") {
       if (--open < 0)
-        throw Error(str("listops: unmatched ')' (character ", t.pos, ") in '", expression, "'"));
+        throw Error(str("listops: unmatched ')' (character ", t.pos, ") in ", quoted_excerpt(expression)));
     } else {
       tokens.push_back(t);
     }
   }
-  WAVSPA_CHECK(open == 0, "listops: ", open, " unclosed '(' in '", expression, "'");
+  WAVSPA_CHECK(open == 0, "listops: ", open, " unclosed '(' in ", quoted_excerpt(expression));
   Evaluator ev{expression, tokens};
   int value = ev.expression();
   if (ev.next != tokens.size()) ev.fail("unexpected token after the expression", ev.next);
@@ -308,15 +308,16 @@ ListOpsSplit read_listops_tsv(const std::string& path) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = str(path, ":", line_no, ": ");
     if (line_no == 1) {
-      WAVSPA_CHECK(line == "Source\tTarget", where, "expected the header 'Source<TAB>Target', got '", line, "'");
+      WAVSPA_CHECK(line == "Source\tTarget", where, "expected the header 'Source<TAB>Target', got ", quoted_excerpt(line));
       continue;
     }
     size_t tab = line.find('\t');
-    WAVSPA_CHECK(tab != std::string::npos, where, "expected 'expression<TAB>label', found no tab in '", line, "'");
-    WAVSPA_CHECK(line.find('\t', tab + 1) == std::string::npos, where, "expected one tab, found more in '", line, "'");
+    WAVSPA_CHECK(tab != std::string::npos, where, "expected 'expression<TAB>label', found no tab in ", quoted_excerpt(line));
+    WAVSPA_CHECK(line.find('\t', tab + 1) == std::string::npos, where, "expected one tab, found more in ",
+                 quoted_excerpt(line));
     std::string source = line.substr(0, tab), label = line.substr(tab + 1);
     WAVSPA_CHECK(label.size() == 1 && label[0] >= '0' && label[0] <= '9', where,
-                 "the label must be an integer 0..9, got '", label, "'");
+                 "the label must be an integer 0..9, got ", quoted_excerpt(label));
     try {
       evaluate_listops(source);  // checks the expression parses; the label is not recomputed
     } catch (const Error& e) {
@@ -342,8 +343,8 @@ std::vector<int64_t> encode_listops(const std::string& expression) {
     } else if (t.text == "]") {
       ids.push_back(15);
     } else {
-      throw Error(str("encode_listops: unknown token '", t.text, "' (character ", t.pos, ") in '",
-                      expression, "'; the vocabulary is 0-9 [MIN [MAX [MED [SM ] ( )"));
+      throw Error(str("encode_listops: unknown token ", quoted_excerpt(t.text), " (character ", t.pos, ") in ",
+                      quoted_excerpt(expression), "; the vocabulary is 0-9 [MIN [MAX [MED [SM ] ( )"));
     }
   }
   return ids;

@@ -20,6 +20,10 @@ namespace wavspa::data {
 
 namespace {
 
+// The most classes read_text_classification infers from the labels (num_classes 0).
+constexpr int32_t kMaxInferredClasses = 100000;
+
+
 // ---- files ---------------------------------------------------------------------------------
 
 // A file read through zlib, which passes plain files through unchanged, so every reader
@@ -370,6 +374,11 @@ TokenDataset read_text_classification(const std::string& path, int64_t max_len, 
     }
     WAVSPA_CHECK(opt.num_classes == 0 || value < opt.num_classes, where, "label ", value,
                  " is out of range: num_classes is ", opt.num_classes, " (labels 0..", opt.num_classes - 1, ")");
+    // With the class count taken from the labels, one stray large label would size the
+    // classifier (a label of 999999999 asked for 64 GB).
+    WAVSPA_CHECK(opt.num_classes > 0 || value < kMaxInferredClasses, where, "label ", value, " is too large for a ",
+                 "class count taken from the labels (at most ", kMaxInferredClasses, " classes); a typo? ",
+                 "Set num_classes if the labels really go that high");
     max_label = std::max(max_label, value);
     d.labels.push_back(value);
     d.inputs.push_back(byte_ids(r.fields[text_col], max_len));

@@ -98,11 +98,11 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "a models JSON file, e.g. configs/listops_wavspa.json")->required();
   app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--precision", precision, "matmul precision: fp32, tf32 or bf16 (CUDA)");
-  app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
-  app.add_option("--len", len, "sequence length (at most the config's max_len)")->check(CLI::PositiveNumber);
-  app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", threads, "CPU threads")->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch, "batch size")->check(wavspa::tools::at_least(1));
+  app.add_option("--len", len, "sequence length (at most the config's max_len)")->check(wavspa::tools::at_least(1));
+  app.add_option("--steps", steps, "timed steps")->check(wavspa::tools::at_least(1));
+  app.add_option("--warmup", warmup, "untimed steps first")->check(wavspa::tools::at_least(0));
+  app.add_option("--threads", threads, "CPU threads")->check(wavspa::tools::at_least(1));
   app.add_flag("--cuda-graphs", graphs, "replay the step's forward and backward as a CUDA graph");
   app.add_option("--dump", dump, "also write the CPU reference for bench/torch_step.py check to DIR");
   if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;

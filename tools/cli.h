@@ -9,8 +9,21 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
 
 namespace wavspa::tools {
+
+// A validator for integer options: at least `min`, with a short message (CLI11's own
+// PositiveNumber prints its range up to 1.8e308 in 309 digits).
+inline CLI::Validator at_least(long long min) {
+  return CLI::Validator(
+      [min](std::string& text) -> std::string {
+        long long v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "expected an integer, got '" + text + "'";
+        return v < min ? "must be at least " + std::to_string(min) + ", got " + text : std::string();
+      },
+      ">= " + std::to_string(min));
+}
 
 // -1: parsed, go on. Otherwise the status to exit with (help or the error already printed).
 inline int parse(CLI::App& app, int argc, char** argv) {

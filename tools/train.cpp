@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -51,8 +52,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(matmul_precision_names()));
   app.add_flag("--cuda-graphs", cuda_graphs,
                "cuda: record the training step once and replay it as a CUDA graph (same results, less host work)");
-  app.add_option("--threads", threads, "CPU threads (OpenMP and OpenBLAS); default: all cores")->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "seed of data order and dropout")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads (OpenMP and OpenBLAS); default: all cores")->check(wavspa::tools::at_least(1));
+  app.add_option("--seed", seed, "seed of data order and dropout")->check(wavspa::tools::at_least(0));
   app.add_option("--out", out, "run folder for config, checkpoints, metrics and plots");
   app.add_option("--resume", resume, "continue the run in this folder from its latest checkpoint");
   app.add_option("--eval-only", eval_only, "evaluate this checkpoint on the validation and test splits");
@@ -112,6 +113,9 @@ int main(int argc, char** argv) {
     }
   } catch (const wavspa::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of host memory (std::bad_alloc); a smaller batch_size, max_len or model may fit\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -170,6 +170,9 @@ void RunConfig::validate() const {
   at_least("eval_every", eval_every, 1);
   at_least("log_every", log_every, 1);
   at_least("max_len", max_len, 0);
+  // Position tables and batches are max_len long: a typo of 1e9 would otherwise end in bad_alloc.
+  WAVSPA_CHECK(max_len <= kMaxSequenceLength, "run config: 'max_len' must be at most ", kMaxSequenceLength,
+               " (LRA's longest task has 16384 tokens), got ", max_len);
   at_least("train_limit", train_limit, 0);
   at_least("val_limit", val_limit, 0);
   at_least("test_limit", test_limit, 0);
@@ -196,6 +199,8 @@ void apply_override(RunConfig& c, const std::string& assignment) {
     value = json::parse(text);
   } catch (const json::parse_error&) {
     value = text;  // a bare word: a string
+  } catch (const json::out_of_range&) {
+    throw Error(str("--set ", assignment, ": the number '", text, "' is out of range (larger than a double holds)"));
   }
   const bool quoted = value.is_string();
   const std::vector<std::string> valid = RunConfig::keys();

@@ -20,6 +20,9 @@
 
 namespace wavspa::train {
 
+// The longest sequence a run may ask for (max_len).
+inline constexpr int64_t kMaxSequenceLength = 1 << 20;
+
 // The tasks tools/train knows, in the order --help lists them.
 const std::vector<std::string>& task_names();
 // The names --model accepts (besides a path to a models JSON file).

@@ -217,6 +217,22 @@ TEST_CASE("data: listops malformed TSV names file and line") {
   expect("expr.tsv", "Source\tTarget\n[MIN 1 2\t1\n", {":2:", "missing ']'"});
   expect("empty.tsv", "", {"empty"});
   check_error([&] { read_listops_tsv(dir + "/missing.tsv"); }, {"cannot open", "missing.tsv"});
+  // A 10 MB bad line is quoted by its first characters and its length, not echoed whole
+  // (it used to be, twice: 20 MB of message).
+  const std::string huge(10'000'000, '7');
+  for (const std::string& line : {huge, "[MAX 1 " + huge + " ]\t1", "[MIN 1 2 ]\t" + huge}) {
+    const std::string path = dir + "/huge.tsv";
+    write_file(path, "Source\tTarget\n" + line + "\n");
+    try {
+      read_listops_tsv(path);
+      FAIL("a bad 10 MB line was accepted");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CHECK(what.size() < 1000);
+      CHECK(what.find("characters)") != std::string::npos);
+      CHECK(what.find(path + ":2:") != std::string::npos);
+    }
+  }
   std::filesystem::remove_all(dir);
 }
 

@@ -118,6 +118,8 @@ TEST_CASE("reader: text classification rejects malformed files naming file:line"
   expect("one_field.csv", "1\n", {":1:", "at least 2 fields"});
   expect("extra.tsv", "1\ta\n0\tb\tc\n", {":2:", "expected 2 fields", "found 3"});
   expect("negative.csv", "-1,a\n", {":1:", "expected a label", "'-1'"});
+  // One stray huge label would size the classifier from it (it used to ask for 64 GB).
+  expect("huge_label.csv", "1,a\n999999999,b\n", {":2:", "label 999999999 is too large", "num_classes"});
   expect("junk_after_quote.csv", "1,\"abc\"def\n", {":1:", "column 8", "after a closing quote"});
   expect("data.dat", "1,a\n", {"extension", "TextFileOptions::delimiter"});
   // An explicit delimiter reads any name; a byte order mark is dropped.

@@ -381,6 +381,14 @@ TEST_CASE("train: the command line fails with one clear message") {
   check_cli_error(run_shell(exe + " --task listops --data " + (dir / "empty") + " --out " + (dir / "r5"), dir),
                   {"basic_train.tsv", "gen-data"});
   check_cli_error(run_shell(exe + " --resume " + (dir / "empty"), dir), {"--resume", "no config.json"});
+  // Values a typo makes: each refused with its key and a short message (they used to give a
+  // raw JSON-library exception, std::bad_alloc, and a range printed in 309 digits).
+  check_cli_error(run_shell(base + " --set lr=1e999 --out " + (dir / "r8"), dir), {"--set lr=1e999", "out of range"});
+  check_cli_error(run_shell(base + " --set max_len=1000000000 --out " + (dir / "r8"), dir),
+                  {"max_len", "at most 1048576", "1000000000"});
+  Run zero = run_shell(base + " --threads 0 --out " + (dir / "r8"), dir);
+  check_cli_error(zero, {"--threads", "must be at least 1, got 0"});
+  CHECK(zero.err.size() < 200);
   check_cli_error(run_shell(exe + " --eval-only " + (dir / "none.safetensors"), dir),
                   {"--eval-only", "no checkpoint", "none.safetensors"});
 
