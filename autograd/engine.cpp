@@ -6,12 +6,20 @@
 //    A node's incoming gradients are summed before it runs, so a tensor used twice (a
 //    diamond) gets one gradient, the sum of both paths.
 // 3. Unless retain_graph, each node drops its saved tensors after running.
+// With anomaly detection on (autograd/grad_mode.h), every gradient is checked as it is made.
+#include <cmath>
 #include <unordered_map>
 
 #include "autograd/grad_mode.h"
 #include "autograd/variable.h"
 
 namespace wavspa {
+
+namespace {
+// Anomaly detection's test: a NaN or an Inf anywhere makes the float64 sum non-finite (and a
+// float64 sum of float32 values cannot overflow).
+bool all_finite(const Tensor& t) { return t.numel() == 0 || std::isfinite(t.to(kFloat64).sum().item()); }
+}  // namespace
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   WAVSPA_CHECK(requires_grad(), "backward: this tensor (", describe(), ") does not require "
@@ -29,6 +37,9 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   WAVSPA_CHECK(seed.dtype() == dtype() && seed.device() == device(), "backward: gradient is ",
                seed.describe(), " but the tensor is ", describe());
   NoGradGuard no_grad;
+  const bool detect = autograd::anomaly_enabled();
+  WAVSPA_CHECK(!detect || all_finite(seed), "backward (anomaly detection): the gradient backward() starts from "
+               "is not finite (NaN or Inf); the loss itself is: ", describe());
 
   std::shared_ptr<autograd::Node> root = autograd::gradient_edge(*this);
   // 1. dependencies, by an iterative depth-first walk (graphs can be deep)
@@ -56,6 +67,11 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     pending.erase(n);
     std::vector<Tensor> grads;
     if (grad.defined()) grads = n->apply(grad);
+    if (detect)  // the first node whose output is not finite, with a finite gradient coming in
+      for (size_t i = 0; i < grads.size(); ++i)
+        WAVSPA_CHECK(!grads[i].defined() || all_finite(grads[i]), "backward (anomaly detection): ", n->name(),
+                     " returned a gradient with NaN or Inf for its input ", i, " (", grads[i].describe(),
+                     ") from a finite incoming gradient: that op's backward, or a value its forward saved, made it");
     if (!retain_graph) n->release();
     for (size_t i = 0; i < n->next.size(); ++i) {
       autograd::Node* next = n->next[i].get();

@@ -1,6 +1,10 @@
 // Tensor's autograd methods, grad mode, and recording.
 #include "autograd/variable.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
 
@@ -9,10 +13,19 @@ namespace autograd {
 
 namespace {
 thread_local bool t_grad_enabled = true;
+std::atomic<bool>& anomaly_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("WAVSPA_DETECT_ANOMALY");
+    return env != nullptr && std::string(env) == "1";
+  }()};
+  return flag;
 }
+}  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
+bool anomaly_enabled() { return anomaly_flag().load(); }
+void set_anomaly_enabled(bool on) { anomaly_flag().store(on); }
 
 std::shared_ptr<Node> gradient_edge(const Tensor& t) {
   if (!t.defined()) return nullptr;

@@ -237,7 +237,8 @@ class CachingAllocator final : public Allocator {
         throw Error(str("CUDA out of memory: cannot allocate ", requested, " bytes (", mib((int64_t)size),
                         " rounded) even after emptying the cache; wavspa holds ",
                         mib(stats_.allocated), " in tensors, ", mib(stats_.reserved),
-                        " reserved, peak ", mib(stats_.peak_allocated), device_info));
+                        " reserved, peak ", mib(stats_.peak_allocated), device_info,
+                        ". A smaller batch_size or max_len, or --precision bf16, needs less"));
       }
     }
     if (err != cudaSuccess) {

@@ -1,4 +1,5 @@
 // autograd/: the engine, grad mode, detach, retain_graph, accumulation, gradcheck itself.
+#include <cmath>
 #include <thread>
 
 #include "tests/helpers.h"
@@ -22,6 +23,26 @@ TEST_CASE("a non-scalar needs a seed gradient; a given seed scales the result") 
   y.backward(tensor({1, 10}, kFloat64));
   CHECK(x.grad().to_vector<double>() == std::vector<double>{3, 30});
   check_error([&] { mul(x, 3.0).backward(tensor({1, 2, 3}, kFloat64)); }, {"(3,)", "(2,)"});
+}
+
+TEST_CASE("anomaly detection names the backward that made the first NaN or Inf") {
+  CHECK(!autograd::anomaly_enabled());  // off unless WAVSPA_DETECT_ANOMALY=1
+  Tensor x = tensor({0, 4}, kFloat64).requires_grad_();
+  Tensor y = sum(mul(sqrt(x), 3.0));  // d sqrt(x) / dx at 0 is Inf
+  y.backward(Tensor(), /*retain_graph=*/true);
+  CHECK(std::isinf(x.grad().to_vector<double>()[0]));  // silently, without detection
+  x.zero_grad();
+  {
+    DetectAnomalyGuard detect;
+    CHECK(autograd::anomaly_enabled());
+    check_error([&] { y.backward(); }, {"anomaly detection", "SqrtBackward", "input 0", "(2,)"});
+    // A finite graph passes, and a NaN seed is named as such.
+    Tensor w = tensor({1, 2}, kFloat64).requires_grad_();
+    sum(mul(w, w)).backward();
+    CHECK(w.grad().to_vector<double>() == std::vector<double>{2, 4});
+    check_error([&] { mul(w, 2.0).backward(tensor({1, NAN}, kFloat64)); }, {"anomaly detection", "starts from"});
+  }
+  CHECK(!autograd::anomaly_enabled());
 }
 
 TEST_CASE("diamond: two paths into one tensor sum their gradients") {
