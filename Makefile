@@ -6,6 +6,8 @@
 #   WERROR=1   treat warnings as errors (CI does)
 #   OPENMP=0   build without OpenMP (single-threaded kernels)
 #   SANITIZE=1 AddressSanitizer + UndefinedBehaviorSanitizer (what `make sanitize` uses)
+#   FUZZ=1     clang++-14 with libFuzzer, ASan and UBSan, no OpenMP: the fuzz targets of
+#              fuzz/ (what `make fuzz` uses; build-fuzz/)
 #
 # Each option set builds in its own folder, so objects of different sets never mix:
 #   build, build-cuda, build-noomp, build-sanitize, build-cuda-noomp-sanitize, ... (the parts
@@ -18,7 +20,11 @@ CUDA_ARCH ?= sm_90
 WERROR    ?= 0
 OPENMP    ?= 1
 SANITIZE  ?= 0
-$(foreach v,CUDA WERROR OPENMP SANITIZE,$(if $(filter 0 1,$($(v))),,$(error $(v) must be 0 or 1, got '$($(v))')))
+FUZZ      ?= 0
+$(foreach v,CUDA WERROR OPENMP SANITIZE FUZZ,$(if $(filter 0 1,$($(v))),,$(error $(v) must be 0 or 1, got '$($(v))')))
+ifeq ($(FUZZ),1)
+  override OPENMP := 0
+endif
 # CUDA_ARCH: sm_, then 2 or 3 digits, then an optional a; checked in make itself, no shell.
 spread_digits = $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1)))))))))))
 arch_chars := $(call spread_digits,$(patsubst sm_%,%,$(patsubst %a,%,$(CUDA_ARCH))))
@@ -41,7 +47,7 @@ endif
 # The build folder of this option set (see above); BUILD=dir given by the user wins.
 build_dir = build$(if $(filter 1,$(1)),-cuda$(if $(filter-out sm_90,$(2)),-$(2)))$(if $(filter 0,$(3)),-noomp)$(if $(filter 1,$(4)),-sanitize)
 ifeq ($(origin BUILD),undefined)
-  BUILD := $(call build_dir,$(CUDA),$(CUDA_ARCH),$(OPENMP),$(SANITIZE))
+  BUILD := $(if $(filter 1,$(FUZZ)),build-fuzz,$(call build_dir,$(CUDA),$(CUDA_ARCH),$(OPENMP),$(SANITIZE)))
 else
   BUILD_GIVEN := 1
 endif
@@ -64,8 +70,18 @@ CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
 LDLIBS    := -lsleef -lkissfft-float -lpng -lcsv -lz -lm
 ifeq ($(SANITIZE),1)
   SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-  CXXFLAGS += -O1 -g -fno-omit-frame-pointer $(SAN)  # the later -O1 wins over -O3
+  CXXFLAGS += -O1 -fno-omit-frame-pointer $(SAN)  # the later -O1 wins over -O3; -g1 gives reports their lines
   LDFLAGS  += $(SAN)
+endif
+FUZZ_CXX     ?= clang++-14
+FUZZ_SECONDS ?= 60
+ifeq ($(FUZZ),1)
+  CXX      := $(FUZZ_CXX)
+  SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  # The library and the targets are instrumented for coverage; only the targets link libFuzzer.
+  CXXFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(SAN) -Wno-gnu-zero-variadic-macro-arguments \
+              -Wno-c99-extensions -Wno-pass-failed
+  LDFLAGS  += -fsanitize=fuzzer $(SAN)
 endif
 
 # ---- what is installed -----------------------------------------------------------------
@@ -105,7 +121,7 @@ endif
 
 # Targets that install the packages first and then re-run make need no check here; any
 # other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
-ifeq ($(filter deps clean help test sanitize bench run print-%,$(MAKECMDGOALS)),)
+ifeq ($(filter deps clean help test sanitize bench run fuzz print-%,$(MAKECMDGOALS)),)
   ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT)$(HAVE_PNG_CSV),1111)
     $(error OpenBLAS (OpenMP build), SLEEF, KissFFT, libpng or libcsv is missing: run `make deps` first)
   endif
@@ -114,7 +130,7 @@ endif
 comma := ,
 yesno = $(if $(filter 1,$(1)),yes,no)
 # (Not for goals that build nothing here: `make sanitize`'s inner make prints its own line.)
-ifneq ($(filter-out sanitize deps clean help print-%,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out sanitize fuzz deps clean help print-%,$(or $(MAKECMDGOALS),all)),)
 $(info wavspa: building in $(BUILD)/; OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)),$(comma) $(CUDA_ARCH))), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 endif
 
@@ -124,6 +140,7 @@ CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard backends/cuda/*.cu))
 TEST_SRC := $(shell find tests -name "*.cpp" -not -path "tests/fixtures/*" | sort)
 TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
+FUZZERS  := $(patsubst fuzz/%.cpp,$(BUILD)/fuzz/%,$(wildcard fuzz/*.cpp))
 
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(CUDA_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
@@ -134,7 +151,7 @@ DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
                    dataset-fashion-mnist
 
-.PHONY: all lib test sanitize bench run deps clean help examples
+.PHONY: all lib test sanitize bench run deps clean help examples fuzz fuzz-run
 .DEFAULT_GOAL := all
 # Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
 # not recompile and relink them every time. Only those: a bare .SECONDARY would also let a
@@ -168,6 +185,10 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 # The tests run the example programs and the tools, so those are built first.
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(EXAMPLES) $(TOOLS)
@@ -181,6 +202,16 @@ sanitize: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench
 	./$(BUILD)/bench
+
+# Every parser under libFuzzer for FUZZ_SECONDS each (default 60), in build-fuzz/: seed
+# corpora from the test fixtures (fuzz/seeds.sh), executions and findings per target in a
+# table at the end; a crash, sanitizer report, leak or timeout stops with the reproducer
+# saved as build-fuzz/findings/<target>/crash-*. Needs clang-14 and libclang-rt-14-dev.
+fuzz: DEBIAN_PACKAGES += clang-14 libclang-rt-14-dev
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-run
+fuzz-run: $(FUZZERS)
+	@bash fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZERS)
 
 # The main job: a small ListOps set (depth <= 5, 10..100 tokens), a small WavSpA (ada) model
 # trained on the CPU for a few minutes, test accuracy beside the majority class at the end.
@@ -205,7 +236,7 @@ deps:
 	fi
 
 # Every folder an option set builds in by default (a BUILD=dir of your own is left alone).
-ALL_BUILDS := $(foreach c,0 1,$(foreach o,1 0,$(foreach s,0 1,$(call build_dir,$(c),sm_90,$(o),$(s)))))
+ALL_BUILDS := $(foreach c,0 1,$(foreach o,1 0,$(foreach s,0 1,$(call build_dir,$(c),sm_90,$(o),$(s))))) build-fuzz
 clean:
 	rm -rf $(ALL_BUILDS) $(patsubst %/,%,$(wildcard build-cuda-sm_*/))
 
@@ -218,6 +249,7 @@ help:
 	@echo "make test       install deps, build, run the doctest suite"
 	@echo "make sanitize   the suite under ASan + UBSan in build-sanitize/ (CUDA=1: build-cuda-sanitize/, ...)"
 	@echo "make bench      speed: matmul GFLOP/s, add/gelu/softmax/layer_norm GB/s"
+	@echo "make fuzz       every parser under libFuzzer, FUZZ_SECONDS (60) each, in build-fuzz/"
 	@echo "make run        the main job: train WavSpA on a small ListOps set (a few minutes)"
 	@echo "make deps       install missing Debian packages"
 	@echo "make clean      remove every build folder below (not a BUILD=dir of your own)"
@@ -228,4 +260,4 @@ help:
 	@echo "         sm_90 adds itself (build-cuda-sm_80); WERROR changes no object, so no folder;"
 	@echo "         BUILD=dir overrides. These options: $(BUILD)/"
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tools/*.d $(BUILD)/obj/examples/*.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tools/*.d $(BUILD)/obj/examples/*.d $(BUILD)/obj/fuzz/*.d)

@@ -14,7 +14,7 @@ using nlohmann::json;
 
 [[noreturn]] void wrong_type(const std::string& what, const char* key, const std::string& expected,
                              const json& value) {
-  throw Error(str(what, ": '", key, "' has the wrong type: expected ", expected, ", got ", value.dump()));
+  throw Error(str(what, ": '", key, "' has the wrong type: expected ", expected, ", got ", json_for_message(value)));
 }
 
 template <typename T>
@@ -43,6 +43,12 @@ bool is_valid_key(const std::string& key, const std::vector<std::string>& valid)
 }
 
 }  // namespace
+
+std::string json_for_message(const json& value) {
+  const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  constexpr size_t kMax = 200;
+  return text.size() <= kMax ? text : text.substr(0, kMax) + "... (" + std::to_string(text.size()) + " characters)";
+}
 
 json parse_json(const std::string& text, const std::string& what) {
   try {

@@ -20,6 +20,10 @@ namespace wavspa {
 // "<what>: invalid JSON: <the parser's message>" when `text` does not parse.
 nlohmann::json parse_json(const std::string& text, const std::string& what);
 
+// A value for an error message: its JSON text, bytes that are not UTF-8 replaced (a plain
+// dump() throws on them), cut short when long (core/error.h's quoted_excerpt, unquoted).
+std::string json_for_message(const nlohmann::json& value);
+
 class JsonFields {
  public:
   // `object` must outlive the reader.

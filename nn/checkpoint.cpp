@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include "core/json_fields.h"
+
 namespace wavspa::nn {
 
 // The bytes of a tensor are written and read as they lie in memory; the format is little-endian.
@@ -212,35 +214,35 @@ bool get_count(const json& v, uint64_t max, uint64_t& out) {
 EntryInfo parse_entry(const std::string& name, const json& v, const std::string& path) {
   const std::string where = str("load_safetensors: '", path, "': tensor '", name, "': ");
   WAVSPA_CHECK(v.is_object(), where,
-               "expected an object with dtype, shape and data_offsets, got ", v.dump());
+               "expected an object with dtype, shape and data_offsets, got ", json_for_message(v));
   for (const auto& [field, value] : v.items()) {
     WAVSPA_CHECK(field == "dtype" || field == "shape" || field == "data_offsets", where,
                  "unknown field '", field, "' (expected only dtype, shape and data_offsets)");
   }
   WAVSPA_CHECK(v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), where,
-               "missing field: expected dtype, shape and data_offsets, got ", v.dump());
+               "missing field: expected dtype, shape and data_offsets, got ", json_for_message(v));
 
   EntryInfo info;
   info.name = name;
   const json& dtype = v["dtype"];
-  WAVSPA_CHECK(dtype.is_string(), where, "dtype must be a string, got ", dtype.dump());
+  WAVSPA_CHECK(dtype.is_string(), where, "dtype must be a string, got ", json_for_message(dtype));
   WAVSPA_CHECK(parse_dtype(dtype.get<std::string>(), info.dtype), where, "unsupported dtype ",
-               dtype.dump(), " (wavspa reads F32, F64, BF16, I32 and I64)");
+               json_for_message(dtype), " (wavspa reads F32, F64, BF16, I32 and I64)");
 
   // The product of the non-zero sizes must fit in int64, or strides would overflow even for
   // an empty tensor.
   const json& shape = v["shape"];
-  WAVSPA_CHECK(shape.is_array(), where, "shape must be an array, got ", shape.dump());
+  WAVSPA_CHECK(shape.is_array(), where, "shape must be an array, got ", json_for_message(shape));
   uint64_t nonzero_product = 1, numel = 1;
   const uint64_t int64_max = (uint64_t)std::numeric_limits<int64_t>::max();
   for (const json& d : shape) {
     uint64_t size = 0;
     WAVSPA_CHECK(get_count(d, int64_max, size), where,
-                 "shape must hold non-negative integers, got ", shape.dump());
+                 "shape must hold non-negative integers, got ", json_for_message(shape));
     if (size != 0) {
       WAVSPA_CHECK(!__builtin_mul_overflow(nonzero_product, size, &nonzero_product) &&
                        nonzero_product <= int64_max,
-                   where, "shape ", shape.dump(), " is too large");
+                   where, "shape ", json_for_message(shape), " is too large");
     }
     numel *= size;  // cannot overflow: bounded by nonzero_product
     info.shape.push_back((int64_t)size);
@@ -251,25 +253,25 @@ EntryInfo parse_entry(const std::string& name, const json& v, const std::string&
                    get_count(offsets[0], std::numeric_limits<uint64_t>::max(), info.begin) &&
                    get_count(offsets[1], std::numeric_limits<uint64_t>::max(), info.end),
                where, "data_offsets must be two non-negative integers [begin, end], got ",
-               offsets.dump());
-  WAVSPA_CHECK(info.begin <= info.end, where, "data_offsets ", offsets.dump(),
+               json_for_message(offsets));
+  WAVSPA_CHECK(info.begin <= info.end, where, "data_offsets ", json_for_message(offsets),
                " end before they begin");
   uint64_t nbytes = 0;
   WAVSPA_CHECK(!__builtin_mul_overflow(numel, (uint64_t)dtype_size(info.dtype), &nbytes), where,
-               "shape ", shape.dump(), " is too large");
-  WAVSPA_CHECK(info.end - info.begin == nbytes, where, "data_offsets ", offsets.dump(), " span ",
+               "shape ", json_for_message(shape), " is too large");
+  WAVSPA_CHECK(info.end - info.begin == nbytes, where, "data_offsets ", json_for_message(offsets), " span ",
                info.end - info.begin, " bytes but dtype ", dtype.get<std::string>(), " and shape ",
-               shape.dump(), " need ", nbytes);
+               json_for_message(shape), " need ", nbytes);
   return info;
 }
 
 std::map<std::string, std::string> parse_metadata(const json& v, const std::string& path) {
   const std::string where = str("load_safetensors: '", path, "': ", kMetadataKey, ": ");
-  WAVSPA_CHECK(v.is_object(), where, "expected an object of strings, got ", v.dump());
+  WAVSPA_CHECK(v.is_object(), where, "expected an object of strings, got ", json_for_message(v));
   std::map<std::string, std::string> out;
   for (const auto& [key, value] : v.items()) {
     WAVSPA_CHECK(value.is_string(), where, "the value of '", key, "' must be a string, got ",
-                 value.type_name(), " ", value.dump());
+                 value.type_name(), " ", json_for_message(value));
     out[key] = value.get<std::string>();
   }
   return out;
@@ -326,7 +328,11 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
   if (options.checksums) {
     json sums = json::object();
     for (const Item& item : items) sums[item.name] = crc32_hex(item.host);
-    meta_all[kChecksumKey] = sums.dump();
+    try {
+      meta_all[kChecksumKey] = sums.dump();
+    } catch (const json::exception& e) {
+      throw Error(str("save_safetensors: '", path, "': a tensor name is not valid UTF-8: ", e.what()));
+    }
   }
   if (!meta_all.empty()) {
     ordered_json meta = ordered_json::object();

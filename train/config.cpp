@@ -202,6 +202,11 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   } catch (const json::out_of_range&) {
     throw Error(str("--set ", assignment, ": the number '", text, "' is out of range (larger than a double holds)"));
   }
+  try {
+    (void)value.dump();  // a config is written as JSON: its strings must be UTF-8
+  } catch (const json::type_error&) {
+    throw Error(str("--set ", key, "=...: the value is not valid UTF-8 text"));
+  }
   const bool quoted = value.is_string();
   const std::vector<std::string> valid = RunConfig::keys();
   WAVSPA_CHECK(std::find(valid.begin(), valid.end(), key) != valid.end(), "--set: unknown key '",

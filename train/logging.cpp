@@ -158,7 +158,7 @@ bool write_filter_plot(const std::string& dir, nn::Module& model) {
   nn::StateDict start = nn::load_safetensors(initial).tensors;
   std::vector<Chart> charts;
   for (const auto& [name, param] : model.named_parameters()) {
-    auto ends = [&](const std::string& s) {
+    auto ends = [&name = name](const std::string& s) {  // (clang 14 cannot capture a binding by default)
       return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
     };
     const bool angles = ends(".angles");
