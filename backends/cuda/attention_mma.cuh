@@ -104,6 +104,20 @@ __device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16* tile,
   ldsm_x4_t(a, tile + (k0 + lane % 8 + (lane / 16) * 8) * PITCH + m0 + ((lane / 8) % 2) * 8);
 }
 
+// acc += A B for one warp, A a 16 x 16 fragment, B the rows k0..k0 + 15 of a (k, D) tile held
+// as it is (row = k): the D / 8 n-blocks of the dQ products.
+template <int D>
+__device__ __forceinline__ void mma_rows_of(float (&acc)[D / 8][4], const uint32_t (&a)[4], const bf16* tile, int k0,
+                                            int lane) {
+#pragma unroll
+  for (int db = 0; db < D / 8; db += 2) {
+    uint32_t b[4];
+    load_b_cols<D>(b, tile, k0, db * 8, lane);
+    mma(acc[db], a, b[0], b[1]);
+    mma(acc[db + 1], a, b[2], b[3]);
+  }
+}
+
 // acc1 += A1 B1^T and acc2 += A2 B2^T for one warp, both contracting over the D columns:
 // A1, A2 give the 16 rows r0.. of two tiles, B1, B2 the N rows of two more.
 template <int D, int N>
@@ -691,13 +705,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
     for (int kk = 0; kk < Bc / 16; ++kk) {
       uint32_t a[4];
       pack_a(a, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int db = 0; db < D / 8; db += 2) {
-        uint32_t kb[4];
-        load_b_cols<D>(kb, Ks, kk * 16, db * 8, lane);
-        mma(dq[db], a, kb[0], kb[1]);
-        mma(dq[db + 1], a, kb[2], kb[3]);
-      }
+      mma_rows_of<D>(dq, a, Ks, kk * 16, lane);
     }
   }
   const float scale = (float)p.scale;
@@ -753,13 +761,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(Params<T, f
     for (int kk = 0; kk < kDqKeys / 16; ++kk) {
       uint32_t a[4];
       load_a_trans<PS>(a, St, kk * 16, warp * 16, lane);
-#pragma unroll
-      for (int db = 0; db < D / 8; db += 2) {
-        uint32_t kb[4];
-        load_b_cols<D>(kb, Ks, kk * 16, db * 8, lane);
-        mma(dq[db], a, kb[0], kb[1]);
-        mma(dq[db + 1], a, kb[2], kb[3]);
-      }
+      mma_rows_of<D>(dq, a, Ks, kk * 16, lane);
     }
   }
   const float scale = (float)p.scale;
