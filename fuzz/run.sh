@@ -5,6 +5,7 @@
 # files written here) kept in BUILD/corpus/<target>, so later runs go on from what earlier
 # ones found. A finding is saved as BUILD/findings/<target>/{crash,leak,timeout,oom}-* and
 # makes the exit status 1; add it to the test suite as a fixture once it is fixed.
+# FUZZ_FLAGS (environment) adds libFuzzer flags, e.g. -seed=1 for CI's repeatable runs.
 set -uo pipefail
 build=$1 seconds=$2
 shift 2
@@ -44,7 +45,7 @@ for bin in "$@"; do
   mkdir -p "$build/findings/$name"
   log=$build/findings/$name.log
   touch "$log.start"  # findings of this run are the files newer than it
-  "$bin" "$build/corpus/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  "$bin" "$build/corpus/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 ${FUZZ_FLAGS:-} \
     -artifact_prefix="$build/findings/$name/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
