@@ -55,8 +55,11 @@ std::string str(const Args&... args) {
 // For messages that quote user data: s in single quotes, cut to its first `max` characters
 // with the full length named when it is longer, so a 10 MB bad line makes a short message.
 inline std::string quoted_excerpt(const std::string& s, size_t max = 80) {
-  if (s.size() <= max) return "'" + s + "'";
-  return "'" + s.substr(0, max) + "...' (" + std::to_string(s.size()) + " characters)";
+  // Appended piece by piece: g++ 12 warns (-Wrestrict, wrongly) on "'" + std::string here.
+  std::string out(1, '\'');
+  out.append(s, 0, max);
+  if (s.size() <= max) return out.append(1, '\'');
+  return out.append("...' (").append(std::to_string(s.size())).append(" characters)");
 }
 
 [[noreturn]] void throw_internal(const char* file, int line, const std::string& what);

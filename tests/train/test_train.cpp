@@ -243,10 +243,10 @@ TEST_CASE("train: RunConfig rejects unknown keys, wrong types and invalid values
 TEST_CASE("train: apply_override refuses text that is not UTF-8 (found by fuzz/configs)") {
   // libFuzzer's first finding: a bare word with a byte that is not UTF-8 made the wrong-type
   // message's JSON dump throw nlohmann's type_error instead of a wavspa::Error.
-  RunConfig c;
-  check_error([&] { apply_override(c, "lr=0.\xf5" "0:1"); }, {"--set lr", "UTF-8"});
-  check_error([&] { apply_override(c, "data=\xff\xfe"); }, {"--set data", "UTF-8"});
-  CHECK(c.lr == RunConfig().lr);
+  train::RunConfig c;
+  check_error([&] { train::apply_override(c, "lr=0.\xf5" "0:1"); }, {"--set lr", "UTF-8"});
+  check_error([&] { train::apply_override(c, "data=\xff\xfe"); }, {"--set data", "UTF-8"});
+  CHECK(c.lr == train::RunConfig().lr);
 }
 
 TEST_CASE("train: apply_override sets run and model keys from key=value") {
