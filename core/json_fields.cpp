@@ -53,7 +53,7 @@ std::string json_for_message(const json& value) {
 json parse_json(const std::string& text, const std::string& what) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers too large for a double (1e999)
     throw Error(str(what, ": invalid JSON: ", e.what()));
   }
 }

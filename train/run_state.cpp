@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
@@ -65,8 +64,18 @@ std::string progress_json(const RunConfig& c, const RunState& st) {
   return j.dump();
 }
 
+RunState progress_of(const nn::TrainingState& saved, const RunFolder& folder);
+
 RunState resume_state(Setup& s, const RunFolder& folder) {
   const nn::TrainingState saved = nn::load_training_state(folder.latest, s.model.module(), *s.optimizer);
+  try {
+    return progress_of(saved, folder);
+  } catch (const json::exception& e) {  // the metadata is not covered by the tensors' checksums
+    throw Error(str(folder.latest, ": its run progress (metadata 'wavspa.config') is not readable: ", e.what()));
+  }
+}
+
+RunState progress_of(const nn::TrainingState& saved, const RunFolder& folder) {
   const json p = json::parse(saved.config_json).at("progress");
   RunState st;
   st.step = st.saved_step = p.at("step").get<int64_t>();
@@ -130,6 +139,21 @@ Setup::Setup(RunConfig c)
 RunFolder::RunFolder(std::string d)
     : dir(std::move(d)), latest(dir + "/latest.safetensors"), best(dir + "/best.safetensors") {}
 
+namespace {
+// `<file>.tmp.<pid>` or `<file>.tmp.<pid>.<n>`: the temporary names of write_file_atomic and
+// save_safetensors.
+bool is_temporary_name(const std::string& name) {
+  const size_t at = name.rfind(".tmp.");
+  if (at == std::string::npos || at == 0) return false;
+  const std::string rest = name.substr(at + 5);  // "<pid>" or "<pid>.<n>"
+  const size_t dot = rest.find('.');
+  auto digits = [](const std::string& t) {
+    return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+  };
+  return dot == std::string::npos ? digits(rest) : digits(rest.substr(0, dot)) && digits(rest.substr(dot + 1));
+}
+}  // namespace
+
 RunFolder::~RunFolder() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
@@ -160,10 +184,9 @@ void RunFolder::lock() {
   }
   lock_fd_ = fd;
   // Left by a write that was killed between creating its temporary file and renaming it.
-  static const std::regex kTemp(R"(.+\.tmp\.[0-9]+(\.[0-9]+)?)");
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || !std::regex_match(name, kTemp)) continue;
+    if (!entry.is_regular_file() || !is_temporary_name(name)) continue;
     if (fs::remove(entry.path(), ec))
       std::fprintf(stderr, "train: removed '%s', left by an interrupted write\n", entry.path().c_str());
   }
