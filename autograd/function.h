@@ -1,14 +1,23 @@
 // How an op records itself for backward:
 //
 //   Tensor out = ...forward...;
-//   if (autograd::needs_grad({a, b}))
-//     autograd::record("MulBackward", {a, b}, out, [a, b](const Tensor& g) {
-//       return std::vector<Tensor>{mul(g, b), mul(g, a)};
+//   if (autograd::needs_grad({a, b})) {
+//     Tensor da = a.detach(), db = b.detach();
+//     autograd::record("MulBackward", {a, b}, out, {da, db}, [da, db](const Tensor& g) {
+//       return std::vector<Tensor>{mul(g, db), mul(g, da)};
 //     });
+//   }
 //
 // The closure returns one gradient per input, in order, each with its input's shape (or
 // undefined). It runs with grad mode off. Capture `out` only as out.detach(): a node that
 // holds its own output would keep itself alive.
+//
+// `saved` lists every tensor whose values the closure reads (`{}` when it reads none, as
+// AddBackward). record() notes each one's version (StorageImpl::version); if an in-place
+// write changes one before the backward runs, the node refuses to run and names itself,
+// instead of computing a gradient from the new values. A tensor the closure captures only
+// for its shape need not be listed. The op table's test "op table: in-place changes after
+// the forward" overwrites every input and the output of every op to check these lists.
 #pragma once
 
 #include <initializer_list>
@@ -24,6 +33,7 @@ bool needs_grad(std::initializer_list<Tensor> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Makes `output` a non-leaf that requires grad, with a FunctionNode for backward.
-void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn fn);
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
+            const std::vector<Tensor>& saved, BackwardFn fn);
 
 }  // namespace wavspa::autograd

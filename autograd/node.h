@@ -39,18 +39,28 @@ class Node {
 
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// A tensor a backward closure reads, and the version its storage had when it was saved.
+struct SavedVersion {
+  Tensor tensor;  // a handle only: for the check and the message
+  uint64_t version = 0;
+};
+
 // A node whose backward is a closure; the closure's captures are the saved tensors.
 class FunctionNode final : public Node {
  public:
-  FunctionNode(std::string name, BackwardFn fn, std::vector<Shape> input_shapes)
-      : Node(std::move(name)), fn_(std::move(fn)), input_shapes_(std::move(input_shapes)) {}
+  FunctionNode(std::string name, BackwardFn fn, std::vector<Shape> input_shapes,
+               std::vector<SavedVersion> saved)
+      : Node(std::move(name)), fn_(std::move(fn)), input_shapes_(std::move(input_shapes)),
+        saved_(std::move(saved)) {}
+  // Refuses (wavspa::Error naming this node) if a saved tensor changed in place since.
   std::vector<Tensor> apply(const Tensor& grad_output) override;
-  void release() override { fn_ = nullptr; released_ = true; }
+  void release() override { fn_ = nullptr; saved_.clear(); released_ = true; }
   bool released() const override { return released_; }
 
  private:
   BackwardFn fn_;
   std::vector<Shape> input_shapes_;  // to check every gradient a closure returns
+  std::vector<SavedVersion> saved_;
   bool released_ = false;
 };
 

@@ -50,11 +50,20 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn fn) {
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
+            const std::vector<Tensor>& saved, BackwardFn fn) {
   std::vector<Shape> shapes;
   shapes.reserve(inputs.size());
   for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
-  auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(shapes));
+  std::vector<SavedVersion> versions;
+  versions.reserve(saved.size());
+  for (const Tensor& t : saved) {
+    if (!t.defined()) continue;
+    WAVSPA_ASSERT(!t.is_same(output), name, " saves its own output: save output.detach(), or the "
+                  "node would keep itself alive");
+    versions.push_back({t, t.version()});
+  }
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(shapes), std::move(versions));
   for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
   auto meta = std::make_shared<AutogradMeta>();
   meta->requires_grad = true;
@@ -78,6 +87,15 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
   WAVSPA_CHECK(!released_, "backward: the graph through ", name(),
                " was already freed by an earlier backward(); pass retain_graph = true to the "
                "first backward() to run backward through it twice");
+  for (size_t i = 0; i < saved_.size(); ++i) {
+    const SavedVersion& s = saved_[i];
+    WAVSPA_CHECK(s.tensor.version() == s.version, "backward: ", name(), " cannot run: tensor ", i + 1,
+                 " of the ", saved_.size(), " it saved for backward (", s.tensor.describe(),
+                 ") was modified by an in-place operation after the forward (its storage is at "
+                 "version ", s.tensor.version(), ", it was saved at version ", s.version,
+                 "), so the gradient would be computed from the wrong values; change a clone() "
+                 "instead, or use the out-of-place op");
+  }
   std::vector<Tensor> grads = fn_(grad_output);
   WAVSPA_ASSERT(grads.size() == input_shapes_.size(), name(), " returned ", grads.size(),
                 " gradients for ", input_shapes_.size(), " inputs");

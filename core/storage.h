@@ -2,7 +2,9 @@
 // Several tensors (views) share one Storage; it is freed when the last one goes.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "core/device.h"
@@ -33,7 +35,16 @@ class StorageImpl {
   size_t nbytes() const { return nbytes_; }
   Device device() const { return allocator_->device(); }
 
+  // The version counter: how many in-place writes its tensors have seen. Every view of the
+  // storage (and every detach()ed alias) shares it, as they share the bytes. The in-place
+  // methods and the optimizer updates bump it; autograd records it for each tensor a node
+  // saves and refuses to run that node's backward once it has moved. Kernels writing into a
+  // fresh output do not bump it: nobody can have saved a tensor that did not exist yet.
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
+  std::atomic<uint64_t> version_{0};
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Allocator* allocator_ = nullptr;

@@ -83,6 +83,9 @@ class Tensor {
   }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+  // In-place writes seen so far by this tensor's storage (shared with its views; see
+  // StorageImpl::version). PyTorch's `x._version`.
+  uint64_t version() const { return impl().storage->version(); }
 
   // --- element access (any device; copies one element), for tests and small code -------
   double item() const;                       // the only element of a one-element tensor
@@ -116,7 +119,10 @@ class Tensor {
   // same shape, dtype and device (the engine sums a node's incoming gradients with it).
   Tensor sum_with(const Tensor& other) const;
 
-  // --- in place (ops/); refused on tensors that require grad while grad mode is on -----
+  // --- in place (ops/) -----------------------------------------------------------------
+  // Each bumps version(). With grad mode on, a write to a non-leaf that requires grad (or
+  // of a source that does) is recorded and becomes part of the graph; refused on a leaf that
+  // requires grad and where another tensor shares the memory (see ops/tensor_methods.cpp).
   Tensor& copy_(const Tensor& src);  // broadcasts src to this shape; converts dtype
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }

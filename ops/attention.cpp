@@ -129,7 +129,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
     // their own: the engine runs backward with grad mode off (no higher-order gradients, as
     // for every fused op). q, k, v are saved as the kernel read them (unit last stride).
     Tensor sq = f.qc, sk = f.kc, sv = f.vc;
-    autograd::record("AttentionBackward", {q, k, v}, out,
+    autograd::record("AttentionBackward", {q, k, v}, out, {sq, sk, sv, keep, out_mem, lse},
                      [args, sq, sk, sv, keep, out_mem, lse, compute](const Tensor& g) {
       const int64_t B = args.batch, H = args.heads, d = args.dim;
       Tensor gq = heads_first(sq, B, H, args.nq, d), gk = heads_first(sq, B, H, args.nk, d),
@@ -163,7 +163,7 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions
   const Forward f = run_forward(op, part(0), part(1), part(2), o);
   Tensor out = f.out_mem.reshape({B, N, E});  // (B, N, H, d) memory: a view
   if (autograd::needs_grad({qkv})) {
-    autograd::record("AttentionQkvBackward", {qkv}, out, [f, B, N, E, d, heads](const Tensor& g) {
+    autograd::record("AttentionQkvBackward", {qkv}, out, {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse}, [f, B, N, E, d, heads](const Tensor& g) {
       // The three gradients are written by the kernel straight into their thirds of one tensor.
       Tensor gqkv = Tensor::empty({B, N, 3 * E}, f.qc.dtype(), f.qc.device());
       auto third = [&](int64_t which) {

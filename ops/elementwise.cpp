@@ -33,7 +33,7 @@ Tensor unary_fused(UnaryOp op, BinaryOp backward_op, const char* name, const cha
   Tensor out = unary_raw(op, name, x, p0, p1);
   if (autograd::needs_grad({x})) {
     Tensor saved = save_output ? out.detach() : x.detach();
-    autograd::record(node, {x}, out, [saved, backward_op, p0, p1, node](const Tensor& g) {
+    autograd::record(node, {x}, out, {saved}, [saved, backward_op, p0, p1, node](const Tensor& g) {
       return G{binary_raw(backward_op, node, g, saved, p0, p1)};
     });
   }
@@ -48,7 +48,7 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
   Tensor out = binary_raw(BinaryOp::Add, "add", a, b);
   if (autograd::needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
-    autograd::record("AddBackward", {a, b}, out, [sa, sb](const Tensor& g) {
+    autograd::record("AddBackward", {a, b}, out, {}, [sa, sb](const Tensor& g) {
       return G{sum_to(g, sa), sum_to(g, sb)};
     });
   }
@@ -62,7 +62,7 @@ Tensor sub(const Tensor& a_in, const Tensor& b_in) {
   if (autograd::needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
     bool need_b = b.requires_grad();
-    autograd::record("SubBackward", {a, b}, out, [sa, sb, need_b](const Tensor& g) {
+    autograd::record("SubBackward", {a, b}, out, {}, [sa, sb, need_b](const Tensor& g) {
       return G{sum_to(g, sa), need_b ? sum_to(neg(g), sb) : Tensor()};
     });
   }
@@ -76,7 +76,7 @@ Tensor mul(const Tensor& a_in, const Tensor& b_in) {
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
-    autograd::record("MulBackward", {a, b}, out, [da, db, need_a, need_b](const Tensor& g) {
+    autograd::record("MulBackward", {a, b}, out, {da, db}, [da, db, need_a, need_b](const Tensor& g) {
       return G{need_a ? sum_to(mul(g, db), da.shape()) : Tensor(),
                need_b ? sum_to(mul(g, da), db.shape()) : Tensor()};
     });
@@ -91,7 +91,7 @@ Tensor div(const Tensor& a_in, const Tensor& b_in) {
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
-    autograd::record("DivBackward", {a, b}, out, [da, db, need_a, need_b](const Tensor& g) {
+    autograd::record("DivBackward", {a, b}, out, {da, db}, [da, db, need_a, need_b](const Tensor& g) {
       Tensor ga, gb;
       if (need_a) ga = sum_to(div(g, db), da.shape());
       if (need_b) gb = sum_to(neg(div(mul(g, da), mul(db, db))), db.shape());
@@ -113,7 +113,7 @@ Tensor pow(const Tensor& a_in, const Tensor& e_in) {
   if (autograd::needs_grad({a, exponent})) {
     Tensor da = a.detach(), de = exponent.detach(), dout = out.detach();
     bool need_a = a.requires_grad(), need_e = exponent.requires_grad();
-    autograd::record("PowBackward", {a, exponent}, out,
+    autograd::record("PowBackward", {a, exponent}, out, {da, de, dout},
                      [da, de, dout, need_a, need_e](const Tensor& g) {
       Tensor ga, ge;
       if (need_a) ga = sum_to(mul(g, mul(de, pow(da, sub(de, 1.0)))), da.shape());
@@ -132,7 +132,7 @@ Tensor pow(const Tensor& a, double exponent) {
   Tensor out = unary_raw(UnaryOp::PowScalar, "pow", a, exponent);
   if (autograd::needs_grad({a})) {
     Tensor da = a.detach();
-    autograd::record("PowBackward", {a}, out, [da, exponent](const Tensor& g) {
+    autograd::record("PowBackward", {a}, out, {da}, [da, exponent](const Tensor& g) {
       if (exponent == 0) return G{mul(g, 0.0)};
       return G{mul(g, mul(pow(da, exponent - 1), exponent))};
     });
@@ -150,7 +150,7 @@ Tensor extremum(bool is_max, const Tensor& a_in, const Tensor& b_in) {
   Tensor out = binary_raw(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, name, a, b);
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
-    autograd::record(is_max ? "MaximumBackward" : "MinimumBackward", {a, b}, out,
+    autograd::record(is_max ? "MaximumBackward" : "MinimumBackward", {a, b}, out, {da, db},
                      [da, db, is_max](const Tensor& g) {
       Tensor wins = is_max ? gt(da, db) : lt(da, db);
       Tensor share = add(wins, mul(eq(da, db), 0.5));  // a's share of the gradient
@@ -179,7 +179,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   }
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach();
-    autograd::record("ClampBackward", {x}, out, [dx, lo, hi](const Tensor& g) {
+    autograd::record("ClampBackward", {x}, out, {dx}, [dx, lo, hi](const Tensor& g) {
       // full gradient inside [lo, hi], bounds included (as torch.clamp)
       Tensor inside = mul(ge(dx, scalar_like(lo, dx)), le(dx, scalar_like(hi, dx)));
       return G{mul(g, inside)};
@@ -202,7 +202,7 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   if (autograd::needs_grad({a, b})) {
     Tensor dc = cond.detach();
     Shape sa = a.shape(), sb = b.shape();
-    autograd::record("WhereBackward", {a, b}, out, [dc, sa, sb](const Tensor& g) {
+    autograd::record("WhereBackward", {a, b}, out, {dc}, [dc, sa, sb](const Tensor& g) {
       Tensor zero = scalar_like(0, g);
       return G{sum_to(where(dc, g, zero), sa), sum_to(where(dc, zero, g), sb)};
     });
@@ -238,7 +238,7 @@ Tensor neg(const Tensor& x) {
     backend_of(x).binary(BinaryOp::Sub, expand_raw(scalar_like(0, x), x.shape()), x, out, 0, 0);
   }
   if (autograd::needs_grad({x}))
-    autograd::record("NegBackward", {x}, out, [](const Tensor& g) { return G{neg(g)}; });
+    autograd::record("NegBackward", {x}, out, {}, [](const Tensor& g) { return G{neg(g)}; });
   return out;
 }
 
@@ -246,7 +246,7 @@ Tensor abs(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Abs, "abs", x);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach();
-    autograd::record("AbsBackward", {x}, out, [dx](const Tensor& g) {
+    autograd::record("AbsBackward", {x}, out, {dx}, [dx](const Tensor& g) {
       return G{mul(g, sign(dx))};
     });
   }
@@ -259,7 +259,7 @@ Tensor exp(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Exp, "exp", x);
   if (autograd::needs_grad({x})) {
     Tensor y = out.detach();
-    autograd::record("ExpBackward", {x}, out, [y](const Tensor& g) { return G{mul(g, y)}; });
+    autograd::record("ExpBackward", {x}, out, {y}, [y](const Tensor& g) { return G{mul(g, y)}; });
   }
   return out;
 }
@@ -268,7 +268,7 @@ Tensor log(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Log, "log", x);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach();
-    autograd::record("LogBackward", {x}, out, [dx](const Tensor& g) { return G{div(g, dx)}; });
+    autograd::record("LogBackward", {x}, out, {dx}, [dx](const Tensor& g) { return G{div(g, dx)}; });
   }
   return out;
 }
@@ -277,7 +277,7 @@ Tensor sqrt(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Sqrt, "sqrt", x);
   if (autograd::needs_grad({x})) {
     Tensor y = out.detach();
-    autograd::record("SqrtBackward", {x}, out, [y](const Tensor& g) {
+    autograd::record("SqrtBackward", {x}, out, {y}, [y](const Tensor& g) {
       return G{div(mul(g, 0.5), y)};
     });
   }
@@ -288,7 +288,7 @@ Tensor rsqrt(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Rsqrt, "rsqrt", x);
   if (autograd::needs_grad({x})) {
     Tensor y = out.detach();
-    autograd::record("RsqrtBackward", {x}, out, [y](const Tensor& g) {
+    autograd::record("RsqrtBackward", {x}, out, {y}, [y](const Tensor& g) {
       return G{mul(g, mul(pow(y, 3.0), -0.5))};  // d/dx x^-1/2 = -1/2 x^-3/2
     });
   }
@@ -299,7 +299,7 @@ Tensor sin(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Sin, "sin", x);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach();
-    autograd::record("SinBackward", {x}, out, [dx](const Tensor& g) { return G{mul(g, cos(dx))}; });
+    autograd::record("SinBackward", {x}, out, {dx}, [dx](const Tensor& g) { return G{mul(g, cos(dx))}; });
   }
   return out;
 }
@@ -308,7 +308,7 @@ Tensor cos(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Cos, "cos", x);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach();
-    autograd::record("CosBackward", {x}, out, [dx](const Tensor& g) {
+    autograd::record("CosBackward", {x}, out, {dx}, [dx](const Tensor& g) {
       return G{neg(mul(g, sin(dx)))};
     });
   }

@@ -125,7 +125,7 @@ Tensor rfft(const Tensor& x_in, int64_t axis) {
                shape_str(x.shape()));
   Tensor out = r2c_raw(x, ax);
   if (autograd::needs_grad({x})) {
-    autograd::record("RfftBackward", {x}, out, [n, ax](const Tensor& g) {
+    autograd::record("RfftBackward", {x}, out, {}, [n, ax](const Tensor& g) {
       return G{rfft_backward(g, n, ax)};
     });
   }
@@ -147,7 +147,7 @@ Tensor irfft(const Tensor& X_in, int64_t n, int64_t axis) {
                            : std::string());
   Tensor out = c2r_raw(X, n, ax, 1.0 / (double)n);
   if (autograd::needs_grad({X})) {
-    autograd::record("IrfftBackward", {X}, out, [n, ax](const Tensor& g) {
+    autograd::record("IrfftBackward", {X}, out, {}, [n, ax](const Tensor& g) {
       return G{irfft_backward(g, n, ax)};
     });
   }
@@ -170,7 +170,7 @@ Tensor fft_real_2d(const Tensor& x_in, int64_t axis0, int64_t axis1) {
   const int64_t outer = std::min(a0, a1), inner = std::max(a0, a1);
   Tensor out = real_2d_raw(x, outer, inner);
   if (autograd::needs_grad({x})) {
-    autograd::record("FftReal2dBackward", {x}, out, [outer, inner](const Tensor& g) {
+    autograd::record("FftReal2dBackward", {x}, out, {}, [outer, inner](const Tensor& g) {
       return G{real_2d_raw(g, outer, inner)};
     });
   }

@@ -140,7 +140,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
-    autograd::record("MatmulBackward", {a, b}, out, [da, db, need_a, need_b](const Tensor& g) {
+    autograd::record("MatmulBackward", {a, b}, out, {da, db}, [da, db, need_a, need_b](const Tensor& g) {
       Tensor ga, gb;
       if (need_a) ga = sum_to(matmul(g, db.transpose(-1, -2)), da.shape());
       if (need_b) {
@@ -193,7 +193,7 @@ Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     const bool need_b = bias.defined() && bias.requires_grad();
     const Tensor sx = x2.detach();
     const Shape x_shape = x.shape();
-    autograd::record("LinearBf16Backward", {x, weight, bias}, out,
+    autograd::record("LinearBf16Backward", {x, weight, bias}, out, {sx, w16},
                      [sx, w16, x_shape, need_x, need_w, need_b, rows, in, out_f](const Tensor& g) {
       Backend& be = backend_of(sx);
       Tensor g2 = contiguous_raw(g.dtype() == kBFloat16 ? g : g.to(kBFloat16));
@@ -277,7 +277,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
     Tensor dx = x.detach(), dw = weight.detach();
     bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     bool need_b = bias.defined() && bias.requires_grad();
-    autograd::record("LinearBackward", {x, weight, bias}, out,
+    autograd::record("LinearBackward", {x, weight, bias}, out, {dx, dw},
                      [dx, dw, need_x, need_w, need_b, in, out_f](const Tensor& g) {
       Tensor g2 = g.reshape({-1, out_f});
       Tensor gx, gw, gb;

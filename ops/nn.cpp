@@ -30,7 +30,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
   Tensor out = permute_raw(yt, perm);
   if (autograd::needs_grad({x})) {
     Tensor saved = yt;  // fresh, no autograd
-    autograd::record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {x}, out,
+    autograd::record(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {x}, out, {saved},
                      [saved, perm, log](const Tensor& g) {
       Tensor gt = contiguous_raw(permute_raw(g, perm));
       Tensor gx = empty_like_raw(gt, gt.shape());
@@ -82,7 +82,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
     Tensor sx = xc.detach(), sw = w.defined() ? w.detach() : Tensor();
     Shape ns = normalized_shape;
     const DType pdtype = (weight.defined() ? weight : bias.defined() ? bias : x).dtype();
-    autograd::record("LayerNormBackward", {x, weight, bias}, out,
+    autograd::record("LayerNormBackward", {x, weight, bias}, out, {sx, sw, mu, rstd},
                      [sx, sw, ns, mu, rstd, need_w, need_b, pdtype](const Tensor& g) {
       Tensor gc = contiguous_raw(g);
       Tensor gx = empty_like_raw(sx, sx.shape());
@@ -146,7 +146,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target,
   backend_of(x).cross_entropy_forward(x, t, ignore, smoothing, losses);
   if (autograd::needs_grad({logits})) {
     Tensor sx = x.detach();
-    autograd::record("CrossEntropyBackward", {logits}, losses,
+    autograd::record("CrossEntropyBackward", {logits}, losses, {sx, t},
                      [sx, t, ignore, smoothing](const Tensor& g) {
       Tensor gx = empty_like_raw(sx, sx.shape());
       backend_of(sx).cross_entropy_backward(sx, t, contiguous_raw(g), ignore, smoothing, gx);
@@ -180,7 +180,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   Tensor out = empty_like_raw(x, x.shape());
   backend_of(x).dropout(contiguous_raw(x), out, s, p);
   if (autograd::needs_grad({x})) {
-    autograd::record("DropoutBackward", {x}, out, [s, p](const Tensor& grad) {
+    autograd::record("DropoutBackward", {x}, out, {}, [s, p](const Tensor& grad) {
       Tensor gx = empty_like_raw(grad, grad.shape());
       backend_of(grad).dropout(contiguous_raw(grad), gx, s, p);
       return G{gx};
@@ -212,7 +212,7 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias, double p, bool training, G
   if (autograd::needs_grad({x, bias})) {
     const bool need_b = bias.requires_grad();
     const Tensor sx = xc.detach(), sb = bc.detach();
-    autograd::record("BiasGeluBackward", {x, bias}, out, [sx, sb, tanh, s, pd, need_b, mixed](const Tensor& g) {
+    autograd::record("BiasGeluBackward", {x, bias}, out, {sx, sb}, [sx, sb, tanh, s, pd, need_b, mixed](const Tensor& g) {
       Backend& be = backend_of(sx);
       Tensor gx = empty_like_raw(sx, sx.shape());
       be.bias_gelu_backward(contiguous_raw(g), sx, sb, gx, tanh, s, pd);

@@ -34,6 +34,8 @@ void adam_step_(const AdamHyper& hyper, const std::vector<AdamSlot>& slots, cons
                    " must be one float32 element on ", first.device(), ", got ", t->describe());
   backend_of(first).adam_step(hyper, slots, grad_scale.defined() ? contiguous_raw(grad_scale) : grad_scale,
                               skip.defined() ? contiguous_raw(skip) : skip);
+  for (const AdamSlot& s : slots)  // changed in place: a node that saved one must not run
+    for (const Tensor* t : {&s.param, &s.exp_avg, &s.exp_avg_sq}) t->storage()->bump_version();
 }
 
 }  // namespace wavspa

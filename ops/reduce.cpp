@@ -65,7 +65,7 @@ Tensor sum_or_mean(bool is_mean, const Tensor& x, const std::vector<int64_t>& di
     Shape xs = x.shape();
     int64_t count = 1;
     for (int64_t d : dims) count *= xs[d];
-    autograd::record(is_mean ? "MeanBackward" : "SumBackward", {x}, out,
+    autograd::record(is_mean ? "MeanBackward" : "SumBackward", {x}, out, {},
                      [is_mean, xs, dims, count](const Tensor& g) {
       Tensor spread = keep_dims(g, xs, dims);
       if (is_mean) spread = div(spread, (double)count);
@@ -85,7 +85,7 @@ Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_i
   Tensor out = reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, name, x, dims, keepdim);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach(), dout = out.detach();
-    autograd::record(is_max ? "MaxBackward" : "MinBackward", {x}, out,
+    autograd::record(is_max ? "MaxBackward" : "MinBackward", {x}, out, {dx, dout},
                      [dx, dout, dims](const Tensor& g) {
       Tensor hit = eq(dx, keep_dims(dout, dx.shape(), dims));
       Tensor count = sum(hit, dims, true);

@@ -40,7 +40,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   if (autograd::needs_grad(tensors)) {
     std::vector<int64_t> sizes;
     for (const Tensor& t : tensors) sizes.push_back(t.shape()[dim]);
-    autograd::record("ConcatBackward", tensors, out, [sizes, starts, dim](const Tensor& g) {
+    autograd::record("ConcatBackward", tensors, out, {}, [sizes, starts, dim](const Tensor& g) {
       G grads;
       for (size_t i = 0; i < sizes.size(); ++i) grads.push_back(g.narrow(dim, starts[i], sizes[i]));
       return grads;
@@ -164,7 +164,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, doub
     if (x.numel()) backend_of(x).copy(x, out.as_strided(x.shape(), out.strides(), off));
     if (autograd::needs_grad({x})) {
       Shape xs = x.shape();
-      autograd::record("PadBackward", {x}, out, [xs, offsets](const Tensor& g) {
+      autograd::record("PadBackward", {x}, out, {}, [xs, offsets](const Tensor& g) {
         Tensor r = g;
         for (int64_t d = 0; d < (int64_t)xs.size(); ++d) r = r.narrow(d, offsets[d], xs[d]);
         return G{r};
@@ -214,7 +214,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   if (out.numel()) backend_of(x).index_select(contiguous_raw(x), d, idx, out);
   if (autograd::needs_grad({x})) {
     Tensor sx = x.detach();
-    autograd::record("IndexSelectBackward", {x}, out, [sx, d, idx](const Tensor& g) {
+    autograd::record("IndexSelectBackward", {x}, out, {idx}, [sx, d, idx](const Tensor& g) {
       Tensor gx = zeros_raw(sx.shape(), g.dtype(), g.device());
       if (g.numel()) backend_of(g).index_add(gx, d, idx, contiguous_raw(g));
       return G{gx};
@@ -242,7 +242,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   if (out.numel()) backend_of(x).gather(contiguous_raw(x), d, idx, out);
   if (autograd::needs_grad({x})) {
     Shape xs = x.shape();
-    autograd::record("GatherBackward", {x}, out, [xs, d, idx](const Tensor& g) {
+    autograd::record("GatherBackward", {x}, out, {idx}, [xs, d, idx](const Tensor& g) {
       Tensor gx = zeros_raw(xs, g.dtype(), g.device());
       if (g.numel()) backend_of(g).scatter_add(gx, d, idx, contiguous_raw(g));
       return G{gx};

@@ -18,7 +18,7 @@ namespace {
 
 // Records a view's backward: the gradient of the view mapped back to the base's shape.
 Tensor record_view(const char* name, const Tensor& base, Tensor view, autograd::BackwardFn fn) {
-  if (autograd::needs_grad({base})) autograd::record(name, {base}, view, std::move(fn));
+  if (autograd::needs_grad({base})) autograd::record(name, {base}, view, {}, std::move(fn));
   return view;
 }
 
@@ -184,7 +184,7 @@ Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape(), dtype(), device());
   if (numel()) backend_of(*this).copy(*this, out);
   if (autograd::needs_grad({*this}))
-    autograd::record("CloneBackward", {*this}, out, [](const Tensor& g) { return G{g}; });
+    autograd::record("CloneBackward", {*this}, out, {}, [](const Tensor& g) { return G{g}; });
   return out;
 }
 
@@ -203,7 +203,7 @@ Tensor Tensor::to(DType target) const {
   if (numel()) backend_of(*this).copy(*this, out);
   if (autograd::needs_grad({*this}) && is_floating(target)) {
     DType from = dtype();
-    autograd::record("ToDtypeBackward", {*this}, out, [from](const Tensor& g) {
+    autograd::record("ToDtypeBackward", {*this}, out, {}, [from](const Tensor& g) {
       return G{g.to(from)};
     });
   }
@@ -226,7 +226,7 @@ Tensor Tensor::to(Device target) const {
   }
   if (autograd::needs_grad({*this})) {
     Device from = device();
-    autograd::record("ToDeviceBackward", {*this}, out, [from](const Tensor& g) {
+    autograd::record("ToDeviceBackward", {*this}, out, {}, [from](const Tensor& g) {
       return G{g.to(from)};
     });
   }
@@ -236,34 +236,72 @@ Tensor Tensor::to(Device target) const {
 Tensor Tensor::detach() const { return as_strided(shape(), strides(), offset()); }
 
 // ---- in place -------------------------------------------------------------------------
+//
+// Every in-place write bumps the storage's version counter (core/storage.h), which a node
+// that saved the tensor for backward checks before it runs. With grad mode on, a write that
+// involves a tensor requiring grad (the target, or the source of copy_ / add_) becomes a node
+// of the graph: the target's history is rebased onto it, so `y.mul_(2)` on a non-leaf y
+// gives y the history "MulInplaceBackward after what y was", as PyTorch does. That is refused
+// where it cannot be right:
+//   - on a leaf that requires grad (its gradient is what backward computes for it; change
+//     it under NoGradGuard, as an optimizer does);
+//   - when another tensor shares the target's memory (a view of it, the tensor it views, a
+//     detach()ed alias, a value some op saved for backward): the other tensor's history would
+//     not see the change. PyTorch rewrites views' histories instead; wavspa asks for the
+//     out-of-place op.
 
 namespace {
-void check_inplace(const char* op, const Tensor& t) {
-  WAVSPA_CHECK(!(t.requires_grad() && autograd::grad_enabled()), op,
-               ": in-place change of a tensor that requires grad (", t.describe(),
-               "); do it under NoGradGuard, or on a detach()ed copy");
+
+// True when the write must be recorded (see above); throws where it may not be.
+bool inplace_needs_record(const char* op, const Tensor& t, const Tensor& src = Tensor()) {
+  if (!autograd::grad_enabled()) return false;
+  const bool src_grad = src.defined() && src.requires_grad();
+  if (!t.requires_grad() && !src_grad) return false;
+  WAVSPA_CHECK(!(t.requires_grad() && t.is_leaf()), op, ": in-place change of a leaf tensor that requires "
+               "grad (", t.describe(), "); do it under NoGradGuard (as an optimizer does), or change a clone()");
+  WAVSPA_CHECK(is_floating(t.dtype()), op, ": a ", t.describe(), " tensor cannot take the value of a "
+               "tensor that requires grad (only floating tensors carry gradients)");
+  WAVSPA_CHECK(t.storage().use_count() == 1, op, ": in-place change of ", t.describe(), ", which is part "
+               "of the graph, while another tensor shares its memory (a view of it, the tensor it views, a "
+               "detach()ed alias, or a value an op saved for backward): that tensor's history would miss "
+               "the change; use the out-of-place op, or change a clone()");
+  return true;
 }
+
 }  // namespace
 
 Tensor& Tensor::copy_(const Tensor& src) {
-  check_inplace("copy_", *this);
   check_defined("copy_", src, "source");
+  const bool track = inplace_needs_record("copy_", *this, src);
   broadcast_shapes(src.shape(), shape(), "copy_");
-  Tensor s = src.expand(shape()).detach();
+  Tensor s = expand_raw(src.detach(), shape());
   if (s.device() != device()) s = s.contiguous().to(device());
   if (numel()) backend_of(*this).copy(s, *this);
+  storage()->bump_version();
+  if (track) {
+    const Shape src_shape = src.shape();
+    const DType src_dtype = src.dtype();
+    const Device src_device = src.device();
+    const bool need_src = src.requires_grad();
+    autograd::record("CopyBackward", {*this, src}, *this, {}, [=](const Tensor& g) {
+      Tensor gs = need_src ? sum_to(g, src_shape).to(src_dtype).to(src_device) : Tensor();
+      return G{Tensor(), gs};  // the old values are overwritten: nothing flows to them
+    });
+  }
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
-  check_inplace("fill_", *this);
+  const bool track = inplace_needs_record("fill_", *this);
   backend_of(*this).fill(*this, value);
+  storage()->bump_version();
+  if (track) autograd::record("FillBackward", {*this}, *this, {}, [](const Tensor&) { return G{Tensor()}; });
   return *this;
 }
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  check_inplace("add_", *this);
   check_same("add_", *this, other);
+  const bool track = inplace_needs_record("add_", *this, other);
   Shape b = broadcast_shapes(other.shape(), shape(), "add_");
   WAVSPA_CHECK(b == shape(), "add_: ", shape_str(other.shape()), " does not broadcast to ",
                shape_str(shape()));
@@ -273,14 +311,28 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
     o = mul(o, alpha);
   }
   backend_of(*this).binary(BinaryOp::Add, *this, o, *this, 0, 0);
+  storage()->bump_version();
+  if (track) {
+    const Shape other_shape = other.shape();
+    const bool need_other = other.requires_grad();
+    autograd::record("AddInplaceBackward", {*this, other}, *this, {}, [=](const Tensor& g) {
+      Tensor go = need_other ? sum_to(alpha == 1.0 ? g : mul(g, alpha), other_shape) : Tensor();
+      return G{g, go};
+    });
+  }
   return *this;
 }
 
 Tensor& Tensor::mul_(double factor) {
-  check_inplace("mul_", *this);
   check_computable("mul_", *this);
+  const bool track = inplace_needs_record("mul_", *this);
   backend_of(*this).binary(BinaryOp::Mul, *this, expand_raw(scalar_like(factor, *this), shape()),
                            *this, 0, 0);
+  storage()->bump_version();
+  if (track)
+    autograd::record("MulInplaceBackward", {*this}, *this, {}, [factor](const Tensor& g) {
+      return G{mul(g, factor)};
+    });
   return *this;
 }
 
@@ -326,8 +378,11 @@ double Tensor::at(const Shape& index) const {
 }
 
 void Tensor::set(const Shape& index, double value) {
+  WAVSPA_CHECK(!(requires_grad() && autograd::grad_enabled()), "set: writing one element of a tensor "
+               "that requires grad (", describe(), "); do it under NoGradGuard");
   int64_t off = element_offset(*this, index, "set");
   backend_of(*this).fill(as_strided({}, {}, off), value);
+  storage()->bump_version();
 }
 
 template <typename T>

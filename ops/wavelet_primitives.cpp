@@ -256,7 +256,7 @@ Tensor analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor
   if (autograd::needs_grad({x, w})) {
     Tensor sx = xp.detach(), sw = wc.detach();
     bool need_x = x.requires_grad(), need_w = w.requires_grad();
-    autograd::record("WaveletAnalysisBackward", {x, w}, out,
+    autograd::record("WaveletAnalysisBackward", {x, w}, out, {sx, sw},
                      [sx, sw, map, start, need_x, need_w](const Tensor& g) {
       auto gp = planes_of(contiguous_raw(g));
       return G{need_x ? synthesis_raw(gp, sw, start, *map) : Tensor(),
@@ -282,7 +282,9 @@ Tensor synthesis(const std::vector<Tensor>& planes_in, const Tensor& w, int64_t 
     const int64_t L = planes[0].shape()[1];
     std::vector<bool> need;
     for (const Tensor& t : inputs) need.push_back(t.requires_grad());
-    autograd::record("WaveletSynthesisBackward", inputs, out,
+    std::vector<Tensor> read = saved;
+    read.push_back(sw);
+    autograd::record("WaveletSynthesisBackward", inputs, out, read,
                      [saved, sw, map, start, L, need](const Tensor& g) {
       Tensor gp = as_plane(g);
       G grads;
@@ -305,7 +307,7 @@ Tensor extend(const Tensor& x, std::shared_ptr<const RowMap> map) {
                              xc.device());
   backend_of(xc).wavelet_extend(xc, *map, out);
   if (autograd::needs_grad({x})) {
-    autograd::record("WaveletExtendBackward", {x}, out, [map](const Tensor& g) {
+    autograd::record("WaveletExtendBackward", {x}, out, {}, [map](const Tensor& g) {
       return G{fold_raw(contiguous_raw(g), *map)};
     });
   }

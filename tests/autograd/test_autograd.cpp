@@ -2,6 +2,7 @@
 #include <cmath>
 #include <thread>
 
+#include "nn/optim.h"
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -148,6 +149,107 @@ TEST_CASE("backward errors: no grad, integer leaves, in-place on a grad tensor")
   check_error([&] { y.requires_grad_(false); }, {"only leaf", "MulBackward"});
 }
 
+TEST_CASE("version counters: every in-place write bumps the storage's, shared by views and detach") {
+  Tensor x = rn({3, 4});
+  Tensor v = x.narrow(0, 1, 2), d = x.detach();
+  CHECK(x.version() == 0);
+  x.fill_(1.0);
+  x.add_(rn({4}));
+  x.mul_(2.0);
+  x.copy_(rn({3, 4}));
+  x.set({0, 0}, 5.0);
+  CHECK(x.version() == 5);
+  v.zero_();  // through a view: the base and every alias see it
+  CHECK(x.version() == 6);
+  CHECK(d.version() == 6);
+  CHECK(rn({2}).version() == 0);  // a fresh tensor starts at 0; an op's output is fresh
+  CHECK(add(x, x).version() == 0);
+}
+
+TEST_CASE("a tensor saved for backward and changed in place: backward refuses, naming the op") {
+  Tensor w = rn({3}).requires_grad_();
+  Tensor x = rn({3});  // data: no gradient, but MulBackward reads it for w's gradient
+  Tensor loss = sum(mul(w, x));
+  x.add_(ones({3}, kFloat64));
+  check_error([&] { loss.backward(); },
+              {"MulBackward", "modified by an in-place operation", "version 1", "saved at version 0"});
+
+  // an output an op saved (exp keeps its result), changed under NoGradGuard
+  Tensor a = rn({4}).requires_grad_();
+  Tensor e = exp(a);
+  Tensor s = sum(e);
+  {
+    NoGradGuard no_grad;
+    e.mul_(2.0);
+  }
+  check_error([&] { s.backward(); }, {"ExpBackward", "modified by an in-place operation"});
+
+  // an optimizer step between the forward and a second backward through a retained graph
+  Tensor p = rn({2, 2}).requires_grad_();
+  Tensor q = sum(matmul(p, p));
+  q.backward(Tensor(), /*retain_graph=*/true);
+  nn::SGD opt({p}, nn::SGDOptions{0.1});
+  opt.step();
+  check_error([&] { q.backward(); }, {"MatmulBackward", "modified by an in-place operation"});
+  Tensor r = sum(matmul(p, p));
+  nn::Adam adam({p});
+  adam.step();  // the fused update bumps the version too
+  check_error([&] { r.backward(); }, {"MatmulBackward", "modified by an in-place operation"});
+
+  // a change that backward never reads is harmless: AddBackward saves nothing
+  Tensor b = rn({3}).requires_grad_();
+  Tensor c = rn({3});
+  Tensor t = sum(add(b, c));
+  c.mul_(3.0);
+  t.backward();
+  CHECK(max_abs_diff(b.grad(), ones({3}, kFloat64)) == 0);
+}
+
+TEST_CASE("in-place ops on a non-leaf that requires grad are recorded: gradients flow through them") {
+  // y = 2 x; y += 3 z (broadcast); y *= -1.5; out = y
+  check_grad(
+      [](const In& in) {
+        Tensor y = mul(in[0], 2.0);
+        y.add_(in[1], 3.0);
+        y.mul_(-1.5);
+        return y;
+      },
+      rn({3, 4}), rn({4}));
+  // copy_ of a tensor that requires grad into a fresh buffer, converting its dtype
+  Tensor x = rn({4}).requires_grad_();
+  Tensor buf = zeros({2, 4}, kFloat32);
+  buf.copy_(x);
+  CHECK(buf.requires_grad());
+  CHECK(buf.grad_fn_name() == "CopyBackward");
+  sum(mul(buf, 3.0)).backward();
+  CHECK(x.grad().dtype() == kFloat64);
+  CHECK(max_abs_diff(x.grad(), full({4}, 6.0, kFloat64)) == 0);  // broadcast over 2 rows, times 3
+  // fill_ cuts the old values off: only the later use of x reaches it
+  Tensor u = rn({3}).requires_grad_();
+  Tensor v = mul(u, 2.0);
+  v.fill_(0.5);
+  sum(add(v, u)).backward();
+  CHECK(max_abs_diff(u.grad(), ones({3}, kFloat64)) == 0);
+}
+
+TEST_CASE("in-place ops that could not be right are refused while gradients are tracked") {
+  Tensor w = rn({3}).requires_grad_();
+  check_error([&] { w.add_(ones({3}, kFloat64)); }, {"add_", "leaf", "NoGradGuard"});
+  check_error([&] { w.set({0}, 1.0); }, {"set", "requires grad", "NoGradGuard"});
+  Tensor y = mul(w, 2.0);
+  Tensor view = y.narrow(0, 0, 2);
+  check_error([&] { y.mul_(3.0); }, {"mul_", "shares its memory", "out-of-place"});
+  check_error([&] { view.mul_(3.0); }, {"mul_", "shares its memory"});
+  Tensor e = exp(w);  // ExpBackward saved an alias of e
+  check_error([&] { e.add_(ones({3}, kFloat64)); }, {"add_", "shares its memory", "saved for backward"});
+  Tensor ints = zeros({3}, kInt64);
+  check_error([&] { ints.copy_(w); }, {"copy_", "int64", "floating"});
+  // a tensor that does not require grad, with an operand that does not either: plain write
+  Tensor plain = rn({3});
+  plain.add_(rn({3}));
+  CHECK(!plain.requires_grad());
+}
+
 TEST_CASE("gradcheck catches a wrong gradient") {
   // A deliberately wrong backward: claims d(x^2)/dx = x.
   auto wrong = [](const std::vector<Tensor>& in) {
@@ -155,7 +257,7 @@ TEST_CASE("gradcheck catches a wrong gradient") {
     Tensor out = mul(x.detach(), x.detach());
     if (autograd::needs_grad({x})) {
       Tensor saved = x.detach();
-      autograd::record("WrongBackward", {x}, out, [saved](const Tensor& g) {
+      autograd::record("WrongBackward", {x}, out, {saved}, [saved](const Tensor& g) {
         return std::vector<Tensor>{mul(g, saved)};
       });
     }

@@ -289,21 +289,21 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   t.back().ints = Ints::Refused;
   t.back().bf16 = Bf16::Cuda;
 
-  // ---- Tensor: in place (no gradient: refused on tensors that require grad in grad mode) ----
-  // Each sample works on a fresh copy under NoGradGuard, as an optimizer step does.
-  auto in_place = [](const std::string& name, const std::string& value_test, std::function<void(Tensor&, const In&)> f,
-                     int operands) {
+  // ---- Tensor: in place -----------------------------------------------------------------
+  // Each sample changes a clone() of its first input: a non-leaf of the graph, so that the
+  // write is recorded (the target's history rebased onto it) and gradcheck reaches both the
+  // old values and the operand through it.
+  auto in_place = [](const std::string& name, const std::string& backward, const std::string& value_test,
+                     std::function<void(Tensor&, const In&)> f, int operands) {
     OpInfo op("Tensor::" + name, "core/tensor.h");
-    op.backward = "no gradient; throws when the tensor requires grad while grad mode is on";
+    op.backward = backward;
     op.value_test = value_test;
-    op.differentiable = false;
     op.ints = Ints::Exact;
     op.bf16 = Bf16::Anywhere;  // add_ and mul_ compute: set below
     op.error_name = name;
     op.samples = [f, operands] {
       OpFn fn = [f](const In& x) {
-        NoGradGuard no_grad;
-        Tensor y = x[0].detach().clone();
+        Tensor y = x[0].clone();
         f(y, x);
         return y;
       };
@@ -314,19 +314,21 @@ void add_shape_ops(std::vector<OpInfo>& t) {
     return op;
   };
   t.push_back(in_place(
-      "copy_", "", [](Tensor& y, const In& x) { y.copy_(x[1]); }, 2));
+      "copy_", "`CopyBackward`: g summed over the broadcast dims to the source, in its dtype and on its device; none to the old values",
+      "", [](Tensor& y, const In& x) { y.copy_(x[1]); }, 2));
   t.back().mixed_dtypes_refused = false;   // copy_ converts dtypes
   t.back().mixed_devices_refused = false;  // and copies across devices
   t.push_back(in_place(
-      "fill_", kViewValues, [](Tensor& y, const In&) { y.fill_(-1.5); }, 1));
+      "fill_", "`FillBackward`: none to the old values", kViewValues, [](Tensor& y, const In&) { y.fill_(-1.5); }, 1));
   t.back().ints = Ints::Skip;  // fills -1.5, which an integer tensor truncates
   t.push_back(in_place(
-      "zero_", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));
+      "zero_", "`FillBackward`: none to the old values", kViewValues, [](Tensor& y, const In&) { y.zero_(); }, 1));
   t.push_back(in_place(
-      "add_", "", [](Tensor& y, const In& x) { y.add_(x[1], 2.0); }, 2));
+      "add_", "`AddInplaceBackward`: g to the old values, alpha g summed to the operand's shape", "",
+      [](Tensor& y, const In& x) { y.add_(x[1], 2.0); }, 2));
   t.back().bf16 = Bf16::Cuda;
   t.push_back(in_place(
-      "mul_", "", [](Tensor& y, const In&) { y.mul_(-3.0); }, 1));
+      "mul_", "`MulInplaceBackward`: factor g", "", [](Tensor& y, const In&) { y.mul_(-3.0); }, 1));
   t.back().bf16 = Bf16::Cuda;
 }
 

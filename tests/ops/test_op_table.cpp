@@ -118,6 +118,89 @@ TEST_CASE("op table: every sample of every op runs, differentiable ops pass the 
   MESSAGE(op_table().size(), " ops, ", samples, " samples, ", checked, " gradchecks");
 }
 
+namespace {
+
+// Overwrites t in place (under NoGradGuard, as an optimizer step would) with its own values
+// in reverse order, floating ones times 1.25: other values from the same set, so that
+// indices stay in range and positive inputs positive.
+void overwrite(const Tensor& t) {
+  NoGradGuard no_grad;
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  std::vector<int64_t> reversed(n);
+  for (int64_t i = 0; i < n; ++i) reversed[i] = n - 1 - i;
+  Tensor r = index_select(t.reshape({-1}), 0, from_vector(reversed, {}, t.device()));
+  if (is_floating(t.dtype())) r = mul(r, 1.25);
+  Tensor target = t;
+  target.copy_(r.reshape(t.shape()));
+}
+
+}  // namespace
+
+// The saved lists of autograd::record (autograd/function.h): after the forward, each input,
+// each held-fixed argument and the output in turn is overwritten in place; the backward must
+// then either refuse, naming the node, or give the gradients of an untouched run (the node
+// never read what changed). A tensor a closure reads but does not list fails here.
+TEST_CASE("op table: in-place changes after the forward are refused at backward, or change nothing") {
+  int64_t refused = 0, unchanged = 0;
+  for (const OpInfo& op : op_table()) {
+    if (!op.differentiable) continue;
+    for (const Sample& s : samples_of(op)) {
+      const std::string what = label(op, s);
+      INFO(what);
+      const uint64_t seed = seed_of(op.name) + 1;
+      // One run: forward, overwrite argument `target` (-1: the output, -2: nothing), backward.
+      // Returns the inputs' gradients, or nothing when backward refused.
+      auto run = [&](int target, std::vector<Tensor>& grads) {
+        In args = convert(
+            s, [](const Tensor& t) { return t.detach().clone().requires_grad_(); },
+            [](const Tensor& t) { return t.clone(); });
+        manual_seed(seed);  // the same dropout draws in every run
+        Tensor y = s.fn(args);
+        if (!y.requires_grad()) return false;
+        manual_seed(seed + 1);
+        const Tensor g = randn(y.shape(), y.dtype());
+        if (target == -1) overwrite(y);
+        if (target >= 0) overwrite(args[target]);
+        try {
+          y.backward(g);
+        } catch (const Error& e) {
+          const std::string m = e.what();
+          CHECK_MESSAGE(m.find("modified by an in-place operation") != std::string::npos, what, ": ", m);
+          return false;
+        }
+        grads.clear();
+        for (size_t i = 0; i < s.inputs.size(); ++i) grads.push_back(args[i].grad());
+        return true;
+      };
+      std::vector<Tensor> want;
+      if (!runs([&] { REQUIRE(run(-2, want)); }, what)) continue;
+      const int args_count = (int)(s.inputs.size() + s.consts.size());
+      for (int target = -1; target < args_count; ++target) {
+        std::vector<Tensor> got;
+        bool ran = false;
+        if (!runs([&] { ran = run(target, got); }, what)) continue;
+        if (!ran) {
+          ++refused;
+          continue;
+        }
+        ++unchanged;
+        for (size_t i = 0; i < want.size(); ++i) {
+          CHECK_MESSAGE(want[i].defined() == got[i].defined(), what, ": gradient ", i);
+          if (want[i].defined() && got[i].defined())
+            CHECK_MESSAGE(max_abs_diff(got[i], want[i]) <= 1e-12, what, ": overwriting ",
+                          target < 0 ? std::string("the output") : "argument " + std::to_string(target),
+                          " after the forward changed gradient ", i, " without backward refusing: the op's "
+                          "autograd::record() does not list a tensor its backward reads");
+        }
+      }
+    }
+  }
+  MESSAGE(refused, " in-place changes refused at backward, ", unchanged, " left the gradients unchanged");
+  CHECK(refused > 0);
+  CHECK(unchanged > 0);
+}
+
 TEST_CASE("op table: integer inputs are refused naming the op, or give the float64 result exactly") {
   for (const OpInfo& op : op_table()) {
     if (op.ints == Ints::Skip) continue;
