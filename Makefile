@@ -6,6 +6,8 @@
 #   WERROR=1   treat warnings as errors (CI does)
 #   OPENMP=0   build without OpenMP (single-threaded kernels)
 #   SANITIZE=1 AddressSanitizer + UndefinedBehaviorSanitizer (what `make sanitize` uses)
+#   TSAN=1     clang++-14 with ThreadSanitizer and LLVM's OpenMP (libomp, whose Archer tool tells
+#              TSan about OpenMP's barriers): what `make tsan` uses (build-tsan/)
 #   FUZZ=1     clang++-14 with libFuzzer, ASan and UBSan, no OpenMP: the fuzz targets of
 #              fuzz/ (what `make fuzz` uses; build-fuzz/)
 #
@@ -21,9 +23,16 @@ WERROR    ?= 0
 OPENMP    ?= 1
 SANITIZE  ?= 0
 FUZZ      ?= 0
-$(foreach v,CUDA WERROR OPENMP SANITIZE FUZZ,$(if $(filter 0 1,$($(v))),,$(error $(v) must be 0 or 1, got '$($(v))')))
+TSAN      ?= 0
+$(foreach v,CUDA WERROR OPENMP SANITIZE FUZZ TSAN,$(if $(filter 0 1,$($(v))),,$(error $(v) must be 0 or 1, got '$($(v))')))
 ifeq ($(FUZZ),1)
   override OPENMP := 0
+endif
+ifeq ($(TSAN)$(SANITIZE),11)
+  $(error TSAN=1 and SANITIZE=1 cannot be combined: ThreadSanitizer and AddressSanitizer exclude each other)
+endif
+ifeq ($(TSAN)$(CUDA),11)
+  $(error TSAN=1 builds the CPU backend only; drop CUDA=1)
 endif
 # CUDA_ARCH: sm_, then 2 or 3 digits, then an optional a; checked in make itself, no shell.
 spread_digits = $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1)))))))))))
@@ -47,7 +56,7 @@ endif
 # The build folder of this option set (see above); BUILD=dir given by the user wins.
 build_dir = build$(if $(filter 1,$(1)),-cuda$(if $(filter-out sm_90,$(2)),-$(2)))$(if $(filter 0,$(3)),-noomp)$(if $(filter 1,$(4)),-sanitize)
 ifeq ($(origin BUILD),undefined)
-  BUILD := $(if $(filter 1,$(FUZZ)),build-fuzz,$(call build_dir,$(CUDA),$(CUDA_ARCH),$(OPENMP),$(SANITIZE)))
+  BUILD := $(if $(filter 1,$(FUZZ)),build-fuzz,$(if $(filter 1,$(TSAN)),build-tsan$(if $(filter 0,$(OPENMP)),-noomp),$(call build_dir,$(CUDA),$(CUDA_ARCH),$(OPENMP),$(SANITIZE))))
 else
   BUILD_GIVEN := 1
 endif
@@ -75,6 +84,12 @@ ifeq ($(SANITIZE),1)
 endif
 FUZZ_CXX     ?= clang++-14
 FUZZ_SECONDS ?= 60
+ifeq ($(TSAN),1)
+  CXX      := $(FUZZ_CXX)
+  CXXFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=thread -Wno-gnu-zero-variadic-macro-arguments \
+              -Wno-c99-extensions -Wno-pass-failed
+  LDFLAGS  += -fsanitize=thread
+endif
 ifeq ($(FUZZ),1)
   CXX      := $(FUZZ_CXX)
   SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -121,7 +136,7 @@ endif
 
 # Targets that install the packages first and then re-run make need no check here; any
 # other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
-ifeq ($(filter deps clean help test sanitize bench run fuzz print-%,$(MAKECMDGOALS)),)
+ifeq ($(filter deps clean help test sanitize tsan bench run fuzz print-%,$(MAKECMDGOALS)),)
   ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT)$(HAVE_PNG_CSV),1111)
     $(error OpenBLAS (OpenMP build), SLEEF, KissFFT, libpng or libcsv is missing: run `make deps` first)
   endif
@@ -130,7 +145,7 @@ endif
 comma := ,
 yesno = $(if $(filter 1,$(1)),yes,no)
 # (Not for goals that build nothing here: `make sanitize`'s inner make prints its own line.)
-ifneq ($(filter-out sanitize fuzz deps clean help print-%,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out sanitize tsan fuzz deps clean help print-%,$(or $(MAKECMDGOALS),all)),)
 $(info wavspa: building in $(BUILD)/; OpenMP $(call yesno,$(HAVE_OPENMP)) (used: $(call yesno,$(OPENMP))), OpenBLAS $(call yesno,$(HAVE_OPENBLAS)), SLEEF $(call yesno,$(HAVE_SLEEF)), KissFFT $(call yesno,$(HAVE_KISSFFT)), doctest $(call yesno,$(HAVE_DOCTEST)), nvcc $(call yesno,$(HAVE_NVCC)) (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)),$(comma) $(CUDA_ARCH))), NCCL $(call yesno,$(HAVE_NCCL)), MPI $(call yesno,$(HAVE_MPI)))
 endif
 
@@ -151,7 +166,7 @@ DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
                    dataset-fashion-mnist
 
-.PHONY: all lib test sanitize bench run deps clean help examples fuzz fuzz-run
+.PHONY: all lib test sanitize tsan tsan-run bench run deps clean help examples fuzz fuzz-run
 .DEFAULT_GOAL := all
 # Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
 # not recompile and relink them every time. Only those: a bare .SECONDARY would also let a
@@ -203,6 +218,21 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench
 	./$(BUILD)/bench
 
+# The tests that run threads under ThreadSanitizer, in build-tsan/ (clang-14): the batch
+# loader's background thread, the trainer (loader, signals, OpenMP kernels), and the kernels
+# whose loops are OpenMP-parallel. libomp's Archer tool (OMP_TOOL_LIBRARIES) tells TSan
+# about OpenMP's barriers and tasks; OpenBLAS (its own libgomp threads, not instrumented)
+# runs single-threaded there. A report fails the run (halt_on_error). TSAN_TESTS overrides
+# the subset.
+TSAN_TESTS ?= loader: *,NoGradGuard*,train: a 20-step run*,train: a SIGINT while*,train: a run interrupted*,attention: float32 agrees*,fft: float32*,matmul equals*,reductions match*,float32 vectorised*,wavelet: float32*,op table: every sample*
+ARCHER := /usr/lib/llvm-14/lib/libarcher.so
+tsan: DEBIAN_PACKAGES += clang-14 libclang-rt-14-dev libomp-14-dev
+tsan: deps
+	@$(MAKE) --no-print-directory TSAN=1 tsan-run
+tsan-run: $(TESTS) $(EXAMPLES) $(TOOLS)
+	WAVSPA_BUILD=$(BUILD) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=1 OMP_TOOL_LIBRARIES=$(ARCHER) \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 $${TSAN_OPTIONS:-}" ./$(TESTS) -tc="$(TSAN_TESTS)" $(TEST_ARGS)
+
 # Every parser under libFuzzer for FUZZ_SECONDS each (default 60), in build-fuzz/: seed
 # corpora from the test fixtures (fuzz/seeds.sh), executions and findings per target in a
 # table at the end; a crash, sanitizer report, leak or timeout stops with the reproducer
@@ -236,7 +266,7 @@ deps:
 	fi
 
 # Every folder an option set builds in by default (a BUILD=dir of your own is left alone).
-ALL_BUILDS := $(foreach c,0 1,$(foreach o,1 0,$(foreach s,0 1,$(call build_dir,$(c),sm_90,$(o),$(s))))) build-fuzz
+ALL_BUILDS := $(foreach c,0 1,$(foreach o,1 0,$(foreach s,0 1,$(call build_dir,$(c),sm_90,$(o),$(s))))) build-fuzz build-tsan build-tsan-noomp
 clean:
 	rm -rf $(ALL_BUILDS) $(patsubst %/,%,$(wildcard build-cuda-sm_*/))
 
@@ -249,12 +279,13 @@ help:
 	@echo "make test       install deps, build, run the doctest suite"
 	@echo "make sanitize   the suite under ASan + UBSan in build-sanitize/ (CUDA=1: build-cuda-sanitize/, ...)"
 	@echo "make bench      speed: matmul GFLOP/s, add/gelu/softmax/layer_norm GB/s"
+	@echo "make tsan       the threaded tests under ThreadSanitizer in build-tsan/ (clang-14, libomp + Archer)"
 	@echo "make fuzz       every parser under libFuzzer, FUZZ_SECONDS (60) each, in build-fuzz/"
 	@echo "make run        the main job: train WavSpA on a small ListOps set (a few minutes)"
 	@echo "make deps       install missing Debian packages"
 	@echo "make clean      remove every build folder below (not a BUILD=dir of your own)"
 	@echo "make print-VAR  print a variable the Makefile computed, e.g. print-BUILD"
-	@echo "options: CUDA=0|1 CUDA_ARCH=sm_90|sm_NN|sm_NNa WERROR=0|1 OPENMP=0|1 SANITIZE=0|1"
+	@echo "options: CUDA=0|1 CUDA_ARCH=sm_90|sm_NN|sm_NNa WERROR=0|1 OPENMP=0|1 SANITIZE=0|1 TSAN=0|1"
 	@echo "folders: each option set builds in its own: build, build-cuda, build-noomp, build-sanitize,"
 	@echo "         and combinations in that order (build-cuda-noomp-sanitize); CUDA_ARCH other than"
 	@echo "         sm_90 adds itself (build-cuda-sm_80); WERROR changes no object, so no folder;"

@@ -52,15 +52,11 @@ std::string str(const Args&... args) {
   return os.str();
 }
 
-// For messages that quote user data: s in single quotes, cut to its first `max` characters
-// with the full length named when it is longer, so a 10 MB bad line makes a short message.
-inline std::string quoted_excerpt(const std::string& s, size_t max = 80) {
-  // Appended piece by piece: g++ 12 warns (-Wrestrict, wrongly) on "'" + std::string here.
-  std::string out(1, '\'');
-  out.append(s, 0, max);
-  if (s.size() <= max) return out.append(1, '\'');
-  return out.append("...' (").append(std::to_string(s.size())).append(" characters)");
-}
+// For messages that quote user data: s in single quotes, cut to its first `max` bytes with
+// the full length named when it is longer, so a 10 MB bad line makes a short message. Bytes
+// a terminal would not show as text (control characters, bytes that are not UTF-8) are
+// written as \xNN, so a binary file's first line cannot garble the message.
+std::string quoted_excerpt(const std::string& s, size_t max = 80);
 
 [[noreturn]] void throw_internal(const char* file, int line, const std::string& what);
 

@@ -11,10 +11,13 @@
 namespace wavspa {
 
 std::string read_text_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  WAVSPA_CHECK(!std::filesystem::is_directory(path, ec), what, ": '", path, "' is a folder, not a file");
   std::ifstream in(path);
   WAVSPA_CHECK(in.good(), what, ": cannot open '", path, "'");
   std::stringstream ss;
   ss << in.rdbuf();
+  WAVSPA_CHECK(!in.bad(), what, ": reading '", path, "' failed");
   return ss.str();
 }
 

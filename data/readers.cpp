@@ -51,9 +51,10 @@ class GzFile {
       int got = gzread(f_, (char*)buf + total, chunk);
       if (got <= 0) {
         int code = Z_OK;
-        const char* msg = gzerror(f_, &code);
+        std::string msg = gzerror(f_, &code);
+        if (msg.rfind(path_ + ": ", 0) == 0) msg.erase(0, path_.size() + 2);  // zlib names the file too
         WAVSPA_CHECK(got == 0 && (code == Z_OK || code == Z_STREAM_END), path_, ": ",
-                     offset_name(offset_ + total), ": read error: ", msg);
+                     offset_name(offset_ + total), ": cannot read on (zlib: ", msg, ")");
         break;
       }
       total += (size_t)got;

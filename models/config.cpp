@@ -107,6 +107,11 @@ void ModelConfig::validate() const {
   positive("mlp_dim", mlp_dim);
   positive("classifier_mlp", classifier_mlp);
   positive("levels", levels);
+  positive("wlen", wlen);
+  positive("performer_features", performer_features);
+  positive("linformer_k", linformer_k);
+  positive("local_window", local_window);
+  WAVSPA_CHECK(local_global >= 0, "model config: 'local_global' must be >= 0, got ", local_global);
   WAVSPA_CHECK(qkv_dim % num_heads == 0, "model config: qkv_dim ", qkv_dim,
                " must be divisible by num_heads ", num_heads);
   WAVSPA_CHECK(dropout >= 0 && dropout < 1 && attention_dropout >= 0 && attention_dropout < 1,

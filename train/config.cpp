@@ -183,6 +183,13 @@ void RunConfig::validate() const {
   at_least("threads", threads, 0);
   WAVSPA_CHECK(lr > 0, "run config: 'lr' must be > 0, got ", lr);
   WAVSPA_CHECK(weight_decay >= 0, "run config: 'weight_decay' must be >= 0, got ", weight_decay);
+  WAVSPA_CHECK(momentum >= 0 && momentum < 1, "run config: 'momentum' must be in [0, 1) (1 or more makes SGD's "
+               "momentum buffer grow without bound), got ", momentum);
+  // The data sets these three (0 in a run config: "from the data"); a negative one is a typo.
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"vocab_size", model.vocab_size},
+                               {"num_classes", model.num_classes}, {"max_len", model.max_len}})
+    WAVSPA_CHECK(v >= 0, "run config: 'model.", key, "' must be >= 0 (the data sets it; 0 leaves it to the "
+                 "data), got ", v);
   WAVSPA_CHECK(clip_grad_norm >= 0, "run config: 'clip_grad_norm' must be >= 0 (0 = off), got ", clip_grad_norm);
   WAVSPA_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
                "run config: 'label_smoothing' must be in [0, 1], got ", label_smoothing);

@@ -35,7 +35,8 @@ void require_dir(const std::string& dir, const std::string& task) {
                task == "listops" || task == "lego" || task == "pathfinder"
                    ? str(" (generate one with: build/gen-data --task ", task, " --out DIR)")
                    : std::string());
-  WAVSPA_CHECK(fs::is_directory(dir), "task ", task, ": data folder '", dir, "' does not exist");
+  WAVSPA_CHECK(fs::exists(dir), "task ", task, ": data folder '", dir, "' does not exist");
+  WAVSPA_CHECK(fs::is_directory(dir), "task ", task, ": data '", dir, "' is a file; --data names the folder that holds it");
 }
 
 // Keeps the first `limit` examples (0: all).

@@ -229,7 +229,7 @@ TEST_CASE("data: listops malformed TSV names file and line") {
     } catch (const Error& e) {
       const std::string what = e.what();
       CHECK(what.size() < 1000);
-      CHECK(what.find("characters)") != std::string::npos);
+      CHECK(what.find("bytes)") != std::string::npos);
       CHECK(what.find(path + ":2:") != std::string::npos);
     }
   }

@@ -68,8 +68,9 @@ TEST_CASE("models: every architecture x attention x parametrization: shapes and 
     Tensor logits = model->forward(ids);
     REQUIRE(logits.shape() == Shape{3, 3});
     cross_entropy(logits, labels).backward();
-    for (auto& [name, p] : model->named_parameters()) {
-      INFO(name);
+    for (auto& named : model->named_parameters()) {
+      const Tensor& p = named.second;
+      INFO(named.first);  // (clang 14 cannot capture a structured binding in INFO's lambda)
       REQUIRE(p.grad().defined());
       Tensor g = p.grad().to(kFloat64);
       CHECK(std::isfinite(sum(g).item()));

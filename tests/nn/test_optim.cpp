@@ -383,7 +383,8 @@ TEST_CASE("optim: a run resumed from state_dict continues bit for bit") {
   };
 
   for (const auto& [name, make] : factories) {
-    CAPTURE(name);
+    const std::string& optimizer_name = name;  // (clang 14: CAPTURE cannot take a structured binding)
+    CAPTURE(optimizer_name);
     Tensor w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
     auto opt = make({w, b});
     for (int i = 0; i < 3; ++i) train_step(*opt, w, b);
@@ -417,7 +418,7 @@ TEST_CASE("optim: a run resumed from state_dict continues bit for bit") {
     CHECK(max_abs_diff(b2, b) == 0);
     const nn::StateDict s1 = opt->state_dict(), s2 = resumed->state_dict();
     REQUIRE(s1.size() == s2.size());
-    for (const auto& [key, t] : s1) CHECK_MESSAGE(max_abs_diff(s2.at(key), t) == 0, key);
+    for (const auto& item : s1) CHECK_MESSAGE(max_abs_diff(s2.at(item.first), item.second) == 0, item.first);
 
     // The control: restoring only the weights does not continue the same run.
     Tensor w3 = saved_w.clone().requires_grad_(), b3 = saved_b.clone().requires_grad_();

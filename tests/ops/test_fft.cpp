@@ -198,7 +198,8 @@ TEST_CASE("fft: fft_real_2d is a symmetric map (its own adjoint) that matches th
   // Build the matrix of x -> Re(FFT2(x)) column by column from unit vectors: it must equal
   // its transpose, which is what lets the op use itself as its backward.
   for (auto [n0, n1] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 4}, {2, 3}, {5, 4}, {6, 7}, {4, 9}}) {
-    INFO(str("n0=", n0, " n1=", n1));
+    const std::string sizes = str("n0=", n0, " n1=", n1);  // (clang 14: INFO cannot capture a structured binding)
+    INFO(sizes);
     const int64_t N = n0 * n1;
     std::vector<double> M(N * N);
     for (int64_t j = 0; j < N; ++j) {

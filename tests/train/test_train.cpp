@@ -26,6 +26,7 @@
 #include "models/factory.h"
 #include "nn/checkpoint.h"
 #include "tests/helpers.h"
+#include "tests/tool_runs.h"
 #include "train/config.h"
 
 using namespace wavspa;
@@ -35,74 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
-std::vector<std::string> split(const std::string& line, char sep) {
-  std::vector<std::string> out;
-  std::string field;
-  std::istringstream in(line);
-  while (std::getline(in, field, sep)) out.push_back(field);
-  return out;
-}
-
-size_t count_of(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-  return n;
-}
-
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
-
-// A tool of the build under test.
-struct Run {
-  int rc = -1;
-  std::string out, err;  // standard output and standard error
-  // The last line of standard output as JSON (null when it is not JSON).
-  json last_json() const {
-    auto lines = lines_of(out);
-    if (lines.empty()) return json();
-    return json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
-  }
-};
-
-// Runs a shell command (environment assignments may prefix it) with its standard output and
-// standard error in files of `dir`; returns the exit status and both texts.
-Run run_shell(const std::string& cmd, const TempDir& dir) {
-  static int n = 0;
-  ++n;
-  const std::string o = dir / str("cmd", n, ".out"), e = dir / str("cmd", n, ".err");
-  const int status = std::system((cmd + " >'" + o + "' 2>'" + e + "'").c_str());
-  Run r;
-  r.rc = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(o);
-  r.err = read_file(e);
-  fs::remove(o), fs::remove(e);
-  return r;
-}
-
-// A tiny model for every run here; listops runs also cut the sequences to 48 tokens.
-const std::string kTiny =
-    " --threads 1 --set model.emb_dim=16 --set model.qkv_dim=16 --set model.mlp_dim=32"
-    " --set model.classifier_mlp=32 --set model.num_layers=1";
-const std::string kTinyListops = kTiny + " --set max_len=48";
-
-// Writes a small ListOps data set (200 / 40 / 40 expressions of 10 to 40 tokens) to dir/name.
-std::string make_listops(const TempDir& dir, const std::string& name = "listops") {
-  const std::string data = dir / name;
-  Run g = run_shell(build_path("gen-data") + " --task listops --out " + data +
-                        " --train 200 --val 40 --test 40 --min-length 10 --max-length 40",
-                    dir);
-  REQUIRE_MESSAGE(g.rc == 0, g.out, g.err);
-  return data;
-}
 
 // metrics.csv: the header and the rows split into fields. Selections come back as text, so
 // that a failed comparison prints both sides.
@@ -154,17 +87,6 @@ json read_json(const std::string& path) {
   json j = json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
   REQUIRE_MESSAGE(j.is_object(), path, " is not a JSON object: ", read_file(path));
   return j;
-}
-
-// Expects a command-line failure: status 1, nothing on standard output, one "error: " line on
-// standard error holding every fragment.
-void check_cli_error(const Run& r, const std::vector<std::string>& fragments) {
-  INFO("stdout: ", r.out, "\nstderr: ", r.err);
-  CHECK(r.rc == 1);
-  CHECK(r.out.empty());
-  CHECK(count_of(r.err, "error: ") == 1);
-  CHECK(lines_of(r.err).size() == 1);
-  for (const auto& f : fragments) CHECK_MESSAGE(contains(r.err, f), "lacks '", f, "'");
 }
 
 }  // namespace
