@@ -136,7 +136,7 @@ endif
 
 # Targets that install the packages first and then re-run make need no check here; any
 # other build without OpenBLAS, SLEEF or KissFFT stops with a hint instead of a compile error.
-ifeq ($(filter deps clean help test sanitize tsan bench run fuzz print-%,$(MAKECMDGOALS)),)
+ifeq ($(filter deps clean help test sanitize tsan bench soak run fuzz print-%,$(MAKECMDGOALS)),)
   ifneq ($(HAVE_OPENBLAS)$(HAVE_SLEEF)$(HAVE_KISSFFT)$(HAVE_PNG_CSV),1111)
     $(error OpenBLAS (OpenMP build), SLEEF, KissFFT, libpng or libcsv is missing: run `make deps` first)
   endif
@@ -166,7 +166,7 @@ DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
                    dataset-fashion-mnist
 
-.PHONY: all lib test sanitize tsan tsan-run bench run deps clean help examples fuzz fuzz-run
+.PHONY: all lib test sanitize tsan tsan-run bench soak run deps clean help examples fuzz fuzz-run
 .DEFAULT_GOAL := all
 # Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
 # not recompile and relink them every time. Only those: a bare .SECONDARY would also let a
@@ -217,6 +217,13 @@ sanitize: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench
 	./$(BUILD)/bench
+
+# Long-run memory hygiene: 10,000 training steps of a small WavSpA with tools/train; the
+# process's and the allocators' memory must stay flat after warm-up (bench/soak.sh).
+SOAK_STEPS ?= 10000
+soak: deps
+	@$(MAKE) --no-print-directory $(BUILD)/train $(BUILD)/gen-data
+	BUILD=$(BUILD) bash bench/soak.sh --steps $(SOAK_STEPS)
 
 # The tests that run threads under ThreadSanitizer, in build-tsan/ (clang-14): the batch
 # loader's background thread, the trainer (loader, signals, OpenMP kernels), and the kernels
@@ -279,6 +286,7 @@ help:
 	@echo "make test       install deps, build, run the doctest suite"
 	@echo "make sanitize   the suite under ASan + UBSan in build-sanitize/ (CUDA=1: build-cuda-sanitize/, ...)"
 	@echo "make bench      speed: matmul GFLOP/s, add/gelu/softmax/layer_norm GB/s"
+	@echo "make soak       10,000 training steps (SOAK_STEPS): memory must stay flat after warm-up"
 	@echo "make tsan       the threaded tests under ThreadSanitizer in build-tsan/ (clang-14, libomp + Archer)"
 	@echo "make fuzz       every parser under libFuzzer, FUZZ_SECONDS (60) each, in build-fuzz/"
 	@echo "make run        the main job: train WavSpA on a small ListOps set (a few minutes)"

@@ -10,6 +10,10 @@
 #       tests      the whole test suite (CPU and CUDA cases)
 #       memcheck   compute-sanitizer --tool memcheck on the CUDA cases (and the op table's)
 #       racecheck  compute-sanitizer --tool racecheck on the CUDA cases (sanitize: both)
+#       initcheck  compute-sanitizer --tool initcheck (reads of device memory never written)
+#                  and --tool synccheck (barriers in divergent code) on the CUDA cases
+#       soak       bench/soak.sh --device cuda: 10,000 training steps of a small WavSpA,
+#                  host and device memory after warm-up (must stay flat)
 #       train      tools/train --device cuda on a small ListOps set, every model preset
 #       mixed      the same set, Transformer and WavSpA-ada, fp32 against --precision bf16
 #       bench      one training step of the LRA ListOps WavSpA and Transformer (batch 32,
@@ -85,6 +89,22 @@ stage_racecheck() {
 }
 
 stage_sanitize() { stage_memcheck; stage_racecheck; }
+
+# initcheck: a kernel that reads device memory nothing wrote (the poison of the allocator
+# cases would hide it, so those stay out); synccheck: __syncthreads in divergent code.
+stage_initcheck() {
+  for tool in initcheck synccheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 $bin/wavspa_tests "${sanitize_args[@]}" >"$out/$tool.log" 2>&1
+    row "$tool (cuda cases)" "rc $? / $(grep -E 'ERROR SUMMARY' "$out/$tool.log" | tail -1)"
+    grep -B2 -A12 -m3 -E '^========= (Uninitialized|Barrier|Error|Invalid)' "$out/$tool.log" | head -40
+  done
+}
+
+stage_soak() {
+  BUILD=$bin bash bench/soak.sh --device cuda --steps 10000 >"$out/soak.log" 2>&1
+  row "soak (10,000 steps, cuda)" "rc $? / $(grep -E '^growth' "$out/soak.log")"
+  cat "$out/soak.log"
+}
 
 stage_train() {
   local data=.gpu/listops-small
@@ -173,5 +193,5 @@ case "${1:-}" in
     done
     printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|train|mixed|bench|kernels ..."; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|initcheck|soak|train|mixed|bench|kernels ..."; exit 2 ;;
 esac

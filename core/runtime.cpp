@@ -7,7 +7,10 @@
 #include <omp.h>
 #endif
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <utility>
 
 #include "core/error.h"
@@ -56,6 +59,16 @@ MatmulPrecision matmul_precision_from_name(const std::string& name) {
   for (auto& [p, n] : kPrecisionNames)
     if (name == n) return p;
   throw Error(str("unknown matmul precision '", name, "'; valid: ", matmul_precision_names()));
+}
+
+int64_t process_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%lld %lld", &size, &resident);
+  std::fclose(f);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return got == 2 && page > 0 ? (int64_t)resident * page : -1;
 }
 
 void set_cpu_threads(int n) {

@@ -104,6 +104,9 @@ class AttentionScratchGuard {
   int64_t saved_;
 };
 
+// The resident memory of this process (Linux's /proc/self/statm), in bytes; -1 where unknown.
+int64_t process_rss_bytes();
+
 // Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's
 // (OMP_NUM_THREADS, else one per core).
 void set_cpu_threads(int n);

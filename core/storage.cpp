@@ -1,5 +1,6 @@
 #include "core/storage.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -27,23 +28,27 @@ class CpuAllocator final : public Allocator {
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
     size_t rounded = round(nbytes);
+    void* p = nullptr;
     if (rounded >= kCacheFrom) {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = free_.find(rounded);
       if (it != free_.end()) {
-        void* p = it->second;
+        p = it->second;
         free_.erase(it);
         cached_ -= rounded;
-        return p;
       }
     }
-    void* p = std::aligned_alloc(64, rounded);
-    WAVSPA_CHECK(p != nullptr, "out of CPU memory allocating ", nbytes, " bytes");
+    if (p == nullptr) {
+      p = std::aligned_alloc(64, rounded);
+      WAVSPA_CHECK(p != nullptr, "out of CPU memory allocating ", nbytes, " bytes");
+    }
+    count(rounded);
     return p;
   }
 
   void deallocate(void* ptr, size_t nbytes) override {
     size_t rounded = round(nbytes);
+    allocated_.fetch_sub((int64_t)rounded, std::memory_order_relaxed);
     if (rounded >= kCacheFrom) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (cached_ + rounded <= kCacheLimit) {
@@ -57,6 +62,16 @@ class CpuAllocator final : public Allocator {
 
   Device device() const override { return Device::cpu(); }
 
+  MemoryUsage usage() override {
+    MemoryUsage u;
+    u.allocated = allocated_.load(std::memory_order_relaxed);
+    u.peak_allocated = peak_.load(std::memory_order_relaxed);
+    u.num_allocs = num_allocs_.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mutex_);
+    u.reserved = u.allocated + (int64_t)cached_;
+    return u;
+  }
+
  private:
   // Small sizes to 64 bytes; from 1 MiB on to whole 64 KiB pages, so near sizes share blocks.
   static size_t round(size_t n) {
@@ -64,9 +79,19 @@ class CpuAllocator final : public Allocator {
     return r >= kCacheFrom ? (r + 65535) / 65536 * 65536 : r;
   }
 
+  // Counters without the lock: small blocks never take it.
+  void count(size_t rounded) {
+    const int64_t now = allocated_.fetch_add((int64_t)rounded, std::memory_order_relaxed) + (int64_t)rounded;
+    int64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+    num_allocs_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   std::mutex mutex_;
   std::multimap<size_t, void*> free_;
   size_t cached_ = 0;
+  std::atomic<int64_t> allocated_{0}, peak_{0}, num_allocs_{0};
 };
 
 // Function-local statics, not globals: a tensor made in another file's static initialiser

@@ -11,12 +11,21 @@
 
 namespace wavspa {
 
+// What an allocator holds, in bytes as it rounds them.
+struct MemoryUsage {
+  int64_t allocated = 0;       // in blocks handed out and not yet freed: live tensors
+  int64_t reserved = 0;        // taken from the system: allocated + idle cached blocks
+  int64_t peak_allocated = 0;  // the largest `allocated` since the start
+  int64_t num_allocs = 0;      // allocations of at least one byte
+};
+
 class Allocator {
  public:
   virtual ~Allocator() = default;
   virtual void* allocate(size_t nbytes) = 0;
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   virtual Device device() const = 0;
+  virtual MemoryUsage usage() = 0;  // thread-safe
 };
 
 // The allocator that owns memory on `device`. The CPU one is built in; a backend (CUDA)

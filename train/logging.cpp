@@ -12,6 +12,7 @@
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/runtime.h"
 #include "nn/checkpoint.h"
 #include "ops/wavelet.h"
 #include "train/plots.h"
@@ -71,6 +72,9 @@ std::string format_duration(double s) {
     std::snprintf(buf, sizeof buf, "%dm%02ds", (int)(s / 60), (int)std::fmod(s, 60));
   return buf;
 }
+
+// Bytes as whole MiB ("?" when unknown).
+std::string mib(int64_t bytes) { return bytes < 0 ? std::string("?") : std::to_string((bytes + (1 << 19)) >> 20); }
 
 std::string human(double v) {
   char buf[32];
@@ -178,11 +182,17 @@ bool write_filter_plot(const std::string& dir, nn::Module& model) {
 
 Console::Console() : tty_(isatty(fileno(stderr))), last_bar_(Clock::now() - std::chrono::seconds(1)) {}
 
-void Console::train_row(const MetricRow& row, int64_t steps) const {
+void Console::train_row(const MetricRow& row, int64_t steps, Device device) const {
   if (tty_) return;
-  std::fprintf(stderr, "step %lld/%lld  loss %.4f  acc %.3f  lr %.3g  %s tok/s  %s\n", (long long)row.step,
+  const MemoryUsage host = allocator_for(Device::cpu()).usage();
+  std::string memory = str("rss ", mib(process_rss_bytes()), "  host ", mib(host.allocated), "/", mib(host.reserved));
+  if (!device.is_cpu()) {
+    const MemoryUsage dev = allocator_for(device).usage();
+    memory += str("  ", device, " ", mib(dev.allocated), "/", mib(dev.reserved));
+  }
+  std::fprintf(stderr, "step %lld/%lld  loss %.4f  acc %.3f  lr %.3g  %s tok/s  %s  mem MiB %s\n", (long long)row.step,
                (long long)steps, row.loss, row.accuracy, row.lr, human(row.tokens_per_s).c_str(),
-               format_duration(row.elapsed_s).c_str());
+               format_duration(row.elapsed_s).c_str(), memory.c_str());
 }
 
 void Console::bar(const BarLine& b) {

@@ -64,7 +64,9 @@ struct BarLine {
 class Console {
  public:
   Console();
-  void train_row(const MetricRow& row, int64_t steps) const;  // the plain line
+  // The plain line, ending with memory: the process's resident size, then the bytes in
+  // live tensors / held by the allocator, on the host and (a CUDA run) on the device.
+  void train_row(const MetricRow& row, int64_t steps, Device device) const;
   void bar(const BarLine& line);                              // always drawn at the last step
   // Ends the bar's line, so that a message printed next starts on a line of its own.
   void end_bar() const;

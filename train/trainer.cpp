@@ -272,7 +272,7 @@ class Trainer {
       const MetricRow row = st_.window.row(st_.step, batches_.epoch(), s_.optimizer->lr(),
                                            seconds_since(window_start_), now_s);
       st_.rows.push_back(row);
-      console_.train_row(row, c.steps);
+      console_.train_row(row, c.steps, s_.device);
       st_.window = {};
       window_start_ = Clock::now();
     }

@@ -156,6 +156,11 @@ class CachingAllocator final : public Allocator {
     return stats_;
   }
 
+  MemoryUsage usage() override {
+    const MemoryStats s = stats();
+    return MemoryUsage{s.allocated, s.reserved, s.peak_allocated, s.num_allocs};
+  }
+
   void reset_peak() {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.peak_allocated = stats_.allocated;
