@@ -104,6 +104,17 @@ stage_soak() {
   BUILD=$bin bash bench/soak.sh --device cuda --steps 10000 >"$out/soak.log" 2>&1
   row "soak (10,000 steps, cuda)" "rc $? / $(grep -E '^growth' "$out/soak.log")"
   cat "$out/soak.log"
+  # Out of device memory: a batch that cannot fit ends the run with status 1 and one message
+  # (size, allocator statistics, a hint); the checkpoint written before stays readable.
+  local d=.gpu/runs/oom
+  rm -rf $d && $bin/gen-data --task listops --out $d/data --train 300 --val 50 --test 50 --min-length 500 \
+    --max-length 2000 >/dev/null
+  $bin/train --task listops --data $d/data --out $d/run --device cuda --set batch_size=300 --set max_len=1000000 \
+    --set steps=2 >"$out/oom.log" 2>&1
+  local rc=$?
+  $bin/inspect_checkpoint $d/run/initial.safetensors >/dev/null 2>&1
+  row "cuda out of memory" "train rc $rc, initial.safetensors readable: rc $? / $(grep -c 'error: ' "$out/oom.log") error line(s)"
+  grep 'error: ' "$out/oom.log" | cut -c1-400
 }
 
 stage_train() {

@@ -189,7 +189,7 @@ TEST_CASE("bad input: every task's data files missing, empty, garbage or truncat
   const std::string train = build_path("train");
   int runs = 0;
   auto run_task = [&](const std::string& task, const std::string& folder, const std::string& extra = "") {
-    const std::string out = dir / ("r" + std::to_string(++runs));
+    const std::string out = dir / str("r", ++runs);
     Run r = run_shell(train + " --task " + task + " --data " + folder + kTiny + extra + " --set steps=1 --out " + out, dir);
     if (r.rc == 1) CHECK_MESSAGE(!fs::exists(out + "/config.json"), "a refused run wrote ", out, "/config.json");
     return r;
@@ -339,7 +339,7 @@ TEST_CASE("bad input: checkpoints truncated, corrupted or of another model are r
   };
   int n = 0;
   for (const Case& c : cases) {
-    const std::string copy_dir = dir / ("run" + std::to_string(++n));
+    const std::string copy_dir = dir / str("run", ++n);
     copy_folder(run, copy_dir);
     write_file(copy_dir + "/latest.safetensors", c.bytes);
     std::vector<std::string> fragments = c.fragments;
