@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/runtime.h"
+#include "nn/schedule.h"
 
 namespace wavspa::train {
 
@@ -195,6 +196,15 @@ void RunConfig::validate() const {
                "run config: 'label_smoothing' must be in [0, 1], got ", label_smoothing);
   WAVSPA_CHECK(schedule != "cosine" || warmup_steps() < steps, "run config: the cosine schedule "
                "needs warmup < steps, got warmup ", warmup_steps(), " and steps ", steps);
+  if (schedule != "cosine") {  // an LRA factor product: parsed now, before any data is read
+    nn::ScheduleParams p;
+    p.warmup_steps = std::max<int64_t>(1, warmup_steps());
+    try {
+      (void)nn::parse_schedule(schedule, p);
+    } catch (const Error& e) {
+      throw Error(str("run config: 'schedule': ", e.what()));
+    }
+  }
 }
 
 void apply_override(RunConfig& c, const std::string& assignment) {
