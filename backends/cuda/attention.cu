@@ -1,22 +1,23 @@
 // Attention on CUDA: softmax(scale q k^T + masks) v, tile by tile with an online softmax, so
 // no (N, N) matrix is ever stored (backends/backend.h's AttentionArgs says what is computed).
-// Two paths:
-//  - the tensor-core kernels of attention_mma.cuh ("flash attention": nothing of size N x N
-//    is ever stored), which float32 tensors take under MatmulPrecision::BFloat16 (operands
-//    rounded to bfloat16 as they are staged, float32 accumulation and softmax) for head dims
-//    32, 64 and 128 with 16-byte aligned rows. Their backward is two deterministic passes
-//    (dK/dV per key tile, dQ per query tile);
-//    bfloat16 tensors take the same kernels with no rounding to do;
-//  - the exact path below for everything else (float32 in its own precision, float64, other
-//    head dims; bfloat16 there computes on float32 copies): cuBLAS products over chunks of query rows, with the masks, softmax and
-//    dropout in one row kernel per chunk. Scores exist for one chunk at a time, at most
-//    kChunkElems per buffer (128 MB in float32), so memory stays linear in N for a fixed
-//    budget. Chunks are processed in order and dK, dV accumulate through the products' beta,
-//    so the result is the same on every run. cuBLAS's FMA products run at several times the
-//    rate of a hand-written SIMT flash kernel (bench/kernels/NOTES.md measured one).
+// Three paths:
+//  - the bfloat16 tensor-core kernels of attention_mma.cuh ("flash attention"), which
+//    bfloat16 tensors take, and float32 tensors under MatmulPrecision::BFloat16 (operands
+//    rounded to bfloat16 as they are staged, float32 accumulation and softmax);
+//  - the float32 tensor-core kernels of attention_tf32.cuh, which float32 tensors take under
+//    MatmulPrecision::Float32 (3xTF32: float32 accuracy) and TF32 (one TF32 product);
+//    both kernel families serve head dims 32, 64 and 128 with 16-byte aligned rows, and
+//    their backward is deterministic (no atomics);
+//  - the exact path below for everything else (float64, other head dims, unaligned rows;
+//    bfloat16 there computes on float32 copies): cuBLAS products over chunks of query rows,
+//    with the masks, softmax and dropout in one row kernel per chunk. Scores exist for one
+//    chunk at a time, at most kChunkElems per buffer (128 MB in float32), so memory stays
+//    linear in N for a fixed budget. Chunks are processed in order and dK, dV accumulate
+//    through the products' beta, so the result is the same on every run.
 #include <cmath>
 
 #include "backends/cuda/attention_mma.cuh"
+#include "backends/cuda/attention_tf32.cuh"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/nn_common.cuh"
 #include "core/runtime.h"
@@ -97,6 +98,20 @@ Params<T, L> make_params(const AttentionArgs& a, const Tensor& q, const Tensor& 
 // 64 and 128 with aligned rows (their grid has B * H in y: at most 65535).
 bool use_tensor_cores(const AttentionArgs& a, const Params<float, float>& p) {
   return matmul_precision() == MatmulPrecision::BFloat16 && a.batch * a.heads <= 65535 && attn::mma_supported(p);
+}
+
+// The float32 kernels take float32 tensors under the other two precisions, where the
+// bfloat16 kernels would (same head dims and alignment).
+bool use_tf32_kernels(const AttentionArgs& a, const Params<float, float>& p) {
+  return matmul_precision() != MatmulPrecision::BFloat16 && a.batch * a.heads <= 65535 && attn::mma_supported(p);
+}
+cudaError_t tf32_forward(const Params<float, float>& p) {
+  return matmul_precision() == MatmulPrecision::TF32 ? attn::tf32_forward<1>(p, stream())
+                                                      : attn::tf32_forward<3>(p, stream());
+}
+cudaError_t tf32_backward(const Params<float, float>& p) {
+  return matmul_precision() == MatmulPrecision::TF32 ? attn::tf32_backward<1>(p, stream())
+                                                      : attn::tf32_backward<3>(p, stream());
 }
 
 // ---- the exact path ------------------------------------------------------------------------
@@ -433,6 +448,10 @@ void CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, con
         WAVSPA_CUDA_CHECK(attn::mma_forward(p, stream()));
         return;
       }
+      if (use_tf32_kernels(a, p)) {
+        WAVSPA_CUDA_CHECK(tf32_forward(p));
+        return;
+      }
     }
     exact_forward<T>(*this, a, p, q, k, v, out);
   });
@@ -478,6 +497,10 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
     if constexpr (std::is_same_v<T, float>) {
       if (use_tensor_cores(a, p)) {
         WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
+        return;
+      }
+      if (use_tf32_kernels(a, p)) {
+        WAVSPA_CUDA_CHECK(tf32_backward(p));
         return;
       }
     }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backends/cuda/attention_mma.cuh"
+#include "backends/cuda/attention_tf32.cuh"
 
 using namespace wavspa;
 using namespace wavspa::cuda::attn;
@@ -38,6 +39,29 @@ using namespace wavspa::cuda::attn;
   } while (0)
 
 static float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// Which kernels a run takes: the bfloat16 tensor-core kernels (bfloat16 tensors, or float32
+// ones rounded as they are staged) or the float32 kernels of attention_tf32.cuh in three TF32
+// passes (float32 accuracy) or one.
+enum class Kind { Bf16, Tf32x3, Tf32x1 };
+static const char* kind_name(Kind k) { return k == Kind::Bf16 ? "mma" : k == Kind::Tf32x3 ? "3xtf32" : "tf32"; }
+
+template <typename T>
+static cudaError_t run_forward(const Params<T, float>& p, Kind kind) {
+  if constexpr (sizeof(T) == 4) {
+    if (kind == Kind::Tf32x3) return tf32_forward<3>(p, 0);
+    if (kind == Kind::Tf32x1) return tf32_forward<1>(p, 0);
+  }
+  return mma_forward(p, 0);
+}
+template <typename T>
+static cudaError_t run_backward(const Params<T, float>& p, Kind kind) {
+  if constexpr (sizeof(T) == 4) {
+    if (kind == Kind::Tf32x3) return tf32_backward<3>(p, 0);
+    if (kind == Kind::Tf32x1) return tf32_backward<1>(p, 0);
+  }
+  return mma_backward(p, 0);
+}
 
 struct Problem {
   int B, H, nq, nk, D;
@@ -177,12 +201,12 @@ struct DsScratch {
 };
 
 template <typename T>
-static bool check(const Problem& pr, std::mt19937& rng, bool ds_out) {
+static bool check(const Problem& pr, std::mt19937& rng, bool ds_out, Kind kind = Kind::Bf16) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const size_t nqd = (size_t)pr.B * pr.H * pr.nq * pr.D, nkd = (size_t)pr.B * pr.H * pr.nk * pr.D;
   auto randv = [&](size_t n) {
     std::vector<float> x(n);
-    for (auto& e : x) e = round_bf16(nd(rng));
+    for (auto& e : x) e = kind == Kind::Bf16 ? round_bf16(nd(rng)) : nd(rng);  // float32 kernels: all 24 bits
     return x;
   };
   std::vector<float> q = randv(nqd), k = randv(nkd), v = randv(nkd), go = randv(nqd);
@@ -225,13 +249,13 @@ static bool check(const Problem& pr, std::mt19937& rng, bool ds_out) {
   if (use_ds) scratch.attach(p);
   for (auto* d : {&dout, &dgq, &dgk, &dgv}) d->poison();
   dlse.poison();
-  CHECK(mma_forward(p, 0));
-  CHECK(mma_backward(p, 0));
+  CHECK(run_forward(p, kind));
+  CHECK(run_backward(p, kind));
   CHECK(cudaDeviceSynchronize());
   // Run to run the same bits.
   const std::vector<double> dq_first = fetch(dgq), dk_first = fetch(dgk);
   dgq.poison();
-  CHECK(mma_backward(p, 0));
+  CHECK(run_backward(p, kind));
   CHECK(cudaDeviceSynchronize());
   const bool same_bits = fetch(dgq) == dq_first && fetch(dgk) == dk_first;
   Params<float, float> pf;
@@ -240,9 +264,11 @@ static bool check(const Problem& pr, std::mt19937& rng, bool ds_out) {
   const double e_out = rel_err(fetch(dout), ref.out), e_lse = rel_err(fetch(dlse), ref.lse);
   const double e_dq = rel_err(fetch(dgq), ref.dq), e_dk = rel_err(fetch(dgk), ref.dk), e_dv = rel_err(fetch(dgv), ref.dv);
   const double worst = std::max({e_out, e_lse, e_dq, e_dk, e_dv});
-  const bool ok = worst < 2e-2 && same_bits;
-  std::printf("%-4s %-5s B%d H%d nq%4d nk%4d d%3d %-6s %-6s drop %.1f | out %.1e lse %.1e dq %.1e dk %.1e dv %.1e%s %s\n",
-              sizeof(T) == 4 ? "f32" : "bf16", use_ds ? "dS" : "2pass", pr.B, pr.H, pr.nq, pr.nk, pr.D, pr.causal ? "causal" : "",
+  // bfloat16 operands: a few 1e-3; 3xTF32: float32's own rounding (a few 1e-7); TF32: 1e-4s.
+  const double tol = kind == Kind::Bf16 ? 2e-2 : kind == Kind::Tf32x3 ? 1e-5 : 5e-3;
+  const bool ok = worst < tol && same_bits;
+  std::printf("%-6s %-4s %-5s B%d H%d nq%4d nk%4d d%3d %-6s %-6s drop %.1f | out %.1e lse %.1e dq %.1e dk %.1e dv %.1e%s %s\n",
+              kind_name(kind), sizeof(T) == 4 ? "f32" : "bf16", use_ds ? "dS" : "2pass", pr.B, pr.H, pr.nq, pr.nk, pr.D, pr.causal ? "causal" : "",
               pr.padded ? "padded" : "", pr.dropout, e_out, e_lse, e_dq, e_dk, e_dv, same_bits ? "" : " bits differ",
               ok ? "ok" : "FAIL");
   return ok;
@@ -257,7 +283,7 @@ static float median(std::vector<float> v) {
 // v read in place from one (B, N, 3 H d) projection; a key mask, all kept).
 template <typename T>
 static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& table, double dropout = 0.0,
-                   bool model = false, bool model_mask = true, bool ds_out = true) {
+                   bool model = false, bool model_mask = true, bool ds_out = true, Kind kind = Kind::Bf16) {
   const int H = model ? 1 : 8, B = BH / H;
   Problem pr{B, H, N, N, D, causal, false, dropout};
   const size_t n = (size_t)BH * N * D;
@@ -299,9 +325,9 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
-  auto forward = [&](const Params<T, float>& pp) { return mma_forward(pp, 0); };
+  auto forward = [&](const Params<T, float>& pp) { return run_forward(pp, kind); };
   if (use_ds) scratch.attach(p);
-  auto backward = [&](const Params<T, float>& pp) { return mma_backward(pp, 0); };
+  auto backward = [&](const Params<T, float>& pp) { return run_backward(pp, kind); };
   auto time = [&](bool bwd) {
     std::vector<float> ms;
     for (int it = 0; it < 35; ++it) {
@@ -319,8 +345,8 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   const float f = time(false), fb = time(true);
   const double flops = 4.0 * BH * (double)N * N * D * (causal ? 0.5 : 1.0);
   char line[256];
-  std::snprintf(line, sizeof line, "wavspa %-5s BH %4d N %5d d %3d %-6s%s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
-                sizeof(T) == 4 ? "f32" : "bf16", BH, N, D, causal ? "causal" : "",
+  std::snprintf(line, sizeof line, "wavspa %-6s BH %4d N %5d d %3d %-6s%s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
+                sizeof(T) == 2 ? "bf16" : kind == Kind::Bf16 ? "f32" : kind_name(kind), BH, N, D, causal ? "causal" : "",
                 dropout > 0 ? " p0.1" : "",
                 model ? (model_mask ? " model" : " model-nomask") : use_ds ? "" : " 2pass", f,
                 flops / f * 1e-9, fb,
@@ -342,6 +368,12 @@ int main(int argc, char** argv) {
     for (const auto& l : table) std::printf("%s\n", l.c_str());
     return 0;
   }
+  if (argc > 1 && std::string(argv[1]) == "one32") {  // one float32 size, for ncu
+    std::vector<std::string> table;
+    timing<float>(32, 2000, 64, false, table, 0.0, false, true, false, Kind::Tf32x3);
+    std::printf("%s\n", table[0].c_str());
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "one") {  // one size, for ncu
     std::vector<std::string> table;
     timing<__nv_bfloat16>(32, 2000, 64, false, table);
@@ -361,15 +393,32 @@ int main(int argc, char** argv) {
       {2, 3, 300, 300, 64, false, true, 0.1}, {2, 2, 250, 250, 128, false, false, 0.1},
       {2, 2, 200, 200, 32, false, true, 0.0}, {1, 2, 333, 190, 64, false, false, 0.0},
   };
-  for (const Problem& pr : problems)
-    for (bool ds_out : {true, false}) {
-      failed += !check<__nv_bfloat16>(pr, rng, ds_out);
-      if (!ds_out) failed += !check<float>(pr, rng, ds_out);
-      total += ds_out ? 1 : 2;
-    }
+  const bool only_f32 = argc > 1 && std::string(argv[1]) == "f32";  // the float32 kernels alone
+  for (const Problem& pr : problems) {
+    if (!only_f32)
+      for (bool ds_out : {true, false}) {
+        failed += !check<__nv_bfloat16>(pr, rng, ds_out);
+        if (!ds_out) failed += !check<float>(pr, rng, ds_out);
+        total += ds_out ? 1 : 2;
+      }
+    for (Kind kind : {Kind::Tf32x3, Kind::Tf32x1}) failed += !check<float>(pr, rng, false, kind), ++total;
+  }
   std::printf("checks: %d of %d failed\n", failed, total);
   if (only_check || failed) return failed ? 1 : 0;
   std::vector<std::string> table;
+  // float32 tensors on the float32 kernels: 3xTF32 (MatmulPrecision::Float32) and TF32.
+  for (Kind kind : {Kind::Tf32x3, Kind::Tf32x1}) {
+    timing<float>(32, 2000, 64, false, table, 0.0, false, true, false, kind);
+    timing<float>(32, 2000, 64, false, table, 0.1, true, true, false, kind);
+    timing<float>(32, 1000, 64, false, table, 0.0, false, true, false, kind);
+    timing<float>(128, 4096, 64, false, table, 0.0, false, true, false, kind);
+  }
+  timing<float>(32, 2000, 128, false, table, 0.0, false, true, false, Kind::Tf32x3);
+  timing<float>(32, 2000, 32, false, table, 0.0, false, true, false, Kind::Tf32x3);
+  if (only_f32) {
+    for (const auto& l : table) std::printf("%s\n", l.c_str());
+    return 0;
+  }
   for (int BH : {32, 128})
     for (int N : {1000, 2000, 4096}) timing<__nv_bfloat16>(BH, N, 64, false, table);
   timing<__nv_bfloat16>(32, 2000, 128, false, table);

@@ -1,9 +1,10 @@
-// The CUDA attention paths beyond the op table's parity samples (which run the exact path at
-// small sizes): the bfloat16 tensor-core kernels that the float32 path takes under
-// MatmulPrecision::BFloat16 and bfloat16 tensors take always, against the float64 CPU op, at
-// the head dims they serve, with odd lengths, padding, causal masks and dropout, and for
-// bfloat16 tensors with and without the dS scratch (whole, and in chunks); the exact path
-// over several query chunks; and bit-for-bit repeatability of all of them. Every case skips itself on a machine without a GPU.
+// The CUDA attention paths beyond the op table's parity samples: the bfloat16 tensor-core
+// kernels that the float32 path takes under MatmulPrecision::BFloat16 and bfloat16 tensors
+// take always, against the float64 CPU op, at the head dims they serve, with odd lengths,
+// padding, causal masks and dropout, and for bfloat16 tensors with and without the dS scratch
+// (whole, and in chunks); the float32 tensor-core kernels (3xTF32 under Float32, one TF32
+// product under TF32) on the same kinds of problems; the exact path over several query
+// chunks; and bit-for-bit repeatability of all of them. Every case skips itself on a machine without a GPU.
 #ifdef WAVSPA_CUDA
 
 #include <cmath>
@@ -131,6 +132,53 @@ TEST_CASE("cuda attention: bfloat16 tensor-core kernels match the float64 refere
   }
 }
 
+TEST_CASE("cuda attention: float32 tensor-core kernels (3xTF32, TF32) match the float64 reference" * gpu_only()) {
+  // Full float32 inputs (every mantissa bit set at random, so the split into TF32 parts is
+  // exercised), the head dims the kernels serve, odd lengths, nq != nk, padding (one batch
+  // entry entirely padded), causal masks and dropout, in q, k, v strided as a fused
+  // projection gives them.
+  const std::vector<Case> cases = {
+      {2, 3, 77, 77, 64, false, false, 0.0},   {2, 2, 130, 67, 64, false, true, 0.0},
+      {3, 2, 130, 130, 64, true, true, 0.0},   {2, 2, 193, 193, 64, true, true, 0.1},
+      {2, 2, 65, 129, 32, false, false, 0.2},  {2, 2, 129, 65, 32, true, true, 0.0},
+      {2, 2, 70, 91, 128, false, true, 0.0},   {2, 2, 97, 97, 128, true, false, 0.1},
+      {1, 2, 333, 190, 64, false, false, 0.0},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(describe(c));
+    const Tensor q = rn({c.B, c.nq, c.H, c.d}).permute({0, 2, 1, 3});
+    const Tensor k = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
+    const Tensor v = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
+    const Tensor seed = rn({c.B, c.H, c.nq, c.d});
+    Tensor mask;
+    if (c.padded) {
+      std::vector<double> m(c.B * c.nk);
+      for (int64_t b = 0; b < c.B; ++b)
+        for (int64_t j = 0; j < c.nk; ++j) m[b * c.nk + j] = b == 1 ? 0.0 : (j * 7 + b) % 5 != 0;
+      mask = from_vector(m, {c.B, c.nk});
+    }
+    // The reference sees the float32 values the kernels see.
+    const std::vector<Tensor> leaves = {q.to(kFloat32).to(kFloat64), k.to(kFloat32).to(kFloat64),
+                                        v.to(kFloat32).to(kFloat64)};
+    const std::vector<Tensor> ref = run(c, leaves, mask, seed, kFloat64, Device::cpu());
+    // 3xTF32 drops only the lo x lo products (2^-21 of each): float32's own error, a few
+    // 1e-7 to 1e-6 here. One TF32 product keeps 10 mantissa bits: a few 1e-4.
+    for (MatmulPrecision prec : {MatmulPrecision::Float32, MatmulPrecision::TF32}) {
+      CAPTURE(matmul_precision_name(prec));
+      MatmulPrecisionGuard guard(prec);
+      const std::vector<Tensor> got = run(c, leaves, mask, seed, kFloat32, Device::cuda());
+      const char* names[] = {"out", "grad q", "grad k", "grad v"};
+      for (int i = 0; i < 4; ++i) {
+        CAPTURE(names[i]);
+        CHECK(got[i].dtype() == kFloat32);
+        const double err = rel_err(got[i], ref[i]);
+        CHECK(err < (prec == MatmulPrecision::Float32 ? 1e-5 : 3e-3));
+        if (prec == MatmulPrecision::TF32) CHECK(err > 1e-5);  // the one-product kernels did run
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda attention: the exact path over several query chunks matches the float64 CPU op" * gpu_only()) {
   // 2 * 2 * 3000 * 3000 scores exceed one chunk (2^25), so dK and dV accumulate over chunks.
   const Case c{2, 2, 3000, 3000, 8, false, true, 0.1};
@@ -154,14 +202,15 @@ TEST_CASE("cuda attention: the same inputs give the same bits, run after run" * 
   std::vector<double> m(c.B * c.nk, 1.0);
   for (int64_t j = 250; j < c.nk; ++j) m[j] = 0;
   const Tensor mask = from_vector(m, {c.B, c.nk});
-  // float32 tensors exactly and on tensor cores (two passes), bfloat16 tensors with dS in
-  // scratch memory (one GEMM for dQ) and without.
+  // float32 tensors on the float32 kernels (3xTF32 and TF32) and on the bfloat16 ones (two
+  // passes), bfloat16 tensors with dS in scratch memory (one GEMM for dQ) and without.
   struct Run {
     MatmulPrecision prec;
     DType dtype;
     int64_t scratch;
   };
-  for (const Run& r : {Run{MatmulPrecision::Float32, kFloat32, 0}, Run{MatmulPrecision::BFloat16, kFloat32, 0},
+  for (const Run& r : {Run{MatmulPrecision::Float32, kFloat32, 0}, Run{MatmulPrecision::TF32, kFloat32, 0},
+                       Run{MatmulPrecision::BFloat16, kFloat32, 0},
                        Run{MatmulPrecision::BFloat16, kBFloat16, int64_t(1) << 30},
                        Run{MatmulPrecision::BFloat16, kBFloat16, 0}}) {
     CAPTURE(matmul_precision_name(r.prec));
