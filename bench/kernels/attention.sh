@@ -6,7 +6,7 @@
 # check lines, then the tables. Run from the repo root.
 set -e
 out=${OUT:-/tmp}
-nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. bench/kernels/attention.cu -o "$out/attn_bench"
+nvcc -std=c++20 -O3 -arch=sm_90a --expt-relaxed-constexpr -I. bench/kernels/attention.cu -o "$out/attn_bench"
 "$out/attn_bench" > "$out/attn_wavspa.txt" || { cat "$out/attn_wavspa.txt"; exit 1; }
 python3 bench/kernels/attention_sdpa.py > "$out/attn_sdpa.txt"
 python3 bench/kernels/attention_sdpa.py f32 > "$out/attn_torch_f32.txt"
