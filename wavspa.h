@@ -1,4 +1,6 @@
-// The whole public API of wavspa in one include.
+// The whole public API of wavspa in one include: tensors and autograd (core/, autograd/),
+// the ops (ops/), modules, optimizers and checkpoints (nn/), the models of the paper
+// (models/), datasets and loaders (data/) and the training driver (train/).
 //
 //   #include "wavspa.h"
 //   using namespace wavspa;
@@ -28,3 +30,27 @@
 #include "ops/reduce.h"
 #include "ops/shape.h"
 #include "ops/wavelet.h"
+#include "nn/attention.h"
+#include "nn/attention_variants.h"
+#include "nn/checkpoint.h"
+#include "nn/containers.h"
+#include "nn/init.h"
+#include "nn/layers.h"
+#include "nn/module.h"
+#include "nn/optim.h"
+#include "nn/schedule.h"
+#include "nn/train_state.h"
+#include "models/blocks.h"
+#include "models/classifier.h"
+#include "models/config.h"
+#include "models/factory.h"
+#include "data/dataset.h"
+#include "data/lego.h"
+#include "data/listops.h"
+#include "data/loader.h"
+#include "data/pathfinder.h"
+#include "data/png.h"
+#include "data/readers.h"
+#include "train/config.h"
+#include "train/evaluation.h"
+#include "train/trainer.h"

@@ -159,6 +159,25 @@ void Tensor::zero_grad() {
   if (meta) meta->grad = Tensor();
 }
 
+Tensor& Tensor::set_data(const Tensor& value) {
+  WAVSPA_CHECK(value.defined(), "set_data: the new value is undefined");
+  WAVSPA_CHECK(is_leaf(), "set_data: only a leaf can take new data; this tensor was made by ",
+               grad_fn_name(), " (detach it first)");
+  WAVSPA_CHECK(!requires_grad() || is_floating(value.dtype()), "set_data: a tensor that requires "
+               "grad needs floating data, got ", dtype_name(value.dtype()));
+  TensorImpl& me = impl();
+  const TensorImpl& src = value.impl();
+  const bool same_kind = me.shape == src.shape && me.dtype == src.dtype &&
+                         me.storage->device() == src.storage->device();
+  me.storage = src.storage;
+  me.shape = src.shape;
+  me.strides = src.strides;
+  me.offset = src.offset;
+  me.dtype = src.dtype;
+  if (me.autograd && !same_kind) me.autograd->grad = Tensor();  // it no longer fits
+  return *this;
+}
+
 bool Tensor::is_leaf() const {
   auto& meta = impl().autograd;
   return !meta || !meta->grad_fn;

@@ -135,6 +135,11 @@ class Tensor {
   Tensor grad() const;  // undefined until a backward pass reaches this leaf
   void set_grad(const Tensor& grad);
   void zero_grad();  // drops the gradient (the next backward sets it afresh)
+  // Points this leaf (every handle to it) at `value`'s storage, shape, strides and dtype,
+  // keeping its identity and requires_grad: PyTorch's `x.data = value`. The gradient is
+  // dropped when the shape, dtype or device changes. Module::to uses it, so that optimizers
+  // and other holders of a parameter see the moved tensor.
+  Tensor& set_data(const Tensor& value);
   bool is_leaf() const;
   std::string grad_fn_name() const;  // "" for leaves
   // Backpropagates from this tensor. A non-scalar needs `gradient` (same shape).

@@ -1,5 +1,6 @@
 #include "nn/module.h"
 
+#include <functional>
 #include <set>
 
 #include "autograd/grad_mode.h"
@@ -15,9 +16,24 @@ void check_name(const std::string& owner, const std::string& name) {
 }
 }  // namespace
 
+// A name is registered once per module, whatever it names: a second registration would
+// leave named_parameters listing both and state_dict keeping one.
+void Module::check_unused(const std::string& name) const {
+  const char* what = nullptr;
+  for (const Slot& s : params_)
+    if (s.name == name) what = "a parameter";
+  for (const Slot& s : buffers_)
+    if (s.name == name) what = "a buffer";
+  for (const auto& [n, child] : children_)
+    if (n == name) what = "a child module";
+  WAVSPA_CHECK(what == nullptr, type_name_, ": the name '", name, "' is already registered (as ",
+               what, "); every parameter, buffer and child of a module needs its own name");
+}
+
 void Module::register_parameter(const std::string& name, Tensor* slot, const Tensor& value,
                                 bool trainable) {
   check_name(type_name_, name);
+  check_unused(name);
   WAVSPA_CHECK(value.defined(), type_name_, ": parameter '", name, "' is undefined");
   *slot = value.detach();
   if (trainable) slot->requires_grad_(true);
@@ -26,12 +42,14 @@ void Module::register_parameter(const std::string& name, Tensor* slot, const Ten
 
 void Module::register_buffer(const std::string& name, Tensor* slot, const Tensor& value) {
   check_name(type_name_, name);
+  check_unused(name);
   *slot = value.detach();
   buffers_.push_back({name, slot, false});
 }
 
 void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
   check_name(type_name_, name);
+  check_unused(name);
   WAVSPA_CHECK(child != nullptr, type_name_, ": child module '", name, "' is null");
   children_.emplace_back(name, std::move(child));
 }
@@ -103,29 +121,36 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
-void Module::to(Device device) {
+// Moving keeps each tensor's identity (Tensor::set_data, PyTorch's `p.data = ...`): an
+// optimizer built before the move holds the same tensors and keeps updating the module. A
+// member the user replaced by a non-leaf (not a registered leaf any more) is replaced.
+void Module::replace_all(const std::function<Tensor(const Tensor&)>& convert) {
   std::vector<std::pair<std::string, Slot>> slots;
   collect("", true, true, true, slots);
   NoGradGuard no_grad;
   for (auto& [name, s] : slots) {
-    Tensor moved = s.tensor->to(device).detach();
-    if (s.trainable) moved.requires_grad_(true);
-    *s.tensor = moved;
+    Tensor moved = convert(*s.tensor);
+    if (!moved.defined()) continue;
+    moved = moved.detach();
+    if (s.tensor->is_leaf()) {
+      s.tensor->set_data(moved);
+    } else {
+      if (s.trainable) moved.requires_grad_(true);
+      *s.tensor = moved;
+    }
   }
+}
+
+void Module::to(Device device) {
+  replace_all([&](const Tensor& t) { return t.device() == device ? Tensor() : t.to(device); });
 }
 
 void Module::to(DType dtype) {
   WAVSPA_CHECK(is_floating(dtype), type_name_, ".to: modules convert to floating dtypes only, got ",
                dtype_name(dtype));
-  std::vector<std::pair<std::string, Slot>> slots;
-  collect("", true, true, true, slots);
-  NoGradGuard no_grad;
-  for (auto& [name, s] : slots) {
-    if (!is_floating(s.tensor->dtype())) continue;
-    Tensor moved = s.tensor->to(dtype).detach();
-    if (s.trainable) moved.requires_grad_(true);
-    *s.tensor = moved;
-  }
+  replace_all([&](const Tensor& t) {
+    return !is_floating(t.dtype()) || t.dtype() == dtype ? Tensor() : t.to(dtype);
+  });
 }
 
 void Module::zero_grad() {

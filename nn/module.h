@@ -17,6 +17,7 @@
 // (they point into themselves); share them through std::shared_ptr.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,8 +67,11 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  void to(Device device);  // moves every parameter and buffer (gradients are dropped)
-  void to(DType dtype);    // floating parameters and buffers only
+  // Moves every parameter and buffer, in place: each keeps its identity (Tensor::set_data),
+  // so an optimizer built before the move keeps updating the module, as in PyTorch.
+  // Gradients are dropped.
+  void to(Device device);
+  void to(DType dtype);  // floating parameters and buffers only, in place as above
   void zero_grad();
 
   // ---- state ----------------------------------------------------------------------------
@@ -87,6 +91,9 @@ class Module {
     bool trainable;
   };
   void add_child(const std::string& name, std::shared_ptr<Module> child);
+  void check_unused(const std::string& name) const;
+  // Every registered tensor t becomes convert(t) (skipped where that is undefined).
+  void replace_all(const std::function<Tensor(const Tensor&)>& convert);
   void collect(const std::string& prefix, bool params, bool buffers, bool recurse,
                std::vector<std::pair<std::string, Slot>>& out) const;
   NamedTensors named_tensors(bool params, bool buffers, bool recurse) const;

@@ -119,6 +119,11 @@ void Optimizer::step(const Tensor& skip) {
       Tensor grad = group.params[i].grad();
       if (!grad.defined()) continue;
       ParamState& state = group.state[i];
+      // The state follows its parameter: Module::to moves parameters in place after the
+      // optimizer was built, and the moments move with them here, at the next step.
+      const Tensor& p = group.params[i];
+      for (Tensor& b : state.buffers)
+        if (b.device() != p.device() || b.dtype() != p.dtype()) b = b.to(p.device()).to(p.dtype()).contiguous();
       ++state.step;
       updates.push_back({&group.params[i], grad, &state, lr, group.weight_decay});
     }

@@ -366,6 +366,7 @@ std::set<std::string> tensor_methods() {
 const std::map<std::string, std::string> kNotOps = {
     {"Tensor::grad", "an accessor of autograd state"},
     {"Tensor::requires_grad_", "sets a flag, computes nothing"},
+    {"Tensor::set_data", "points a leaf at other data (PyTorch's x.data = y): computes nothing, records nothing"},
     {"Tensor::empty", "uninitialised memory: no values to compare"},
     {"empty", "uninitialised memory: no values to compare"},
 };
