@@ -4,7 +4,10 @@
 // ops/wavelet_primitives.h over a boundary map, so it has no backward code of its own.
 #include "ops/wavelet.h"
 
+#include <atomic>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 
 #include "ops/common.h"
 #include "ops/elementwise.h"
@@ -46,7 +49,9 @@ std::vector<std::string> wavelist() {
   return names;
 }
 
-Wavelet::Wavelet(const std::string& wanted) {
+Wavelet::Wavelet(const std::string& given) {
+  std::string wanted = given;
+  for (char& c : wanted) c = (char)std::tolower((unsigned char)c);
   for (const auto& e : bank_table()) {
     if (wanted != e.name) continue;
     name = e.name;
@@ -57,7 +62,7 @@ Wavelet::Wavelet(const std::string& wanted) {
     rec_hi = from_vector(e.rec_hi);
     return;
   }
-  throw Error(str("unknown wavelet '", wanted, "'; expected a PyWavelets discrete wavelet name "
+  throw Error(str("unknown wavelet '", given, "'; expected a PyWavelets discrete wavelet name "
                   "such as haar, db1..db38, sym2..sym20, coif1..coif17, bior2.2, rbio3.5, dmey"));
 }
 
@@ -201,13 +206,31 @@ Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, Wa
   return from_3d(out, v);
 }
 
+int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t filter_len) {
+  WAVSPA_CHECK(level >= -1, op, ": level must be -1 (the maximum, pywt's None) or 0..",
+               kMaxWaveletLevel, ", got ", level);
+  WAVSPA_CHECK(level <= kMaxWaveletLevel, op, ": level ", level, " is beyond ", kMaxWaveletLevel,
+               " (more halvings than any signal has samples)");
+  const int64_t max_level = dwt_max_level(n, filter_len);
+  if (level == -1) return max_level;
+  if (level > max_level) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr,
+                   "wavspa: warning: %s: level %lld is too high for %lld samples and a filter of length "
+                   "%lld (dwt_max_level %lld): all coefficients will experience boundary effects "
+                   "(said once per process)\n",
+                   op, (long long)level, (long long)n, (long long)filter_len, (long long)max_level);
+  }
+  return level;
+}
+
 std::vector<Tensor> wavedec(const Tensor& x_in, const Wavelet& wavelet, int64_t level,
                             WaveletMode mode, int64_t axis) {
   const Tensor x = autocast_fp32(x_in);
   AxisView v = axis_view("wavedec", x, axis);
   WAVSPA_CHECK(wavelet.dec_lo.defined(), "wavedec: the wavelet has no filters");
-  WAVSPA_CHECK(level != 0, "wavedec: level must be >= 1 (or -1 for dwt_max_level), got 0");
-  if (level < 0) level = dwt_max_level(v.N, wavelet.filter_length());
+  level = resolve_wavelet_level("wavedec", level, v.N, wavelet.filter_length());
   std::vector<Tensor> details;
   Tensor a = x;
   for (int64_t i = 0; i < level; ++i) {
@@ -242,6 +265,29 @@ Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, Wavele
     a = a.narrow(ax, 0, length);
   }
   return a;
+}
+
+// ---- PyWavelets' argument order and mode names ---------------------------------------------
+
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, WaveletMode mode, int64_t level,
+                            int64_t axis) {
+  return wavedec(x, wavelet, level, mode, axis);
+}
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, const std::string& mode,
+                            int64_t level, int64_t axis) {
+  return wavedec(x, wavelet, level, wavelet_mode(mode), axis);
+}
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, const std::string& mode,
+                              int64_t axis) {
+  return dwt(x, wavelet, wavelet_mode(mode), axis);
+}
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, const std::string& mode,
+            int64_t axis) {
+  return idwt(cA, cD, wavelet, wavelet_mode(mode), axis);
+}
+Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, const std::string& mode,
+               int64_t axis, int64_t length) {
+  return waverec(coeffs, wavelet, wavelet_mode(mode), axis, length);
 }
 
 // ---- filter-tensor forms ------------------------------------------------------------------

@@ -1,13 +1,21 @@
 // Differentiable discrete wavelet transforms, with PyWavelets' names, conventions and
 // numbers.
 //
-//   Wavelet w("db4");
-//   auto [cA, cD] = dwt(x, w, WaveletMode::Symmetric, /*axis=*/1);   // x: (B, N, D)
-//   std::vector<Tensor> coeffs = wavedec(x, w, /*level=*/3, WaveletMode::Periodization, 1);
-//   Tensor y = waverec(coeffs, w, WaveletMode::Periodization, 1);       // == x
+//   Wavelet w("db4");                                                 // or "DB4": names are lower-cased
+//   auto [cA, cD] = dwt(x, w, "symmetric", /*axis=*/1);               // x: (B, N, D)
+//   std::vector<Tensor> coeffs = wavedec(x, w, "periodization", /*level=*/3, /*axis=*/1);
+//   Tensor y = waverec(coeffs, w, "periodization", /*axis=*/1);       // == x
 //
 //   // Learnable, one filter per channel: dec_lo of shape (F, D) that requires grad.
-//   Wavelet learned = Wavelet::orthogonal(filters);
+//   Tensor filters = randn({8, x.shape()[2]}).requires_grad_();
+//   Wavelet learned = Wavelet::orthogonal_from(filters);
+//
+// Arguments come in PyWavelets' order, (data, wavelet, mode, level, axis), with the mode as
+// its pywt name or as a WaveletMode. (The older order (data, wavelet, level, mode, axis) of
+// wavedec stays for existing code.) Levels follow pywt too: -1 (pywt's None) is
+// dwt_max_level, 0 returns the signal alone, other negative levels are errors, and a level
+// beyond dwt_max_level warns once per process that every coefficient feels the boundary;
+// levels above kMaxWaveletLevel are errors.
 //
 // Filters act along `axis` for every position of the other dims, which stay where they are
 // (channels-last (B, N, D) needs no transposes). A filter is either shared, shape (F), or
@@ -29,7 +37,8 @@ enum class WaveletMode {
   Zero, Constant, Symmetric, Reflect, Periodic, Smooth, Antisymmetric, Antireflect,
   Periodization
 };
-// By pywt name ("symmetric", "periodization", ...); throws listing the valid names.
+// By pywt name ("symmetric", "periodization", ...; any letter case); throws listing the
+// valid names.
 WaveletMode wavelet_mode(const std::string& name);
 const char* wavelet_mode_name(WaveletMode mode);
 
@@ -42,7 +51,8 @@ struct Wavelet {
 
   Wavelet() = default;
   // A named wavelet as PyWavelets stores it (float64): "haar", "db1".."db38", "sym2".."sym20",
-  // "coif1".."coif17", "bior1.1".."bior6.8", "rbio1.1".."rbio6.8", "dmey".
+  // "coif1".."coif17", "bior1.1".."bior6.8", "rbio1.1".."rbio6.8", "dmey"; the name is
+  // lower-cased first, as pywt does ("DB4" is db4).
   explicit Wavelet(const std::string& name);
   // An orthogonal bank from its decomposition low-pass (F even, (F) or (F, C)); the other
   // three filters follow from the quadrature-mirror relations, differentiably:
@@ -70,9 +80,29 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet,
 // applied by waverec, not here).
 Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet,
             WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1);
-// level levels, pywt order [cA_level, cD_level, ..., cD_1]; level < 0 means dwt_max_level.
+// The deepest level wavedec and wavedec2 accept: more halvings than any length has.
+inline constexpr int64_t kMaxWaveletLevel = 64;
+
+// level levels, pywt order [cA_level, cD_level, ..., cD_1]; level -1 means dwt_max_level
+// (the level rules are in the header comment).
 std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t level = -1,
                             WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1);
+// PyWavelets' argument order: pywt.wavedec(data, wavelet, mode, level, axis).
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, WaveletMode mode,
+                            int64_t level = -1, int64_t axis = -1);
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, const std::string& mode,
+                            int64_t level = -1, int64_t axis = -1);
+// The same with the mode by its pywt name.
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, const std::string& mode,
+                              int64_t axis = -1);
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, const std::string& mode,
+            int64_t axis = -1);
+Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, const std::string& mode,
+               int64_t axis = -1, int64_t length = -1);
+
+// The number of levels wavedec runs for `level` on n samples (op names the caller in
+// messages): the rules of the header comment.
+int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t filter_len);
 // Inverse of wavedec. If `length` >= 0 the result is trimmed to it (for odd lengths that
 // the decomposition rounded up).
 Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet,

@@ -44,10 +44,9 @@ Tensor idwt2(const Coeffs2& c, const Wavelet& wavelet, WaveletMode mode,
 Decomposition2 wavedec2(const Tensor& x, const Wavelet& wavelet, int64_t level, WaveletMode mode,
                         std::pair<int64_t, int64_t> axes_in) {
   auto [a0, a1] = check_axes("wavedec2", x, axes_in);
-  WAVSPA_CHECK(level != 0, "wavedec2: level must be >= 1 (or -1 for the maximum), got 0");
-  if (level < 0)
-    level = std::min(dwt_max_level(x.shape()[a0], wavelet.filter_length()),
-                     dwt_max_level(x.shape()[a1], wavelet.filter_length()));
+  // pywt.wavedec2's rule: the shorter axis decides the maximum.
+  level = resolve_wavelet_level("wavedec2", level, std::min(x.shape()[a0], x.shape()[a1]),
+                                wavelet.filter_length());
   Decomposition2 out;
   Tensor a = x;
   for (int64_t i = 0; i < level; ++i) {

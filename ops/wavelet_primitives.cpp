@@ -10,6 +10,7 @@
 #include "ops/wavelet_primitives.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <mutex>
 
@@ -36,7 +37,11 @@ const std::pair<WaveletMode, const char*> kModeNames[] = {
 };
 }  // namespace
 
-WaveletMode wavelet_mode(const std::string& name) { return value_of_name(kModeNames, name, "wavelet mode"); }
+WaveletMode wavelet_mode(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = (char)std::tolower((unsigned char)c);
+  return value_of_name(kModeNames, lower, "wavelet mode");
+}
 
 const char* wavelet_mode_name(WaveletMode mode) { return name_of_value(kModeNames, mode); }
 

@@ -148,7 +148,7 @@ TEST_CASE("wavelet: bad input gets a clear error") {
   check_error([] { Wavelet::orthogonal_from(randn({5}, kFloat64)); }, {"even length", "5"});
   check_error([] { dwt(randn({2, 10, 4}), Wavelet::orthogonal_from(randn({4, 3})), WaveletMode::Zero, 1); },
               {"dwt", "per-channel", "(4, 3)", "4 channels"});
-  check_error([] { wavedec(randn({10}), Wavelet("haar"), 0); }, {"wavedec", "level", "0"});
+  check_error([] { wavedec(randn({10}), Wavelet("haar"), -3); }, {"wavedec", "level", "-3"});
   check_error([] { idwt(randn({4}), randn({5}), Wavelet("haar")); }, {"idwt", "(4,)", "(5,)"});
   check_error([] { idwt(randn({1}, kFloat64), randn({1}, kFloat64), Wavelet("db4")); },
               {"idwt", "too few"});
@@ -250,4 +250,39 @@ TEST_CASE("wavelet: float32 vector kernels equal float64, values and gradients, 
       CHECK(max_abs_diff(outs[i + 5], ref) < 2e-5 * std::max(1.0, scale));
     }
   }
+}
+
+TEST_CASE("wavelet: PyWavelets' argument order, mode names in any case, and pywt's level rules") {
+  const Tensor x = randn({2, 37, 3}, kFloat64);
+  const Wavelet w("DB4");  // pywt lower-cases names
+  CHECK(w.name == "db4");
+  CHECK(wavelet_mode("Periodization") == WaveletMode::Periodization);
+  // (data, wavelet, mode, level, axis) with the mode by name or enum, and the older
+  // (data, wavelet, level, mode, axis): the same coefficients.
+  const auto by_name = wavedec(x, w, "periodization", 2, 1);
+  const auto by_enum = wavedec(x, w, WaveletMode::Periodization, 2, 1);
+  const auto older = wavedec(x, w, 2, WaveletMode::Periodization, 1);
+  REQUIRE(by_name.size() == 3);
+  REQUIRE(by_enum.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(max_abs_diff(by_name[i], older[i]) == 0);
+    CHECK(max_abs_diff(by_enum[i], older[i]) == 0);
+  }
+  CHECK(max_abs_diff(waverec(by_name, w, "periodization", 1, /*length=*/37), x) < 1e-12);
+  const auto [cA, cD] = dwt(x, w, "symmetric", 1);
+  const auto [eA, eD] = dwt(x, w, WaveletMode::Symmetric, 1);
+  CHECK(max_abs_diff(cA, eA) == 0);
+  CHECK(max_abs_diff(idwt(cA, cD, w, "symmetric", 1), idwt(eA, eD, w, WaveletMode::Symmetric, 1)) == 0);
+  // Levels as pywt: 0 gives the signal alone, -1 (None) the maximum, other negatives are
+  // errors; beyond the maximum is allowed (with a warning once per process); beyond
+  // kMaxWaveletLevel is an error instead of a loop that does not end.
+  const auto zero = wavedec(x, w, "symmetric", 0, 1);
+  REQUIRE(zero.size() == 1);
+  CHECK(max_abs_diff(zero[0], x) == 0);
+  CHECK((int64_t)wavedec(x, w, "symmetric", -1, 1).size() == dwt_max_level(37, 8) + 1);
+  CHECK((int64_t)wavedec(x, w, "zero", dwt_max_level(37, 8) + 2, 1).size() == dwt_max_level(37, 8) + 3);
+  check_error([&] { wavedec(x, w, "symmetric", -2, 1); }, {"wavedec", "level must be -1", "got -2"});
+  check_error([&] { wavedec(x, w, "symmetric", INT64_MAX, 1); }, {"wavedec", "beyond 64"});
+  check_error([&] { wavedec2(randn({8, 8}), w, 65); }, {"wavedec2", "beyond 64"});
+  check_error([&] { wavedec(x, w, "mirror", 1, 1); }, {"unknown wavelet mode", "mirror", "periodization"});
 }
