@@ -75,7 +75,8 @@ CPPFLAGS  := -I. -MMD -MP
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
-CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1
+# -fPIC: the same objects make libwavspa.a and libwavspa.so (`make install`).
+CXXFLAGS  := $(CXXSTD) $(OPT) $(WARN) -g1 -fPIC
 LDLIBS    := -lsleef -lkissfft-float -lpng -lcsv -lz -lm
 ifeq ($(SANITIZE),1)
   SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -131,7 +132,7 @@ ifeq ($(CUDA),1)
   endif
   CPPFLAGS  += -DWAVSPA_CUDA -I/usr/local/cuda/include
   LDLIBS    += -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcufft
-  NVCCFLAGS := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall
+  NVCCFLAGS := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall,-fPIC
 endif
 
 # Targets that install the packages first and then re-run make need no check here; any
@@ -164,9 +165,9 @@ TESTS    := $(BUILD)/wavspa_tests
 
 DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
-                   dataset-fashion-mnist
+                   dataset-fashion-mnist cmake pkgconf
 
-.PHONY: all lib test sanitize tsan tsan-run bench soak run deps clean help examples fuzz fuzz-run
+.PHONY: all lib test sanitize tsan tsan-run bench soak run deps clean help examples fuzz fuzz-run install
 .DEFAULT_GOAL := all
 # Keep the tools' and examples' object files (pattern-rule intermediates) so a rebuild does
 # not recompile and relink them every time. Only those: a bare .SECONDARY would also let a
@@ -203,6 +204,35 @@ $(TESTS): $(TEST_OBJ) $(LIB)
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# ---- install ---------------------------------------------------------------------------
+# `make install PREFIX=dir` (default /usr/local; DESTDIR for staging): the headers of the
+# public API under include/wavspa/ (the closure of wavspa.h and the rest of its folders),
+# libwavspa.a and libwavspa.so in lib/, the tools as bin/wavspa-train, wavspa-gen-data and
+# wavspa-inspect-checkpoint, lib/pkgconfig/wavspa.pc and lib/cmake/wavspa/ (find_package).
+# examples/out_of_tree/ builds against the result both ways; CI runs it.
+VERSION        := 0.1.0
+PREFIX         ?= /usr/local
+SHLIB          := $(BUILD)/libwavspa.so
+PUBLIC_HEADERS := wavspa.h backends/backend.h $(wildcard core/*.h autograd/*.h ops/*.h nn/*.h models/*.h data/*.h train/*.h)
+INSTALL_TOOLS  := train gen-data inspect_checkpoint
+
+$(SHLIB): $(LIB_OBJ)
+	$(CXX) -shared $(LDFLAGS) -Wl,-soname,libwavspa.so $^ $(LDLIBS) -o $@
+
+install: $(LIB) $(SHLIB) $(INSTALL_TOOLS:%=$(BUILD)/%)
+	@test -n "$(PREFIX)" || { echo "install: PREFIX is empty"; exit 1; }
+	@dest='$(DESTDIR)$(abspath $(PREFIX))'; \
+	for h in $(PUBLIC_HEADERS); do install -D -m 644 $$h "$$dest/include/wavspa/$$h" || exit 1; done; \
+	install -d "$$dest/lib/pkgconfig" "$$dest/lib/cmake/wavspa" "$$dest/bin" && \
+	install -m 644 $(LIB) "$$dest/lib/" && install -m 755 $(SHLIB) "$$dest/lib/" && \
+	for t in $(INSTALL_TOOLS); do install -m 755 $(BUILD)/$$t "$$dest/bin/wavspa-$$(echo $$t | tr _ -)" || exit 1; done; \
+	subst() { sed -e 's|@PREFIX@|$(abspath $(PREFIX))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  -e 's|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|g' -e 's|@PRIVATE_LIBS@|$(strip $(LDFLAGS) $(LDLIBS))|g' "$$1"; }; \
+	subst packaging/wavspa.pc.in > "$$dest/lib/pkgconfig/wavspa.pc" && \
+	subst packaging/wavspaConfig.cmake.in > "$$dest/lib/cmake/wavspa/wavspaConfig.cmake" && \
+	subst packaging/wavspaConfigVersion.cmake.in > "$$dest/lib/cmake/wavspa/wavspaConfigVersion.cmake" && \
+	echo "wavspa $(VERSION) installed in $$dest; compile and link with: $$(PKG_CONFIG_PATH=$$dest/lib/pkgconfig pkg-config --cflags --libs wavspa)"
 
 # The tests run the example programs and the tools, so those are built first.
 test: deps
@@ -290,6 +320,7 @@ help:
 	@echo "make tsan       the threaded tests under ThreadSanitizer in build-tsan/ (clang-14, libomp + Archer)"
 	@echo "make fuzz       every parser under libFuzzer, FUZZ_SECONDS (60) each, in build-fuzz/"
 	@echo "make run        the main job: train WavSpA on a small ListOps set (a few minutes)"
+	@echo "make install    PREFIX=dir (default /usr/local): headers, libwavspa.a/.so, tools, pkg-config and CMake files"
 	@echo "make deps       install missing Debian packages"
 	@echo "make clean      remove every build folder below (not a BUILD=dir of your own)"
 	@echo "make print-VAR  print a variable the Makefile computed, e.g. print-BUILD"
