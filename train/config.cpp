@@ -219,11 +219,6 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   } catch (const json::out_of_range&) {
     throw Error(str("--set ", assignment, ": the number '", text, "' is out of range (larger than a double holds)"));
   }
-  try {
-    (void)value.dump();  // a config is written as JSON: its strings must be UTF-8
-  } catch (const json::type_error&) {
-    throw Error(str("--set ", key, "=...: the value is not valid UTF-8 text"));
-  }
   const bool quoted = value.is_string();
   const std::vector<std::string> valid = RunConfig::keys();
   WAVSPA_CHECK(std::find(valid.begin(), valid.end(), key) != valid.end(), "--set: unknown key '",
@@ -233,6 +228,13 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   const bool model_key = key.rfind("model.", 0) == 0;
   const json& old = model_key ? current.at("model").at(key.substr(6)) : current.at(key);
   if (old.is_string() && !quoted) value = text;  // "--set data=123" is a folder, not a number
+  // Checked on the value as it will be stored (the raw text above included): a config is
+  // written as JSON, so its strings must be UTF-8.
+  try {
+    (void)value.dump();
+  } catch (const json::type_error&) {
+    throw Error(str("--set ", key, "=...: the value is not valid UTF-8 text"));
+  }
   json patch;
   if (model_key)
     patch["model"][key.substr(6)] = value;

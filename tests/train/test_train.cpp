@@ -172,6 +172,11 @@ TEST_CASE("train: apply_override refuses text that is not UTF-8 (found by fuzz/c
   // The second (CI's fuzz run): a number too large for a double in a config file threw
   // nlohmann's out_of_range past parse_json.
   check_error([] { train::RunConfig::from_json(R"({"lr": 7E747})"); }, {"invalid JSON", "7E747"});
+  // The third (CI's fuzz run, 2026-12-01): text that JSON reads as a number up to a NUL byte,
+  // for a key whose value is a string, is kept as the raw text, and that text was not
+  // checked for UTF-8.
+  const std::string raw("model.wavelet_mode=0\0\0m.co\x08np \xdc \x08rs", 35);
+  check_error([&] { train::apply_override(c, raw); }, {"--set model.wavelet_mode", "UTF-8"});
 }
 
 TEST_CASE("train: apply_override sets run and model keys from key=value") {
