@@ -66,6 +66,27 @@ std::vector<Tensor> run(const Case& c, const std::vector<Tensor>& leaves, const 
   return {out, in[0].grad(), in[1].grad(), in[2].grad()};
 }
 
+// The inputs of a case: q, k, v of a fused projection ((B, N, H, d) memory, heads read in
+// place), the seed that weights the outputs in the loss, and the key mask when the case is
+// padded (batch entry 1 entirely padded, others every fifth key or so).
+struct Inputs {
+  Tensor q, k, v, seed, mask;
+};
+Inputs make_inputs(const Case& c) {
+  Inputs in;
+  in.q = rn({c.B, c.nq, c.H, c.d}).permute({0, 2, 1, 3});
+  in.k = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
+  in.v = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
+  in.seed = rn({c.B, c.H, c.nq, c.d});
+  if (c.padded) {
+    std::vector<double> m(c.B * c.nk);
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t j = 0; j < c.nk; ++j) m[b * c.nk + j] = b == 1 ? 0.0 : (j * 7 + b) % 5 != 0;
+    in.mask = from_vector(m, {c.B, c.nk});
+  }
+  return in;
+}
+
 }  // namespace
 
 TEST_CASE("cuda attention: bfloat16 tensor-core kernels match the float64 reference" * gpu_only()) {
@@ -77,18 +98,7 @@ TEST_CASE("cuda attention: bfloat16 tensor-core kernels match the float64 refere
   };
   for (const Case& c : cases) {
     CAPTURE(describe(c));
-    // q, k, v of a fused projection: (B, N, 3, H, d) memory, heads read in place.
-    const Tensor q = rn({c.B, c.nq, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor k = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor v = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor seed = rn({c.B, c.H, c.nq, c.d});
-    Tensor mask;
-    if (c.padded) {
-      std::vector<double> m(c.B * c.nk);
-      for (int64_t b = 0; b < c.B; ++b)
-        for (int64_t j = 0; j < c.nk; ++j) m[b * c.nk + j] = b == 1 ? 0.0 : (j * 7 + b) % 5 != 0;
-      mask = from_vector(m, {c.B, c.nk});
-    }
+    const auto [q, k, v, seed, mask] = make_inputs(c);
     // The reference sees the operands the tensor cores see: rounded to bfloat16.
     auto round_bf16 = [](const Tensor& t) {
       std::vector<double> x = t.contiguous().to_vector<double>();
@@ -146,17 +156,7 @@ TEST_CASE("cuda attention: float32 tensor-core kernels (3xTF32, TF32) match the 
   };
   for (const Case& c : cases) {
     CAPTURE(describe(c));
-    const Tensor q = rn({c.B, c.nq, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor k = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor v = rn({c.B, c.nk, c.H, c.d}).permute({0, 2, 1, 3});
-    const Tensor seed = rn({c.B, c.H, c.nq, c.d});
-    Tensor mask;
-    if (c.padded) {
-      std::vector<double> m(c.B * c.nk);
-      for (int64_t b = 0; b < c.B; ++b)
-        for (int64_t j = 0; j < c.nk; ++j) m[b * c.nk + j] = b == 1 ? 0.0 : (j * 7 + b) % 5 != 0;
-      mask = from_vector(m, {c.B, c.nk});
-    }
+    const auto [q, k, v, seed, mask] = make_inputs(c);
     // The reference sees the float32 values the kernels see.
     const std::vector<Tensor> leaves = {q.to(kFloat32).to(kFloat64), k.to(kFloat32).to(kFloat64),
                                         v.to(kFloat32).to(kFloat64)};
