@@ -38,6 +38,8 @@ class Linear : public UnaryModule {
 class LayerNorm : public UnaryModule {
  public:
   explicit LayerNorm(Shape shape, double eps = 1e-5, bool affine = true);
+  // Over the last dim of size `dim`: torch.nn.LayerNorm(dim).
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true) : LayerNorm(Shape{dim}, eps, affine) {}
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
   Shape shape;

@@ -183,3 +183,13 @@ TEST_CASE("module api: ModuleList and ModuleDict give hierarchical names") {
                      s.layers->at<Layer>(2)->parts->at<nn::Linear>("attn")->weight) == 0);
   CHECK(s.repr().find("(layers): ModuleList(size=3") != std::string::npos);
 }
+
+TEST_CASE("module api: LayerNorm takes a dim as torch.nn.LayerNorm(dim) does") {
+  nn::LayerNorm by_dim(4), by_shape(Shape{4});
+  CHECK(by_dim.weight.shape() == Shape{4});
+  const Tensor x = randn({3, 4});
+  CHECK(max_abs_diff(by_dim.forward(x), by_shape.forward(x)) == 0);
+  nn::LayerNorm plain(6, 1e-3, /*affine=*/false);
+  CHECK(!plain.weight.defined());
+  CHECK(plain.eps == 1e-3);
+}
