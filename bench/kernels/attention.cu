@@ -5,6 +5,7 @@
 //   ./attn            # checks, then the timing table (bench/kernels/attention.sh runs it beside SDPA)
 //   ./attn f32        # the float32 kernels (attention_tf32.cuh, 3xTF32 and TF32) alone
 //   ./attn wgmma      # the wgmma forward experiment (attention_wgmma.cuh) beside mma.sync
+//   ./attn wgbwd      # the wgmma backward experiment (attention_wgmma.cuh) beside mma.sync
 //   ./attn one | one32 | pair   # single sizes, for ncu
 //
 // Checks: random (never zero) inputs, odd lengths, nq != nk, key padding (one batch entirely
@@ -48,7 +49,7 @@ static float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x
 // Which kernels a run takes: the bfloat16 tensor-core kernels (bfloat16 tensors, or float32
 // ones rounded as they are staged) or the float32 kernels of attention_tf32.cuh in three TF32
 // passes (float32 accuracy) or one.
-enum class Kind { Bf16, Tf32x3, Tf32x1, Wgmma2, Wgmma3, WgmmaPipe };
+enum class Kind { Bf16, Tf32x3, Tf32x1, Wgmma2, Wgmma3, WgmmaPipe, WgBwd, WgBwd1, WgAll };
 static const char* kind_name(Kind k) {
   switch (k) {
     case Kind::Bf16: return "mma";
@@ -57,6 +58,9 @@ static const char* kind_name(Kind k) {
     case Kind::Wgmma2: return "wgmma2";
     case Kind::Wgmma3: return "wgmma3";
     case Kind::WgmmaPipe: return "wgpipe";
+    case Kind::WgBwd: return "wgbwd";
+    case Kind::WgBwd1: return "wgbwd1";
+    case Kind::WgAll: return "wgall";
   }
   return "?";
 }
@@ -70,6 +74,7 @@ static cudaError_t run_forward(const Params<T, float>& p, Kind kind) {
     if (kind == Kind::Wgmma2 && wgmma_forward_supported(p)) return wgmma_forward<2>(p, 0);
     if (kind == Kind::Wgmma3 && wgmma_forward_supported(p)) return wgmma_forward<3>(p, 0);
     if (kind == Kind::WgmmaPipe && wgmma_forward_supported(p)) return wgmma_forward<2, true>(p, 0);
+    if (kind == Kind::WgAll && wgmma_forward_supported(p)) return wgmma_forward<3>(p, 0);
   }
   return mma_forward(p, 0);
 }
@@ -78,6 +83,9 @@ static cudaError_t run_backward(const Params<T, float>& p, Kind kind) {
   if constexpr (sizeof(T) == 4) {
     if (kind == Kind::Tf32x3) return tf32_backward<3>(p, 0);
     if (kind == Kind::Tf32x1) return tf32_backward<1>(p, 0);
+  } else {
+    if ((kind == Kind::WgBwd || kind == Kind::WgAll) && wgmma_backward_supported(p)) return wgmma_backward<2, 64>(p, 0);
+    if (kind == Kind::WgBwd1 && wgmma_backward_supported(p)) return wgmma_backward<1, 64, 1>(p, 0);
   }
   return mma_backward(p, 0);
 }
@@ -411,9 +419,39 @@ int main(int argc, char** argv) {
     for (const auto& l : table) std::printf("%s\n", l.c_str());
     return 0;
   }
+  if (argc > 1 && std::string(argv[1]) == "wgbwd") {  // the wgmma backward: checks, then beside mma.sync
+    std::mt19937 rng(42);
+    int failed = 0, total = 0;
+    const std::vector<Problem> problems = {
+        {2, 3, 77, 77, 64, false, false, 0.0},  {3, 2, 130, 67, 64, false, true, 0.0},
+        {2, 2, 100, 100, 64, false, false, 0.2}, {2, 2, 93, 93, 64, false, true, 0.1},
+        {1, 1, 1, 1, 64, false, false, 0.0},    {2, 3, 300, 300, 64, false, true, 0.1},
+        {1, 2, 333, 190, 64, false, false, 0.0}, {2, 2, 513, 777, 64, false, true, 0.1},
+    };
+    for (const Problem& pr : problems)
+      for (Kind kind : {Kind::WgBwd, Kind::WgBwd1, Kind::WgAll}) failed += !check<__nv_bfloat16>(pr, rng, true, kind), ++total;
+    std::printf("checks: %d of %d failed\n", failed, total);
+    if (failed && !(argc > 2)) return 1;
+    std::vector<std::string> table;
+    for (Kind kind : {Kind::Bf16, Kind::WgBwd, Kind::WgBwd1}) {
+      for (int BH : {32, 128})
+        for (int N : {1000, 2000, 4096}) timing<__nv_bfloat16>(BH, N, 64, false, table, 0.0, false, true, true, kind);
+      timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.1, false, true, true, kind);
+      timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.1, true, true, true, kind);
+    }
+    for (const auto& l : table) std::printf("%s\n", l.c_str());
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "one32") {  // one float32 size, for ncu
     std::vector<std::string> table;
     timing<float>(32, 2000, 64, false, table, 0.0, false, true, false, Kind::Tf32x3);
+    std::printf("%s\n", table[0].c_str());
+    return 0;
+  }
+  if (argc > 2 && std::string(argv[1]) == "wgone") {  // one size of a wgmma kind (wgbwd, wgbwd1), for ncu
+    std::vector<std::string> table;
+    const Kind kind = std::string(argv[2]) == "wgbwd1" ? Kind::WgBwd1 : Kind::WgBwd;
+    timing<__nv_bfloat16>(32, 2000, 64, false, table, 0.0, false, true, true, kind);
     std::printf("%s\n", table[0].c_str());
     return 0;
   }

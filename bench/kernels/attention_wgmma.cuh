@@ -79,6 +79,25 @@ __device__ __forceinline__ void wgmma_m64n64_rs_nmajor(float (&d)[8][4], const u
       : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
+
+// d += A B for the warpgroup, both from shared memory and both MN-major: A (64 x 16) stored
+// k by m (its rows are k, 64 m per 128-byte row), B (16 x 64) stored k by n. The dQ product
+// dS K reads dS from the key pass's dS^T tiles this way, and K as it is.
+__device__ __forceinline__ void wgmma_m64n64_ss_mn(float (&d)[8][4], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(da), "l"(db), "r"(1));
+}
+
+// The K-major SS product at N = 64 or 128.
+template <int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t da, uint64_t db, int accumulate) {
+  static_assert(N == 64 || N == 128, "n 64 or 128");
+  if constexpr (N == 64) wgmma_m64n64_ss(d, da, db, accumulate);
+  else wgmma_m64n128_ss(d, da, db, accumulate);
+}
 #endif
 
 // Rows [r0, r0 + valid) of a (B, H, N, 64) bfloat16 operand into a swizzled ROWS x 64 tile by
@@ -416,6 +435,278 @@ __global__ void __launch_bounds__(128 * NWG, 1) forward_wgmma_pipe_kernel(Params
 #else
   __trap();
 #endif
+}
+
+// ---- backward on wgmma ---------------------------------------------------------------
+//
+// The key pass of mma_backward's dS-out scheme (grad_kv_mma_kernel<.., true>) with its four
+// products on warpgroup MMA: NWG warpgroups own 64 keys each and walk the queries in tiles of
+// BR (cp.async, double-buffered). Per tile and warpgroup:
+//   S^T = K Q^T and dP^T = V dO^T  (SS: K, V and the Q, dO tiles K-major in shared memory),
+//   P^T, dS^T in registers (the same element code as the mma.sync kernel: per warp the
+//   accumulator layout is mma.sync's),
+//   dV += W^T dO and dK += dS^T Q  (RS: W^T and dS^T packed from the accumulators, dO and Q
+//   read N-major from the tiles that served as K-major B a moment before),
+// and dS^T (bfloat16, as rounded for the product) goes through a shared tile to the scratch,
+// copied out while the last two products run. Head dim 64, bfloat16 tensors.
+template <int NWG, int BR>
+constexpr size_t wgmma_kv_smem() {
+  constexpr int Bc = 64 * NWG;
+  return 1024 + (size_t)(2 * Bc + 4 * BR) * 64 * sizeof(bf16) + (size_t)Bc * (BR + 8) * sizeof(bf16) +
+         4 * BR * sizeof(float) + 2 * BR * (Bc / 8);
+}
+
+template <int NWG, int BR>
+__global__ void __launch_bounds__(128 * NWG, 1) grad_kv_wgmma_kernel(Params<bf16, float> p) {
+#if defined(WAVSPA_WGMMA)
+  constexpr int D = 64, Bc = 64 * NWG, THREADS = 128 * NWG, PS = BR + 8, GROUPS = Bc / 8;
+  static_assert(BR == 64 || BR == 128, "query tiles of 64 or 128");
+  extern __shared__ uint8_t smem_raw[];
+  bf16* Ks = reinterpret_cast<bf16*>(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
+  bf16* Vs = Ks + Bc * D;
+  bf16* QG = Vs + Bc * D;         // [2 buffers][Q, dO][BR][64], swizzled
+  bf16* dSs = QG + 4 * BR * D;    // [Bc][PS]: dS^T of the tile
+  float* lse_all = reinterpret_cast<float*>(dSs + Bc * PS);  // [2][BR], log2 units
+  float* D_all = lse_all + 2 * BR;                           // [2][BR]
+  uint8_t* keep_all = reinterpret_cast<uint8_t*>(D_all + 2 * BR);  // [2][BR][GROUPS]
+  auto Qt = [&](int buf) { return QG + (2 * buf) * BR * D; };
+  auto Gt = [&](int buf) { return QG + (2 * buf + 1) * BR * D; };
+  const bool dropout = p.dropout_p > 0;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32, g = lane / 4,
+            t = lane % 4;
+  const int nQ = (int)((p.nq + BR - 1) / BR);
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t j0 = (int64_t)blockIdx.x * Bc;
+  const Mask mask = mask_for(p, b);
+  stage_sw128<Bc, THREADS>(Ks, p.k.row(b, h, 0), p.k.sn, j0, p.nk - j0);
+  stage_sw128<Bc, THREADS>(Vs, p.v.row(b, h, 0), p.v.sn, j0, p.nk - j0);
+  const int kw = wg * 64 + warp * 16;  // the warp's first key in the block
+  const int keys[2] = {(int)j0 + kw + g, (int)j0 + kw + g + 8};
+  float key_bias[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+    key_bias[r] = keys[r] < p.nk && (mask.keep == nullptr || mask.keep[keys[r]] != 0) ? 0.0f : -INFINITY;
+  const bool any_dead = mask.first > 0 && (mask.causal || mask.first >= mask.nk);
+  const float sl2 = (float)p.scale * kLog2e, dscale = (float)p.dropout_scale;
+  float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+  const int first_tile = mask.causal && mask.first == 0 ? (int)(j0 / BR) : 0;
+  auto load_walk = [&](int buf, int64_t i0) {
+    stage_sw128<BR, THREADS>(Qt(buf), p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
+    stage_sw128<BR, THREADS>(Gt(buf), p.grad_out.row(b, h, 0), p.grad_out.sn, i0, p.nq - i0);
+    for (int x = threadIdx.x; x < BR; x += THREADS) {
+      const bool in = i0 + x < p.nq;
+      lse_all[buf * BR + x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
+      D_all[buf * BR + x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
+    }
+    if (dropout) draw_keep<BR, GROUPS>(p, bh, i0, j0 / 8, keep_all + buf * BR * GROUPS);
+  };
+  if (first_tile < nQ) load_walk(0, (int64_t)first_tile * BR);
+  cp_async_commit();
+  const uint64_t kdesc = sw128_desc(Ks + wg * 64 * D), vdesc = sw128_desc(Vs + wg * 64 * D);
+  for (int tile = first_tile, it = 0; tile < nQ; ++tile, ++it) {
+    const int buf = it % 2;
+    const int64_t i0 = (int64_t)tile * BR;
+    cp_async_wait_all();
+    fence_proxy_async();
+    __syncthreads();  // tile `it` is in for everyone; the other buffer and dSs are free
+    if (tile + 1 < nQ) load_walk(buf ^ 1, i0 + BR);
+    cp_async_commit();
+    const float* lse_s = lse_all + buf * BR;
+    const float* D_s = D_all + buf * BR;
+    const uint64_t qdesc = sw128_desc(Qt(buf)), gdesc = sw128_desc(Gt(buf));
+    float st[BR / 8][4], dpt[BR / 8][4];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) wgmma_ss<BR>(st, kdesc + 2 * kk, qdesc + 2 * kk, kk > 0);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) wgmma_ss<BR>(dpt, vdesc + 2 * kk, gdesc + 2 * kk, kk > 0);
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_regs(st);
+    fence_regs(dpt);
+    // Dropout's keep bits, bit 4 nb + x for element x of n-block nb (BR <= 128: 64 bits):
+    // query column nb * 8 + 2 t + c has the byte pair of the warp's two key groups, bit g.
+    uint64_t kept = ~0ull;
+    const uint8_t* keep = keep_all + buf * BR * GROUPS + kw / 8;
+    if (dropout) {
+      kept = 0;
+#pragma unroll
+      for (int nb = 0; nb < BR / 8; ++nb)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const uint32_t pair = *reinterpret_cast<const uint16_t*>(keep + (nb * 8 + 2 * t + c) * GROUPS) >> g;
+          kept |= (uint64_t)(pair & 1) << (4 * nb + c) | (uint64_t)((pair >> 8) & 1) << (4 * nb + 2 + c);
+        }
+    }
+    const bool diagonal = mask.causal && (int)j0 + Bc - 1 > (int)i0;
+#pragma unroll
+    for (int nb = 0; nb < BR / 8; ++nb) {
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int r = x / 2, col = nb * 8 + 2 * t + x % 2;
+        float l2 = fmaf(st[nb][x], sl2, key_bias[r] - lse_s[col]);
+        if (diagonal && keys[r] > (int)i0 + col) l2 = -INFINITY;
+        const float prob = fast_exp2(l2);
+        const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+        st[nb][x] = prob * drop;
+        dpt[nb][x] = prob * fmaf(dpt[nb][x], drop, -D_s[col]);
+      }
+    }
+    if (any_dead) {  // a dead query row weighs every real key by 1 / nk and gives no dS
+#pragma unroll
+      for (int nb = 0; nb < BR / 8; ++nb)
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+          const int r = x / 2, col = nb * 8 + 2 * t + x % 2, i = (int)i0 + col;
+          if (i < p.nq && keys[r] < p.nk && mask.dead(i)) {
+            const float drop = (kept >> (4 * nb + x)) & 1 ? dscale : 0.0f;
+            st[nb][x] = fast_exp2(-lse_s[col]) * drop;
+            dpt[nb][x] = 0.0f;
+          }
+        }
+    }
+    uint32_t wa[BR / 16][4], da[BR / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) {
+      pack_a(wa[kk], st[2 * kk], st[2 * kk + 1]);
+      pack_a(da[kk], dpt[2 * kk], dpt[2 * kk + 1]);
+      bf16* row0 = dSs + (kw + g) * PS + kk * 16 + 2 * t;
+      *reinterpret_cast<uint32_t*>(row0) = da[kk][0];
+      *reinterpret_cast<uint32_t*>(row0 + 8 * PS) = da[kk][1];
+      *reinterpret_cast<uint32_t*>(row0 + 8) = da[kk][2];
+      *reinterpret_cast<uint32_t*>(row0 + 8 * PS + 8) = da[kk][3];
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_m64n64_rs_nmajor(dv, wa[kk], gdesc + (2048 >> 4) * kk);
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_m64n64_rs_nmajor(dk, da[kk], qdesc + (2048 >> 4) * kk);
+    wgmma_commit();
+    __syncthreads();  // the whole dS^T tile is in shared memory
+    {
+      constexpr int kChunks = BR / 8;
+      for (int x = threadIdx.x; x < Bc * kChunks; x += THREADS) {
+        const int r = x / kChunks, c = (x % kChunks) * 8;
+        if (j0 + r < p.nk && i0 + c < p.nq)
+          *reinterpret_cast<uint4*>(p.ds + (bh * p.nk + j0 + r) * p.ds_ld + i0 + c) =
+              *reinterpret_cast<const uint4*>(dSs + r * PS + c);
+      }
+    }
+    wgmma_wait_all();
+    fence_regs(dv);
+    fence_regs(dk);
+  }
+  cp_async_wait_all();
+  const float scale = (float)p.scale;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= p.nk) continue;
+    bf16* gk = p.grad_k.row(b, h, keys[r]);
+    bf16* gv = p.grad_v.row(b, h, keys[r]);
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) {
+      store_pair(gk + db * 8 + 2 * t, dk[db][2 * r] * scale, dk[db][2 * r + 1] * scale);
+      store_pair(gv + db * 8 + 2 * t, dv[db][2 * r], dv[db][2 * r + 1]);
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+// dQ = scale dS K on wgmma: NWG warpgroups own 64 queries each; key tiles of 64, STAGES deep
+// (cp.async). dS^T's rows are keys, so A is read M-major, and K is read N-major, as it is.
+constexpr int kWgDqKeys = 64, kWgDqStages = 3;
+template <int NWG>
+constexpr size_t wgmma_dq_smem() {
+  return 1024 + (size_t)kWgDqStages * (NWG + 1) * kWgDqKeys * 64 * sizeof(bf16);
+}
+
+template <int NWG>
+__global__ void __launch_bounds__(128 * NWG) grad_q_wgmma_kernel(Params<bf16, float> p) {
+#if defined(WAVSPA_WGMMA)
+  constexpr int D = 64, Br = 64 * NWG, THREADS = 128 * NWG, S = kWgDqStages, KT = kWgDqKeys;
+  extern __shared__ uint8_t smem_raw[];
+  bf16* base = reinterpret_cast<bf16*>(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
+  // stage s: NWG dS^T tiles [KT keys][64 queries], then the K tile [KT][64], each swizzled
+  auto St = [&](int s, int w) { return base + (s * (NWG + 1) + w) * KT * D; };
+  auto Kt = [&](int s) { return base + (s * (NWG + 1) + NWG) * KT * D; };
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32, g = lane / 4,
+            t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int64_t i0 = (int64_t)blockIdx.x * Br;
+  const bf16* ds = p.ds + bh * p.nk * p.ds_ld;
+  const int T = (int)((p.nk + KT - 1) / KT);
+  auto load = [&](int j) {
+    if (j < T) {
+      const int64_t j0 = (int64_t)j * KT;
+      for (int x = threadIdx.x; x < NWG * KT * 8; x += THREADS) {
+        const int w = x / (KT * 8), r = (x / 8) % KT, c = x % 8;
+        const int64_t col = i0 + w * 64 + c * 8;
+        const bool in = j0 + r < p.nk && col < p.ds_ld;
+        cp_async16(St(j % S, w) + r * 64 + ((c ^ (r & 7)) * 8), in ? ds + (j0 + r) * p.ds_ld + col : ds, in ? 16 : 0);
+      }
+      stage_sw128<KT, THREADS>(Kt(j % S), p.k.row(b, h, 0), p.k.sn, j0, p.nk - j0);
+    }
+    cp_async_commit();  // one group per tile, empty past the end
+  };
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) load(s);
+  float dq[D / 8][4] = {};
+  for (int j = 0; j < T; ++j) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");  // tile j is in
+    fence_proxy_async();
+    __syncthreads();  // for every thread; tile j - 1's stage (read by its wgmmas, done) is free
+    load(j + S - 1);
+    const uint64_t adesc = sw128_desc(St(j % S, wg)), bdesc = sw128_desc(Kt(j % S));
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < KT / 16; ++kk) wgmma_m64n64_ss_mn(dq, adesc + (2048 >> 4) * kk, bdesc + (2048 >> 4) * kk);
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_regs(dq);
+  }
+  cp_async_wait_all();
+  const float scale = (float)p.scale;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = i0 + wg * 64 + warp * 16 + g + 8 * r;
+    if (row >= p.nq) continue;
+    bf16* out = p.grad_q.row(b, h, row);
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) store_pair(out + db * 8 + 2 * t, dq[db][2 * r] * scale, dq[db][2 * r + 1] * scale);
+  }
+#else
+  __trap();
+#endif
+}
+
+// Whether the wgmma backward takes the problem: head dim 64, bfloat16, the dS scratch given,
+// no causal mask (the dS-out scheme's rule), aligned rows.
+inline bool wgmma_backward_supported(const Params<bf16, float>& p) {
+  return p.dim == 64 && p.ds != nullptr && !p.causal && mma_supported(p);
+}
+
+template <int NWG = 2, int BR = 64, int DQ_NWG = 2>
+cudaError_t wgmma_backward(const Params<bf16, float>& p, cudaStream_t stream) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  if (rows == 0) return cudaSuccess;
+  rowdot_kernel<bf16, float><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  const unsigned bhs = (unsigned)(p.batch * p.heads);
+  if (p.nk > 0) {
+    const auto kv = grad_kv_wgmma_kernel<NWG, BR>;
+    const size_t smem = wgmma_kv_smem<NWG, BR>();
+    if ((e = cudaFuncSetAttribute(kv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) != cudaSuccess) return e;
+    kv<<<dim3((unsigned)((p.nk + 64 * NWG - 1) / (64 * NWG)), bhs), 128 * NWG, smem, stream>>>(p);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  const auto dqk = grad_q_wgmma_kernel<DQ_NWG>;
+  const size_t smem = wgmma_dq_smem<DQ_NWG>();
+  if ((e = cudaFuncSetAttribute(dqk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) != cudaSuccess) return e;
+  dqk<<<dim3((unsigned)((p.nq + 64 * DQ_NWG - 1) / (64 * DQ_NWG)), bhs), 128 * DQ_NWG, smem, stream>>>(p);
+  return cudaGetLastError();
 }
 
 // Whether forward_wgmma_kernel takes the problem: head dim 64, no dropout, aligned rows.
