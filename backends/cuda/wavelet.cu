@@ -8,6 +8,11 @@
 // transpose in CSR form). Its device copy is made once per map id and cached (see
 // device_map); every thread of a warp reads the same entry, which the cache broadcasts.
 //
+// Two sets of kernels compute the same sums. With at least kTiledMinC channels the tiled
+// kernels run (a block per 32 channels x 64 output rows, its input rows staged once in shared
+// memory; see "tiled kernels" below); narrower signals (a transform along the last axis, where
+// C is 1) take the per-element kernels, one thread per output element.
+//
 // Each output element is owned by one thread and written once, including the adjoints
 // (extend_backward and synthesis gather through the transposed map instead of scattering),
 // so nothing needs atomics. The filter gradient is a sum over (a, o): it runs as
@@ -43,7 +48,42 @@ struct DeviceMap {
   const int64_t* offsets = nullptr;   // CSR transpose: signal row i receives entries
   const int64_t* rows = nullptr;      //   [offsets[i], offsets[i + 1]) of (padded row, coef)
   const double* coefs = nullptr;
+  // Signal rows [ident_lo, ident_hi) receive exactly one padded row each, i + shift, with
+  // coefficient 1 (every row but a few at the ends): the tiled synthesis takes those rows on
+  // its fast path.
+  int64_t ident_lo = 0, ident_hi = 0, shift = 0;
 };
+
+// What a kernel needs of a DeviceMap (plain data: a kernel argument).
+struct MapView {
+  const ExtendRow* padded;
+  const int64_t *offsets, *rows;
+  const double* coefs;
+  int64_t ident_lo, ident_hi, shift;
+};
+MapView view_of(const DeviceMap& m) {
+  return {m.padded, m.offsets, m.rows, m.coefs, m.ident_lo, m.ident_hi, m.shift};
+}
+
+// The identity range of a map's transpose (DeviceMap above): the longest run of rows i with
+// one entry, coefficient 1, padded row i + shift for one shift.
+void identity_range(const RowMap& map, DeviceMap& m) {
+  const int64_t n = (int64_t)map.offsets.size() - 1;
+  int64_t best_lo = 0, best_hi = 0, best_shift = 0;
+  for (int64_t i = 0; i < n;) {
+    auto single = [&](int64_t r) {
+      const int64_t e = map.offsets[r];
+      return map.offsets[r + 1] - e == 1 && map.coefs[e] == 1.0;
+    };
+    if (!single(i)) { ++i; continue; }
+    const int64_t shift = map.rows[map.offsets[i]] - i;
+    int64_t j = i + 1;
+    while (j < n && single(j) && map.rows[map.offsets[j]] - j == shift) ++j;
+    if (j - i > best_hi - best_lo) best_lo = i, best_hi = j, best_shift = shift;
+    i = j;
+  }
+  m.ident_lo = best_lo, m.ident_hi = best_hi, m.shift = best_shift;
+}
 
 // Appends a host array to `buf`, returning its byte offset (every item is 8-byte aligned, as
 // are all sizes here, so the pieces stay aligned on the device).
@@ -99,6 +139,7 @@ DeviceMap device_map(const RowMap& map, Device device) {
   m.offsets = reinterpret_cast<const int64_t*>(base + off_offsets);
   m.rows = reinterpret_cast<const int64_t*>(base + off_rows);
   m.coefs = reinterpret_cast<const double*>(base + off_coefs);
+  identity_range(map, m);
 
   if (cache.maps.size() >= kMaxDeviceMaps || cache.bytes + buf.size() > kMaxDeviceMapBytes) {
     cache.maps.clear();
@@ -284,6 +325,234 @@ __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_
   if (threadIdx.x == 0) grad_w[fk] = (T)tree[0];
 }
 
+// ---- tiled kernels (C >= kTiledMinC) ----------------------------------------------------------
+//
+// The kernels above give each thread one output element and read the boundary map, the
+// filter and the input from global memory for every tap: in a WavSpA block (C = 128
+// channels, F = 16) that ran at a few percent of the card's bandwidth. The tiled kernels
+// give a block of (32 channels) x (8 thread rows) a tile of 64 output rows of one a: the input
+// rows the tile needs are staged once into shared memory (through the boundary map, so the
+// taps read no map), each thread keeps 8 outputs of its channel and every band's tap in
+// registers, and global memory sees each input and output element about once.
+constexpr int kWTile = 32, kWRows = 8, kWPer = 8, kWOut = kWRows * kWPer;
+constexpr int64_t kTiledMinC = 16;  // below this most of a warp's 32 channel lanes would idle
+
+__device__ __forceinline__ int64_t floor_div2(int64_t x) { return x >= 0 ? x / 2 : -((1 - x) / 2); }
+
+// Padded rows [p0, p0 + rows) of plane a of x (zero outside [0, P)), channels c0.., into
+// xe[rows][kWTile]: each padded row is the sum of its map terms.
+template <typename T>
+__device__ __forceinline__ void stage_extended(T* xe, const T* xa, const ExtendRow* padded, int64_t P,
+                                               int64_t p0, int rows, int64_t c, int64_t C) {
+  for (int r = threadIdx.y; r < rows; r += kWRows) {
+    const int64_t p = p0 + r;
+    T v = T(0);
+    if (c < C && p >= 0 && p < P) {
+      const ExtendRow& e = padded[p];
+      for (int t = 0; t < 3 && e.src[t] >= 0; ++t) {
+        const T s = xa[e.src[t] * C + c];
+        v += e.coef[t] == 1.0 ? s : (T)e.coef[t] * s;
+      }
+    }
+    xe[r * kWTile + threadIdx.x] = v;
+  }
+}
+
+// analysis_kernel's sums: grid (channel tiles, output tiles, a).
+template <typename T>
+__global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, int64_t x_stride_a,
+                                                                  const ExtendRow* padded, int64_t P,
+                                                                  Bands<T> outs, int64_t K, int64_t Cw,
+                                                                  int64_t start, int64_t L, int64_t C) {
+  extern __shared__ unsigned char wavelet_smem[];
+  T* xe = reinterpret_cast<T*>(wavelet_smem);  // [2 kWOut + K - 2][kWTile]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + tx, o0 = (int64_t)blockIdx.y * kWOut, a = blockIdx.z;
+  const int64_t outs_here = L - o0 < kWOut ? L - o0 : kWOut;
+  stage_extended(xe, x + a * x_stride_a, padded, P, 2 * o0 + start, (int)(2 * outs_here + K - 2), c, C);
+  __syncthreads();
+  if (c >= C) return;
+  const int64_t wc = Cw == 1 ? 0 : c;
+  T acc[kMaxBands][kWPer];
+#pragma unroll
+  for (int f = 0; f < kMaxBands; ++f)
+#pragma unroll
+    for (int r = 0; r < kWPer; ++r) acc[f][r] = T(0);
+  const T* row = xe + 2 * ty * kWTile + tx;  // output ty + kWRows r reads row 2 (ty + kWRows r) + k
+  for (int64_t k = 0; k < K; ++k) {
+    T wv[kMaxBands];
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f) wv[f] = f < outs.count ? static_cast<const T*>(outs.w[f])[k * Cw + wc] : T(0);
+#pragma unroll
+    for (int r = 0; r < kWPer; ++r) {
+      const T v = row[(2 * kWRows * r + k) * kWTile];
+#pragma unroll
+      for (int f = 0; f < kMaxBands; ++f)
+        if (f < outs.count) acc[f][r] = fma(wv[f], v, acc[f][r]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kWPer; ++r) {
+    const int64_t o = o0 + ty + kWRows * r;
+    if (o >= L) break;
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f)
+      if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = acc[f][r];
+  }
+}
+
+// synthesis_kernel's sums: grid (channel tiles, output tiles, a). A tile inside the map's
+// identity range (DeviceMap) stages the coefficient rows it reads and takes its taps from
+// shared memory; a tile at the ends (a few per signal: there a row may receive several padded
+// rows, with coefficients) computes each element as synthesis_kernel does.
+template <typename T>
+__global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T> coeffs, int64_t K, int64_t Cw,
+                                                                   int64_t start, MapView map, T* out,
+                                                                   int64_t n_out, int64_t L, int64_t C,
+                                                                   bool accumulate) {
+  extern __shared__ unsigned char wavelet_smem[];
+  T* cs = reinterpret_cast<T*>(wavelet_smem);  // [count][JR][kWTile]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + tx, i0 = (int64_t)blockIdx.y * kWOut, a = blockIdx.z;
+  const int64_t i_end = n_out < i0 + kWOut ? n_out : i0 + kWOut;
+  const int64_t wc = Cw == 1 ? 0 : c;
+  T* out_a = out + a * n_out * C + c;
+  if (i0 >= map.ident_lo && i_end <= map.ident_hi) {  // uniform over the block
+    // Row i reads padded row i + shift = start + 2 j + k: coefficient rows jlo..jhi.
+    const int64_t u0 = i0 + map.shift - start;
+    const int64_t jlo = floor_div2(u0 - (K - 1)), jhi = floor_div2(u0 + (i_end - i0) - 1);
+    const int JR = (int)(jhi - jlo + 1);
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f) {  // unrolled: a constant index keeps `coeffs` in registers
+      if (f >= coeffs.count) break;
+      const T* cf = coeffs.base[f] + a * coeffs.stride_a[f] + c;
+      for (int r = ty; r < JR; r += kWRows) {
+        const int64_t j = jlo + r;
+        cs[(f * JR + r) * kWTile + tx] = c < C && j >= 0 && j < L ? cf[j * C] : T(0);
+      }
+    }
+    __syncthreads();
+    if (c >= C) return;
+    T acc[kWPer];
+#pragma unroll
+    for (int r = 0; r < kWPer; ++r) {
+      const int64_t i = i0 + ty + kWRows * r;
+      acc[r] = accumulate && i < i_end ? out_a[i * C] : T(0);
+    }
+    // u = u0 + ty + kWRows r has the parity of u0 + ty: the taps k of that parity, row
+    // j = (u - k) / 2 = (u0 + ty - k) / 2 + 4 r.
+    const int64_t par = (u0 + ty) & 1;
+    for (int64_t k = par; k < K; k += 2) {
+      const int jr = (int)((u0 + ty - k) / 2 - jlo);
+#pragma unroll
+      for (int f = 0; f < kMaxBands; ++f) {
+        if (f >= coeffs.count) break;
+        const T wv = static_cast<const T*>(coeffs.w[f])[k * Cw + wc];
+        const T* col = cs + (f * JR + jr) * kWTile + tx;
+#pragma unroll
+        for (int r = 0; r < kWPer; ++r) acc[r] = fma(wv, col[(kWRows / 2) * r * kWTile], acc[r]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kWPer; ++r) {
+      const int64_t i = i0 + ty + kWRows * r;
+      if (i < i_end) out_a[i * C] = acc[r];
+    }
+    return;
+  }
+  if (c >= C) return;
+  for (int r = 0; r < kWPer; ++r) {
+    const int64_t i = i0 + ty + kWRows * r;
+    if (i >= i_end) break;
+    T acc = accumulate ? out_a[i * C] : T(0);
+    for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e) {
+      const int64_t base = map.rows[e] - start;  // = 2 j + k
+      const T scale = (T)map.coefs[e];
+      for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
+        const int64_t j = (base - k) / 2;
+        if (j < 0) break;
+        if (j >= L) continue;
+#pragma unroll
+        for (int f = 0; f < kMaxBands; ++f) {
+          if (f >= coeffs.count) break;
+          T v = coeffs.base[f][a * coeffs.stride_a[f] + j * C + c];
+          if (scale != T(1)) v *= scale;
+          acc = fma(static_cast<const T*>(coeffs.w[f])[k * Cw + wc], v, acc);
+        }
+      }
+    }
+    out_a[i * C] = acc;
+  }
+}
+
+// filter_grad_partial's sums: grid (channel tiles, chunks of output tiles). A block walks its
+// chunk's (a, output tile) pairs in order, staging the tile's padded input rows and gradient
+// rows; thread row ty owns the taps k = ty + kWRows kt (kt < KT) of every band, summed in
+// double over the chunk in a fixed order, and writes them to partial[chunk, f0 + f, k, c].
+template <typename T, int KT>
+__global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const T> g, int64_t f0, int64_t nf,
+                                                                     const T* x, int64_t x_stride_a,
+                                                                     const ExtendRow* padded, int64_t P,
+                                                                     int64_t start, int64_t K, int64_t L,
+                                                                     int64_t C, int64_t tiles,
+                                                                     int64_t tiles_per_chunk, double* partial) {
+  extern __shared__ unsigned char wavelet_smem[];
+  T* gs = reinterpret_cast<T*>(wavelet_smem);  // [count][kWOut][kWTile]
+  T* xe = gs + g.count * kWOut * kWTile;        // [2 kWOut + K - 2][kWTile]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + tx, chunk = blockIdx.y;
+  const int64_t out_tiles = (L + kWOut - 1) / kWOut;
+  const int64_t t0 = chunk * tiles_per_chunk, t1 = t0 + tiles_per_chunk < tiles ? t0 + tiles_per_chunk : tiles;
+  double acc[kMaxBands][KT];
+#pragma unroll
+  for (int f = 0; f < kMaxBands; ++f)
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) acc[f][kt] = 0;
+  for (int64_t tile = t0; tile < t1; ++tile) {
+    const int64_t a = tile / out_tiles, o0 = (tile % out_tiles) * kWOut;
+    const int outs_here = (int)(L - o0 < kWOut ? L - o0 : kWOut);
+    __syncthreads();  // the previous tile's readers are done
+    stage_extended(xe, x + a * x_stride_a, padded, P, 2 * o0 + start, 2 * outs_here + (int)K - 2, c, C);
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f) {
+      if (f >= g.count) break;
+      for (int r = ty; r < kWOut; r += kWRows)
+        gs[(f * kWOut + r) * kWTile + tx] =
+            c < C && r < outs_here ? g.base[f][a * g.stride_a[f] + (o0 + r) * C + c] : T(0);
+    }
+    __syncthreads();
+    for (int o = 0; o < outs_here; ++o) {
+      double gv[kMaxBands];
+#pragma unroll
+      for (int f = 0; f < kMaxBands; ++f) gv[f] = f < g.count ? (double)gs[(f * kWOut + o) * kWTile + tx] : 0.0;
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) {
+        const int k = ty + kWRows * kt;
+        if (k >= K) break;
+        const double xv = (double)xe[(2 * o + k) * kWTile + tx];
+#pragma unroll
+        for (int f = 0; f < kMaxBands; ++f)
+          if (f < g.count) acc[f][kt] = fma(gv[f], xv, acc[f][kt]);
+      }
+    }
+  }
+  if (c >= C) return;
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+    const int k = ty + kWRows * kt;
+    if (k >= K) break;
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f)
+      if (f < g.count) partial[((chunk * nf + f0 + f) * K + k) * C + c] = acc[f][kt];
+  }
+}
+
+// Dynamic shared memory past the default 48 KiB needs the kernel's consent, once per size.
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024) WAVSPA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
 // Fills a Bands with planes [f0, f0 + count) of `planes` and the matching filters of w.
 template <typename P, typename T>
 Bands<P> bands_of(const std::vector<Tensor>& planes, const T* w, int64_t K, int64_t Cw,
@@ -297,6 +566,31 @@ Bands<P> bands_of(const std::vector<Tensor>& planes, const T* w, int64_t K, int6
     if (w) b.w[f] = w + (f0 + f) * K * Cw;
   }
   return b;
+}
+
+// wavelet_filter_grad through filter_grad_tiled: chunks of output tiles for about 512
+// blocks, their partial sums added in chunk order by filter_grad_finish.
+template <typename T, int KT>
+void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const DeviceMap& dmap, int64_t P,
+                           int64_t start, int64_t nf, int64_t K, int64_t Cw, int64_t A, int64_t L, int64_t C,
+                           const Tensor& grad_w, Device device, cudaStream_t stream) {
+  const int64_t ctiles = (C + kWTile - 1) / kWTile, tiles = A * ((L + kWOut - 1) / kWOut);
+  const int64_t want = std::clamp<int64_t>(512 / ctiles, 1, 65535);
+  const int64_t per_chunk = (tiles + std::min(want, tiles) - 1) / std::min(want, tiles);
+  const int64_t chunks = (tiles + per_chunk - 1) / per_chunk;
+  Tensor partial = scratch_bytes((size_t)chunks * nf * K * C * sizeof(double), device);
+  for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
+    const Bands<const T> bands = bands_of<const T, T>(g, nullptr, K, Cw, f0);
+    const size_t smem = ((size_t)bands.count * kWOut + 2 * kWOut + K - 2) * kWTile * sizeof(T);
+    allow_smem(filter_grad_tiled<T, KT>, smem);
+    filter_grad_tiled<T, KT><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kWRows), smem, stream>>>(
+        bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], dmap.padded, P, start, K, L, C, tiles, per_chunk,
+        dptr<double>(partial));
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  }
+  filter_grad_finish<T><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
+                                                                          Cw, dptr<T>(grad_w));
+  WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
@@ -337,8 +631,18 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
   const DeviceMap dmap = device_map(map, x.device());
   dispatch_floating(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
+    const bool tiled = C >= kTiledMinC && A <= 65535 && (L + kWOut - 1) / kWOut <= 65535;
     for (size_t f0 = 0; f0 < outs.size(); f0 += kMaxBands) {
       const Bands<T> bands = bands_of<T, T>(outs, dptr<T>(w), K, Cw, f0);
+      if (tiled) {
+        const size_t smem = (size_t)(2 * kWOut + K - 2) * kWTile * sizeof(T);
+        allow_smem(analysis_tiled<T>, smem);
+        const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((L + kWOut - 1) / kWOut), (unsigned)A);
+        analysis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(
+            dptr<T>(x), x.strides()[0], dmap.padded, map.padded_rows(), bands, K, Cw, start, L, C);
+        WAVSPA_CUDA_LAUNCH_CHECK();
+        continue;
+      }
       analysis_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
           dptr<T>(x), x.strides()[0], dmap.padded, map.padded_rows(), bands, K, Cw, start, A,
           L, C);
@@ -356,8 +660,18 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
   const DeviceMap dmap = device_map(map, out.device());
   dispatch_floating(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
+    const bool tiled = C >= kTiledMinC && A <= 65535 && (n_out + kWOut - 1) / kWOut <= 65535;
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
       const Bands<const T> bands = bands_of<const T, T>(coeffs, dptr<T>(w), K, Cw, f0);
+      if (tiled) {
+        const size_t smem = (size_t)bands.count * (kWOut / 2 + K / 2 + 2) * kWTile * sizeof(T);
+        allow_smem(synthesis_tiled<T>, smem);
+        const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((n_out + kWOut - 1) / kWOut), (unsigned)A);
+        synthesis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(bands, K, Cw, start, view_of(dmap),
+                                                                            dptr<T>(out), n_out, L, C, f0 > 0);
+        WAVSPA_CUDA_LAUNCH_CHECK();
+        continue;
+      }
       synthesis_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
           bands, K, Cw, start, dmap.offsets, dmap.rows, dmap.coefs, dptr<T>(out), A, n_out, L,
           C, /*accumulate=*/f0 > 0);
@@ -373,6 +687,22 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   const int64_t L = g[0].shape()[1], P = map.padded_rows();
   const int64_t pairs = A * L;
   if (nf * K == 0) return;
+  if (C >= kTiledMinC && K <= 10 * kWRows && pairs > 0) {
+    const DeviceMap dmap = device_map(map, x.device());
+    dispatch_floating(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
+      using T = decltype(zero);
+      auto run = [&](auto kt) {
+        filter_grad_tiled_run<T, decltype(kt)::value>(g, x, dmap, P, start, nf, K, Cw, A, L, C, grad_w, x.device(),
+                                                      stream());
+      };
+      const int64_t kt = (K + kWRows - 1) / kWRows;
+      if (kt <= 1) run(std::integral_constant<int, 1>{});
+      else if (kt <= 2) run(std::integral_constant<int, 2>{});
+      else if (kt <= 4) run(std::integral_constant<int, 4>{});
+      else run(std::integral_constant<int, 10>{});
+    });
+    return;
+  }
   // Chunks of at least 64 (a, o) pairs (8 per thread row), and about 2048 blocks in all.
   const int64_t tiles = std::max<int64_t>(1, (C + kTile - 1) / kTile);
   int64_t chunks = std::min((pairs + 63) / 64, (2048 + tiles * nf * K - 1) / (tiles * nf * K));
