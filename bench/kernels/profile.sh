@@ -9,19 +9,7 @@
 set -e
 out=${OUT:-/tmp}
 nvcc -std=c++20 -O3 -arch=sm_90a --expt-relaxed-constexpr -I. -lineinfo bench/kernels/attention.cu -o "$out/attn_bench"
-metrics=gpu__time_duration.sum,launch__registers_per_thread,launch__shared_mem_per_block_dynamic,\
-launch__grid_size,launch__block_size,sm__warps_active.avg.pct_of_peak_sustained_active,\
-smsp__issue_active.avg.pct_of_peak_sustained_active,\
-sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,\
-l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed,\
-l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,\
-dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active,\
-smsp__average_warp_latency_issue_stalled_barrier.ratio,smsp__average_warp_latency_issue_stalled_short_scoreboard.ratio,\
-smsp__average_warp_latency_issue_stalled_long_scoreboard.ratio,smsp__average_warp_latency_issue_stalled_math_pipe_throttle.ratio,\
-smsp__average_warp_latency_issue_stalled_mio_throttle.ratio,smsp__average_warp_latency_issue_stalled_wait.ratio,\
-smsp__average_warp_latency_issue_stalled_not_selected.ratio,smsp__average_warp_latency_issue_stalled_selected.ratio,\
-smsp__average_warp_latency_issue_stalled_dispatch_stall.ratio,smsp__average_warp_latency_issue_stalled_lg_throttle.ratio,\
-smsp__average_warp_latency_issue_stalled_tex_throttle.ratio,smsp__average_warp_latency_issue_stalled_no_instruction.ratio
+metrics=$(tr -d '\n' < bench/kernels/ncu_metrics.txt)  # what ncu_table.py prints
 # one forward + backward (forward, rowdot, key pass, dQ) after 35 forwards and 5 fwd+bwd
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(one)
