@@ -7,11 +7,14 @@
 //    diamond) gets one gradient, the sum of both paths.
 // 3. Unless retain_graph, each node drops its saved tensors after running.
 // With anomaly detection on (autograd/grad_mode.h), every gradient is checked as it is made.
+// While a Profiler records (core/profiler.h), the pass and each node are scopes of its trace,
+// and the ops a node runs nest inside the node.
 #include <cmath>
 #include <unordered_map>
 
 #include "autograd/grad_mode.h"
 #include "autograd/variable.h"
+#include "core/profiler.h"
 
 namespace wavspa {
 
@@ -37,6 +40,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   WAVSPA_CHECK(seed.dtype() == dtype() && seed.device() == device(), "backward: gradient is ",
                seed.describe(), " but the tensor is ", describe());
   NoGradGuard no_grad;
+  ProfileScope pass("backward", *this, ProfileKind::BackwardPass);
   const bool detect = autograd::anomaly_enabled();
   WAVSPA_CHECK(!detect || all_finite(seed), "backward (anomaly detection): the gradient backward() starts from "
                "is not finite (NaN or Inf); the loss itself is: ", describe());
@@ -66,7 +70,16 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     Tensor grad = std::move(pending[n]);
     pending.erase(n);
     std::vector<Tensor> grads;
-    if (grad.defined()) grads = n->apply(grad);
+    if (grad.defined()) {
+      ProfileScope scope(n->name(), grad, ProfileKind::BackwardNode);
+      const double saved = scope ? n->saved_bytes() : 0;  // before apply: a node may drop them
+      grads = n->apply(grad);
+      if (scope) {
+        double written = 0;
+        for (const Tensor& g : grads) written += bytes_of(g);
+        scope.set_io(bytes_of(grad) + saved, written);  // FLOPs: those of the ops it ran
+      }
+    }
     if (detect)  // the first node whose output is not finite, with a finite gradient coming in
       for (size_t i = 0; i < grads.size(); ++i)
         WAVSPA_CHECK(!grads[i].defined() || all_finite(grads[i]), "backward (anomaly detection): ", n->name(),

@@ -33,6 +33,17 @@ class Node {
   // One edge per input; null where the input needs no gradient.
   std::vector<std::shared_ptr<Node>> next;
 
+  // What the forward op made: record() sets it from the op's output (an AccumulateGrad leaves
+  // it empty; its leaf() says). Graph dumps read it; backward never does.
+  struct Output {
+    Shape shape;
+    DType dtype = kFloat32;
+    Device device;
+  };
+  Output output;
+  // Bytes of the tensors kept for backward (0 once released): graph dumps and the profiler.
+  virtual double saved_bytes() const { return 0; }
+
  private:
   std::string name_;
 };
@@ -56,6 +67,7 @@ class FunctionNode final : public Node {
   std::vector<Tensor> apply(const Tensor& grad_output) override;
   void release() override { fn_ = nullptr; saved_.clear(); released_ = true; }
   bool released() const override { return released_; }
+  double saved_bytes() const override;
 
  private:
   BackwardFn fn_;
@@ -70,6 +82,8 @@ class AccumulateGrad final : public Node {
   explicit AccumulateGrad(std::weak_ptr<TensorImpl> leaf)
       : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
   std::vector<Tensor> apply(const Tensor& grad_output) override;
+  // The leaf, or an undefined tensor once it is gone.
+  Tensor leaf() const;
 
  private:
   std::weak_ptr<TensorImpl> leaf_;

@@ -7,6 +7,7 @@
 
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
+#include "core/profiler.h"
 
 namespace wavspa {
 namespace autograd {
@@ -65,6 +66,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
   }
   auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(shapes), std::move(versions));
   for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
+  node->output = {output.shape(), output.dtype(), output.device()};
   auto meta = std::make_shared<AutogradMeta>();
   meta->requires_grad = true;
   meta->grad_fn = std::move(node);
@@ -104,6 +106,17 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
                   ": gradient ", i, " has shape ", shape_str(grads[i].shape()),
                   ", its input has shape ", shape_str(input_shapes_[i]));
   return grads;
+}
+
+double FunctionNode::saved_bytes() const {
+  double bytes = 0;
+  for (const SavedVersion& s : saved_) bytes += bytes_of(s.tensor);
+  return bytes;
+}
+
+Tensor AccumulateGrad::leaf() const {
+  auto impl = leaf_.lock();
+  return impl ? Tensor(impl) : Tensor();
 }
 
 std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {

@@ -8,6 +8,7 @@
 #ifdef WAVSPA_CUDA
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_runtime.h"
+#include "backends/cuda/profile_timer.h"
 #endif
 
 namespace wavspa {
@@ -15,11 +16,11 @@ namespace wavspa {
 #ifdef WAVSPA_CUDA
 namespace {
 
-// The CUDA allocator is registered while the program starts, from this file because it is
-// always linked: a static initialiser in a .o of libwavspa.a that nothing references would
-// be dropped by the linker. Registering only stores a pointer (no CUDA call), so a process
-// that never touches a GPU pays nothing.
-const bool cuda_allocator_registered = (cuda::register_allocator(), true);
+// The CUDA allocator and the profiler's event timer are registered while the program starts,
+// from this file because it is always linked: a static initialiser in a .o of libwavspa.a
+// that nothing references would be dropped by the linker. Registering only stores pointers
+// (no CUDA call), so a process that never touches a GPU pays nothing.
+const bool cuda_allocator_registered = (cuda::register_allocator(), cuda::register_profiler_timer(), true);
 
 // Asked once: cudaGetDeviceCount initialises the driver, and backend_for is on every op's path.
 int visible_cuda_devices() {

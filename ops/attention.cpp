@@ -50,8 +50,15 @@ struct Forward {
   bool compute = false;
 };
 
+// The profiler's FLOPs of `products` dense (nq, nk, d) products per head: 2 forward (Q K^T,
+// P V), 5 backward (S again, dV, dP, dQ, dK). Masked and dropped keys are not discounted.
+double attention_flops(const AttentionArgs& a, int products) {
+  return 2.0 * products * (double)a.batch * (double)a.heads * (double)a.nq * (double)a.nk * (double)a.dim;
+}
+
 // Checks, the mask, the dropout range, and the forward kernel.
 Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+  ProfileScope scope(op, q);
   check_floating(op, q);
   check_same(op, q, k);
   check_same(op, q, v);
@@ -99,6 +106,9 @@ Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tens
   const bool compute = out_mem.numel() > 0 && nk > 0;
   if (compute) backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
   else backend_of(q).fill(out_mem, 0.0);
+  if (scope)
+    scope.set_io(bytes_of(q) + bytes_of(k) + bytes_of(v) + bytes_of(keep), bytes_of(out_mem) + bytes_of(lse),
+                 attention_flops(args, 2));
   Forward f;
   f.args = args;
   f.qc = qc.detach();
@@ -134,6 +144,8 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
       const int64_t B = args.batch, H = args.heads, d = args.dim;
       Tensor gq = heads_first(sq, B, H, args.nq, d), gk = heads_first(sq, B, H, args.nk, d),
              gv = heads_first(sq, B, H, args.nk, d);
+      ProfileScope scope("attention_backward", g);  // the node's bytes, the kernel's FLOPs
+      if (scope) scope.set_io(-1, -1, attention_flops(args, 5));
       if (compute) {
         backend_of(sq).attention_backward(args, sq, sk, sv, keep, permute_raw(out_mem, kHeadsFirst), lse,
                                           unit_rows(g), gq, gk, gv);
@@ -169,6 +181,8 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions
       auto third = [&](int64_t which) {
         return gqkv.as_strided({B, heads, N, d}, {N * 3 * E, d, 3 * E, 1}, gqkv.offset() + which * E);
       };
+      ProfileScope scope("attention_backward", g);
+      if (scope) scope.set_io(-1, -1, attention_flops(f.args, 5));
       if (f.compute) {
         const Tensor gc = contiguous_raw(g);
         const Tensor gh = gc.as_strided({B, heads, N, d}, {N * E, d, E, 1}, gc.offset());

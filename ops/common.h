@@ -6,6 +6,7 @@
 
 #include "autograd/function.h"
 #include "backends/backend.h"
+#include "core/profiler.h"
 #include "core/tensor.h"
 
 namespace wavspa::ops_detail {

@@ -11,19 +11,26 @@ using G = std::vector<Tensor>;
 namespace {
 
 // Forward of a binary kernel: checks, broadcasts, allocates, runs. No autograd.
+// The profiler times the elementwise ops here, in the kernel helpers every one of them shares,
+// so a fused backward kernel run through them shows under its node's name. One FLOP per
+// output element (a transcendental counts as one).
 Tensor binary_raw(BinaryOp op, const char* name, const Tensor& a, const Tensor& b,
                   double p0 = 0, double p1 = 0) {
+  ProfileScope scope(name, a);
   check_same(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   backend_of(a).binary(op, expand_raw(a, shape), expand_raw(b, shape), out, p0, p1);
+  if (scope) scope.set_io(bytes_of(a) + bytes_of(b), bytes_of(out), (double)out.numel());
   return out;
 }
 
 Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double p0 = 0, double p1 = 0) {
+  ProfileScope scope(name, x);
   check_floating(name, x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_of(x).unary(op, x, out, p0, p1);
+  if (scope) scope.set_io(bytes_of(x), bytes_of(out), (double)out.numel());
   return out;
 }
 
@@ -197,8 +204,10 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
                " but the values are on ", a.device());
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
+  ProfileScope scope("where", a);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   backend_of(a).where(expand_raw(cond, shape), expand_raw(a, shape), expand_raw(b, shape), out);
+  if (scope) scope.set_io(bytes_of(cond) + bytes_of(a) + bytes_of(b), bytes_of(out), (double)out.numel());
   if (autograd::needs_grad({a, b})) {
     Tensor dc = cond.detach();
     Shape sa = a.shape(), sb = b.shape();
@@ -231,12 +240,14 @@ WAVSPA_COMPARISON(ge, Ge)
 Tensor neg(const Tensor& x) {
   check_defined("neg", x);
   check_computable("neg", x);
+  ProfileScope scope("neg", x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
     backend_of(x).unary(UnaryOp::Neg, x, out, 0, 0);
   } else {
     backend_of(x).binary(BinaryOp::Sub, expand_raw(scalar_like(0, x), x.shape()), x, out, 0, 0);
   }
+  if (scope) scope.set_io(bytes_of(x), bytes_of(out), (double)out.numel());
   if (autograd::needs_grad({x}))
     autograd::record("NegBackward", {x}, out, {}, [](const Tensor& g) { return G{neg(g)}; });
   return out;

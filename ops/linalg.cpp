@@ -119,6 +119,7 @@ Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in) {
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  ProfileScope scope("matmul", a_in);
   // Autocast: both operands in bfloat16 (casts of the graph), a bfloat16 product.
   const bool cast = autocasting(a_in) && autocasting(b_in);
   const Tensor a = cast ? autocast_bf16(a_in) : a_in, b = cast ? autocast_bf16(b_in) : b_in;
@@ -137,6 +138,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
                shape_str(a.shape()), " @ ", shape_str(b.shape()), " (", a.shape().back(),
                " vs ", b.shape()[b.dim() - 2], ")");
   Tensor out = matmul_raw(a, b);
+  if (scope)  // a multiply-add per output element and inner index
+    scope.set_io(bytes_of(a) + bytes_of(b), bytes_of(out), 2.0 * (double)out.numel() * (double)a.shape().back());
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
@@ -230,6 +233,7 @@ Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }  // namespace
 
 Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
+  ProfileScope scope("linear", x_in);
   const bool cast = autocasting(x_in) && autocasting(weight) && weight.dtype() == kFloat32 &&
                     (!bias.defined() || (autocasting(bias) && bias.dtype() == kFloat32));
   const Tensor x = cast ? autocast_bf16(x_in) : x_in;
@@ -246,6 +250,11 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
                shape_str(x.shape()), " does not end in weight's in-features ",
                weight.shape()[1], " (weight ", shape_str(weight.shape()), ")");
   const int64_t in = weight.shape()[1], out_f = weight.shape()[0];
+  if (scope) {  // the product, and the bias added once per output element
+    const double outputs = (double)shape_numel(Shape(x.shape().begin(), x.shape().end() - 1)) * (double)out_f;
+    scope.set_io(bytes_of(x) + bytes_of(weight) + bytes_of(bias), outputs * (double)dtype_size(x.dtype()),
+                 2.0 * outputs * (double)in + (bias.defined() ? outputs : 0.0));
+  }
   if (bias.defined()) {
     if (cast) check_defined("linear", bias, "bias");
     else check_same("linear", x, bias);

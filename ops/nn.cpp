@@ -19,6 +19,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
   check_floating(name, x);
   if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape({});
+  ProfileScope scope(name, x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), name);
   const int64_t last = x.dim() - 1;
   std::vector<int64_t> perm(x.dim());
@@ -27,6 +28,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
   Tensor xt = contiguous_raw(permute_raw(x, perm));
   Tensor yt = empty_like_raw(xt, xt.shape());
   backend_of(x).softmax_forward(xt, yt, log);
+  if (scope) scope.set_io(bytes_of(x), bytes_of(yt));
   Tensor out = permute_raw(yt, perm);
   if (autograd::needs_grad({x})) {
     Tensor saved = yt;  // fresh, no autograd
@@ -48,6 +50,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, t
 
 Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  ProfileScope scope("layer_norm", x_in);
   // Autocast: bfloat16 rows (a cast of the graph), float32 parameters and statistics.
   const Tensor x = autocast_bf16(x_in);
   check_floating("layer_norm", x);
@@ -76,6 +79,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
   const DType stat = x.dtype() == kBFloat16 ? kFloat32 : x.dtype();
   Tensor mu = Tensor::empty({M}, stat, x.device()), rstd = Tensor::empty({M}, stat, x.device());
   backend_of(x).layernorm_forward(xc, w, b, eps, out, mu, rstd);
+  if (scope) scope.set_io(bytes_of(x) + bytes_of(w) + bytes_of(b), bytes_of(out) + bytes_of(mu) + bytes_of(rstd));
   if (autograd::needs_grad({x, weight, bias})) {
     bool need_w = weight.defined() && weight.requires_grad();
     bool need_b = bias.defined() && bias.requires_grad();
@@ -96,18 +100,21 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  ProfileScope scope("embedding", weight);
   check_floating("embedding", weight);
   WAVSPA_CHECK(weight.dim() == 2, "embedding: weight must be (num_embeddings, dim), got ",
                shape_str(weight.shape()));
   Tensor flat = index_select(weight, 0, as_index("embedding", ids).reshape({-1}));
   Shape out_shape = ids.shape();
   out_shape.push_back(weight.shape()[1]);
+  if (scope) scope.set_io(bytes_of(ids) + bytes_of(flat), bytes_of(flat));  // the rows it gathers
   return flat.reshape(out_shape);
 }
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target,
                      const CrossEntropyOptions& options) {
   // Autocast: the loss of bfloat16 logits is computed (and returned) in float32.
+  ProfileScope scope("cross_entropy", logits_in);
   const Tensor logits = autocast_fp32(logits_in);
   check_floating("cross_entropy", logits);
   Tensor t = as_index("cross_entropy", target);
@@ -144,6 +151,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target,
   const int64_t ignore = options.ignore_index;
   const double smoothing = options.label_smoothing;
   backend_of(x).cross_entropy_forward(x, t, ignore, smoothing, losses);
+  if (scope) scope.set_io(bytes_of(x) + bytes_of(t), bytes_of(losses));
   if (autograd::needs_grad({logits})) {
     Tensor sx = x.detach();
     autograd::record("CrossEntropyBackward", {logits}, losses, {sx, t},
@@ -177,8 +185,10 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   // One kernel each way: backward draws the forward's mask again from the same counters.
   Generator& g = gen ? *gen : default_generator();
   const PhiloxState s = g.reserve(philox_counters_dropout(x.numel()));
+  ProfileScope scope("dropout", x);
   Tensor out = empty_like_raw(x, x.shape());
   backend_of(x).dropout(contiguous_raw(x), out, s, p);
+  if (scope) scope.set_io(bytes_of(x), bytes_of(out));
   if (autograd::needs_grad({x})) {
     autograd::record("DropoutBackward", {x}, out, {}, [s, p](const Tensor& grad) {
       Tensor gx = empty_like_raw(grad, grad.shape());
@@ -206,9 +216,11 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias, double p, bool training, G
   const bool tanh = approximate == GeluApprox::Tanh;
   PhiloxState s{};
   if (pd > 0) s = (gen ? *gen : default_generator()).reserve(philox_counters_dropout(x.numel()));
+  ProfileScope scope("bias_gelu", x);
   const Tensor xc = contiguous_raw(x), bc = contiguous_raw(bias);
   Tensor out = empty_like_raw(x, x.shape());
   backend_of(x).bias_gelu(xc, bc, out, tanh, s, pd);
+  if (scope) scope.set_io(bytes_of(x) + bytes_of(bias), bytes_of(out));
   if (autograd::needs_grad({x, bias})) {
     const bool need_b = bias.requires_grad();
     const Tensor sx = xc.detach(), sb = bc.detach();

@@ -41,9 +41,10 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& dims, bool k
 
 Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const std::vector<int64_t>& dims,
                   bool keepdim) {
+  ProfileScope scope(name, x);  // one FLOP per element read
   Tensor out = Tensor::empty(reduced_shape(x.shape(), dims, false), x.dtype(), x.device());
   backend_of(x).reduce(op, x, dims, out);
-  (void)name;
+  if (scope) scope.set_io(bytes_of(x), bytes_of(out), (double)x.numel());
   return keepdim ? out.as_strided(reduced_shape(x.shape(), dims, true),
                                   contiguous_strides(reduced_shape(x.shape(), dims, true)), 0)
                  : out;
@@ -102,8 +103,10 @@ Tensor arg_extremum(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
   check_computable(name, x);
   int64_t d = wrap_dim(dim, x.dim(), name);
   WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, name, ": empty dimension in ", x.describe());
+  ProfileScope scope(name, x);
   Tensor out = Tensor::empty(reduced_shape(x.shape(), {d}, false), kInt64, x.device());
   backend_of(x).arg_reduce(is_max, x, d, out);
+  if (scope) scope.set_io(bytes_of(x), bytes_of(out), (double)x.numel());
   return keepdim ? out.reshape(reduced_shape(x.shape(), {d}, true)) : out;
 }
 
