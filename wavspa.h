@@ -12,6 +12,7 @@
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
+#include "autograd/graph_dump.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"

@@ -1,0 +1,147 @@
+// autograd/graph_dump.h: the DOT file of a graph, read back and checked for structure against
+// what backward runs (counted by the profiler, an independent witness of the same graph).
+#include <map>
+#include <regex>
+#include <set>
+
+#include "tests/helpers.h"
+
+using namespace wavspa;
+using namespace wavspa::test;
+
+namespace {
+
+// A DOT file as dump_dot writes it: nodes "nK [label="...", ...];" and edges "nA -> nB;".
+struct Dot {
+  std::map<int, std::string> labels;
+  std::set<int> leaves;  // drawn as boxes
+  std::vector<std::pair<int, int>> edges;
+
+  explicit Dot(const std::string& text) {
+    static const std::regex node(R"re(^\s*n(\d+) \[label="((?:[^"\\]|\\.)*)"(.*)\];$)re");
+    static const std::regex edge(R"(^\s*n(\d+) -> n(\d+);$)");
+    std::istringstream in(text);
+    std::string line;
+    std::smatch m;
+    while (std::getline(in, line)) {
+      if (std::regex_match(line, m, node)) {
+        const int id = std::stoi(m[1]);
+        labels[id] = m[2];
+        if (m[3].str().find("shape=box") != std::string::npos) leaves.insert(id);
+      } else if (std::regex_match(line, m, edge)) {
+        edges.emplace_back(std::stoi(m[1]), std::stoi(m[2]));
+      }
+    }
+  }
+
+  int find(const std::string& label_start) const {
+    for (const auto& [id, label] : labels)
+      if (label.rfind(label_start, 0) == 0) return id;
+    return -1;
+  }
+  bool has_edge(int from, int to) const {
+    return std::find(edges.begin(), edges.end(), std::make_pair(from, to)) != edges.end();
+  }
+};
+
+std::string dot_of(const Tensor& root, const nn::NamedTensors& names = {}) {
+  std::ostringstream os;
+  autograd::dump_dot(root, os, names);
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("dump_dot: edges run from inputs to the op that used them; labels hold shape, dtype, device, saved bytes") {
+  Tensor a = randn({4, 3}, kFloat64).requires_grad_(), b = randn({3, 2}, kFloat64).requires_grad_();
+  Tensor loss = sum(exp(matmul(a, b)));
+  const Dot dot(dot_of(loss, {{"a", a}, {"b", b}}));
+  REQUIRE(dot.labels.size() == 5);  // a, b, MatmulBackward, ExpBackward, SumBackward
+  const int ia = dot.find("a\\n"), ib = dot.find("b\\n"), mm = dot.find("MatmulBackward"),
+            ex = dot.find("ExpBackward"), sm = dot.find("SumBackward");
+  REQUIRE((ia >= 0 && ib >= 0 && mm >= 0 && ex >= 0 && sm >= 0));
+  CHECK(dot.leaves == std::set<int>{ia, ib});
+  CHECK(dot.edges.size() == 4);
+  CHECK(dot.has_edge(ia, mm));
+  CHECK(dot.has_edge(ib, mm));
+  CHECK(dot.has_edge(mm, ex));
+  CHECK(dot.has_edge(ex, sm));
+  CHECK(dot.labels.at(ia) == "a\\n(4, 3) float64 cpu");
+  // matmul saves both operands: (4 x 3 + 3 x 2) float64 = 144 bytes; exp saves its (4, 2) output.
+  CHECK(dot.labels.at(mm) == "MatmulBackward\\n(4, 2) float64 cpu\\nsaved 144 B");
+  CHECK(dot.labels.at(ex) == "ExpBackward\\n(4, 2) float64 cpu\\nsaved 64 B");
+  CHECK(dot.labels.at(sm) == "SumBackward\\n() float64 cpu\\nsaved 0 B");
+  // After backward the saved tensors are gone, and the dump says so.
+  loss.backward();
+  CHECK(dot_of(loss).find("MatmulBackward\\n(4, 2) float64 cpu\\nsaved 0 B") != std::string::npos);
+  check_error([&] { dot_of(randn({2})); }, {"dump_dot", "no autograd graph", "requires_grad_"});
+}
+
+TEST_CASE("dump_dot: a training step's graph has one node per backward node that runs, every one labelled") {
+  auto model = models::make_classifier({.vocab_size = 12, .num_classes = 3, .max_len = 16, .emb_dim = 16,
+                                        .num_heads = 2, .num_layers = 2, .qkv_dim = 16, .mlp_dim = 32});
+  const Tensor ids = randint(1, 12, {4, 16}, kInt64), labels = tensor({0, 2, 1, 2}, kInt64);
+  Tensor loss = cross_entropy(model->forward(ids), labels);
+
+  TempDir dir("graph_dump");
+  autograd::write_dot(loss, dir / "step.dot", model->named_parameters());
+  const std::string text = read_file(dir / "step.dot");
+  REQUIRE(text.rfind("digraph autograd {", 0) == 0);
+  const Dot dot(text);
+
+  // The engine runs each node once; the profiler counts them as it does.
+  std::map<std::string, int64_t> ran;
+  {
+    Profiler prof;
+    loss.backward();
+    for (const ProfileStat& s : prof.stats())
+      if (s.kind == ProfileKind::BackwardNode) ran[s.name] += s.calls;
+  }
+  int64_t nodes_run = 0;
+  for (const auto& [name, calls] : ran) nodes_run += calls;
+  CHECK(nodes_run == (int64_t)dot.labels.size());
+  CHECK(ran["AccumulateGrad"] == (int64_t)dot.leaves.size());
+  // Every parameter that got a gradient is a leaf box named after it.
+  int64_t with_grad = 0;
+  for (const auto& [name, p] : model->named_parameters()) {
+    if (!p.grad().defined()) continue;
+    ++with_grad;
+    bool named = false;
+    for (int leaf : dot.leaves) named = named || dot.labels.at(leaf).rfind(name + "\\n", 0) == 0;
+    CHECK_MESSAGE(named, name);
+  }
+  CHECK(with_grad == (int64_t)dot.leaves.size());
+  // Each node, counted by name, is a node that ran.
+  std::map<std::string, int64_t> drawn;
+  for (const auto& [id, label] : dot.labels)
+    drawn[dot.leaves.count(id) ? "AccumulateGrad" : label.substr(0, label.find("\\n"))] += 1;
+  CHECK(drawn == ran);
+
+  // Every label has a shape; edges go from inputs to outputs: leaves have no incoming edge,
+  // the loss's node no outgoing one, and every node reaches the loss.
+  const std::regex shape(R"(\\n\((\d+(, \d+)*,?)?\) (float32|float64|int64|int32|bfloat16) cpu)");
+  for (const auto& [id, label] : dot.labels) CHECK_MESSAGE(std::regex_search(label, shape), label);
+  const int root = 0;  // numbered from the root (the loss is a mean: a DivBackward)
+  REQUIRE(dot.labels.count(root) == 1);
+  CHECK(dot.leaves.count(root) == 0);
+  CHECK(drawn.count("CrossEntropyBackward") == 1);
+  std::map<int, std::vector<int>> out;
+  for (const auto& [from, to] : dot.edges) {
+    CHECK(dot.labels.count(from) == 1);
+    CHECK(dot.labels.count(to) == 1);
+    CHECK(dot.leaves.count(to) == 0);
+    CHECK(from != root);
+    out[from].push_back(to);
+  }
+  for (const auto& [id, label] : dot.labels) {
+    std::set<int> seen{id};
+    std::vector<int> todo{id};
+    while (!todo.empty()) {
+      const int n = todo.back();
+      todo.pop_back();
+      for (int next : out[n])
+        if (seen.insert(next).second) todo.push_back(next);
+    }
+    CHECK_MESSAGE(seen.count(root) == 1, label, " does not reach the loss");
+  }
+}
