@@ -36,6 +36,7 @@ class CpuAllocator final : public Allocator {
         p = it->second;
         free_.erase(it);
         cached_ -= rounded;
+        num_cache_hits_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (p == nullptr) {
@@ -67,6 +68,7 @@ class CpuAllocator final : public Allocator {
     u.allocated = allocated_.load(std::memory_order_relaxed);
     u.peak_allocated = peak_.load(std::memory_order_relaxed);
     u.num_allocs = num_allocs_.load(std::memory_order_relaxed);
+    u.num_cache_hits = num_cache_hits_.load(std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mutex_);
     u.reserved = u.allocated + (int64_t)cached_;
     return u;
@@ -91,7 +93,7 @@ class CpuAllocator final : public Allocator {
   std::mutex mutex_;
   std::multimap<size_t, void*> free_;
   size_t cached_ = 0;
-  std::atomic<int64_t> allocated_{0}, peak_{0}, num_allocs_{0};
+  std::atomic<int64_t> allocated_{0}, peak_{0}, num_allocs_{0}, num_cache_hits_{0};
 };
 
 // Function-local statics, not globals: a tensor made in another file's static initialiser

@@ -17,6 +17,7 @@ struct MemoryUsage {
   int64_t reserved = 0;        // taken from the system: allocated + idle cached blocks
   int64_t peak_allocated = 0;  // the largest `allocated` since the start
   int64_t num_allocs = 0;      // allocations of at least one byte
+  int64_t num_cache_hits = 0;  // of those, the ones served from the allocator's cache
 };
 
 class Allocator {

@@ -4,10 +4,15 @@
 //   build/train --task fashion-mnist --config configs/run_fmnist.json --set steps=500 --out runs/fm
 //   build/train --resume runs/lo                  # after Ctrl-C: continues where it stopped
 //   build/train --eval-only runs/lo/best.safetensors
+//   build/train ... --dump-graph step.dot        # the first step's autograd graph (+ step.svg with Graphviz)
+//   WAVSPA_PROFILE=1 WAVSPA_PROFILE_TRACE=t.json build/train ...   # per-op profile and a Chrome trace
 //
 // The last line on standard output is one JSON object summarising the run; progress and
 // messages go to standard error. Exit status: 0 finished (or stopped early), 1 an error,
 // 3 the loss became NaN or infinite, 130 interrupted by SIGINT/SIGTERM (checkpoint saved).
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,9 +23,11 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "core/profiler.h"
 #include "core/runtime.h"
 #include "tools/cli.h"
 #include "train/config.h"
+#include "train/logging.h"
 #include "train/trainer.h"
 
 namespace {
@@ -31,6 +38,22 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Renders a DOT file as SVG beside it (x.dot -> x.svg) when Graphviz's `dot` is on the PATH.
+// Returns the SVG's path, or "" when there is no `dot` or it failed: the DOT file is the result,
+// the picture a convenience.
+std::string render_svg(const std::string& dot_path) {
+  const std::string svg = std::filesystem::path(dot_path).replace_extension(".svg").string();
+  std::vector<std::string> args{"dot", "-Tsvg", dot_path, "-o", svg};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, "dot", nullptr, nullptr, argv.data(), environ) != 0) return "";
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return "";
+  return svg;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,7 +61,7 @@ int main(int argc, char** argv) {
   CLI::App app{"wavspa train: train a Transformer or WavSpA model on a Long Range Arena task"};
   app.footer("Config keys for --set (model keys as model.KEY): " + join(train::RunConfig::keys()) +
              "\nExit status: 0 finished, 1 error, 3 loss not finite, 130 interrupted (checkpoint saved).");
-  std::string task, model, config_file, device, precision, out, resume, eval_only, data;
+  std::string task, model, config_file, device, precision, out, resume, eval_only, data, dump_graph;
   std::vector<std::string> sets;
   int64_t threads = -1;
   int64_t seed = -1;
@@ -58,11 +81,15 @@ int main(int argc, char** argv) {
   app.add_option("--resume", resume, "continue the run in this folder from its latest checkpoint");
   app.add_option("--eval-only", eval_only, "evaluate this checkpoint on the validation and test splits");
   app.add_option("--data", data, "the task's data folder");
+  app.add_option("--dump-graph", dump_graph,
+                 "write the autograd graph of the first step's loss to this Graphviz DOT file (and an SVG beside it "
+                 "where Graphviz's dot is installed)");
   if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
 
   try {
     if (!eval_only.empty()) {
-      WAVSPA_CHECK(resume.empty() && out.empty() && sets.empty() && config_file.empty() && model.empty(),
+      WAVSPA_CHECK(resume.empty() && out.empty() && sets.empty() && config_file.empty() && model.empty() &&
+                       dump_graph.empty(),
                    "--eval-only takes the model and data from the checkpoint; it combines only with --data and --threads");
       std::cout << train::evaluate_checkpoint(eval_only, data, threads > 0 ? threads : 0) << std::endl;
       return 0;
@@ -73,7 +100,8 @@ int main(int argc, char** argv) {
     if (resuming) {
       WAVSPA_CHECK(task.empty() && model.empty() && config_file.empty() && sets.empty() && out.empty() &&
                        data.empty() && seed < 0 && device.empty() && precision.empty(),
-                   "--resume continues a run with its saved config.json; it combines only with --threads and --cuda-graphs");
+                   "--resume continues a run with its saved config.json; it combines only with --threads, "
+                   "--cuda-graphs and --dump-graph");
       const std::string saved = resume + "/config.json";
       WAVSPA_CHECK(std::filesystem::exists(saved), "--resume ", resume, ": no config.json there; is it a run folder?");
       c = train::RunConfig::from_file(saved);
@@ -99,12 +127,22 @@ int main(int argc, char** argv) {
     }
     if (threads > 0) c.threads = threads;
     train::install_signal_handlers();
-    train::RunResult r = train::run_training(c, dir, resuming);
+    train::RunExtras extras;
+    extras.dump_graph = dump_graph;
+    train::RunResult r = train::run_training(c, dir, resuming, extras);
     if (r.test_accuracy >= 0)
       std::fprintf(stderr, "\ntest accuracy %.4f (best checkpoint, step %lld)  vs  majority class %.4f\n",
                    r.test_accuracy, (long long)r.best_step, r.majority_accuracy);
     std::fprintf(stderr, "run folder %s: best.safetensors, latest.safetensors, metrics.csv, loss.svg, accuracy.svg%s\n",
                  dir.c_str(), std::filesystem::exists(dir + "/filters.svg") ? ", filters.svg" : "");
+    std::fprintf(stderr, "%s\n", train::memory_summary("cpu", r.host_memory).c_str());
+    if (r.device != "cpu") std::fprintf(stderr, "%s\n", train::memory_summary(r.device, r.device_memory).c_str());
+    if (!dump_graph.empty() && std::filesystem::exists(dump_graph)) {
+      const std::string svg = render_svg(dump_graph);
+      std::fprintf(stderr, "autograd graph of the first step: %s%s\n", dump_graph.c_str(),
+                   svg.empty() ? " (no SVG: Graphviz's dot is not installed)" : (" and " + svg).c_str());
+    }
+    finish_env_profile();  // WAVSPA_PROFILE=1: the report, before the CUDA runtime shuts down
     std::cout << r.summary_json << std::endl;
     switch (r.status) {
       case train::RunStatus::kInterrupted: return 130;

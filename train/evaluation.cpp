@@ -34,6 +34,11 @@ double test_best_checkpoint(Setup& s, const RunFolder& folder, RunState& st, dou
   return t.accuracy;
 }
 
+json memory_json(const MemoryUsage& u) {
+  return {{"allocations", u.num_allocs}, {"cache_hits", u.num_cache_hits}, {"bytes_in_use", u.allocated},
+          {"peak_bytes", u.peak_allocated}, {"reserved_bytes", u.reserved}};
+}
+
 std::string summary_json(Setup& s, const RunFolder& folder, const RunResult& r, bool filter_plot) {
   json plots = json::array({folder.dir + "/loss.svg", folder.dir + "/accuracy.svg"});
   if (filter_plot) plots.push_back(folder.dir + "/filters.svg");
@@ -51,6 +56,8 @@ std::string summary_json(Setup& s, const RunFolder& folder, const RunResult& r, 
                   {"checkpoint", fs::exists(folder.best) ? folder.best : folder.latest},
                   {"metrics", folder.dir + "/metrics.csv"},
                   {"plots", plots}};
+  summary["memory"] = {{"cpu", memory_json(r.host_memory)}};
+  if (r.device != "cpu") summary["memory"][r.device] = memory_json(r.device_memory);
   return summary.dump();
 }
 
@@ -131,6 +138,8 @@ RunResult finish_run(Setup& s, const RunFolder& folder, RunState& st, RunStatus 
   if (status == RunStatus::kFinished || status == RunStatus::kEarlyStopped)
     r.test_accuracy = test_best_checkpoint(s, folder, st, r.wall_s, batches_per_epoch);
   const bool filter_plot = write_filter_plot(folder.dir, s.model.module());
+  r.host_memory = allocator_for(Device::cpu()).usage();
+  if (!s.device.is_cpu()) r.device = s.device.name(), r.device_memory = allocator_for(s.device).usage();
   r.summary_json = summary_json(s, folder, r, filter_plot);
   write_file_atomic(folder.dir + "/summary.json", r.summary_json + "\n", "summary");
   return r;

@@ -88,6 +88,11 @@ std::string human(double v) {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+std::string memory_summary(const std::string& device, const MemoryUsage& u) {
+  return str("memory ", device, ": ", u.num_allocs, " allocations (", u.num_cache_hits, " from the cache), peak ",
+             mib(u.peak_allocated), " MiB, in use ", mib(u.allocated), " MiB, held ", mib(u.reserved), " MiB");
+}
+
 void LogWindow::add(double step_loss, int64_t step_correct, int64_t step_scored, double step_positions) {
   loss += step_loss, ++steps;
   correct += step_correct, scored += step_scored;

@@ -14,12 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "core/storage.h"
 #include "nn/module.h"
 
 namespace wavspa::train {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start);
+
+// One allocator's statistics for the end of a run:
+// "memory cpu: 5321 allocations (4210 from the cache), peak 38 MiB, in use 2 MiB, held 41 MiB"
+std::string memory_summary(const std::string& device, const MemoryUsage& u);
 
 // One line of metrics.csv: a log interval ("train"), a validation pass ("val") or the final
 // test pass of the best checkpoint ("test").

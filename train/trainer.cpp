@@ -13,8 +13,10 @@
 #include <tuple>
 
 #include "autograd/grad_mode.h"
+#include "autograd/graph_dump.h"
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/profiler.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -76,13 +78,20 @@ struct StepResult {
 // in place): it turns 1 at the first loss that is not finite, and from then on the optimiser
 // changes nothing (update() below), so the model stays as the last good step left it until
 // the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
-// waits for the device, so CapturedStep can record it.
-StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, const Tensor& stopped) {
-  auto [logits, labels] = s.model.forward(batch, s.device);
-  CrossEntropyOptions ce;
-  ce.label_smoothing = s.config.label_smoothing;
-  Tensor loss = cross_entropy(logits, labels, ce);
-  if (poison) loss = add(loss, std::numeric_limits<double>::quiet_NaN());
+// waits for the device, so CapturedStep can record it. A `dump_graph` path receives the loss's
+// autograd graph (Graphviz DOT) before backward frees it.
+StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, const Tensor& stopped,
+                            const std::string& dump_graph = "") {
+  Tensor logits, labels, loss;
+  {
+    ProfileScope range("forward", ProfileKind::Range);
+    std::tie(logits, labels) = s.model.forward(batch, s.device);
+    CrossEntropyOptions ce;
+    ce.label_smoothing = s.config.label_smoothing;
+    loss = cross_entropy(logits, labels, ce);
+    if (poison) loss = add(loss, std::numeric_limits<double>::quiet_NaN());
+  }
+  if (!dump_graph.empty()) autograd::write_dot(loss, dump_graph, s.model.module().named_parameters());
   s.optimizer->zero_grad();
   loss.backward();
   {
@@ -101,6 +110,7 @@ StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, con
 // One optimiser update at the schedule's learning rate (Adam and AdamW decide on the device
 // whether `stopped` holds it back; another optimiser reads the flag).
 void update(Setup& s, const nn::Schedule& schedule, const Tensor& stopped) {
+  ProfileScope range("optimizer_step", ProfileKind::Range);
   nn::Optimizer& opt = *s.optimizer;
   opt.set_lr_factor(schedule(opt.step_count()));
   opt.step(stopped);
@@ -116,11 +126,12 @@ class CapturedStep {
  public:
   explicit CapturedStep(Setup& s) : s_(s), graph_(s.device) {}
 
-  StepResult run(const nn::Schedule& schedule, const data::Batch& batch, bool poison, const Tensor& stopped) {
+  StepResult run(const nn::Schedule& schedule, const data::Batch& batch, bool poison, const Tensor& stopped,
+                 const std::string& dump_graph) {
     if (poison || !graph_.captured()) {
       const bool record = !poison && warmed_up_ && batch.size() == s_.config.batch_size;
-      if (!record) {
-        StepResult r = forward_backward(s_, batch, poison, stopped);
+      if (!record) {  // the first step is one of these: the graph dump sees an eager step
+        StepResult r = forward_backward(s_, batch, poison, stopped, dump_graph);
         update(s_, schedule, stopped);
         warmed_up_ = true;
         return r;
@@ -196,8 +207,9 @@ struct DeviceWindow {
 // until the run is done or stops (early, on a signal, or on a loss that is not finite).
 class Trainer {
  public:
-  Trainer(Setup& s, const RunFolder& folder, RunState& st, TrainBatches& batches, const nn::Schedule& schedule)
-      : s_(s), folder_(folder), st_(st), batches_(batches), schedule_(schedule),
+  Trainer(Setup& s, const RunFolder& folder, RunState& st, TrainBatches& batches, const nn::Schedule& schedule,
+          const RunExtras& extras)
+      : s_(s), folder_(folder), st_(st), batches_(batches), schedule_(schedule), dump_graph_(extras.dump_graph),
         nan_at_(env_step("WAVSPA_TRAIN_NAN_AT_STEP")), interrupt_at_(env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP")),
         positions_per_row_(s.data.train->seq_len * (s.data.train->is_pair() ? 2 : 1)),
         first_step_(st.step), positions_at_start_(st.positions),
@@ -216,12 +228,16 @@ class Trainer {
       const data::Batch batch = batches_.next();
       const bool poison = st_.step + 1 == nan_at_;
       StepResult r;
-      if (captured_) {
-        r = captured_->run(schedule_, batch, poison, stopped_);
-      } else {
-        r = forward_backward(s_, batch, poison, stopped_);
-        update(s_, schedule_, stopped_);
+      {
+        ProfileScope range("train_step", ProfileKind::Range);
+        if (captured_) {
+          r = captured_->run(schedule_, batch, poison, stopped_, dump_graph_);
+        } else {
+          r = forward_backward(s_, batch, poison, stopped_, dump_graph_);
+          update(s_, schedule_, stopped_);
+        }
       }
+      dump_graph_.clear();  // the first step's graph only
       ++st_.step;
       const double positions = (double)(batch.size() * positions_per_row_);
       pending_.add(r, stopped_, positions);
@@ -315,6 +331,7 @@ class Trainer {
   RunState& st_;
   TrainBatches& batches_;
   const nn::Schedule& schedule_;
+  std::string dump_graph_;  // until the first step has written it
   Console console_;
   const int64_t nan_at_, interrupt_at_;
   const int64_t positions_per_row_;  // a pair (retrieval) puts two sequences through the model
@@ -371,7 +388,7 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-RunResult run_training(RunConfig config, const std::string& dir, bool resume) {
+RunResult run_training(RunConfig config, const std::string& dir, bool resume, const RunExtras& extras) {
   config.validate();
   RunFolder folder(dir);
   folder.check(resume);  // a fast answer before the data loads
@@ -384,7 +401,7 @@ RunResult run_training(RunConfig config, const std::string& dir, bool resume) {
   print_start(s, st, resume);
   // Test hook: WAVSPA_TRAIN_INTERRUPT_AT_STEP=0 is a SIGINT while the data and model load.
   if (env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP") == 0) std::raise(SIGINT);
-  const RunStatus status = Trainer(s, folder, st, batches, schedule).run();
+  const RunStatus status = Trainer(s, folder, st, batches, schedule, extras).run();
   batches.stop();
   return finish_run(s, folder, st, status, batches.batches_per_epoch());
 }

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/storage.h"
 #include "train/config.h"
 
 namespace wavspa::train {
@@ -44,11 +45,22 @@ struct RunResult {
   double wall_s = 0;               // training wall time, over resumptions
   double tokens_per_s = 0;         // positions through the model per second of training
   std::string summary_json;        // one line
+  // The allocators' statistics at the end of the run: the host's, and the device's when the
+  // run was on a GPU (`device` names it; "cpu" otherwise). summary_json has them too.
+  std::string device = "cpu";
+  MemoryUsage host_memory, device_memory;
+};
+
+// What a run does besides training, not part of its config (a resumed run does not repeat it).
+struct RunExtras {
+  // Writes the autograd graph of this process's first step's loss here as Graphviz DOT
+  // (autograd/graph_dump.h): op names, shapes, dtypes, devices, bytes saved for backward.
+  std::string dump_graph;
 };
 
 // Trains per `config` into `out_dir` (created). With `resume`, `config` must be the folder's
 // config.json (tools/train reads it) and the run continues from latest.safetensors.
-RunResult run_training(RunConfig config, const std::string& out_dir, bool resume);
+RunResult run_training(RunConfig config, const std::string& out_dir, bool resume, const RunExtras& extras = {});
 
 // Evaluates a checkpoint written by run_training on the validation and test splits. The
 // model comes from the checkpoint's own config; `data` (non-empty) replaces its data folder.

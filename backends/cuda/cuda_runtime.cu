@@ -158,7 +158,7 @@ class CachingAllocator final : public Allocator {
 
   MemoryUsage usage() override {
     const MemoryStats s = stats();
-    return MemoryUsage{s.allocated, s.reserved, s.peak_allocated, s.num_allocs};
+    return MemoryUsage{s.allocated, s.reserved, s.peak_allocated, s.num_allocs, s.num_cache_hits};
   }
 
   void reset_peak() {

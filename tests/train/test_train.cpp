@@ -387,11 +387,20 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
   TempDir dir("run20");
   const std::string data = make_listops(dir), out = dir / "run";
   Run r = run_shell(exe + " --task listops --model wavspa-ada --data " + data + kTinyListops +
-                        " --set steps=20 --set eval_every=10 --set log_every=5 --out " + out,
+                        " --set steps=20 --set eval_every=10 --set log_every=5 --out " + out +
+                        " --dump-graph " + (dir / "step.dot"),
                     dir);
   INFO("stderr: ", r.err);
   REQUIRE(r.rc == 0);
   CHECK(!contains(r.err, "error"));
+  // --dump-graph: the first step's graph (tests/autograd/test_graph_dump.cpp checks its structure)
+  const std::string dot = read_file(dir / "step.dot");
+  CHECK(dot.rfind("digraph autograd {", 0) == 0);
+  CHECK(contains(dot, "CrossEntropyBackward"));
+  CHECK(contains(dot, "encoder.embed.weight\\n(16, 16) float32 cpu"));
+  CHECK(contains(r.err, "autograd graph of the first step: " + (dir / "step.dot")));
+  // the allocator's statistics, printed and in the summary
+  CHECK(contains(r.err, "memory cpu: "));
 
   const json config = read_json(out + "/config.json");
   CHECK(config.at("task") == "listops");
@@ -454,6 +463,12 @@ TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a
   CHECK(fs::exists(s.at("metrics").get<std::string>()));
   REQUIRE(s.at("plots").size() == 3);
   for (const auto& p : s.at("plots")) CHECK_MESSAGE(fs::exists(p.get<std::string>()), p);
+  const json memory = s.at("memory").at("cpu");
+  CHECK(memory.at("allocations").get<int64_t>() > 0);
+  CHECK(memory.at("cache_hits").get<int64_t>() >= 0);
+  CHECK(memory.at("cache_hits").get<int64_t>() <= memory.at("allocations").get<int64_t>());
+  CHECK(memory.at("peak_bytes").get<int64_t>() >= memory.at("bytes_in_use").get<int64_t>());
+  CHECK(memory.at("reserved_bytes").get<int64_t>() >= memory.at("bytes_in_use").get<int64_t>());
 
   // 6. --eval-only of the best checkpoint: the same model on the same data, the same accuracy
   Run e = run_shell(exe + " --eval-only " + out + "/best.safetensors --threads 1", dir);
