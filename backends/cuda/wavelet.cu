@@ -52,6 +52,9 @@ struct DeviceMap {
   // coefficient 1 (every row but a few at the ends): the tiled synthesis takes those rows on
   // its fast path.
   int64_t ident_lo = 0, ident_hi = 0, shift = 0;
+  // Padded rows [pad_lo, pad_hi) are one signal row each, p + pad_shift, with coefficient 1:
+  // staging reads them without a look at the map.
+  int64_t pad_lo = 0, pad_hi = 0, pad_shift = 0;
 };
 
 // What a kernel needs of a DeviceMap (plain data: a kernel argument).
@@ -60,9 +63,10 @@ struct MapView {
   const int64_t *offsets, *rows;
   const double* coefs;
   int64_t ident_lo, ident_hi, shift;
+  int64_t P, pad_lo, pad_hi, pad_shift;
 };
-MapView view_of(const DeviceMap& m) {
-  return {m.padded, m.offsets, m.rows, m.coefs, m.ident_lo, m.ident_hi, m.shift};
+MapView view_of(const DeviceMap& m, int64_t P) {
+  return {m.padded, m.offsets, m.rows, m.coefs, m.ident_lo, m.ident_hi, m.shift, P, m.pad_lo, m.pad_hi, m.pad_shift};
 }
 
 // The identity range of a map's transpose (DeviceMap above): the longest run of rows i with
@@ -83,6 +87,19 @@ void identity_range(const RowMap& map, DeviceMap& m) {
     i = j;
   }
   m.ident_lo = best_lo, m.ident_hi = best_hi, m.shift = best_shift;
+  // The same for the padded rows.
+  const int64_t P = map.padded_rows();
+  best_lo = best_hi = best_shift = 0;
+  auto plain = [&](int64_t p) { return map.padded[p].src[1] < 0 && map.padded[p].src[0] >= 0 && map.padded[p].coef[0] == 1.0; };
+  for (int64_t p = 0; p < P;) {
+    if (!plain(p)) { ++p; continue; }
+    const int64_t shift = map.padded[p].src[0] - p;
+    int64_t q = p + 1;
+    while (q < P && plain(q) && map.padded[q].src[0] - q == shift) ++q;
+    if (q - p > best_hi - best_lo) best_lo = p, best_hi = q, best_shift = shift;
+    p = q;
+  }
+  m.pad_lo = best_lo, m.pad_hi = best_hi, m.pad_shift = best_shift;
 }
 
 // Appends a host array to `buf`, returning its byte offset (every item is 8-byte aligned, as
@@ -340,15 +357,19 @@ constexpr int64_t kTiledMinC = 16;  // below this most of a warp's 32 channel la
 __device__ __forceinline__ int64_t floor_div2(int64_t x) { return x >= 0 ? x / 2 : -((1 - x) / 2); }
 
 // Padded rows [p0, p0 + rows) of plane a of x (zero outside [0, P)), channels c0.., into
-// xe[rows][kWTile]: each padded row is the sum of its map terms.
+// xe[rows][kWTile]: each padded row is the sum of its map terms; rows in the map's plain range
+// are read straight from their signal row.
 template <typename T>
-__device__ __forceinline__ void stage_extended(T* xe, const T* xa, const ExtendRow* padded, int64_t P,
-                                               int64_t p0, int rows, int64_t c, int64_t C) {
+__device__ __forceinline__ void stage_extended(T* xe, const T* xa, const MapView& m, int64_t p0, int rows, int64_t c,
+                                               int64_t C) {
+#pragma unroll 4
   for (int r = threadIdx.y; r < rows; r += kWRows) {
     const int64_t p = p0 + r;
     T v = T(0);
-    if (c < C && p >= 0 && p < P) {
-      const ExtendRow& e = padded[p];
+    if (c < C && p >= m.pad_lo && p < m.pad_hi) {
+      v = xa[(p + m.pad_shift) * C + c];
+    } else if (c < C && p >= 0 && p < m.P) {
+      const ExtendRow& e = m.padded[p];
       for (int t = 0; t < 3 && e.src[t] >= 0; ++t) {
         const T s = xa[e.src[t] * C + c];
         v += e.coef[t] == 1.0 ? s : (T)e.coef[t] * s;
@@ -360,16 +381,15 @@ __device__ __forceinline__ void stage_extended(T* xe, const T* xa, const ExtendR
 
 // analysis_kernel's sums: grid (channel tiles, output tiles, a).
 template <typename T>
-__global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, int64_t x_stride_a,
-                                                                  const ExtendRow* padded, int64_t P,
-                                                                  Bands<T> outs, int64_t K, int64_t Cw,
+__global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, int64_t x_stride_a, MapView map,
+                                                                  Bands<T> outs, int K, int64_t Cw,
                                                                   int64_t start, int64_t L, int64_t C) {
   extern __shared__ unsigned char wavelet_smem[];
   T* xe = reinterpret_cast<T*>(wavelet_smem);  // [2 kWOut + K - 2][kWTile]
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = (int64_t)blockIdx.x * kWTile + tx, o0 = (int64_t)blockIdx.y * kWOut, a = blockIdx.z;
   const int64_t outs_here = L - o0 < kWOut ? L - o0 : kWOut;
-  stage_extended(xe, x + a * x_stride_a, padded, P, 2 * o0 + start, (int)(2 * outs_here + K - 2), c, C);
+  stage_extended(xe, x + a * x_stride_a, map, 2 * o0 + start, (int)(2 * outs_here + K - 2), c, C);
   __syncthreads();
   if (c >= C) return;
   const int64_t wc = Cw == 1 ? 0 : c;
@@ -379,13 +399,18 @@ __global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, in
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) acc[f][r] = T(0);
   const T* row = xe + 2 * ty * kWTile + tx;  // output ty + kWRows r reads row 2 (ty + kWRows r) + k
-  for (int64_t k = 0; k < K; ++k) {
+  const T* wp[kMaxBands];
+#pragma unroll
+  for (int f = 0; f < kMaxBands; ++f) wp[f] = f < outs.count ? static_cast<const T*>(outs.w[f]) + wc : nullptr;
+  const int cw = (int)Cw;
+#pragma unroll 2
+  for (int k = 0; k < K; ++k, row += kWTile) {
     T wv[kMaxBands];
 #pragma unroll
-    for (int f = 0; f < kMaxBands; ++f) wv[f] = f < outs.count ? static_cast<const T*>(outs.w[f])[k * Cw + wc] : T(0);
+    for (int f = 0; f < kMaxBands; ++f) wv[f] = f < outs.count ? wp[f][k * cw] : T(0);
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) {
-      const T v = row[(2 * kWRows * r + k) * kWTile];
+      const T v = row[2 * kWRows * r * kWTile];
 #pragma unroll
       for (int f = 0; f < kMaxBands; ++f)
         if (f < outs.count) acc[f][r] = fma(wv[f], v, acc[f][r]);
@@ -441,14 +466,19 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
     }
     // u = u0 + ty + kWRows r has the parity of u0 + ty: the taps k of that parity, row
     // j = (u - k) / 2 = (u0 + ty - k) / 2 + 4 r.
-    const int64_t par = (u0 + ty) & 1;
-    for (int64_t k = par; k < K; k += 2) {
-      const int jr = (int)((u0 + ty - k) / 2 - jlo);
+    const int par = (int)((u0 + ty) & 1), cw = (int)Cw;
+    const T* wp[kMaxBands];
+#pragma unroll
+    for (int f = 0; f < kMaxBands; ++f) wp[f] = f < coeffs.count ? static_cast<const T*>(coeffs.w[f]) + wc : nullptr;
+    // tap k reads row jr = (u0 + ty - k) / 2 - jlo, one row up per step of 2 in k
+    const T* col0 = cs + (int)((u0 + ty - par) / 2 - jlo) * kWTile + tx;
+#pragma unroll 2
+    for (int k = par; k < K; k += 2, col0 -= kWTile) {
 #pragma unroll
       for (int f = 0; f < kMaxBands; ++f) {
         if (f >= coeffs.count) break;
-        const T wv = static_cast<const T*>(coeffs.w[f])[k * Cw + wc];
-        const T* col = cs + (f * JR + jr) * kWTile + tx;
+        const T wv = wp[f][k * cw];
+        const T* col = col0 + f * JR * kWTile;
 #pragma unroll
         for (int r = 0; r < kWPer; ++r) acc[r] = fma(wv, col[(kWRows / 2) * r * kWTile], acc[r]);
       }
@@ -491,8 +521,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
 // double over the chunk in a fixed order, and writes them to partial[chunk, f0 + f, k, c].
 template <typename T, int KT>
 __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const T> g, int64_t f0, int64_t nf,
-                                                                     const T* x, int64_t x_stride_a,
-                                                                     const ExtendRow* padded, int64_t P,
+                                                                     const T* x, int64_t x_stride_a, MapView map,
                                                                      int64_t start, int64_t K, int64_t L,
                                                                      int64_t C, int64_t tiles,
                                                                      int64_t tiles_per_chunk, double* partial) {
@@ -512,7 +541,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
     const int64_t a = tile / out_tiles, o0 = (tile % out_tiles) * kWOut;
     const int outs_here = (int)(L - o0 < kWOut ? L - o0 : kWOut);
     __syncthreads();  // the previous tile's readers are done
-    stage_extended(xe, x + a * x_stride_a, padded, P, 2 * o0 + start, 2 * outs_here + (int)K - 2, c, C);
+    stage_extended(xe, x + a * x_stride_a, map, 2 * o0 + start, 2 * outs_here + (int)K - 2, c, C);
 #pragma unroll
     for (int f = 0; f < kMaxBands; ++f) {
       if (f >= g.count) break;
@@ -569,7 +598,8 @@ Bands<P> bands_of(const std::vector<Tensor>& planes, const T* w, int64_t K, int6
 }
 
 // wavelet_filter_grad through filter_grad_tiled: chunks of output tiles for about 512
-// blocks, their partial sums added in chunk order by filter_grad_finish.
+// blocks (1024 made the second pass, which reads every chunk's partials, 8x slower for a
+// first pass no faster), their partial sums added in chunk order by filter_grad_finish.
 template <typename T, int KT>
 void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const DeviceMap& dmap, int64_t P,
                            int64_t start, int64_t nf, int64_t K, int64_t Cw, int64_t A, int64_t L, int64_t C,
@@ -584,7 +614,7 @@ void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const 
     const size_t smem = ((size_t)bands.count * kWOut + 2 * kWOut + K - 2) * kWTile * sizeof(T);
     allow_smem(filter_grad_tiled<T, KT>, smem);
     filter_grad_tiled<T, KT><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kWRows), smem, stream>>>(
-        bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], dmap.padded, P, start, K, L, C, tiles, per_chunk,
+        bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], view_of(dmap, P), start, K, L, C, tiles, per_chunk,
         dptr<double>(partial));
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
@@ -639,7 +669,7 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
         allow_smem(analysis_tiled<T>, smem);
         const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((L + kWOut - 1) / kWOut), (unsigned)A);
         analysis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(
-            dptr<T>(x), x.strides()[0], dmap.padded, map.padded_rows(), bands, K, Cw, start, L, C);
+            dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()), bands, (int)K, Cw, start, L, C);
         WAVSPA_CUDA_LAUNCH_CHECK();
         continue;
       }
@@ -667,7 +697,7 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
         const size_t smem = (size_t)bands.count * (kWOut / 2 + K / 2 + 2) * kWTile * sizeof(T);
         allow_smem(synthesis_tiled<T>, smem);
         const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((n_out + kWOut - 1) / kWOut), (unsigned)A);
-        synthesis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(bands, K, Cw, start, view_of(dmap),
+        synthesis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(bands, K, Cw, start, view_of(dmap, map.padded_rows()),
                                                                             dptr<T>(out), n_out, L, C, f0 > 0);
         WAVSPA_CUDA_LAUNCH_CHECK();
         continue;
