@@ -405,6 +405,46 @@ TEST_CASE("cuda nn: dwt and idwt in every mode, named, shared and per-channel fi
     }
 }
 
+// The cases above have at most 6 channels, which the per-element kernels take. From 16
+// channels on, wavelet.cu runs its tiled kernels (32 channels x 64 output rows per block):
+// here with a partial channel tile (C not a multiple of 32), several row tiles and the tiles
+// at both ends, where synthesis leaves its fast path, filters of 2 to 34 taps (every tap
+// grouping of the filter gradient), shared and per-channel, and two levels.
+TEST_CASE("cuda nn: the tiled wavelet kernels (16 or more channels) against the CPU, every mode and filter length" * gpu_only()) {
+  Sizes sz;
+  for (DType dt : kDtypes)
+    for (WaveletMode mode : kAllModes) {
+      const int64_t B = 2, N = sz(130, 330), D = sz(16, 70), L = sz(70, 200);
+      const std::string m = wavelet_mode_name(mode);
+      INFO(str(dtype_name(dt), " ", m, " N=", N, " D=", D, " L=", L));
+      const Tol tol = sum_tol(dt, B * std::max(N, 2 * L) * D);
+      const Tensor x = randn({B, N, D}, dt);
+      for (int64_t F : {2, 6, 16, 20, 34}) {
+        check_parity([mode](const In& in) {
+          auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+          return concat({a, mul(d, 2.0)}, 1);
+        }, {x, mul(randn({F, D}, dt), 0.5)}, label(dt, str("dwt per-channel F=", F, " ", m)), tol);
+      }
+      check_parity([mode](const In& in) {
+        auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+        return concat({a, d}, 1);
+      }, {x, randn({8}, dt)}, label(dt, "dwt shared filter " + m), tol);
+      auto inverse = [mode](const In& in) {
+        return idwt(in[0], in[1], Wavelet::biorthogonal(in[2], in[3], in[4], in[5]), mode, 1);
+      };
+      check_parity(inverse, {randn({B, L, D}, dt), randn({B, L, D}, dt), randn({10, D}, dt),
+                             randn({10, D}, dt), randn({10, D}, dt), randn({10, D}, dt)},
+                   label(dt, "idwt per-channel filters " + m), tol);
+      check_parity(inverse, {randn({B, L, D}, dt), randn({B, L, D}, dt), randn({6}, dt),
+                             randn({6}, dt), randn({6}, dt), randn({6}, dt)},
+                   label(dt, "idwt shared filters " + m), tol);
+      check_parity([mode, N](const In& in) {
+        Wavelet w = Wavelet::orthogonal_from(in[1]);
+        return waverec(wavedec(in[0], w, 2, mode, 1), w, mode, 1, N);
+      }, {x, mul(randn({16, D}, dt), 0.3)}, label(dt, "wavedec + waverec F=16 " + m), tol);
+    }
+}
+
 // A random orthogonal-bank low-pass with the norm sqrt(2) of a real one: two levels of a 2-D
 // transform with an unnormalised random filter scale values by up to |f|^8, and float32's
 // cancellation in the result then exceeds any absolute tolerance.
