@@ -245,6 +245,34 @@ __global__ void analysis_kernel(const T* x, int64_t x_stride_a, const ExtendRow*
 
 // ---- synthesis -------------------------------------------------------------------------------
 
+// acc plus output element (a, i, c) of synthesis: over the transpose entries (p, coef) of row
+// i, the taps k with p - start = 2 j + k for a j in [0, L), the bands f, the sum of
+// coef * w[f, k, c] * coeffs[f][a, j, c]. Shared by synthesis_kernel and the end tiles of
+// synthesis_tiled.
+template <typename T>
+__device__ __forceinline__ T synthesis_element(const Bands<const T>& coeffs, int64_t K, int64_t Cw, int64_t wc,
+                                               int64_t start, const int64_t* offsets, const int64_t* rows,
+                                               const double* coefs, int64_t a, int64_t i, int64_t c, int64_t L,
+                                               int64_t C, T acc) {
+  for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e) {
+    const int64_t base = rows[e] - start;  // = 2 j + k
+    const T scale = (T)coefs[e];
+    for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
+      const int64_t j = (base - k) / 2;
+      if (j < 0) break;
+      if (j >= L) continue;
+#pragma unroll
+      for (int f = 0; f < kMaxBands; ++f) {
+        if (f >= coeffs.count) break;
+        T v = coeffs.base[f][a * coeffs.stride_a[f] + j * C + c];
+        if (scale != T(1)) v *= scale;
+        acc = fma(static_cast<const T*>(coeffs.w[f])[k * Cw + wc], v, acc);
+      }
+    }
+  }
+  return acc;
+}
+
 // out (a, i, c) = sum over the transpose entries (p, coef) of row i, over the taps k with
 // p - start = 2 j + k for a j in [0, L), over the bands f: coef * w[f, k, c] * coeffs[f][a, j, c].
 // With `accumulate`, adds to out (a later group of bands) instead of writing it.
@@ -257,23 +285,7 @@ __global__ void synthesis_kernel(Bands<const T> coeffs, int64_t K, int64_t Cw, i
     const int64_t c = idx % C, i = (idx / C) % n_out, a = idx / (C * n_out);
     const int64_t wc = Cw == 1 ? 0 : c;
     T acc = accumulate ? out[idx] : T(0);
-    for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e) {
-      const int64_t base = rows[e] - start;  // = 2 j + k
-      const T scale = (T)coefs[e];
-      for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
-        const int64_t j = (base - k) / 2;
-        if (j < 0) break;
-        if (j >= L) continue;
-#pragma unroll
-        for (int f = 0; f < kMaxBands; ++f) {
-          if (f >= coeffs.count) break;
-          T v = coeffs.base[f][a * coeffs.stride_a[f] + j * C + c];
-          if (scale != T(1)) v *= scale;
-          acc = fma(static_cast<const T*>(coeffs.w[f])[k * Cw + wc], v, acc);
-        }
-      }
-    }
-    out[idx] = acc;
+    out[idx] = synthesis_element(coeffs, K, Cw, wc, start, offsets, rows, coefs, a, i, c, L, C, acc);
   }
 }
 
@@ -494,24 +506,8 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
   for (int r = 0; r < kWPer; ++r) {
     const int64_t i = i0 + ty + kWRows * r;
     if (i >= i_end) break;
-    T acc = accumulate ? out_a[i * C] : T(0);
-    for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e) {
-      const int64_t base = map.rows[e] - start;  // = 2 j + k
-      const T scale = (T)map.coefs[e];
-      for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
-        const int64_t j = (base - k) / 2;
-        if (j < 0) break;
-        if (j >= L) continue;
-#pragma unroll
-        for (int f = 0; f < kMaxBands; ++f) {
-          if (f >= coeffs.count) break;
-          T v = coeffs.base[f][a * coeffs.stride_a[f] + j * C + c];
-          if (scale != T(1)) v *= scale;
-          acc = fma(static_cast<const T*>(coeffs.w[f])[k * Cw + wc], v, acc);
-        }
-      }
-    }
-    out_a[i * C] = acc;
+    out_a[i * C] = synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a, i, c, L, C,
+                                     accumulate ? out_a[i * C] : T(0));
   }
 }
 
