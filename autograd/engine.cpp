@@ -9,6 +9,7 @@
 // With anomaly detection on (autograd/grad_mode.h), every gradient is checked as it is made.
 // While a Profiler records (core/profiler.h), the pass and each node are scopes of its trace,
 // and the ops a node runs nest inside the node.
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -45,7 +46,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   WAVSPA_CHECK(!detect || all_finite(seed), "backward (anomaly detection): the gradient backward() starts from "
                "is not finite (NaN or Inf); the loss itself is: ", describe());
 
-  std::shared_ptr<autograd::Node> root = autograd::gradient_edge(*this);
+  const autograd::Edge root = autograd::gradient_edge(*this);
   // 1. dependencies, by an iterative depth-first walk (graphs can be deep)
   std::unordered_map<autograd::Node*, int> deps;
   std::vector<autograd::Node*> stack{root.get()};
@@ -53,31 +54,41 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   while (!stack.empty()) {
     autograd::Node* n = stack.back();
     stack.pop_back();
-    for (auto& next : n->next) {
+    for (const autograd::Edge& next : n->next) {
       if (!next) continue;
       auto [it, inserted] = deps.try_emplace(next.get(), 0);
       ++it->second;
       if (inserted) stack.push_back(next.get());
     }
   }
-  // 2. run nodes as their last dependency is met
-  std::unordered_map<autograd::Node*, Tensor> pending;
-  pending[root.get()] = seed;
+  // 2. run nodes as their last dependency is met; pending holds one gradient per output
+  std::unordered_map<autograd::Node*, std::vector<Tensor>> pending;
+  auto slots = [&](autograd::Node* n) -> std::vector<Tensor>& {
+    std::vector<Tensor>& s = pending[n];
+    if (s.empty()) s.resize(n->num_outputs());
+    return s;
+  };
+  slots(root.get())[root.slot] = seed;
   std::vector<autograd::Node*> ready{root.get()};
   while (!ready.empty()) {
     autograd::Node* n = ready.back();
     ready.pop_back();
-    Tensor grad = std::move(pending[n]);
+    std::vector<Tensor> incoming = std::move(slots(n));
     pending.erase(n);
+    bool any = false;
+    for (const Tensor& g : incoming) any = any || g.defined();
     std::vector<Tensor> grads;
-    if (grad.defined()) {
-      ProfileScope scope(n->name(), grad, ProfileKind::BackwardNode);
+    if (any) {
+      const Tensor& first = *std::find_if(incoming.begin(), incoming.end(),
+                                          [](const Tensor& g) { return g.defined(); });
+      ProfileScope scope(n->name(), first, ProfileKind::BackwardNode);
       const double saved = scope ? n->saved_bytes() : 0;  // before apply: a node may drop them
-      grads = n->apply(grad);
+      grads = n->apply_all(incoming);
       if (scope) {
-        double written = 0;
+        double read = saved, written = 0;
+        for (const Tensor& g : incoming) read += bytes_of(g);
         for (const Tensor& g : grads) written += bytes_of(g);
-        scope.set_io(bytes_of(grad) + saved, written);  // FLOPs: those of the ops it ran
+        scope.set_io(read, written);  // FLOPs: those of the ops it ran
       }
     }
     if (detect)  // the first node whose output is not finite, with a finite gradient coming in
@@ -87,10 +98,11 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                      ") from a finite incoming gradient: that op's backward, or a value its forward saved, made it");
     if (!retain_graph) n->release();
     for (size_t i = 0; i < n->next.size(); ++i) {
-      autograd::Node* next = n->next[i].get();
+      const autograd::Edge& edge = n->next[i];
+      autograd::Node* next = edge.get();
       if (!next) continue;
       if (i < grads.size() && grads[i].defined()) {
-        Tensor& slot = pending[next];
+        Tensor& slot = slots(next)[edge.slot];
         if (!slot.defined()) {
           slot = grads[i];
         } else if (slot.dtype() == grads[i].dtype()) {

@@ -36,4 +36,11 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
             const std::vector<Tensor>& saved, BackwardFn fn);
 
+// An op with several outputs records one node for all of them: its closure gets one gradient
+// per output, in order, undefined for an output that none reached (it runs once any has one).
+// Outputs made as separate tensors need no views of a stacked one, whose gradient would be
+// assembled from zeros and copies (see ops/wavelet_primitives.cpp's analysis).
+void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+            const std::vector<Tensor>& saved, MultiBackwardFn fn);
+
 }  // namespace wavspa::autograd

@@ -54,11 +54,11 @@ void dump_dot(const Tensor& root, std::ostream& os, const std::vector<std::pair<
   // Number the nodes breadth-first from the root, so the same graph always reads the same.
   std::unordered_map<const Node*, int> id;
   std::vector<const Node*> order;
-  const std::shared_ptr<Node> start = gradient_edge(root);
+  const Edge start = gradient_edge(root);
   id[start.get()] = 0;
   order.push_back(start.get());
   for (size_t i = 0; i < order.size(); ++i)
-    for (const auto& next : order[i]->next)
+    for (const Edge& next : order[i]->next)
       if (next && id.emplace(next.get(), (int)order.size()).second) order.push_back(next.get());
 
   std::ostringstream out;
@@ -82,7 +82,7 @@ void dump_dot(const Tensor& root, std::ostream& os, const std::vector<std::pair<
     out << "];\n";
   }
   for (const Node* n : order)
-    for (const auto& next : n->next)
+    for (const Edge& next : n->next)
       if (next) out << "  n" << id[next.get()] << " -> n" << id[n] << ";\n";
   out << "}\n";
   os << out.str();

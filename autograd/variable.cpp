@@ -28,13 +28,13 @@ void set_grad_enabled(bool on) { t_grad_enabled = on; }
 bool anomaly_enabled() { return anomaly_flag().load(); }
 void set_anomaly_enabled(bool on) { anomaly_flag().store(on); }
 
-std::shared_ptr<Node> gradient_edge(const Tensor& t) {
-  if (!t.defined()) return nullptr;
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined()) return {};
   auto& meta = t.impl().autograd;
-  if (!meta || !meta->requires_grad) return nullptr;
-  if (meta->grad_fn) return meta->grad_fn;
+  if (!meta || !meta->requires_grad) return {};
+  if (meta->grad_fn) return {meta->grad_fn, meta->output_slot};
   if (!meta->accumulator) meta->accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
-  return meta->accumulator;
+  return {meta->accumulator, 0};
 }
 
 bool needs_grad(std::initializer_list<Tensor> inputs) {
@@ -51,41 +51,80 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
-            const std::vector<Tensor>& saved, BackwardFn fn) {
-  std::vector<Shape> shapes;
-  shapes.reserve(inputs.size());
-  for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
+namespace {
+
+std::vector<SavedVersion> saved_versions(const char* name, const std::vector<Tensor>& saved,
+                                         const std::vector<Tensor*>& outputs) {
   std::vector<SavedVersion> versions;
   versions.reserve(saved.size());
   for (const Tensor& t : saved) {
     if (!t.defined()) continue;
-    WAVSPA_ASSERT(!t.is_same(output), name, " saves its own output: save output.detach(), or the "
-                  "node would keep itself alive");
+    for (const Tensor* o : outputs)
+      WAVSPA_ASSERT(!t.is_same(*o), name, " saves its own output: save output.detach(), or the "
+                    "node would keep itself alive");
     versions.push_back({t, t.version()});
   }
-  auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(shapes), std::move(versions));
+  return versions;
+}
+
+std::vector<Shape> input_shapes(const std::vector<Tensor>& inputs) {
+  std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
+  for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
+  return shapes;
+}
+
+// Wires a new node: edges to the inputs' nodes, and output i made by slot i of it.
+void attach(const std::shared_ptr<FunctionNode>& node, const std::vector<Tensor>& inputs,
+            const std::vector<Tensor*>& outputs) {
   for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
-  node->output = {output.shape(), output.dtype(), output.device()};
-  auto meta = std::make_shared<AutogradMeta>();
-  meta->requires_grad = true;
-  meta->grad_fn = std::move(node);
-  output.impl().autograd = std::move(meta);
+  node->output = {outputs[0]->shape(), outputs[0]->dtype(), outputs[0]->device()};
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    auto meta = std::make_shared<AutogradMeta>();
+    meta->requires_grad = true;
+    meta->grad_fn = node;
+    meta->output_slot = (int)i;
+    outputs[i]->impl().autograd = std::move(meta);
+  }
+}
+
+}  // namespace
+
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
+            const std::vector<Tensor>& saved, BackwardFn fn) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn), input_shapes(inputs),
+                                             saved_versions(name, saved, {&output}));
+  attach(node, inputs, {&output});
+}
+
+void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+            const std::vector<Tensor>& saved, MultiBackwardFn fn) {
+  WAVSPA_ASSERT(!outputs.empty(), name, " records no outputs");
+  std::vector<Tensor*> outs;
+  for (Tensor& o : outputs) {
+    for (const Tensor* p : outs)
+      WAVSPA_ASSERT(!o.is_same(*p), name, ": one tensor given twice as an output");
+    outs.push_back(&o);
+  }
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn), (int)outputs.size(),
+                                             input_shapes(inputs), saved_versions(name, saved, outs));
+  attach(node, inputs, outs);
 }
 
 Node::~Node() {
-  std::vector<std::shared_ptr<Node>> doomed = std::move(next);
+  std::vector<std::shared_ptr<Node>> doomed;
+  for (Edge& e : next) doomed.push_back(std::move(e.node));
   while (!doomed.empty()) {
     std::shared_ptr<Node> n = std::move(doomed.back());
     doomed.pop_back();
     // If we hold the last reference, take its edges before it dies, so that its own
     // destructor finds nothing to recurse into.
     if (n && n.use_count() == 1)
-      for (auto& e : n->next) doomed.push_back(std::move(e));
+      for (Edge& e : n->next) doomed.push_back(std::move(e.node));
   }
 }
 
-std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
+void FunctionNode::check_runnable() const {
   WAVSPA_CHECK(!released_, "backward: the graph through ", name(),
                " was already freed by an earlier backward(); pass retain_graph = true to the "
                "first backward() to run backward through it twice");
@@ -98,7 +137,9 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
                  "), so the gradient would be computed from the wrong values; change a clone() "
                  "instead, or use the out-of-place op");
   }
-  std::vector<Tensor> grads = fn_(grad_output);
+}
+
+std::vector<Tensor> FunctionNode::checked(std::vector<Tensor> grads) const {
   WAVSPA_ASSERT(grads.size() == input_shapes_.size(), name(), " returned ", grads.size(),
                 " gradients for ", input_shapes_.size(), " inputs");
   for (size_t i = 0; i < grads.size(); ++i)
@@ -106,6 +147,17 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
                   ": gradient ", i, " has shape ", shape_str(grads[i].shape()),
                   ", its input has shape ", shape_str(input_shapes_[i]));
   return grads;
+}
+
+std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
+  return apply_all({grad_output});
+}
+
+std::vector<Tensor> FunctionNode::apply_all(const std::vector<Tensor>& grad_outputs) {
+  check_runnable();
+  WAVSPA_ASSERT((int)grad_outputs.size() == outputs_, name(), " has ", outputs_,
+                " outputs but got ", grad_outputs.size(), " gradients");
+  return checked(multi_fn_ ? multi_fn_(grad_outputs) : fn_(grad_outputs[0]));
 }
 
 double FunctionNode::saved_bytes() const {

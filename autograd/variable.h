@@ -11,11 +11,12 @@ struct AutogradMeta {
   bool requires_grad = false;
   Tensor grad;                          // leaves only
   std::shared_ptr<Node> grad_fn;        // null for leaves
+  int output_slot = 0;                  // which of grad_fn's outputs this tensor is
   std::shared_ptr<Node> accumulator;    // leaves only, made on first use
 };
 
-// The node that gradients for `t` flow into: its grad_fn, or its leaf accumulator, or null
-// if `t` does not require grad.
-std::shared_ptr<Node> gradient_edge(const Tensor& t);
+// Where gradients for `t` flow: its grad_fn (and which of its outputs `t` is), or its leaf
+// accumulator, or a null edge if `t` does not require grad.
+Edge gradient_edge(const Tensor& t);
 
 }  // namespace wavspa::autograd

@@ -231,7 +231,8 @@ class Backend {
 
   // --- wavelets: dyadic (stride 2) filter banks along the middle dim of (A, n, C) --------
   // tensors, channels C innermost. Filters w are (nf, K, Cw), contiguous, with Cw = C (one
-  // filter per channel) or 1 (shared).
+  // filter per channel) or 1 (shared), in the signal's compute dtype: the signal's own, float32
+  // for a bfloat16 signal (CUDA only), as is grad_w.
   // out (A, P, C) row p = sum over map.padded[p]'s terms of coef * x row src; x (A, map.n, C).
   virtual void wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) = 0;
   // The adjoint: grad_x (A, map.n, C) += map^T grad_out (grad_x already initialised).

@@ -5,7 +5,9 @@
 #
 #   bash bench/gpu.sh pack          # here: make CUDA=1 the test binary, the tools and the
 #                                   #       examples; bundle them with their shared libraries
-#                                   #       into .gpu/bundle.tgz (git-ignored)
+#                                   #       into .gpu/bundle.txz (git-ignored; xz, because
+#                                   #       the device tool carries at most 64 MiB and gzip
+#                                   #       no longer fits the seven programs)
 #   bash bench/gpu.sh run STAGES    # there (carry .gpu), STAGES from:
 #       tests      the whole test suite (CPU and CUDA cases)
 #       memcheck   compute-sanitizer --tool memcheck on the CUDA cases (and the op table's)
@@ -25,6 +27,12 @@
 #                  bench/torch_step.py has shown its model computes what ours does; then
 #                  one table of them all (bench/step_table.py)
 #       kernels    the attention kernel against SDPA (bench/kernels/attention.sh)
+#       wavspa     issue 16's tables: the ListOps WavSpA bf16 step for every parametrization
+#                  and levels 1-3 (bench_step --set), and the wavelet path alone
+#                  (tools/bench_wavelet: wavedec + waverec forward and backward on
+#                  (32, 2000, 128), per-channel F = 16) in fp32 and bf16 against a device copy
+#                  and PyTorch's conv1d formulation (bench/torch_step.py wavelet), eager and
+#                  torch.compile (bench/wavspa_table.py)
 #
 # Each stage keeps its logs in $OUT (or .gpu/out) and adds rows to a table printed last.
 # One `run` call may take 10 minutes at most: give tests, memcheck, racecheck and
@@ -34,9 +42,9 @@ cd "$(dirname "$0")/.."
 
 pack() {
   make -j2 CUDA=1 BUILD=build-cuda build-cuda/wavspa_tests build-cuda/train build-cuda/gen-data \
-    build-cuda/bench_step build-cuda/inspect_checkpoint build-cuda/bench examples || exit 1
+    build-cuda/bench_step build-cuda/bench_wavelet build-cuda/inspect_checkpoint build-cuda/bench examples || exit 1
   rm -rf .gpu && mkdir -p .gpu/stage/lib .gpu/stage/examples
-  for b in wavspa_tests train gen-data bench_step inspect_checkpoint bench; do
+  for b in wavspa_tests train gen-data bench_step bench_wavelet inspect_checkpoint bench; do
     [ -f build-cuda/$b ] && strip -o .gpu/stage/$b build-cuda/$b
   done
   for e in build-cuda/examples/*; do strip -o .gpu/stage/examples/$(basename "$e") "$e"; done
@@ -44,8 +52,8 @@ pack() {
   ldd build-cuda/wavspa_tests | awk '/=>/ {print $3}' |
     grep -E 'sleef|kissfft|png|csv|openblas|gomp|gfortran|quadmath' |
     xargs -I{} cp -L {} .gpu/stage/lib/
-  tar czf .gpu/bundle.tgz -C .gpu/stage . && rm -rf .gpu/stage
-  ls -la .gpu/bundle.tgz
+  tar cf - -C .gpu/stage . | xz -6 -T2 > .gpu/bundle.txz && rm -rf .gpu/stage
+  ls -la .gpu/bundle.txz
 }
 
 out=${OUT:-.gpu/out}
@@ -179,6 +187,25 @@ stage_bench() {
   python3 bench/step_table.py "$out/rows.md" | tee "$out/step_table.md"
 }
 
+stage_wavspa() {
+  local cfg=configs/listops_wavspa.json
+  for p in ada ortho lift adalift fixed; do
+    for l in 1 2 3; do
+      row "param $p L$l" "$($bin/bench_step --config $cfg --len 2000 --device cuda --precision bf16 \
+        --set parametrization=$p --set levels=$l 2>>"$out/wavspa.log" | tail -1)"
+    done
+  done
+  for d in fp32 bf16; do
+    for l in 1 2 3; do
+      row "wavelet wavspa $d L$l" "$($bin/bench_wavelet --dtype $d --levels $l 2>>"$out/wavspa.log" | tail -1)"
+      row "wavelet pytorch $d L$l" "$(python3 bench/torch_step.py wavelet --dtype $d --levels $l 2>>"$out/wavspa.log" | tail -1)"
+    done
+    row "wavelet pytorch+compile $d L1" \
+      "$(python3 bench/torch_step.py wavelet --dtype $d --levels 1 --compile 2>>"$out/wavspa.log" | tail -1)"
+  done
+  python3 bench/wavspa_table.py "$out/rows.md" | tee "$out/wavspa_table.md"
+}
+
 # The attention kernel against PyTorch's SDPA at issue 15's sizes (bench/kernels/attention.sh:
 # builds in seconds, checks against a float64 reference first).
 stage_kernels() {
@@ -192,7 +219,7 @@ case "${1:-}" in
   run)
     shift
     mkdir -p "$out" $bin .gpu/runs
-    tar xzf .gpu/bundle.tgz -C $bin || exit 1
+    tar xJf .gpu/bundle.txz -C $bin || exit 1
     export LD_LIBRARY_PATH=$PWD/$bin/lib:/usr/local/cuda/lib64
     row card "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
     stages=("$@")
@@ -204,5 +231,5 @@ case "${1:-}" in
     done
     printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|initcheck|soak|train|mixed|bench|kernels ..."; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|initcheck|soak|train|mixed|bench|kernels|wavspa ..."; exit 2 ;;
 esac

@@ -28,6 +28,13 @@ Two verbs:
       bf16 is the usual PyTorch mixed precision: float32 weights, forward and loss under
       torch.autocast(bfloat16). The last line of stdout is one JSON object with the median
       and minimum milliseconds per step and the peak allocated memory (MiB, 2^20 bytes).
+
+  python3 bench/torch_step.py wavelet [--batch 32] [--len 2000] [--dim 128] [--wlen 16]
+                                      [--levels 1] [--dtype fp32|bf16] [--compile]
+      Times the wavelet path alone in this conv1d formulation, as tools/bench_wavelet times
+      wavspa's: wavedec + waverec of a (batch, len, dim) signal (transposed to conv1d's
+      layout and back, as the twin's block does), per-channel filters, forward and backward
+      with the filter gradient; the same minimum traffic and a clone's copy bandwidth.
       --compile wraps the model in torch.compile (default mode) before the warm-up steps,
       which then include compilation; the impl is reported with a "+compile" suffix.
 
@@ -612,6 +619,60 @@ def cmd_time(args):
     return 0
 
 
+def cmd_wavelet(args):
+    """The wavelet path alone (see the module docstring and tools/bench_wavelet.cpp)."""
+    device = torch.device(args.device)
+    tf32_off()
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    torch.manual_seed(7)
+    x = torch.randn(args.batch, args.len, args.dim, device=device).to(dtype).requires_grad_()
+    seed = torch.randn(args.batch, args.len, args.dim, device=device).to(dtype)
+    dec_lo = daubechies_dec_lo(args.wlen // 2).to(torch.float32)
+    filters = dec_lo[:, None].expand(args.wlen, args.dim).contiguous().to(device).requires_grad_()
+
+    def path(x, filters):
+        bank = wavelet_bank(filters).to(x.dtype)
+        bands = wavedec(x.transpose(1, 2), bank, args.levels)
+        return waverec(bands, bank, args.len).transpose(1, 2)
+
+    run = torch.compile(path) if args.compile else path
+
+    def one():
+        x.grad = None
+        filters.grad = None
+        run(x, filters).backward(seed)
+
+    def clone():
+        return x.detach().clone()
+
+    def timed(fn):
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(args.samples):
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(args.group):
+                fn()
+            torch.cuda.synchronize(device)
+            times.append((time.perf_counter() - start) * 1e3 / args.group)
+        return statistics.median(times)
+
+    ms, copy_ms = timed(one), timed(clone)
+    S = x.numel() * x.element_size()
+    traffic = sum(10 * S / 2**level for level in range(args.levels))
+    gbs, copy_gbs = traffic / (ms * 1e-3) / 1e9, 2 * S / (copy_ms * 1e-3) / 1e9
+    print(json.dumps({
+        "impl": "pytorch-conv1d" + ("+compile" if args.compile else ""),
+        "dtype": args.dtype, "batch": args.batch, "len": args.len, "dim": args.dim,
+        "wlen": args.wlen, "levels": args.levels, "median_ms": round(ms, 4),
+        "min_traffic_mb": round(traffic / 1e6, 1), "gb_per_s": round(gbs, 1),
+        "copy_gb_per_s": round(copy_gbs, 1), "fraction_of_copy": round(gbs / copy_gbs, 3),
+        "device": device_name(device), "torch": torch.__version__,
+    }))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -632,7 +693,17 @@ def main(argv=None):
     timing.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     timing.add_argument("--device", default="cuda")
 
+    wav = verbs.add_parser("wavelet", help="time wavedec + waverec forward and backward (conv1d)")
+    for name, default in (("batch", 32), ("len", 2000), ("dim", 128), ("wlen", 16), ("levels", 1),
+                          ("samples", 20), ("group", 10)):
+        wav.add_argument("--" + name, type=int, default=default)
+    wav.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    wav.add_argument("--compile", action="store_true", help="wrap the path in torch.compile")
+    wav.add_argument("--device", default="cuda")
+
     args = parser.parse_args(argv)
+    if args.verb == "wavelet":
+        return cmd_wavelet(args)
     if args.verb == "time" and (args.steps < 1 or args.warmup < 0 or args.batch < 1):
         parser.error("--steps and --batch must be >= 1, --warmup >= 0")
     if args.verb == "time":

@@ -118,9 +118,13 @@ Wavelet WavSpABlock::wavelet() const {
                   " parametrization has no filter bank"));
 }
 
-std::vector<Tensor> WavSpABlock::decompose(const Tensor& h) const {
-  if (!is_lifting(options.parametrization))
-    return wavedec(h, wavelet(), options.levels, options.mode, 1);
+std::optional<Wavelet> WavSpABlock::bank() const {
+  if (is_lifting(options.parametrization)) return std::nullopt;
+  return wavelet();
+}
+
+std::vector<Tensor> WavSpABlock::decompose(const Tensor& h, const std::optional<Wavelet>& bank) const {
+  if (bank) return wavedec(h, *bank, options.levels, options.mode, 1);
   const bool fixed = options.parametrization == Parametrization::Lift;
   std::vector<Tensor> details;
   Tensor a = h;
@@ -134,9 +138,9 @@ std::vector<Tensor> WavSpABlock::decompose(const Tensor& h) const {
   return bands;
 }
 
-Tensor WavSpABlock::reconstruct(const std::vector<Tensor>& bands, int64_t n) const {
-  if (!is_lifting(options.parametrization))
-    return waverec(bands, wavelet(), options.mode, 1, n);
+Tensor WavSpABlock::reconstruct(const std::vector<Tensor>& bands, int64_t n,
+                                const std::optional<Wavelet>& bank) const {
+  if (bank) return waverec(bands, *bank, options.mode, 1, n);
   const bool fixed = options.parametrization == Parametrization::Lift;
   Tensor a = bands[0];
   for (size_t i = 1; i < bands.size(); ++i)
@@ -150,9 +154,10 @@ Tensor WavSpABlock::forward(const Tensor& x_in, const Tensor& key_mask) {
                ", got ", shape_str(x_in.shape()));
   const int64_t N = x_in.shape()[1];
   Tensor h = norm->forward(apply_mask(x_in, key_mask));
-  std::vector<Tensor> bands = decompose(h);
+  const std::optional<Wavelet> filters_now = bank();
+  std::vector<Tensor> bands = decompose(h, filters_now);
   for (size_t b = 0; b < bands.size(); ++b) bands[b] = band_attention[b]->forward(bands[b]);
-  Tensor x = add(x_in, reconstruct(bands, N));
+  Tensor x = add(x_in, reconstruct(bands, N, filters_now));
   Tensor y = mlp->forward(drop->forward(mlp_norm ? mlp_norm->forward(x) : x));
   return add(x, y);
 }

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,8 +79,8 @@ class WavSpABlock : public Block {
   std::string extra_repr() const override;
 
   // The transform pair, exposed for tests: bands of h (B, N, D) and back.
-  std::vector<Tensor> decompose(const Tensor& h) const;
-  Tensor reconstruct(const std::vector<Tensor>& bands, int64_t n) const;
+  std::vector<Tensor> decompose(const Tensor& h) const { return decompose(h, bank()); }
+  Tensor reconstruct(const std::vector<Tensor>& bands, int64_t n) const { return reconstruct(bands, n, bank()); }
   Wavelet wavelet() const;  // for Ada / Ortho / Fixed
 
   WavSpAOptions options;
@@ -90,6 +91,13 @@ class WavSpABlock : public Block {
   Tensor filters;          // Ada / Fixed: (wlen, D)
   Tensor angles;           // Ortho: (wlen / 2, D)
   Tensor predict, update;  // AdaLift: (2, D)
+
+ private:
+  // The filter bank, none for the lifting parametrizations. forward builds it once and both
+  // transforms use it (its few small ops, and their backward, run once per step, not twice).
+  std::optional<Wavelet> bank() const;
+  std::vector<Tensor> decompose(const Tensor& h, const std::optional<Wavelet>& bank) const;
+  Tensor reconstruct(const std::vector<Tensor>& bands, int64_t n, const std::optional<Wavelet>& bank) const;
 };
 
 // Fourier-space attention: FFT along the sequence, attention over the n/2 + 1 frequency

@@ -28,7 +28,7 @@ void check_floating(const char* op, const Tensor& t);
 // bfloat16 is computed on CUDA only: a bfloat16 CPU tensor given to an op that computes
 // throws a wavspa::Error naming the op and saying to convert with .to(kFloat32).
 void check_computable(const char* op, const Tensor& t);
-// For ops with no bfloat16 kernel on any device (FFTs, wavelets): refuses bfloat16
+// For ops with no bfloat16 kernel on any device (FFTs, the lattice filter): refuses bfloat16
 // with a message naming the op, then check_floating.
 void check_floating_no_bf16(const char* op, const Tensor& t);
 

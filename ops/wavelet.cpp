@@ -129,7 +129,7 @@ int64_t dwt_coeff_len(int64_t n, int64_t filter_len, WaveletMode mode) {
 
 namespace {
 
-// Filters as the kernels want them: (nf, F, Cw), cast to the signal's dtype and device,
+// Filters as the kernels want them: (nf, F, Cw), cast to filter_dtype(signal) and its device,
 // with a per-channel count checked against the signal's channels.
 Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const AxisView& v,
                    const Tensor& like, bool reverse) {
@@ -138,7 +138,7 @@ Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const Axi
     check_filter(op, f0, "filter");
     WAVSPA_CHECK(f0.shape() == filters[0].shape(), op, ": filters of one bank differ in shape: ",
                  shape_str(filters[0].shape()), " and ", shape_str(f0.shape()));
-    Tensor f = f0.to(like.dtype()).to(like.device());
+    Tensor f = f0.to(filter_dtype(like.dtype())).to(like.device());
     if (f.dim() == 2) {
       WAVSPA_CHECK(f.shape()[1] == v.C, op, ": per-channel filters ", shape_str(f.shape()),
                    " need one column per channel, but the signal has ", v.C,
@@ -154,10 +154,10 @@ Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const Axi
 
 }  // namespace
 
-std::pair<Tensor, Tensor> dwt(const Tensor& x_in, const Wavelet& wavelet, WaveletMode mode,
+std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMode mode,
                               int64_t axis) {
   const char* op = "dwt";
-  const Tensor x = autocast_fp32(x_in);  // no bfloat16 kernels: autocast computes in float32
+  // bfloat16 (CUDA) runs as such: float32 taps and arithmetic, bfloat16 loads and stores.
   AxisView v = axis_view(op, x, axis);
   WAVSPA_CHECK(v.N >= 1, op, ": the signal is empty along axis ", v.axis);
   WAVSPA_CHECK(wavelet.dec_lo.defined(), op, ": the wavelet has no filters");
@@ -165,7 +165,7 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x_in, const Wavelet& wavelet, Wavele
   // cA[o] = sum_j dec_lo[j] x_ext[2 o + 1 - j] (pywt's convolution), computed as a
   // correlation with the reversed filter over the extended signal.
   Tensor w = filter_bank(op, {wavelet.dec_lo, wavelet.dec_hi}, v, x, /*reverse=*/true);
-  Tensor coeffs;
+  std::vector<Tensor> coeffs;
   if (mode == WaveletMode::Periodization) {
     const int64_t L = (v.N + 1) / 2;  // an odd signal first repeats its last sample
     coeffs = analysis(to_3d(x, v), extension_map(mode, v.N, F / 2 - 1, 2 * L + F - 2), w, 0, L);
@@ -173,13 +173,14 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x_in, const Wavelet& wavelet, Wavele
     const int64_t L = (v.N + F - 1) / 2;
     coeffs = analysis(to_3d(x, v), extension_map(mode, v.N, F - 1, v.N + 2 * F - 2), w, 1, L);
   }
-  return {from_3d(coeffs.select(1, 0), v), from_3d(coeffs.select(1, 1), v)};
+  return {from_3d(coeffs[0], v), from_3d(coeffs[1], v)};
 }
 
 Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, WaveletMode mode,
             int64_t axis) {
   const char* op = "idwt";
-  const Tensor cA = autocast_fp32(cA_in), cD = autocast_fp32(cD_in);
+  // Under autocast, one bfloat16 band and one float32 band both go bfloat16.
+  const auto [cA, cD] = autocast_pair(cA_in, cD_in);
   check_same(op, cA, cD);
   WAVSPA_CHECK(cA.shape() == cD.shape(), op, ": cA ", shape_str(cA.shape()), " and cD ",
                shape_str(cD.shape()), " must have the same shape");
@@ -225,9 +226,8 @@ int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t 
   return level;
 }
 
-std::vector<Tensor> wavedec(const Tensor& x_in, const Wavelet& wavelet, int64_t level,
+std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t level,
                             WaveletMode mode, int64_t axis) {
-  const Tensor x = autocast_fp32(x_in);
   AxisView v = axis_view("wavedec", x, axis);
   WAVSPA_CHECK(wavelet.dec_lo.defined(), "wavedec: the wavelet has no filters");
   level = resolve_wavelet_level("wavedec", level, v.N, wavelet.filter_length());

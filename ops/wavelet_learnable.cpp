@@ -77,7 +77,8 @@ Tensor lifting_filter(const char* op, const Tensor& v, const Tensor& f, int64_t 
 std::pair<Tensor, Tensor> lifting_forward(const Tensor& x_in, const Tensor& predict,
                                           const Tensor& update, int64_t axis) {
   const char* op = "lifting_forward";
-  const Tensor x = autocast_fp32(x_in);  // no bfloat16 kernels: autocast computes in float32
+  const Tensor x = autocast_fp32(x_in);  // no bfloat16 version: autocast computes in float32
+  check_floating_no_bf16(op, x);
   AxisView v = axis_view(op, x, axis);
   WAVSPA_CHECK(v.N >= 2, op, ": needs at least 2 samples along axis ", v.axis, ", got ", v.N);
   Tensor x3 = to_3d(x, v);
@@ -94,6 +95,7 @@ Tensor lifting_inverse(const Tensor& approx_in, const Tensor& detail_in, const T
                        const Tensor& update, int64_t axis) {
   const char* op = "lifting_inverse";
   const Tensor approx = autocast_fp32(approx_in), detail = autocast_fp32(detail_in);
+  check_floating_no_bf16(op, approx);
   check_same(op, approx, detail);
   AxisView va = axis_view(op, approx, axis), vd = axis_view(op, detail, axis);
   WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op,

@@ -52,7 +52,7 @@ using G = std::vector<Tensor>;
 // ---- the (A, N, C) view and shared checks ---------------------------------------------------
 
 AxisView axis_view(const char* op, const Tensor& x, int64_t axis) {
-  check_floating_no_bf16(op, x);
+  check_floating(op, x);  // bfloat16: CUDA only (check_computable says so on the CPU)
   WAVSPA_CHECK(x.dim() >= 1, op, ": needs at least a 1-D signal, got a 0-d tensor");
   AxisView v;
   v.shape = x.shape();
@@ -74,7 +74,7 @@ Tensor from_3d(const Tensor& t, const AxisView& v) {
 }
 
 void check_filter(const char* op, const Tensor& f, const char* what) {
-  check_floating_no_bf16(op, f);
+  check_floating(op, f);
   WAVSPA_CHECK(f.dim() == 1 || f.dim() == 2, op, ": ", what, " must be (F) or (F, C), got ",
                shape_str(f.shape()));
   WAVSPA_CHECK(f.shape()[0] >= 2, op, ": ", what, " needs at least 2 taps, got ",
@@ -219,18 +219,22 @@ Tensor as_plane(const Tensor& t) {
   return ok ? t : contiguous_raw(t);
 }
 
-std::vector<Tensor> planes_of(const Tensor& stacked) {  // (A, nf, L, C) -> nf planes
-  std::vector<Tensor> planes;
-  for (int64_t f = 0; f < stacked.shape()[1]; ++f) planes.push_back(stacked.select(1, f));
-  return planes;
+// x plane (A, map.n, C) -> nf planes (A, L, C), each its own contiguous tensor
+std::vector<Tensor> analysis_raw(const Tensor& x, const RowMap& map, const Tensor& w,
+                                 int64_t start, int64_t L) {
+  std::vector<Tensor> out;
+  for (int64_t f = 0; f < w.shape()[0]; ++f)
+    out.push_back(Tensor::empty({x.shape()[0], L, x.shape()[2]}, x.dtype(), x.device()));
+  backend_of(x).wavelet_analysis(x, map, w, start, out);
+  return out;
 }
 
-// x plane (A, map.n, C) -> (A, nf, L, C)
-Tensor analysis_raw(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
-                    int64_t L) {
-  Tensor out = Tensor::empty({x.shape()[0], w.shape()[0], L, x.shape()[2]}, x.dtype(),
-                             x.device());
-  backend_of(x).wavelet_analysis(x, map, w, start, planes_of(out));
+// The gradients that reached some of an op's outputs, with zeros for the others.
+std::vector<Tensor> with_zeros(const std::vector<Tensor>& grads, const Shape& shape, DType dtype,
+                               Device device) {
+  std::vector<Tensor> out;
+  for (const Tensor& g : grads)
+    out.push_back(!g.defined() ? zeros_raw(shape, dtype, device) : as_plane(g.dtype() == dtype ? g : g.to(dtype)));
   return out;
 }
 
@@ -245,7 +249,7 @@ Tensor synthesis_raw(const std::vector<Tensor>& planes, const Tensor& w, int64_t
 
 Tensor filter_grad_raw(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
                        int64_t start, const Shape& w_shape) {
-  Tensor gw = Tensor::empty(w_shape, x.dtype(), x.device());
+  Tensor gw = Tensor::empty(w_shape, filter_dtype(x.dtype()), x.device());
   backend_of(x).wavelet_filter_grad(g, x, map, start, gw);
   return gw;
 }
@@ -253,17 +257,18 @@ Tensor filter_grad_raw(const std::vector<Tensor>& g, const Tensor& x, const RowM
 }  // namespace
 
 // Backward: synthesis with the same map (the exact adjoint, which folds padding gradients
-// back onto their source samples) and the filter correlation.
-Tensor analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor& w,
-                int64_t start, int64_t L) {
+// back onto their source samples) and the filter correlation. The bands are separate tensors
+// of one node, so a band feeds the next op without a copy and its gradient arrives whole.
+std::vector<Tensor> analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor& w,
+                             int64_t start, int64_t L) {
   Tensor xp = as_plane(x), wc = contiguous_raw(w);
-  Tensor out = analysis_raw(xp, *map, wc, start, L);
+  std::vector<Tensor> out = analysis_raw(xp, *map, wc, start, L);
   if (autograd::needs_grad({x, w})) {
     Tensor sx = xp.detach(), sw = wc.detach();
     bool need_x = x.requires_grad(), need_w = w.requires_grad();
     autograd::record("WaveletAnalysisBackward", {x, w}, out, {sx, sw},
-                     [sx, sw, map, start, need_x, need_w](const Tensor& g) {
-      auto gp = planes_of(contiguous_raw(g));
+                     [sx, sw, map, start, L, need_x, need_w](const std::vector<Tensor>& g) {
+      std::vector<Tensor> gp = with_zeros(g, {sx.shape()[0], L, sx.shape()[2]}, sx.dtype(), sx.device());
       return G{need_x ? synthesis_raw(gp, sw, start, *map) : Tensor(),
                need_w ? filter_grad_raw(gp, sx, *map, start, sw.shape()) : Tensor()};
     });
@@ -289,15 +294,15 @@ Tensor synthesis(const std::vector<Tensor>& planes_in, const Tensor& w, int64_t 
     for (const Tensor& t : inputs) need.push_back(t.requires_grad());
     std::vector<Tensor> read = saved;
     read.push_back(sw);
+    const DType dt = out.dtype();
     autograd::record("WaveletSynthesisBackward", inputs, out, read,
-                     [saved, sw, map, start, L, need](const Tensor& g) {
-      Tensor gp = as_plane(g);
+                     [saved, sw, map, start, L, need, dt](const Tensor& g) {
+      Tensor gp = as_plane(g.dtype() == dt ? g : g.to(dt));
       G grads;
       bool any_plane = false;
       for (size_t f = 0; f < saved.size(); ++f) any_plane = any_plane || need[f];
-      Tensor gc = any_plane ? analysis_raw(gp, *map, sw, start, L) : Tensor();
-      for (size_t f = 0; f < saved.size(); ++f)
-        grads.push_back(need[f] ? gc.select(1, (int64_t)f) : Tensor());
+      std::vector<Tensor> gc = any_plane ? analysis_raw(gp, *map, sw, start, L) : std::vector<Tensor>();
+      for (size_t f = 0; f < saved.size(); ++f) grads.push_back(need[f] ? gc[f] : Tensor());
       grads.push_back(need.back() ? filter_grad_raw(saved, gp, *map, start, sw.shape()) : Tensor());
       return grads;
     });

@@ -3,7 +3,7 @@
 //
 //   AxisView v = axis_view("dwt", x, axis);                          // x as (A, N, C)
 //   auto map = extension_map(WaveletMode::Symmetric, v.N, F - 1, v.N + 2 * F - 2);
-//   Tensor bands = analysis(to_3d(x, v), map, w, 1, L);              // (A, nf, L, C)
+//   std::vector<Tensor> bands = analysis(to_3d(x, v), map, w, 1, L); // nf of (A, L, C)
 //
 // analysis and synthesis are mutually adjoint for one map, so each is the other's backward
 // (plus the filter correlation); extend's backward is its transpose, the fold.
@@ -25,7 +25,7 @@ struct AxisView {
   Shape shape;  // x's shape
   int64_t axis, A, N, C;
 };
-// Checks that x is a floating tensor of at least one dim.
+// Checks that x is a floating tensor of at least one dim (bfloat16 on CUDA only).
 AxisView axis_view(const char* op, const Tensor& x, int64_t axis);
 Tensor to_3d(const Tensor& x, const AxisView& v);
 // t (A, L, C) back in v's layout, with L along v.axis.
@@ -33,6 +33,9 @@ Tensor from_3d(const Tensor& t, const AxisView& v);
 
 // A filter argument: floating, (F) or (F, C), at least 2 taps; `what` names it in errors.
 void check_filter(const char* op, const Tensor& f, const char* what);
+// The dtype the filters (and their gradient) take for a signal of dtype `signal`: its own,
+// float32 for bfloat16 (the kernels compute in float32 and keep the taps at full precision).
+inline DType filter_dtype(DType signal) { return signal == kBFloat16 ? kFloat32 : signal; }
 
 // ---- boundary maps ------------------------------------------------------------------------
 
@@ -49,9 +52,11 @@ std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t
 // x (A, map.n, C) -> (A, map.padded_rows(), C), the extension materialised.
 Tensor extend(const Tensor& x, std::shared_ptr<const RowMap> map);
 
-// Analysis of x (A, map.n, C) with filters w (nf, K, Cw) to (A, nf, L, C): band f, row o =
+// Analysis of x (A, map.n, C) with filters w (nf, K, Cw), in filter_dtype(x), to nf bands
+// (A, L, C) of x's dtype, each its own
+// contiguous tensor (one autograd node for all): band f, row o =
 // sum_k w[f, k, c] * xe[2 o + k + start], xe = the map applied to x.
-Tensor analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor& w,
+std::vector<Tensor> analysis(const Tensor& x, std::shared_ptr<const RowMap> map, const Tensor& w,
                 int64_t start, int64_t L);
 
 // Synthesis of nf planes (A, L, C) to (A, map.n, C): the adjoint of analysis with the same

@@ -3,6 +3,10 @@
 //   build/bench_step --config configs/listops_wavspa.json --device cuda --precision bf16
 //   build/bench_step --config configs/listops_transformer.json --device cpu --batch 4 --len 500
 //   build/bench_step --config configs/listops_wavspa.json --batch 4 --dump /tmp/ref
+//   build/bench_step --config configs/listops_wavspa.json --set parametrization=ortho --set levels=2
+//
+// --set KEY=VALUE replaces one key of the model config (VALUE read as JSON where it parses,
+// as a string otherwise), so one config file gives every parametrization and level count.
 //
 // A step is what tools/train does per batch: zero the gradients, forward, cross-entropy,
 // backward, one AdamW update (lr 1e-4, weight decay 0.01 on matrices), and reading the loss
@@ -87,6 +91,23 @@ void dump_reference(const models::ModelConfig& cfg, const Tensor& ids, const Ten
   std::fprintf(stderr, "reference written to %s (loss %.6f)\n", dir.c_str(), loss.item());
 }
 
+// The config file with the --set overrides applied.
+models::ModelConfig config_with(const std::string& path, const std::vector<std::string>& sets) {
+  if (sets.empty()) return models::ModelConfig::from_file(path);
+  std::ifstream in(path);
+  WAVSPA_CHECK(in, "cannot read the config file ", path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  WAVSPA_CHECK(j.is_object(), path, ": expected a JSON object");
+  for (const std::string& kv : sets) {
+    const size_t eq = kv.find('=');
+    WAVSPA_CHECK(eq != std::string::npos && eq > 0, "--set: expected KEY=VALUE, got \"", kv, "\"");
+    const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    j[key] = value.is_discarded() ? nlohmann::json(text) : value;
+  }
+  return models::ModelConfig::from_json(j.dump());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,12 +125,13 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first")->check(wavspa::tools::at_least(0));
   app.add_option("--threads", threads, "CPU threads")->check(wavspa::tools::at_least(1));
   app.add_flag("--cuda-graphs", graphs, "replay the step's forward and backward as a CUDA graph");
+  app.add_option("--set", sets, "KEY=VALUE: replace a key of the model config (repeatable)");
   app.add_option("--dump", dump, "also write the CPU reference for bench/torch_step.py check to DIR");
   if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
 
   try {
     if (threads > 0) set_cpu_threads((int)threads);
-    const models::ModelConfig cfg = models::ModelConfig::from_file(config_file);
+    const models::ModelConfig cfg = config_with(config_file, sets);
     WAVSPA_CHECK(len <= cfg.max_len, "--len ", len, " is longer than the config's max_len ", cfg.max_len);
     const MatmulPrecision prec = matmul_precision_from_name(precision);
     const Device device = device_name == "cuda" ? Device::cuda() : Device::cpu();
@@ -186,6 +208,7 @@ int main(int argc, char** argv) {
     nlohmann::json out = {
         {"impl", "wavspa"},
         {"model", cfg.architecture},
+        {"set", sets},
         {"precision", precision},
         {"cuda_graphs", graphs},
         {"batch", batch},

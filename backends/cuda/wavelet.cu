@@ -190,9 +190,10 @@ __global__ void extend_kernel(const T* x, const ExtendRow* padded, T* out, int64
   WAVSPA_GRID_STRIDE(idx, A * P * C) {
     const int64_t c = idx % C, p = (idx / C) % P, a = idx / (C * P);
     const ExtendRow& r = padded[p];
-    T acc = T(0);
-    for (int t = 0; t < 3 && r.src[t] >= 0; ++t) acc += (T)r.coef[t] * x[(a * N + r.src[t]) * C + c];
-    out[idx] = acc;
+    Compute<T> acc = 0;
+    for (int t = 0; t < 3 && r.src[t] >= 0; ++t)
+      acc += (Compute<T>)r.coef[t] * to_compute(x[(a * N + r.src[t]) * C + c]);
+    out[idx] = from_compute<T>(acc);
   }
 }
 
@@ -204,10 +205,10 @@ __global__ void extend_backward_kernel(const T* g, const int64_t* offsets, const
                                        int64_t P, int64_t C) {
   WAVSPA_GRID_STRIDE(idx, A * N * C) {
     const int64_t c = idx % C, i = (idx / C) % N, a = idx / (C * N);
-    T acc = gx[idx];
+    Compute<T> acc = to_compute(gx[idx]);
     for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e)
-      acc += (T)coefs[e] * g[(a * P + rows[e]) * C + c];
-    gx[idx] = acc;
+      acc += (Compute<T>)coefs[e] * to_compute(g[(a * P + rows[e]) * C + c]);
+    gx[idx] = from_compute<T>(acc);
   }
 }
 
@@ -222,24 +223,24 @@ __global__ void analysis_kernel(const T* x, int64_t x_stride_a, const ExtendRow*
     const int64_t c = idx % C, o = (idx / C) % L, a = idx / (C * L);
     const int64_t wc = Cw == 1 ? 0 : c;
     const T* xa = x + a * x_stride_a + c;
-    T acc[kMaxBands];
+    Compute<T> acc[kMaxBands];
 #pragma unroll
-    for (int f = 0; f < kMaxBands; ++f) acc[f] = T(0);
+    for (int f = 0; f < kMaxBands; ++f) acc[f] = 0;
     for (int64_t k = 0; k < K; ++k) {
       const int64_t p = 2 * o + k + start;
       if (p < 0 || p >= P) continue;
       const ExtendRow& r = padded[p];
       for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
-        T v = xa[r.src[t] * C];
-        if (r.coef[t] != 1.0) v *= (T)r.coef[t];  // boundary terms only
+        Compute<T> v = to_compute(xa[r.src[t] * C]);
+        if (r.coef[t] != 1.0) v *= (Compute<T>)r.coef[t];  // boundary terms only
 #pragma unroll
         for (int f = 0; f < kMaxBands; ++f)
-          if (f < outs.count) acc[f] = fma(static_cast<const T*>(outs.w[f])[k * Cw + wc], v, acc[f]);
+          if (f < outs.count) acc[f] = fma(static_cast<const Compute<T>*>(outs.w[f])[k * Cw + wc], v, acc[f]);
       }
     }
 #pragma unroll
     for (int f = 0; f < kMaxBands; ++f)
-      if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = acc[f];
+      if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = from_compute<T>(acc[f]);
   }
 }
 
@@ -250,13 +251,14 @@ __global__ void analysis_kernel(const T* x, int64_t x_stride_a, const ExtendRow*
 // coef * w[f, k, c] * coeffs[f][a, j, c]. Shared by synthesis_kernel and the end tiles of
 // synthesis_tiled.
 template <typename T>
-__device__ __forceinline__ T synthesis_element(const Bands<const T>& coeffs, int64_t K, int64_t Cw, int64_t wc,
-                                               int64_t start, const int64_t* offsets, const int64_t* rows,
-                                               const double* coefs, int64_t a, int64_t i, int64_t c, int64_t L,
-                                               int64_t C, T acc) {
+__device__ __forceinline__ Compute<T> synthesis_element(const Bands<const T>& coeffs, int64_t K, int64_t Cw,
+                                                        int64_t wc, int64_t start, const int64_t* offsets,
+                                                        const int64_t* rows, const double* coefs, int64_t a,
+                                                        int64_t i, int64_t c, int64_t L, int64_t C,
+                                                        Compute<T> acc) {
   for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e) {
     const int64_t base = rows[e] - start;  // = 2 j + k
-    const T scale = (T)coefs[e];
+    const Compute<T> scale = (Compute<T>)coefs[e];
     for (int64_t k = ((base % 2) + 2) % 2; k < K; k += 2) {
       const int64_t j = (base - k) / 2;
       if (j < 0) break;
@@ -264,9 +266,9 @@ __device__ __forceinline__ T synthesis_element(const Bands<const T>& coeffs, int
 #pragma unroll
       for (int f = 0; f < kMaxBands; ++f) {
         if (f >= coeffs.count) break;
-        T v = coeffs.base[f][a * coeffs.stride_a[f] + j * C + c];
-        if (scale != T(1)) v *= scale;
-        acc = fma(static_cast<const T*>(coeffs.w[f])[k * Cw + wc], v, acc);
+        Compute<T> v = to_compute(coeffs.base[f][a * coeffs.stride_a[f] + j * C + c]);
+        if (scale != 1) v *= scale;
+        acc = fma(static_cast<const Compute<T>*>(coeffs.w[f])[k * Cw + wc], v, acc);
       }
     }
   }
@@ -284,8 +286,8 @@ __global__ void synthesis_kernel(Bands<const T> coeffs, int64_t K, int64_t Cw, i
   WAVSPA_GRID_STRIDE(idx, A * n_out * C) {
     const int64_t c = idx % C, i = (idx / C) % n_out, a = idx / (C * n_out);
     const int64_t wc = Cw == 1 ? 0 : c;
-    T acc = accumulate ? out[idx] : T(0);
-    out[idx] = synthesis_element(coeffs, K, Cw, wc, start, offsets, rows, coefs, a, i, c, L, C, acc);
+    const Compute<T> acc = accumulate ? to_compute(out[idx]) : Compute<T>(0);
+    out[idx] = from_compute<T>(synthesis_element(coeffs, K, Cw, wc, start, offsets, rows, coefs, a, i, c, L, C, acc));
   }
 }
 
@@ -313,10 +315,10 @@ __global__ void filter_grad_partial(Bands<const T> g, int64_t f0, int64_t nf, co
     for (int64_t q = q0 + threadIdx.y; q < q1; q += kTileRows) {
       const int64_t a = q / L, o = q % L, p = 2 * o + k + start;
       if (p < 0 || p >= P) continue;
-      const double gv = (double)gf[a * g.stride_a[f] + o * C + c];
+      const double gv = (double)to_compute(gf[a * g.stride_a[f] + o * C + c]);
       const T* xa = x + a * x_stride_a + c;
       const ExtendRow& r = padded[p];
-      for (int t = 0; t < 3 && r.src[t] >= 0; ++t) acc += r.coef[t] * gv * (double)xa[r.src[t] * C];
+      for (int t = 0; t < 3 && r.src[t] >= 0; ++t) acc += r.coef[t] * gv * (double)to_compute(xa[r.src[t] * C]);
     }
   }
   sums[threadIdx.y][threadIdx.x] = acc;
@@ -332,9 +334,9 @@ __global__ void filter_grad_partial(Bands<const T> g, int64_t f0, int64_t nf, co
 // (Cw == 1) then sums the channels with a fixed tree over the block's threads.
 constexpr int kFinishThreads = 256;
 
-template <typename T>
+template <typename W>
 __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_t nfK,
-                                   int64_t C, int64_t Cw, T* grad_w) {
+                                   int64_t C, int64_t Cw, W* grad_w) {
   __shared__ double tree[kFinishThreads];
   const int64_t fk = blockIdx.x;
   double mine = 0;
@@ -342,7 +344,7 @@ __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_
     double s = 0;
     for (int64_t ch = 0; ch < chunks; ++ch) s += partial[(ch * nfK + fk) * C + c];
     if (Cw == 1) mine += s;
-    else grad_w[fk * C + c] = (T)s;
+    else grad_w[fk * C + c] = (W)s;
   }
   if (Cw != 1) return;  // uniform over the block: no thread is left at the barrier below
   tree[threadIdx.x] = mine;
@@ -351,7 +353,7 @@ __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_
     if ((int)threadIdx.x < half) tree[threadIdx.x] += tree[threadIdx.x + half];
     __syncthreads();
   }
-  if (threadIdx.x == 0) grad_w[fk] = (T)tree[0];
+  if (threadIdx.x == 0) grad_w[fk] = (W)tree[0];
 }
 
 // ---- tiled kernels (C >= kTiledMinC) ----------------------------------------------------------
@@ -372,19 +374,19 @@ __device__ __forceinline__ int64_t floor_div2(int64_t x) { return x >= 0 ? x / 2
 // xe[rows][kWTile]: each padded row is the sum of its map terms; rows in the map's plain range
 // are read straight from their signal row.
 template <typename T>
-__device__ __forceinline__ void stage_extended(T* xe, const T* xa, const MapView& m, int64_t p0, int rows, int64_t c,
-                                               int64_t C) {
+__device__ __forceinline__ void stage_extended(Compute<T>* xe, const T* xa, const MapView& m, int64_t p0, int rows,
+                                               int64_t c, int64_t C) {
 #pragma unroll 4
   for (int r = threadIdx.y; r < rows; r += kWRows) {
     const int64_t p = p0 + r;
-    T v = T(0);
+    Compute<T> v = 0;
     if (c < C && p >= m.pad_lo && p < m.pad_hi) {
-      v = xa[(p + m.pad_shift) * C + c];
+      v = to_compute(xa[(p + m.pad_shift) * C + c]);
     } else if (c < C && p >= 0 && p < m.P) {
       const ExtendRow& e = m.padded[p];
       for (int t = 0; t < 3 && e.src[t] >= 0; ++t) {
-        const T s = xa[e.src[t] * C + c];
-        v += e.coef[t] == 1.0 ? s : (T)e.coef[t] * s;
+        const Compute<T> s = to_compute(xa[e.src[t] * C + c]);
+        v += e.coef[t] == 1.0 ? s : (Compute<T>)e.coef[t] * s;
       }
     }
     xe[r * kWTile + threadIdx.x] = v;
@@ -397,7 +399,8 @@ __global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, in
                                                                   Bands<T> outs, int K, int64_t Cw,
                                                                   int64_t start, int64_t L, int64_t C) {
   extern __shared__ unsigned char wavelet_smem[];
-  T* xe = reinterpret_cast<T*>(wavelet_smem);  // [2 kWOut + K - 2][kWTile]
+  using V = Compute<T>;
+  V* xe = reinterpret_cast<V*>(wavelet_smem);  // [2 kWOut + K - 2][kWTile]
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = (int64_t)blockIdx.x * kWTile + tx, o0 = (int64_t)blockIdx.y * kWOut, a = blockIdx.z;
   const int64_t outs_here = L - o0 < kWOut ? L - o0 : kWOut;
@@ -405,24 +408,24 @@ __global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, in
   __syncthreads();
   if (c >= C) return;
   const int64_t wc = Cw == 1 ? 0 : c;
-  T acc[kMaxBands][kWPer];
+  V acc[kMaxBands][kWPer];
 #pragma unroll
   for (int f = 0; f < kMaxBands; ++f)
 #pragma unroll
-    for (int r = 0; r < kWPer; ++r) acc[f][r] = T(0);
-  const T* row = xe + 2 * ty * kWTile + tx;  // output ty + kWRows r reads row 2 (ty + kWRows r) + k
-  const T* wp[kMaxBands];
+    for (int r = 0; r < kWPer; ++r) acc[f][r] = 0;
+  const V* row = xe + 2 * ty * kWTile + tx;  // output ty + kWRows r reads row 2 (ty + kWRows r) + k
+  const V* wp[kMaxBands];
 #pragma unroll
-  for (int f = 0; f < kMaxBands; ++f) wp[f] = f < outs.count ? static_cast<const T*>(outs.w[f]) + wc : nullptr;
+  for (int f = 0; f < kMaxBands; ++f) wp[f] = f < outs.count ? static_cast<const V*>(outs.w[f]) + wc : nullptr;
   const int cw = (int)Cw;
 #pragma unroll 2
   for (int k = 0; k < K; ++k, row += kWTile) {
-    T wv[kMaxBands];
+    V wv[kMaxBands];
 #pragma unroll
-    for (int f = 0; f < kMaxBands; ++f) wv[f] = f < outs.count ? wp[f][k * cw] : T(0);
+    for (int f = 0; f < kMaxBands; ++f) wv[f] = f < outs.count ? wp[f][k * cw] : V(0);
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) {
-      const T v = row[2 * kWRows * r * kWTile];
+      const V v = row[2 * kWRows * r * kWTile];
 #pragma unroll
       for (int f = 0; f < kMaxBands; ++f)
         if (f < outs.count) acc[f][r] = fma(wv[f], v, acc[f][r]);
@@ -434,7 +437,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) analysis_tiled(const T* x, in
     if (o >= L) break;
 #pragma unroll
     for (int f = 0; f < kMaxBands; ++f)
-      if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = acc[f][r];
+      if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = from_compute<T>(acc[f][r]);
   }
 }
 
@@ -448,7 +451,8 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
                                                                    int64_t n_out, int64_t L, int64_t C,
                                                                    bool accumulate) {
   extern __shared__ unsigned char wavelet_smem[];
-  T* cs = reinterpret_cast<T*>(wavelet_smem);  // [count][JR][kWTile]
+  using V = Compute<T>;
+  V* cs = reinterpret_cast<V*>(wavelet_smem);  // [count][JR][kWTile]
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = (int64_t)blockIdx.x * kWTile + tx, i0 = (int64_t)blockIdx.y * kWOut, a = blockIdx.z;
   const int64_t i_end = n_out < i0 + kWOut ? n_out : i0 + kWOut;
@@ -465,32 +469,32 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
       const T* cf = coeffs.base[f] + a * coeffs.stride_a[f] + c;
       for (int r = ty; r < JR; r += kWRows) {
         const int64_t j = jlo + r;
-        cs[(f * JR + r) * kWTile + tx] = c < C && j >= 0 && j < L ? cf[j * C] : T(0);
+        cs[(f * JR + r) * kWTile + tx] = c < C && j >= 0 && j < L ? to_compute(cf[j * C]) : V(0);
       }
     }
     __syncthreads();
     if (c >= C) return;
-    T acc[kWPer];
+    V acc[kWPer];
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) {
       const int64_t i = i0 + ty + kWRows * r;
-      acc[r] = accumulate && i < i_end ? out_a[i * C] : T(0);
+      acc[r] = accumulate && i < i_end ? to_compute(out_a[i * C]) : V(0);
     }
     // u = u0 + ty + kWRows r has the parity of u0 + ty: the taps k of that parity, row
     // j = (u - k) / 2 = (u0 + ty - k) / 2 + 4 r.
     const int par = (int)((u0 + ty) & 1), cw = (int)Cw;
-    const T* wp[kMaxBands];
+    const V* wp[kMaxBands];
 #pragma unroll
-    for (int f = 0; f < kMaxBands; ++f) wp[f] = f < coeffs.count ? static_cast<const T*>(coeffs.w[f]) + wc : nullptr;
+    for (int f = 0; f < kMaxBands; ++f) wp[f] = f < coeffs.count ? static_cast<const V*>(coeffs.w[f]) + wc : nullptr;
     // tap k reads row jr = (u0 + ty - k) / 2 - jlo, one row up per step of 2 in k
-    const T* col0 = cs + (int)((u0 + ty - par) / 2 - jlo) * kWTile + tx;
+    const V* col0 = cs + (int)((u0 + ty - par) / 2 - jlo) * kWTile + tx;
 #pragma unroll 2
     for (int k = par; k < K; k += 2, col0 -= kWTile) {
 #pragma unroll
       for (int f = 0; f < kMaxBands; ++f) {
         if (f >= coeffs.count) break;
-        const T wv = wp[f][k * cw];
-        const T* col = col0 + f * JR * kWTile;
+        const V wv = wp[f][k * cw];
+        const V* col = col0 + f * JR * kWTile;
 #pragma unroll
         for (int r = 0; r < kWPer; ++r) acc[r] = fma(wv, col[(kWRows / 2) * r * kWTile], acc[r]);
       }
@@ -498,7 +502,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) {
       const int64_t i = i0 + ty + kWRows * r;
-      if (i < i_end) out_a[i * C] = acc[r];
+      if (i < i_end) out_a[i * C] = from_compute<T>(acc[r]);
     }
     return;
   }
@@ -506,8 +510,8 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
   for (int r = 0; r < kWPer; ++r) {
     const int64_t i = i0 + ty + kWRows * r;
     if (i >= i_end) break;
-    out_a[i * C] = synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a, i, c, L, C,
-                                     accumulate ? out_a[i * C] : T(0));
+    out_a[i * C] = from_compute<T>(synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a,
+                                                     i, c, L, C, accumulate ? to_compute(out_a[i * C]) : V(0)));
   }
 }
 
@@ -522,8 +526,9 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
                                                                      int64_t C, int64_t tiles,
                                                                      int64_t tiles_per_chunk, double* partial) {
   extern __shared__ unsigned char wavelet_smem[];
-  T* gs = reinterpret_cast<T*>(wavelet_smem);  // [count][kWOut][kWTile]
-  T* xe = gs + g.count * kWOut * kWTile;        // [2 kWOut + K - 2][kWTile]
+  using V = Compute<T>;
+  V* gs = reinterpret_cast<V*>(wavelet_smem);  // [count][kWOut][kWTile]
+  V* xe = gs + g.count * kWOut * kWTile;        // [2 kWOut + K - 2][kWTile]
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = (int64_t)blockIdx.x * kWTile + tx, chunk = blockIdx.y;
   const int64_t out_tiles = (L + kWOut - 1) / kWOut;
@@ -543,7 +548,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
       if (f >= g.count) break;
       for (int r = ty; r < kWOut; r += kWRows)
         gs[(f * kWOut + r) * kWTile + tx] =
-            c < C && r < outs_here ? g.base[f][a * g.stride_a[f] + (o0 + r) * C + c] : T(0);
+            c < C && r < outs_here ? to_compute(g.base[f][a * g.stride_a[f] + (o0 + r) * C + c]) : V(0);
     }
     __syncthreads();
     for (int o = 0; o < outs_here; ++o) {
@@ -579,14 +584,14 @@ void allow_smem(Kernel kernel, size_t bytes) {
 }
 
 // Fills a Bands with planes [f0, f0 + count) of `planes` and the matching filters of w.
-template <typename P, typename T>
-Bands<P> bands_of(const std::vector<Tensor>& planes, const T* w, int64_t K, int64_t Cw,
+template <typename P, typename W>
+Bands<P> bands_of(const std::vector<Tensor>& planes, const W* w, int64_t K, int64_t Cw,
                   size_t f0) {
   Bands<P> b;
   b.count = (int)std::min<size_t>(kMaxBands, planes.size() - f0);
   for (int f = 0; f < b.count; ++f) {
     const Tensor& t = planes[f0 + f];
-    b.base[f] = dptr<T>(t);
+    b.base[f] = static_cast<P*>(const_cast<void*>(t.raw_data()));
     b.stride_a[f] = t.strides()[0];
     if (w) b.w[f] = w + (f0 + f) * K * Cw;
   }
@@ -606,17 +611,24 @@ void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const 
   const int64_t chunks = (tiles + per_chunk - 1) / per_chunk;
   Tensor partial = scratch_bytes((size_t)chunks * nf * K * C * sizeof(double), device);
   for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
-    const Bands<const T> bands = bands_of<const T, T>(g, nullptr, K, Cw, f0);
-    const size_t smem = ((size_t)bands.count * kWOut + 2 * kWOut + K - 2) * kWTile * sizeof(T);
+    const Bands<const T> bands = bands_of<const T, Compute<T>>(g, nullptr, K, Cw, f0);
+    const size_t smem = ((size_t)bands.count * kWOut + 2 * kWOut + K - 2) * kWTile * sizeof(Compute<T>);
     allow_smem(filter_grad_tiled<T, KT>, smem);
     filter_grad_tiled<T, KT><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kWRows), smem, stream>>>(
         bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], view_of(dmap, P), start, K, L, C, tiles, per_chunk,
         dptr<double>(partial));
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
-  filter_grad_finish<T><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
-                                                                          Cw, dptr<T>(grad_w));
+  filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
+                                                                          Cw, dptr<Compute<T>>(grad_w));
   WAVSPA_CUDA_LAUNCH_CHECK();
+}
+
+// The filters and their gradient come in the signal's compute dtype (backends/backend.h).
+void check_filter_dtype(const char* what, const Tensor& signal, const Tensor& w, const char* name) {
+  const DType want = signal.dtype() == DType::BFloat16 ? DType::Float32 : signal.dtype();
+  WAVSPA_CHECK(w.dtype() == want, what, ": ", name, " must be ", want, " for a ", signal.dtype(), " signal, got ",
+               w.dtype());
 }
 
 }  // namespace
@@ -626,7 +638,7 @@ void CudaBackend::wavelet_extend(const Tensor& x, const RowMap& map, const Tenso
   const int64_t P = map.padded_rows(), total = A * P * C;
   if (total == 0) return;
   const DeviceMap dmap = device_map(map, x.device());
-  dispatch_floating(x.dtype(), "wavelet_extend", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "wavelet_extend", [&](auto zero) {
     using T = decltype(zero);
     extend_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(dptr<T>(x), dmap.padded,
                                                                    dptr<T>(out), A, N, P, C);
@@ -640,7 +652,7 @@ void CudaBackend::wavelet_extend_backward(const Tensor& grad_out, const RowMap& 
   const int64_t P = map.padded_rows(), total = A * N * C;
   if (total == 0 || P == 0) return;
   const DeviceMap dmap = device_map(map, grad_x.device());
-  dispatch_floating(grad_x.dtype(), "wavelet_extend_backward", [&](auto zero) {
+  dispatch_floating_bf16(grad_x.dtype(), "wavelet_extend_backward", [&](auto zero) {
     using T = decltype(zero);
     extend_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
         dptr<T>(grad_out), dmap.offsets, dmap.rows, dmap.coefs, dptr<T>(grad_x), A, N, P, C);
@@ -650,18 +662,19 @@ void CudaBackend::wavelet_extend_backward(const Tensor& grad_out, const RowMap& 
 
 void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w,
                                    int64_t start, const std::vector<Tensor>& outs) {
+  check_filter_dtype("wavelet_analysis", x, w, "filters");
   const int64_t A = x.shape()[0], C = x.shape()[2];
   const int64_t K = w.shape()[1], Cw = w.shape()[2];
   const int64_t L = outs[0].shape()[1], total = A * L * C;
   if (total == 0) return;
   const DeviceMap dmap = device_map(map, x.device());
-  dispatch_floating(x.dtype(), "wavelet_analysis", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (L + kWOut - 1) / kWOut <= 65535;
     for (size_t f0 = 0; f0 < outs.size(); f0 += kMaxBands) {
-      const Bands<T> bands = bands_of<T, T>(outs, dptr<T>(w), K, Cw, f0);
+      const Bands<T> bands = bands_of<T>(outs, dptr<Compute<T>>(w), K, Cw, f0);
       if (tiled) {
-        const size_t smem = (size_t)(2 * kWOut + K - 2) * kWTile * sizeof(T);
+        const size_t smem = (size_t)(2 * kWOut + K - 2) * kWTile * sizeof(Compute<T>);
         allow_smem(analysis_tiled<T>, smem);
         const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((L + kWOut - 1) / kWOut), (unsigned)A);
         analysis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(
@@ -679,18 +692,19 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
 
 void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
                                     int64_t start, const RowMap& map, const Tensor& out) {
+  check_filter_dtype("wavelet_synthesis", out, w, "filters");
   const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2];
   const int64_t K = w.shape()[1], Cw = w.shape()[2];
   const int64_t L = coeffs[0].shape()[1], total = A * n_out * C;
   if (total == 0) return;
   const DeviceMap dmap = device_map(map, out.device());
-  dispatch_floating(out.dtype(), "wavelet_synthesis", [&](auto zero) {
+  dispatch_floating_bf16(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (n_out + kWOut - 1) / kWOut <= 65535;
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
-      const Bands<const T> bands = bands_of<const T, T>(coeffs, dptr<T>(w), K, Cw, f0);
+      const Bands<const T> bands = bands_of<const T>(coeffs, dptr<Compute<T>>(w), K, Cw, f0);
       if (tiled) {
-        const size_t smem = (size_t)bands.count * (kWOut / 2 + K / 2 + 2) * kWTile * sizeof(T);
+        const size_t smem = (size_t)bands.count * (kWOut / 2 + K / 2 + 2) * kWTile * sizeof(Compute<T>);
         allow_smem(synthesis_tiled<T>, smem);
         const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((n_out + kWOut - 1) / kWOut), (unsigned)A);
         synthesis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(bands, K, Cw, start, view_of(dmap, map.padded_rows()),
@@ -708,6 +722,7 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
 
 void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x,
                                       const RowMap& map, int64_t start, const Tensor& grad_w) {
+  check_filter_dtype("wavelet_filter_grad", x, grad_w, "grad_w");
   const int64_t A = x.shape()[0], C = x.shape()[2];
   const int64_t nf = grad_w.shape()[0], K = grad_w.shape()[1], Cw = grad_w.shape()[2];
   const int64_t L = g[0].shape()[1], P = map.padded_rows();
@@ -715,7 +730,7 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   if (nf * K == 0) return;
   if (C >= kTiledMinC && K <= 10 * kWRows && pairs > 0) {
     const DeviceMap dmap = device_map(map, x.device());
-    dispatch_floating(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
+    dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
       using T = decltype(zero);
       auto run = [&](auto kt) {
         filter_grad_tiled_run<T, decltype(kt)::value>(g, x, dmap, P, start, nf, K, Cw, A, L, C, grad_w, x.device(),
@@ -740,11 +755,11 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   Tensor partial = scratch_bytes((size_t)chunks * nf * K * std::max<int64_t>(C, 1) * sizeof(double),
                                  x.device());
   const DeviceMap dmap = device_map(map, x.device());
-  dispatch_floating(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
+  dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
     using T = decltype(zero);
     if (any_work) {
       for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
-        const Bands<const T> bands = bands_of<const T, T>(g, nullptr, K, Cw, f0);
+        const Bands<const T> bands = bands_of<const T, Compute<T>>(g, nullptr, K, Cw, f0);
         const dim3 grid((unsigned)tiles, (unsigned)(bands.count * K), (unsigned)chunks);
         filter_grad_partial<T><<<grid, dim3(kTile, kTileRows), 0, stream()>>>(
             bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], dmap.padded, P, start, K, A, L,
@@ -752,8 +767,8 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
         WAVSPA_CUDA_LAUNCH_CHECK();
       }
     }
-    filter_grad_finish<T><<<(unsigned)(nf * K), kFinishThreads, 0, stream()>>>(
-        dptr<double>(partial), any_work ? chunks : 0, nf * K, C, Cw, dptr<T>(grad_w));
+    filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream()>>>(
+        dptr<double>(partial), any_work ? chunks : 0, nf * K, C, Cw, dptr<Compute<T>>(grad_w));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }

@@ -287,3 +287,68 @@ TEST_CASE("gradients flow through dtype conversions") {
   CHECK(x.grad().dtype() == kFloat32);
   CHECK(x.grad().to_vector<float>() == std::vector<float>{3, -4});
 }
+
+namespace {
+// A two-output op for the test below: (x + y, x * y), recorded as one node. `runs` counts its
+// backward calls; `seen` keeps which output gradients each call got.
+std::vector<Tensor> sum_and_product(const Tensor& x, const Tensor& y, int* runs,
+                                    std::vector<std::vector<bool>>* seen) {
+  std::vector<Tensor> out{add(x.detach(), y.detach()), mul(x.detach(), y.detach())};
+  Tensor sx = x.detach(), sy = y.detach();
+  autograd::record("SumAndProductBackward", {x, y}, out, {sx, sy},
+                   [sx, sy, runs, seen](const std::vector<Tensor>& g) {
+    ++*runs;
+    seen->push_back({g[0].defined(), g[1].defined()});
+    Tensor gx = zeros_like(sx), gy = zeros_like(sy);
+    if (g[0].defined()) gx = add(gx, g[0]), gy = add(gy, g[0]);
+    if (g[1].defined()) gx = add(gx, mul(g[1], sy)), gy = add(gy, mul(g[1], sx));
+    return std::vector<Tensor>{gx, gy};
+  });
+  return out;
+}
+}  // namespace
+
+TEST_CASE("an op with several outputs: one node, run once, each gradient in its own slot") {
+  Tensor x = tensor({1, 2}, kFloat64).requires_grad_(), y = tensor({3, 5}, kFloat64).requires_grad_();
+  int runs = 0;
+  std::vector<std::vector<bool>> seen;
+  SUBCASE("both outputs, each used twice, sum and product weighted differently") {
+    auto out = sum_and_product(x, y, &runs, &seen);
+    CHECK(out[0].grad_fn_name() == "SumAndProductBackward");
+    CHECK(out[1].grad_fn_name() == "SumAndProductBackward");
+    // L = 2 sum(s) + 3 sum(p) + sum(s * p): dL/ds = 2 + p, dL/dp = 3 + s
+    Tensor loss = add(add(mul(sum(out[0]), 2.0), mul(sum(out[1]), 3.0)), sum(mul(out[0], out[1])));
+    loss.backward();
+    CHECK(runs == 1);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0] == std::vector<bool>{true, true});
+    // dL/dx = dL/ds + dL/dp * y, dL/dy = dL/ds + dL/dp * x
+    // x = (1, 2), y = (3, 5): s = (4, 7), p = (3, 10)
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{(2 + 3) + (3 + 4) * 3.0, (2 + 10) + (3 + 7) * 5.0});
+    CHECK(y.grad().to_vector<double>() == std::vector<double>{(2 + 3) + (3 + 4) * 1.0, (2 + 10) + (3 + 7) * 2.0});
+  }
+  SUBCASE("only the second output used: the first slot comes undefined") {
+    auto out = sum_and_product(x, y, &runs, &seen);
+    sum(out[1]).backward();
+    CHECK(runs == 1);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0] == std::vector<bool>{false, true});
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{3, 5});
+    CHECK(y.grad().to_vector<double>() == std::vector<double>{1, 2});
+  }
+  SUBCASE("backward from an output itself seeds its slot") {
+    auto out = sum_and_product(x, y, &runs, &seen);
+    out[1].backward(tensor({1, 10}, kFloat64));
+    CHECK(seen.at(0) == std::vector<bool>{false, true});
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{3, 50});
+  }
+  SUBCASE("a saved input changed in place: refused, as for one output") {
+    Tensor a = tensor({1, 2}, kFloat64).requires_grad_();
+    Tensor xa = mul(a, 1.0);
+    auto out = sum_and_product(xa, y, &runs, &seen);
+    Tensor loss = sum(out[0]);
+    { NoGradGuard g; xa.detach().mul_(2.0); }
+    check_error([&] { loss.backward(); }, {"SumAndProductBackward", "in-place"});
+    CHECK(runs == 0);
+  }
+}

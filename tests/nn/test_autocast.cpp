@@ -110,7 +110,11 @@ TEST_CASE("autocast: mixed operands meet in bfloat16; without the guard they are
   // Two float32 operands stay float32; no-bfloat16 ops and the loss compute in float32.
   CHECK(add(a, a).dtype() == kFloat32);
   CHECK(rfft(b, 1).dtype() == kFloat32);
-  CHECK(dwt(b, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kFloat32);
+  CHECK(legall53_forward(b, 1).first.dtype() == kFloat32);
+  // The filter-bank transforms take bfloat16 as it comes (float32 filters), float32 too.
+  CHECK(dwt(b, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kBFloat16);
+  CHECK(dwt(a, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kFloat32);
+  CHECK(idwt(b, a, Wavelet("db2"), WaveletMode::Symmetric, 1).dtype() == kBFloat16);
   const Tensor t = from_vector(std::vector<int64_t>{0, 1, 2, 3}).to(Device::cuda());
   CHECK(cross_entropy(b, t).dtype() == kFloat32);
 }

@@ -15,7 +15,9 @@ OpInfo wavelet_entry(const std::string& name, const std::string& header, const s
   // converted to the signal's dtype and moved to its device rather than refused.
   op.mixed_dtypes_refused = false;
   op.mixed_devices_refused = false;
-  op.bf16 = Bf16::Refused;  // no bfloat16 filter-bank kernels
+  // bfloat16 on CUDA: bfloat16 signals with float32 taps and arithmetic (filters of any
+  // floating dtype are converted to float32).
+  op.bf16 = Bf16::Cuda;
   return op;
 }
 
@@ -112,6 +114,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
                           {"per channel, K = 2", [](const In& x) { return lattice_filter(x[0]); }, {rn({2, 4})}},
                       };
                     }));
+  t.back().bf16 = Bf16::Refused;  // builds filters, which are float32 for bfloat16 signals
   const char* kLifting = "wavelet: lifting (LeGall 5/3 and learnable) reconstructs exactly";
   t.push_back(wavelet_entry("lifting_forward", "ops/wavelet.h",
                             "composite of strided slices, symmetric `extend`, `mul`, `add`", kLifting, [] {
@@ -157,6 +160,9 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
             {"even length", [](const In& x) { return legall53_inverse(x[0], x[1]); }, {rn({2, 4}), rn({2, 4})}}};
       }));
   t.back().error_name = "lifting_inverse";  // the function that checks the dtype
+  // The lifting transforms are elementwise ops on the signal's dtype; they refuse bfloat16
+  // (autocast runs them in float32).
+  for (size_t i = t.size() - 4; i < t.size(); ++i) t[i].bf16 = Bf16::Refused;
   const char* k2d = "wavelet: 2-D transforms over chosen axes";
   t.push_back(wavelet_entry("dwt2", "ops/wavelet.h", "composite of `dwt` over two axes", k2d, [] {
     return std::vector<Sample>{{"db2, symmetric, axes (-2, -1)",

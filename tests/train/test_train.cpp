@@ -810,4 +810,48 @@ TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is wha
   Run unknown = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 32 --precision fp16", dir);
   CHECK(unknown.rc == 1);
   CHECK(contains(unknown.err, "unknown matmul precision 'fp16'"));
+
+  // --set replaces config keys: an ortho block at two levels has other parameters.
+  Run set = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --threads 1 --batch 2 --len 32"
+                          " --steps 1 --warmup 0 --set parametrization=ortho --set levels=2", dir);
+  REQUIRE_MESSAGE(set.rc == 0, set.out, set.err);
+  models::ModelConfig ortho = cfg;
+  ortho.parametrization = "ortho";
+  ortho.levels = 2;
+  CHECK(set.last_json().at("params") == models::make_classifier(ortho)->num_parameters());
+  CHECK(set.last_json().at("params") != j.at("params"));
+  Run bad_set = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --set levels", dir);
+  CHECK(bad_set.rc == 1);
+  CHECK(contains(bad_set.err, "--set: expected KEY=VALUE, got \"levels\""));
+  Run bad_value = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --set levels=many", dir);
+  CHECK(bad_value.rc == 1);
+  CHECK(contains(bad_value.err, "levels"));
+}
+
+TEST_CASE("tools/bench_wavelet: the wavelet path on the CPU is timed, with its traffic and the copy's bandwidth") {
+  TempDir dir("bench_wavelet");
+  const std::string exe = build_path("bench_wavelet");
+  Run r = run_shell(exe + " --device cpu --batch 2 --len 64 --dim 8 --wlen 4 --levels 2 --samples 2 --group 1"
+                          " --warmup 0", dir);
+  REQUIRE_MESSAGE(r.rc == 0, r.out, r.err);
+  const json j = r.last_json();
+  REQUIRE(j.is_object());
+  CHECK(j.at("device") == "cpu");
+  CHECK(j.at("levels") == 2);
+  CHECK(j.at("median_ms").get<double>() > 0);
+  // 10 S + 5 S, S = 2 * 64 * 8 float32 bytes
+  CHECK(j.at("min_traffic_mb").get<double>() == doctest::Approx(15.0 * 2 * 64 * 8 * 4 / 1e6));
+  CHECK(j.at("copy_gb_per_s").get<double>() > 0);
+  CHECK(j.at("fraction_of_copy").get<double>() ==
+        doctest::Approx(j.at("gb_per_s").get<double>() / j.at("copy_gb_per_s").get<double>()));
+  // bfloat16 signals are CUDA's; bad values exit 1 with one message.
+  Run bf16 = run_shell(exe + " --device cpu --dtype bf16 --batch 1 --len 8 --dim 2 --wlen 2", dir);
+  CHECK(bf16.rc == 1);
+  CHECK(contains(bf16.err, "bfloat16"));
+  Run odd = run_shell(exe + " --device cpu --wlen 3", dir);
+  CHECK(odd.rc == 1);
+  CHECK(contains(odd.err, "--wlen must be even, got 3"));
+  Run dtype = run_shell(exe + " --device cpu --dtype fp16", dir);
+  CHECK(dtype.rc == 1);
+  CHECK(contains(dtype.err, "--dtype: expected fp32, fp64 or bf16, got \"fp16\""));
 }

@@ -445,6 +445,75 @@ TEST_CASE("cuda nn: the tiled wavelet kernels (16 or more channels) against the 
     }
 }
 
+namespace {
+// bfloat16 signals with float32 filters (what a WavSpA block has under autocast) on CUDA,
+// against float32 on the CPU on the same rounded values: the output, then (after one rounded
+// seed) every input's gradient. The tolerance allows the bfloat16 rounding of the output and
+// of the gradients, whose errors add up over `terms` products in a filter gradient. Through
+// several levels the intermediate bands and their gradients are rounded too, each term of a
+// filter gradient off by about 2^-9 of itself: `filter_atol` > 0 then allows that fraction of
+// the gradient's largest element.
+void check_wavelet_bf16(const std::function<Tensor(const In&)>& fn, const In& signals, const In& filters,
+                        const std::string& what, int64_t terms, double filter_atol = 0) {
+  In cpu, gpu;
+  for (const Tensor& s : signals) {
+    const Tensor r = s.to(kBFloat16);
+    cpu.push_back(r.to(kFloat32).detach().requires_grad_());
+    gpu.push_back(r.to(Device::cuda()).detach().requires_grad_());
+  }
+  for (const Tensor& f : filters) {
+    cpu.push_back(f.to(kFloat32).detach().requires_grad_());
+    gpu.push_back(f.to(kFloat32).to(Device::cuda()).detach().requires_grad_());
+  }
+  const Tensor yc = fn(cpu), yg = fn(gpu);
+  CHECK_MESSAGE(yg.dtype() == kBFloat16, what, ": got ", yg.describe());
+  const Tol tol{1e-2 + 4e-3 * std::sqrt((double)terms), 2e-2};
+  check_close(yc, yg.to(kFloat32), tol, what + " forward");
+  const Tensor seed = randn(yc.shape()).to(kBFloat16);
+  yc.backward(seed.to(kFloat32));
+  yg.backward(seed.to(Device::cuda()));
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    REQUIRE_MESSAGE(cpu[i].grad().defined() == gpu[i].grad().defined(), what, " input ", i);
+    if (!gpu[i].grad().defined()) continue;  // idwt does not read the decomposition filters
+    CHECK(gpu[i].grad().dtype() == gpu[i].dtype());
+    Tol t = tol;
+    if (i >= signals.size() && filter_atol > 0) t.atol += filter_atol * max(abs(cpu[i].grad())).item();
+    check_close(cpu[i].grad(), gpu[i].grad().to(kFloat32), t, what + " grad of input " + std::to_string(i));
+  }
+}
+}  // namespace
+
+TEST_CASE("cuda nn: bfloat16 wavelets (float32 filters) equal float32 on the CPU, tiled and per-element kernels" *
+          gpu_only()) {
+  Sizes sz;
+  for (WaveletMode mode : kAllModes)
+    for (int64_t D : {(int64_t)3, sz(16, 70)}) {  // below and above kTiledMinC
+      const int64_t B = 2, N = sz(130, 330), L = sz(70, 200);
+      const std::string m = str(wavelet_mode_name(mode), " D=", D, " N=", N, " L=", L);
+      INFO(m);
+      for (int64_t F : {2, 16, 34})
+        check_wavelet_bf16([mode](const In& in) {
+          auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+          return concat({a, d}, 1);
+        }, {randn({B, N, D})}, {mul(randn({F, D}), 0.5)}, str("dwt per-channel F=", F, " ", m), B * N);
+      check_wavelet_bf16([mode](const In& in) {
+        auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+        return concat({a, d}, 1);
+      }, {randn({B, N, D})}, {mul(randn({8}), 0.5)}, "dwt shared filter " + m, B * N * D);
+      check_wavelet_bf16([mode](const In& in) {
+        return idwt(in[0], in[1], Wavelet::biorthogonal(in[2], in[3], in[4], in[5]), mode, 1);
+      }, {randn({B, L, D}), randn({B, L, D})}, {mul(randn({10, D}), 0.5), mul(randn({10, D}), 0.5),
+                                                  mul(randn({10, D}), 0.5), mul(randn({10, D}), 0.5)},
+                         "idwt per-channel filters " + m, B * 2 * L);
+      check_wavelet_bf16([mode, N](const In& in) {
+        Wavelet w = Wavelet::orthogonal_from(in[1]);
+        return waverec(wavedec(in[0], w, 2, mode, 1), w, mode, 1, N);
+      }, {randn({B, N, D})}, {mul(randn({16, D}), 0.3)}, "wavedec + waverec F=16 " + m, B * N, 1e-2);
+    }
+  // The CPU has no bfloat16 wavelet kernels: it says so, naming the op.
+  check_error([] { dwt(randn({2, 8}).to(kBFloat16), Wavelet("db2")); }, {"dwt", "bfloat16"});
+}
+
 // A random orthogonal-bank low-pass with the norm sqrt(2) of a real one: two levels of a 2-D
 // transform with an unnormalised random filter scale values by up to |f|^8, and float32's
 // cancellation in the result then exceeds any absolute tolerance.
