@@ -373,24 +373,44 @@ __device__ __forceinline__ int64_t floor_div2(int64_t x) { return x >= 0 ? x / 2
 // Padded rows [p0, p0 + rows) of plane a of x (zero outside [0, P)), channels c0.., into
 // xe[rows][kWTile]: each padded row is the sum of its map terms; rows in the map's plain range
 // are read straight from their signal row.
+// Padded row p (any integer; zero outside [0, P)) of one channel: xc points at the channel's
+// element of signal row 0. Rows in the map's plain range are read straight from their signal row.
+template <typename T>
+__device__ __forceinline__ Compute<T> padded_value(const T* xc, const MapView& m, int64_t p, int64_t C) {
+  if (p >= m.pad_lo && p < m.pad_hi) return to_compute(xc[(p + m.pad_shift) * C]);
+  Compute<T> v = 0;
+  if (p >= 0 && p < m.P) {
+    const ExtendRow& e = m.padded[p];
+    for (int t = 0; t < 3 && e.src[t] >= 0; ++t) {
+      const Compute<T> s = to_compute(xc[e.src[t] * C]);
+      v += e.coef[t] == 1.0 ? s : (Compute<T>)e.coef[t] * s;
+    }
+  }
+  return v;
+}
+
+// Padded rows [p0, p0 + W) of one channel into registers. Where the whole window is plain (every
+// run but a few at the ends) the loads are unconditional, so the compiler issues all W at once;
+// loads behind a branch each (padded_value) would wait for one another.
+template <int W, typename T>
+__device__ __forceinline__ void load_window(Compute<T> (&xr)[W], const T* xc, const MapView& m, int64_t p0,
+                                            int64_t C) {
+  if (p0 >= m.pad_lo && p0 + W <= m.pad_hi) {
+    const T* src = xc + (p0 + m.pad_shift) * C;
+#pragma unroll
+    for (int r = 0; r < W; ++r) xr[r] = to_compute(src[r * C]);
+  } else {
+#pragma unroll
+    for (int r = 0; r < W; ++r) xr[r] = padded_value(xc, m, p0 + r, C);
+  }
+}
+
 template <typename T>
 __device__ __forceinline__ void stage_extended(Compute<T>* xe, const T* xa, const MapView& m, int64_t p0, int rows,
                                                int64_t c, int64_t C) {
 #pragma unroll 4
-  for (int r = threadIdx.y; r < rows; r += kWRows) {
-    const int64_t p = p0 + r;
-    Compute<T> v = 0;
-    if (c < C && p >= m.pad_lo && p < m.pad_hi) {
-      v = to_compute(xa[(p + m.pad_shift) * C + c]);
-    } else if (c < C && p >= 0 && p < m.P) {
-      const ExtendRow& e = m.padded[p];
-      for (int t = 0; t < 3 && e.src[t] >= 0; ++t) {
-        const Compute<T> s = to_compute(xa[e.src[t] * C + c]);
-        v += e.coef[t] == 1.0 ? s : (Compute<T>)e.coef[t] * s;
-      }
-    }
-    xe[r * kWTile + threadIdx.x] = v;
-  }
+  for (int r = threadIdx.y; r < rows; r += kWRows)
+    xe[r * kWTile + threadIdx.x] = c < C ? padded_value(xa + c, m, p0 + r, C) : Compute<T>(0);
 }
 
 // analysis_kernel's sums: grid (channel tiles, output tiles, a).
@@ -577,6 +597,198 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
   }
 }
 
+// ---- streaming kernels (C >= kTiledMinC, K <= 16) --------------------------------------------
+//
+// The tiled kernels above move every tap's input through shared memory and ran at a few
+// percent of the card's bandwidth in a WavSpA block. Here a thread owns one channel and a run
+// of kSRun consecutive output rows: it loads the 2 kSRun + K - 2 input rows the run reads into
+// registers once (through the boundary map where a row is not plain), holds the taps of every
+// band in registers, and sums with every index known at compile time (KMAX, the tap capacity,
+// and NB, the band capacity, are template parameters; taps k >= K and bands past the count are
+// skipped). Blocks are 32 channels x 8 runs of one a. Neighbouring runs share K - 2 input rows,
+// which the L1 cache serves.
+constexpr int kSRun = 16, kSRows = 8;
+
+// analysis: outs[f] (a, o, c) = sum_k w[f, k, c] * xe[2 o + k + start]; grid (channel tiles,
+// run groups, a).
+template <typename T, int KMAX, int NB>
+__global__ void __launch_bounds__(kWTile * kSRows) analysis_stream(const T* x, int64_t x_stride_a, MapView map,
+                                                                   Bands<T> outs, int K, int64_t Cw, int64_t start,
+                                                                   int64_t L, int64_t C) {
+  using V = Compute<T>;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + threadIdx.x, a = blockIdx.z;
+  const int64_t o0 = ((int64_t)blockIdx.y * kSRows + threadIdx.y) * kSRun;
+  if (c >= C || o0 >= L) return;
+  const T* xc = x + a * x_stride_a + c;
+  const int64_t wc = Cw == 1 ? 0 : c;
+  V w[NB][KMAX];
+#pragma unroll
+  for (int f = 0; f < NB; ++f)
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k)
+      w[f][k] = f < outs.count && k < K ? static_cast<const V*>(outs.w[f])[k * Cw + wc] : V(0);
+  constexpr int W = 2 * kSRun + KMAX - 2;
+  V xr[W];
+  load_window(xr, xc, map, 2 * o0 + start, C);
+#pragma unroll
+  for (int r = 0; r < kSRun; ++r) {
+    const int64_t o = o0 + r;
+    V acc[NB];
+#pragma unroll
+    for (int f = 0; f < NB; ++f) acc[f] = 0;
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k)
+      if (k < K)
+#pragma unroll
+        for (int f = 0; f < NB; ++f) acc[f] = fma(w[f][k], xr[2 * r + k], acc[f]);
+    if (o < L)
+#pragma unroll
+      for (int f = 0; f < NB; ++f)
+        if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = from_compute<T>(acc[f]);
+  }
+}
+
+// The sums of a synthesis run inside the identity range, where output row i reads padded row
+// u = i + shift - start = 2 j + k of band coefficient j. With jlo = floor((u0 - KMAX + 1) / 2)
+// the run's rows j - jlo < JW are held in registers; D = u0 - 2 jlo (KMAX - 1 or KMAX) fixes
+// which taps meet which rows, at compile time.
+template <int D, typename T, int KMAX, int NB>
+__device__ __forceinline__ void synthesis_run(const Bands<const T>& coeffs, const Compute<T> (&w)[NB][KMAX], int K,
+                                              int64_t a, int64_t jlo, int64_t L, int64_t c, int64_t C,
+                                              Compute<T> (&acc)[kSRun]) {
+  using V = Compute<T>;
+  constexpr int JW = (KMAX + kSRun) / 2 + 1;
+  V cw[NB][JW];
+  const bool inside = jlo >= 0 && jlo + JW <= L;  // unconditional loads (see load_window)
+#pragma unroll
+  for (int f = 0; f < NB; ++f) {
+    const T* cf = f < coeffs.count ? coeffs.base[f] + a * coeffs.stride_a[f] + c : nullptr;
+    if (cf && inside) {
+      const T* src = cf + jlo * C;
+#pragma unroll
+      for (int jj = 0; jj < JW; ++jj) cw[f][jj] = to_compute(src[jj * C]);
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < JW; ++jj) {
+        const int64_t j = jlo + jj;
+        cw[f][jj] = cf && j >= 0 && j < L ? to_compute(cf[j * C]) : V(0);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kSRun; ++r)
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k)
+      if ((D + r - k) % 2 == 0 && k < K)
+#pragma unroll
+        for (int f = 0; f < NB; ++f) acc[r] = fma(w[f][k], cw[f][(D + r - k) / 2], acc[r]);
+}
+
+// synthesis: out (a, i, c) as synthesis_kernel; grid (channel tiles, run groups, a). A run
+// inside the map's identity range takes synthesis_run; a run at the ends (a few per signal)
+// computes each row as synthesis_kernel does.
+template <typename T, int KMAX, int NB>
+__global__ void __launch_bounds__(kWTile * kSRows) synthesis_stream(Bands<const T> coeffs, int K, int64_t Cw,
+                                                                    int64_t start, MapView map, T* out,
+                                                                    int64_t n_out, int64_t L, int64_t C,
+                                                                    bool accumulate) {
+  using V = Compute<T>;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + threadIdx.x, a = blockIdx.z;
+  const int64_t i0 = ((int64_t)blockIdx.y * kSRows + threadIdx.y) * kSRun;
+  if (c >= C || i0 >= n_out) return;
+  const int64_t i_end = n_out < i0 + kSRun ? n_out : i0 + kSRun;
+  const int64_t wc = Cw == 1 ? 0 : c;
+  T* out_c = out + a * n_out * C + c;
+  V acc[kSRun];
+#pragma unroll
+  for (int r = 0; r < kSRun; ++r) acc[r] = accumulate && i0 + r < i_end ? to_compute(out_c[(i0 + r) * C]) : V(0);
+  if (i0 >= map.ident_lo && i_end <= map.ident_hi) {
+    V w[NB][KMAX];
+#pragma unroll
+    for (int f = 0; f < NB; ++f)
+#pragma unroll
+      for (int k = 0; k < KMAX; ++k)
+        w[f][k] = f < coeffs.count && k < K ? static_cast<const V*>(coeffs.w[f])[k * Cw + wc] : V(0);
+    const int64_t u0 = i0 + map.shift - start, jlo = floor_div2(u0 - (KMAX - 1));
+    if (u0 - 2 * jlo == KMAX) synthesis_run<KMAX>(coeffs, w, K, a, jlo, L, c, C, acc);
+    else synthesis_run<KMAX - 1>(coeffs, w, K, a, jlo, L, c, C, acc);
+  } else {
+    for (int r = 0; r < kSRun; ++r)
+      if (i0 + r < i_end)
+        acc[r] = synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a, i0 + r, c, L, C,
+                                   acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kSRun; ++r)
+    if (i0 + r < i_end) out_c[(i0 + r) * C] = from_compute<T>(acc[r]);
+}
+
+// filter gradient, pass 1: grid (channel tiles, chunks). A block walks its chunk's items (an a
+// and a group of 8 runs) in order; thread row ty takes run ty of each item and sums
+// g[f][a, o, c] * xe[2 o + k + start] over its runs in Compute<T> for every (f, k), in
+// registers. The 8 thread rows' sums are then added in row order, in double, into
+// partial[chunk, f0 + f, k, c] for filter_grad_finish.
+template <typename T, int KMAX, int NB>
+__global__ void __launch_bounds__(kWTile * kSRows) filter_grad_stream(Bands<const T> g, int64_t f0, int64_t nf,
+                                                                      const T* x, int64_t x_stride_a, MapView map,
+                                                                      int64_t start, int K, int64_t L, int64_t C,
+                                                                      int64_t items, int64_t items_per_chunk,
+                                                                      double* partial) {
+  using V = Compute<T>;
+  extern __shared__ unsigned char wavelet_smem[];
+  double* sums = reinterpret_cast<double*>(wavelet_smem);  // [NB * KMAX][kSRows][kWTile]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = (int64_t)blockIdx.x * kWTile + tx, chunk = blockIdx.y;
+  const int64_t groups = (L + kSRun * kSRows - 1) / (kSRun * kSRows);  // items per a
+  const int64_t q0 = chunk * items_per_chunk, q1 = q0 + items_per_chunk < items ? q0 + items_per_chunk : items;
+  V acc[NB][KMAX];
+#pragma unroll
+  for (int f = 0; f < NB; ++f)
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) acc[f][k] = 0;
+  if (c < C) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t a = q / groups, o0 = ((q % groups) * kSRows + ty) * kSRun;
+      if (o0 >= L) continue;
+      const T* xc = x + a * x_stride_a + c;
+      constexpr int W = 2 * kSRun + KMAX - 2;
+      V xr[W], gr[NB][kSRun];
+      load_window(xr, xc, map, 2 * o0 + start, C);
+      const bool whole = o0 + kSRun <= L;  // unconditional loads (see load_window)
+#pragma unroll
+      for (int f = 0; f < NB; ++f) {
+        const T* gf = f < g.count ? g.base[f] + a * g.stride_a[f] + o0 * C + c : nullptr;
+        if (gf && whole) {
+#pragma unroll
+          for (int r = 0; r < kSRun; ++r) gr[f][r] = to_compute(gf[r * C]);
+        } else {
+#pragma unroll
+          for (int r = 0; r < kSRun; ++r) gr[f][r] = gf && o0 + r < L ? to_compute(gf[r * C]) : V(0);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kSRun; ++r)
+#pragma unroll
+        for (int k = 0; k < KMAX; ++k)
+          if (k < K)
+#pragma unroll
+            for (int f = 0; f < NB; ++f) acc[f][k] = fma(gr[f][r], xr[2 * r + k], acc[f][k]);
+    }
+  }
+#pragma unroll
+  for (int f = 0; f < NB; ++f)
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) sums[((f * KMAX + k) * kSRows + ty) * kWTile + tx] = (double)acc[f][k];
+  __syncthreads();
+  for (int e = ty; e < NB * KMAX; e += kSRows) {
+    const int f = e / KMAX, k = e % KMAX;
+    if (f >= g.count || k >= K || c >= C) continue;
+    double total = 0;
+    for (int y = 0; y < kSRows; ++y) total += sums[(e * kSRows + y) * kWTile + tx];
+    partial[((chunk * nf + f0 + f) * K + k) * C + c] = total;
+  }
+}
+
 // Dynamic shared memory past the default 48 KiB needs the kernel's consent, once per size.
 template <typename Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
@@ -621,6 +833,52 @@ void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const 
   }
   filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
                                                                           Cw, dptr<Compute<T>>(grad_w));
+  WAVSPA_CUDA_LAUNCH_CHECK();
+}
+
+// The streaming kernels take up to kStreamMaxK taps and two bands (a dwt's pair; more bands go
+// to the tiled kernels); f(KMAX, NB) is called with the tap capacity (8 or 16) that holds K taps.
+// (Each capacity is a set of instantiations in every program's device code: few are kept.)
+constexpr int64_t kStreamMaxK = 16;
+
+template <typename F>
+void with_stream_shape(int64_t K, F&& f) {
+  if (K <= 8) f(std::integral_constant<int, 8>{}, std::integral_constant<int, 2>{});
+  else f(std::integral_constant<int, 16>{}, std::integral_constant<int, 2>{});
+}
+
+// The streaming kernels' grid for `rows` output rows: (channel tiles, groups of kSRows runs, A).
+dim3 stream_grid(int64_t C, int64_t rows, int64_t A) {
+  const int64_t runs = (rows + kSRun - 1) / kSRun;
+  return dim3((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((runs + kSRows - 1) / kSRows), (unsigned)A);
+}
+bool stream_fits(int64_t C, int64_t K, size_t bands, int64_t rows, int64_t A) {
+  const int64_t runs = (rows + kSRun - 1) / kSRun;
+  return C >= kTiledMinC && K <= kStreamMaxK && bands <= 2 && A <= 65535 && (runs + kSRows - 1) / kSRows <= 65535;
+}
+
+// wavelet_filter_grad through filter_grad_stream: chunks of items (an a and a group of kSRows
+// runs) for about 512 blocks, their partial sums added in chunk order by filter_grad_finish.
+template <typename T, int KMAX, int NB>
+void filter_grad_stream_run(const std::vector<Tensor>& g, const Tensor& x, const DeviceMap& dmap, int64_t P,
+                            int64_t start, int64_t nf, int64_t K, int64_t Cw, int64_t A, int64_t L, int64_t C,
+                            const Tensor& grad_w, Device device, cudaStream_t stream) {
+  const int64_t ctiles = (C + kWTile - 1) / kWTile, items = A * ((L + kSRun * kSRows - 1) / (kSRun * kSRows));
+  const int64_t want = std::min(std::clamp<int64_t>(512 / ctiles, 1, 65535), items);
+  const int64_t per_chunk = (items + want - 1) / want, chunks = (items + per_chunk - 1) / per_chunk;
+  Tensor partial = scratch_bytes((size_t)chunks * nf * K * C * sizeof(double), device);
+  const size_t smem = (size_t)NB * KMAX * kSRows * kWTile * sizeof(double);
+  allow_smem(filter_grad_stream<T, KMAX, NB>, smem);
+  for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
+    const Bands<const T> bands = bands_of<const T, Compute<T>>(g, nullptr, K, Cw, f0);
+    filter_grad_stream<T, KMAX, NB><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kSRows), smem, stream>>>(
+        bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], view_of(dmap, P), start, (int)K, L, C, items, per_chunk,
+        dptr<double>(partial));
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  }
+  filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks,
+                                                                                   nf * K, C, Cw,
+                                                                                   dptr<Compute<T>>(grad_w));
   WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
@@ -671,8 +929,18 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
   dispatch_floating_bf16(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (L + kWOut - 1) / kWOut <= 65535;
+    const bool streamed = stream_fits(C, K, outs.size(), L, A);
     for (size_t f0 = 0; f0 < outs.size(); f0 += kMaxBands) {
       const Bands<T> bands = bands_of<T>(outs, dptr<Compute<T>>(w), K, Cw, f0);
+      if (streamed) {
+        with_stream_shape(K, [&](auto kmax, auto nb) {
+          analysis_stream<T, decltype(kmax)::value, decltype(nb)::value>
+              <<<stream_grid(C, L, A), dim3(kWTile, kSRows), 0, stream()>>>(
+                  dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()), bands, (int)K, Cw, start, L, C);
+          WAVSPA_CUDA_LAUNCH_CHECK();
+        });
+        continue;
+      }
       if (tiled) {
         const size_t smem = (size_t)(2 * kWOut + K - 2) * kWTile * sizeof(Compute<T>);
         allow_smem(analysis_tiled<T>, smem);
@@ -701,8 +969,18 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
   dispatch_floating_bf16(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (n_out + kWOut - 1) / kWOut <= 65535;
+    const bool streamed = stream_fits(C, K, coeffs.size(), n_out, A);
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
       const Bands<const T> bands = bands_of<const T>(coeffs, dptr<Compute<T>>(w), K, Cw, f0);
+      if (streamed) {
+        with_stream_shape(K, [&](auto kmax, auto nb) {
+          synthesis_stream<T, decltype(kmax)::value, decltype(nb)::value>
+              <<<stream_grid(C, n_out, A), dim3(kWTile, kSRows), 0, stream()>>>(
+                  bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()), dptr<T>(out), n_out, L, C, f0 > 0);
+          WAVSPA_CUDA_LAUNCH_CHECK();
+        });
+        continue;
+      }
       if (tiled) {
         const size_t smem = (size_t)bands.count * (kWOut / 2 + K / 2 + 2) * kWTile * sizeof(Compute<T>);
         allow_smem(synthesis_tiled<T>, smem);
@@ -728,6 +1006,17 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   const int64_t L = g[0].shape()[1], P = map.padded_rows();
   const int64_t pairs = A * L;
   if (nf * K == 0) return;
+  if (stream_fits(C, K, g.size(), L, A) && pairs > 0) {
+    const DeviceMap dmap = device_map(map, x.device());
+    dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
+      using T = decltype(zero);
+      with_stream_shape(K, [&](auto kmax, auto nb) {
+        filter_grad_stream_run<T, decltype(kmax)::value, decltype(nb)::value>(g, x, dmap, P, start, nf, K, Cw, A, L,
+                                                                              C, grad_w, x.device(), stream());
+      });
+    });
+    return;
+  }
   if (C >= kTiledMinC && K <= 10 * kWRows && pairs > 0) {
     const DeviceMap dmap = device_map(map, x.device());
     dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
