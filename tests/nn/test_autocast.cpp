@@ -182,32 +182,55 @@ TEST_CASE("autocast: Transformer and WavSpA steps match float32 to bfloat16 accu
     const Tensor labels = from_vector(std::vector<int64_t>{1, 3, 5, 7}).to(Device::cuda());
     // mode 0: float32; 1: bfloat16 products only (float32 tensors, MatmulPrecision::BFloat16);
     // 2: autocast (bfloat16 activations) on top of that, as --precision bf16 runs.
+    // The whole model: loss and logits. Its gradients are not compared here: the classifier
+    // head's ReLU makes them a step function of the features (with bfloat16 features a unit
+    // near zero may switch on or off, and the gradient of every parameter below it jumps by
+    // that unit's share; seen at batch 4: 2 of 512 units switched, 8% on the encoder's
+    // gradients), so the encoder's gradients are compared under a smooth loss below.
+    auto logits_of = [&](int mode) {
+      MatmulPrecisionGuard products(mode > 0 ? MatmulPrecision::BFloat16 : MatmulPrecision::Float32);
+      AutocastGuard guard(mode == 2);
+      Tensor logits = model->forward(ids);
+      Tensor loss = cross_entropy(logits, labels);
+      return std::vector<Tensor>{loss.detach(), logits.detach().to(kFloat32)};
+    };
+    {
+      NoGradGuard no_grad;
+      const std::vector<Tensor> fp32 = logits_of(0), bf16 = logits_of(2);
+      CHECK(fp32[0].dtype() == kFloat32);
+      CHECK(bf16[0].dtype() == kFloat32);  // the loss is float32 under the guard
+      CHECK(rel_err(bf16[0], fp32[0]) < 1e-2);
+      CHECK(rel_err(bf16[1], fp32[1]) < 3e-2);
+    }
+    // The encoder (embedding, every block, the final norm) under loss = sum(features * r), r
+    // fixed and random: mode 0 float32; 1 bfloat16 products only (float32 tensors,
+    // MatmulPrecision::BFloat16); 2 autocast (bfloat16 activations) on top, as --precision
+    // bf16 runs.
+    const Tensor r = randn({4, 64}).to(Device::cuda());
     auto step = [&](int mode) {
       MatmulPrecisionGuard products(mode > 0 ? MatmulPrecision::BFloat16 : MatmulPrecision::Float32);
       AutocastGuard guard(mode == 2);
       model->zero_grad();
-      Tensor logits = model->forward(ids);
-      Tensor loss = cross_entropy(logits, labels);
+      Tensor features = model->encoder->forward(ids);
+      REQUIRE(features.shape() == Shape{4, 64});
+      Tensor loss = sum(mul(features.to(kFloat32), r));
       loss.backward();
-      std::vector<Tensor> out{loss.detach(), logits.detach().to(kFloat32)};
-      for (const Tensor& p : model->parameters()) out.push_back(p.grad().clone());
+      std::vector<Tensor> out{loss.detach()};
+      for (const Tensor& p : model->encoder->parameters()) out.push_back(p.grad().clone());
       return out;
     };
     const std::vector<Tensor> fp32 = step(0), products = step(1), bf16 = step(2);
-    CHECK(fp32[0].dtype() == kFloat32);
-    CHECK(bf16[0].dtype() == kFloat32);  // the loss is float32 under the guard
-    CHECK(rel_err(bf16[0], fp32[0]) < 1e-2);
-    CHECK(rel_err(bf16[1], fp32[1]) < 3e-2);
+    CHECK(rel_err(bf16[0], fp32[0]) < 3e-2);
     // Every parameter's gradient is float32 (the master weights). The error against float32,
     // all gradients together (weighted by their norms), is of the order that bfloat16
     // products alone give: bfloat16 activations add roundings of the same size.
-    const auto names = model->named_parameters();
+    const auto names = model->encoder->named_parameters();
     auto overall = [&](const std::vector<Tensor>& got, std::string* worst_name, double* worst) {
       double num = 0, den = 0;
-      for (size_t i = 2; i < fp32.size(); ++i) {
+      for (size_t i = 1; i < fp32.size(); ++i) {
         CHECK(got[i].dtype() == kFloat32);
         const double e = rel_err(got[i], fp32[i]);
-        if (worst && e > *worst) *worst = e, *worst_name = names[i - 2].first;
+        if (worst && e > *worst) *worst = e, *worst_name = names[i - 1].first;
         const double n2 = sum(mul(fp32[i], fp32[i])).item();
         num += e * e * n2, den += n2;
       }
@@ -216,8 +239,8 @@ TEST_CASE("autocast: Transformer and WavSpA steps match float32 to bfloat16 accu
     double worst = 0;
     std::string worst_name;
     const double e_products = overall(products, nullptr, nullptr), e_autocast = overall(bf16, &worst_name, &worst);
-    MESSAGE(arch << ": relative gradient error, bfloat16 products " << e_products << ", autocast " << e_autocast
-                 << " (worst parameter " << worst_name << ", " << worst << ")");
+    MESSAGE(arch << ": relative gradient error of the encoder, bfloat16 products " << e_products << ", autocast "
+                 << e_autocast << " (worst parameter " << worst_name << ", " << worst << ")");
     CHECK(e_autocast < std::max(0.03, 2 * e_products));
     CHECK(worst < 0.25);
   }
