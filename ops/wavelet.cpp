@@ -262,7 +262,9 @@ Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, Wavele
   if (length >= 0) {
     WAVSPA_CHECK(length <= a.shape()[ax], "waverec: cannot trim to length ", length,
                  ": the reconstruction has only ", a.shape()[ax]);
-    a = a.narrow(ax, 0, length);
+    // A full-length trim is no trim: narrowing anyway would put a SliceBackward (a zero-filled
+    // gradient and a strided copy into it) into every backward.
+    if (length < a.shape()[ax]) a = a.narrow(ax, 0, length);
   }
   return a;
 }

@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
         {"last_loss", last_loss},
         {"device", card},
     };
+    finish_env_profile();  // WAVSPA_PROFILE=1: the report, before the CUDA runtime shuts down
     std::cout << out.dump() << std::endl;
     return 0;
   } catch (const std::exception& e) {

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
         {"min_traffic_mb", traffic / 1e6}, {"gb_per_s", gbs}, {"copy_gb_per_s", copy_gbs},
         {"fraction_of_copy", gbs / copy_gbs}, {"device", card},
     };
+    finish_env_profile();  // WAVSPA_PROFILE=1: the report, before the CUDA runtime shuts down
     std::cout << out.dump() << std::endl;
     return 0;
   } catch (const std::exception& e) {

@@ -8,10 +8,13 @@
 // transpose in CSR form). Its device copy is made once per map id and cached (see
 // device_map); every thread of a warp reads the same entry, which the cache broadcasts.
 //
-// Two sets of kernels compute the same sums. With at least kTiledMinC channels the tiled
-// kernels run (a block per 32 channels x 64 output rows, its input rows staged once in shared
-// memory; see "tiled kernels" below); narrower signals (a transform along the last axis, where
-// C is 1) take the per-element kernels, one thread per output element.
+// Three sets of kernels compute the same sums. A dwt pair of at most 16 taps on rows of whole
+// 16-byte units (the WavSpA case) takes the vector-tile kernels (a block per 64 channels x 64
+// output rows, its rows staged in 16-byte loads, a thread per channel pair and 8 rows; see
+// "vector-tile kernels" below); other signals with at least kTiledMinC channels take the tiled
+// kernels (32 channels x 64 rows, staged element by element); narrower signals (a transform
+// along the last axis, where C is 1) take the per-element kernels, one thread per output
+// element.
 //
 // Each output element is owned by one thread and written once, including the adjoints
 // (extend_backward and synthesis gather through the transposed map instead of scattering),
@@ -389,22 +392,6 @@ __device__ __forceinline__ Compute<T> padded_value(const T* xc, const MapView& m
   return v;
 }
 
-// Padded rows [p0, p0 + W) of one channel into registers. Where the whole window is plain (every
-// run but a few at the ends) the loads are unconditional, so the compiler issues all W at once;
-// loads behind a branch each (padded_value) would wait for one another.
-template <int W, typename T>
-__device__ __forceinline__ void load_window(Compute<T> (&xr)[W], const T* xc, const MapView& m, int64_t p0,
-                                            int64_t C) {
-  if (p0 >= m.pad_lo && p0 + W <= m.pad_hi) {
-    const T* src = xc + (p0 + m.pad_shift) * C;
-#pragma unroll
-    for (int r = 0; r < W; ++r) xr[r] = to_compute(src[r * C]);
-  } else {
-#pragma unroll
-    for (int r = 0; r < W; ++r) xr[r] = padded_value(xc, m, p0 + r, C);
-  }
-}
-
 template <typename T>
 __device__ __forceinline__ void stage_extended(Compute<T>* xe, const T* xa, const MapView& m, int64_t p0, int rows,
                                                int64_t c, int64_t C) {
@@ -597,196 +584,344 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
   }
 }
 
-// ---- streaming kernels (C >= kTiledMinC, K <= 16) --------------------------------------------
+// ---- vector-tile kernels (16-byte rows, K <= 16, two bands) ----------------------------------
 //
-// The tiled kernels above move every tap's input through shared memory and ran at a few
-// percent of the card's bandwidth in a WavSpA block. Here a thread owns one channel and a run
-// of kSRun consecutive output rows: it loads the 2 kSRun + K - 2 input rows the run reads into
-// registers once (through the boundary map where a row is not plain), holds the taps of every
-// band in registers, and sums with every index known at compile time (KMAX, the tap capacity,
-// and NB, the band capacity, are template parameters; taps k >= K and bands past the count are
-// skipped). Blocks are 32 channels x 8 runs of one a. Neighbouring runs share K - 2 input rows,
-// which the L1 cache serves.
-constexpr int kSRun = 16, kSRows = 8;
+// The WavSpA case: (A, N, C) with C a few hundred channels, one dwt pair of K <= 16 taps. The
+// earlier designs (a thread per element; tiles staged one element per thread; a thread per
+// channel holding its window and taps in registers) ran at a few percent of the card's
+// bandwidth in the library, latency-bound on loads that waited for one another. Here a block of
+// 32 x 8 threads owns kVC = 64 channels and kVOut = 64 output rows of one a:
+//   - staging: the rows the tile reads are copied into shared memory in 16-byte units, every
+//     load of a thread issued before any store (no load waits on another), converted to
+//     Compute<T> on the way (so edge rows summed through the boundary map keep float
+//     precision, as on the CPU); the taps of the block's channels go there too, zero past K;
+//   - compute: a thread takes a pair of channels and kVR = 8 output rows, its window of input
+//     rows read from shared memory into registers once, the taps read per k (each tap read feeds
+//     2 bands x 2 channels x 8 rows of FMAs); every index is a compile-time constant;
+//   - stores: a pair of channels per thread, 128 or 256 contiguous bytes per warp and row.
+// Rows of a plane must be 16-byte aligned (C sizeof(T) a multiple of 16, base pointers and plane
+// strides too); vtile_fits checks it on the host. Tiles at the ends of a signal, where the
+// boundary map is not one signal row per padded row, stage (analysis) or compute (synthesis)
+// through the map element by element, as the kernels above do.
+constexpr int kVC = 64, kVRows = 8, kVR = 8, kVOut = kVRows * kVR, kVThreads = kWTile * kVRows;
+
+// A pair of neighbouring channels, loaded or stored as one access.
+template <typename T>
+struct alignas(2 * sizeof(T)) Two {
+  T x, y;
+};
+
+// 16 bytes of T (E = 16 / sizeof(T) values) into dst[0, E) of Compute<T>.
+template <typename T>
+__device__ __forceinline__ void store_unit(Compute<T>* dst, const uint4& u) {
+  constexpr int E = 16 / (int)sizeof(T);
+  const T* v = reinterpret_cast<const T*>(&u);
+  if constexpr (std::is_same_v<T, bf16>) {
+    reinterpret_cast<float4*>(dst)[0] = make_float4(to_compute(v[0]), to_compute(v[1]), to_compute(v[2]), to_compute(v[3]));
+    reinterpret_cast<float4*>(dst)[1] = make_float4(to_compute(v[4]), to_compute(v[5]), to_compute(v[6]), to_compute(v[7]));
+  } else {
+    static_assert(E * sizeof(T) == 16);
+    *reinterpret_cast<uint4*>(dst) = u;  // float, double: the same bytes
+  }
+}
+
+// Rows [0, ROWS) of a tile into dst[ROWS][kVC] (Compute<T>): row r's kVC channels from
+// row_ptr(r) (channel c0 of that row; nullptr for a row of zeros), `units` 16-byte units of each
+// row valid (the rest zero). Every load is issued before any store.
+template <typename T, int ROWS, typename RowPtr>
+__device__ __forceinline__ void stage_tile(Compute<T>* dst, RowPtr row_ptr, int units) {
+  constexpr int UPR = kVC * (int)sizeof(T) / 16, UNITS = ROWS * UPR, PER = (UNITS + kVThreads - 1) / kVThreads;
+  constexpr int E = 16 / (int)sizeof(T);
+  const int tid = threadIdx.y * kWTile + threadIdx.x;
+  uint4 buf[PER];
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int u = tid + kVThreads * i, r = u / UPR, cu = u % UPR;
+    const T* src = u < UNITS ? row_ptr(r) : nullptr;
+    buf[i] = src && cu < units ? reinterpret_cast<const uint4*>(src)[cu] : make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int u = tid + kVThreads * i;
+    if (u < UNITS) store_unit<T>(dst + (u / UPR) * kVC + (u % UPR) * E, buf[i]);
+  }
+}
+
+// The taps of both bands for channels [c0, c0 + kVC) into ws[NB][KMAX][kVC], zero for k >= K,
+// bands past the count and channels past C.
+template <typename T, int KMAX, int NB, typename B>
+__device__ __forceinline__ void stage_taps(Compute<T>* ws, const B& bands, int K, int64_t Cw, int64_t c0, int64_t C) {
+  using V = Compute<T>;
+  const int tid = threadIdx.y * kWTile + threadIdx.x;
+#pragma unroll
+  for (int f = 0; f < NB; ++f) {  // unrolled: bands.w is indexed by constants (no local-memory copy)
+    const V* wf = f < bands.count ? static_cast<const V*>(bands.w[f]) : nullptr;
+    for (int i = tid; i < KMAX * kVC; i += kVThreads) {
+      const int k = i / kVC;
+      const int64_t c = c0 + i % kVC;
+      ws[f * KMAX * kVC + i] = wf && k < K && c < C ? wf[k * Cw + (Cw == 1 ? 0 : c)] : V(0);
+    }
+  }
+}
 
 // analysis: outs[f] (a, o, c) = sum_k w[f, k, c] * xe[2 o + k + start]; grid (channel tiles,
-// run groups, a).
+// output tiles, a). Shared memory: xs[2 kVOut + KMAX - 2][kVC], ws[NB][KMAX][kVC].
 template <typename T, int KMAX, int NB>
-__global__ void __launch_bounds__(kWTile * kSRows) analysis_stream(const T* x, int64_t x_stride_a, MapView map,
-                                                                   Bands<T> outs, int K, int64_t Cw, int64_t start,
-                                                                   int64_t L, int64_t C) {
+__global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t x_stride_a, MapView map, Bands<T> outs,
+                                                             int K, int64_t Cw, int64_t start, int64_t L, int64_t C) {
   using V = Compute<T>;
-  const int64_t c = (int64_t)blockIdx.x * kWTile + threadIdx.x, a = blockIdx.z;
-  const int64_t o0 = ((int64_t)blockIdx.y * kSRows + threadIdx.y) * kSRun;
-  if (c >= C || o0 >= L) return;
-  const T* xc = x + a * x_stride_a + c;
-  const int64_t wc = Cw == 1 ? 0 : c;
-  V w[NB][KMAX];
+  constexpr int ROWS = 2 * kVOut + KMAX - 2, W = 2 * kVR + KMAX - 2;
+  extern __shared__ __align__(16) unsigned char wavelet_smem[];
+  V* xs = reinterpret_cast<V*>(wavelet_smem);
+  V* ws = xs + ROWS * kVC;
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, o0 = (int64_t)blockIdx.y * kVOut, a = blockIdx.z;
+  const int64_t p0 = 2 * o0 + start;
+  const T* xa = x + a * x_stride_a;
+  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
+  if (p0 >= map.pad_lo && p0 + ROWS <= map.pad_hi) {
+    const T* first = xa + (p0 + map.pad_shift) * C + c0;
+    stage_tile<T, ROWS>(xs, [&](int r) { return first + (int64_t)r * C; }, cvalid * (int)sizeof(T) / 16);
+  } else {
+    for (int i = threadIdx.y * kWTile + threadIdx.x; i < ROWS * kVC; i += kVThreads) {
+      const int r = i / kVC, cc = i % kVC;
+      xs[i] = cc < cvalid ? padded_value(xa + c0 + cc, map, p0 + r, C) : V(0);
+    }
+  }
+  stage_taps<T, KMAX, NB>(ws, outs, K, Cw, c0, C);
+  __syncthreads();
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  if (2 * tx >= cvalid) return;
+  using P = Two<V>;
+  P xr[W];
+  const P* xp = reinterpret_cast<const P*>(xs + 2 * ty * kVR * kVC) + tx;
+#pragma unroll
+  for (int r = 0; r < W; ++r) xr[r] = xp[r * (kVC / 2)];
+  P acc[NB][kVR];
 #pragma unroll
   for (int f = 0; f < NB; ++f)
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k)
-      w[f][k] = f < outs.count && k < K ? static_cast<const V*>(outs.w[f])[k * Cw + wc] : V(0);
-  constexpr int W = 2 * kSRun + KMAX - 2;
-  V xr[W];
-  load_window(xr, xc, map, 2 * o0 + start, C);
+    for (int r = 0; r < kVR; ++r) acc[f][r] = P{0, 0};
+  const P* wp = reinterpret_cast<const P*>(ws) + tx;
 #pragma unroll
-  for (int r = 0; r < kSRun; ++r) {
-    const int64_t o = o0 + r;
-    V acc[NB];
+  for (int k = 0; k < KMAX; ++k) {
+    P wv[NB];
 #pragma unroll
-    for (int f = 0; f < NB; ++f) acc[f] = 0;
+    for (int f = 0; f < NB; ++f) wv[f] = wp[(f * KMAX + k) * (kVC / 2)];
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k)
-      if (k < K)
+    for (int r = 0; r < kVR; ++r)
 #pragma unroll
-        for (int f = 0; f < NB; ++f) acc[f] = fma(w[f][k], xr[2 * r + k], acc[f]);
+      for (int f = 0; f < NB; ++f) {
+        acc[f][r].x = fma(wv[f].x, xr[2 * r + k].x, acc[f][r].x);
+        acc[f][r].y = fma(wv[f].y, xr[2 * r + k].y, acc[f][r].y);
+      }
+  }
+#pragma unroll
+  for (int r = 0; r < kVR; ++r) {
+    const int64_t o = o0 + ty * kVR + r;
     if (o < L)
 #pragma unroll
       for (int f = 0; f < NB; ++f)
-        if (f < outs.count) outs.base[f][a * outs.stride_a[f] + o * C + c] = from_compute<T>(acc[f]);
+        if (f < outs.count)
+          *reinterpret_cast<Two<T>*>(outs.base[f] + a * outs.stride_a[f] + o * C + c0 + 2 * tx) =
+              Two<T>{from_compute<T>(acc[f][r].x), from_compute<T>(acc[f][r].y)};
   }
 }
 
-// The sums of a synthesis run inside the identity range, where output row i reads padded row
-// u = i + shift - start = 2 j + k of band coefficient j. With jlo = floor((u0 - KMAX + 1) / 2)
-// the run's rows j - jlo < JW are held in registers; D = u0 - 2 jlo (KMAX - 1 or KMAX) fixes
-// which taps meet which rows, at compile time.
+// synthesis: out (a, i, c) as synthesis_kernel; grid (channel tiles, output tiles, a). A tile
+// inside the map's identity range (output row i receives padded row u = i + shift alone, with
+// coefficient 1) stages the coefficient rows [jlo, jlo + JROWS) of both bands, where
+// v = u - start = 2 j + k and jlo = floor((v0 - KMAX + 1) / 2) for the tile's first row; a thread's
+// rows then read their JW rows from there, D = v - 2 jlo (KMAX - 1 or KMAX, the same for every
+// thread of the tile) fixing which taps meet which rows. A tile at the ends computes each
+// element through the map, as synthesis_kernel does. Shared memory: cs[NB][JROWS][kVC],
+// ws[NB][KMAX][kVC].
+template <int KMAX>
+struct SynthesisTile {
+  static constexpr int JROWS = (kVOut + KMAX) / 2 + 1, JW = (kVR + KMAX) / 2 + 1;
+};
+
 template <int D, typename T, int KMAX, int NB>
-__device__ __forceinline__ void synthesis_run(const Bands<const T>& coeffs, const Compute<T> (&w)[NB][KMAX], int K,
-                                              int64_t a, int64_t jlo, int64_t L, int64_t c, int64_t C,
-                                              Compute<T> (&acc)[kSRun]) {
+__device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const Compute<T>* ws,
+                                                     Two<Compute<T>> (&acc)[kVR]) {
   using V = Compute<T>;
-  constexpr int JW = (KMAX + kSRun) / 2 + 1;
-  V cw[NB][JW];
-  const bool inside = jlo >= 0 && jlo + JW <= L;  // unconditional loads (see load_window)
+  using P = Two<V>;
+  constexpr int JROWS = SynthesisTile<KMAX>::JROWS, JW = SynthesisTile<KMAX>::JW;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  P cw[NB][JW];
 #pragma unroll
   for (int f = 0; f < NB; ++f) {
-    const T* cf = f < coeffs.count ? coeffs.base[f] + a * coeffs.stride_a[f] + c : nullptr;
-    if (cf && inside) {
-      const T* src = cf + jlo * C;
+    const P* cp = reinterpret_cast<const P*>(cs + (f * JROWS + ty * kVR / 2) * kVC) + tx;
 #pragma unroll
-      for (int jj = 0; jj < JW; ++jj) cw[f][jj] = to_compute(src[jj * C]);
-    } else {
-#pragma unroll
-      for (int jj = 0; jj < JW; ++jj) {
-        const int64_t j = jlo + jj;
-        cw[f][jj] = cf && j >= 0 && j < L ? to_compute(cf[j * C]) : V(0);
-      }
-    }
+    for (int jj = 0; jj < JW; ++jj) cw[f][jj] = cp[jj * (kVC / 2)];
   }
+  const P* wp = reinterpret_cast<const P*>(ws) + tx;
 #pragma unroll
-  for (int r = 0; r < kSRun; ++r)
+  for (int k = 0; k < KMAX; ++k) {
+    P wv[NB];
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k)
-      if ((D + r - k) % 2 == 0 && k < K)
+    for (int f = 0; f < NB; ++f) wv[f] = wp[(f * KMAX + k) * (kVC / 2)];
 #pragma unroll
-        for (int f = 0; f < NB; ++f) acc[r] = fma(w[f][k], cw[f][(D + r - k) / 2], acc[r]);
+    for (int r = 0; r < kVR; ++r)
+      if ((D + r - k) % 2 == 0)
+#pragma unroll
+        for (int f = 0; f < NB; ++f) {
+          const P& v = cw[f][(D + r - k) / 2];
+          acc[r].x = fma(wv[f].x, v.x, acc[r].x);
+          acc[r].y = fma(wv[f].y, v.y, acc[r].y);
+        }
+  }
 }
 
-// synthesis: out (a, i, c) as synthesis_kernel; grid (channel tiles, run groups, a). A run
-// inside the map's identity range takes synthesis_run; a run at the ends (a few per signal)
-// computes each row as synthesis_kernel does.
 template <typename T, int KMAX, int NB>
-__global__ void __launch_bounds__(kWTile * kSRows) synthesis_stream(Bands<const T> coeffs, int K, int64_t Cw,
-                                                                    int64_t start, MapView map, T* out,
-                                                                    int64_t n_out, int64_t L, int64_t C,
-                                                                    bool accumulate) {
+__global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
+                                                              MapView map, T* out, int64_t n_out, int64_t L, int64_t C,
+                                                              bool accumulate) {
   using V = Compute<T>;
-  const int64_t c = (int64_t)blockIdx.x * kWTile + threadIdx.x, a = blockIdx.z;
-  const int64_t i0 = ((int64_t)blockIdx.y * kSRows + threadIdx.y) * kSRun;
-  if (c >= C || i0 >= n_out) return;
-  const int64_t i_end = n_out < i0 + kSRun ? n_out : i0 + kSRun;
-  const int64_t wc = Cw == 1 ? 0 : c;
+  using P = Two<V>;
+  constexpr int JROWS = SynthesisTile<KMAX>::JROWS;
+  extern __shared__ __align__(16) unsigned char wavelet_smem[];
+  V* cs = reinterpret_cast<V*>(wavelet_smem);
+  V* ws = cs + NB * JROWS * kVC;
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, i0 = (int64_t)blockIdx.y * kVOut, a = blockIdx.z;
+  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
+  const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
+  const bool inside = i0 >= map.ident_lo && i0 + kVOut <= map.ident_hi;  // uniform over the block
+  const int64_t v0 = i0 + map.shift - start, jlo = floor_div2(v0 - (KMAX - 1));
+  if (inside) {
+#pragma unroll
+    for (int f = 0; f < NB; ++f) {
+      const T* plane = f < coeffs.count ? coeffs.base[f] + a * coeffs.stride_a[f] + c0 : nullptr;
+      stage_tile<T, JROWS>(cs + f * JROWS * kVC, [&](int r) {
+        const int64_t j = jlo + r;
+        return plane && j >= 0 && j < L ? plane + j * C : nullptr;
+      }, cvalid * (int)sizeof(T) / 16);
+    }
+    stage_taps<T, KMAX, NB>(ws, coeffs, K, Cw, c0, C);
+  }
+  __syncthreads();
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  if (2 * tx >= cvalid) return;
+  const int64_t c = c0 + 2 * tx, first = i0 + ty * kVR;
   T* out_c = out + a * n_out * C + c;
-  V acc[kSRun];
+  P acc[kVR];
 #pragma unroll
-  for (int r = 0; r < kSRun; ++r) acc[r] = accumulate && i0 + r < i_end ? to_compute(out_c[(i0 + r) * C]) : V(0);
-  if (i0 >= map.ident_lo && i_end <= map.ident_hi) {
-    V w[NB][KMAX];
-#pragma unroll
-    for (int f = 0; f < NB; ++f)
-#pragma unroll
-      for (int k = 0; k < KMAX; ++k)
-        w[f][k] = f < coeffs.count && k < K ? static_cast<const V*>(coeffs.w[f])[k * Cw + wc] : V(0);
-    const int64_t u0 = i0 + map.shift - start, jlo = floor_div2(u0 - (KMAX - 1));
-    if (u0 - 2 * jlo == KMAX) synthesis_run<KMAX>(coeffs, w, K, a, jlo, L, c, C, acc);
-    else synthesis_run<KMAX - 1>(coeffs, w, K, a, jlo, L, c, C, acc);
+  for (int r = 0; r < kVR; ++r) {
+    acc[r] = P{0, 0};
+    if (accumulate && first + r < i_end) {
+      const Two<T> o = *reinterpret_cast<const Two<T>*>(out_c + (first + r) * C);
+      acc[r] = P{to_compute(o.x), to_compute(o.y)};
+    }
+  }
+  if (inside) {
+    if (v0 - 2 * jlo == KMAX) synthesis_vtile_rows<KMAX, T, KMAX, NB>(cs, ws, acc);
+    else synthesis_vtile_rows<KMAX - 1, T, KMAX, NB>(cs, ws, acc);
   } else {
-    for (int r = 0; r < kSRun; ++r)
-      if (i0 + r < i_end)
-        acc[r] = synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a, i0 + r, c, L, C,
-                                   acc[r]);
+    // r and the channel are compile-time indices, so acc stays in registers.
+#pragma unroll
+    for (int r = 0; r < kVR; ++r)
+      if (first + r < i_end) {
+        acc[r].x = synthesis_element(coeffs, K, Cw, Cw == 1 ? 0 : c, start, map.offsets, map.rows, map.coefs, a,
+                                     first + r, c, L, C, acc[r].x);
+        acc[r].y = synthesis_element(coeffs, K, Cw, Cw == 1 ? 0 : c + 1, start, map.offsets, map.rows, map.coefs, a,
+                                     first + r, c + 1, L, C, acc[r].y);
+      }
   }
 #pragma unroll
-  for (int r = 0; r < kSRun; ++r)
-    if (i0 + r < i_end) out_c[(i0 + r) * C] = from_compute<T>(acc[r]);
+  for (int r = 0; r < kVR; ++r)
+    if (first + r < i_end)
+      *reinterpret_cast<Two<T>*>(out_c + (first + r) * C) = Two<T>{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
 }
 
 // filter gradient, pass 1: grid (channel tiles, chunks). A block walks its chunk's items (an a
-// and a group of 8 runs) in order; thread row ty takes run ty of each item and sums
-// g[f][a, o, c] * xe[2 o + k + start] over its runs in Compute<T> for every (f, k), in
-// registers. The 8 thread rows' sums are then added in row order, in double, into
-// partial[chunk, f0 + f, k, c] for filter_grad_finish.
+// and an output tile of kVOut rows) in order, staging the tile's padded input rows and both
+// bands' gradient rows (zero past L); thread (tx, ty) owns channels c0 + 2 tx, + 1 and the taps
+// k = ty + kVRows m (m < KMAX / kVRows) of every band, sums g[f][a, o, c] * xe[2 o + k + start]
+// over the tile's rows in Compute<T>, and adds each tile's sums to double accumulators, in
+// item order. Each (f, k, c) has one owner, so nothing is reduced across threads; the chunk's
+// sums go to partial[chunk, f0 + f, k, c] for filter_grad_finish. Shared memory:
+// xs[2 kVOut + KMAX - 2][kVC], gs[NB][kVOut][kVC].
 template <typename T, int KMAX, int NB>
-__global__ void __launch_bounds__(kWTile * kSRows) filter_grad_stream(Bands<const T> g, int64_t f0, int64_t nf,
-                                                                      const T* x, int64_t x_stride_a, MapView map,
-                                                                      int64_t start, int K, int64_t L, int64_t C,
-                                                                      int64_t items, int64_t items_per_chunk,
-                                                                      double* partial) {
+__global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g, int64_t f0, int64_t nf, const T* x,
+                                                                int64_t x_stride_a, MapView map, int64_t start, int K,
+                                                                int64_t L, int64_t C, int64_t items,
+                                                                int64_t items_per_chunk, double* partial) {
   using V = Compute<T>;
-  extern __shared__ unsigned char wavelet_smem[];
-  double* sums = reinterpret_cast<double*>(wavelet_smem);  // [NB * KMAX][kSRows][kWTile]
+  using P = Two<V>;
+  constexpr int ROWS = 2 * kVOut + KMAX - 2, M = KMAX / kVRows;
+  static_assert(KMAX % kVRows == 0);
+  extern __shared__ __align__(16) unsigned char wavelet_smem[];
+  V* xs = reinterpret_cast<V*>(wavelet_smem);
+  V* gs = xs + ROWS * kVC;
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t c = (int64_t)blockIdx.x * kWTile + tx, chunk = blockIdx.y;
-  const int64_t groups = (L + kSRun * kSRows - 1) / (kSRun * kSRows);  // items per a
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, chunk = blockIdx.y;
+  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC), units = cvalid * (int)sizeof(T) / 16;
+  const int64_t tiles = (L + kVOut - 1) / kVOut;  // items per a
   const int64_t q0 = chunk * items_per_chunk, q1 = q0 + items_per_chunk < items ? q0 + items_per_chunk : items;
-  V acc[NB][KMAX];
+  double total[NB][M][2];
 #pragma unroll
   for (int f = 0; f < NB; ++f)
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k) acc[f][k] = 0;
-  if (c < C) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t a = q / groups, o0 = ((q % groups) * kSRows + ty) * kSRun;
-      if (o0 >= L) continue;
-      const T* xc = x + a * x_stride_a + c;
-      constexpr int W = 2 * kSRun + KMAX - 2;
-      V xr[W], gr[NB][kSRun];
-      load_window(xr, xc, map, 2 * o0 + start, C);
-      const bool whole = o0 + kSRun <= L;  // unconditional loads (see load_window)
+    for (int m = 0; m < M; ++m) total[f][m][0] = total[f][m][1] = 0;
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t a = q / tiles, o0 = (q % tiles) * kVOut, p0 = 2 * o0 + start;
+    const T* xa = x + a * x_stride_a;
+    __syncthreads();  // the previous item's reads of xs and gs are done
+    if (p0 >= map.pad_lo && p0 + ROWS <= map.pad_hi) {
+      const T* first = xa + (p0 + map.pad_shift) * C + c0;
+      stage_tile<T, ROWS>(xs, [&](int r) { return first + (int64_t)r * C; }, units);
+    } else {
+      for (int i = ty * kWTile + tx; i < ROWS * kVC; i += kVThreads) {
+        const int r = i / kVC, cc = i % kVC;
+        xs[i] = cc < cvalid ? padded_value(xa + c0 + cc, map, p0 + r, C) : V(0);
+      }
+    }
 #pragma unroll
-      for (int f = 0; f < NB; ++f) {
-        const T* gf = f < g.count ? g.base[f] + a * g.stride_a[f] + o0 * C + c : nullptr;
-        if (gf && whole) {
+    for (int f = 0; f < NB; ++f) {
+      const T* plane = f < g.count ? g.base[f] + a * g.stride_a[f] + c0 : nullptr;
+      stage_tile<T, kVOut>(gs + f * kVOut * kVC, [&](int r) {
+        return plane && o0 + r < L ? plane + (o0 + r) * C : nullptr;
+      }, units);
+    }
+    __syncthreads();
+    if (2 * tx < cvalid) {
+      P acc[NB][M];
 #pragma unroll
-          for (int r = 0; r < kSRun; ++r) gr[f][r] = to_compute(gf[r * C]);
-        } else {
+      for (int f = 0; f < NB; ++f)
 #pragma unroll
-          for (int r = 0; r < kSRun; ++r) gr[f][r] = gf && o0 + r < L ? to_compute(gf[r * C]) : V(0);
-        }
+        for (int m = 0; m < M; ++m) acc[f][m] = P{0, 0};
+      const P* gp = reinterpret_cast<const P*>(gs) + tx;
+      const P* xp = reinterpret_cast<const P*>(xs + ty * kVC) + tx;  // row k = ty of output 0
+#pragma unroll 4
+      for (int o = 0; o < kVOut; ++o) {
+        P gv[NB], xv[M];
+#pragma unroll
+        for (int f = 0; f < NB; ++f) gv[f] = gp[(f * kVOut + o) * (kVC / 2)];
+#pragma unroll
+        for (int m = 0; m < M; ++m) xv[m] = xp[(2 * o + kVRows * m) * (kVC / 2)];
+#pragma unroll
+        for (int f = 0; f < NB; ++f)
+#pragma unroll
+          for (int m = 0; m < M; ++m) {
+            acc[f][m].x = fma(gv[f].x, xv[m].x, acc[f][m].x);
+            acc[f][m].y = fma(gv[f].y, xv[m].y, acc[f][m].y);
+          }
       }
 #pragma unroll
-      for (int r = 0; r < kSRun; ++r)
+      for (int f = 0; f < NB; ++f)
 #pragma unroll
-        for (int k = 0; k < KMAX; ++k)
-          if (k < K)
-#pragma unroll
-            for (int f = 0; f < NB; ++f) acc[f][k] = fma(gr[f][r], xr[2 * r + k], acc[f][k]);
+        for (int m = 0; m < M; ++m) total[f][m][0] += (double)acc[f][m].x, total[f][m][1] += (double)acc[f][m].y;
     }
   }
+  if (2 * tx >= cvalid) return;
 #pragma unroll
   for (int f = 0; f < NB; ++f)
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k) sums[((f * KMAX + k) * kSRows + ty) * kWTile + tx] = (double)acc[f][k];
-  __syncthreads();
-  for (int e = ty; e < NB * KMAX; e += kSRows) {
-    const int f = e / KMAX, k = e % KMAX;
-    if (f >= g.count || k >= K || c >= C) continue;
-    double total = 0;
-    for (int y = 0; y < kSRows; ++y) total += sums[(e * kSRows + y) * kWTile + tx];
-    partial[((chunk * nf + f0 + f) * K + k) * C + c] = total;
-  }
+    for (int m = 0; m < M; ++m) {
+      const int k = ty + kVRows * m;
+      if (f < g.count && k < K)
+        *reinterpret_cast<double2*>(partial + ((chunk * nf + f0 + f) * K + k) * C + c0 + 2 * tx) =
+            make_double2(total[f][m][0], total[f][m][1]);
+    }
 }
 
 // Dynamic shared memory past the default 48 KiB needs the kernel's consent, once per size.
@@ -836,49 +971,57 @@ void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const 
   WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
-// The streaming kernels take up to kStreamMaxK taps and two bands (a dwt's pair; more bands go
-// to the tiled kernels); f(KMAX, NB) is called with the tap capacity (8 or 16) that holds K taps.
+// The vector-tile kernels take up to kVMaxK taps and two bands (a dwt's pair; more bands go to
+// the tiled kernels); f(KMAX, NB) is called with the tap capacity (8 or 16) that holds K taps.
 // (Each capacity is a set of instantiations in every program's device code: few are kept.)
-constexpr int64_t kStreamMaxK = 16;
+constexpr int64_t kVMaxK = 16;
 
 template <typename F>
-void with_stream_shape(int64_t K, F&& f) {
+void with_vtile_shape(int64_t K, F&& f) {
   if (K <= 8) f(std::integral_constant<int, 8>{}, std::integral_constant<int, 2>{});
   else f(std::integral_constant<int, 16>{}, std::integral_constant<int, 2>{});
 }
 
-// The streaming kernels' grid for `rows` output rows: (channel tiles, groups of kSRows runs, A).
-dim3 stream_grid(int64_t C, int64_t rows, int64_t A) {
-  const int64_t runs = (rows + kSRun - 1) / kSRun;
-  return dim3((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((runs + kSRows - 1) / kSRows), (unsigned)A);
-}
-bool stream_fits(int64_t C, int64_t K, size_t bands, int64_t rows, int64_t A) {
-  const int64_t runs = (rows + kSRun - 1) / kSRun;
-  return C >= kTiledMinC && K <= kStreamMaxK && bands <= 2 && A <= 65535 && (runs + kSRows - 1) / kSRows <= 65535;
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Whether the vector-tile kernels take a call: at least kTiledMinC channels, K <= 16, at most two
+// bands, the grid within CUDA's limits, and every plane's rows 16-byte aligned (C sizeof(T), the
+// base pointers and the plane strides multiples of 16 bytes).
+bool vtile_fits(const Tensor& signal, int64_t K, const std::vector<Tensor>& bands, int64_t rows) {
+  const int64_t A = signal.shape()[0], C = signal.shape()[2], item = (int64_t)dtype_size(signal.dtype());
+  if (C < kTiledMinC || K > kVMaxK || bands.size() > 2 || A > 65535 || (rows + kVOut - 1) / kVOut > 65535) return false;
+  if ((C * item) % 16 != 0) return false;
+  auto ok = [&](const Tensor& t) { return aligned16(t.raw_data()) && (t.strides()[0] * item) % 16 == 0; };
+  return ok(signal) && std::all_of(bands.begin(), bands.end(), ok);
 }
 
-// wavelet_filter_grad through filter_grad_stream: chunks of items (an a and a group of kSRows
-// runs) for about 512 blocks, their partial sums added in chunk order by filter_grad_finish.
+dim3 vtile_grid(int64_t C, int64_t rows, int64_t A) {
+  return dim3((unsigned)((C + kVC - 1) / kVC), (unsigned)((rows + kVOut - 1) / kVOut), (unsigned)A);
+}
+
+// wavelet_filter_grad through filter_grad_vtile: chunks of items (an a and an output tile) for
+// about two blocks per SM of an H100/H200 (264), their partial sums added in chunk order by
+// filter_grad_finish (fewer chunks also make that second pass, which reads them all, shorter).
 template <typename T, int KMAX, int NB>
-void filter_grad_stream_run(const std::vector<Tensor>& g, const Tensor& x, const DeviceMap& dmap, int64_t P,
-                            int64_t start, int64_t nf, int64_t K, int64_t Cw, int64_t A, int64_t L, int64_t C,
-                            const Tensor& grad_w, Device device, cudaStream_t stream) {
-  const int64_t ctiles = (C + kWTile - 1) / kWTile, items = A * ((L + kSRun * kSRows - 1) / (kSRun * kSRows));
-  const int64_t want = std::min(std::clamp<int64_t>(512 / ctiles, 1, 65535), items);
+void filter_grad_vtile_run(const std::vector<Tensor>& g, const Tensor& x, const DeviceMap& dmap, int64_t P,
+                           int64_t start, int64_t nf, int64_t K, int64_t Cw, int64_t A, int64_t L, int64_t C,
+                           const Tensor& grad_w, Device device, cudaStream_t stream) {
+  using V = Compute<T>;
+  const int64_t ctiles = (C + kVC - 1) / kVC, items = A * ((L + kVOut - 1) / kVOut);
+  const int64_t want = std::min(std::clamp<int64_t>(264 / ctiles, 1, 65535), items);
   const int64_t per_chunk = (items + want - 1) / want, chunks = (items + per_chunk - 1) / per_chunk;
   Tensor partial = scratch_bytes((size_t)chunks * nf * K * C * sizeof(double), device);
-  const size_t smem = (size_t)NB * KMAX * kSRows * kWTile * sizeof(double);
-  allow_smem(filter_grad_stream<T, KMAX, NB>, smem);
+  const size_t smem = (size_t)(2 * kVOut + KMAX - 2 + NB * kVOut) * kVC * sizeof(V);
+  allow_smem(filter_grad_vtile<T, KMAX, NB>, smem);
   for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
-    const Bands<const T> bands = bands_of<const T, Compute<T>>(g, nullptr, K, Cw, f0);
-    filter_grad_stream<T, KMAX, NB><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kSRows), smem, stream>>>(
+    const Bands<const T> bands = bands_of<const T, V>(g, nullptr, K, Cw, f0);
+    filter_grad_vtile<T, KMAX, NB><<<dim3((unsigned)ctiles, (unsigned)chunks), dim3(kWTile, kVRows), smem, stream>>>(
         bands, (int64_t)f0, nf, dptr<T>(x), x.strides()[0], view_of(dmap, P), start, (int)K, L, C, items, per_chunk,
         dptr<double>(partial));
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
-  filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks,
-                                                                                   nf * K, C, Cw,
-                                                                                   dptr<Compute<T>>(grad_w));
+  filter_grad_finish<V><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
+                                                                           Cw, dptr<V>(grad_w));
   WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
@@ -929,14 +1072,16 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
   dispatch_floating_bf16(x.dtype(), "wavelet_analysis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (L + kWOut - 1) / kWOut <= 65535;
-    const bool streamed = stream_fits(C, K, outs.size(), L, A);
+    const bool vtile = vtile_fits(x, K, outs, L);
     for (size_t f0 = 0; f0 < outs.size(); f0 += kMaxBands) {
       const Bands<T> bands = bands_of<T>(outs, dptr<Compute<T>>(w), K, Cw, f0);
-      if (streamed) {
-        with_stream_shape(K, [&](auto kmax, auto nb) {
-          analysis_stream<T, decltype(kmax)::value, decltype(nb)::value>
-              <<<stream_grid(C, L, A), dim3(kWTile, kSRows), 0, stream()>>>(
-                  dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()), bands, (int)K, Cw, start, L, C);
+      if (vtile) {
+        with_vtile_shape(K, [&](auto kmax, auto nb) {
+          constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
+          const size_t smem = (size_t)(2 * kVOut + KMAX - 2 + NB * KMAX) * kVC * sizeof(Compute<T>);
+          allow_smem(analysis_vtile<T, KMAX, NB>, smem);
+          analysis_vtile<T, KMAX, NB><<<vtile_grid(C, L, A), dim3(kWTile, kVRows), smem, stream()>>>(
+              dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()), bands, (int)K, Cw, start, L, C);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;
@@ -969,14 +1114,16 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
   dispatch_floating_bf16(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (n_out + kWOut - 1) / kWOut <= 65535;
-    const bool streamed = stream_fits(C, K, coeffs.size(), n_out, A);
+    const bool vtile = vtile_fits(out, K, coeffs, n_out);
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
       const Bands<const T> bands = bands_of<const T>(coeffs, dptr<Compute<T>>(w), K, Cw, f0);
-      if (streamed) {
-        with_stream_shape(K, [&](auto kmax, auto nb) {
-          synthesis_stream<T, decltype(kmax)::value, decltype(nb)::value>
-              <<<stream_grid(C, n_out, A), dim3(kWTile, kSRows), 0, stream()>>>(
-                  bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()), dptr<T>(out), n_out, L, C, f0 > 0);
+      if (vtile) {
+        with_vtile_shape(K, [&](auto kmax, auto nb) {
+          constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
+          const size_t smem = (size_t)NB * (SynthesisTile<KMAX>::JROWS + KMAX) * kVC * sizeof(Compute<T>);
+          allow_smem(synthesis_vtile<T, KMAX, NB>, smem);
+          synthesis_vtile<T, KMAX, NB><<<vtile_grid(C, n_out, A), dim3(kWTile, kVRows), smem, stream()>>>(
+              bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()), dptr<T>(out), n_out, L, C, f0 > 0);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;
@@ -1006,13 +1153,13 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   const int64_t L = g[0].shape()[1], P = map.padded_rows();
   const int64_t pairs = A * L;
   if (nf * K == 0) return;
-  if (stream_fits(C, K, g.size(), L, A) && pairs > 0) {
+  if (vtile_fits(x, K, g, L) && pairs > 0) {
     const DeviceMap dmap = device_map(map, x.device());
     dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
       using T = decltype(zero);
-      with_stream_shape(K, [&](auto kmax, auto nb) {
-        filter_grad_stream_run<T, decltype(kmax)::value, decltype(nb)::value>(g, x, dmap, P, start, nf, K, Cw, A, L,
-                                                                              C, grad_w, x.device(), stream());
+      with_vtile_shape(K, [&](auto kmax, auto nb) {
+        filter_grad_vtile_run<T, decltype(kmax)::value, decltype(nb)::value>(g, x, dmap, P, start, nf, K, Cw, A, L, C,
+                                                                             grad_w, x.device(), stream());
       });
     });
     return;
