@@ -257,6 +257,15 @@ class Backend {
   virtual void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x,
                                    const RowMap& map, int64_t start, const Tensor& grad_w) = 0;
 
+  // --- the orthogonal lattice (ops/wavelet.h lattice_filter) -----------------------------
+  // h (2K, C) from angles theta (K, C), both contiguous, K <= kLatticeMaxK: each channel by
+  // lattice_channel below.
+  virtual void lattice_filter(const Tensor& theta, const Tensor& h) = 0;
+  // grad_theta (K, C) from grad_h (2K, C): h is linear in (cos theta_i, sin theta_i) for each
+  // i, so d h / d theta_i is h with theta_i moved by pi / 2 (cos -> -sin, sin -> cos), and
+  // grad_theta_i = sum_m grad_h[m] * that filter's tap m.
+  virtual void lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) = 0;
+
   // --- FFT: real transforms along the middle dim of contiguous (A, n, C) signals --------
   // Spectra are (A, n / 2 + 1, C, 2) tensors of (real, imag) pairs, numpy.fft's layout of
   // the non-negative frequencies. Unnormalised, as FFTW's and cuFFT's R2C / C2R plans.
@@ -324,6 +333,51 @@ inline uint64_t philox_counters_dropout(int64_t n) { return (uint64_t)(n + 7) / 
 WAVSPA_HOST_DEVICE inline uint32_t dropout_threshold(double p) { return (uint32_t)(p * 65536.0 + 0.5); }
 WAVSPA_HOST_DEVICE inline bool dropout_keeps(const std::array<uint32_t, 4>& r, int lane, uint32_t threshold) {
   return ((r[lane / 2] >> (16 * (lane % 2))) & 0xffffu) >= threshold;
+}
+
+// ---- the orthogonal lattice, one channel (shared by the CPU and CUDA kernels) ------------
+
+// The longest lattice the backends take (filters of 2 kLatticeMaxK taps); ops/ composes longer
+// ones from elementwise ops.
+constexpr int kLatticeMaxK = 32;
+
+// h[2 n * h_stride] = E00[n], h[(2 n + 1) * h_stride] = E01[n] for n < K, where E is the
+// polyphase matrix R(theta_{K-1}) diag(1, z^-1) ... diag(1, z^-1) R(theta_0) with
+// R(theta) = [[cos, sin], [-sin, cos]], from cos theta_i = c[i] and sin theta_i = s[i].
+// The same sums as ops/wavelet_learnable.cpp's composite (each delay-and-rotate step:
+// E00' = c r0a + s r1a, E01' = c r0b + s r1b, E10' = c r1a - s r0a, E11' = c r1b - s r0b with
+// r0 = [E0., 0] and r1 = [0, E1.]), done in place from the highest power down.
+template <typename V>
+WAVSPA_HOST_DEVICE inline void lattice_channel(int K, const V* c, const V* s, V* h, int64_t h_stride) {
+  V e00[kLatticeMaxK], e01[kLatticeMaxK], e10[kLatticeMaxK], e11[kLatticeMaxK];
+  e00[0] = c[0], e01[0] = s[0], e10[0] = -s[0], e11[0] = c[0];
+  for (int i = 1; i < K; ++i)
+    for (int n = i; n >= 0; --n) {
+      const V r0a = n < i ? e00[n] : V(0), r0b = n < i ? e01[n] : V(0);
+      const V r1a = n > 0 ? e10[n - 1] : V(0), r1b = n > 0 ? e11[n - 1] : V(0);
+      e00[n] = c[i] * r0a + s[i] * r1a;
+      e01[n] = c[i] * r0b + s[i] * r1b;
+      e10[n] = c[i] * r1a - s[i] * r0a;
+      e11[n] = c[i] * r1b - s[i] * r0b;
+    }
+  for (int n = 0; n < K; ++n) h[2 * n * h_stride] = e00[n], h[(2 * n + 1) * h_stride] = e01[n];
+}
+
+// grad_theta_j (j < K) of one channel: c, s as above (changed and restored inside), grad_h
+// (2K values, stride g_stride), results to grad_theta[j * t_stride].
+template <typename V>
+WAVSPA_HOST_DEVICE inline void lattice_channel_backward(int K, V* c, V* s, const V* grad_h, int64_t g_stride,
+                                                        V* grad_theta, int64_t t_stride) {
+  V hj[2 * kLatticeMaxK];
+  for (int j = 0; j < K; ++j) {
+    const V cj = c[j], sj = s[j];
+    c[j] = -sj, s[j] = cj;  // theta_j + pi / 2
+    lattice_channel(K, c, s, hj, 1);
+    c[j] = cj, s[j] = sj;
+    V acc = 0;
+    for (int m = 0; m < 2 * K; ++m) acc += grad_h[m * g_stride] * hj[m];
+    grad_theta[j * t_stride] = acc;
+  }
 }
 
 }  // namespace wavspa

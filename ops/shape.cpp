@@ -254,13 +254,22 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor flip(const Tensor& x, const std::vector<int64_t>& dims) {
   check_defined("flip", x);
   check_computable("flip", x);
+  if (dims.empty()) return x;
   Tensor out = x;
-  for (int64_t dim : dims) {
-    int64_t d = wrap_dim(dim, x.dim(), "flip"), n = x.shape()[d];
-    std::vector<int64_t> idx(n);
-    for (int64_t i = 0; i < n; ++i) idx[i] = n - 1 - i;
-    out = index_select(out, d, from_vector(idx, {}, x.device()));
+  {
+    // The reversal is a row gather (index_select); its adjoint is the same reversal, so the
+    // backward below flips the gradient rather than scattering it back through index_select's
+    // general backward (a sort and an indexed add per dim).
+    NoGradGuard no_grad;
+    for (int64_t dim : dims) {
+      int64_t d = wrap_dim(dim, x.dim(), "flip"), n = x.shape()[d];
+      std::vector<int64_t> idx(n);
+      for (int64_t i = 0; i < n; ++i) idx[i] = n - 1 - i;
+      out = index_select(out, d, from_vector(idx, {}, x.device()));
+    }
   }
+  if (autograd::needs_grad({x}))
+    autograd::record("FlipBackward", {x}, out, {}, [dims](const Tensor& g) { return G{flip(g, dims)}; });
   return out;
 }
 

@@ -1,12 +1,15 @@
 // Learnable wavelets that keep perfect reconstruction for any parameters (ops/wavelet.h): the
 // orthogonal lattice (angles -> an orthonormal filter for the transforms of ops/wavelet.cpp)
-// and the lifting scheme (learnable predict / update steps, and the fixed LeGall 5/3). Both
-// are compositions of elementwise ops and, for lifting, the `extend` primitive, so their
-// gradients come from autograd.
+// and the lifting scheme (learnable predict / update steps, and the fixed LeGall 5/3). The
+// lattice is a backend primitive (one launch forward, one backward, up to kLatticeMaxK angles;
+// longer ones compose elementwise ops); lifting composes elementwise ops and the `extend`
+// primitive, so its gradients come from autograd.
 #include "ops/wavelet.h"
 
 #include <algorithm>
 
+#include "autograd/variable.h"
+#include "core/profiler.h"
 #include "ops/common.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
@@ -17,15 +20,17 @@ namespace wavspa {
 
 using namespace ops_detail;
 using namespace wavelet_detail;
+using G = std::vector<Tensor>;
 
 // ---- lattice ------------------------------------------------------------------------------
 
-Tensor lattice_filter(const Tensor& theta) {
-  check_floating_no_bf16("lattice_filter", theta);
-  WAVSPA_CHECK(theta.dim() == 1 || theta.dim() == 2, "lattice_filter: angles must be (K) or "
-               "(K, C), got ", shape_str(theta.shape()));
+namespace {
+
+// The lattice as elementwise ops (K - 1 delay-and-rotate steps of a few small ops each, and
+// their backward through autograd): the path for K > kLatticeMaxK. The backends' primitive
+// below computes the same sums in one launch per direction.
+Tensor lattice_filter_composite(const Tensor& theta) {
   const int64_t K = theta.shape()[0];
-  WAVSPA_CHECK(K >= 1, "lattice_filter: needs at least one angle");
   Tensor c = cos(theta), s = sin(theta);
   // The four polyphase polynomials, coefficients along dim 0 (powers of z^-1).
   Tensor e00 = c.narrow(0, 0, 1), e01 = s.narrow(0, 0, 1);
@@ -46,6 +51,39 @@ Tensor lattice_filter(const Tensor& theta) {
   Shape out_shape = theta.shape();
   out_shape[0] = 2 * K;
   return stack({e00, e01}, 1).reshape(out_shape);
+}
+
+}  // namespace
+
+Tensor lattice_filter(const Tensor& theta) {
+  ProfileScope scope("lattice_filter", theta);
+  check_floating_no_bf16("lattice_filter", theta);
+  WAVSPA_CHECK(theta.dim() == 1 || theta.dim() == 2, "lattice_filter: angles must be (K) or "
+               "(K, C), got ", shape_str(theta.shape()));
+  const int64_t K = theta.shape()[0];
+  WAVSPA_CHECK(K >= 1, "lattice_filter: needs at least one angle");
+  if (K > kLatticeMaxK) return lattice_filter_composite(theta);
+  // The primitive: (K, C) angles in, (2K, C) taps out, a channel per thread of the backend.
+  const int64_t C = theta.dim() == 2 ? theta.shape()[1] : 1;
+  Shape out_shape = theta.shape();
+  out_shape[0] = 2 * K;
+  Tensor th = contiguous_raw(theta);
+  th = th.as_strided({K, C}, {C, 1}, th.offset());
+  Tensor h = Tensor::empty({2 * K, C}, theta.dtype(), theta.device());
+  if (C > 0) backend_of(theta).lattice_filter(th, h);
+  if (scope) scope.set_io(bytes_of(theta), bytes_of(h), 0);
+  if (autograd::needs_grad({theta})) {
+    const Tensor saved = th.detach();
+    const Shape theta_shape = theta.shape();
+    autograd::record("LatticeFilterBackward", {theta}, h, {saved}, [saved, theta_shape, K, C](const Tensor& g) {
+      Tensor gh = contiguous_raw(g);
+      gh = gh.as_strided({2 * K, C}, {C, 1}, gh.offset());
+      Tensor gt = Tensor::empty({K, C}, saved.dtype(), saved.device());
+      if (C > 0) backend_of(saved).lattice_filter_backward(saved, gh, gt);
+      return G{gt.reshape(theta_shape)};
+    });
+  }
+  return h.reshape(out_shape);
 }
 
 // ---- lifting ------------------------------------------------------------------------------

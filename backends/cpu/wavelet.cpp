@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
@@ -328,6 +329,39 @@ void CpuBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor&
           }
         }
       }
+  });
+}
+
+// ---- the orthogonal lattice ------------------------------------------------------------------
+
+void CpuBackend::lattice_filter(const Tensor& theta, const Tensor& h) {
+  const int K = (int)theta.shape()[0];
+  const int64_t C = theta.shape()[1];
+  visit_floating(theta.dtype(), "lattice_filter", [&](auto zero) {
+    using T = decltype(zero);
+    const T* t = static_cast<const T*>(theta.raw_data());
+    T* out = static_cast<T*>(h.raw_data());
+    T c[kLatticeMaxK], s[kLatticeMaxK];
+    for (int64_t ch = 0; ch < C; ++ch) {
+      for (int i = 0; i < K; ++i) c[i] = std::cos(t[i * C + ch]), s[i] = std::sin(t[i * C + ch]);
+      lattice_channel(K, c, s, out + ch, C);
+    }
+  });
+}
+
+void CpuBackend::lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) {
+  const int K = (int)theta.shape()[0];
+  const int64_t C = theta.shape()[1];
+  visit_floating(theta.dtype(), "lattice_filter_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const T* t = static_cast<const T*>(theta.raw_data());
+    const T* g = static_cast<const T*>(grad_h.raw_data());
+    T* gt = static_cast<T*>(grad_theta.raw_data());
+    T c[kLatticeMaxK], s[kLatticeMaxK];
+    for (int64_t ch = 0; ch < C; ++ch) {
+      for (int i = 0; i < K; ++i) c[i] = std::cos(t[i * C + ch]), s[i] = std::sin(t[i * C + ch]);
+      lattice_channel_backward(K, c, s, g + ch, C, gt + ch, C);
+    }
   });
 }
 

@@ -82,6 +82,9 @@ class CudaBackend final : public Backend {
   void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
                            int64_t start, const Tensor& grad_w) override;
 
+  void lattice_filter(const Tensor& theta, const Tensor& h) override;
+  void lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) override;
+
   void fft_r2c(const Tensor& x, const Tensor& spec) override;
   void fft_c2r(const Tensor& spec, double scale, const Tensor& x) override;
 

@@ -344,8 +344,18 @@ __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_
   const int64_t fk = blockIdx.x;
   double mine = 0;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    // Eight chunks' loads issued together, then added one after another: the same order of
+    // additions as a plain loop, without a load latency per chunk.
     double s = 0;
-    for (int64_t ch = 0; ch < chunks; ++ch) s += partial[(ch * nfK + fk) * C + c];
+    int64_t ch = 0;
+    for (; ch + 8 <= chunks; ch += 8) {
+      double v[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) v[u] = partial[((ch + u) * nfK + fk) * C + c];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) s += v[u];
+    }
+    for (; ch < chunks; ++ch) s += partial[(ch * nfK + fk) * C + c];
     if (Cw == 1) mine += s;
     else grad_w[fk * C + c] = (W)s;
   }
@@ -357,6 +367,40 @@ __global__ void filter_grad_finish(const double* partial, int64_t chunks, int64_
     __syncthreads();
   }
   if (threadIdx.x == 0) grad_w[fk] = (W)tree[0];
+}
+
+// Pass 2 for per-channel filters (Cw == C): grid (nf K, channel tiles of 32), threads (32, 8).
+// Thread row y adds chunks y, y + 8, ... in order, then the 8 row sums are added in row order:
+// a fixed order, with 8 times the threads of filter_grad_finish (whose 32 blocks, one per
+// (f, k), left most of the card idle).
+template <typename W>
+__global__ void filter_grad_finish_channels(const double* partial, int64_t chunks, int64_t nfK, int64_t C,
+                                            W* grad_w) {
+  __shared__ double rows[kTileRows][kTile];
+  const int64_t fk = blockIdx.x, c = (int64_t)blockIdx.y * kTile + threadIdx.x;
+  double s = 0;
+  if (c < C)
+    for (int64_t ch = threadIdx.y; ch < chunks; ch += kTileRows) s += partial[(ch * nfK + fk) * C + c];
+  rows[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    double total = 0;
+    for (int y = 0; y < kTileRows; ++y) total += rows[y][threadIdx.x];
+    grad_w[fk * C + c] = (W)total;
+  }
+}
+
+// Pass 2, either kernel: grad_w (nfK, Cw) from partial[chunks][nfK][C].
+template <typename W>
+void finish_filter_grad(const double* partial, int64_t chunks, int64_t nfK, int64_t C, int64_t Cw, W* grad_w,
+                        cudaStream_t stream) {
+  if (Cw == C && Cw > 1 && chunks > 0) {
+    filter_grad_finish_channels<W><<<dim3((unsigned)nfK, (unsigned)((C + kTile - 1) / kTile)), dim3(kTile, kTileRows), 0,
+                                     stream>>>(partial, chunks, nfK, C, grad_w);
+  } else {
+    filter_grad_finish<W><<<(unsigned)nfK, kFinishThreads, 0, stream>>>(partial, chunks, nfK, C, Cw, grad_w);
+  }
+  WAVSPA_CUDA_LAUNCH_CHECK();
 }
 
 // ---- tiled kernels (C >= kTiledMinC) ----------------------------------------------------------
@@ -647,6 +691,32 @@ __device__ __forceinline__ void stage_tile(Compute<T>* dst, RowPtr row_ptr, int 
   }
 }
 
+// Padded rows [p0, p0 + ROWS) of plane xa (channels c0..) into xs[ROWS][kVC]. Rows in the map's
+// plain range (all of them but at the ends of a signal) go through stage_tile's 16-byte loads;
+// the others (a few rows of the end tiles) are then summed through the map element by element,
+// a warp per row, so that no thread walks a long chain of dependent loads.
+template <typename T, int ROWS>
+__device__ __forceinline__ void stage_padded(Compute<T>* xs, const T* xa, const MapView& map, int64_t p0,
+                                             int64_t c0, int64_t C, int cvalid) {
+  const int units = cvalid * (int)sizeof(T) / 16;
+  if (p0 >= map.pad_lo && p0 + ROWS <= map.pad_hi) {
+    const T* first = xa + (p0 + map.pad_shift) * C + c0;
+    stage_tile<T, ROWS>(xs, [&](int r) { return first + (int64_t)r * C; }, units);
+    return;
+  }
+  stage_tile<T, ROWS>(xs, [&](int r) {
+    const int64_t p = p0 + r;
+    return p >= map.pad_lo && p < map.pad_hi ? xa + (p + map.pad_shift) * C + c0 : nullptr;
+  }, units);
+  __syncthreads();  // the zeros stage_tile wrote for the other rows land before they are replaced
+  const int warp = (threadIdx.y * kWTile + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  for (int r = warp; r < ROWS; r += kVThreads / 32) {
+    const int64_t p = p0 + r;
+    if (p >= map.pad_lo && p < map.pad_hi) continue;
+    for (int cc = lane; cc < cvalid; cc += 32) xs[r * kVC + cc] = padded_value(xa + c0 + cc, map, p, C);
+  }
+}
+
 // The taps of both bands for channels [c0, c0 + kVC) into ws[NB][KMAX][kVC], zero for k >= K,
 // bands past the count and channels past C.
 template <typename T, int KMAX, int NB, typename B>
@@ -664,8 +734,22 @@ __device__ __forceinline__ void stage_taps(Compute<T>* ws, const B& bands, int K
   }
 }
 
+// The (output tile, a) of a vector-tile block. Blocks start in launch order (x, then y, then z),
+// so the tiles at the ends of a signal, where the boundary map sends the work element by element
+// through global memory and a block takes several times as long, go first: every a's first
+// tile, then every a's last tile, then the inner tiles, which fill in around them.
+struct TileOf {
+  int64_t tile, a;
+};
+__device__ __forceinline__ TileOf vtile_of_block() {
+  const int64_t tiles = gridDim.y, A = gridDim.z;
+  const int64_t e = blockIdx.y + tiles * (int64_t)blockIdx.z, rank = e / A;
+  return {rank == 0 ? 0 : rank == 1 ? tiles - 1 : rank - 1, e % A};
+}
+
 // analysis: outs[f] (a, o, c) = sum_k w[f, k, c] * xe[2 o + k + start]; grid (channel tiles,
-// output tiles, a). Shared memory: xs[2 kVOut + KMAX - 2][kVC], ws[NB][KMAX][kVC].
+// output tiles, a), blocks mapped to tiles by vtile_of_block. Shared memory:
+// xs[2 kVOut + KMAX - 2][kVC], ws[NB][KMAX][kVC].
 template <typename T, int KMAX, int NB>
 __global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t x_stride_a, MapView map, Bands<T> outs,
                                                              int K, int64_t Cw, int64_t start, int64_t L, int64_t C) {
@@ -674,19 +758,12 @@ __global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t 
   extern __shared__ __align__(16) unsigned char wavelet_smem[];
   V* xs = reinterpret_cast<V*>(wavelet_smem);
   V* ws = xs + ROWS * kVC;
-  const int64_t c0 = (int64_t)blockIdx.x * kVC, o0 = (int64_t)blockIdx.y * kVOut, a = blockIdx.z;
+  const TileOf at = vtile_of_block();
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, o0 = at.tile * kVOut, a = at.a;
   const int64_t p0 = 2 * o0 + start;
   const T* xa = x + a * x_stride_a;
   const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
-  if (p0 >= map.pad_lo && p0 + ROWS <= map.pad_hi) {
-    const T* first = xa + (p0 + map.pad_shift) * C + c0;
-    stage_tile<T, ROWS>(xs, [&](int r) { return first + (int64_t)r * C; }, cvalid * (int)sizeof(T) / 16);
-  } else {
-    for (int i = threadIdx.y * kWTile + threadIdx.x; i < ROWS * kVC; i += kVThreads) {
-      const int r = i / kVC, cc = i % kVC;
-      xs[i] = cc < cvalid ? padded_value(xa + c0 + cc, map, p0 + r, C) : V(0);
-    }
-  }
+  stage_padded<T, ROWS>(xs, xa, map, p0, c0, C, cvalid);
   stage_taps<T, KMAX, NB>(ws, outs, K, Cw, c0, C);
   __syncthreads();
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -733,7 +810,7 @@ __global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t 
 // v = u - start = 2 j + k and jlo = floor((v0 - KMAX + 1) / 2) for the tile's first row; a thread's
 // rows then read their JW rows from there, D = v - 2 jlo (KMAX - 1 or KMAX, the same for every
 // thread of the tile) fixing which taps meet which rows. A tile at the ends computes each
-// element through the map, as synthesis_kernel does. Shared memory: cs[NB][JROWS][kVC],
+// element through the map (synthesis_edge_pair). Shared memory: cs[NB][JROWS][kVC],
 // ws[NB][KMAX][kVC].
 template <int KMAX>
 struct SynthesisTile {
@@ -772,6 +849,47 @@ __device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const
   }
 }
 
+// Output pair (i, c), (i, c + 1) of an end tile of synthesis_vtile, added to acc: over row i's
+// transpose entries (p, coef), coef times padded row p of the filtered bands,
+// y[p] = sum_f sum_k w[f, k] c_f[j] with p - start = 2 j + k and 0 <= j < L. The KMAX / 2 rows j
+// that meet one parity of k are loaded together (unconditional but for the range check), and the
+// taps come from shared memory.
+template <typename T, int KMAX, int NB>
+__device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs, const Compute<T>* ws,
+                                                    const MapView& map, int64_t start, int64_t a, int64_t i,
+                                                    int64_t c, int64_t L, int64_t C, Two<Compute<T>>& acc) {
+  using V = Compute<T>;
+  using P = Two<V>;
+  const P* wp = reinterpret_cast<const P*>(ws) + threadIdx.x;
+  const Two<T> zero{from_compute<T>(V(0)), from_compute<T>(V(0))};
+  for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e) {
+    const int64_t base = map.rows[e] - start;  // = 2 j + k
+    const int k0 = (int)(base & 1);            // the parity of k (two's complement: also for base < 0)
+    const int64_t jb = (base - k0) / 2;        // j = jb - m for k = k0 + 2 m
+    P y{0, 0};
+#pragma unroll
+    for (int f = 0; f < NB; ++f) {
+      if (f >= coeffs.count) break;
+      const T* cf = coeffs.base[f] + a * coeffs.stride_a[f] + c;
+      Two<T> cv[KMAX / 2];
+#pragma unroll
+      for (int m = 0; m < KMAX / 2; ++m) {
+        const int64_t j = jb - m;
+        cv[m] = j >= 0 && j < L ? *reinterpret_cast<const Two<T>*>(cf + j * C) : zero;
+      }
+#pragma unroll
+      for (int m = 0; m < KMAX / 2; ++m) {
+        const P w = wp[(f * KMAX + k0 + 2 * m) * (kVC / 2)];
+        y.x = fma(w.x, to_compute(cv[m].x), y.x);
+        y.y = fma(w.y, to_compute(cv[m].y), y.y);
+      }
+    }
+    const V coef = (V)map.coefs[e];
+    acc.x = fma(coef, y.x, acc.x);
+    acc.y = fma(coef, y.y, acc.y);
+  }
+}
+
 template <typename T, int KMAX, int NB>
 __global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
                                                               MapView map, T* out, int64_t n_out, int64_t L, int64_t C,
@@ -782,7 +900,8 @@ __global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coef
   extern __shared__ __align__(16) unsigned char wavelet_smem[];
   V* cs = reinterpret_cast<V*>(wavelet_smem);
   V* ws = cs + NB * JROWS * kVC;
-  const int64_t c0 = (int64_t)blockIdx.x * kVC, i0 = (int64_t)blockIdx.y * kVOut, a = blockIdx.z;
+  const TileOf at = vtile_of_block();
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, i0 = at.tile * kVOut, a = at.a;
   const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
   const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
   const bool inside = i0 >= map.ident_lo && i0 + kVOut <= map.ident_hi;  // uniform over the block
@@ -796,8 +915,8 @@ __global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coef
         return plane && j >= 0 && j < L ? plane + j * C : nullptr;
       }, cvalid * (int)sizeof(T) / 16);
     }
-    stage_taps<T, KMAX, NB>(ws, coeffs, K, Cw, c0, C);
   }
+  stage_taps<T, KMAX, NB>(ws, coeffs, K, Cw, c0, C);
   __syncthreads();
   const int tx = threadIdx.x, ty = threadIdx.y;
   if (2 * tx >= cvalid) return;
@@ -816,15 +935,9 @@ __global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coef
     if (v0 - 2 * jlo == KMAX) synthesis_vtile_rows<KMAX, T, KMAX, NB>(cs, ws, acc);
     else synthesis_vtile_rows<KMAX - 1, T, KMAX, NB>(cs, ws, acc);
   } else {
-    // r and the channel are compile-time indices, so acc stays in registers.
 #pragma unroll
-    for (int r = 0; r < kVR; ++r)
-      if (first + r < i_end) {
-        acc[r].x = synthesis_element(coeffs, K, Cw, Cw == 1 ? 0 : c, start, map.offsets, map.rows, map.coefs, a,
-                                     first + r, c, L, C, acc[r].x);
-        acc[r].y = synthesis_element(coeffs, K, Cw, Cw == 1 ? 0 : c + 1, start, map.offsets, map.rows, map.coefs, a,
-                                     first + r, c + 1, L, C, acc[r].y);
-      }
+    for (int r = 0; r < kVR; ++r)  // r a compile-time index: acc stays in registers
+      if (first + r < i_end) synthesis_edge_pair<T, KMAX, NB>(coeffs, ws, map, start, a, first + r, c, L, C, acc[r]);
   }
 #pragma unroll
   for (int r = 0; r < kVR; ++r)
@@ -866,15 +979,7 @@ __global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g,
     const int64_t a = q / tiles, o0 = (q % tiles) * kVOut, p0 = 2 * o0 + start;
     const T* xa = x + a * x_stride_a;
     __syncthreads();  // the previous item's reads of xs and gs are done
-    if (p0 >= map.pad_lo && p0 + ROWS <= map.pad_hi) {
-      const T* first = xa + (p0 + map.pad_shift) * C + c0;
-      stage_tile<T, ROWS>(xs, [&](int r) { return first + (int64_t)r * C; }, units);
-    } else {
-      for (int i = ty * kWTile + tx; i < ROWS * kVC; i += kVThreads) {
-        const int r = i / kVC, cc = i % kVC;
-        xs[i] = cc < cvalid ? padded_value(xa + c0 + cc, map, p0 + r, C) : V(0);
-      }
-    }
+    stage_padded<T, ROWS>(xs, xa, map, p0, c0, C, cvalid);
 #pragma unroll
     for (int f = 0; f < NB; ++f) {
       const T* plane = f < g.count ? g.base[f] + a * g.stride_a[f] + c0 : nullptr;
@@ -924,6 +1029,28 @@ __global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g,
     }
 }
 
+// ---- the orthogonal lattice ------------------------------------------------------------------
+
+// A thread per channel runs backend.h's lattice_channel (K <= kLatticeMaxK, a few hundred
+// FMAs): one launch builds every channel's filter, one more its angle gradient.
+template <typename V>
+__global__ void lattice_kernel(const V* theta, V* h, int K, int64_t C) {
+  const int64_t ch = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (ch >= C) return;
+  V c[kLatticeMaxK], s[kLatticeMaxK];
+  for (int i = 0; i < K; ++i) c[i] = cos(theta[i * C + ch]), s[i] = sin(theta[i * C + ch]);
+  lattice_channel(K, c, s, h + ch, C);
+}
+
+template <typename V>
+__global__ void lattice_backward_kernel(const V* theta, const V* grad_h, V* grad_theta, int K, int64_t C) {
+  const int64_t ch = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (ch >= C) return;
+  V c[kLatticeMaxK], s[kLatticeMaxK];
+  for (int i = 0; i < K; ++i) c[i] = cos(theta[i * C + ch]), s[i] = sin(theta[i * C + ch]);
+  lattice_channel_backward(K, c, s, grad_h + ch, C, grad_theta + ch, C);
+}
+
 // Dynamic shared memory past the default 48 KiB needs the kernel's consent, once per size.
 template <typename Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
@@ -966,9 +1093,7 @@ void filter_grad_tiled_run(const std::vector<Tensor>& g, const Tensor& x, const 
         dptr<double>(partial));
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
-  filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
-                                                                          Cw, dptr<Compute<T>>(grad_w));
-  WAVSPA_CUDA_LAUNCH_CHECK();
+  finish_filter_grad(dptr<double>(partial), chunks, nf * K, C, Cw, dptr<Compute<T>>(grad_w), stream);
 }
 
 // The vector-tile kernels take up to kVMaxK taps and two bands (a dwt's pair; more bands go to
@@ -1020,9 +1145,7 @@ void filter_grad_vtile_run(const std::vector<Tensor>& g, const Tensor& x, const 
         dptr<double>(partial));
     WAVSPA_CUDA_LAUNCH_CHECK();
   }
-  filter_grad_finish<V><<<(unsigned)(nf * K), kFinishThreads, 0, stream>>>(dptr<double>(partial), chunks, nf * K, C,
-                                                                           Cw, dptr<V>(grad_w));
-  WAVSPA_CUDA_LAUNCH_CHECK();
+  finish_filter_grad(dptr<double>(partial), chunks, nf * K, C, Cw, dptr<V>(grad_w), stream);
 }
 
 // The filters and their gradient come in the signal's compute dtype (backends/backend.h).
@@ -1205,6 +1328,27 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
     }
     filter_grad_finish<Compute<T>><<<(unsigned)(nf * K), kFinishThreads, 0, stream()>>>(
         dptr<double>(partial), any_work ? chunks : 0, nf * K, C, Cw, dptr<Compute<T>>(grad_w));
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::lattice_filter(const Tensor& theta, const Tensor& h) {
+  const int K = (int)theta.shape()[0];
+  const int64_t C = theta.shape()[1];
+  dispatch_floating(theta.dtype(), "lattice_filter", [&](auto zero) {
+    using V = decltype(zero);
+    lattice_kernel<V><<<blocks_for(C, 64), 64, 0, stream()>>>(dptr<V>(theta), dptr<V>(h), K, C);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void CudaBackend::lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) {
+  const int K = (int)theta.shape()[0];
+  const int64_t C = theta.shape()[1];
+  dispatch_floating(theta.dtype(), "lattice_filter_backward", [&](auto zero) {
+    using V = decltype(zero);
+    lattice_backward_kernel<V><<<blocks_for(C, 64), 64, 0, stream()>>>(dptr<V>(theta), dptr<V>(grad_h),
+                                                                       dptr<V>(grad_theta), K, C);
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }

@@ -136,7 +136,7 @@ void add_shape_ops(std::vector<OpInfo>& t) {
         };
       }));
   t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)
-  t.push_back(shape_entry("flip", "composite: `index_select` with reversed indices", kJoinValues, [] {
+  t.push_back(shape_entry("flip", "composite: `index_select` with reversed indices; backward: the same flip (own node)", kJoinValues, [] {
     return std::vector<Sample>{{"two dims", [](const In& x) { return flip(x[0], {0, -1}); }, {rn({3, 4})}}};
   }));
   t.back().bf16 = Bf16::Cuda;  // the index kernels compute (CPU refuses bfloat16)

@@ -107,11 +107,15 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
                             }));
   t.back().error_name = "Wavelet::orthogonal_from";  // the function that checks the dtype
   t.push_back(
-      wavelet_entry("lattice_filter", "ops/wavelet.h", "composite of `cos`, `sin`, `mul`, `add`, `concat`, `stack`",
+      wavelet_entry("lattice_filter", "ops/wavelet.h",
+                    "primitive (backend `lattice_filter`, a thread per channel) up to 32 angles; beyond, composite of "
+                    "`cos`, `sin`, `mul`, `add`, `concat`, `stack`",
                     "wavelet: the orthogonal lattice gives orthonormal filters and perfect reconstruction", [] {
                       return std::vector<Sample>{
                           {"shared, K = 3", [](const In& x) { return lattice_filter(x[0]); }, {rn({3})}},
                           {"per channel, K = 2", [](const In& x) { return lattice_filter(x[0]); }, {rn({2, 4})}},
+                          {"per channel, K = 8", [](const In& x) { return lattice_filter(x[0]); }, {rn({8, 3})}},
+                          {"shared, K = 33 (composite)", [](const In& x) { return lattice_filter(x[0]); }, {rn({33})}},
                       };
                     }));
   t.back().bf16 = Bf16::Refused;  // builds filters, which are float32 for bfloat16 signals
