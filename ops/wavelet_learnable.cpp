@@ -2,8 +2,9 @@
 // orthogonal lattice (angles -> an orthonormal filter for the transforms of ops/wavelet.cpp)
 // and the lifting scheme (learnable predict / update steps, and the fixed LeGall 5/3). The
 // lattice is a backend primitive (one launch forward, one backward, up to kLatticeMaxK angles;
-// longer ones compose elementwise ops); lifting composes elementwise ops and the `extend`
-// primitive, so its gradients come from autograd.
+// longer ones compose elementwise ops); a lifting step is one call of the analysis primitive
+// (its filter over a subsequence, through an upsampled boundary map), and the split, the
+// subtraction or addition and the interleave are elementwise and shape ops.
 #include "ops/wavelet.h"
 
 #include <algorithm>
@@ -90,24 +91,25 @@ Tensor lattice_filter(const Tensor& theta) {
 
 namespace {
 
-// sum_k f[k] * v[n + k + offset] for n in [0, n_out), v (A, n, C) extended symmetrically.
-Tensor lifting_filter(const char* op, const Tensor& v, const Tensor& f, int64_t offset,
-                      int64_t n_out, int64_t channels) {
+// sum_k f[k] * v[m + k + offset] for m in [0, n_out), v the n rows phase, phase + stride, ... of
+// x (A, N, C), extended symmetrically. One analysis call on x (wavelet_primitives.h's
+// upsampled_map: taps at even positions, the subsequence and its extension in the map), so
+// a step is one launch and its backward the synthesis and filter-gradient kernels, with no
+// copy of the subsequence, its extension or a product per tap.
+Tensor lifting_filter(const char* op, const Tensor& x, int64_t stride, int64_t phase, int64_t n, const Tensor& f,
+                      int64_t offset, int64_t n_out, int64_t channels) {
   check_filter(op, f, "lifting filter");
-  const int64_t K = f.shape()[0], n = v.shape()[1];
+  const int64_t K = f.shape()[0];
   if (f.dim() == 2)
     WAVSPA_CHECK(f.shape()[1] == channels, op, ": per-channel lifting filter ",
                  shape_str(f.shape()), " needs ", channels, " columns");
-  Tensor fk = f.to(v.dtype()).to(v.device());
+  const int64_t Cw = f.dim() == 2 ? channels : 1;
+  Tensor fk = f.to(filter_dtype(x.dtype())).to(x.device()).reshape({K, 1, Cw});
+  Tensor w2 = concat({fk, zeros_like(fk)}, 1).reshape({1, 2 * K, Cw});  // w2[2k] = f[k], w2[2k + 1] = 0
   const int64_t left = std::max<int64_t>(0, -offset);
   const int64_t total = left + std::max<int64_t>(n_out + K - 1 + offset, n) + 1;
-  Tensor ext = extend(v, extension_map(WaveletMode::Symmetric, n, left, total));
-  Tensor acc;
-  for (int64_t k = 0; k < K; ++k) {
-    Tensor term = mul(ext.narrow(1, left + k + offset, n_out), fk.select(0, k));
-    acc = acc.defined() ? add(acc, term) : term;
-  }
-  return acc;
+  auto map = upsampled_map(WaveletMode::Symmetric, n, left, total, stride, phase, x.shape()[1]);
+  return analysis(x, map, w2, 2 * (left + offset), n_out)[0];
 }
 
 }  // namespace
@@ -124,8 +126,8 @@ std::pair<Tensor, Tensor> lifting_forward(const Tensor& x_in, const Tensor& pred
   Tensor even = x3.slice(1, 0, v.N, 2), odd = x3.slice(1, 1, v.N, 2);
   const int64_t P = predict.defined() ? predict.shape()[0] : 0;
   const int64_t U = update.defined() ? update.shape()[0] : 0;
-  Tensor d = sub(odd, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, v.C));
-  Tensor s = add(even, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, v.C));
+  Tensor d = sub(odd, lifting_filter(op, x3, 2, 0, ne, predict, -(P / 2 - 1), no, v.C));
+  Tensor s = add(even, lifting_filter(op, d, 1, 0, no, update, -(U / 2), ne, v.C));
   return {from_3d(s, v), from_3d(d, v)};
 }
 
@@ -142,8 +144,8 @@ Tensor lifting_inverse(const Tensor& approx_in, const Tensor& detail_in, const T
   Tensor s = to_3d(approx, va), d = to_3d(detail, vd);
   const int64_t ne = va.N, no = vd.N, n = ne + no;
   const int64_t P = predict.shape()[0], U = update.shape()[0];
-  Tensor even = sub(s, lifting_filter(op, d.contiguous(), update, -(U / 2), ne, va.C));
-  Tensor odd = add(d, lifting_filter(op, even.contiguous(), predict, -(P / 2 - 1), no, va.C));
+  Tensor even = sub(s, lifting_filter(op, d, 1, 0, no, update, -(U / 2), ne, va.C));
+  Tensor odd = add(d, lifting_filter(op, even, 1, 0, ne, predict, -(P / 2 - 1), no, va.C));
   // interleave: even samples at 2n, odd at 2n + 1
   Tensor padded_odd = no < ne ? concat({odd, zeros_like(even.narrow(1, 0, 1))}, 1) : odd;
   Tensor both = stack({even, padded_odd}, 2).reshape({va.A, 2 * ne, va.C}).narrow(1, 0, n);
