@@ -11,26 +11,9 @@ bench/torch_step.py wavelet):
 
     python3 bench/wavspa_table.py .gpu/out/rows.md
 """
-import json
-import re
 import sys
 
-
-def read_rows(path):
-    rows, card = {}, ""
-    for line in open(path):
-        m = re.match(r"\|\s*(.*?)\s*\|\s*(.*?)\s*\|\s*$", line)
-        if not m:
-            continue
-        label, value = m.group(1), m.group(2)
-        if label == "card":
-            card = value
-        elif value.startswith("{"):
-            try:
-                rows[label] = json.loads(value)
-            except json.JSONDecodeError:
-                pass
-    return rows, card
+from step_table import read_rows  # the rows.md reader of bench/step_table.py
 
 
 def fmt(v, digits=2):
@@ -38,7 +21,7 @@ def fmt(v, digits=2):
 
 
 def main():
-    rows, card = read_rows(sys.argv[1] if len(sys.argv) > 1 else ".gpu/out/rows.md")
+    rows, _, card = read_rows(sys.argv[1] if len(sys.argv) > 1 else ".gpu/out/rows.md")
     print(f"{card}: ListOps WavSpA (batch 32, length 2000), bf16, median ms per training step\n")
     print("| parametrization | level 1 | level 2 | level 3 | worst / ada level 1 |")
     print("| --- | --- | --- | --- | --- |")

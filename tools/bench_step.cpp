@@ -45,6 +45,7 @@
 #include "models/factory.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
+#include "tools/bench_util.h"
 #include "tools/cli.h"
 #include "wavspa.h"
 #ifdef WAVSPA_CUDA
@@ -55,11 +56,7 @@ namespace {
 
 using namespace wavspa;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using tools::median;
 
 // The global L2 norm of every parameter's gradient, summed in float64 on the host.
 double grad_norm(const nn::Module& model) {

@@ -29,6 +29,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tools/bench_util.h"
 #include "tools/cli.h"
 #include "wavspa.h"
 #ifdef WAVSPA_CUDA
@@ -39,11 +40,7 @@ namespace {
 
 using namespace wavspa;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using tools::median;
 
 void sync(Device device) {
 #ifdef WAVSPA_CUDA

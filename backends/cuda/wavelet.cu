@@ -655,6 +655,13 @@ struct alignas(2 * sizeof(T)) Two {
   T x, y;
 };
 
+// acc += w * v for both channels of a pair.
+template <typename V>
+__device__ __forceinline__ void fma_pair(Two<V>& acc, const Two<V>& w, const Two<V>& v) {
+  acc.x = fma(w.x, v.x, acc.x);
+  acc.y = fma(w.y, v.y, acc.y);
+}
+
 // 16 bytes of T (E = 16 / sizeof(T) values) into dst[0, E) of Compute<T>.
 template <typename T>
 __device__ __forceinline__ void store_unit(Compute<T>* dst, const uint4& u) {
@@ -787,10 +794,7 @@ __global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t 
 #pragma unroll
     for (int r = 0; r < kVR; ++r)
 #pragma unroll
-      for (int f = 0; f < NB; ++f) {
-        acc[f][r].x = fma(wv[f].x, xr[2 * r + k].x, acc[f][r].x);
-        acc[f][r].y = fma(wv[f].y, xr[2 * r + k].y, acc[f][r].y);
-      }
+      for (int f = 0; f < NB; ++f) fma_pair(acc[f][r], wv[f], xr[2 * r + k]);
   }
 #pragma unroll
   for (int r = 0; r < kVR; ++r) {
@@ -841,11 +845,7 @@ __device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const
     for (int r = 0; r < kVR; ++r)
       if ((D + r - k) % 2 == 0)
 #pragma unroll
-        for (int f = 0; f < NB; ++f) {
-          const P& v = cw[f][(D + r - k) / 2];
-          acc[r].x = fma(wv[f].x, v.x, acc[r].x);
-          acc[r].y = fma(wv[f].y, v.y, acc[r].y);
-        }
+        for (int f = 0; f < NB; ++f) fma_pair(acc[r], wv[f], cw[f][(D + r - k) / 2]);
   }
 }
 
@@ -879,9 +879,7 @@ __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs
       }
 #pragma unroll
       for (int m = 0; m < KMAX / 2; ++m) {
-        const P w = wp[(f * KMAX + k0 + 2 * m) * (kVC / 2)];
-        y.x = fma(w.x, to_compute(cv[m].x), y.x);
-        y.y = fma(w.y, to_compute(cv[m].y), y.y);
+        fma_pair(y, wp[(f * KMAX + k0 + 2 * m) * (kVC / 2)], P{to_compute(cv[m].x), to_compute(cv[m].y)});
       }
     }
     const V coef = (V)map.coefs[e];
@@ -1006,10 +1004,7 @@ __global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g,
 #pragma unroll
         for (int f = 0; f < NB; ++f)
 #pragma unroll
-          for (int m = 0; m < M; ++m) {
-            acc[f][m].x = fma(gv[f].x, xv[m].x, acc[f][m].x);
-            acc[f][m].y = fma(gv[f].y, xv[m].y, acc[f][m].y);
-          }
+          for (int m = 0; m < M; ++m) fma_pair(acc[f][m], gv[f], xv[m]);
       }
 #pragma unroll
       for (int f = 0; f < NB; ++f)

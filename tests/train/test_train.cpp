@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/factory.h"
@@ -800,17 +801,6 @@ TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is wha
   CHECK(std::abs(cross_entropy(logits, batch.at("labels")).item() - batch.at("loss").item()) < 1e-6);
   CHECK(batch.at("grad_norm").item() > 0);
 
-  // Bad requests exit 1 with one message.
-  Run bf16 = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 32 --precision bf16", dir);
-  CHECK(bf16.rc == 1);
-  CHECK(contains(bf16.err, "--precision bf16 needs --device cuda"));
-  Run longer = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 65", dir);
-  CHECK(longer.rc == 1);
-  CHECK(contains(longer.err, "--len 65 is longer than the config's max_len 64"));
-  Run unknown = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --len 32 --precision fp16", dir);
-  CHECK(unknown.rc == 1);
-  CHECK(contains(unknown.err, "unknown matmul precision 'fp16'"));
-
   // --set replaces config keys: an ortho block at two levels has other parameters.
   Run set = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --threads 1 --batch 2 --len 32"
                           " --steps 1 --warmup 0 --set parametrization=ortho --set levels=2", dir);
@@ -820,12 +810,21 @@ TEST_CASE("tools/bench_step: a CPU step is timed and its dumped reference is wha
   ortho.levels = 2;
   CHECK(set.last_json().at("params") == models::make_classifier(ortho)->num_parameters());
   CHECK(set.last_json().at("params") != j.at("params"));
-  Run bad_set = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --set levels", dir);
-  CHECK(bad_set.rc == 1);
-  CHECK(contains(bad_set.err, "--set: expected KEY=VALUE, got \"levels\""));
-  Run bad_value = run_shell(build_path("bench_step") + " --config " + config + " --device cpu --set levels=many", dir);
-  CHECK(bad_value.rc == 1);
-  CHECK(contains(bad_value.err, "levels"));
+
+  // Bad requests exit 1 with one message.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--len 32 --precision bf16", "--precision bf16 needs --device cuda"},
+      {"--len 65", "--len 65 is longer than the config's max_len 64"},
+      {"--len 32 --precision fp16", "unknown matmul precision 'fp16'"},
+      {"--set levels", "--set: expected KEY=VALUE, got \"levels\""},
+      {"--set levels=many", "levels"},
+  };
+  for (const auto& [args, message] : bad) {
+    INFO(args);
+    Run r = run_shell(build_path("bench_step") + " --config " + config + " --device cpu " + args, dir);
+    CHECK(r.rc == 1);
+    CHECK(contains(r.err, message));
+  }
 }
 
 TEST_CASE("tools/bench_wavelet: the wavelet path on the CPU is timed, with its traffic and the copy's bandwidth") {
