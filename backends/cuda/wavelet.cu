@@ -640,13 +640,15 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
 //     Compute<T> on the way (so edge rows summed through the boundary map keep float
 //     precision, as on the CPU); the taps of the block's channels go there too, zero past K;
 //   - compute: a thread takes a pair of channels and kVR = 8 output rows, its window of input
-//     rows read from shared memory into registers once, the taps read per k (each tap read feeds
-//     2 bands x 2 channels x 8 rows of FMAs); every index is a compile-time constant;
+//     rows read from shared memory into registers once, the taps read per k (each read of a
+//     band's tap pair feeds 2 channels x 8 rows of FMAs); every index is a compile-time
+//     constant;
 //   - stores: a pair of channels per thread, 128 or 256 contiguous bytes per warp and row.
 // Rows of a plane must be 16-byte aligned (C sizeof(T) a multiple of 16, base pointers and plane
-// strides too); vtile_fits checks it on the host. Tiles at the ends of a signal, where the
-// boundary map is not one signal row per padded row, stage (analysis) or compute (synthesis)
-// through the map element by element, as the kernels above do.
+// strides too); vtile_fits checks it on the host. At the ends of a signal, where the boundary
+// map is not one signal row per padded row, the few such rows are staged element by element, a
+// warp per row (stage_padded), and synthesis computes its end tiles through the map
+// (synthesis_edge_pair); those tiles are launched first (vtile_of_block).
 constexpr int kVC = 64, kVRows = 8, kVR = 8, kVOut = kVRows * kVR, kVThreads = kWTile * kVRows;
 
 // A pair of neighbouring channels, loaded or stored as one access.
