@@ -202,16 +202,19 @@ class Backend {
                            const Tensor& src) = 0;
 
   // --- attention (AttentionArgs above) -------------------------------------------------
-  virtual void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
-                                 const Tensor& v, const Tensor& key_keep, const Tensor& out,
-                                 const Tensor& lse) = 0;
+  // Returns the dropout mask the forward used, in the backend's own layout, when the backend
+  // keeps it for the backward (CUDA's tensor-core path: one bit per weight, drawn before the
+  // forward), or an undefined tensor, and the backward draws the mask again from a.philox.
+  virtual Tensor attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
+                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                                   const Tensor& lse) = 0;
   // grad_out: out's shape; grad_q, grad_k, grad_v: q's, k's and v's shapes, written in full.
-  // All with any strides in the first three dims and stride 1 in the last. out and lse are
-  // the forward's.
+  // All with any strides in the first three dims and stride 1 in the last. out, lse and
+  // dropout_bits are the forward's (dropout_bits what it returned, maybe undefined).
   virtual void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
-                                  const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,
-                                  const Tensor& grad_k, const Tensor& grad_v) = 0;
+                                  const Tensor& lse, const Tensor& dropout_bits, const Tensor& grad_out,
+                                  const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v) = 0;
 
   // --- optimizers ------------------------------------------------------------------------
   // Every slot updated in place (AdamSlot above); slots of one float32 or float64 dtype.

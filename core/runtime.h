@@ -86,7 +86,10 @@ class AutocastGuard {
 // The most device memory (bytes) attention's backward may take for a scratch copy of the
 // (N x N) dS matrices, which lets the CUDA tensor-core backward form dS once and get dQ from
 // one GEMM instead of a second pass over the keys (a batch is then done in chunks that fit).
-// 0 forbids the scratch; the default is 256 MiB. The CPU backend never uses it.
+// The same limit caps the dropout mask drawn before the forward and read by both passes (one
+// bit per weight, N x N / 8 bytes per head, held from forward to backward); without it the
+// kernels draw the mask inside their tile loops. 0 forbids both; the default is 256 MiB. The
+// CPU backend never uses it.
 //   { wavspa::AttentionScratchGuard none(0); ... }   // two passes, no N x N memory
 void set_attention_scratch_limit(int64_t bytes);
 int64_t attention_scratch_limit();

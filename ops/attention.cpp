@@ -47,6 +47,7 @@ struct Forward {
   Tensor keep;        // (B, nk) int32 or undefined
   Tensor out_mem;     // (B, nq, H, d)
   Tensor lse;         // (B, H, nq)
+  Tensor bits;        // the dropout mask the backend kept for the backward, or undefined
   bool compute = false;
 };
 
@@ -104,7 +105,8 @@ Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tens
   // No keys (nk == 0): every output row is an average over nothing, 0. An empty output needs
   // no kernel either (the kernels may assume every size is positive).
   const bool compute = out_mem.numel() > 0 && nk > 0;
-  if (compute) backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
+  Tensor bits;
+  if (compute) bits = backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
   else backend_of(q).fill(out_mem, 0.0);
   if (scope)
     scope.set_io(bytes_of(q) + bytes_of(k) + bytes_of(v) + bytes_of(keep), bytes_of(out_mem) + bytes_of(lse),
@@ -117,6 +119,7 @@ Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tens
   f.keep = keep;
   f.out_mem = out_mem;
   f.lse = lse;
+  f.bits = bits;
   f.compute = compute;
   return f;
 }
@@ -130,7 +133,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
                v = cast ? autocast_bf16(v_in) : v_in;
   const Forward f = run_forward("attention", q, k, v, o);
   const AttentionArgs args = f.args;
-  const Tensor keep = f.keep, out_mem = f.out_mem, lse = f.lse;
+  const Tensor keep = f.keep, out_mem = f.out_mem, lse = f.lse, bits = f.bits;
   const bool compute = f.compute;
   Tensor out = permute_raw(out_mem, kHeadsFirst);
 
@@ -139,15 +142,15 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
     // their own: the engine runs backward with grad mode off (no higher-order gradients, as
     // for every fused op). q, k, v are saved as the kernel read them (unit last stride).
     Tensor sq = f.qc, sk = f.kc, sv = f.vc;
-    autograd::record("AttentionBackward", {q, k, v}, out, {sq, sk, sv, keep, out_mem, lse},
-                     [args, sq, sk, sv, keep, out_mem, lse, compute](const Tensor& g) {
+    autograd::record("AttentionBackward", {q, k, v}, out, {sq, sk, sv, keep, out_mem, lse, bits},
+                     [args, sq, sk, sv, keep, out_mem, lse, bits, compute](const Tensor& g) {
       const int64_t B = args.batch, H = args.heads, d = args.dim;
       Tensor gq = heads_first(sq, B, H, args.nq, d), gk = heads_first(sq, B, H, args.nk, d),
              gv = heads_first(sq, B, H, args.nk, d);
       ProfileScope scope("attention_backward", g);  // the node's bytes, the kernel's FLOPs
       if (scope) scope.set_io(-1, -1, attention_flops(args, 5));
       if (compute) {
-        backend_of(sq).attention_backward(args, sq, sk, sv, keep, permute_raw(out_mem, kHeadsFirst), lse,
+        backend_of(sq).attention_backward(args, sq, sk, sv, keep, permute_raw(out_mem, kHeadsFirst), lse, bits,
                                           unit_rows(g), gq, gk, gv);
       } else {
         for (const Tensor& t : {gq, gk, gv}) backend_of(sq).fill(t, 0.0);
@@ -175,7 +178,7 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions
   const Forward f = run_forward(op, part(0), part(1), part(2), o);
   Tensor out = f.out_mem.reshape({B, N, E});  // (B, N, H, d) memory: a view
   if (autograd::needs_grad({qkv})) {
-    autograd::record("AttentionQkvBackward", {qkv}, out, {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse}, [f, B, N, E, d, heads](const Tensor& g) {
+    autograd::record("AttentionQkvBackward", {qkv}, out, {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse, f.bits}, [f, B, N, E, d, heads](const Tensor& g) {
       // The three gradients are written by the kernel straight into their thirds of one tensor.
       Tensor gqkv = Tensor::empty({B, N, 3 * E}, f.qc.dtype(), f.qc.device());
       auto third = [&](int64_t which) {
@@ -187,7 +190,7 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions
         const Tensor gc = contiguous_raw(g);
         const Tensor gh = gc.as_strided({B, heads, N, d}, {N * E, d, E, 1}, gc.offset());
         backend_of(gqkv).attention_backward(f.args, f.qc, f.kc, f.vc, f.keep, permute_raw(f.out_mem, kHeadsFirst),
-                                            f.lse, gh, third(0), third(1), third(2));
+                                            f.lse, f.bits, gh, third(0), third(1), third(2));
       } else {
         backend_of(gqkv).fill(gqkv, 0.0);
       }

@@ -4,7 +4,8 @@
 // lattice is a backend primitive (one launch forward, one backward, up to kLatticeMaxK angles;
 // longer ones compose elementwise ops); a lifting step is one call of the analysis primitive
 // (its filter over a subsequence, through an upsampled boundary map), and the split, the
-// subtraction or addition and the interleave are elementwise and shape ops.
+// subtraction or addition and the interleave are elementwise and shape ops. bfloat16 signals
+// (CUDA) stay bfloat16 throughout, as the filter-bank transforms do.
 #include "ops/wavelet.h"
 
 #include <algorithm>
@@ -117,8 +118,10 @@ Tensor lifting_filter(const char* op, const Tensor& x, int64_t stride, int64_t p
 std::pair<Tensor, Tensor> lifting_forward(const Tensor& x_in, const Tensor& predict,
                                           const Tensor& update, int64_t axis) {
   const char* op = "lifting_forward";
-  const Tensor x = autocast_fp32(x_in);  // no bfloat16 version: autocast computes in float32
-  check_floating_no_bf16(op, x);
+  // bfloat16 on CUDA as the analysis primitive takes it (float32 taps and arithmetic, bfloat16
+  // loads and stores); the CPU refuses it naming the op.
+  const Tensor& x = x_in;
+  check_computable(op, x);
   AxisView v = axis_view(op, x, axis);
   WAVSPA_CHECK(v.N >= 2, op, ": needs at least 2 samples along axis ", v.axis, ", got ", v.N);
   Tensor x3 = to_3d(x, v);
@@ -134,8 +137,9 @@ std::pair<Tensor, Tensor> lifting_forward(const Tensor& x_in, const Tensor& pred
 Tensor lifting_inverse(const Tensor& approx_in, const Tensor& detail_in, const Tensor& predict,
                        const Tensor& update, int64_t axis) {
   const char* op = "lifting_inverse";
-  const Tensor approx = autocast_fp32(approx_in), detail = autocast_fp32(detail_in);
-  check_floating_no_bf16(op, approx);
+  const Tensor &approx = approx_in, &detail = detail_in;
+  check_computable(op, approx);
+  check_floating(op, approx);
   check_same(op, approx, detail);
   AxisView va = axis_view(op, approx, axis), vd = axis_view(op, detail, axis);
   WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op,

@@ -131,9 +131,9 @@ struct RowRules {
 
 }  // namespace
 
-void CpuBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
-                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
-                                   const Tensor& lse) {
+Tensor CpuBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                                     const Tensor& lse) {
   visit_floating(q.dtype(), "attention", [&](auto zero) {
     using T = decltype(zero);
     const Rows<const T> Q(q), K(k), V(v);
@@ -176,13 +176,14 @@ void CpuBackend::attention_forward(const AttentionArgs& a, const Tensor& q, cons
       }
     }
   });
+  return Tensor();  // the backward draws the dropout mask again
 }
 
 void CpuBackend::attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k,
                                     const Tensor& v, const Tensor& key_keep, const Tensor& out,
-                                    const Tensor& lse, const Tensor& grad_out,
-                                    const Tensor& grad_q, const Tensor& grad_k,
-                                    const Tensor& grad_v) {
+                                    const Tensor& lse, const Tensor& /*dropout_bits: never kept*/,
+                                    const Tensor& grad_out, const Tensor& grad_q,
+                                    const Tensor& grad_k, const Tensor& grad_v) {
   visit_floating(q.dtype(), "attention_backward", [&](auto zero) {
     using T = decltype(zero);
     const Rows<const T> Q(q), K(k), V(v), O(out), GO(grad_out);

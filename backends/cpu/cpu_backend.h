@@ -50,12 +50,12 @@ class CpuBackend final : public Backend {
   void adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slots, const Tensor& grad_scale,
                  const Tensor& skip) override;
 
-  void attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
-                         const Tensor& key_keep, const Tensor& out, const Tensor& lse) override;
+  Tensor attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor& key_keep, const Tensor& out, const Tensor& lse) override;
   void attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                           const Tensor& key_keep, const Tensor& out, const Tensor& lse,
-                          const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
-                          const Tensor& grad_v) override;
+                          const Tensor& dropout_bits, const Tensor& grad_out, const Tensor& grad_q,
+                          const Tensor& grad_k, const Tensor& grad_v) override;
   void cross_entropy_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                              double label_smoothing, const Tensor& losses) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& target,

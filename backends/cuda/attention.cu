@@ -415,6 +415,7 @@ bool backward_ds(const Params<bf16, float>& p, Device device) {
     if (c.first_kept) c.first_kept += b0;
     if (c.full32) c.full32 += b0 * ((p.nk + 31) / 32);
     c.philox.offset += (uint64_t)(b0 * H * p.nq) * groups;
+    if (c.keep_bits) c.keep_bits += b0 * H * p.nq * p.keep_ld;
     c.ds = ds;
     c.ds_ld = ld;
     WAVSPA_CUDA_CHECK(attn::mma_backward(c, stream()));
@@ -422,45 +423,75 @@ bool backward_ds(const Params<bf16, float>& p, Device device) {
   return true;
 }
 
+// Dropout's mask for the tensor-core kernels, drawn once per forward into a tensor the op
+// keeps for the backward (attn::draw_dropout_bits: one bit per weight, 16 MB for a ListOps
+// Transformer layer); both passes then read it instead of drawing it. Undefined without
+// dropout, and past attention_scratch_limit(): the kernels draw it themselves then.
+template <typename T>
+Tensor draw_dropout_bits(const AttentionArgs& a, Params<T, float>& p, Device device) {
+  if (a.dropout_p <= 0) return Tensor();
+  const int64_t bytes = a.batch * a.heads * a.nq * attn::keep_ld(a.nk);
+  if (bytes == 0 || bytes > attention_scratch_limit()) return Tensor();
+  Tensor bits = Tensor::empty({bytes / 8}, kInt64, device);
+  WAVSPA_CUDA_CHECK(attn::draw_dropout_bits(p, static_cast<uint8_t*>(bits.raw_data()), stream()));
+  return bits;
+}
+
+// The backward's side: the forward's mask, when it drew one.
+template <typename T>
+void read_dropout_bits(const AttentionArgs& a, const Tensor& bits, Params<T, float>& p) {
+  if (!bits.defined() || a.dropout_p <= 0) return;
+  const int64_t ld = attn::keep_ld(a.nk);
+  WAVSPA_CHECK(bits.dtype() == kInt64 && bits.numel() * 8 == a.batch * a.heads * a.nq * ld,
+               "attention backward: the forward's dropout bits hold ", bits.numel() * 8, " bytes, expected ",
+               a.batch * a.heads * a.nq * ld);
+  p.keep_bits = static_cast<const uint8_t*>(bits.raw_data());
+  p.keep_ld = ld;
+}
+
 }  // namespace
 
-void CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const Tensor& key_keep, const Tensor& out, const Tensor& lse) {
+Tensor CudaBackend::attention_forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& key_keep, const Tensor& out, const Tensor& lse) {
   if (q.dtype() == kBFloat16) {
     Tensor first;
-    const Params<bf16, float> p = make_params<bf16, float>(a, q, k, v, key_keep, out, lse, first);
+    Params<bf16, float> p = make_params<bf16, float>(a, q, k, v, key_keep, out, lse, first);
     if (bf16_tensor_cores(a, p)) {
+      Tensor bits = draw_dropout_bits(a, p, q.device());
       WAVSPA_CUDA_CHECK(attn::mma_forward(p, stream()));
-      return;
+      return bits;
     }
     const Tensor out32 = float32_copy(*this, out);
-    attention_forward(a, float32_copy(*this, q), float32_copy(*this, k), float32_copy(*this, v), key_keep, out32,
-                      lse);
+    Tensor bits = attention_forward(a, float32_copy(*this, q), float32_copy(*this, k), float32_copy(*this, v),
+                                    key_keep, out32, lse);
     copy(out32, out);
-    return;
+    return bits;
   }
+  Tensor bits;
   dispatch_attention(q.dtype(), "attention", [&](auto zero) {
     using T = decltype(zero);
     Tensor first;
-    const Params<T, T> p = make_params<T>(a, q, k, v, key_keep, out, lse, first);
+    Params<T, T> p = make_params<T>(a, q, k, v, key_keep, out, lse, first);
     if constexpr (std::is_same_v<T, float>) {
       if (use_tensor_cores(a, p)) {
+        bits = draw_dropout_bits(a, p, q.device());
         WAVSPA_CUDA_CHECK(attn::mma_forward(p, stream()));
         return;
       }
-      if (use_tf32_kernels(a, p)) {
+      if (use_tf32_kernels(a, p)) {  // draws the mask again in the backward
         WAVSPA_CUDA_CHECK(tf32_forward(p));
         return;
       }
     }
     exact_forward<T>(*this, a, p, q, k, v, out);
   });
+  return bits;
 }
 
 void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
                                      const Tensor& key_keep, const Tensor& out, const Tensor& lse,
-                                     const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
-                                     const Tensor& grad_v) {
+                                     const Tensor& dropout_bits, const Tensor& grad_out, const Tensor& grad_q,
+                                     const Tensor& grad_k, const Tensor& grad_v) {
   if (q.dtype() == kBFloat16) {
     Tensor first;
     Params<bf16, float> p = make_params<bf16, float>(a, q, k, v, key_keep, out, lse, first);
@@ -469,6 +500,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
     p.grad_k = {dptr<bf16>(grad_k), grad_k.strides()[0], grad_k.strides()[1], grad_k.strides()[2]};
     p.grad_v = {dptr<bf16>(grad_v), grad_v.strides()[0], grad_v.strides()[1], grad_v.strides()[2]};
     if (bf16_tensor_cores(a, p)) {
+      read_dropout_bits(a, dropout_bits, p);
       const int64_t rows = a.batch * a.heads * a.nq;
       const Tensor rowdot = scratch_bytes((size_t)(rows > 0 ? rows : 1) * sizeof(float), q.device());
       p.rowdot = static_cast<float*>(rowdot.raw_data());
@@ -477,7 +509,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
     }
     const Tensor gq = float32_like(grad_q), gk = float32_like(grad_k), gv = float32_like(grad_v);
     attention_backward(a, float32_copy(*this, q), float32_copy(*this, k), float32_copy(*this, v), key_keep,
-                       float32_copy(*this, out), lse, float32_copy(*this, grad_out), gq, gk, gv);
+                       float32_copy(*this, out), lse, dropout_bits, float32_copy(*this, grad_out), gq, gk, gv);
     copy(gq, grad_q);
     copy(gk, grad_k);
     copy(gv, grad_v);
@@ -496,6 +528,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
     p.rowdot = static_cast<T*>(rowdot.raw_data());
     if constexpr (std::is_same_v<T, float>) {
       if (use_tensor_cores(a, p)) {
+        read_dropout_bits(a, dropout_bits, p);  // the TF32 and exact paths draw the mask again
         WAVSPA_CUDA_CHECK(attn::mma_backward(p, stream()));
         return;
       }

@@ -49,6 +49,13 @@ struct Params {
   double dropout_scale = 1.0;  // 1 / (1 - p)
   uint32_t dropout_threshold = 0;  // keep a weight when its 16 random bits are >= this
   PhiloxState philox;
+  // Dropout's keep bits, drawn beforehand by attention.cu's dropout_bits_kernel: (B H nq) rows
+  // of keep_ld bytes, bit c of byte x of row (bh, i) for key 8 x + c (0 past nk). Where set,
+  // the tensor-core kernels copy a tile's bytes into shared memory (keep_tile in
+  // attention_mma.cuh) instead of drawing them; null: they draw. keep_ld is nk rounded up to
+  // a 64-key tile, over 8.
+  const uint8_t* keep_bits = nullptr;
+  int64_t keep_ld = 0;
 };
 
 // The masking rules of AttentionArgs. A row is "dead" when no key is allowed for it: it then

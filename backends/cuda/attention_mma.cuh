@@ -226,6 +226,38 @@ __device__ __forceinline__ void draw_keep(const Params<T, float>& p, int64_t bh,
   }
 }
 
+// 8- and 4-byte cp.async (src_bytes 0: zeros), for the keep bytes of keep_tile.
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, int src_bytes) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(a), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, int src_bytes) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(a), "l"(gmem), "r"(src_bytes));
+}
+
+// The keep bytes of a tile as draw_keep lays them out, from where they come: the mask drawn
+// beforehand (p.keep_bits: one cp.async of GROUPS bytes per row, zeros for rows past nq,
+// waited for with the caller's cp_async_wait_all), or drawn here. g0 is a multiple of GROUPS.
+// Only the mma.sync kernels (4 or 8 bytes a row) take drawn bits; the TF32 kernels
+// (attention_tf32.cuh) call draw_keep.
+template <int ROWS, int GROUPS, typename T>
+__device__ __forceinline__ void keep_tile(const Params<T, float>& p, int64_t bh, int64_t row0, int64_t g0,
+                                          uint8_t* dst) {
+  if constexpr (GROUPS == 4 || GROUPS == 8) {
+    if (p.keep_bits != nullptr) {
+      for (int r = threadIdx.x; r < ROWS; r += blockDim.x) {
+        const bool in = row0 + r < p.nq;
+        const uint8_t* src = in ? p.keep_bits + (bh * p.nq + row0 + r) * p.keep_ld + g0 : p.keep_bits;
+        if constexpr (GROUPS == 8) cp_async8(dst + r * GROUPS, src, in ? 8 : 0);
+        else cp_async4(dst + r * GROUPS, src, in ? 4 : 0);
+      }
+      return;
+    }
+  }
+  draw_keep<ROWS, GROUPS>(p, bh, row0, g0, dst);
+}
+
 // The GROUPS bytes of one row of a draw_keep tile (8 keys each, the first in the low byte).
 template <int GROUPS>
 __device__ __forceinline__ uint64_t row_keep(const uint8_t* row) {
@@ -275,12 +307,17 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
   const T* kbase = p.k.row(b, h, 0);
   const T* vbase = p.v.row(b, h, 0);
   stage_any<D, Br>(Qs, p.q.row(b, h, 0), p.q.sn, i0, p.nq - i0);
+  // Dropout's bytes for a tile: copies of the mask drawn beforehand join the tile's cp.async
+  // group (issued before its commit, so the wait before the tile covers them); drawing them
+  // here runs after the commit, under the copies.
+  const bool copied_keep = dropout && p.keep_bits != nullptr, drawn_keep = dropout && p.keep_bits == nullptr;
   if (kend > 0) {
     stage_any<D, Bc>(Ktile(0), kbase, p.k.sn, 0, kend);
     stage_any<D, Bc>(Vtile(0), vbase, p.v.sn, 0, kend);
+    if (copied_keep) keep_tile<Br, Bc / 8>(p, bh, i0, 0, keep_all);
   }
   cp_async_commit();
-  if (dropout && kend > 0) draw_keep<Br, Bc / 8>(p, bh, i0, 0, keep_all);
+  if (drawn_keep && kend > 0) keep_tile<Br, Bc / 8>(p, bh, i0, 0, keep_all);
 
   int rows[MT][2];  // this thread's rows: per-head lengths fit in 32 bits
   bool dead[MT][2];
@@ -312,9 +349,10 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
     if (j0 + Bc < kend) {
       stage_any<D, Bc>(Ktile(buf ^ 1), kbase, p.k.sn, j0 + Bc, kend - j0 - Bc);
       stage_any<D, Bc>(Vtile(buf ^ 1), vbase, p.v.sn, j0 + Bc, kend - j0 - Bc);
+      if (copied_keep) keep_tile<Br, Bc / 8>(p, bh, i0, (j0 + Bc) / 8, keep_all + (buf ^ 1) * Br * (Bc / 8));
     }
     cp_async_commit();
-    if (dropout && j0 + Bc < kend) draw_keep<Br, Bc / 8>(p, bh, i0, (j0 + Bc) / 8, keep_all + (buf ^ 1) * Br * (Bc / 8));
+    if (drawn_keep && j0 + Bc < kend) keep_tile<Br, Bc / 8>(p, bh, i0, (j0 + Bc) / 8, keep_all + (buf ^ 1) * Br * (Bc / 8));
     const bf16* Ks = Ktile(buf);
     const bf16* Vs = Vtile(buf);
     float s[MT][Bc / 8][4] = {};
@@ -513,7 +551,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
       lse_all[buf * Br + x] = in ? p.lse[bh * p.nq + i0 + x] * kLog2e : INFINITY;
       D_all[buf * Br + x] = in ? p.rowdot[bh * p.nq + i0 + x] : 0.0f;
     }
-    if (dropout) draw_keep<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
+    if (dropout) keep_tile<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
   };
   if (first_tile < nQ) load_walk(0, (int64_t)first_tile * Br);
   cp_async_commit();
@@ -659,7 +697,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   auto load_walk = [&](int buf, int64_t j0) {
     stage_any<D, Bc>(Ks_all + buf * Bc * P, p.k.row(b, h, 0), p.k.sn, j0, kend - j0);
     stage_any<D, Bc>(Vs_all + buf * Bc * P, p.v.row(b, h, 0), p.v.sn, j0, kend - j0);
-    if (dropout) draw_keep<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
+    if (dropout) keep_tile<Br, Bc / 8>(p, bh, i0, j0 / 8, keep_all + buf * Br * (Bc / 8));
   };
   if (kend > 0) load_walk(0, 0);
   cp_async_commit();
@@ -817,6 +855,53 @@ cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
                         2 * fwd_rows<D>() * (kFwdKeys / 8);  // the keep bytes
     return launch_mma(forward_mma_kernel<T, D>, grid, smem, stream, p);
   });
+}
+
+// Params::keep_ld for nk keys: the forward's 64-key tiles, 8 bytes each.
+inline int64_t keep_ld(int64_t nk) { return (nk + kFwdKeys - 1) / kFwdKeys * (kFwdKeys / 8); }
+
+// Dropout's whole mask (Params::keep_bits) for p.batch * p.heads * p.nq rows: byte x of row
+// (bh, i) from Philox block (bh nq + i) ceil(nk / 8) + x, as draw_keep draws it; bytes past
+// the row's ceil(nk / 8) are 0. A thread writes 8 bytes. Drawn here at full occupancy, the
+// Philox work no longer sits inside the attention kernels (2 blocks of 4 warps per SM, where
+// its dependent chains stalled the tile loop), and the backward reads the same bytes.
+template <typename T, typename L>
+__global__ void dropout_bits_kernel(Params<T, L> p, uint8_t* bits) {
+  const int64_t per_row = p.keep_ld / 8, groups = (p.nk + 7) / 8, words = p.batch * p.heads * p.nq * per_row;
+  const uint64_t start = philox_start(p.philox);
+  for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < words; w += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t row = w / per_row, g0 = (w - row * per_row) * 8;
+    // Eight independent Philox chains per thread (the bytes past the row's groups drawn too and
+    // cleared after): their multiplies interleave instead of waiting on one another.
+    const uint64_t first = start + (uint64_t)row * (uint64_t)groups + (uint64_t)g0;
+    uint64_t word = 0;
+#pragma unroll
+    for (int x = 0; x < 8; ++x) {
+      const auto r = philox4x32(first + (uint64_t)x, 0, p.philox.seed);
+      uint32_t b = 0;
+#pragma unroll
+      for (int c = 0; c < 8; ++c) b |= (uint32_t)(((r[c / 2] >> (16 * (c % 2))) & 0xffffu) >= p.dropout_threshold) << c;
+      word |= (uint64_t)b << (8 * x);
+    }
+    if (g0 + 8 > groups) word &= g0 >= groups ? 0 : ~0ull >> (8 * (g0 + 8 - groups));
+    reinterpret_cast<uint64_t*>(bits)[w] = word;
+  }
+}
+
+// Draws the mask into `bits` (8-byte aligned, p.batch p.heads p.nq keep_ld(p.nk) bytes) and
+// points p at it.
+template <typename T, typename L>
+cudaError_t draw_dropout_bits(Params<T, L>& p, uint8_t* bits, cudaStream_t stream) {
+  p.keep_ld = keep_ld(p.nk);
+  const int64_t words = p.batch * p.heads * p.nq * (p.keep_ld / 8);
+  if (words > 0) {
+    const int64_t blocks = std::min<int64_t>((words + 255) / 256, 132 * 32);
+    dropout_bits_kernel<<<(unsigned)blocks, 256, 0, stream>>>(p, bits);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  p.keep_bits = bits;
+  return cudaSuccess;
 }
 
 // The row pitch of DS_OUT's scratch (bfloat16 elements): nq rounded up to 8, so that rows

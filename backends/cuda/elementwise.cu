@@ -142,6 +142,12 @@ struct UnaryFn {
   __device__ void operator()(const int64_t (&off)[2]) const {
     out[off[0]] = from_compute<T>(unary_fn<OP, C>(to_compute(x[off[1]]), a, b));
   }
+  __device__ void vec8(const int64_t (&off)[2], const int64_t (&inner)[2], int count) const {
+    Vec8<T> v = load_vec8(x + off[1], inner[1], count);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) v.v[c] = from_compute<T>(unary_fn<OP, C>(to_compute(v.v[c]), a, b));
+    store_vec8(out + off[0], v, count);
+  }
 };
 
 template <BinaryOp OP, typename T>
@@ -152,6 +158,13 @@ struct BinaryFn {
   C a, b;
   __device__ void operator()(const int64_t (&off)[3]) const {
     out[off[0]] = from_compute<T>(binary_fn<OP, C>(to_compute(x[off[1]]), to_compute(y[off[2]]), a, b));
+  }
+  __device__ void vec8(const int64_t (&off)[3], const int64_t (&inner)[3], int count) const {
+    Vec8<T> u = load_vec8(x + off[1], inner[1], count);
+    const Vec8<T> v = load_vec8(y + off[2], inner[2], count);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) u.v[c] = from_compute<T>(binary_fn<OP, C>(to_compute(u.v[c]), to_compute(v.v[c]), a, b));
+    store_vec8(out + off[0], u, count);
   }
 };
 
@@ -242,39 +255,9 @@ void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tenso
 // ---- bias + GELU + dropout (Backend::bias_gelu) ---------------------------------------------
 //
 // A thread owns the 8 elements of one Philox block (dropout's rule), so the mask is drawn once
-// per 8 elements; with 16-byte aligned tensors it moves them as 16-byte words. Every step is
-// rounded to T as add, gelu and dropout round it: the fused op gives their bits.
-template <typename T>
-struct Row8 {
-  T v[8];
-};
-
-template <typename T>
-__device__ __forceinline__ Row8<T> load8(const T* p, int64_t i0, int64_t n, bool vec) {
-  Row8<T> r;
-  if (vec && i0 + 8 <= n) {
-    constexpr int kWords = (int)sizeof(T) * 8 / 16;
-#pragma unroll
-    for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(r.v)[w] = reinterpret_cast<const uint4*>(p + i0)[w];
-  } else {
-#pragma unroll
-    for (int c = 0; c < 8; ++c) r.v[c] = i0 + c < n ? p[i0 + c] : T(0);
-  }
-  return r;
-}
-
-template <typename T>
-__device__ __forceinline__ void store8(T* p, const Row8<T>& r, int64_t i0, int64_t n, bool vec) {
-  if (vec && i0 + 8 <= n) {
-    constexpr int kWords = (int)sizeof(T) * 8 / 16;
-#pragma unroll
-    for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(p + i0)[w] = reinterpret_cast<const uint4*>(r.v)[w];
-  } else {
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
-      if (i0 + c < n) p[i0 + c] = r.v[c];
-  }
-}
+// per 8 elements; with 16-byte aligned tensors it moves them as 16-byte words (load_vec8).
+// Every step is rounded to T as add, gelu and dropout round it: the fused op gives their bits.
+__device__ __forceinline__ int count8(int64_t i0, int64_t n) { return n - i0 < 8 ? (int)(n - i0) : 8; }
 
 // z = x + bias (bias of type B, rounded to T first), rounded to T.
 template <typename T, typename B>
@@ -289,13 +272,12 @@ __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ 
                                  bool dropout) {
   using C = Compute<T>;
   constexpr UnaryOp kGelu = TANH ? UnaryOp::GeluTanh : UnaryOp::GeluErf;
-  const bool vec = (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0;
   const uint64_t start = dropout ? philox_start(s) : 0;
   for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
        blk += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i0 = blk * 8;
     const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
-    Row8<T> v = load8(x, i0, n, vec);
+    Vec8<T> v = load_vec8(x + i0, 1, count8(i0, n));
     int64_t col = i0 % cols;
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
@@ -303,7 +285,7 @@ __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ 
       v.v[c] = !dropout ? y : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(y) * scale) : from_compute<T>(C(0));
       col = col + 1 == cols ? 0 : col + 1;
     }
-    store8(out, v, i0, n, vec);
+    store_vec8(out + i0, v, count8(i0, n));
   }
 }
 
@@ -313,15 +295,13 @@ __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __re
                                           uint32_t threshold, Compute<T> scale, bool dropout) {
   using C = Compute<T>;
   constexpr BinaryOp kGeluGrad = TANH ? BinaryOp::GeluTanhBackward : BinaryOp::GeluErfBackward;
-  const bool vec =
-      (reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(grad_x)) % 16 == 0;
   const uint64_t start = dropout ? philox_start(s) : 0;
   for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
        blk += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i0 = blk * 8;
     const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
-    const Row8<T> xv = load8(x, i0, n, vec);
-    Row8<T> gv = load8(g, i0, n, vec);
+    const Vec8<T> xv = load_vec8(x + i0, 1, count8(i0, n));
+    Vec8<T> gv = load_vec8(g + i0, 1, count8(i0, n));
     int64_t col = i0 % cols;
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
@@ -332,7 +312,7 @@ __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __re
       gv.v[c] = from_compute<T>(binary_fn<kGeluGrad, C>(to_compute(d), to_compute(z), C(0), C(0)));
       col = col + 1 == cols ? 0 : col + 1;
     }
-    store8(grad_x, gv, i0, n, vec);
+    store_vec8(grad_x + i0, gv, count8(i0, n));
   }
 }
 

@@ -23,6 +23,13 @@ struct CopyFn {
   D* out;
   const S* x;
   __device__ void operator()(const int64_t (&off)[2]) const { out[off[0]] = convert<D, S>(x[off[1]]); }
+  __device__ void vec8(const int64_t (&off)[2], const int64_t (&inner)[2], int count) const {
+    const Vec8<S> v = load_vec8(x + off[1], inner[1], count);
+    Vec8<D> r;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) r.v[c] = convert<D, S>(v.v[c]);
+    store_vec8(out + off[0], r, count);
+  }
 };
 
 template <typename T>

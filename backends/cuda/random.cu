@@ -86,14 +86,12 @@ __global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, ui
   });
 }
 
-// A thread owns the 8 elements of a Philox block. With 16-byte aligned x and out it moves
-// them as 16-byte words (one store of a warp then covers a contiguous run): element-wise
-// stores 8 elements apart made the kernel bound by partial-sector writes instead of Philox.
+// A thread owns the 8 elements of a Philox block and moves them as 16-byte words where x and
+// out are aligned (load_vec8): element-wise stores 8 elements apart made the kernel bound by
+// partial-sector writes instead of Philox.
 template <typename T>
 __global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, PhiloxState s,
                                      uint32_t threshold, Compute<T> scale) {
-  constexpr int kWords = (int)sizeof(T) * 8 / 16;  // 16-byte words per 8 elements
-  const bool aligned = (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0;
   const int64_t blocks = (n + 7) / 8;
   const uint64_t start = philox_start(s);
   const T zero = from_compute<T>(Compute<T>(0));
@@ -101,23 +99,11 @@ __global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ ou
        b += (int64_t)gridDim.x * blockDim.x) {
     const auto r = philox4x32(start + (uint64_t)b, 0, s.seed);
     const int64_t i0 = b * 8;
-    if (aligned && i0 + 8 <= n) {
-      uint4 in[kWords], o[kWords];
+    const int count = n - i0 < 8 ? (int)(n - i0) : 8;
+    Vec8<T> v = load_vec8(x + i0, 1, count);
 #pragma unroll
-      for (int w = 0; w < kWords; ++w) in[w] = reinterpret_cast<const uint4*>(x + i0)[w];
-      const T* xv = reinterpret_cast<const T*>(in);
-      T* ov = reinterpret_cast<T*>(o);
-#pragma unroll
-      for (int c = 0; c < 8; ++c) ov[c] = dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(xv[c]) * scale) : zero;
-#pragma unroll
-      for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(out + i0)[w] = o[w];
-    } else {
-#pragma unroll
-      for (int c = 0; c < 8; ++c) {
-        if (i0 + c >= n) break;
-        out[i0 + c] = dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(x[i0 + c]) * scale) : zero;
-      }
-    }
+    for (int c = 0; c < 8; ++c) v.v[c] = dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(v.v[c]) * scale) : zero;
+    store_vec8(out + i0, v, count);
   }
 }
 

@@ -7,6 +7,7 @@
 //   ./attn wgmma      # the wgmma forward experiment (attention_wgmma.cuh) beside mma.sync
 //   ./attn wgbwd      # the wgmma backward experiment (attention_wgmma.cuh) beside mma.sync
 //   ./attn one | one32 | pair   # single sizes, for ncu
+//   ./attn keep       # dropout 0.1: the mask drawn beforehand and read by both passes, or drawn in them
 //
 // Checks: random (never zero) inputs, odd lengths, nq != nk, key padding (one batch entirely
 // padded), causal, dropout; forward out and lse and the three gradients against a float64
@@ -310,7 +311,8 @@ static float median(std::vector<float> v) {
 // v read in place from one (B, N, 3 H d) projection; a key mask, all kept).
 template <typename T>
 static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& table, double dropout = 0.0,
-                   bool model = false, bool model_mask = true, bool ds_out = true, Kind kind = Kind::Bf16) {
+                   bool model = false, bool model_mask = true, bool ds_out = true, Kind kind = Kind::Bf16,
+                   bool keep_bits = false) {
   const int H = model ? 1 : 8, B = BH / H;
   Problem pr{B, H, N, N, D, causal, false, dropout};
   const size_t n = (size_t)BH * N * D;
@@ -352,9 +354,21 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
-  auto forward = [&](const Params<T, float>& pp) { return run_forward(pp, kind); };
+  // keep_bits: dropout's mask drawn by its own kernel before the forward (timed with it), and
+  // read by both passes, as the library does below attention_scratch_limit().
+  const bool kept = keep_bits && dropout > 0;
+  Dev<uint8_t> bits(kept ? (size_t)BH * N * keep_ld(N) : 1);
+  auto forward = [&](const Params<T, float>& pp) {
+    Params<T, float> f = pp;
+    if (kept) CHECK(draw_dropout_bits(f, bits.ptr, 0));
+    return run_forward(f, kind);
+  };
   if (use_ds) scratch.attach(p);
-  auto backward = [&](const Params<T, float>& pp) { return run_backward(pp, kind); };
+  auto backward = [&](const Params<T, float>& pp) {
+    Params<T, float> b = pp;
+    if (kept) b.keep_bits = bits.ptr, b.keep_ld = keep_ld(N);
+    return run_backward(b, kind);
+  };
   auto time = [&](bool bwd) {
     std::vector<float> ms;
     for (int it = 0; it < 35; ++it) {
@@ -375,7 +389,7 @@ static void timing(int BH, int N, int D, bool causal, std::vector<std::string>& 
   std::snprintf(line, sizeof line, "wavspa %-6s BH %4d N %5d d %3d %-6s%s%s | fwd %8.3f ms %6.1f TFLOP/s | fwd+bwd %8.3f ms %6.1f TFLOP/s",
                 sizeof(T) == 2 ? (kind == Kind::Bf16 ? "bf16" : kind_name(kind)) : kind == Kind::Bf16 ? "f32" : kind_name(kind), BH, N, D, causal ? "causal" : "",
                 dropout > 0 ? " p0.1" : "",
-                model ? (model_mask ? " model" : " model-nomask") : use_ds ? "" : " 2pass", f,
+                model ? (model_mask ? (kept ? " model kept" : " model") : " model-nomask") : use_ds ? (kept ? " kept" : "") : " 2pass", f,
                 flops / f * 1e-9, fb,
                 3.5 * flops / fb * 1e-9);
   table.push_back(line);
@@ -392,6 +406,14 @@ int main(int argc, char** argv) {
         timing<__nv_bfloat16>(32, 2000, 64, false, table, drop, false, true, one);
         timing<__nv_bfloat16>(128, 4096, 64, false, table, drop, false, true, one);
       }
+    for (const auto& l : table) std::printf("%s\n", l.c_str());
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "keep") {  // dropout's mask drawn beforehand, or inside the kernels
+    std::vector<std::string> table;
+    for (int N : {1007, 2000})
+      for (bool keep : {false, true}) timing<__nv_bfloat16>(32, N, 64, false, table, 0.1, true, true, true, Kind::Bf16, keep);
+    for (bool keep : {false, true}) timing<__nv_bfloat16>(128, 4096, 64, false, table, 0.1, false, true, true, Kind::Bf16, keep);
     for (const auto& l : table) std::printf("%s\n", l.c_str());
     return 0;
   }

@@ -110,8 +110,9 @@ TEST_CASE("autocast: mixed operands meet in bfloat16; without the guard they are
   // Two float32 operands stay float32; no-bfloat16 ops and the loss compute in float32.
   CHECK(add(a, a).dtype() == kFloat32);
   CHECK(rfft(b, 1).dtype() == kFloat32);
-  CHECK(legall53_forward(b, 1).first.dtype() == kFloat32);
-  // The filter-bank transforms take bfloat16 as it comes (float32 filters), float32 too.
+  // The filter-bank and lifting transforms take bfloat16 as it comes (float32 filters), float32 too.
+  CHECK(legall53_forward(b, 1).first.dtype() == kBFloat16);
+  CHECK(legall53_forward(a, 1).first.dtype() == kFloat32);
   CHECK(dwt(b, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kBFloat16);
   CHECK(dwt(a, Wavelet("db2"), WaveletMode::Symmetric, 1).first.dtype() == kFloat32);
   CHECK(idwt(b, a, Wavelet("db2"), WaveletMode::Symmetric, 1).dtype() == kBFloat16);

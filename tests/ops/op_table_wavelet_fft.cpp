@@ -164,9 +164,6 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
             {"even length", [](const In& x) { return legall53_inverse(x[0], x[1]); }, {rn({2, 4}), rn({2, 4})}}};
       }));
   t.back().error_name = "lifting_inverse";  // the function that checks the dtype
-  // The lifting transforms are elementwise ops on the signal's dtype; they refuse bfloat16
-  // (autocast runs them in float32).
-  for (size_t i = t.size() - 4; i < t.size(); ++i) t[i].bf16 = Bf16::Refused;
   const char* k2d = "wavelet: 2-D transforms over chosen axes";
   t.push_back(wavelet_entry("dwt2", "ops/wavelet.h", "composite of `dwt` over two axes", k2d, [] {
     return std::vector<Sample>{{"db2, symmetric, axes (-2, -1)",

@@ -4,7 +4,8 @@
 // padding, causal masks and dropout, and for bfloat16 tensors with and without the dS scratch
 // (whole, and in chunks); the float32 tensor-core kernels (3xTF32 under Float32, one TF32
 // product under TF32) on the same kinds of problems; the exact path over several query
-// chunks; and bit-for-bit repeatability of all of them. Every case skips itself on a machine without a GPU.
+// chunks; bit-for-bit repeatability of all of them; and dropout's mask drawn before the
+// tensor-core forward (the rule's bits, and both passes' bits against drawing it inside). Every case skips itself on a machine without a GPU.
 #ifdef WAVSPA_CUDA
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
 #include "core/runtime.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -226,6 +228,102 @@ TEST_CASE("cuda attention: the same inputs give the same bits, run after run" * 
       CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
     }
   }
+}
+
+TEST_CASE("cuda attention: dropout's mask drawn before the forward is the rule's, and both passes reading it give the bits of drawing it inside" * gpu_only()) {
+  // Through the backend, as ops/attention.cpp calls it: bfloat16 tensors on the tensor-core
+  // kernels at every head dim (the two-pass backward's walk differs at 128), odd lengths,
+  // padding, causal or not. With room under attention_scratch_limit() the forward draws the
+  // mask into a tensor it returns, which must say what attention_dropout_keep says for every
+  // (b h, i, j); the forward and the backward reading it must write the same bits as the
+  // kernels drawing the mask themselves (no room: nothing returned, nothing given).
+  struct Shape4 {
+    int64_t B, H, nq, nk, d;
+    bool causal;
+  };
+  for (const Shape4& c : {Shape4{2, 3, 77, 131, 64, false}, Shape4{3, 1, 130, 65, 32, false},
+                          Shape4{2, 2, 97, 200, 128, false}, Shape4{2, 2, 150, 150, 64, true}}) {
+    CAPTURE(c.nq);
+    CAPTURE(c.nk);
+    CAPTURE(c.d);
+    CAPTURE(c.causal);
+    auto dev = [](const Tensor& t) { return t.to(kBFloat16).to(Device::cuda()).contiguous(); };
+    const Tensor q = dev(rn({c.B, c.H, c.nq, c.d})), k = dev(rn({c.B, c.H, c.nk, c.d})),
+                 v = dev(rn({c.B, c.H, c.nk, c.d})), go = dev(rn({c.B, c.H, c.nq, c.d}));
+    std::vector<double> m(c.B * c.nk);
+    for (int64_t i = 0; i < c.B * c.nk; ++i) m[i] = i % 7 != 3;
+    const Tensor keep = from_vector(m, {c.B, c.nk}).to(kInt32).to(Device::cuda());
+    AttentionArgs a;
+    a.batch = c.B, a.heads = c.H, a.nq = c.nq, a.nk = c.nk, a.dim = c.d;
+    a.scale = 1.0 / std::sqrt((double)c.d);
+    a.causal = c.causal;
+    a.dropout_p = 0.15;
+    a.philox = PhiloxState{977, 12345};
+    Backend& be = backend_for(Device::cuda());
+    struct Forward {
+      Tensor out, lse, bits;
+    };
+    auto forward = [&](int64_t limit) {
+      AttentionScratchGuard room(limit);
+      Forward f{Tensor::empty(q.shape(), kBFloat16, q.device()), Tensor::empty({c.B, c.H, c.nq}, kFloat32, q.device()),
+                Tensor()};
+      f.bits = be.attention_forward(a, q, k, v, keep, f.out, f.lse);
+      return f;
+    };
+    const Forward with = forward(int64_t(1) << 30), without = forward(0);
+    REQUIRE(with.bits.defined());
+    CHECK_FALSE(without.bits.defined());
+    auto same = [](const Tensor& x, const Tensor& y) {
+      const std::vector<float> u = x.to(Device::cpu()).to(kFloat32).to_vector<float>();
+      const std::vector<float> w = y.to(Device::cpu()).to(kFloat32).to_vector<float>();
+      return u.size() == w.size() && std::memcmp(u.data(), w.data(), u.size() * sizeof(float)) == 0;
+    };
+    CHECK(same(with.out, without.out));
+    CHECK(same(with.lse, without.lse));
+    const std::vector<int64_t> words = with.bits.to(Device::cpu()).to_vector<int64_t>();
+    const int64_t ld = (c.nk + 63) / 64 * 8;
+    REQUIRE((int64_t)words.size() * 8 == c.B * c.H * c.nq * ld);
+    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(words.data());
+    int64_t wrong = 0, dropped = 0;
+    for (int64_t bh = 0; bh < c.B * c.H; ++bh)
+      for (int64_t i = 0; i < c.nq; ++i)
+        for (int64_t j = 0; j < c.nk; ++j) {
+          const bool kept = (bytes[(bh * c.nq + i) * ld + j / 8] >> (j % 8)) & 1;
+          wrong += kept != attention_dropout_keep(a, bh, i, j);
+          dropped += !kept;
+        }
+    CHECK(wrong == 0);
+    const double frac = (double)dropped / (double)(c.B * c.H * c.nq * c.nk);
+    CHECK(frac > 0.12);
+    CHECK(frac < 0.18);
+    for (int64_t scratch : {int64_t(0), int64_t(1) << 30}) {  // dQ by two passes, or from the dS scratch
+      CAPTURE(scratch);
+      AttentionScratchGuard ds(scratch);
+      auto backward = [&](const Tensor& bits) {
+        std::vector<Tensor> g;
+        for (const Tensor& t : {q, k, v}) g.push_back(Tensor::empty(t.shape(), kBFloat16, t.device()));
+        be.attention_backward(a, q, k, v, keep, with.out, with.lse, bits, go, g[0], g[1], g[2]);
+        return g;
+      };
+      const std::vector<Tensor> read = backward(with.bits), drawn = backward(Tensor());
+      for (int i = 0; i < 3; ++i) {
+        CAPTURE(i);
+        CHECK(same(read[i], drawn[i]));
+        const std::vector<float> x = read[i].to(Device::cpu()).to(kFloat32).to_vector<float>();
+        double norm = 0;
+        for (float e : x) norm += std::fabs(e);
+        CHECK(norm > 0);  // a gradient that says something
+      }
+    }
+  }
+  // Nothing to draw without dropout.
+  AttentionScratchGuard room(int64_t(1) << 30);
+  const Tensor q = rn({1, 1, 40, 64}).to(kBFloat16).to(Device::cuda());
+  AttentionArgs a;
+  a.batch = 1, a.heads = 1, a.nq = 40, a.nk = 40, a.dim = 64;
+  const Tensor out = Tensor::empty(q.shape(), kBFloat16, q.device());
+  const Tensor lse = Tensor::empty({1, 1, 40}, kFloat32, q.device());
+  CHECK_FALSE(backend_for(Device::cuda()).attention_forward(a, q, q, q, Tensor(), out, lse).defined());
 }
 
 #endif  // WAVSPA_CUDA

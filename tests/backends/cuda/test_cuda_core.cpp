@@ -7,6 +7,7 @@
 #ifdef WAVSPA_CUDA
 
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -216,6 +217,55 @@ TEST_CASE("cuda core: binary ops with broadcasting, scalars and non-contiguous i
                    label(dt, "scalar arithmetic"));
       check_parity([](const In& in) { return 2.0 / in[0]; }, {positive(dt, {a, c})}, label(dt, "scalar / x"));
     }
+}
+
+TEST_CASE("cuda core: the eight-element paths (contiguous, row broadcasts, unaligned views) give the CPU's bits" * gpu_only()) {
+  // for_each_element moves 8 elements per thread where every tensor is contiguous, or the
+  // inner dim is contiguous or broadcast (a bias over rows, a mask per row), as 16-byte words
+  // where aligned and one by one elsewhere (row ends, views that start off 16 bytes). Adds,
+  // products, relu and conversions round once, so the CPU gives the same bits: for bfloat16,
+  // the float32 result rounded.
+  PoisonOn poison;
+  for (DType dt : {kBFloat16, kFloat32, kFloat64}) {
+    for (int64_t C : {int64_t(128), int64_t(67), int64_t(8), int64_t(5)}) {
+      const int64_t R = 37;
+      INFO(str(dtype_name(dt), " C=", C));
+      const DType host = dt == kBFloat16 ? kFloat32 : dt;  // where the CPU computes
+      const Tensor x = randn({R, C + 1}), y = randn({R, C + 1}), bias = randn({C}), rowm = randn({R, 1});
+      auto gpu = [&](const Tensor& t) { return t.to(dt).to(Device::cuda()); };
+      auto cpu = [&](const Tensor& t) { return t.to(dt).to(host); };  // the values the GPU sees
+      auto expect = [&](const Tensor& t) { return t.to(dt); };         // rounded as the GPU stores
+      // bfloat16 compared as its exact float32 values (the CPU has no bfloat16 arithmetic).
+      auto same = [](const Tensor& want, const Tensor& got, const char* what) {
+        auto wide = [](const Tensor& t) { return t.dtype() == kBFloat16 ? t.to(kFloat32) : t; };
+        check_bits_any(wide(want), wide(got), what);
+      };
+      struct Layout {
+        const char* name;
+        std::function<Tensor(const Tensor&)> view;
+      };
+      // Whole rows of C (contiguous), and the same values shifted by one element (every row
+      // and the first element off 16-byte alignment).
+      for (const Layout& l : {Layout{"contiguous", [C](const Tensor& t) { return t.slice(1, 0, C).contiguous(); }},
+                              Layout{"offset by one", [C, R](const Tensor& t) {
+                                       return t.reshape({R * (C + 1)}).slice(0, 1, 1 + R * C).reshape({R, C});
+                                     }}}) {
+        INFO(l.name);
+        const Tensor a = l.view(x), b = l.view(y);
+        same(expect(add(cpu(a), cpu(b))), add(gpu(a), gpu(b)), "add");
+        same(expect(mul(cpu(a), cpu(b))), mul(gpu(a), gpu(b)), "mul");
+        same(expect(add(cpu(a), cpu(bias))), add(gpu(a), gpu(bias)), "add a bias row");
+        same(expect(mul(cpu(a), cpu(rowm))), mul(gpu(a), gpu(rowm)), "mul a per-row mask");
+        same(expect(sub(cpu(bias), cpu(a))), sub(gpu(bias), gpu(a)), "bias row first");
+        same(expect(relu(cpu(a))), relu(gpu(a)), "relu");
+        // A float32 bias broadcast into a tensor of dt (linear's bias copy), and conversions.
+        Tensor out = Tensor::empty({R, C}, dt, Device::cuda());
+        out.copy_(bias.to(kFloat32).to(Device::cuda()).expand({R, C}));
+        same(bias.to(kFloat32).to(dt).expand({R, C}).contiguous(), out, "float32 bias into rows");
+        same(a.to(kFloat32).to(dt), gpu(a).to(kFloat32).to(dt), "conversion round trip");
+      }
+    }
+  }
 }
 
 TEST_CASE("cuda core: clamp, where, masked_fill and comparisons" * gpu_only()) {
