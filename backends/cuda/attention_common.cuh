@@ -112,4 +112,31 @@ __global__ void rowdot_kernel(Params<T, L> p) {
   if (lane == 0) p.rowdot[row] = acc;
 }
 
+// rowdot_kernel for the tensor-core paths, whose rows are 16-byte aligned with dim a multiple
+// of 16 bytes' worth of T: 8 threads per row, each reading 16-byte words of grad_out and out
+// (a warp covers 4 rows; one warp per row read 2-byte elements and was latency-bound).
+template <typename T, typename L>
+__global__ void rowdot_vec_kernel(Params<T, L> p) {
+  constexpr int kPer = 16 / (int)sizeof(T);  // elements per 16-byte word
+  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 8) + threadIdx.x / 8;
+  const int sub = threadIdx.x % 8;
+  const bool active = row < p.batch * p.heads * p.nq;
+  L acc = 0;
+  if (active) {
+    const int64_t bh = row / p.nq, i = row % p.nq, b = bh / p.heads, h = bh % p.heads;
+    const T* g = p.grad_out.row(b, h, i);
+    const T* o = p.out.row(b, h, i);
+    for (int64_t e = (int64_t)sub * kPer; e < p.dim; e += 8 * kPer) {
+      const uint4 gw = *reinterpret_cast<const uint4*>(g + e), ow = *reinterpret_cast<const uint4*>(o + e);
+      const T* gv = reinterpret_cast<const T*>(&gw);
+      const T* ov = reinterpret_cast<const T*>(&ow);
+#pragma unroll
+      for (int c = 0; c < kPer; ++c) acc += (L)gv[c] * (L)ov[c];
+    }
+  }
+#pragma unroll
+  for (int off = 4; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (active && sub == 0) p.rowdot[row] = acc;
+}
+
 }  // namespace wavspa::cuda::attn

@@ -870,7 +870,8 @@ __global__ void dropout_bits_kernel(Params<T, L> p, uint8_t* bits) {
   const int64_t per_row = p.keep_ld / 8, groups = (p.nk + 7) / 8, words = p.batch * p.heads * p.nq * per_row;
   const uint64_t start = philox_start(p.philox);
   for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < words; w += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t row = w / per_row, g0 = (w - row * per_row) * 8;
+    const int64_t row = words <= (int64_t)UINT32_MAX ? (int64_t)((uint32_t)w / (uint32_t)per_row) : w / per_row;
+    const int64_t g0 = (w - row * per_row) * 8;
     // Eight independent Philox chains per thread (the bytes past the row's groups drawn too and
     // cleared after): their multiplies interleave instead of waiting on one another.
     const uint64_t first = start + (uint64_t)row * (uint64_t)groups + (uint64_t)g0;
@@ -915,7 +916,7 @@ template <typename T>
 cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
   if (rows > 0) {
-    rowdot_kernel<T, float><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
+    rowdot_vec_kernel<T, float><<<(unsigned)((rows + 31) / 32), 256, 0, stream>>>(p);  // aligned rows (mma_supported)
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }

@@ -587,7 +587,7 @@ template <int PASSES>
 cudaError_t tf32_backward(const Params<float, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
   if (rows > 0) {
-    rowdot_kernel<float, float><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
+    rowdot_vec_kernel<float, float><<<(unsigned)((rows + 31) / 32), 256, 0, stream>>>(p);  // aligned rows
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
