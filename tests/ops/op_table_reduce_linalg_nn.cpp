@@ -282,7 +282,8 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
   t.push_back(entry(
       "attention", "ops/attention.h",
       "fused `Backend::attention_backward` (`AttentionBackward`): each row's weights recomputed from the "
-      "log-sum-exp the forward saved, the dropout mask regenerated from the node's Philox range",
+      "log-sum-exp the forward saved; the dropout mask read from the bits the forward kept (CUDA's tensor-core "
+      "path) or drawn again from the node's Philox range",
       "attention: values and gradients equal the materialised composite (float64)", [] {
         Sizes size;
         const int64_t B = size(1, 2), H = size(1, 2), d = size(1, 8), n = size(3, 6);
