@@ -198,6 +198,8 @@ stage_wavspa() {
   for d in fp32 bf16; do
     for l in 1 2 3; do
       row "wavelet wavspa $d L$l" "$($bin/bench_wavelet --dtype $d --levels $l 2>>"$out/wavspa.log" | tail -1)"
+      row "wavelet wavspa graphs $d L$l" \
+        "$($bin/bench_wavelet --dtype $d --levels $l --cuda-graphs 2>>"$out/wavspa.log" | tail -1)"
       row "wavelet pytorch $d L$l" "$(python3 bench/torch_step.py wavelet --dtype $d --levels $l 2>>"$out/wavspa.log" | tail -1)"
     done
     row "wavelet pytorch+compile $d L1" \

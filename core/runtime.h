@@ -62,7 +62,9 @@ class MatmulPrecisionGuard {
 //   binary elementwise ops     a bfloat16 operand with a float32 one: the float32 one is cast
 //                              (the activations stay bfloat16 once they are)
 //   cross_entropy              bfloat16 logits are cast to float32: the loss is float32
-//   FFTs and wavelet ops       bfloat16 inputs are cast to float32 (no bfloat16 kernels)
+//   FFTs                       bfloat16 inputs are cast to float32 (no bfloat16 kernels)
+//   wavelet ops                no cast: on CUDA they take bfloat16 signals with float32
+//                              filters (idwt's two bands go to one dtype, bfloat16 if either is)
 //
 // Parameters and optimizer state stay float32 (the master weights). Softmax, reductions and
 // the norms' statistics accumulate in float32 in any case. CPU tensors are never cast: the

@@ -8,7 +8,11 @@
 // A pass is: zero the filter gradient, bands = wavedec(x), y = waverec(bands), y.backward(seed).
 // Passes run in groups of --group between two device synchronisations, so the host's launch
 // overhead overlaps the kernels as in a training step; the median over --samples groups is
-// reported per pass.
+// reported per pass. A pass is about 16 kernels of 10-30 us on an H200, and building its
+// autograd graph and launching them takes the host about as long, so the plain pass measures
+// the host as much as the kernels: --cuda-graphs records one pass after the warm-up as a CUDA
+// graph (ops/graph.h, as tools/train --cuda-graphs does with a step) and times its replays,
+// which is the device's time for the pass.
 //
 // Minimum traffic: the bytes each transform has to move once, with its filter gradient fused
 // into its signal gradient. Per level, with S the bytes of that level's input signal: analysis
@@ -23,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -88,12 +93,16 @@ int main(int argc, char** argv) {
   app.add_option("--samples", samples, "timed groups")->check(wavspa::tools::at_least(1));
   app.add_option("--group", group, "passes per timed group")->check(wavspa::tools::at_least(1));
   app.add_option("--warmup", warmup, "untimed passes first")->check(wavspa::tools::at_least(0));
+  bool graphs = false;
+  app.add_flag("--cuda-graphs", graphs, "cuda: record one pass as a CUDA graph after the warm-up and time its replays");
   if (const int rc = wavspa::tools::parse(app, argc, argv); rc >= 0) return rc;
 
   try {
     const DType dt = dtype_from_name(dtype_name_arg);
     const Device device = device_name == "cuda" ? Device::cuda() : Device::cpu();
     WAVSPA_CHECK(wlen % 2 == 0, "--wlen must be even, got ", wlen);
+    WAVSPA_CHECK(!graphs || (device.is_cuda() && warmup >= 1),
+                 "--cuda-graphs needs --device cuda and at least one --warmup pass");
     Generator gen(7);
     const Tensor x = randn({batch, len, dim}, kFloat32, Device::cpu(), &gen).to(dt).to(device);
     const Tensor seed = randn({batch, len, dim}, kFloat32, Device::cpu(), &gen).to(dt).to(device);
@@ -110,7 +119,15 @@ int main(int argc, char** argv) {
       y.backward(seed);
     };
     for (int64_t i = 0; i < warmup; ++i) pass();
-    const double ms = time_ms(device, samples, group, pass);
+    std::unique_ptr<Graph> graph;
+    if (graphs) {
+      graph = std::make_unique<Graph>(device);
+      graph->capture(pass);
+    }
+    const double ms = time_ms(device, samples, group, [&] {
+      if (graph) graph->replay();
+      else pass();
+    });
     Tensor copy_out;
     for (int64_t i = 0; i < warmup; ++i) copy_out = x.clone();
     const double copy_ms = time_ms(device, samples, group, [&] { copy_out = x.clone(); });
@@ -124,10 +141,10 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) card = cuda::device_name(0);
 #endif
     nlohmann::json out = {
-        {"impl", "wavspa"},      {"dtype", dtype_name_arg}, {"batch", batch},       {"len", len},
+        {"impl", graphs ? "wavspa, CUDA graph" : "wavspa"},      {"dtype", dtype_name_arg}, {"batch", batch},       {"len", len},
         {"dim", dim},            {"wlen", wlen},            {"levels", levels},     {"median_ms", ms},
         {"min_traffic_mb", traffic / 1e6}, {"gb_per_s", gbs}, {"copy_gb_per_s", copy_gbs},
-        {"fraction_of_copy", gbs / copy_gbs}, {"device", card},
+        {"fraction_of_copy", gbs / copy_gbs}, {"device", card}, {"cuda_graphs", graphs},
     };
     finish_env_profile();  // WAVSPA_PROFILE=1: the report, before the CUDA runtime shuts down
     std::cout << out.dump() << std::endl;

@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 
 #include "backends/cuda/attention_common.cuh"
+#include "backends/cuda/cp_async.cuh"
 
 namespace wavspa::cuda::attn {
 
@@ -167,15 +168,6 @@ __device__ __forceinline__ void stage(bf16* tile, const Operand<const T>& src, i
                                       int64_t valid) {
   stage<D, ROWS>(tile, src.row(b, h, 0), src.sn, r0, valid);
 }
-
-// cp.async: 16-byte copies from global to shared memory that complete in the background;
-// src_bytes 0 writes zeros (rows past the end). Waited for with cp_async_wait_all.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // stage() for bfloat16 tensors through cp.async (no registers, no wait here); float32
 // tensors must be rounded on the way, so they take stage() itself.

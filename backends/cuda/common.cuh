@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/cp_async.cuh"
 #include "backends/cuda/cuda_runtime.h"
 #include "core/error.h"
 #include "core/tensor.h"
@@ -29,6 +30,16 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   if (b < 1) b = 1;
   if (b > 65535 * 8) b = 65535 * 8;
   return (unsigned)b;
+}
+
+// Streaming multiprocessors of device 0 (asked once): launch shapes that aim at a wave of blocks.
+inline int sm_count() {
+  static const int n = [] {
+    int v = 0;
+    WAVSPA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0));
+    return v > 0 ? v : 1;
+  }();
+  return n;
 }
 
 // Checks the last launch (configuration errors surface here, not at the next sync).

@@ -61,6 +61,14 @@ void empty_cache();
 void set_poison(bool on);
 bool poison();
 
+// Testing: how many output tiles a block of the vector-tile wavelet kernels (analysis and
+// synthesis, backends/cuda/wavelet.cu) walks, copying the next tile's rows while it computes
+// the current one. 0, the default, takes about one wave of two blocks per SM, which the small
+// signals of tests never exceed; they set it to reach the walk. At most 64. Also set by the
+// environment variable WAVSPA_WAVELET_TILES (read at start).
+void set_wavelet_tiles_per_block(int tiles);
+int wavelet_tiles_per_block();
+
 // CUDA graphs (backends/cuda/graph.cu): while a capture records, the calling thread's
 // allocations come from a private pool whose blocks no other work gets until
 // release_graph_pool (the graph's replays write them); blocks freed during the capture join

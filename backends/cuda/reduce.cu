@@ -41,15 +41,6 @@ __device__ __forceinline__ int64_t reduced_offset(const Indexer& red, int64_t r)
   return red.ndim == 1 ? r * red.stride[0] : red.offset(r);
 }
 
-int sm_count() {
-  static const int n = [] {
-    int v = 0;
-    WAVSPA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0));
-    return v > 0 ? v : 1;
-  }();
-  return n;
-}
-
 // Blocks that keep the GPU busy; fewer output blocks than this trigger a split.
 int64_t target_blocks() { return 4 * (int64_t)sm_count(); }
 

@@ -9,12 +9,12 @@
 // device_map); every thread of a warp reads the same entry, which the cache broadcasts.
 //
 // Three sets of kernels compute the same sums. A dwt pair of at most 16 taps on rows of whole
-// 16-byte units (the WavSpA case) takes the vector-tile kernels (a block per 64 channels x 64
-// output rows, its rows staged in 16-byte loads, a thread per channel pair and 8 rows; see
-// "vector-tile kernels" below); other signals with at least kTiledMinC channels take the tiled
-// kernels (32 channels x 64 rows, staged element by element); narrower signals (a transform
-// along the last axis, where C is 1) take the per-element kernels, one thread per output
-// element.
+// 16-byte units (the WavSpA case) takes the vector-tile kernels (a block per 64 channels and a
+// run of 64-row output tiles, its rows copied by cp.async, the next tile's while it computes
+// the current one, a thread per channel pair and 8 rows; see "vector-tile kernels" below);
+// other signals with at least kTiledMinC channels take the tiled kernels (32 channels x 64 rows,
+// staged element by element); narrower signals (a transform along the last axis, where C is 1)
+// take the per-element kernels, one thread per output element.
 //
 // Each output element is owned by one thread and written once, including the adjoints
 // (extend_backward and synthesis gather through the transposed map instead of scattering),
@@ -22,6 +22,8 @@
 // per-chunk partial sums in double followed by a second pass that adds the chunks in a fixed
 // order, so its bits do not depend on scheduling.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -58,6 +60,10 @@ struct DeviceMap {
   // Padded rows [pad_lo, pad_hi) are one signal row each, p + pad_shift, with coefficient 1:
   // staging reads them without a look at the map.
   int64_t pad_lo = 0, pad_hi = 0, pad_shift = 0;
+  // Every signal row i receives padded row i + shift with coefficient 1 exactly once (the
+  // signal's own copy inside the padded rows; true of every extension mode): synthesis then
+  // computes an end tile as an inner one and adds the rows' other entries on top.
+  bool main_all = false;
 };
 
 // What a kernel needs of a DeviceMap (plain data: a kernel argument).
@@ -67,9 +73,11 @@ struct MapView {
   const double* coefs;
   int64_t ident_lo, ident_hi, shift;
   int64_t P, pad_lo, pad_hi, pad_shift;
+  bool main_all;
 };
 MapView view_of(const DeviceMap& m, int64_t P) {
-  return {m.padded, m.offsets, m.rows, m.coefs, m.ident_lo, m.ident_hi, m.shift, P, m.pad_lo, m.pad_hi, m.pad_shift};
+  return {m.padded, m.offsets, m.rows, m.coefs, m.ident_lo, m.ident_hi, m.shift, P, m.pad_lo, m.pad_hi, m.pad_shift,
+          m.main_all};
 }
 
 // The identity range of a map's transpose (DeviceMap above): the longest run of rows i with
@@ -90,6 +98,13 @@ void identity_range(const RowMap& map, DeviceMap& m) {
     i = j;
   }
   m.ident_lo = best_lo, m.ident_hi = best_hi, m.shift = best_shift;
+  m.main_all = n > 0;
+  for (int64_t i = 0; i < n && m.main_all; ++i) {
+    int64_t mains = 0;
+    for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e)
+      mains += map.rows[e] == i + best_shift && map.coefs[e] == 1.0;
+    m.main_all = mains == 1;
+  }
   // The same for the padded rows.
   const int64_t P = map.padded_rows();
   best_lo = best_hi = best_shift = 0;
@@ -634,21 +649,23 @@ __global__ void __launch_bounds__(kWTile * kWRows) filter_grad_tiled(Bands<const
 // earlier designs (a thread per element; tiles staged one element per thread; a thread per
 // channel holding its window and taps in registers) ran at a few percent of the card's
 // bandwidth in the library, latency-bound on loads that waited for one another. Here a block of
-// 32 x 8 threads owns kVC = 64 channels and kVOut = 64 output rows of one a:
-//   - staging: the rows the tile reads are copied into shared memory in 16-byte units, every
-//     load of a thread issued before any store (no load waits on another), converted to
-//     Compute<T> on the way (so edge rows summed through the boundary map keep float
-//     precision, as on the CPU); the taps of the block's channels go there too, zero past K;
+// 32 x 8 threads owns kVC = 64 channels of one a and a run of output tiles of kVOut = 64 rows
+// (vtile_tiles_per_block: about one wave of blocks):
+//   - staging: the rows a tile reads are copied into shared memory as they are (T) by cp.async,
+//     the next tile's copy issued before the current tile is computed, so the loads run under
+//     the arithmetic; rows the boundary map sums from several signal rows (a few at the ends)
+//     are staged in Compute<T> instead (so they keep float precision, as on the CPU); the taps
+//     of the block's channels are staged once, zero past K;
 //   - compute: a thread takes a pair of channels and kVR = 8 output rows, its window of input
-//     rows read from shared memory into registers once, the taps read per k (each read of a
-//     band's tap pair feeds 2 channels x 8 rows of FMAs); every index is a compile-time
-//     constant;
+//     rows read from shared memory into registers once (converted to Compute<T> there), the
+//     taps read per k (each read of a band's tap pair feeds 2 channels x 8 rows of FMAs);
+//     every index is a compile-time constant;
 //   - stores: a pair of channels per thread, 128 or 256 contiguous bytes per warp and row.
 // Rows of a plane must be 16-byte aligned (C sizeof(T) a multiple of 16, base pointers and plane
 // strides too); vtile_fits checks it on the host. At the ends of a signal, where the boundary
-// map is not one signal row per padded row, the few such rows are staged element by element, a
-// warp per row (stage_padded), and synthesis computes its end tiles through the map
-// (synthesis_edge_pair); those tiles are launched first (vtile_of_block).
+// map is not one signal row per padded row, analysis stages the few such rows element by
+// element, a warp per row (stage_padded), and synthesis adds the rows' extra map entries
+// (synthesis_edge_pair); the blocks holding the ends are launched first (vtile_of_block).
 constexpr int kVC = 64, kVRows = 8, kVR = 8, kVOut = kVRows * kVR, kVThreads = kWTile * kVRows;
 
 // A pair of neighbouring channels, loaded or stored as one access.
@@ -700,6 +717,44 @@ __device__ __forceinline__ void stage_tile(Compute<T>* dst, RowPtr row_ptr, int 
   }
 }
 
+// stage_tile's rows as they are (T, no conversion) into dst[ROWS][kVC] through cp.async: no
+// registers and no wait here (the caller commits and waits). `valid` is any readable address,
+// passed for the zero-filled units.
+template <typename T, int ROWS, typename RowPtr>
+__device__ __forceinline__ void stage_tile_async(T* dst, RowPtr row_ptr, int units, const T* valid) {
+  constexpr int UPR = kVC * (int)sizeof(T) / 16, UNITS = ROWS * UPR, E = 16 / (int)sizeof(T);
+  for (int u = threadIdx.y * kWTile + threadIdx.x; u < UNITS; u += kVThreads) {
+    const int r = u / UPR, cu = u % UPR;
+    const T* src = row_ptr(r);
+    const bool in = src && cu < units;
+    cp_async16(dst + r * kVC + cu * E, in ? src + cu * E : valid, in ? 16 : 0);
+  }
+}
+
+// A pair of T from shared memory, in Compute<T>.
+template <typename T>
+__device__ __forceinline__ Two<Compute<T>> load_pair(const Two<T>* p) {
+  const Two<T> v = *p;
+  return {to_compute(v.x), to_compute(v.y)};
+}
+
+// set_wavelet_tiles_per_block's setting (0: vtile_tiles_per_block's choice); at first the
+// environment's WAVSPA_WAVELET_TILES, so that a sanitizer run of a tool reaches the walk too.
+std::atomic<int> g_tiles_per_block{[] {
+  const char* env = std::getenv("WAVSPA_WAVELET_TILES");
+  const int v = env ? std::atoi(env) : 0;
+  return v >= 0 && v <= 64 ? v : 0;
+}()};
+
+// The tiles per block of a vector-tile kernel: at most one wave of two blocks per SM (a second,
+// partial wave would leave most SMs idle while it runs), at most 8 tiles (a block walks its
+// tiles with the next one's rows on the way while it computes the current).
+int vtile_tiles_per_block(int64_t blocks_of_one_tile) {
+  if (const int set = g_tiles_per_block.load()) return set;
+  const int64_t wave = 2 * (int64_t)sm_count();
+  return (int)std::clamp<int64_t>((blocks_of_one_tile + wave - 1) / wave, 1, 8);
+}
+
 // Padded rows [p0, p0 + ROWS) of plane xa (channels c0..) into xs[ROWS][kVC]. Rows in the map's
 // plain range (all of them but at the ends of a signal) go through stage_tile's 16-byte loads;
 // the others (a few rows of the end tiles) are then summed through the map element by element,
@@ -743,10 +798,11 @@ __device__ __forceinline__ void stage_taps(Compute<T>* ws, const B& bands, int K
   }
 }
 
-// The (output tile, a) of a vector-tile block. Blocks start in launch order (x, then y, then z),
-// so the tiles at the ends of a signal, where the boundary map sends the work element by element
-// through global memory and a block takes several times as long, go first: every a's first
-// tile, then every a's last tile, then the inner tiles, which fill in around them.
+// The (block row, a) of a vector-tile block, a block row being a run of output tiles. Blocks
+// start in launch order (x, then y, then z), so the rows at the ends of a signal, where the
+// boundary map sends part of the work through global memory and a block takes longer, go
+// first: every a's first row, then every a's last row, then the inner rows, which fill in
+// around them.
 struct TileOf {
   int64_t tile, a;
 };
@@ -757,75 +813,119 @@ __device__ __forceinline__ TileOf vtile_of_block() {
 }
 
 // analysis: outs[f] (a, o, c) = sum_k w[f, k, c] * xe[2 o + k + start]; grid (channel tiles,
-// output tiles, a), blocks mapped to tiles by vtile_of_block. Shared memory:
-// xs[2 kVOut + KMAX - 2][kVC], ws[NB][KMAX][kVC].
+// blocks of nt output tiles, a), block rows mapped by vtile_of_block. A block walks its tiles in
+// order: a tile whose padded rows are all in the map's plain range is copied as it is (T) by
+// cp.async, the next such tile's copy issued before the current one is computed; a tile at the
+// ends is summed through the map into Compute<T> rows (stage_padded), in the same bytes.
+// Shared memory: xt[2][ROWS][kVC] T (or xv[ROWS][kVC] Compute<T>), then ws[NB][KMAX][kVC].
+template <typename T, int KMAX>
+constexpr size_t analysis_stage_bytes() {
+  constexpr size_t rows = 2 * kVOut + KMAX - 2, raw = 2 * rows * kVC * sizeof(T), summed = rows * kVC * sizeof(Compute<T>);
+  return raw > summed ? raw : summed;
+}
+
 template <typename T, int KMAX, int NB>
-__global__ void __launch_bounds__(kVThreads) analysis_vtile(const T* x, int64_t x_stride_a, MapView map, Bands<T> outs,
-                                                             int K, int64_t Cw, int64_t start, int64_t L, int64_t C) {
+__global__ void __launch_bounds__(kVThreads, 2) analysis_vtile(const T* x, int64_t x_stride_a, MapView map, Bands<T> outs,
+                                                             int K, int64_t Cw, int64_t start, int64_t L, int64_t C,
+                                                             int nt) {
   using V = Compute<T>;
+  using P = Two<V>;
   constexpr int ROWS = 2 * kVOut + KMAX - 2, W = 2 * kVR + KMAX - 2;
   extern __shared__ __align__(16) unsigned char wavelet_smem[];
-  V* xs = reinterpret_cast<V*>(wavelet_smem);
-  V* ws = xs + ROWS * kVC;
+  T* xt = reinterpret_cast<T*>(wavelet_smem);
+  V* xv = reinterpret_cast<V*>(wavelet_smem);
+  V* ws = reinterpret_cast<V*>(wavelet_smem + analysis_stage_bytes<T, KMAX>());
   const TileOf at = vtile_of_block();
-  const int64_t c0 = (int64_t)blockIdx.x * kVC, o0 = at.tile * kVOut, a = at.a;
-  const int64_t p0 = 2 * o0 + start;
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, a = at.a, tiles = (L + kVOut - 1) / kVOut, tile0 = at.tile * nt;
+  const int n = (int)(tiles - tile0 < nt ? tiles - tile0 : nt);
   const T* xa = x + a * x_stride_a;
-  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
-  stage_padded<T, ROWS>(xs, xa, map, p0, c0, C, cvalid);
+  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC), units = cvalid * (int)sizeof(T) / 16;
+  auto first_row = [&](int64_t tile) { return 2 * tile * kVOut + start; };
+  auto plain = [&](int64_t tile) { return first_row(tile) >= map.pad_lo && first_row(tile) + ROWS <= map.pad_hi; };
+  auto issue = [&](int64_t tile, int buf) {
+    const T* first = xa + (first_row(tile) + map.pad_shift) * C + c0;
+    stage_tile_async<T, ROWS>(xt + buf * ROWS * kVC, [&](int r) { return first + (int64_t)r * C; }, units, xa);
+    cp_async_commit();
+  };
   stage_taps<T, KMAX, NB>(ws, outs, K, Cw, c0, C);
-  __syncthreads();
   const int tx = threadIdx.x, ty = threadIdx.y;
-  if (2 * tx >= cvalid) return;
-  using P = Two<V>;
-  P xr[W];
-  const P* xp = reinterpret_cast<const P*>(xs + 2 * ty * kVR * kVC) + tx;
+  bool issued = false;  // whether tile t's copy is on the way
+  for (int t = 0; t < n; ++t) {
+    const int64_t tile = tile0 + t;
+    const bool is_plain = plain(tile);  // uniform over the block
+    if (is_plain && !issued) issue(tile, t & 1);
+    issued = is_plain && t + 1 < n && plain(tile + 1);
+    if (issued) issue(tile + 1, (t + 1) & 1);
+    if (!is_plain) stage_padded<T, ROWS>(xv, xa, map, first_row(tile), c0, C, cvalid);
+    else if (issued) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    __syncthreads();
+    if (2 * tx < cvalid) {
+      P xr[W];
+      if (is_plain) {
+        const Two<T>* xp = reinterpret_cast<const Two<T>*>(xt + ((t & 1) * ROWS + 2 * ty * kVR) * kVC) + tx;
 #pragma unroll
-  for (int r = 0; r < W; ++r) xr[r] = xp[r * (kVC / 2)];
-  P acc[NB][kVR];
+        for (int r = 0; r < W; ++r) xr[r] = load_pair(xp + r * (kVC / 2));
+      } else {
+        const P* xp = reinterpret_cast<const P*>(xv + 2 * ty * kVR * kVC) + tx;
 #pragma unroll
-  for (int f = 0; f < NB; ++f)
-#pragma unroll
-    for (int r = 0; r < kVR; ++r) acc[f][r] = P{0, 0};
-  const P* wp = reinterpret_cast<const P*>(ws) + tx;
-#pragma unroll
-  for (int k = 0; k < KMAX; ++k) {
-    P wv[NB];
-#pragma unroll
-    for (int f = 0; f < NB; ++f) wv[f] = wp[(f * KMAX + k) * (kVC / 2)];
-#pragma unroll
-    for (int r = 0; r < kVR; ++r)
-#pragma unroll
-      for (int f = 0; f < NB; ++f) fma_pair(acc[f][r], wv[f], xr[2 * r + k]);
-  }
-#pragma unroll
-  for (int r = 0; r < kVR; ++r) {
-    const int64_t o = o0 + ty * kVR + r;
-    if (o < L)
+        for (int r = 0; r < W; ++r) xr[r] = xp[r * (kVC / 2)];
+      }
+      P acc[NB][kVR];
 #pragma unroll
       for (int f = 0; f < NB; ++f)
-        if (f < outs.count)
-          *reinterpret_cast<Two<T>*>(outs.base[f] + a * outs.stride_a[f] + o * C + c0 + 2 * tx) =
-              Two<T>{from_compute<T>(acc[f][r].x), from_compute<T>(acc[f][r].y)};
+#pragma unroll
+        for (int r = 0; r < kVR; ++r) acc[f][r] = P{0, 0};
+      const P* wp = reinterpret_cast<const P*>(ws) + tx;
+#pragma unroll
+      for (int k = 0; k < KMAX; ++k) {
+        P wv[NB];
+#pragma unroll
+        for (int f = 0; f < NB; ++f) wv[f] = wp[(f * KMAX + k) * (kVC / 2)];
+#pragma unroll
+        for (int r = 0; r < kVR; ++r)
+#pragma unroll
+          for (int f = 0; f < NB; ++f) fma_pair(acc[f][r], wv[f], xr[2 * r + k]);
+      }
+      const int64_t o_first = tile * kVOut + ty * kVR;
+#pragma unroll
+      for (int f = 0; f < NB; ++f) {
+        if (f >= outs.count) break;
+        Two<T>* dst = reinterpret_cast<Two<T>*>(outs.base[f] + a * outs.stride_a[f] + o_first * C + c0) + tx;
+#pragma unroll
+        for (int r = 0; r < kVR; ++r)
+          if (o_first + r < L) dst[r * (C / 2)] = Two<T>{from_compute<T>(acc[f][r].x), from_compute<T>(acc[f][r].y)};
+      }
+    }
+    __syncthreads();  // every read of this tile's rows is done before they are replaced
   }
 }
 
-// synthesis: out (a, i, c) as synthesis_kernel; grid (channel tiles, output tiles, a). A tile
-// inside the map's identity range (output row i receives padded row u = i + shift alone, with
-// coefficient 1) stages the coefficient rows [jlo, jlo + JROWS) of both bands, where
-// v = u - start = 2 j + k and jlo = floor((v0 - KMAX + 1) / 2) for the tile's first row; a thread's
-// rows then read their JW rows from there, D = v - 2 jlo (KMAX - 1 or KMAX, the same for every
-// thread of the tile) fixing which taps meet which rows. A tile at the ends computes each
-// element through the map (synthesis_edge_pair). Shared memory: cs[NB][JROWS][kVC],
-// ws[NB][KMAX][kVC].
+// synthesis: out (a, i, c) as synthesis_kernel; grid (channel tiles, blocks of nt output tiles,
+// a). For output rows inside the map's identity range (row i receives padded row u = i + shift
+// alone, with coefficient 1) a tile needs the coefficient rows [jlo, jlo + JROWS) of both bands,
+// where v = u - start = 2 j + k and jlo = floor((v0 - KMAX + 1) / 2) for the tile's first row; a
+// thread's rows read their JW rows from there, D = v - 2 jlo (KMAX - 1 or KMAX, the same for
+// every thread of the tile) fixing which taps meet which rows. A block walks its tiles with the
+// next tile's rows copied by cp.async (T, as they are) while it computes the current one. A tile
+// at the ends computes its rows the same way when every row has that entry (map.main_all) and
+// adds the rows' other entries through the map (synthesis_edge_pair), those rows spread over the
+// thread rows (they sit together at the ends: owned by one thread row, each one's chain of
+// dependent loads would run one after the other) and handed over in ex; otherwise it computes
+// every element through the map. Shared memory: cs[2][NB][JROWS][kVC] T, ex[kVOut][kVC]
+// Compute<T>, then ws[NB][KMAX][kVC].
 template <int KMAX>
 struct SynthesisTile {
   static constexpr int JROWS = (kVOut + KMAX) / 2 + 1, JW = (kVR + KMAX) / 2 + 1;
 };
 
+template <typename T, int KMAX, int NB>
+constexpr size_t synthesis_stage_bytes() {
+  return (size_t)2 * NB * SynthesisTile<KMAX>::JROWS * kVC * sizeof(T) + (size_t)kVOut * kVC * sizeof(Compute<T>);
+}
+
 template <int D, typename T, int KMAX, int NB>
-__device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const Compute<T>* ws,
-                                                     Two<Compute<T>> (&acc)[kVR]) {
+__device__ __forceinline__ void synthesis_vtile_rows(const T* cs, const Compute<T>* ws, Two<Compute<T>> (&acc)[kVR]) {
   using V = Compute<T>;
   using P = Two<V>;
   constexpr int JROWS = SynthesisTile<KMAX>::JROWS, JW = SynthesisTile<KMAX>::JW;
@@ -833,9 +933,9 @@ __device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const
   P cw[NB][JW];
 #pragma unroll
   for (int f = 0; f < NB; ++f) {
-    const P* cp = reinterpret_cast<const P*>(cs + (f * JROWS + ty * kVR / 2) * kVC) + tx;
+    const Two<T>* cp = reinterpret_cast<const Two<T>*>(cs + (f * JROWS + ty * kVR / 2) * kVC) + tx;
 #pragma unroll
-    for (int jj = 0; jj < JW; ++jj) cw[f][jj] = cp[jj * (kVC / 2)];
+    for (int jj = 0; jj < JW; ++jj) cw[f][jj] = load_pair(cp + jj * (kVC / 2));
   }
   const P* wp = reinterpret_cast<const P*>(ws) + tx;
 #pragma unroll
@@ -853,10 +953,11 @@ __device__ __forceinline__ void synthesis_vtile_rows(const Compute<T>* cs, const
 
 // Output pair (i, c), (i, c + 1) of an end tile of synthesis_vtile, added to acc: over row i's
 // transpose entries (p, coef), coef times padded row p of the filtered bands,
-// y[p] = sum_f sum_k w[f, k] c_f[j] with p - start = 2 j + k and 0 <= j < L. The KMAX / 2 rows j
-// that meet one parity of k are loaded together (unconditional but for the range check), and the
-// taps come from shared memory.
-template <typename T, int KMAX, int NB>
+// y[p] = sum_f sum_k w[f, k] c_f[j] with p - start = 2 j + k and 0 <= j < L; with SKIP_MAIN the
+// entry (i + shift, 1), which the caller computed from shared memory, is left out. The KMAX / 2
+// rows j that meet one parity of k are loaded together (unconditional but for the range check),
+// and the taps come from shared memory.
+template <typename T, int KMAX, int NB, bool SKIP_MAIN>
 __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs, const Compute<T>* ws,
                                                     const MapView& map, int64_t start, int64_t a, int64_t i,
                                                     int64_t c, int64_t L, int64_t C, Two<Compute<T>>& acc) {
@@ -865,6 +966,7 @@ __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs
   const P* wp = reinterpret_cast<const P*>(ws) + threadIdx.x;
   const Two<T> zero{from_compute<T>(V(0)), from_compute<T>(V(0))};
   for (int64_t e = map.offsets[i]; e < map.offsets[i + 1]; ++e) {
+    if (SKIP_MAIN && map.rows[e] == i + map.shift && map.coefs[e] == 1.0) continue;
     const int64_t base = map.rows[e] - start;  // = 2 j + k
     const int k0 = (int)(base & 1);            // the parity of k (two's complement: also for base < 0)
     const int64_t jb = (base - k0) / 2;        // j = jb - m for k = k0 + 2 m
@@ -891,68 +993,153 @@ __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs
 }
 
 template <typename T, int KMAX, int NB>
-__global__ void __launch_bounds__(kVThreads) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
+__global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
                                                               MapView map, T* out, int64_t n_out, int64_t L, int64_t C,
-                                                              bool accumulate) {
+                                                              bool accumulate, int nt) {
   using V = Compute<T>;
   using P = Two<V>;
   constexpr int JROWS = SynthesisTile<KMAX>::JROWS;
   extern __shared__ __align__(16) unsigned char wavelet_smem[];
-  V* cs = reinterpret_cast<V*>(wavelet_smem);
-  V* ws = cs + NB * JROWS * kVC;
+  T* cs = reinterpret_cast<T*>(wavelet_smem);
+  P* ex = reinterpret_cast<P*>(cs + 2 * NB * JROWS * kVC);
+  V* ws = reinterpret_cast<V*>(wavelet_smem + synthesis_stage_bytes<T, KMAX, NB>());
   const TileOf at = vtile_of_block();
-  const int64_t c0 = (int64_t)blockIdx.x * kVC, i0 = at.tile * kVOut, a = at.a;
-  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC);
-  const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
-  const bool inside = i0 >= map.ident_lo && i0 + kVOut <= map.ident_hi;  // uniform over the block
-  const int64_t v0 = i0 + map.shift - start, jlo = floor_div2(v0 - (KMAX - 1));
-  if (inside) {
+  const int64_t c0 = (int64_t)blockIdx.x * kVC, a = at.a, tiles = (n_out + kVOut - 1) / kVOut, tile0 = at.tile * nt;
+  const int n = (int)(tiles - tile0 < nt ? tiles - tile0 : nt);
+  const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC), units = cvalid * (int)sizeof(T) / 16;
+  auto jlo_of = [&](int64_t tile) { return floor_div2(tile * kVOut + map.shift - start - (KMAX - 1)); };
+  auto issue = [&](int64_t tile, int buf) {
+    const int64_t jlo = jlo_of(tile);
 #pragma unroll
     for (int f = 0; f < NB; ++f) {
       const T* plane = f < coeffs.count ? coeffs.base[f] + a * coeffs.stride_a[f] + c0 : nullptr;
-      stage_tile<T, JROWS>(cs + f * JROWS * kVC, [&](int r) {
+      stage_tile_async<T, JROWS>(cs + (buf * NB + f) * JROWS * kVC, [&](int r) {
         const int64_t j = jlo + r;
         return plane && j >= 0 && j < L ? plane + j * C : nullptr;
-      }, cvalid * (int)sizeof(T) / 16);
+      }, units, coeffs.base[0]);
     }
-  }
+    cp_async_commit();
+  };
   stage_taps<T, KMAX, NB>(ws, coeffs, K, Cw, c0, C);
-  __syncthreads();
+  issue(tile0, 0);
   const int tx = threadIdx.x, ty = threadIdx.y;
-  if (2 * tx >= cvalid) return;
-  const int64_t c = c0 + 2 * tx, first = i0 + ty * kVR;
-  T* out_c = out + a * n_out * C + c;
-  P acc[kVR];
-#pragma unroll
-  for (int r = 0; r < kVR; ++r) {
-    acc[r] = P{0, 0};
-    if (accumulate && first + r < i_end) {
-      const Two<T> o = *reinterpret_cast<const Two<T>*>(out_c + (first + r) * C);
-      acc[r] = P{to_compute(o.x), to_compute(o.y)};
+  for (int t = 0; t < n; ++t) {
+    const int64_t tile = tile0 + t, i0 = tile * kVOut;
+    if (t + 1 < n) {
+      issue(tile + 1, (t + 1) & 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
-  }
-  if (inside) {
-    if (v0 - 2 * jlo == KMAX) synthesis_vtile_rows<KMAX, T, KMAX, NB>(cs, ws, acc);
-    else synthesis_vtile_rows<KMAX - 1, T, KMAX, NB>(cs, ws, acc);
-  } else {
+    __syncthreads();
+    const int64_t c = c0 + 2 * tx, first = i0 + ty * kVR;
+    const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
+    const bool inside = i0 >= map.ident_lo && i0 + kVOut <= map.ident_hi;  // uniform over the block
+    const bool active = 2 * tx < cvalid;
+    T* out_c = out + a * n_out * C + c;
+    auto edge_row = [&](int64_t i) { return i < i_end && (i < map.ident_lo || i >= map.ident_hi); };
+    P acc[kVR];
 #pragma unroll
-    for (int r = 0; r < kVR; ++r)  // r a compile-time index: acc stays in registers
-      if (first + r < i_end) synthesis_edge_pair<T, KMAX, NB>(coeffs, ws, map, start, a, first + r, c, L, C, acc[r]);
-  }
+    for (int r = 0; r < kVR; ++r) {
+      acc[r] = P{0, 0};
+      if (active && accumulate && first + r < i_end)
+        acc[r] = load_pair(reinterpret_cast<const Two<T>*>(out_c + (first + r) * C));
+    }
+    if (active && (inside || map.main_all)) {
+      const T* tile_cs = cs + (t & 1) * NB * JROWS * kVC;
+      if (tile * kVOut + map.shift - start - 2 * jlo_of(tile) == KMAX)
+        synthesis_vtile_rows<KMAX, T, KMAX, NB>(tile_cs, ws, acc);
+      else
+        synthesis_vtile_rows<KMAX - 1, T, KMAX, NB>(tile_cs, ws, acc);
+    }
+    if (!inside && map.main_all) {
+      // Row i0 + rr's other entries by thread row rr % kVRows, into ex; then each owner adds them.
+      if (active)
+        for (int rr = ty; rr < kVOut; rr += kVRows)
+          if (edge_row(i0 + rr)) {
+            P y{0, 0};
+            synthesis_edge_pair<T, KMAX, NB, true>(coeffs, ws, map, start, a, i0 + rr, c, L, C, y);
+            ex[rr * (kVC / 2) + tx] = y;
+          }
+      __syncthreads();
+      if (active)
 #pragma unroll
-  for (int r = 0; r < kVR; ++r)
-    if (first + r < i_end)
-      *reinterpret_cast<Two<T>*>(out_c + (first + r) * C) = Two<T>{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
+        for (int r = 0; r < kVR; ++r)
+          if (edge_row(first + r)) {
+            const P y = ex[(ty * kVR + r) * (kVC / 2) + tx];
+            acc[r].x += y.x;
+            acc[r].y += y.y;
+          }
+    } else if (!inside && active) {
+#pragma unroll
+      for (int r = 0; r < kVR; ++r)  // r a compile-time index: acc stays in registers
+        if (first + r < i_end) synthesis_edge_pair<T, KMAX, NB, false>(coeffs, ws, map, start, a, first + r, c, L, C, acc[r]);
+    }
+    if (active)
+#pragma unroll
+      for (int r = 0; r < kVR; ++r)
+        if (first + r < i_end)
+          *reinterpret_cast<Two<T>*>(out_c + (first + r) * C) = Two<T>{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
+    __syncthreads();  // every read of this tile's rows (and of ex) is done before they are replaced
+  }
 }
 
 // filter gradient, pass 1: grid (channel tiles, chunks). A block walks its chunk's items (an a
-// and an output tile of kVOut rows) in order, staging the tile's padded input rows and both
-// bands' gradient rows (zero past L); thread (tx, ty) owns channels c0 + 2 tx, + 1 and the taps
-// k = ty + kVRows m (m < KMAX / kVRows) of every band, sums g[f][a, o, c] * xe[2 o + k + start]
-// over the tile's rows in Compute<T>, and adds each tile's sums to double accumulators, in
-// item order. Each (f, k, c) has one owner, so nothing is reduced across threads; the chunk's
-// sums go to partial[chunk, f0 + f, k, c] for filter_grad_finish. Shared memory:
-// xs[2 kVOut + KMAX - 2][kVC], gs[NB][kVOut][kVC].
+// and an output tile of kVOut rows) in order. An item's bands' gradient rows (zero past L) and,
+// where they are all in the map's plain range, its padded input rows are copied as they are
+// (T) by cp.async, the next item's copy issued before the current one is computed; the input
+// rows of an item at the ends are summed through the map into Compute<T> rows (stage_padded).
+// Thread (tx, ty) owns channels c0 + 2 tx, + 1, the taps k = 4 q .. 4 q + 3 with q = ty % QN
+// (QN = KMAX / 4 tap quads) of every band, and the item's output rows of split s = ty / QN
+// (kVOut / S rows, S = kVRows / QN splits): per row o it reads the bands' gradient pair and two
+// new input rows (its four taps meet rows 2 o + 4 q + j, two of them shared with row o - 1), for
+// 4 NB products. The split's sums are taken in Compute<T> per item and added to double totals
+// in item order; at the end the S splits' totals of a (band, tap, channel) are added in split
+// order, so nothing depends on scheduling. The chunk's sums go to partial[chunk, f0 + f, k, c]
+// for filter_grad_finish. Shared memory: two stages of xt[ROWS][kVC] and gt[NB][kVOut][kVC]
+// (T), then xv[ROWS][kVC] Compute<T> for an item at the ends (for float and double the stage's
+// own xt), reused for the final sums.
+template <typename T, int KMAX, int NB>
+struct FilterGradTile {
+  static constexpr int ROWS = 2 * kVOut + KMAX - 2, QN = KMAX / 4, S = kVRows / QN, RPS = kVOut / S;
+  static constexpr size_t stage = (size_t)(ROWS + NB * kVOut) * kVC * sizeof(T);
+  static constexpr bool own_edge = sizeof(T) != sizeof(Compute<T>);  // bfloat16: a float area of its own
+  static constexpr size_t edge = (size_t)ROWS * kVC * sizeof(Compute<T>);
+  static constexpr size_t sums = (size_t)kVThreads * NB * 4 * 2 * sizeof(double);
+  static constexpr size_t bytes = own_edge ? 2 * stage + (edge > sums ? edge : sums) : (2 * stage > sums ? 2 * stage : sums);
+  static_assert(KMAX % 4 == 0 && kVRows % QN == 0 && kVOut % S == 0);
+};
+
+// Adds an item's products for thread (tx, ty) to acc: XT is T (the rows as copied) or Compute<T>
+// (summed through the map).
+template <typename T, typename XT, int KMAX, int NB>
+__device__ __forceinline__ void filter_grad_item(const XT* xs, const T* gs, Two<Compute<T>> (&acc)[NB][4]) {
+  using Tile = FilterGradTile<T, KMAX, NB>;
+  using P = Two<Compute<T>>;
+  const int tx = threadIdx.x, ty = threadIdx.y, q = ty % Tile::QN, o0 = (ty / Tile::QN) * Tile::RPS;
+  const Two<XT>* xp = reinterpret_cast<const Two<XT>*>(xs + (2 * o0 + 4 * q) * kVC) + tx;  // row 2 o0 + 4 q
+  const Two<T>* gp = reinterpret_cast<const Two<T>*>(gs + o0 * kVC) + tx;
+  P xw[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) xw[j] = load_pair(xp + j * (kVC / 2));
+#pragma unroll 8
+  for (int o = 0; o < Tile::RPS; ++o) {
+    P gv[NB];
+#pragma unroll
+    for (int f = 0; f < NB; ++f) gv[f] = load_pair(gp + (f * kVOut + o) * (kVC / 2));
+#pragma unroll
+    for (int f = 0; f < NB; ++f)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) fma_pair(acc[f][j], gv[f], xw[j]);
+    xw[0] = xw[2];
+    xw[1] = xw[3];
+    if (o + 1 < Tile::RPS) {
+      xw[2] = load_pair(xp + (2 * o + 4) * (kVC / 2));
+      xw[3] = load_pair(xp + (2 * o + 5) * (kVC / 2));
+    }
+  }
+}
+
 template <typename T, int KMAX, int NB>
 __global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g, int64_t f0, int64_t nf, const T* x,
                                                                 int64_t x_stride_a, MapView map, int64_t start, int K,
@@ -960,69 +1147,93 @@ __global__ void __launch_bounds__(kVThreads) filter_grad_vtile(Bands<const T> g,
                                                                 int64_t items_per_chunk, double* partial) {
   using V = Compute<T>;
   using P = Two<V>;
-  constexpr int ROWS = 2 * kVOut + KMAX - 2, M = KMAX / kVRows;
-  static_assert(KMAX % kVRows == 0);
+  using Tile = FilterGradTile<T, KMAX, NB>;
+  constexpr int ROWS = Tile::ROWS;
   extern __shared__ __align__(16) unsigned char wavelet_smem[];
-  V* xs = reinterpret_cast<V*>(wavelet_smem);
-  V* gs = xs + ROWS * kVC;
+  auto xt = [&](int buf) { return reinterpret_cast<T*>(wavelet_smem + buf * Tile::stage); };
+  auto gt = [&](int buf) { return xt(buf) + ROWS * kVC; };
+  auto xv = [&](int buf) {
+    return Tile::own_edge ? reinterpret_cast<V*>(wavelet_smem + 2 * Tile::stage) : reinterpret_cast<V*>(xt(buf));
+  };
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c0 = (int64_t)blockIdx.x * kVC, chunk = blockIdx.y;
   const int cvalid = (int)(C - c0 < kVC ? C - c0 : kVC), units = cvalid * (int)sizeof(T) / 16;
   const int64_t tiles = (L + kVOut - 1) / kVOut;  // items per a
   const int64_t q0 = chunk * items_per_chunk, q1 = q0 + items_per_chunk < items ? q0 + items_per_chunk : items;
-  double total[NB][M][2];
-#pragma unroll
-  for (int f = 0; f < NB; ++f)
-#pragma unroll
-    for (int m = 0; m < M; ++m) total[f][m][0] = total[f][m][1] = 0;
-  for (int64_t q = q0; q < q1; ++q) {
-    const int64_t a = q / tiles, o0 = (q % tiles) * kVOut, p0 = 2 * o0 + start;
-    const T* xa = x + a * x_stride_a;
-    __syncthreads();  // the previous item's reads of xs and gs are done
-    stage_padded<T, ROWS>(xs, xa, map, p0, c0, C, cvalid);
+  const int n = (int)(q1 - q0);
+  auto first_row = [&](int64_t q) { return 2 * (q % tiles) * kVOut + start; };
+  auto plain = [&](int64_t q) { return first_row(q) >= map.pad_lo && first_row(q) + ROWS <= map.pad_hi; };
+  // The item's copies: the gradient rows always, the input rows where they are plain.
+  auto issue = [&](int64_t q, int buf) {
+    const int64_t a = q / tiles, o0 = (q % tiles) * kVOut;
+    if (plain(q)) {
+      const T* first = x + a * x_stride_a + (first_row(q) + map.pad_shift) * C + c0;
+      stage_tile_async<T, ROWS>(xt(buf), [&](int r) { return first + (int64_t)r * C; }, units, x);
+    }
 #pragma unroll
     for (int f = 0; f < NB; ++f) {
       const T* plane = f < g.count ? g.base[f] + a * g.stride_a[f] + c0 : nullptr;
-      stage_tile<T, kVOut>(gs + f * kVOut * kVC, [&](int r) {
+      stage_tile_async<T, kVOut>(gt(buf) + f * kVOut * kVC, [&](int r) {
         return plane && o0 + r < L ? plane + (o0 + r) * C : nullptr;
-      }, units);
+      }, units, x);
     }
-    __syncthreads();
-    if (2 * tx < cvalid) {
-      P acc[NB][M];
-#pragma unroll
-      for (int f = 0; f < NB; ++f)
-#pragma unroll
-        for (int m = 0; m < M; ++m) acc[f][m] = P{0, 0};
-      const P* gp = reinterpret_cast<const P*>(gs) + tx;
-      const P* xp = reinterpret_cast<const P*>(xs + ty * kVC) + tx;  // row k = ty of output 0
-#pragma unroll 4
-      for (int o = 0; o < kVOut; ++o) {
-        P gv[NB], xv[M];
-#pragma unroll
-        for (int f = 0; f < NB; ++f) gv[f] = gp[(f * kVOut + o) * (kVC / 2)];
-#pragma unroll
-        for (int m = 0; m < M; ++m) xv[m] = xp[(2 * o + kVRows * m) * (kVC / 2)];
-#pragma unroll
-        for (int f = 0; f < NB; ++f)
-#pragma unroll
-          for (int m = 0; m < M; ++m) fma_pair(acc[f][m], gv[f], xv[m]);
-      }
-#pragma unroll
-      for (int f = 0; f < NB; ++f)
-#pragma unroll
-        for (int m = 0; m < M; ++m) total[f][m][0] += (double)acc[f][m].x, total[f][m][1] += (double)acc[f][m].y;
-    }
-  }
-  if (2 * tx >= cvalid) return;
+    cp_async_commit();
+  };
+  double total[NB][4][2];
 #pragma unroll
   for (int f = 0; f < NB; ++f)
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const int k = ty + kVRows * m;
+    for (int j = 0; j < 4; ++j) total[f][j][0] = total[f][j][1] = 0;
+  if (n > 0) issue(q0, 0);
+  for (int t = 0; t < n; ++t) {
+    const int64_t q = q0 + t;
+    const bool is_plain = plain(q);  // uniform over the block
+    if (t + 1 < n) {
+      issue(q + 1, (t + 1) & 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    if (!is_plain) stage_padded<T, ROWS>(xv(t & 1), x + (q / tiles) * x_stride_a, map, first_row(q), c0, C, cvalid);
+    __syncthreads();
+    if (2 * tx < cvalid) {
+      P acc[NB][4];
+#pragma unroll
+      for (int f = 0; f < NB; ++f)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[f][j] = P{0, 0};
+      if (is_plain) filter_grad_item<T, T, KMAX, NB>(xt(t & 1), gt(t & 1), acc);
+      else filter_grad_item<T, V, KMAX, NB>(xv(t & 1), gt(t & 1), acc);
+#pragma unroll
+      for (int f = 0; f < NB; ++f)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) total[f][j][0] += (double)acc[f][j].x, total[f][j][1] += (double)acc[f][j].y;
+    }
+    __syncthreads();  // every read of this item's rows is done before they are replaced
+  }
+  // The splits' totals, added in split order by the threads of split 0.
+  double* sums = reinterpret_cast<double*>(wavelet_smem + (Tile::own_edge ? 2 * Tile::stage : 0));
+  const int tid = ty * kWTile + tx;
+#pragma unroll
+  for (int f = 0; f < NB; ++f)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      reinterpret_cast<double2*>(sums)[(f * 4 + j) * kVThreads + tid] = make_double2(total[f][j][0], total[f][j][1]);
+  __syncthreads();
+  if (ty >= Tile::QN || 2 * tx >= cvalid) return;
+#pragma unroll
+  for (int f = 0; f < NB; ++f)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      double2 sum = make_double2(0, 0);
+      for (int split = 0; split < Tile::S; ++split) {
+        const double2 v = reinterpret_cast<const double2*>(sums)[(f * 4 + j) * kVThreads + (split * Tile::QN + ty) * kWTile + tx];
+        sum.x += v.x;
+        sum.y += v.y;
+      }
+      const int k = 4 * ty + j;
       if (f < g.count && k < K)
-        *reinterpret_cast<double2*>(partial + ((chunk * nf + f0 + f) * K + k) * C + c0 + 2 * tx) =
-            make_double2(total[f][m][0], total[f][m][1]);
+        *reinterpret_cast<double2*>(partial + ((chunk * nf + f0 + f) * K + k) * C + c0 + 2 * tx) = sum;
     }
 }
 
@@ -1133,7 +1344,7 @@ void filter_grad_vtile_run(const std::vector<Tensor>& g, const Tensor& x, const 
   const int64_t want = std::min(std::clamp<int64_t>(264 / ctiles, 1, 65535), items);
   const int64_t per_chunk = (items + want - 1) / want, chunks = (items + per_chunk - 1) / per_chunk;
   Tensor partial = scratch_bytes((size_t)chunks * nf * K * C * sizeof(double), device);
-  const size_t smem = (size_t)(2 * kVOut + KMAX - 2 + NB * kVOut) * kVC * sizeof(V);
+  const size_t smem = FilterGradTile<T, KMAX, NB>::bytes;
   allow_smem(filter_grad_vtile<T, KMAX, NB>, smem);
   for (size_t f0 = 0; f0 < g.size(); f0 += kMaxBands) {
     const Bands<const T> bands = bands_of<const T, V>(g, nullptr, K, Cw, f0);
@@ -1153,6 +1364,12 @@ void check_filter_dtype(const char* what, const Tensor& signal, const Tensor& w,
 }
 
 }  // namespace
+
+void set_wavelet_tiles_per_block(int tiles) {
+  WAVSPA_CHECK(tiles >= 0 && tiles <= 64, "set_wavelet_tiles_per_block: expected 0 (automatic) to 64 tiles, got ", tiles);
+  g_tiles_per_block.store(tiles);
+}
+int wavelet_tiles_per_block() { return g_tiles_per_block.load(); }
 
 void CudaBackend::wavelet_extend(const Tensor& x, const RowMap& map, const Tensor& out) {
   const int64_t A = x.shape()[0], N = x.shape()[1], C = x.shape()[2];
@@ -1198,10 +1415,13 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
       if (vtile) {
         with_vtile_shape(K, [&](auto kmax, auto nb) {
           constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
-          const size_t smem = (size_t)(2 * kVOut + KMAX - 2 + NB * KMAX) * kVC * sizeof(Compute<T>);
+          const size_t smem = analysis_stage_bytes<T, KMAX>() + (size_t)NB * KMAX * kVC * sizeof(Compute<T>);
           allow_smem(analysis_vtile<T, KMAX, NB>, smem);
-          analysis_vtile<T, KMAX, NB><<<vtile_grid(C, L, A), dim3(kWTile, kVRows), smem, stream()>>>(
-              dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()), bands, (int)K, Cw, start, L, C);
+          const dim3 grid = vtile_grid(C, L, A);
+          const int nt = vtile_tiles_per_block((int64_t)grid.x * grid.y * grid.z);
+          analysis_vtile<T, KMAX, NB><<<dim3(grid.x, (grid.y + nt - 1) / nt, grid.z), dim3(kWTile, kVRows), smem,
+                                        stream()>>>(dptr<T>(x), x.strides()[0], view_of(dmap, map.padded_rows()),
+                                                    bands, (int)K, Cw, start, L, C, nt);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;
@@ -1240,10 +1460,13 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
       if (vtile) {
         with_vtile_shape(K, [&](auto kmax, auto nb) {
           constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
-          const size_t smem = (size_t)NB * (SynthesisTile<KMAX>::JROWS + KMAX) * kVC * sizeof(Compute<T>);
+          const size_t smem = synthesis_stage_bytes<T, KMAX, NB>() + (size_t)NB * KMAX * kVC * sizeof(Compute<T>);
           allow_smem(synthesis_vtile<T, KMAX, NB>, smem);
-          synthesis_vtile<T, KMAX, NB><<<vtile_grid(C, n_out, A), dim3(kWTile, kVRows), smem, stream()>>>(
-              bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()), dptr<T>(out), n_out, L, C, f0 > 0);
+          const dim3 grid = vtile_grid(C, n_out, A);
+          const int nt = vtile_tiles_per_block((int64_t)grid.x * grid.y * grid.z);
+          synthesis_vtile<T, KMAX, NB><<<dim3(grid.x, (grid.y + nt - 1) / nt, grid.z), dim3(kWTile, kVRows), smem,
+                                         stream()>>>(bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()),
+                                                     dptr<T>(out), n_out, L, C, f0 > 0, nt);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;
@@ -1273,14 +1496,17 @@ void CudaBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor
   const int64_t L = g[0].shape()[1], P = map.padded_rows();
   const int64_t pairs = A * L;
   if (nf * K == 0) return;
-  if (vtile_fits(x, K, g, L) && pairs > 0) {
+  // float64 takes the tiled kernels: two stages of double rows would pass the 227 KiB of shared
+  // memory a block may have (FilterGradTile::bytes).
+  if (vtile_fits(x, K, g, L) && pairs > 0 && x.dtype() != DType::Float64) {
     const DeviceMap dmap = device_map(map, x.device());
     dispatch_floating_bf16(x.dtype(), "wavelet_filter_grad", [&](auto zero) {
       using T = decltype(zero);
-      with_vtile_shape(K, [&](auto kmax, auto nb) {
-        filter_grad_vtile_run<T, decltype(kmax)::value, decltype(nb)::value>(g, x, dmap, P, start, nf, K, Cw, A, L, C,
-                                                                             grad_w, x.device(), stream());
-      });
+      if constexpr (!std::is_same_v<T, double>)
+        with_vtile_shape(K, [&](auto kmax, auto nb) {
+          filter_grad_vtile_run<T, decltype(kmax)::value, decltype(nb)::value>(g, x, dmap, P, start, nf, K, Cw, A, L,
+                                                                               C, grad_w, x.device(), stream());
+        });
     });
     return;
   }

@@ -7,6 +7,7 @@ import sys
 
 SHORT = {
     "gpu__time_duration.sum": "time",
+    "smsp__inst_executed.sum": "warp instructions",
     "launch__registers_per_thread": "regs",
     "launch__shared_mem_per_block_dynamic": "smem/block",
     "launch__grid_size": "grid",

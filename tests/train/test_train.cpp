@@ -853,4 +853,9 @@ TEST_CASE("tools/bench_wavelet: the wavelet path on the CPU is timed, with its t
   Run dtype = run_shell(exe + " --device cpu --dtype fp16", dir);
   CHECK(dtype.rc == 1);
   CHECK(contains(dtype.err, "--dtype: expected fp32, fp64 or bf16, got \"fp16\""));
+  CHECK_FALSE(j.at("cuda_graphs").get<bool>());
+  // A CUDA graph of the pass records device work: not on the CPU, and not without a warm-up.
+  Run graphs = run_shell(exe + " --device cpu --cuda-graphs --batch 1 --len 8 --dim 2 --wlen 2", dir);
+  CHECK(graphs.rc == 1);
+  CHECK(contains(graphs.err, "--cuda-graphs needs --device cuda and at least one --warmup pass"));
 }

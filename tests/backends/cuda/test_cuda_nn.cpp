@@ -516,6 +516,44 @@ TEST_CASE("cuda nn: bfloat16 wavelets (float32 filters) equal float32 on the CPU
   check_error([] { dwt(randn({2, 8}).to(kBFloat16), Wavelet("db2")); }, {"dwt", "bfloat16"});
 }
 
+// The vector-tile kernels (16-byte rows, at most 16 taps, two bands) give each block a run of
+// output tiles, copying the next tile's rows while they compute the current one; the launch
+// takes about one wave of blocks, which signals this small never exceed, so the run length is
+// set here: 1 (a tile per block), 2, 3 (runs that end past the last tile) and 8. Channels 72
+// (a full and a partial channel tile), lengths of several tiles, every mode: in each, tiles at
+// the ends (analysis through the map; synthesis's end tiles as inner ones plus the rows' other
+// map entries where every row has its own entry, else element by element) and inner tiles.
+TEST_CASE("cuda nn: the vector-tile wavelet kernels walking runs of tiles equal the CPU, every mode" * gpu_only()) {
+  struct TilesPerBlock {
+    explicit TilesPerBlock(int n) { cuda::set_wavelet_tiles_per_block(n); }
+    ~TilesPerBlock() { cuda::set_wavelet_tiles_per_block(0); }
+  };
+  const int64_t B = 2, D = 72;
+  for (int tiles : {1, 2, 3, 8}) {
+    TilesPerBlock run(tiles);
+    for (WaveletMode mode : kAllModes)
+      for (int64_t N : {(int64_t)701, (int64_t)1000}) {
+        const std::string m = str(wavelet_mode_name(mode), " N=", N, " tiles per block ", tiles);
+        INFO(m);
+        for (DType dt : kDtypes) {
+          const Tol tol = sum_tol(dt, B * 2 * N * D);
+          check_parity([mode](const In& in) {
+            auto [a, d] = dwt(in[0], Wavelet::orthogonal_from(in[1]), mode, 1);
+            return concat({a, mul(d, 2.0)}, 1);
+          }, {randn({B, N, D}, dt), mul(randn({16, D}, dt), 0.5)}, label(dt, "dwt F=16 " + m), tol);
+          check_parity([mode](const In& in) {
+            return idwt(in[0], in[1], Wavelet::biorthogonal(in[2], in[3], in[4], in[5]), mode, 1);
+          }, {randn({B, N / 2, D}, dt), randn({B, N / 2, D}, dt), randn({6, D}, dt), randn({6, D}, dt),
+              randn({6, D}, dt), randn({6, D}, dt)}, label(dt, "idwt F=6 " + m), tol);
+        }
+        check_wavelet_bf16([mode, N](const In& in) {
+          Wavelet w = Wavelet::orthogonal_from(in[1]);
+          return waverec(wavedec(in[0], w, 2, mode, 1), w, mode, 1, N);
+        }, {randn({B, N, D})}, {mul(randn({16, D}), 0.3)}, "bf16 wavedec + waverec F=16 " + m, B * N, 1e-2);
+      }
+  }
+}
+
 // A random orthogonal-bank low-pass with the norm sqrt(2) of a real one: two levels of a 2-D
 // transform with an unnormalised random filter scale values by up to |f|^8, and float32's
 // cancellation in the result then exceeds any absolute tolerance.
