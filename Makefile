@@ -162,6 +162,14 @@ LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(CUDA_SRC:%.cu=$(BUILD)/obj/%.cu.
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
+# A smaller test program for .ci/run's OpenMP-free build (OPENMP=0): doctest's main and the
+# files of the cases whose kernels have OpenMP-parallel loops (the op table's gradient checks,
+# attention, GEMM, reductions, vectorised float32 kernels, FFT, wavelets) and of the short
+# training run; CI runs those cases single-threaded without compiling the whole suite again.
+OMP_TEST_SRC := tests/main.cpp $(sort $(wildcard tests/ops/op_table*.cpp)) tests/ops/test_op_table.cpp \
+                tests/ops/test_attention.cpp \
+                tests/ops/test_ops_values.cpp tests/ops/test_fft.cpp tests/ops/test_wavelet.cpp tests/train/test_train.cpp
+OMP_TESTS    := $(BUILD)/wavspa_omp_tests
 
 DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
@@ -200,6 +208,9 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB)
 
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(OMP_TESTS): $(OMP_TEST_SRC:%.cpp=$(BUILD)/obj/%.o) $(LIB)
+	$(CXX) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -89,7 +89,10 @@ Wavelet Wavelet::orthogonal_from(const Tensor& dec_lo) {
   w.dec_lo = dec_lo;
   w.rec_lo = flip(dec_lo, {0});
   w.rec_hi = mul(dec_lo, alternating_signs(dec_lo, 0));
-  w.dec_hi = mul(w.rec_lo, alternating_signs(dec_lo, 1));
+  // (-1)^(k+1) rec_lo[k] = (-1)^(k+1) dec_lo[F-1-k] = rec_hi[F-1-k] for even F: sign flips
+  // and reversals are exact, so this is the same bits as the product.
+  w.dec_hi = flip(w.rec_hi, {0});
+  w.bank = stack({w.rec_lo, w.rec_hi}, 0);
   return w;
 }
 
@@ -129,10 +132,26 @@ int64_t dwt_coeff_len(int64_t n, int64_t filter_len, WaveletMode mode) {
 
 namespace {
 
+// Checks a per-channel filter's column count against the signal's channels.
+void check_filter_channels(const char* op, const Tensor& f, const AxisView& v) {
+  WAVSPA_CHECK(f.shape()[1] == v.C, op, ": per-channel filters ", shape_str(f.shape()),
+               " need one column per channel, but the signal has ", v.C,
+               " channels (the product of the dims after axis ", v.axis, " of ",
+               shape_str(v.shape), ")");
+}
+
 // Filters as the kernels want them: (nf, F, Cw), cast to filter_dtype(signal) and its device,
-// with a per-channel count checked against the signal's channels.
+// with a per-channel count checked against the signal's channels. `stacked` (the wavelet's
+// bank: the filters, reversed where `reverse` says, already stacked) is taken as it is where
+// its dtype and device are the ones wanted: no launch and no autograd node per transform.
 Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const AxisView& v,
-                   const Tensor& like, bool reverse) {
+                   const Tensor& like, bool reverse, const Tensor& stacked = Tensor()) {
+  if (stacked.defined() && stacked.dtype() == filter_dtype(like.dtype()) && stacked.device() == like.device() &&
+      stacked.dim() >= 2 && stacked.shape()[0] == (int64_t)filters.size()) {
+    if (stacked.dim() == 2) return stacked.unsqueeze(2);
+    check_filter_channels(op, stacked.select(0, 0), v);
+    return stacked;
+  }
   std::vector<Tensor> parts;
   for (const Tensor& f0 : filters) {
     check_filter(op, f0, "filter");
@@ -140,10 +159,7 @@ Tensor filter_bank(const char* op, const std::vector<Tensor>& filters, const Axi
                  shape_str(filters[0].shape()), " and ", shape_str(f0.shape()));
     Tensor f = f0.to(filter_dtype(like.dtype())).to(like.device());
     if (f.dim() == 2) {
-      WAVSPA_CHECK(f.shape()[1] == v.C, op, ": per-channel filters ", shape_str(f.shape()),
-                   " need one column per channel, but the signal has ", v.C,
-                   " channels (the product of the dims after axis ", v.axis, " of ",
-                   shape_str(v.shape), ")");
+      check_filter_channels(op, f, v);
     } else {
       f = f.unsqueeze(1);
     }
@@ -164,7 +180,7 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
   const int64_t F = wavelet.filter_length();
   // cA[o] = sum_j dec_lo[j] x_ext[2 o + 1 - j] (pywt's convolution), computed as a
   // correlation with the reversed filter over the extended signal.
-  Tensor w = filter_bank(op, {wavelet.dec_lo, wavelet.dec_hi}, v, x, /*reverse=*/true);
+  Tensor w = filter_bank(op, {wavelet.dec_lo, wavelet.dec_hi}, v, x, /*reverse=*/true, wavelet.bank);
   std::vector<Tensor> coeffs;
   if (mode == WaveletMode::Periodization) {
     const int64_t L = (v.N + 1) / 2;  // an odd signal first repeats its last sample
@@ -188,7 +204,7 @@ Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, Wa
   WAVSPA_CHECK(wavelet.rec_lo.defined(), op, ": the wavelet has no filters");
   const int64_t F = wavelet.filter_length(), L = v.N;
   WAVSPA_CHECK(L >= 1, op, ": empty coefficients along axis ", v.axis);
-  Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false);
+  Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false, wavelet.bank);
   std::vector<Tensor> planes{to_3d(cA, v), to_3d(cD, v)};
   Tensor out;
   if (mode == WaveletMode::Periodization) {

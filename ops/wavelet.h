@@ -48,6 +48,14 @@ struct Wavelet {
   Tensor dec_lo, dec_hi;    // (F) or (F, C)
   Tensor rec_lo, rec_hi;
   bool orthogonal = false;
+  // (2, F) or (2, F, C): rec_lo and rec_hi stacked, the taps both dwt and idwt run (dwt
+  // correlates with the reversed decomposition filters, which for an orthogonal bank are
+  // rec_lo and rec_hi, bit for bit). orthogonal_from sets it, so that every level and both
+  // directions share one tensor and its one autograd node; where it is undefined, or of another
+  // dtype or device than the transform needs, each transform stacks the filters itself. Like
+  // rec_lo and friends it is derived once, at construction: assigning dec_lo later changes
+  // neither.
+  Tensor bank;
 
   Wavelet() = default;
   // A named wavelet as PyWavelets stores it (float64): "haar", "db1".."db38", "sym2".."sym20",
@@ -56,7 +64,8 @@ struct Wavelet {
   explicit Wavelet(const std::string& name);
   // An orthogonal bank from its decomposition low-pass (F even, (F) or (F, C)); the other
   // three filters follow from the quadrature-mirror relations, differentiably:
-  // rec_lo = reverse(dec_lo), rec_hi[k] = (-1)^k dec_lo[k], dec_hi[k] = (-1)^(k+1) rec_lo[k].
+  // rec_lo = reverse(dec_lo), rec_hi[k] = (-1)^k dec_lo[k], dec_hi[k] = (-1)^(k+1) rec_lo[k]
+  // (= reverse(rec_hi), as F is even); `bank` is stack(rec_lo, rec_hi).
   static Wavelet orthogonal_from(const Tensor& dec_lo);
   // A biorthogonal bank from its four filters (same length and layout).
   static Wavelet biorthogonal(const Tensor& dec_lo, const Tensor& dec_hi, const Tensor& rec_lo,
