@@ -239,6 +239,161 @@ void with_row_cache(int64_t n, dim3 block, F&& f) {
   else f(std::integral_constant<int, 0>{});
 }
 
+// Rows whose length is a multiple of 8, up to 1024 elements (bfloat16 or float32, every row
+// 16-byte aligned): a group of G lanes (G of 4..32, a power of two) owns a row and each lane
+// CH chunks of 8 elements, chunk c = lane + G k, each read and written as 16-byte words. A
+// lane adds its elements in double, then the group adds the lanes' sums by shuffles in a fixed
+// order, so the result is the same on every run (and differs from the element kernels above
+// only in the order of double sums). Every lane of a warp runs the shuffles, rows past M
+// included. At N = 128 in bfloat16 this is 16 lanes a row, two rows a warp: about a sixth of
+// the warp instructions of one element a lane, where the kernels were issue-bound (ncu).
+constexpr int kVecRowMaxChunks = 4;  // chunks per lane: rows up to 32 * 4 * 8 = 1024 elements
+
+template <int G, typename V>
+__device__ __forceinline__ V group_sum(V v) {
+#pragma unroll
+  for (int offset = G / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <typename T, typename P, int G, int CH>
+__global__ void __launch_bounds__(kThreads) layernorm_forward_vec(const T* __restrict__ x, const P* __restrict__ w,
+                                                             const P* __restrict__ b, double eps, T* __restrict__ y,
+                                                             float* mean, float* rstd, int64_t M, int N) {
+  const int lane = (int)threadIdx.x % G, chunks = N / 8;
+  const int64_t per_block = blockDim.x / G;
+  for (int64_t base = (int64_t)blockIdx.x * per_block; base < M; base += (int64_t)gridDim.x * per_block) {
+    const int64_t m = base + threadIdx.x / G;
+    const bool active = m < M;
+    const T* row = x + (active ? m : 0) * N;
+    float c[CH][8];
+    double s = 0;
+#pragma unroll
+    for (int k = 0; k < CH; ++k) {
+      const int ch = lane + G * k;
+      const Vec8<T> v = active && ch < chunks ? load_vec8(row + 8 * ch, 1, 8) : Vec8<T>{};
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        c[k][e] = to_compute(v.v[e]);
+        s += c[k][e];
+      }
+    }
+    const double mu = group_sum<G>(s) / N;
+    double ss = 0;
+#pragma unroll
+    for (int k = 0; k < CH; ++k)
+      if (lane + G * k < chunks)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const double d = c[k][e] - mu;
+          ss += d * d;
+        }
+    ss = group_sum<G>(ss);
+    if (!active) continue;
+    const double r = 1.0 / sqrt(ss / N + eps);
+    if (lane == 0) {
+      mean[m] = (float)mu;
+      rstd[m] = (float)r;
+    }
+    const float tmu = (float)mu, tr = (float)r;
+#pragma unroll
+    for (int k = 0; k < CH; ++k) {
+      const int ch = lane + G * k;
+      if (ch >= chunks) break;
+      const Vec8<P> wv = w ? load_vec8(w + 8 * ch, 1, 8) : Vec8<P>{};
+      const Vec8<P> bv = b ? load_vec8(b + 8 * ch, 1, 8) : Vec8<P>{};
+      Vec8<T> out;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float v = (c[k][e] - tmu) * tr;
+        if (w) v *= (float)to_compute(wv.v[e]);
+        if (b) v += (float)to_compute(bv.v[e]);
+        out.v[e] = from_compute<T>(v);
+      }
+      store_vec8(y + m * N + 8 * ch, out, 8);
+    }
+  }
+}
+
+template <typename T, typename P, int G, int CH>
+__global__ void __launch_bounds__(kThreads) layernorm_backward_x_vec(const T* __restrict__ gy, const T* __restrict__ x,
+                                                                const P* __restrict__ w, const float* mean,
+                                                                const float* rstd, T* __restrict__ gx, int64_t M,
+                                                                int N) {
+  const int lane = (int)threadIdx.x % G, chunks = N / 8;
+  const int64_t per_block = blockDim.x / G;
+  for (int64_t base = (int64_t)blockIdx.x * per_block; base < M; base += (int64_t)gridDim.x * per_block) {
+    const int64_t m = base + threadIdx.x / G;
+    const bool active = m < M;
+    const int64_t off = (active ? m : 0) * (int64_t)N;
+    const float mu = mean[active ? m : 0], r = rstd[active ? m : 0];
+    float xc[CH][8], gw[CH][8];
+    double sum_gw = 0, sum_gwx = 0;
+#pragma unroll
+    for (int k = 0; k < CH; ++k) {
+      const int ch = lane + G * k;
+      const bool in = active && ch < chunks;
+      const Vec8<T> xv = in ? load_vec8(x + off + 8 * ch, 1, 8) : Vec8<T>{};
+      const Vec8<T> gv = in ? load_vec8(gy + off + 8 * ch, 1, 8) : Vec8<T>{};
+      const Vec8<P> wv = in && w ? load_vec8(w + 8 * ch, 1, 8) : Vec8<P>{};
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        xc[k][e] = to_compute(xv.v[e]);
+        gw[k][e] = to_compute(gv.v[e]) * (w ? (float)to_compute(wv.v[e]) : 1.0f);
+        const float xhat = (xc[k][e] - mu) * r;
+        sum_gw += gw[k][e];
+        sum_gwx += gw[k][e] * xhat;
+      }
+    }
+    sum_gw = group_sum<G>(sum_gw);
+    sum_gwx = group_sum<G>(sum_gwx);
+    if (!active) continue;
+    const float a = (float)(sum_gw / N), c = (float)(sum_gwx / N);
+#pragma unroll
+    for (int k = 0; k < CH; ++k) {
+      const int ch = lane + G * k;
+      if (ch >= chunks) break;
+      Vec8<T> out;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float xhat = (xc[k][e] - mu) * r;
+        out.v[e] = from_compute<T>(r * (gw[k][e] - a - xhat * c));
+      }
+      store_vec8(gx + off + 8 * ch, out, 8);
+    }
+  }
+}
+
+// Calls f(G, CH) (integral constants) for a row of n elements when the chunked kernels take
+// it: T bfloat16 or float32, n a multiple of 8 in [32, 1024], and every pointer 16-byte aligned.
+// Returns false (f not called) otherwise.
+template <typename T, typename F>
+bool with_vec_rows(int64_t n, std::initializer_list<const void*> ptrs, F&& f) {
+  if constexpr (!std::is_same_v<T, bf16> && !std::is_same_v<T, float>) {
+    return false;
+  } else {
+    if (n % 8 != 0 || n < 32 || n > 32 * 8 * kVecRowMaxChunks) return false;
+    for (const void* p : ptrs)
+      if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+    const int64_t chunks = n / 8;
+    if (chunks <= 4) f(std::integral_constant<int, 4>{}, std::integral_constant<int, 1>{});
+    else if (chunks <= 8) f(std::integral_constant<int, 8>{}, std::integral_constant<int, 1>{});
+    else if (chunks <= 16) f(std::integral_constant<int, 16>{}, std::integral_constant<int, 1>{});
+    else if (chunks <= 32) f(std::integral_constant<int, 32>{}, std::integral_constant<int, 1>{});
+    else if (chunks <= 64) f(std::integral_constant<int, 32>{}, std::integral_constant<int, 2>{});
+    else f(std::integral_constant<int, 32>{}, std::integral_constant<int, 4>{});
+    return true;
+  }
+}
+
+// Blocks of kThreads for M rows at G lanes a row (grid-stride beyond the cap).
+inline unsigned vec_row_grid(int64_t M, int G) {
+  const int64_t per_block = kThreads / G;
+  int64_t blocks = (M + per_block - 1) / per_block;
+  if (blocks > 65535 * 16) blocks = 65535 * 16;
+  return (unsigned)(blocks < 1 ? 1 : blocks);
+}
+
 // grad_weight / grad_bias, first pass: column sums over one chunk of rows per blockIdx.y,
 // into partial (chunks, N) buffers of doubles. Threads (32, 8): x walks 32 adjacent columns
 // (coalesced), y splits the chunk's rows; the 8 partial sums of a column are then added in
@@ -424,6 +579,16 @@ void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const
   dispatch_layernorm(x.dtype(), weight, bias, "layer_norm", [&](auto zero, auto pzero) {
     using T = decltype(zero);
     using P = decltype(pzero);
+    const P* w = weight.defined() ? dptr<P>(weight) : nullptr;
+    const P* b = bias.defined() ? dptr<P>(bias) : nullptr;
+    if (with_vec_rows<T>(N, {dptr<T>(x), dptr<T>(y), w, b}, [&](auto g, auto ch) {
+          constexpr int G = decltype(g)::value, CH = decltype(ch)::value;
+          layernorm_forward_vec<T, P, G, CH><<<vec_row_grid(M, G), kThreads, 0, stream()>>>(
+              dptr<T>(x), w, b, eps, dptr<T>(y), dptr<float>(mean), dptr<float>(rstd), M, (int)N);
+        })) {
+      WAVSPA_CUDA_LAUNCH_CHECK();
+      return;
+    }
     const dim3 block = row_block(N);
     with_row_cache(N, block, [&](auto kc) {
       layernorm_forward_kernel<T, P, decltype(kc)::value><<<row_grid(M, block), block, 0, stream()>>>(
@@ -446,7 +611,15 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
                      [&](auto zero, auto pzero) {
     using T = decltype(zero);
     using P = decltype(pzero);
-    if (M > 0 && N > 0) {
+    const P* w = weight.defined() ? dptr<P>(weight) : nullptr;
+    if (M > 0 && N > 0 &&
+        with_vec_rows<T>(N, {dptr<T>(grad_y), dptr<T>(x), dptr<T>(grad_x), w}, [&](auto g, auto ch) {
+          constexpr int G = decltype(g)::value, CH = decltype(ch)::value;
+          layernorm_backward_x_vec<T, P, G, CH><<<vec_row_grid(M, G), kThreads, 0, stream()>>>(
+              dptr<T>(grad_y), dptr<T>(x), w, dptr<float>(mean), dptr<float>(rstd), dptr<T>(grad_x), M, (int)N);
+        })) {
+      WAVSPA_CUDA_LAUNCH_CHECK();
+    } else if (M > 0 && N > 0) {
       const dim3 block = row_block(N);
       with_row_cache(N, block, [&](auto kc) {
         layernorm_backward_x_kernel<T, P, decltype(kc)::value><<<row_grid(M, block), block, 0, stream()>>>(

@@ -109,4 +109,48 @@ TEST_CASE("cuda bfloat16: layer norm keeps float32 statistics; a small model tra
   }
 }
 
+TEST_CASE("cuda bfloat16: layer norm's chunked row kernels (16-byte words, a lane group a row) against the CPU" * gpu_only()) {
+  // Rows that are multiples of 8 from 32 to 1024 elements take the chunked kernels (norm.cu:
+  // 4 to 32 lanes a row, 1 to 4 chunks a lane, lanes past the row idle); 36 and 1032 take the
+  // element kernels, and so does a row that does not start 16-byte aligned. 77 rows: the last
+  // block is partly past the end. float32 rows against the CPU's float32 (double sums in
+  // another order), bfloat16 rows with float32 parameters (autocast's pairing) within one
+  // bfloat16 ulp of the CPU's float32 on the same rounded values, gradients included.
+  const Device cuda = Device::cuda();
+  for (int64_t n : {32, 36, 40, 128, 200, 256, 264, 520, 1024, 1032}) {
+    for (bool aligned : {true, false}) {
+      INFO("n=", n, aligned ? "" : ", rows offset by one element");
+      const int64_t rows = 77;
+      Tensor whole = add(mul(randn({rows * n + 1}), 3.0), 2.0);
+      Tensor x = whole.narrow(0, aligned ? 0 : 1, rows * n).reshape({rows, n});
+      Tensor w = randn({n}), b = randn({n}), seed = randn({rows, n});
+      // float32 on both devices
+      Tensor xc = x.detach().clone().requires_grad_(), wc = w.clone().requires_grad_(), bc = b.clone().requires_grad_();
+      Tensor xg = x.to(cuda).requires_grad_(), wg = w.to(cuda).requires_grad_(), bg = b.to(cuda).requires_grad_();
+      if (!aligned) xg = whole.to(cuda).narrow(0, 1, rows * n).reshape({rows, n}).detach().requires_grad_();
+      Tensor yc = layer_norm(xc, {n}, wc, bc), yg = layer_norm(xg, {n}, wg, bg);
+      CHECK(max_abs_diff(yc, yg) <= 1e-5);
+      yc.backward(seed);
+      yg.backward(seed.to(cuda));
+      CHECK(max_abs_diff(xc.grad(), xg.grad()) <= 1e-4);
+      CHECK(max_abs_diff(wc.grad(), wg.grad()) <= 1e-3);
+      CHECK(max_abs_diff(bc.grad(), bg.grad()) <= 1e-3);
+      // bfloat16 rows, float32 parameters
+      Tensor wholeb = whole.to(kBFloat16), sb = seed.to(kBFloat16);
+      Tensor xb = wholeb.narrow(0, aligned ? 0 : 1, rows * n).reshape({rows, n});
+      Tensor xr = xb.to(kFloat32).requires_grad_(), wr = w.clone().requires_grad_();
+      Tensor xbg = wholeb.to(cuda).narrow(0, aligned ? 0 : 1, rows * n).reshape({rows, n}).detach().requires_grad_();
+      Tensor wbg = w.to(cuda).requires_grad_();
+      Tensor yr = layer_norm(xr, {n}, wr, b), ybg = layer_norm(xbg, {n}, wbg, b.to(cuda));
+      CHECK(ybg.dtype() == kBFloat16);
+      CHECK(worst_ulps(ybg, yr, 1e-3) <= 1);
+      yr.backward(sb.to(kFloat32));
+      ybg.backward(sb.to(cuda));
+      CHECK(xbg.grad().dtype() == kBFloat16);
+      CHECK(worst_ulps(xbg.grad(), xr.grad(), 1e-3) <= 1);
+      CHECK(max_abs_diff(wbg.grad(), wr.grad()) <= 1e-3 * (double)rows);
+    }
+  }
+}
+
 #endif  // WAVSPA_CUDA
