@@ -166,6 +166,10 @@ class Backend {
                       const Tensor& out) = 0;
   // Index (int64) of the max (or min) along `dim`; out has x's shape without `dim`.
   virtual void arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) = 0;
+  // out (N) = the column sums of x (M, N), contiguous, in an order that does not depend on
+  // the run (the same bits every time): a linear layer's bias gradient. out is float32 for
+  // float32 or bfloat16 x (bfloat16: CUDA only), float64 for float64 x.
+  virtual void column_sum(const Tensor& x, const Tensor& out) = 0;
 
   // --- matrix products (a, b, c addressed through raw_data() and GemmArgs) --------------
   // float32 products follow matmul_precision() (core/runtime.h). a and b have c's dtype,

@@ -168,7 +168,7 @@ namespace {
 // float32 bias added through the product's beta. Backward multiplies in bfloat16 with
 // float32 accumulation and writes grad_x in bfloat16 but grad_weight and grad_bias straight
 // into float32 (cuBLAS's mixed output), so the master weights get float32 gradients without
-// a cast kernel. grad_bias is ones(rows) . g: a product too, so it has a fixed order.
+// a cast kernel. grad_bias is the backend's column_sum of g: one launch, in a fixed order.
 Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t in = weight.shape()[1], out_f = weight.shape()[0];
   Shape out_shape = x.shape();
@@ -219,9 +219,7 @@ Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         if (out_f && rows == 0) {
           be.fill(gb, 0.0);
         } else if (out_f) {
-          Tensor ones = Tensor::empty({rows}, kBFloat16, sx.device());
-          be.fill(ones, 1.0);
-          be.gemm(GemmArgs{false, false, 1, out_f, rows, rows, out_f, out_f, 1.0, 0.0}, ones, g2, gb);
+          be.column_sum(g2.as_strided({rows, out_f}, {out_f, 1}, g2.offset()), gb);
         }
       }
       return G{gx, gw, gb};

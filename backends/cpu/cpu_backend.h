@@ -24,6 +24,7 @@ class CpuBackend final : public Backend {
   void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
               const Tensor& out) override;
   void arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Tensor& out) override;
+  void column_sum(const Tensor& x, const Tensor& out) override;
 
   void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) override;
   void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,

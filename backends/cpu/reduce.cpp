@@ -6,6 +6,7 @@
 //            memory is read in order.
 // Anything else is first copied with the reduced dims last, which makes it a row.
 // float32 accumulates in double.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -156,6 +157,26 @@ void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Ten
         if (is_max ? v > best_v : v < best_v) { best = i; best_v = v; }
       }
       o[k] = best;
+    }
+  });
+}
+
+// Column sums in double, each column's rows added in order (the same bits for any thread
+// count): columns are split between threads, and a thread walks the rows of its columns.
+void CpuBackend::column_sum(const Tensor& x, const Tensor& out) {
+  const int64_t M = x.shape()[0], N = x.shape()[1];
+  visit_floating(x.dtype(), "column_sum", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = static_cast<const T*>(x.raw_data());
+    T* o = static_cast<T*>(out.raw_data());
+    constexpr int64_t kCols = 64;  // a block of columns per task: rows are read 64 at a time
+#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+    for (int64_t c0 = 0; c0 < N; c0 += kCols) {
+      const int64_t c1 = std::min(N, c0 + kCols);
+      double acc[kCols] = {};
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += (double)in[m * N + c];
+      for (int64_t c = c0; c < c1; ++c) o[c] = (T)acc[c - c0];
     }
   });
 }

@@ -21,6 +21,7 @@
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/nn_common.cuh"
 
 namespace wavspa::cuda {
 namespace {
@@ -350,6 +351,139 @@ void CudaBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Te
       arg_reduce_kernel<T, false><<<grid, dim3(bx, by), 0, stream()>>>(dptr<T>(x), ik, K, R, rs,
                                                                        dptr<int64_t>(out));
     WAVSPA_CUDA_LAUNCH_CHECK();
+  });
+}
+
+// ---- column sums (a linear layer's bias gradient) --------------------------------------------
+//
+// One launch. Block (tile, split) sums rows [split * chunk, ...) of a tile of columns: thread
+// (x, y) owns V columns (V = 8, read as 16-byte words, when every row is 16-byte aligned;
+// else 1) and takes every KY-th row from y, four rows' loads in flight at a time; the KY sums
+// of a column are then added in y order, in double, and written as the block's partial row.
+// The last block of a tile to finish (a per-tile counter of finished blocks tells it) adds
+// the tile's partial rows the same way: thread row y takes splits y, y + KY, ..., then the
+// thread rows' totals are added in y order. Which block comes last depends on the run, the order
+// of every addition does not, so the bits are the same on every run. The last block sets its
+// counter back to 0 for the next launch (kernels of the one stream run in order, so two
+// launches never share the counters).
+namespace {
+constexpr int kSumThreads = 256, kSumMaxTiles = 4096;
+__device__ unsigned g_column_sum_done[kSumMaxTiles];
+
+template <typename T, typename O, int V, int KX>
+__global__ void __launch_bounds__(kSumThreads) column_sum_kernel(const T* __restrict__ x, int64_t M, int64_t N,
+                                                                  int64_t tile0, int64_t chunk,
+                                                                  double* __restrict__ partial, O* __restrict__ out) {
+  using A = Accum<T>;
+  constexpr int KY = kSumThreads / KX, W = KX * V;  // W: columns of a tile
+  __shared__ double red[KY][W];
+  __shared__ bool last;
+  const int tid = threadIdx.y * KX + threadIdx.x;
+  const int64_t first = (tile0 + blockIdx.x) * W, c0 = first + threadIdx.x * V;
+  const int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = min(M, r0 + chunk);
+  // The thread rows' sums of a column, added in y order (both phases).
+  auto column_totals = [&](auto&& write) {
+    __syncthreads();
+    for (int j = tid; j < W; j += kSumThreads) {  // red holds column x V + e at e KX + x
+      double t = 0;
+      for (int y = 0; y < KY; ++y) t += red[y][j];
+      const int64_t col = first + (j % KX) * V + j / KX;
+      if (col < N) write(col, t);
+    }
+  };
+  A acc[V] = {};
+  auto row = [&](int64_t r) {
+    if constexpr (V == 8) return load_vec8(x + r * N + c0, 1, 8);
+    else return x[r * N + c0];
+  };
+  auto add = [&](const auto& v) {
+    if constexpr (V == 8) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] += (A)to_compute(v.v[e]);
+    } else {
+      acc[0] += (A)to_compute(v);
+    }
+  };
+  if (c0 < N) {
+    int64_t r = r0 + threadIdx.y;
+    for (; r + 3 * KY < r1; r += 4 * KY) {  // four loads issued, then added in row order
+      const auto a = row(r), b = row(r + KY), c = row(r + 2 * KY), d = row(r + 3 * KY);
+      add(a), add(b), add(c), add(d);
+    }
+    for (; r < r1; r += KY) add(row(r));
+  }
+#pragma unroll
+  for (int e = 0; e < V; ++e) red[threadIdx.y][e * KX + threadIdx.x] = (double)acc[e];
+  column_totals([&](int64_t col, double t) { partial[blockIdx.y * N + col] = t; });
+  __threadfence();  // this thread's partials are visible before the counter says the block is done
+  __syncthreads();
+  if (tid == 0) last = atomicAdd(&g_column_sum_done[blockIdx.x], 1u) == gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;  // uniform over the block
+  __threadfence();
+  // The last block: thread (x, y) adds splits y, y + KY, ... of its columns (loads from L2,
+  // not L1's copies), then the thread rows' totals are added in y order as before.
+  double tot[V] = {};
+  if (c0 < N) {
+    const unsigned splits = gridDim.y;
+    unsigned s = threadIdx.y;
+    for (; s + 3 * KY < splits; s += 4 * KY) {
+      double v[4][V];
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+#pragma unroll
+        for (int e = 0; e < V; ++e) v[q][e] = __ldcg(&partial[(s + q * KY) * N + c0 + e]);
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+#pragma unroll
+        for (int e = 0; e < V; ++e) tot[e] += v[q][e];
+    }
+    for (; s < splits; s += KY)
+#pragma unroll
+      for (int e = 0; e < V; ++e) tot[e] += __ldcg(&partial[s * N + c0 + e]);
+  }
+  __syncthreads();  // every thread is done reading red from the first phase
+#pragma unroll
+  for (int e = 0; e < V; ++e) red[threadIdx.y][e * KX + threadIdx.x] = tot[e];
+  column_totals([&](int64_t col, double t) { out[col] = (O)t; });
+  if (tid == 0) g_column_sum_done[blockIdx.x] = 0;
+}
+
+template <typename T, typename O, int V, int KX>
+void launch_column_sum(const T* x, int64_t M, int64_t N, double* partial, int64_t splits, int64_t chunk, O* out) {
+  const int64_t tiles = ceil_div(N, KX * V);
+  for (int64_t t0 = 0; t0 < tiles; t0 += kSumMaxTiles) {
+    const unsigned nt = (unsigned)std::min<int64_t>(kSumMaxTiles, tiles - t0);
+    column_sum_kernel<T, O, V, KX><<<dim3(nt, (unsigned)splits), dim3(KX, kSumThreads / KX), 0, stream()>>>(
+        x, M, N, t0, chunk, partial, out);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+  }
+}
+}  // namespace
+
+void CudaBackend::column_sum(const Tensor& x, const Tensor& out) {
+  const int64_t M = x.shape()[0], N = x.shape()[1];
+  if (N == 0) return;
+  if (M == 0) return fill(out, 0.0);
+  dispatch_floating_bf16(x.dtype(), "column_sum", [&](auto zero) {
+    using T = decltype(zero);
+    using O = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const T* xp = dptr<T>(x);
+    const bool vec = N % 8 == 0 && reinterpret_cast<uintptr_t>(xp) % 16 == 0;
+    // Tiles of 32 columns (8 a thread across 4 threads and 64 thread rows, or one a thread
+    // across 32 and 8 rows), so that several blocks share the last phase; splits of the rows
+    // for about four blocks per SM in all, at least 64 rows each.
+    const int64_t tiles = ceil_div(N, 32);
+    int64_t splits = std::clamp<int64_t>(ceil_div(4 * sm_count(), std::min<int64_t>(tiles, kSumMaxTiles)), 1,
+                                         std::max<int64_t>(1, M / 64));
+    splits = std::min<int64_t>(splits, 65535);
+    const int64_t chunk = ceil_div(M, splits);
+    splits = ceil_div(M, chunk);
+    Tensor part = scratch_bytes((size_t)(splits * N) * sizeof(double), x.device());
+    double* pp = dptr<double>(part);
+    O* op = dptr<O>(out);
+    if (vec) launch_column_sum<T, O, 8, 4>(xp, M, N, pp, splits, chunk, op);
+    else launch_column_sum<T, O, 1, 32>(xp, M, N, pp, splits, chunk, op);
   });
 }
 

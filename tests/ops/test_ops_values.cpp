@@ -1,4 +1,5 @@
 // Forward values of the ops against their formulas written out here.
+#include "backends/backend.h"
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -393,4 +394,26 @@ TEST_CASE("fused activation backward kernels equal the gradient of their composi
                        Tensor pos = gt(x, zeros_like(x));
                        return where(pos, x, mul(sub(exp(x), 1.0), 0.7));
                      })) < 1e-12);
+}
+
+TEST_CASE("backend column_sum: each column's rows added in order, in double, whatever the thread count") {
+  // The CPU half of the primitive behind linear's bias gradient under autocast (the CUDA half
+  // is compared with this one in tests/backends/cuda/test_cuda_nn.cpp).
+  for (auto [M, N] : std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {1, 1}, {257, 70}, {3000, 130}}) {
+    INFO("rows=", M, " cols=", N);
+    Tensor x = randn({M, N}, kFloat64);
+    std::vector<double> v = x.to_vector<double>(), want(N, 0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t c = 0; c < N; ++c) want[c] += v[m * N + c];
+    Tensor got = Tensor::empty({N}, kFloat64);
+    backend_for(Device::cpu()).column_sum(x, got);
+    CHECK(got.to_vector<double>() == want);  // the same additions in the same order
+    Tensor x32 = x.to(kFloat32), got32 = Tensor::empty({N}, kFloat32);
+    backend_for(Device::cpu()).column_sum(x32, got32);
+    std::vector<double> v32 = x32.to(kFloat64).to_vector<double>(), want32(N, 0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t c = 0; c < N; ++c) want32[c] += v32[m * N + c];
+    const std::vector<float> g32 = got32.to_vector<float>();
+    for (int64_t c = 0; c < N; ++c) CHECK(g32[c] == (float)want32[c]);
+  }
 }

@@ -902,6 +902,38 @@ TEST_CASE("cuda nn: every model preset gives the CPU's logits and gradients (flo
   }
 }
 
+TEST_CASE("cuda nn: column_sum (a linear layer's bias gradient) against the CPU, the same bits every run" * gpu_only()) {
+  const Device cuda = Device::cuda();
+  // (rows, cols): one block, partial tiles, many row splits, more tiles than one launch takes
+  // (4096 tiles of 32 columns: 140001 and 1048584),
+  // and no rows at all.
+  for (auto [M, N] : std::vector<std::pair<int64_t, int64_t>>{{1, 5}, {300, 33}, {64032, 128}, {64032, 192}, {3, 140001}, {2, 1048584}, {0, 7}}) {
+    INFO("rows=", M, " cols=", N);
+    Tensor x = add(randn({M, N}), 0.5);
+    auto cuda_sum = [&](const Tensor& in, DType out_dt) {
+      Tensor out = Tensor::empty({N}, out_dt, cuda);
+      backend_for(in.device()).column_sum(in, out);
+      return out.to(Device::cpu());
+    };
+    for (DType dt : {kFloat32, kFloat64}) {
+      Tensor xd = x.to(dt);
+      Tensor cpu = Tensor::empty({N}, dt);
+      backend_for(Device::cpu()).column_sum(xd, cpu);
+      Tensor got = cuda_sum(xd.to(cuda), dt);
+      CHECK(max_abs_diff(got, cpu) <= (dt == kFloat64 ? 1e-9 : 1e-4));
+      CHECK(max_abs_diff(got, cuda_sum(xd.to(cuda), dt)) == 0);
+    }
+    // bfloat16 rows into float32 sums: float per thread, double over the splits.
+    Tensor xb = x.to(kBFloat16);
+    Tensor wantb = Tensor::empty({N}, kFloat64);
+    backend_for(Device::cpu()).column_sum(xb.to(kFloat64), wantb);
+    Tensor gotb = cuda_sum(xb.to(cuda), kFloat32);
+    CHECK(gotb.dtype() == kFloat32);
+    CHECK(max_abs_diff(gotb, wantb) <= 1e-3 + 1e-6 * (double)M);
+    CHECK(max_abs_diff(gotb, cuda_sum(xb.to(cuda), kFloat32)) == 0);
+  }
+}
+
 TEST_CASE("cuda nn: the sums without atomics give the same bits on every run" * gpu_only()) {
   const Device cuda = Device::cuda();
   // layer_norm's weight and bias gradients: column sums over 1000 rows in chunks
