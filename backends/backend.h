@@ -273,6 +273,26 @@ class Backend {
   // grad_theta_i = sum_m grad_h[m] * that filter's tap m.
   virtual void lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) = 0;
 
+  // --- lifting steps (ops/wavelet.h lifting_forward / lifting_inverse) --------------------
+  // Signals are (A, rows, C) views with unit channel stride and any batch and row strides, so
+  // the even and odd rows of one signal are views of it; the filter f (K, Cw) is contiguous,
+  // Cw = C or 1, in the signal's compute dtype (float32 for bfloat16, CUDA only), as is grad_f.
+  // ext(v) extends v's n rows symmetrically (lifting_sym below).
+  //
+  // out[a, m, c] = base[a, m, c] + sign * sum_k f[k, c] * ext(v)[a, m + k + offset, c] for
+  // every row m of out (sign +1 or -1); base has out's shape and may be out itself.
+  virtual void lifting_step(const Tensor& v, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                            const Tensor& out) = 0;
+  // Its adjoint in v: out[a, j, c] = base[a, j, c] + sign * sum over the (m, k) with
+  // lifting_sym(m + k + offset, n) = j (lifting_preimages) of f[k, c] * g[a, m, c], for the
+  // n rows j of out; m runs over g's rows.
+  virtual void lifting_step_adjoint(const Tensor& g, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                                    const Tensor& out) = 0;
+  // Its filter gradient: grad_f[k, c] = sign * sum_{a, m} g[a, m, c] * ext(v)[a, m + k + offset, c]
+  // (summed over c too when Cw = 1), in an order that does not depend on the run.
+  virtual void lifting_filter_grad(const Tensor& g, const Tensor& v, int64_t offset, int sign,
+                                   const Tensor& grad_f) = 0;
+
   // --- FFT: real transforms along the middle dim of contiguous (A, n, C) signals --------
   // Spectra are (A, n / 2 + 1, C, 2) tensors of (real, imag) pairs, numpy.fft's layout of
   // the non-negative frequencies. Unnormalised, as FFTW's and cuFFT's R2C / C2R plans.
@@ -340,6 +360,37 @@ inline uint64_t philox_counters_dropout(int64_t n) { return (uint64_t)(n + 7) / 
 WAVSPA_HOST_DEVICE inline uint32_t dropout_threshold(double p) { return (uint32_t)(p * 65536.0 + 0.5); }
 WAVSPA_HOST_DEVICE inline bool dropout_keeps(const std::array<uint32_t, 4>& r, int lane, uint32_t threshold) {
   return ((r[lane / 2] >> (16 * (lane % 2))) & 0xffffu) >= threshold;
+}
+
+// ---- lifting: the symmetric extension and its preimages (CPU and CUDA kernels) -----------
+
+// Row p (any integer) of a signal of n rows extended symmetrically, pywt's "symmetric" mode
+// (... x1 x0 | x0 x1 ... x(n-1) | x(n-1) x(n-2) ...): period 2n, mirrored about -1/2 and n - 1/2.
+WAVSPA_HOST_DEVICE inline int64_t lifting_sym(int64_t p, int64_t n) {
+  const int64_t period = 2 * n;
+  int64_t r = p % period;
+  if (r < 0) r += period;
+  return r < n ? r : period - 1 - r;
+}
+
+// Calls visit(m, k) for every m in [0, n_out) and k in [0, K) with
+// lifting_sym(m + k + offset, n) == j: the rows p that land on j are j + 2 n t and
+// 2 n t - 1 - j (never both), and each tap k sees p in [k + offset, k + offset + n_out).
+// Inside the signal that is one term per tap; the ends add the mirrored ones.
+template <typename Visit>
+WAVSPA_HOST_DEVICE inline void lifting_preimages(int64_t j, int64_t n, int64_t n_out, int K, int64_t offset,
+                                                 Visit&& visit) {
+  const int64_t period = 2 * n;
+  // the least t with base + period * t >= lo
+  auto first = [period](int64_t base, int64_t lo) {
+    const int64_t d = lo - base;
+    return d <= 0 ? -((-d) / period) : (d + period - 1) / period;
+  };
+  for (int k = 0; k < K; ++k) {
+    const int64_t lo = k + offset, hi = lo + n_out;  // p in [lo, hi)
+    for (int64_t p = j + period * first(j, lo); p < hi; p += period) visit(p - lo, k);
+    for (int64_t p = -1 - j + period * first(-1 - j, lo); p < hi; p += period) visit(p - lo, k);
+  }
 }
 
 // ---- the orthogonal lattice, one channel (shared by the CPU and CUDA kernels) ------------

@@ -2,10 +2,9 @@
 // orthogonal lattice (angles -> an orthonormal filter for the transforms of ops/wavelet.cpp)
 // and the lifting scheme (learnable predict / update steps, and the fixed LeGall 5/3). The
 // lattice is a backend primitive (one launch forward, one backward, up to kLatticeMaxK angles;
-// longer ones compose elementwise ops); a lifting step is one call of the analysis primitive
-// (its filter over a subsequence, through an upsampled boundary map), and the split, the
-// subtraction or addition and the interleave are elementwise and shape ops. bfloat16 signals
-// (CUDA) stay bfloat16 throughout, as the filter-bank transforms do.
+// longer ones compose elementwise ops); a lifting step is a backend primitive too (one launch
+// a step, the symmetric extension an index map in the kernel, even and odd rows strided
+// views). bfloat16 signals (CUDA) stay bfloat16 throughout, as the filter-bank transforms do.
 #include "ops/wavelet.h"
 
 #include <algorithm>
@@ -92,79 +91,159 @@ Tensor lattice_filter(const Tensor& theta) {
 
 namespace {
 
-// sum_k f[k] * v[m + k + offset] for m in [0, n_out), v the n rows phase, phase + stride, ... of
-// x (A, N, C), extended symmetrically. One analysis call on x (wavelet_primitives.h's
-// upsampled_map: taps at even positions, the subsequence and its extension in the map), so
-// a step is one launch and its backward the synthesis and filter-gradient kernels, with no
-// copy of the subsequence, its extension or a product per tap.
-Tensor lifting_filter(const char* op, const Tensor& x, int64_t stride, int64_t phase, int64_t n, const Tensor& f,
-                      int64_t offset, int64_t n_out, int64_t channels) {
-  check_filter(op, f, "lifting filter");
-  const int64_t K = f.shape()[0];
+// Each step is one backend call (backend.h lifting_step): it reads the rows it filters through
+// the symmetric extension's index map, adds to or subtracts from the other rows, and writes
+// its result where it belongs, so the split into even and odd rows and the inverse's
+// interleave are strided views, not copies. A transform is one autograd node: two launches
+// forward, two adjoint steps and two filter gradients backward.
+
+// t with unit channel stride (the lifting kernels' layout), a copy only when it has not.
+Tensor unit_channels(const Tensor& t) {
+  return t.shape()[2] <= 1 || t.strides()[2] == 1 ? t : contiguous_raw(t);
+}
+
+// The offsets that centre the filters: predict P taps on even rows for odd row m start at
+// even row m - (P/2 - 1), update U taps on details for even row m at detail m - U/2.
+int64_t predict_offset(int64_t P) { return -(P / 2 - 1); }
+int64_t update_offset(int64_t U) { return -(U / 2); }
+
+// A predict or update filter as the kernels take it: (K, Cw) contiguous, in the signal's
+// compute dtype, on its device (differentiable, so the gradient reaches the parameter).
+Tensor lifting_taps(const char* op, const Tensor& f, const char* what, const Tensor& signal, int64_t channels) {
+  check_filter(op, f, what);
   if (f.dim() == 2)
-    WAVSPA_CHECK(f.shape()[1] == channels, op, ": per-channel lifting filter ",
-                 shape_str(f.shape()), " needs ", channels, " columns");
-  const int64_t Cw = f.dim() == 2 ? channels : 1;
-  Tensor fk = f.to(filter_dtype(x.dtype())).to(x.device()).reshape({K, 1, Cw});
-  Tensor w2 = concat({fk, zeros_like(fk)}, 1).reshape({1, 2 * K, Cw});  // w2[2k] = f[k], w2[2k + 1] = 0
-  const int64_t left = std::max<int64_t>(0, -offset);
-  const int64_t total = left + std::max<int64_t>(n_out + K - 1 + offset, n) + 1;
-  auto map = upsampled_map(WaveletMode::Symmetric, n, left, total, stride, phase, x.shape()[1]);
-  return analysis(x, map, w2, 2 * (left + offset), n_out)[0];
+    WAVSPA_CHECK(f.shape()[1] == channels, op, ": per-channel ", what, " ", shape_str(f.shape()), " needs ",
+                 channels, " columns");
+  const int64_t K = f.shape()[0], Cw = f.dim() == 2 ? channels : 1;
+  return f.to(filter_dtype(signal.dtype())).to(signal.device()).reshape({K, Cw}).contiguous();
+}
+
+Tensor undefined_to_zeros(const Tensor& g, const Shape& shape, const Tensor& like) {
+  if (!g.defined()) return zeros_raw(shape, like.dtype(), like.device());
+  return unit_channels(g.dtype() == like.dtype() ? g : g.to(like.dtype()));
+}
+
+Tensor filter_grad(const Tensor& g, const Tensor& v, int64_t offset, int sign, const Tensor& f) {
+  Tensor gf = Tensor::empty(f.shape(), f.dtype(), f.device());
+  backend_of(g).lifting_filter_grad(g, v, offset, sign, gf);
+  return gf;
 }
 
 }  // namespace
 
-std::pair<Tensor, Tensor> lifting_forward(const Tensor& x_in, const Tensor& predict,
-                                          const Tensor& update, int64_t axis) {
+std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict, const Tensor& update,
+                                          int64_t axis) {
   const char* op = "lifting_forward";
-  // bfloat16 on CUDA as the analysis primitive takes it (float32 taps and arithmetic, bfloat16
-  // loads and stores); the CPU refuses it naming the op.
-  const Tensor& x = x_in;
+  // bfloat16 on CUDA as the filter banks take it (float32 taps and arithmetic, bfloat16 loads
+  // and stores); the CPU refuses it naming the op.
   check_computable(op, x);
   AxisView v = axis_view(op, x, axis);
   WAVSPA_CHECK(v.N >= 2, op, ": needs at least 2 samples along axis ", v.axis, ", got ", v.N);
+  Tensor fp = lifting_taps(op, predict, "predict filter", x, v.C);
+  Tensor fu = lifting_taps(op, update, "update filter", x, v.C);
+  ProfileScope scope(op, x);
   Tensor x3 = to_3d(x, v);
+  const Tensor xd = unit_channels(x3.detach());
   const int64_t ne = (v.N + 1) / 2, no = v.N / 2;
-  Tensor even = x3.slice(1, 0, v.N, 2), odd = x3.slice(1, 1, v.N, 2);
-  const int64_t P = predict.defined() ? predict.shape()[0] : 0;
-  const int64_t U = update.defined() ? update.shape()[0] : 0;
-  Tensor d = sub(odd, lifting_filter(op, x3, 2, 0, ne, predict, -(P / 2 - 1), no, v.C));
-  Tensor s = add(even, lifting_filter(op, d, 1, 0, no, update, -(U / 2), ne, v.C));
-  return {from_3d(s, v), from_3d(d, v)};
+  const int64_t op_ = predict_offset(fp.shape()[0]), ou = update_offset(fu.shape()[0]);
+  const Tensor even = xd.slice(1, 0, v.N, 2), odd = xd.slice(1, 1, v.N, 2);
+  Tensor d = Tensor::empty({v.A, no, v.C}, x.dtype(), x.device());
+  Tensor s = Tensor::empty({v.A, ne, v.C}, x.dtype(), x.device());
+  const Tensor fpd = fp.detach(), fud = fu.detach();
+  if (v.A * v.C > 0) {
+    Backend& be = backend_of(x);
+    be.lifting_step(even, odd, fpd, op_, -1, d);  // d = odd - P ext(even)
+    be.lifting_step(d, even, fud, ou, +1, s);     // s = even + U ext(d)
+  }
+  if (scope) scope.set_io(bytes_of(x), bytes_of(s) + bytes_of(d), 0);
+  std::vector<Tensor> outs{s, d};
+  if (autograd::needs_grad({x3, fp, fu})) {
+    const Tensor dd = d.detach();
+    const bool need_x = x3.requires_grad(), need_p = fp.requires_grad(), need_u = fu.requires_grad();
+    const AxisView vv = v;
+    autograd::record("LiftingForwardBackward", {x3, fp, fu}, outs, {xd, dd, fpd, fud},
+                     [xd, dd, fpd, fud, op_, ou, ne, no, vv, need_x, need_p, need_u](const std::vector<Tensor>& g) {
+      const Tensor gs = undefined_to_zeros(g[0], {vv.A, ne, vv.C}, xd);
+      const Tensor gd = undefined_to_zeros(g[1], {vv.A, no, vv.C}, xd);
+      // d's whole gradient (its own and through the update) lands in the odd rows of gx, the
+      // even rows' (their own and through the predict) in the even rows.
+      Tensor gx = Tensor::empty({vv.A, vv.N, vv.C}, xd.dtype(), xd.device());
+      const Tensor g_even = gx.slice(1, 0, vv.N, 2), g_odd = gx.slice(1, 1, vv.N, 2);
+      Backend& be = backend_of(xd);
+      if (vv.A * vv.C > 0) {
+        be.lifting_step_adjoint(gs, gd, fud, ou, +1, g_odd);
+        if (need_x) be.lifting_step_adjoint(g_odd, gs, fpd, op_, -1, g_even);
+      } else {
+        be.fill(gx, 0.0);
+      }
+      return G{need_x ? gx : Tensor(),
+               need_p ? filter_grad(g_odd, xd.slice(1, 0, vv.N, 2), op_, -1, fpd) : Tensor(),
+               need_u ? filter_grad(gs, dd, ou, +1, fud) : Tensor()};
+    });
+  }
+  return {from_3d(outs[0], v), from_3d(outs[1], v)};
 }
 
-Tensor lifting_inverse(const Tensor& approx_in, const Tensor& detail_in, const Tensor& predict,
-                       const Tensor& update, int64_t axis) {
+Tensor lifting_inverse(const Tensor& approx, const Tensor& detail, const Tensor& predict, const Tensor& update,
+                       int64_t axis) {
   const char* op = "lifting_inverse";
-  const Tensor &approx = approx_in, &detail = detail_in;
   check_computable(op, approx);
   check_floating(op, approx);
   check_same(op, approx, detail);
   AxisView va = axis_view(op, approx, axis), vd = axis_view(op, detail, axis);
-  WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op,
-               ": approx ", shape_str(approx.shape()), " and detail ", shape_str(detail.shape()),
+  WAVSPA_CHECK(va.A == vd.A && va.C == vd.C && (va.N == vd.N || va.N == vd.N + 1), op, ": approx ",
+               shape_str(approx.shape()), " and detail ", shape_str(detail.shape()),
                " do not come from one signal (approx has as many or one more samples)");
-  Tensor s = to_3d(approx, va), d = to_3d(detail, vd);
+  Tensor fp = lifting_taps(op, predict, "predict filter", approx, va.C);
+  Tensor fu = lifting_taps(op, update, "update filter", approx, va.C);
+  ProfileScope scope(op, approx);
+  Tensor s3 = to_3d(approx, va), d3 = to_3d(detail, vd);
+  const Tensor sd = unit_channels(s3.detach()), dd = unit_channels(d3.detach());
   const int64_t ne = va.N, no = vd.N, n = ne + no;
-  const int64_t P = predict.shape()[0], U = update.shape()[0];
-  Tensor even = sub(s, lifting_filter(op, d, 1, 0, no, update, -(U / 2), ne, va.C));
-  Tensor odd = add(d, lifting_filter(op, even, 1, 0, ne, predict, -(P / 2 - 1), no, va.C));
-  // interleave: even samples at 2n, odd at 2n + 1
-  Tensor padded_odd = no < ne ? concat({odd, zeros_like(even.narrow(1, 0, 1))}, 1) : odd;
-  Tensor both = stack({even, padded_odd}, 2).reshape({va.A, 2 * ne, va.C}).narrow(1, 0, n);
-  AxisView out = va;
-  return from_3d(both, out);
+  const int64_t op_ = predict_offset(fp.shape()[0]), ou = update_offset(fu.shape()[0]);
+  Tensor out = Tensor::empty({va.A, n, va.C}, approx.dtype(), approx.device());
+  const Tensor even = out.slice(1, 0, n, 2), odd = out.slice(1, 1, n, 2);
+  const Tensor fpd = fp.detach(), fud = fu.detach();
+  if (va.A * va.C > 0) {
+    Backend& be = backend_of(approx);
+    be.lifting_step(dd, sd, fud, ou, -1, even);   // even = s - U ext(d)
+    be.lifting_step(even, dd, fpd, op_, +1, odd);  // odd = d + P ext(even)
+  }
+  if (scope) scope.set_io(bytes_of(approx) + bytes_of(detail), bytes_of(out), 0);
+  if (autograd::needs_grad({s3, d3, fp, fu})) {
+    const Tensor od = out.detach();
+    const bool need_s = s3.requires_grad(), need_d = d3.requires_grad();
+    const bool need_p = fp.requires_grad(), need_u = fu.requires_grad();
+    autograd::record("LiftingInverseBackward", {s3, d3, fp, fu}, out, {od, dd, fpd, fud},
+                     [od, dd, fpd, fud, op_, ou, ne, no, n, need_s, need_d, need_p, need_u](const Tensor& g_in) {
+      const Tensor g = unit_channels(g_in.dtype() == od.dtype() ? g_in : g_in.to(od.dtype()));
+      const int64_t A = od.shape()[0], C = od.shape()[2];
+      const Tensor g_even = g.slice(1, 0, n, 2), g_odd = g.slice(1, 1, n, 2);
+      // s's gradient: the even rows' own and through the predict; d's: the odd rows' own and
+      // through the update of the even rows.
+      Tensor gs = Tensor::empty({A, ne, C}, od.dtype(), od.device());
+      Tensor gd = need_d ? Tensor::empty({A, no, C}, od.dtype(), od.device()) : Tensor();
+      Backend& be = backend_of(od);
+      if (A * C > 0) {
+        be.lifting_step_adjoint(g_odd, g_even, fpd, op_, +1, gs);
+        if (need_d) be.lifting_step_adjoint(gs, g_odd, fud, ou, -1, gd);
+      }
+      return G{need_s ? gs : Tensor(), gd,
+               need_p ? filter_grad(g_odd, od.slice(1, 0, n, 2), op_, +1, fpd) : Tensor(),
+               need_u ? filter_grad(gs, dd, ou, -1, fud) : Tensor()};
+    });
+  }
+  return from_3d(out, va);
 }
 
 std::pair<Tensor, Tensor> legall53_forward(const Tensor& x, int64_t axis) {
-  return lifting_forward(x, tensor({0.5, 0.5}, x.dtype(), x.device()),
-                         tensor({0.25, 0.25}, x.dtype(), x.device()), axis);
+  return lifting_forward(x, tensor({0.5, 0.5}, filter_dtype(x.dtype()), x.device()),
+                         tensor({0.25, 0.25}, filter_dtype(x.dtype()), x.device()), axis);
 }
 
 Tensor legall53_inverse(const Tensor& approx, const Tensor& detail, int64_t axis) {
-  return lifting_inverse(approx, detail, tensor({0.5, 0.5}, approx.dtype(), approx.device()),
-                         tensor({0.25, 0.25}, approx.dtype(), approx.device()), axis);
+  return lifting_inverse(approx, detail, tensor({0.5, 0.5}, filter_dtype(approx.dtype()), approx.device()),
+                         tensor({0.25, 0.25}, filter_dtype(approx.dtype()), approx.device()), axis);
 }
 
 }  // namespace wavspa

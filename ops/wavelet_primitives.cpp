@@ -201,40 +201,6 @@ std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t
   return map;
 }
 
-std::shared_ptr<const RowMap> upsampled_map(WaveletMode mode, int64_t n, int64_t left, int64_t total, int64_t stride,
-                                            int64_t phase, int64_t n_signal) {
-  WAVSPA_ASSERT(stride >= 1 && phase >= 0 && (n - 1) * stride + phase < n_signal, "upsampled_map: rows out of range");
-  struct Key {
-    WaveletMode mode;
-    int64_t n, left, total, stride, phase, n_signal;
-    auto operator<=>(const Key&) const = default;
-  };
-  struct Memo {
-    std::mutex mutex;
-    std::map<Key, std::shared_ptr<const RowMap>> maps;
-    int64_t rows = 0;
-  };
-  static Memo memo;
-  const Key key{mode, n, left, total, stride, phase, n_signal};
-  std::lock_guard<std::mutex> lock(memo.mutex);
-  auto it = memo.maps.find(key);
-  if (it != memo.maps.end()) return it->second;
-  std::vector<ExtendRow> rows(2 * total);  // odd padded rows: no terms, zero
-  for (int64_t q = 0; q < total; ++q) {
-    ExtendRow r = extension_row(mode, n, q - left);
-    for (int t = 0; t < 3 && r.src[t] >= 0; ++t) r.src[t] = r.src[t] * stride + phase;
-    rows[2 * q] = r;
-  }
-  if (memo.maps.size() >= kMaxMaps || memo.rows + 2 * total > kMaxMapRows) {
-    memo.maps.clear();
-    memo.rows = 0;
-  }
-  auto map = std::make_shared<const RowMap>(make_row_map(n_signal, std::move(rows)));
-  memo.maps.emplace(key, map);
-  memo.rows += 2 * total;
-  return map;
-}
-
 // ---- the primitives -------------------------------------------------------------------------
 
 namespace {

@@ -47,17 +47,6 @@ inline DType filter_dtype(DType signal) { return signal == kBFloat16 ? kFloat32 
 std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t left,
                                             int64_t total);
 
-// A stride-1 filter run through the dyadic primitives: padded row 2 q is row q of
-// extension_map(mode, n, left, total) with each source row s read as signal row
-// stride s + phase (a signal of n_signal rows: the subsequence of every stride-th row from
-// phase is what is extended); padded row 2 q + 1 is zero. With taps spread to even positions
-// (w2[2 k] = w[k], w2[2 k + 1] = 0), analysis(x, this map, w2, 2 (left + offset), L) gives
-// row o = sum_k w[k] ext[o + k + offset], ext the extended subsequence: a lifting step in one
-// launch, its backward in the synthesis and filter-gradient kernels. Memoised like
-// extension_map.
-std::shared_ptr<const RowMap> upsampled_map(WaveletMode mode, int64_t n, int64_t left, int64_t total, int64_t stride,
-                                            int64_t phase, int64_t n_signal);
-
 // ---- the primitives -------------------------------------------------------------------------
 
 // x (A, map.n, C) -> (A, map.padded_rows(), C), the extension materialised.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
@@ -361,6 +362,105 @@ void CpuBackend::lattice_filter_backward(const Tensor& theta, const Tensor& grad
     for (int64_t ch = 0; ch < C; ++ch) {
       for (int i = 0; i < K; ++i) c[i] = std::cos(t[i * C + ch]), s[i] = std::sin(t[i * C + ch]);
       lattice_channel_backward(K, c, s, g + ch, C, gt + ch, C);
+    }
+  });
+}
+
+// ---- lifting steps --------------------------------------------------------------------------
+
+namespace {
+
+// An (A, rows, C) view with unit channel stride, as the lifting kernels address it.
+template <typename T>
+struct RowView {
+  T* p;
+  int64_t batch, row;  // strides
+  explicit RowView(const Tensor& t)
+      : p(static_cast<T*>(t.raw_data())), batch(t.strides()[0]), row(t.strides()[1]) {}
+  T* at(int64_t a, int64_t m) const { return p + a * batch + m * row; }
+};
+
+}  // namespace
+
+void CpuBackend::lifting_step(const Tensor& v, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                              const Tensor& out) {
+  const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2], n = v.shape()[1];
+  const int K = (int)f.shape()[0];
+  const int64_t fc = f.shape()[1] == 1 ? 0 : 1;  // filter column stride: shared or per channel
+  visit_floating(v.dtype(), "lifting_step", [&](auto zero) {
+    using T = decltype(zero);
+    const RowView<const T> vv(v), bv(base);
+    const RowView<T> ov(out);
+    const T* fp = static_cast<const T*>(f.raw_data());
+    const int64_t fs = f.shape()[1];
+#pragma omp parallel for schedule(static) if (A * n_out * C * K >= kParallelGrain)
+    for (int64_t am = 0; am < A * n_out; ++am) {
+      const int64_t a = am / n_out, m = am % n_out;
+      T* o = ov.at(a, m);
+      const T* b = bv.at(a, m);
+      for (int64_t c = 0; c < C; ++c) {
+        T acc = 0;
+        for (int k = 0; k < K; ++k) acc += fp[k * fs + c * fc] * vv.at(a, lifting_sym(m + k + offset, n))[c];
+        o[c] = b[c] + (sign > 0 ? acc : -acc);
+      }
+    }
+  });
+}
+
+void CpuBackend::lifting_step_adjoint(const Tensor& g, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                                      const Tensor& out) {
+  const int64_t A = out.shape()[0], n = out.shape()[1], C = out.shape()[2], n_out = g.shape()[1];
+  const int K = (int)f.shape()[0];
+  const int64_t fc = f.shape()[1] == 1 ? 0 : 1;
+  visit_floating(g.dtype(), "lifting_step_adjoint", [&](auto zero) {
+    using T = decltype(zero);
+    const RowView<const T> gv(g), bv(base);
+    const RowView<T> ov(out);
+    const T* fp = static_cast<const T*>(f.raw_data());
+    const int64_t fs = f.shape()[1];
+#pragma omp parallel for schedule(static) if (A * n * C * K >= kParallelGrain)
+    for (int64_t aj = 0; aj < A * n; ++aj) {
+      const int64_t a = aj / n, j = aj % n;
+      T* o = ov.at(a, j);
+      const T* b = bv.at(a, j);
+      for (int64_t c = 0; c < C; ++c) {
+        T acc = 0;
+        lifting_preimages(j, n, n_out, K, offset,
+                          [&](int64_t m, int k) { acc += fp[k * fs + c * fc] * gv.at(a, m)[c]; });
+        o[c] = b[c] + (sign > 0 ? acc : -acc);
+      }
+    }
+  });
+}
+
+void CpuBackend::lifting_filter_grad(const Tensor& g, const Tensor& v, int64_t offset, int sign,
+                                     const Tensor& grad_f) {
+  const int64_t A = g.shape()[0], n_out = g.shape()[1], C = g.shape()[2], n = v.shape()[1];
+  const int64_t K = grad_f.shape()[0], Cw = grad_f.shape()[1];
+  visit_floating(g.dtype(), "lifting_filter_grad", [&](auto zero) {
+    using T = decltype(zero);
+    const RowView<const T> gv(g), vv(v);
+    T* out = static_cast<T*>(grad_f.raw_data());
+    // One (k, c) sum per task, in double, rows in order; a shared filter adds its channels'
+    // sums in channel order: the same bits every run.
+    std::vector<double> sums(K * C);
+#pragma omp parallel for schedule(static) if (A * n_out * C * K >= kParallelGrain)
+    for (int64_t kc = 0; kc < K * C; ++kc) {
+      const int64_t k = kc / C, c = kc % C;
+      double acc = 0;
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t m = 0; m < n_out; ++m)
+          acc += (double)gv.at(a, m)[c] * (double)vv.at(a, lifting_sym(m + k + offset, n))[c];
+      sums[kc] = sign > 0 ? acc : -acc;
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      if (Cw == C) {
+        for (int64_t c = 0; c < C; ++c) out[k * C + c] = (T)sums[k * C + c];
+      } else {
+        double acc = 0;
+        for (int64_t c = 0; c < C; ++c) acc += sums[k * C + c];
+        out[k] = (T)acc;
+      }
     }
   });
 }

@@ -85,6 +85,11 @@ class CudaBackend final : public Backend {
 
   void lattice_filter(const Tensor& theta, const Tensor& h) override;
   void lattice_filter_backward(const Tensor& theta, const Tensor& grad_h, const Tensor& grad_theta) override;
+  void lifting_step(const Tensor& v, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                    const Tensor& out) override;
+  void lifting_step_adjoint(const Tensor& g, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                            const Tensor& out) override;
+  void lifting_filter_grad(const Tensor& g, const Tensor& v, int64_t offset, int sign, const Tensor& grad_f) override;
 
   void fft_r2c(const Tensor& x, const Tensor& spec) override;
   void fft_c2r(const Tensor& spec, double scale, const Tensor& x) override;

@@ -121,7 +121,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
   t.back().bf16 = Bf16::Refused;  // builds filters, which are float32 for bfloat16 signals
   const char* kLifting = "wavelet: lifting (LeGall 5/3 and learnable) reconstructs exactly";
   t.push_back(wavelet_entry("lifting_forward", "ops/wavelet.h",
-                            "composite: per step one call of the analysis primitive (taps at even positions, the symmetric extension of the subsequence in its row map), strided slices, `sub`, `add`", kLifting, [] {
+                            "primitive: `lifting_step` per step (the symmetric extension an index map, even and odd rows strided views); backward `lifting_step_adjoint` and `lifting_filter_grad`", kLifting, [] {
                               return std::vector<Sample>{
                                   {"odd length, shared filters",
                                    [](const In& x) {
@@ -138,7 +138,7 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
                               };
                             }));
   t.push_back(wavelet_entry("lifting_inverse", "ops/wavelet.h",
-                            "composite: per step one call of the analysis primitive (taps at even positions, the symmetric extension of the subsequence in its row map), strided slices, `sub`, `add`", kLifting, [] {
+                            "primitive: `lifting_step` per step (the symmetric extension an index map, even and odd rows strided views); backward `lifting_step_adjoint` and `lifting_filter_grad`", kLifting, [] {
                               return std::vector<Sample>{
                                   {"odd length",
                                    [](const In& x) { return lifting_inverse(x[0], x[1], x[2], x[3]); },

@@ -1,5 +1,6 @@
 // Wavelet transforms: properties (adjoint, perfect reconstruction), gradients, errors.
 // Agreement with PyWavelets' numbers is in test_wavelet_reference.cpp.
+#include "backends/backend.h"
 #include "ops/wavelet.h"
 #include "tests/helpers.h"
 
@@ -237,6 +238,82 @@ TEST_CASE("wavelet: lifting (LeGall 5/3 and learnable) reconstructs exactly") {
   }, rn({2, 7}), rn({2}), rn({2}));
   check_grad([](const In& in) { return lifting_inverse(in[0], in[1], in[2], in[3], 0); },
              rn({4, 2}), rn({3, 2}), rn({4, 2}), rn({2, 2}));
+}
+
+// Row p of a signal of n rows extended symmetrically, by mirroring until inside (not the
+// backends' modular formula).
+static int64_t mirrored(int64_t p, int64_t n) {
+  while (p < 0 || p >= n) p = p < 0 ? -1 - p : 2 * n - 1 - p;
+  return p;
+}
+
+TEST_CASE("wavelet: lifting steps against their formula, long filters on short signals, every reflection") {
+  Backend& cpu = backend_for(Device::cpu());
+  // (n, n_out, K, offset): filters longer than the signal (several reflections each way), one
+  // row, windows that start past the end, and the centred offsets of lifting_forward
+  struct Case { int64_t n, n_out, K, offset; };
+  for (Case c : {Case{1, 3, 4, -2}, Case{2, 2, 7, -5}, Case{3, 4, 2, 0}, Case{5, 5, 3, -1}, Case{4, 9, 11, -6},
+                 Case{6, 3, 2, 4}, Case{3, 2, 13, -20}}) {
+    const int64_t A = 2, C = 3;
+    for (int64_t Cw : {C, int64_t{1}}) {
+      for (int sign : {1, -1}) {
+        INFO("n=", c.n, " n_out=", c.n_out, " K=", c.K, " offset=", c.offset, " Cw=", Cw, " sign=", sign);
+        // v the odd rows of a larger tensor, out and g even rows: strided views as the ops pass
+        Tensor big = randn({A, 2 * c.n, C}, kFloat64), v = big.slice(1, 1, 2 * c.n, 2);
+        Tensor base = randn({A, c.n_out, C}, kFloat64), f = randn({c.K, Cw}, kFloat64);
+        Tensor out_big = zeros({A, 2 * c.n_out, C}, kFloat64), out = out_big.slice(1, 0, 2 * c.n_out, 2);
+        cpu.lifting_step(v, base, f, c.offset, sign, out);
+        const auto vv = v.contiguous().to_vector<double>(), bv = base.to_vector<double>();
+        const auto fv = f.to_vector<double>(), ov = out.contiguous().to_vector<double>();
+        auto fk = [&](int64_t k, int64_t ch) { return fv[k * Cw + (Cw == 1 ? 0 : ch)]; };
+        double worst = 0;
+        for (int64_t a = 0; a < A; ++a)
+          for (int64_t m = 0; m < c.n_out; ++m)
+            for (int64_t ch = 0; ch < C; ++ch) {
+              double acc = 0;
+              for (int64_t k = 0; k < c.K; ++k) acc += fk(k, ch) * vv[(a * c.n + mirrored(m + k + c.offset, c.n)) * C + ch];
+              const double want = bv[(a * c.n_out + m) * C + ch] + sign * acc;
+              worst = std::max(worst, std::abs(ov[(a * c.n_out + m) * C + ch] - want));
+            }
+        CHECK(worst < 1e-12);
+        // The adjoint: <step(v) - base, g> = <v, adjoint(g)>, on a strided output with a base.
+        Tensor g = randn({A, c.n_out, C}, kFloat64), base2 = randn({A, c.n, C}, kFloat64);
+        Tensor adj_big = zeros({A, 2 * c.n, C}, kFloat64), adj = adj_big.slice(1, 1, 2 * c.n, 2);
+        cpu.lifting_step_adjoint(g, base2, f, c.offset, sign, adj);
+        const double lhs = sum(mul(sub(out, base), g)).item();
+        const double rhs = sum(mul(v, sub(adj, base2))).item();
+        CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12).scale(1));
+        // The filter gradient: d <step(v), g> / d f, by the formula.
+        Tensor gf = Tensor::empty({c.K, Cw}, kFloat64);
+        cpu.lifting_filter_grad(g, v, c.offset, sign, gf);
+        const auto gv = g.to_vector<double>(), gfv = gf.to_vector<double>();
+        worst = 0;
+        for (int64_t k = 0; k < c.K; ++k)
+          for (int64_t w = 0; w < Cw; ++w) {
+            double want = 0;
+            for (int64_t a = 0; a < A; ++a)
+              for (int64_t m = 0; m < c.n_out; ++m)
+                for (int64_t ch = 0; ch < C; ++ch)
+                  if (Cw == 1 || ch == w)
+                    want += sign * gv[(a * c.n_out + m) * C + ch] * vv[(a * c.n + mirrored(m + k + c.offset, c.n)) * C + ch];
+            worst = std::max(worst, std::abs(gfv[k * Cw + w] - want));
+          }
+        CHECK(worst < 1e-11);
+      }
+    }
+  }
+  // Through the ops: predict and update longer than the halves they filter, both gradients.
+  check_grad([](const In& in) {
+    auto [a, b] = lifting_forward(in[0], in[1], in[2], 1);
+    return concat({a, b}, 1);
+  }, rn({2, 5, 3}), rn({6, 3}), rn({5}));
+  check_grad([](const In& in) { return lifting_inverse(in[0], in[1], in[2], in[3], 1); },
+             rn({2, 2, 3}), rn({2, 1, 3}), rn({7}), rn({4, 3}));
+  for (int64_t n : {2, 3, 4, 9}) {
+    Tensor x = randn({2, n, 3}, kFloat64), p = randn({6, 3}, kFloat64), u = randn({5}, kFloat64);
+    auto [s, d] = lifting_forward(x, p, u, 1);
+    CHECK(max_abs_diff(lifting_inverse(s, d, p, u, 1), x) < 1e-12);
+  }
 }
 
 TEST_CASE("wavelet: 2-D transforms over chosen axes") {

@@ -593,7 +593,7 @@ TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting"
       auto [a, d] = dwt(in[0], lattice_filter(in[1]), WaveletMode::Symmetric, 1);
       return concat({a, d}, 1);
     }, {randn({2, 24, 3}, dt), randn({2}, dt)}, label(dt, "lattice shared"), tol);
-    // Lifting goes through wavelet_extend and its adjoint.
+    // Lifting: the backends' lifting steps (one channel a thread here: C = 3).
     for (int64_t n : {2, 7, 24}) {
       check_parity([](const In& in) {
         auto [s, d] = lifting_forward(in[0], in[1], in[2], 1);
@@ -607,6 +607,63 @@ TEST_CASE("cuda nn: dwt2 / idwt2 / wavedec2 / waverec2, the lattice and lifting"
         auto [s, d] = legall53_forward(in[0], 0);
         return legall53_inverse(mul(s, 1.5), d, 0);
       }, {randn({n, 4}, dt)}, label(dt, str("LeGall 5/3 n=", n)), tol);
+    }
+  }
+}
+
+TEST_CASE("cuda nn: lifting steps on WavSpA-sized signals (8 channels a thread), float32 and bfloat16" * gpu_only()) {
+  manual_seed(11);
+  const Device cpu = Device::cpu(), cuda = Device::cuda();
+  // (A, N, C): a ListOps-sized half batch (even N), odd N, and channels that are not a
+  // multiple of 8 (the one-channel path beside the vector one)
+  struct Case { int64_t A, N, C; };
+  for (Case c : {Case{8, 2000, 128}, Case{4, 999, 64}, Case{3, 37, 12}}) {
+    for (bool per_channel : {true, false}) {
+      const Shape ps = per_channel ? Shape{2, c.C} : Shape{4}, us = per_channel ? Shape{2, c.C} : Shape{2};
+      const Tensor p = mul(randn(ps), 0.5), u = mul(randn(us), 0.25);  // float32 filters, as a model holds
+      for (DType dt : {kFloat32, kBFloat16}) {
+        INFO(dtype_name(dt), " A=", c.A, " N=", c.N, " C=", c.C, " per_channel=", per_channel);
+        // Inputs rounded to dt once; the reference is float64 on the CPU from the same values.
+        const Tensor x = randn({c.A, c.N, c.C}).to(dt);
+        const int64_t ne = (c.N + 1) / 2, no = c.N / 2;
+        const Tensor gs = randn({c.A, ne, c.C}).to(dt), gd = randn({c.A, no, c.C}).to(dt);
+        // bfloat16 stores each step's result in 8 bits; float32 sums in float
+        const double tol = dt == kBFloat16 ? 3e-2 : 1e-4;
+        auto close = [&](const Tensor& got, const Tensor& want, const char* what) {
+          const double scale = std::max(1.0, max(abs(want)).item());
+          INFO(what);
+          CHECK(max_abs_diff(got.to(cpu).to(kFloat64), want) <= tol * scale);
+        };
+        // forward, and backward into the signal and both filters
+        auto run = [&](Device dev, DType signal) {
+          Tensor xi = x.to(signal).to(dev).requires_grad_();
+          Tensor pi = p.to(signal == kFloat64 ? kFloat64 : kFloat32).to(dev).requires_grad_();
+          Tensor ui = u.to(signal == kFloat64 ? kFloat64 : kFloat32).to(dev).requires_grad_();
+          auto [s, d] = lifting_forward(xi, pi, ui, 1);
+          add(sum(mul(s, gs.to(signal).to(dev))), sum(mul(d, gd.to(signal).to(dev)))).backward();
+          return std::vector<Tensor>{s.detach(), d.detach(), xi.grad(), pi.grad(), ui.grad()};
+        };
+        const auto want = run(cpu, kFloat64), got = run(cuda, dt), again = run(cuda, dt);
+        const char* names[] = {"s", "d", "grad x", "grad predict", "grad update"};
+        for (int i = 0; i < 5; ++i) close(got[i], want[i], names[i]);
+        CHECK(max_abs_diff(got[3], again[3]) == 0);  // the filter gradients: the same bits each run
+        CHECK(max_abs_diff(got[4], again[4]) == 0);
+        // the inverse, from the rounded coefficients, with its gradients
+        const Tensor g = randn({c.A, c.N, c.C}).to(dt);
+        auto inv = [&](Device dev, DType signal) {
+          Tensor si = want[0].to(dt).to(signal).to(dev).requires_grad_();
+          Tensor di = want[1].to(dt).to(signal).to(dev).requires_grad_();
+          Tensor pi = p.to(signal == kFloat64 ? kFloat64 : kFloat32).to(dev).requires_grad_();
+          Tensor ui = u.to(signal == kFloat64 ? kFloat64 : kFloat32).to(dev).requires_grad_();
+          Tensor y = lifting_inverse(si, di, pi, ui, 1);
+          y.backward(g.to(signal).to(dev));
+          return std::vector<Tensor>{y.detach(), si.grad(), di.grad(), pi.grad(), ui.grad()};
+        };
+        const auto iwant = inv(cpu, kFloat64), igot = inv(cuda, dt);
+        const char* inames[] = {"inverse", "inverse grad s", "inverse grad d", "inverse grad predict",
+                                "inverse grad update"};
+        for (int i = 0; i < 5; ++i) close(igot[i], iwant[i], inames[i]);
+      }
     }
   }
 }
