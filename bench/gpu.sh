@@ -5,9 +5,11 @@
 #
 #   bash bench/gpu.sh pack          # here: make CUDA=1 the test binary, the tools and the
 #                                   #       examples; bundle them with their shared libraries
-#                                   #       into .gpu/bundle.txz (git-ignored; xz, because
-#                                   #       the device tool carries at most 64 MiB and gzip
-#                                   #       no longer fits the seven programs)
+#                                   #       into .gpu/bundle.txz (git-ignored; xz -9, because
+#                                   #       the device tool carries at most 64 MiB: each
+#                                   #       program holds its own 27 MB copy of the library,
+#                                   #       and only -9's 64 MiB window sees the copies as
+#                                   #       repeats, 28 MB in all against 70 at -6)
 #   bash bench/gpu.sh run STAGES    # there (carry .gpu), STAGES from:
 #       tests      the whole test suite (CPU and CUDA cases)
 #       memcheck   compute-sanitizer --tool memcheck on the CUDA cases (and the op table's)
@@ -52,7 +54,7 @@ pack() {
   ldd build-cuda/wavspa_tests | awk '/=>/ {print $3}' |
     grep -E 'sleef|kissfft|png|csv|openblas|gomp|gfortran|quadmath' |
     xargs -I{} cp -L {} .gpu/stage/lib/
-  tar cf - -C .gpu/stage . | xz -6 -T2 > .gpu/bundle.txz && rm -rf .gpu/stage
+  tar cf - -C .gpu/stage . | xz -9 -T2 > .gpu/bundle.txz && rm -rf .gpu/stage
   ls -la .gpu/bundle.txz
 }
 

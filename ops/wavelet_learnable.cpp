@@ -118,9 +118,9 @@ Tensor lifting_taps(const char* op, const Tensor& f, const char* what, const Ten
   return f.to(filter_dtype(signal.dtype())).to(signal.device()).reshape({K, Cw}).contiguous();
 }
 
-Tensor undefined_to_zeros(const Tensor& g, const Shape& shape, const Tensor& like) {
-  if (!g.defined()) return zeros_raw(shape, like.dtype(), like.device());
-  return unit_channels(g.dtype() == like.dtype() ? g : g.to(like.dtype()));
+Tensor undefined_to_zeros(const Tensor& g, const Shape& shape, DType dtype, Device device) {
+  if (!g.defined()) return zeros_raw(shape, dtype, device);
+  return unit_channels(g.dtype() == dtype ? g : g.to(dtype));
 }
 
 Tensor filter_grad(const Tensor& g, const Tensor& v, int64_t offset, int sign, const Tensor& f) {
@@ -158,18 +158,23 @@ std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict
   if (scope) scope.set_io(bytes_of(x), bytes_of(s) + bytes_of(d), 0);
   std::vector<Tensor> outs{s, d};
   if (autograd::needs_grad({x3, fp, fu})) {
-    const Tensor dd = d.detach();
     const bool need_x = x3.requires_grad(), need_p = fp.requires_grad(), need_u = fu.requires_grad();
+    // The signal's gradient needs only the filters; the input (its even rows) and the details
+    // are kept for the filter gradients alone (the fixed 5/3 keeps neither).
+    const Tensor xs = need_p ? xd : Tensor(), ds = need_u ? d.detach() : Tensor();
     const AxisView vv = v;
-    autograd::record("LiftingForwardBackward", {x3, fp, fu}, outs, {xd, dd, fpd, fud},
-                     [xd, dd, fpd, fud, op_, ou, ne, no, vv, need_x, need_p, need_u](const std::vector<Tensor>& g) {
-      const Tensor gs = undefined_to_zeros(g[0], {vv.A, ne, vv.C}, xd);
-      const Tensor gd = undefined_to_zeros(g[1], {vv.A, no, vv.C}, xd);
+    const DType dt = x.dtype();
+    const Device dev = x.device();
+    autograd::record("LiftingForwardBackward", {x3, fp, fu}, outs, {xs, ds, fpd, fud},
+                     [xs, ds, fpd, fud, op_, ou, ne, no, vv, dt, dev, need_x, need_p, need_u](
+                         const std::vector<Tensor>& g) {
+      const Tensor gs = undefined_to_zeros(g[0], {vv.A, ne, vv.C}, dt, dev);
+      const Tensor gd = undefined_to_zeros(g[1], {vv.A, no, vv.C}, dt, dev);
       // d's whole gradient (its own and through the update) lands in the odd rows of gx, the
       // even rows' (their own and through the predict) in the even rows.
-      Tensor gx = Tensor::empty({vv.A, vv.N, vv.C}, xd.dtype(), xd.device());
+      Tensor gx = Tensor::empty({vv.A, vv.N, vv.C}, dt, dev);
       const Tensor g_even = gx.slice(1, 0, vv.N, 2), g_odd = gx.slice(1, 1, vv.N, 2);
-      Backend& be = backend_of(xd);
+      Backend& be = backend_for(dev);
       if (vv.A * vv.C > 0) {
         be.lifting_step_adjoint(gs, gd, fud, ou, +1, g_odd);
         if (need_x) be.lifting_step_adjoint(g_odd, gs, fpd, op_, -1, g_even);
@@ -177,8 +182,8 @@ std::pair<Tensor, Tensor> lifting_forward(const Tensor& x, const Tensor& predict
         be.fill(gx, 0.0);
       }
       return G{need_x ? gx : Tensor(),
-               need_p ? filter_grad(g_odd, xd.slice(1, 0, vv.N, 2), op_, -1, fpd) : Tensor(),
-               need_u ? filter_grad(gs, dd, ou, +1, fud) : Tensor()};
+               need_p ? filter_grad(g_odd, xs.slice(1, 0, vv.N, 2), op_, -1, fpd) : Tensor(),
+               need_u ? filter_grad(gs, ds, ou, +1, fud) : Tensor()};
     });
   }
   return {from_3d(outs[0], v), from_3d(outs[1], v)};
@@ -211,26 +216,30 @@ Tensor lifting_inverse(const Tensor& approx, const Tensor& detail, const Tensor&
   }
   if (scope) scope.set_io(bytes_of(approx) + bytes_of(detail), bytes_of(out), 0);
   if (autograd::needs_grad({s3, d3, fp, fu})) {
-    const Tensor od = out.detach();
     const bool need_s = s3.requires_grad(), need_d = d3.requires_grad();
     const bool need_p = fp.requires_grad(), need_u = fu.requires_grad();
-    autograd::record("LiftingInverseBackward", {s3, d3, fp, fu}, out, {od, dd, fpd, fud},
-                     [od, dd, fpd, fud, op_, ou, ne, no, n, need_s, need_d, need_p, need_u](const Tensor& g_in) {
-      const Tensor g = unit_channels(g_in.dtype() == od.dtype() ? g_in : g_in.to(od.dtype()));
-      const int64_t A = od.shape()[0], C = od.shape()[2];
+    // As forward: the output (its even rows) and the details only for the filter gradients.
+    const Tensor os = need_p ? out.detach() : Tensor(), ds = need_u ? dd : Tensor();
+    const DType dt = approx.dtype();
+    const Device dev = approx.device();
+    const int64_t A = va.A, C = va.C;
+    autograd::record("LiftingInverseBackward", {s3, d3, fp, fu}, out, {os, ds, fpd, fud},
+                     [os, ds, fpd, fud, op_, ou, ne, no, n, A, C, dt, dev, need_s, need_d, need_p, need_u](
+                         const Tensor& g_in) {
+      const Tensor g = unit_channels(g_in.dtype() == dt ? g_in : g_in.to(dt));
       const Tensor g_even = g.slice(1, 0, n, 2), g_odd = g.slice(1, 1, n, 2);
       // s's gradient: the even rows' own and through the predict; d's: the odd rows' own and
       // through the update of the even rows.
-      Tensor gs = Tensor::empty({A, ne, C}, od.dtype(), od.device());
-      Tensor gd = need_d ? Tensor::empty({A, no, C}, od.dtype(), od.device()) : Tensor();
-      Backend& be = backend_of(od);
+      Tensor gs = Tensor::empty({A, ne, C}, dt, dev);
+      Tensor gd = need_d ? Tensor::empty({A, no, C}, dt, dev) : Tensor();
+      Backend& be = backend_for(dev);
       if (A * C > 0) {
         be.lifting_step_adjoint(g_odd, g_even, fpd, op_, +1, gs);
         if (need_d) be.lifting_step_adjoint(gs, g_odd, fud, ou, -1, gd);
       }
       return G{need_s ? gs : Tensor(), gd,
-               need_p ? filter_grad(g_odd, od.slice(1, 0, n, 2), op_, +1, fpd) : Tensor(),
-               need_u ? filter_grad(gs, dd, ou, -1, fud) : Tensor()};
+               need_p ? filter_grad(g_odd, os.slice(1, 0, n, 2), op_, +1, fpd) : Tensor(),
+               need_u ? filter_grad(gs, ds, ou, -1, fud) : Tensor()};
     });
   }
   return from_3d(out, va);
