@@ -1,4 +1,5 @@
 // Memory kernels: strided copy with dtype conversion, fill, and the host <-> device copies.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -31,6 +32,31 @@ struct CopyFn {
     store_vec8(out + off[0], r, count);
   }
 };
+
+// A row repeated down a contiguous (R, N) destination, N a multiple of 8 (a bias broadcast
+// into a linear layer's output before the product adds to it): thread x of a block owns 8
+// columns, converts them once and stores them as 16-byte words (where aligned) into every
+// blockDim.y-th row of its share, so the conversion is not redone per row.
+template <typename D, typename S>
+__global__ void broadcast_rows_kernel(D* __restrict__ out, const S* __restrict__ row, int64_t R, int64_t N) {
+  const int64_t c0 = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) * 8;
+  if (c0 >= N) return;
+  const Vec8<S> v = load_vec8(row + c0, 1, 8);
+  Vec8<D> r;
+#pragma unroll
+  for (int c = 0; c < 8; ++c) r.v[c] = convert<D, S>(v.v[c]);
+  for (int64_t i = blockIdx.y * (int64_t)blockDim.y + threadIdx.y; i < R; i += (int64_t)gridDim.y * blockDim.y)
+    store_vec8(out + i * N + c0, r, 8);
+}
+
+// True when src repeats one contiguous row along every other dim (strides 0 except the last,
+// which is 1): an expand of a vector.
+bool is_broadcast_row(const Tensor& src) {
+  if (src.dim() < 2 || src.strides().back() != 1) return false;
+  for (int64_t d = 0; d + 1 < src.dim(); ++d)
+    if (src.shape()[d] != 1 && src.strides()[d] != 0) return false;
+  return true;
+}
 
 template <typename T>
 struct FillFn {
@@ -178,10 +204,22 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
                                       cudaMemcpyDeviceToDevice, stream()));
     return;
   }
+  const int64_t N = dst.dim() > 0 ? dst.shape().back() : 1;
+  const bool rows = dst.is_contiguous() && N % 8 == 0 && is_broadcast_row(src);
   dispatch_all(dst.dtype(), "copy", [&](auto d0) {
     using D = decltype(d0);
     dispatch_all(src.dtype(), "copy", [&](auto s0) {
       using S = decltype(s0);
+      if (rows) {
+        const int64_t R = n / N, tx = std::min<int64_t>(32, N / 8);
+        const dim3 block((unsigned)tx, (unsigned)(256 / tx));
+        const int64_t gx = (N / 8 + tx - 1) / tx;
+        const int64_t gy = std::clamp<int64_t>(4 * sm_count() / gx, 1, (R + block.y - 1) / block.y);
+        broadcast_rows_kernel<D, S><<<dim3((unsigned)gx, (unsigned)std::min<int64_t>(gy, 65535)), block, 0, stream()>>>(
+            dptr<D>(dst), dptr<S>(src), R, N);
+        WAVSPA_CUDA_LAUNCH_CHECK();
+        return;
+      }
       for_each_element<2>({dst, src}, CopyFn<D, S>{dptr<D>(dst), dptr<S>(src)});
     });
   });

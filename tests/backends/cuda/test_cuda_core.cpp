@@ -121,6 +121,29 @@ TEST_CASE("cuda core: dtype conversion on the device, contiguous and strided" * 
     }
 }
 
+TEST_CASE("cuda core: a row broadcast copied into a contiguous tensor (the bias before a product) gives the CPU's bits" * gpu_only()) {
+  PoisonOn poison;
+  // (rows, cols): multiples of 8 take the broadcast-row kernel (one block column, several, a
+  // 4-column-group row, more rows than the grid covers at once); 12 columns the generic path
+  struct Case { Shape shape; int64_t cols; };
+  for (const Case& c : {Case{{1, 8}, 8}, Case{{3, 16}, 16}, Case{{32032, 192}, 192}, Case{{5, 1000}, 1000},
+                        Case{{4, 5, 64}, 64}, Case{{200001, 8}, 8}, Case{{7, 12}, 12}}) {
+    for (DType from : {kFloat32, kFloat64, kInt32, kInt64, kBFloat16})
+      for (DType to : {kBFloat16, kFloat32, kFloat64, kInt64}) {
+        Tensor row = from == kBFloat16 ? mul(randn({c.cols}), 40.0).to(kBFloat16)
+                     : is_floating(from) ? mul(randn({c.cols}, from), 40.0)
+                                         : random_of(from, {c.cols});
+        const std::string what = str(dtype_name(from), " -> ", dtype_name(to), " ", shape_str(c.shape));
+        Tensor want = Tensor::empty(c.shape, to), got = Tensor::empty(c.shape, to, Device::cuda());
+        backend_for(Device::cpu()).copy(row.expand(c.shape), want);
+        backend_for(Device::cuda()).copy(row.to(Device::cuda()).expand(c.shape), got);
+        // bfloat16 compared through float32 (exact both ways)
+        if (to == kBFloat16) check_bits_any(want.to(kFloat32), got.to(kFloat32), what);
+        else check_bits_any(want, got, what);
+      }
+  }
+}
+
 TEST_CASE("cuda core: fill, set, copy_ across devices, and uploads of freed host buffers" * gpu_only()) {
   PoisonOn poison;
   for (DType dt : kAllDtypes) {
