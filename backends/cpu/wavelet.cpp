@@ -382,54 +382,51 @@ struct RowView {
 
 }  // namespace
 
-void CpuBackend::lifting_step(const Tensor& v, const Tensor& base, const Tensor& f, int64_t offset, int sign,
-                              const Tensor& out) {
-  const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2], n = v.shape()[1];
-  const int K = (int)f.shape()[0];
-  const int64_t fc = f.shape()[1] == 1 ? 0 : 1;  // filter column stride: shared or per channel
-  visit_floating(v.dtype(), "lifting_step", [&](auto zero) {
+namespace {
+
+// out row r = base row r + sign * sum over terms(a, r) of f[k] * in row s: the shape both a
+// lifting step and its adjoint take; terms(a, r, visit) calls visit(s, k) for each term.
+template <typename Terms>
+void lifting_rows(const char* name, const Tensor& in, const Tensor& base, const Tensor& f, int sign,
+                  const Tensor& out, int64_t work_per_row, Terms&& terms) {
+  const int64_t A = out.shape()[0], rows = out.shape()[1], C = out.shape()[2];
+  const int64_t fs = f.shape()[1], fc = fs == 1 ? 0 : 1;  // filter column stride: shared or per channel
+  visit_floating(in.dtype(), name, [&](auto zero) {
     using T = decltype(zero);
-    const RowView<const T> vv(v), bv(base);
+    const RowView<const T> iv(in), bv(base);
     const RowView<T> ov(out);
     const T* fp = static_cast<const T*>(f.raw_data());
-    const int64_t fs = f.shape()[1];
-#pragma omp parallel for schedule(static) if (A * n_out * C * K >= kParallelGrain)
-    for (int64_t am = 0; am < A * n_out; ++am) {
-      const int64_t a = am / n_out, m = am % n_out;
-      T* o = ov.at(a, m);
-      const T* b = bv.at(a, m);
+#pragma omp parallel for schedule(static) if (A * rows * C * work_per_row >= kParallelGrain)
+    for (int64_t ar = 0; ar < A * rows; ++ar) {
+      const int64_t a = ar / rows, r = ar % rows;
+      T* o = ov.at(a, r);
+      const T* b = bv.at(a, r);
       for (int64_t c = 0; c < C; ++c) {
         T acc = 0;
-        for (int k = 0; k < K; ++k) acc += fp[k * fs + c * fc] * vv.at(a, lifting_sym(m + k + offset, n))[c];
+        terms(r, [&](int64_t src, int k) { acc += fp[k * fs + c * fc] * iv.at(a, src)[c]; });
         o[c] = b[c] + (sign > 0 ? acc : -acc);
       }
     }
   });
 }
 
+}  // namespace
+
+void CpuBackend::lifting_step(const Tensor& v, const Tensor& base, const Tensor& f, int64_t offset, int sign,
+                              const Tensor& out) {
+  const int64_t n = v.shape()[1];
+  const int K = (int)f.shape()[0];
+  lifting_rows("lifting_step", v, base, f, sign, out, K, [&](int64_t m, auto&& visit) {
+    for (int k = 0; k < K; ++k) visit(lifting_sym(m + k + offset, n), k);
+  });
+}
+
 void CpuBackend::lifting_step_adjoint(const Tensor& g, const Tensor& base, const Tensor& f, int64_t offset, int sign,
                                       const Tensor& out) {
-  const int64_t A = out.shape()[0], n = out.shape()[1], C = out.shape()[2], n_out = g.shape()[1];
+  const int64_t n = out.shape()[1], n_out = g.shape()[1];
   const int K = (int)f.shape()[0];
-  const int64_t fc = f.shape()[1] == 1 ? 0 : 1;
-  visit_floating(g.dtype(), "lifting_step_adjoint", [&](auto zero) {
-    using T = decltype(zero);
-    const RowView<const T> gv(g), bv(base);
-    const RowView<T> ov(out);
-    const T* fp = static_cast<const T*>(f.raw_data());
-    const int64_t fs = f.shape()[1];
-#pragma omp parallel for schedule(static) if (A * n * C * K >= kParallelGrain)
-    for (int64_t aj = 0; aj < A * n; ++aj) {
-      const int64_t a = aj / n, j = aj % n;
-      T* o = ov.at(a, j);
-      const T* b = bv.at(a, j);
-      for (int64_t c = 0; c < C; ++c) {
-        T acc = 0;
-        lifting_preimages(j, n, n_out, K, offset,
-                          [&](int64_t m, int k) { acc += fp[k * fs + c * fc] * gv.at(a, m)[c]; });
-        o[c] = b[c] + (sign > 0 ? acc : -acc);
-      }
-    }
+  lifting_rows("lifting_step_adjoint", g, base, f, sign, out, K, [&](int64_t j, auto&& visit) {
+    lifting_preimages(j, n, n_out, K, offset, visit);
   });
 }
 
