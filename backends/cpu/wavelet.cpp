@@ -390,9 +390,11 @@ template <typename Terms>
 void lifting_rows(const char* name, const Tensor& in, const Tensor& base, const Tensor& f, int sign,
                   const Tensor& out, int64_t work_per_row, Terms&& terms) {
   const int64_t A = out.shape()[0], rows = out.shape()[1], C = out.shape()[2];
-  const int64_t fs = f.shape()[1], fc = fs == 1 ? 0 : 1;  // filter column stride: shared or per channel
   visit_floating(in.dtype(), name, [&](auto zero) {
     using T = decltype(zero);
+    // (declared here, not outside: clang-14 refuses the innermost lambda's use of locals of
+    // the enclosing function through the generic lambda)
+    const int64_t fs = f.shape()[1], fc = fs == 1 ? 0 : 1;  // filter column stride: shared or per channel
     const RowView<const T> iv(in), bv(base);
     const RowView<T> ov(out);
     const T* fp = static_cast<const T*>(f.raw_data());
