@@ -398,7 +398,8 @@ void lifting_rows(const char* name, const Tensor& in, const Tensor& base, const 
     const RowView<const T> iv(in), bv(base);
     const RowView<T> ov(out);
     const T* fp = static_cast<const T*>(f.raw_data());
-#pragma omp parallel for schedule(static) if (A * rows * C * work_per_row >= kParallelGrain)
+    [[maybe_unused]] const bool parallel = A * rows * C * work_per_row >= kParallelGrain;
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t ar = 0; ar < A * rows; ++ar) {
       const int64_t a = ar / rows, r = ar % rows;
       T* o = ov.at(a, r);
