@@ -177,8 +177,15 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   Tensor leaf(impl);
   auto& meta = impl->autograd;
   if (!meta->grad.defined()) {
-    // A private copy: grad_output may be shared with other leaves or with the caller.
-    meta->grad = grad_output.clone();  // clone() is always contiguous
+    // The gradient becomes the leaf's own. When nothing else holds grad_output or its bytes
+    // (the fresh result of a backward formula, held only by the engine), it is taken as it
+    // is, as PyTorch steals it; otherwise (a gradient shared with other leaves or with the
+    // caller, or a view into a larger buffer) the leaf gets a private contiguous copy.
+    const auto& in = grad_output.impl_ptr();
+    const bool sole = in.use_count() == 1 && in->storage.use_count() == 1 && !in->autograd &&
+                      grad_output.is_contiguous() && in->offset == 0 &&
+                      in->storage->nbytes() == (size_t)grad_output.numel() * grad_output.element_size();
+    meta->grad = sole ? grad_output : grad_output.clone();  // clone() is always contiguous
   } else {
     meta->grad.add_(grad_output);
   }

@@ -38,6 +38,17 @@ DeviceTimer*& timer_slot(DeviceType type) {
   return timers[static_cast<int>(type)];
 }
 
+// WAVSPA_PROFILE_DEVICE=0: no device marks, every op timed on the host's clock only. For a
+// step the host bounds (launch overhead), where the marks' own cost and their waits would
+// blur what each op costs the host.
+bool device_timing() {
+  static const bool on = [] {
+    const char* v = std::getenv("WAVSPA_PROFILE_DEVICE");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
 // A finished scope.
 struct Event {
   std::string name;
@@ -287,7 +298,8 @@ void ProfileScope::open(const char* name, ProfileKind kind, const Tensor* on) {
   e.tid = thread_number();
   if (on != nullptr && on->defined()) {
     e.device = on->device();
-    DeviceTimer* timer = timer_slot(e.device.type);  // none for the CPU, unless a test registers one
+    // none for the CPU, unless a test registers one
+    DeviceTimer* timer = device_timing() ? timer_slot(e.device.type) : nullptr;
     if (timer != nullptr) {
       session->ensure_reference(timer);
       e.mark_begin = timer->mark();

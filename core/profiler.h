@@ -24,6 +24,8 @@
 // Time is the host's steady clock. An op on a device that registered a DeviceTimer (CUDA)
 // is also timed on the device, between two marks queued in its stream around the op, and
 // its statistics use that device time; the trace shows it on a track of its own.
+// WAVSPA_PROFILE_DEVICE=0 leaves the marks out: every op is timed on the host alone, which
+// is what to read when the host bounds a step (each op's cost of launching its kernels).
 //
 // Cost while nothing records: a ProfileScope is one relaxed load of a global flag and a branch
 // that is not taken; its later tests (`if (scope)`, the destructor) read its own local, which

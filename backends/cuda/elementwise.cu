@@ -266,7 +266,25 @@ __device__ __forceinline__ T biased(T x, const B* bias, int64_t col) {
   return from_compute<T>(to_compute(x) + to_compute(b));
 }
 
-template <typename T, typename B, bool TANH>
+// The bias of the 8 elements starting at column col, each rounded to T as biased() rounds it.
+// ROW8 (rows of a multiple of 8 elements): the 8 share a row, their bias is 8 consecutive
+// values read as 16-byte words, and col comes from a 32-bit remainder once per 8 elements.
+template <typename T, typename B>
+__device__ __forceinline__ Vec8<T> bias8(const B* bias, int64_t col) {
+  const Vec8<B> b = load_vec8(bias + col, 1, 8);
+  Vec8<T> r;
+#pragma unroll
+  for (int c = 0; c < 8; ++c) r.v[c] = from_compute<T>((Compute<T>)to_compute(b.v[c]));
+  return r;
+}
+
+template <bool ROW8>
+__device__ __forceinline__ int64_t first_col(int64_t blk, int64_t cols) {
+  if constexpr (ROW8) return (int64_t)((uint32_t)blk % (uint32_t)(cols / 8)) * 8;
+  else return blk * 8 % cols;
+}
+
+template <typename T, typename B, bool TANH, bool ROW8>
 __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ bias, T* __restrict__ out,
                                  int64_t n, int64_t cols, PhiloxState s, uint32_t threshold, Compute<T> scale,
                                  bool dropout) {
@@ -278,18 +296,21 @@ __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ 
     const int64_t i0 = blk * 8;
     const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
     Vec8<T> v = load_vec8(x + i0, 1, count8(i0, n));
-    int64_t col = i0 % cols;
+    int64_t col = first_col<ROW8>(blk, cols);
+    Vec8<T> bb;
+    if constexpr (ROW8) bb = bias8<T>(bias, col);
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
-      const T y = from_compute<T>(unary_fn<kGelu, C>(to_compute(biased(v.v[c], bias, col)), C(0), C(0)));
+      const T z = ROW8 ? from_compute<T>(to_compute(v.v[c]) + to_compute(bb.v[c])) : biased(v.v[c], bias, col);
+      const T y = from_compute<T>(unary_fn<kGelu, C>(to_compute(z), C(0), C(0)));
       v.v[c] = !dropout ? y : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(y) * scale) : from_compute<T>(C(0));
-      col = col + 1 == cols ? 0 : col + 1;
+      if constexpr (!ROW8) col = col + 1 == cols ? 0 : col + 1;
     }
     store_vec8(out + i0, v, count8(i0, n));
   }
 }
 
-template <typename T, typename B, bool TANH>
+template <typename T, typename B, bool TANH, bool ROW8>
 __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __restrict__ x, const B* __restrict__ bias,
                                           T* __restrict__ grad_x, int64_t n, int64_t cols, PhiloxState s,
                                           uint32_t threshold, Compute<T> scale, bool dropout) {
@@ -302,28 +323,36 @@ __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __re
     const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
     const Vec8<T> xv = load_vec8(x + i0, 1, count8(i0, n));
     Vec8<T> gv = load_vec8(g + i0, 1, count8(i0, n));
-    int64_t col = i0 % cols;
+    int64_t col = first_col<ROW8>(blk, cols);
+    Vec8<T> bb;
+    if constexpr (ROW8) bb = bias8<T>(bias, col);
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
       const T d = !dropout ? gv.v[c]
                   : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(gv.v[c]) * scale)
                                                     : from_compute<T>(C(0));
-      const T z = biased(xv.v[c], bias, col);
+      const T z = ROW8 ? from_compute<T>(to_compute(xv.v[c]) + to_compute(bb.v[c])) : biased(xv.v[c], bias, col);
       gv.v[c] = from_compute<T>(binary_fn<kGeluGrad, C>(to_compute(d), to_compute(z), C(0), C(0)));
-      col = col + 1 == cols ? 0 : col + 1;
+      if constexpr (!ROW8) col = col + 1 == cols ? 0 : col + 1;
     }
     store_vec8(grad_x + i0, gv, count8(i0, n));
   }
 }
 
-// Calls f(T{}, B{}, tanh constant) for x's dtype and the bias's (float32 bias with bfloat16 x).
+// Calls f(T{}, B{}, tanh constant, row8 constant) for x's dtype and the bias's (float32 bias
+// with bfloat16 x); row8: rows of a multiple of 8 elements, at most 2^32 groups of 8.
 template <typename F>
 void dispatch_bias_gelu(const Tensor& x, const Tensor& bias, bool tanh, F&& f) {
+  const bool row8 = bias.numel() % 8 == 0 && (x.numel() + 7) / 8 <= (int64_t)UINT32_MAX;
   dispatch_floating_bf16(x.dtype(), "bias_gelu", [&](auto zero) {
     using T = decltype(zero);
     auto with_bias = [&](auto bzero) {
-      if (tanh) f(zero, bzero, std::true_type{});
-      else f(zero, bzero, std::false_type{});
+      auto with_tanh = [&](auto tc) {
+        if (row8) f(zero, bzero, tc, std::true_type{});
+        else f(zero, bzero, tc, std::false_type{});
+      };
+      if (tanh) with_tanh(std::true_type{});
+      else with_tanh(std::false_type{});
     };
     if constexpr (std::is_same_v<T, bf16>) {
       if (bias.dtype() == kFloat32) return with_bias(float{});
@@ -368,10 +397,10 @@ void CudaBackend::bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& o
                             double p) {
   const int64_t n = x.numel(), cols = bias.numel();
   if (n == 0) return;
-  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc) {
+  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc, auto row8) {
     using T = decltype(zero);
     using B = decltype(bzero);
-    bias_gelu_kernel<T, B, decltype(tc)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
+    bias_gelu_kernel<T, B, decltype(tc)::value, decltype(row8)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
         dptr<const T>(x), dptr<const B>(bias), dptr<T>(out), n, cols, s, dropout_threshold(p),
         (Compute<T>)(p > 0 ? 1.0 / (1.0 - p) : 1.0), p > 0);
     WAVSPA_CUDA_LAUNCH_CHECK();
@@ -382,10 +411,10 @@ void CudaBackend::bias_gelu_backward(const Tensor& g, const Tensor& x, const Ten
                                      bool tanh, PhiloxState s, double p) {
   const int64_t n = x.numel(), cols = bias.numel();
   if (n == 0) return;
-  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc) {
+  dispatch_bias_gelu(x, bias, tanh, [&](auto zero, auto bzero, auto tc, auto row8) {
     using T = decltype(zero);
     using B = decltype(bzero);
-    bias_gelu_backward_kernel<T, B, decltype(tc)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
+    bias_gelu_backward_kernel<T, B, decltype(tc)::value, decltype(row8)::value><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
         dptr<const T>(g), dptr<const T>(x), dptr<const B>(bias), dptr<T>(grad_x), n, cols, s, dropout_threshold(p),
         (Compute<T>)(p > 0 ? 1.0 / (1.0 - p) : 1.0), p > 0);
     WAVSPA_CUDA_LAUNCH_CHECK();

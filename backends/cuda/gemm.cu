@@ -40,22 +40,34 @@ void check_cublas(cublasStatus_t status, const char* call, const char* file, int
 }
 #define WAVSPA_CUBLAS_CHECK(call) check_cublas((call), #call, __FILE__, __LINE__)
 
-// The one cuBLAS handle of the process, created on first use and bound to the backend's
-// stream before every call (cheap, and correct even if stream() were ever replaced). It is
-// never destroyed: at static-destruction time the CUDA context may already be gone, and
-// cublasDestroy would then fail.
+// The one cuBLAS handle of the process, created on first use and never destroyed: at
+// static-destruction time the CUDA context may already be gone, and cublasDestroy would
+// then fail. It is bound once to the backend's stream (one per process) and given a
+// workspace of its own: cublasSetStream resets the workspace to cuBLAS's pool, and calling
+// it before every product (as this file once did) cost host time on each of a step's ~150
+// products. The math mode is set only when matmul_precision() changes. Callers hold
+// handle_mutex().
+constexpr size_t kCublasWorkspace = size_t(32) << 20;  // cuBLAS's advice for Hopper
+
 cublasHandle_t handle() {
   static cublasHandle_t h = [] {
     cublasHandle_t created = nullptr;
     WAVSPA_CUBLAS_CHECK(cublasCreate(&created));
+    WAVSPA_CUBLAS_CHECK(cublasSetStream(created, stream()));
+    void* workspace = nullptr;  // held for the life of the process, as the handle is
+    WAVSPA_CUDA_CHECK(cudaMalloc(&workspace, kCublasWorkspace));
+    WAVSPA_CUBLAS_CHECK(cublasSetWorkspace(created, workspace, kCublasWorkspace));
     return created;
   }();
-  WAVSPA_CUBLAS_CHECK(cublasSetStream(h, stream()));
   // CUBLAS_DEFAULT_MATH keeps float32 products in float32 arithmetic (no TF32, no
   // reduced-precision tricks); the TF32 mode is opt-in.
-  WAVSPA_CUBLAS_CHECK(cublasSetMathMode(h, matmul_precision() == MatmulPrecision::TF32
-                                               ? CUBLAS_TF32_TENSOR_OP_MATH
-                                               : CUBLAS_DEFAULT_MATH));
+  static int mode = -1;
+  const cublasMath_t want = matmul_precision() == MatmulPrecision::TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                         : CUBLAS_DEFAULT_MATH;
+  if (mode != (int)want) {
+    WAVSPA_CUBLAS_CHECK(cublasSetMathMode(h, want));
+    mode = (int)want;
+  }
   return h;
 }
 

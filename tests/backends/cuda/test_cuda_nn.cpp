@@ -331,27 +331,31 @@ TEST_CASE("cuda nn: dropout in training mode draws the CPU's mask from the same 
 
 TEST_CASE("cuda nn: bias_gelu with bfloat16 rows and a float32 bias gives the bits of add, gelu and dropout" *
           gpu_only()) {
-  // 300 x 37: rows that do not end on a Philox block of 8, and a tail.
-  const Tensor x0 = randn({300, 37}).to(kBFloat16).to(Device::cuda()), b0 = randn({37}).to(Device::cuda());
-  const Tensor seed = randn({300, 37}).to(kBFloat16).to(Device::cuda());
-  for (double p : {0.0, 0.2}) {
-    for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
-      CAPTURE(p);
-      AutocastGuard autocast;  // the composite's add casts the float32 bias to bfloat16
-      Tensor x1 = x0.detach().requires_grad_(), b1 = b0.detach().requires_grad_();
-      Tensor x2 = x0.detach().requires_grad_(), b2 = b0.detach().requires_grad_();
-      Generator g1(7), g2(7);
-      const Tensor fused = bias_gelu(x1, b1, p, true, approx, &g1);
-      const Tensor composite = dropout(gelu(add(x2, b2), approx), p, true, &g2);
-      REQUIRE(fused.dtype() == kBFloat16);
-      CHECK(max_abs_diff(fused.to(kFloat32).to(Device::cpu()), composite.to(kFloat32).to(Device::cpu())) == 0);
-      sum(mul(fused, seed)).backward();
-      sum(mul(composite, seed)).backward();
-      CHECK(max_abs_diff(x1.grad().to(kFloat32).to(Device::cpu()), x2.grad().to(kFloat32).to(Device::cpu())) == 0);
-      // The bias gradient: float32 column sums here, a bfloat16 sum cast back in the composite.
-      REQUIRE(b1.grad().dtype() == kFloat32);
-      const Tensor gb1 = b1.grad().to(Device::cpu()), gb2 = b2.grad().to(Device::cpu());
-      CHECK(max_abs_diff(gb1, gb2) <= 1e-2 * (1 + max_abs_diff(gb2, zeros_like(gb2))));
+  // 300 x 37: rows that do not end on a Philox block of 8, and a tail. 300 x 40: rows of whole
+  // blocks, whose bias the kernels read as 16-byte words.
+  for (int64_t cols : {37, 40}) {
+    const Tensor x0 = randn({300, cols}).to(kBFloat16).to(Device::cuda()), b0 = randn({cols}).to(Device::cuda());
+    const Tensor seed = randn({300, cols}).to(kBFloat16).to(Device::cuda());
+    for (double p : {0.0, 0.2}) {
+      for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
+        CAPTURE(cols);
+        CAPTURE(p);
+        AutocastGuard autocast;  // the composite's add casts the float32 bias to bfloat16
+        Tensor x1 = x0.detach().requires_grad_(), b1 = b0.detach().requires_grad_();
+        Tensor x2 = x0.detach().requires_grad_(), b2 = b0.detach().requires_grad_();
+        Generator g1(7), g2(7);
+        const Tensor fused = bias_gelu(x1, b1, p, true, approx, &g1);
+        const Tensor composite = dropout(gelu(add(x2, b2), approx), p, true, &g2);
+        REQUIRE(fused.dtype() == kBFloat16);
+        CHECK(max_abs_diff(fused.to(kFloat32).to(Device::cpu()), composite.to(kFloat32).to(Device::cpu())) == 0);
+        sum(mul(fused, seed)).backward();
+        sum(mul(composite, seed)).backward();
+        CHECK(max_abs_diff(x1.grad().to(kFloat32).to(Device::cpu()), x2.grad().to(kFloat32).to(Device::cpu())) == 0);
+        // The bias gradient: float32 column sums here, a bfloat16 sum cast back in the composite.
+        REQUIRE(b1.grad().dtype() == kFloat32);
+        const Tensor gb1 = b1.grad().to(Device::cpu()), gb2 = b2.grad().to(Device::cpu());
+        CHECK(max_abs_diff(gb1, gb2) <= 1e-2 * (1 + max_abs_diff(gb2, zeros_like(gb2))));
+      }
     }
   }
 }
