@@ -131,7 +131,7 @@ ifeq ($(CUDA),1)
     $(error CUDA=1 but nvcc was not found at $(NVCC))
   endif
   CPPFLAGS  += -DWAVSPA_CUDA -I/usr/local/cuda/include
-  LDLIBS    += -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcufft
+  LDLIBS    += -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcublasLt -lcufft
   NVCCFLAGS := -std=c++20 -O3 -arch=$(CUDA_ARCH) -I. -MMD -MP -DWAVSPA_CUDA --expt-relaxed-constexpr -lineinfo -Xcompiler -fopenmp,-Wall,-fPIC
 endif
 

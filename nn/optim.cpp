@@ -9,6 +9,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
+#include "ops/linalg.h"
 #include "ops/optim.h"
 #include "ops/reduce.h"
 
@@ -129,6 +130,7 @@ void Optimizer::step(const Tensor& skip) {
     }
   }
   update_all(updates, fuses_skip() ? skip : Tensor());
+  refresh_autocast_weights();  // the bfloat16 copies linear reads under autocast (ops/linalg.h)
 }
 
 void Optimizer::update_all(std::vector<Update>& updates, const Tensor&) {

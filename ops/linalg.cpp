@@ -1,6 +1,8 @@
 #include "ops/linalg.h"
 
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "ops/common.h"
 #include "ops/elementwise.h"
@@ -163,8 +165,86 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 namespace {
 
+// ---- bfloat16 copies of parameters (refresh_autocast_weights) -------------------------------
+//
+// One entry per parameter storage, keyed by its address and checked against the parameter
+// (storage alive, offset, shape, strides) at every use; the copy is contiguous and keeps its
+// storage for life, so a recorded CUDA graph may read it. Casting into it bumps its version,
+// so a backward that saved the old copy refuses to run (autograd's saved-tensor check).
+struct WeightCopy {
+  std::weak_ptr<StorageImpl> storage;
+  int64_t offset = 0;
+  Shape shape, strides;
+  uint64_t version = 0;  // the parameter's version the copy was made from
+  Tensor copy;
+};
+
+std::mutex& weight_copies_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_map<const StorageImpl*, WeightCopy>& weight_copies() {
+  static auto* m = new std::unordered_map<const StorageImpl*, WeightCopy>;  // never destroyed
+  return *m;
+}
+
+void cast_into(const Tensor& param, const Tensor& copy) {
+  NoGradGuard no_grad;
+  backend_of(param).copy(param, copy);
+  copy.impl().storage->bump_version();
+}
+
+// The bfloat16 copy of a float32 parameter linear reads under autocast: the kept one when the
+// parameter has not changed since it was made, else made (or remade in place) now. Tensors
+// that are not parameters (a leaf that requires grad) get a fresh copy each call.
+Tensor param_bf16(const Tensor& weight) {
+  if (!weight.requires_grad() || !weight.is_leaf()) {
+    Tensor w16 = Tensor::empty(weight.shape(), kBFloat16, weight.device());
+    if (w16.numel()) cast_into(weight, w16);
+    return w16;
+  }
+  const Storage& storage = weight.impl().storage;
+  std::lock_guard<std::mutex> lock(weight_copies_mutex());
+  WeightCopy& e = weight_copies()[storage.get()];
+  const bool same = e.copy.defined() && e.storage.lock() == storage && e.offset == weight.offset() &&
+                    e.shape == weight.shape() && e.strides == weight.strides() &&
+                    e.copy.device() == weight.device();
+  if (!same) {
+    e = WeightCopy{storage, weight.offset(), weight.shape(), weight.strides(), weight.version(),
+                   Tensor::empty(weight.shape(), kBFloat16, weight.device())};
+    if (e.copy.numel()) cast_into(weight, e.copy);
+  } else if (e.version != weight.version()) {
+    cast_into(weight, e.copy);
+    e.version = weight.version();
+  }
+  return e.copy;
+}
+
+}  // namespace
+
+void refresh_autocast_weights() {
+  std::lock_guard<std::mutex> lock(weight_copies_mutex());
+  auto& copies = weight_copies();
+  for (auto it = copies.begin(); it != copies.end();) {
+    Storage storage = it->second.storage.lock();
+    if (!storage || !it->second.copy.defined()) {
+      it = copies.erase(it);
+      continue;
+    }
+    WeightCopy& e = it->second;
+    if (storage->version() != e.version && e.copy.numel()) {
+      Tensor param(std::make_shared<TensorImpl>(TensorImpl{storage, e.shape, e.strides, e.offset, kFloat32, nullptr}));
+      cast_into(param, e.copy);
+      e.version = storage->version();
+    }
+    ++it;
+  }
+}
+
+namespace {
+
 // linear under autocast (core/runtime.h): x in bfloat16 (cast by the caller, in the graph),
-// the float32 weight read through a bfloat16 copy made here and kept for backward, the
+// the float32 weight read through its bfloat16 copy (param_bf16) and kept for backward, the
 // float32 bias added through the product's beta. Backward multiplies in bfloat16 with
 // float32 accumulation and writes grad_x in bfloat16 but grad_weight and grad_bias straight
 // into float32 (cuBLAS's mixed output), so the master weights get float32 gradients without
@@ -177,11 +257,10 @@ Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Backend& be = backend_of(x);
   Tensor x2 = contiguous_raw(x);
   x2 = x2.as_strided({rows, in}, {in, 1}, x2.offset());
-  Tensor w16 = Tensor::empty(weight.shape(), kBFloat16, weight.device());
+  const Tensor w16 = param_bf16(weight);
   Tensor out = Tensor::empty({rows, out_f}, kBFloat16, x.device());
   {
     NoGradGuard no_grad;
-    if (w16.numel()) be.copy(weight, w16);
     if (bias.defined()) be.copy(expand_raw(bias, {rows, out_f}), out);
     if (in == 0) {
       if (!bias.defined()) be.fill(out, 0.0);

@@ -17,14 +17,20 @@
 //             or bfloat16 as it likes), makes the result a defined function of the inputs
 //             that the tests can compare with the CPU.
 //
-// bfloat16 tensors (kBFloat16) go to cublasGemmEx directly: CUDA_R_16BF operands and output,
+// bfloat16 tensors (kBFloat16) go to cuBLASLt: CUDA_R_16BF operands and output,
 // CUBLAS_COMPUTE_32F (float32 accumulation, one rounding to bfloat16 per output element),
 // whatever matmul_precision() says. bfloat16 operands may also write a float32 output (no
-// rounding of the result): linear's weight gradients under autocast.
+// rounding of the result): linear's weight gradients under autocast. cuBLASLt because of the
+// host: cublasGemmEx describes the problem and asks its heuristics again at every call, ~10
+// us of host time, and a bfloat16 training step makes ~150 products, most of them small
+// enough that the host is what the GPU waits for. LtPlan below does that once per shape.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include <map>
 #include <mutex>
+#include <tuple>
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/nn_common.cuh"
@@ -49,14 +55,23 @@ void check_cublas(cublasStatus_t status, const char* call, const char* file, int
 // handle_mutex().
 constexpr size_t kCublasWorkspace = size_t(32) << 20;  // cuBLAS's advice for Hopper
 
+// The workspace of cuBLAS and cuBLASLt (one stream: never two products at once), held for
+// the life of the process, as the handles are.
+void* workspace() {
+  static void* w = [] {
+    void* p = nullptr;
+    WAVSPA_CUDA_CHECK(cudaMalloc(&p, kCublasWorkspace));
+    return p;
+  }();
+  return w;
+}
+
 cublasHandle_t handle() {
   static cublasHandle_t h = [] {
     cublasHandle_t created = nullptr;
     WAVSPA_CUBLAS_CHECK(cublasCreate(&created));
     WAVSPA_CUBLAS_CHECK(cublasSetStream(created, stream()));
-    void* workspace = nullptr;  // held for the life of the process, as the handle is
-    WAVSPA_CUDA_CHECK(cudaMalloc(&workspace, kCublasWorkspace));
-    WAVSPA_CUBLAS_CHECK(cublasSetWorkspace(created, workspace, kCublasWorkspace));
+    WAVSPA_CUBLAS_CHECK(cublasSetWorkspace(created, workspace(), kCublasWorkspace));
     return created;
   }();
   // CUBLAS_DEFAULT_MATH keeps float32 products in float32 arithmetic (no TF32, no
@@ -69,6 +84,131 @@ cublasHandle_t handle() {
     mode = (int)want;
   }
   return h;
+}
+
+cublasLtHandle_t lt_handle() {
+  static cublasLtHandle_t h = [] {
+    cublasLtHandle_t created = nullptr;
+    WAVSPA_CUBLAS_CHECK(cublasLtCreate(&created));
+    return created;
+  }();
+  return h;
+}
+
+// Largest power of two up to 16 that divides a pointer's address: what the heuristics are
+// told of each operand's alignment (a plan for aligned operands must not see unaligned ones).
+int alignment_of(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  int align = 16;
+  while (align > 1 && a % align != 0) align /= 2;
+  return align;
+}
+
+// One cuBLASLt problem in cuBLAS's column-major terms (the swapped operands of the file's
+// comment): D (m x n, ldc) = alpha op(A) op(B) + beta C, with C and D the same matrix.
+struct LtProblem {
+  cublasOperation_t op_a, op_b;
+  int64_t m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c;
+  cudaDataType_t out_type;
+  int align_a, align_b, align_c;
+  auto key() const {
+    return std::make_tuple(op_a, op_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, out_type,
+                           align_a, align_b, align_c);
+  }
+};
+
+// Descriptors and the heuristics' first algorithm for one problem, made once and kept.
+class LtPlan {
+ public:
+  explicit LtPlan(const LtProblem& p) {
+    WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &p.op_a, sizeof(p.op_a)));
+    WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &p.op_b, sizeof(p.op_b)));
+    const bool ta = p.op_a != CUBLAS_OP_N, tb = p.op_b != CUBLAS_OP_N;
+    a_ = layout(CUDA_R_16BF, ta ? p.k : p.m, ta ? p.m : p.k, p.lda, p.batch, p.stride_a);
+    b_ = layout(CUDA_R_16BF, tb ? p.n : p.k, tb ? p.k : p.n, p.ldb, p.batch, p.stride_b);
+    c_ = layout(p.out_type, p.m, p.n, p.ldc, p.batch, p.stride_c);
+    cublasLtMatmulPreference_t pref = nullptr;
+    WAVSPA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = kCublasWorkspace;
+    const uint32_t al[3] = {(uint32_t)p.align_a, (uint32_t)p.align_b, (uint32_t)p.align_c};
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                             sizeof(ws));
+    const cublasLtMatmulPreferenceAttributes_t align_attr[3] = {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                                CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                                CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
+    for (int i = 0; i < 3 && st == CUBLAS_STATUS_SUCCESS; ++i)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al[i], sizeof(al[i]));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2],
+                                                sizeof(al[2]));
+    int found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulAlgoGetHeuristic(lt_handle(), desc_, a_, b_, c_, c_, pref, 1, &heuristic_, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    ok_ = st == CUBLAS_STATUS_SUCCESS && found > 0;
+  }
+  ~LtPlan() {
+    cublasLtMatrixLayoutDestroy(a_);
+    cublasLtMatrixLayoutDestroy(b_);
+    cublasLtMatrixLayoutDestroy(c_);
+    cublasLtMatmulDescDestroy(desc_);
+  }
+  LtPlan(const LtPlan&) = delete;
+  LtPlan& operator=(const LtPlan&) = delete;
+
+  bool ok() const { return ok_; }  // the heuristics offered an algorithm
+  void run(float alpha, const void* a, const void* b, float beta, void* c) const {
+    WAVSPA_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), desc_, &alpha, a, a_, b, b_, &beta, c, c_, c, c_,
+                                       &heuristic_.algo, workspace(), kCublasWorkspace, stream()));
+  }
+
+ private:
+  static cublasLtMatrixLayout_t layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
+                                       int64_t stride) {
+    cublasLtMatrixLayout_t l = nullptr;
+    WAVSPA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, (uint64_t)rows, (uint64_t)cols, ld));
+    if (batch > 1) {
+      const int32_t count = (int32_t)batch;
+      WAVSPA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                           sizeof(count)));
+      WAVSPA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                           sizeof(stride)));
+    }
+    return l;
+  }
+
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  bool ok_ = false;
+};
+
+// bfloat16 operands into a bfloat16 or float32 output through the plan of its problem, made
+// on first sight (the caller holds handle_mutex()). False when cuBLASLt has no algorithm for
+// it (or the batch does not fit its 32-bit count): the caller then uses cublasGemmEx.
+bool lt_gemm(const LtProblem& p, float alpha, const void* a, const void* b, float beta, void* c) {
+  if (p.batch > INT32_MAX) return false;
+  static std::map<decltype(p.key()), std::unique_ptr<LtPlan>> plans;
+  auto it = plans.find(p.key());
+  if (it == plans.end()) {
+    if (plans.size() >= 4096) plans.clear();  // shapes that keep changing: start again, bounded
+    it = plans.emplace(p.key(), std::make_unique<LtPlan>(p)).first;
+  }
+  if (!it->second->ok()) return false;
+  it->second->run(alpha, a, b, beta, c);
+  return true;
+}
+
+// The row-major product of GemmArgs as cuBLASLt's column-major problem: operands swapped, m
+// and n swapped (the file's comment). A batch that shares one operand (stride 0) stays with
+// cublasGemmStridedBatchedEx: batch > INT32_MAX marks it for lt_gemm to refuse.
+LtProblem lt_problem(const GemmArgs& g, int64_t batch, const void* a, int64_t stride_a, const void* b,
+                     int64_t stride_b, const void* c, int64_t stride_c, cudaDataType_t out_type) {
+  const bool shared = batch > 1 && (stride_a == 0 || stride_b == 0);
+  return LtProblem{g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                   g.n, g.m, g.k, g.ldb, g.lda, g.ldc, shared ? (int64_t)INT32_MAX + 1 : batch,
+                   stride_b, stride_a, stride_c, out_type, alignment_of(b), alignment_of(a), alignment_of(c)};
 }
 
 // cuBLAS serialises nothing across host threads on one handle; the backend runs every
@@ -133,6 +273,8 @@ void gemm_typed(const GemmArgs& g, int64_t batch, const T* a, int64_t stride_a, 
     const float alpha = (float)g.alpha, beta = (float)g.beta;
     std::lock_guard<std::mutex> lock(handle_mutex());
     cublasHandle_t h = handle();
+    if (lt_gemm(lt_problem(g, batch, a, stride_a, b, stride_b, c, stride_c, CUDA_R_16BF), alpha, b, a, beta, c))
+      return;
     if (batch == 1) {
       WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF,
                                           g.ldb, a, CUDA_R_16BF, g.lda, &beta, c, CUDA_R_16BF,
@@ -211,6 +353,8 @@ void gemm_bf16_to_f32(const GemmArgs& g, int64_t batch, const bf16* a, int64_t s
   const float alpha = (float)g.alpha, beta = (float)g.beta;
   std::lock_guard<std::mutex> lock(handle_mutex());
   cublasHandle_t h = handle();
+  if (lt_gemm(lt_problem(g, batch, a, stride_a, b, stride_b, c, stride_c, CUDA_R_32F), alpha, b, a, beta, c))
+    return;
   if (batch == 1) {
     WAVSPA_CUBLAS_CHECK(cublasGemmEx_64(h, op_b, op_a, g.n, g.m, g.k, &alpha, b, CUDA_R_16BF, g.ldb, a,
                                         CUDA_R_16BF, g.lda, &beta, c, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,

@@ -101,6 +101,50 @@ TEST_CASE("autocast: linear in bfloat16 with float32 weight and bias gradients" 
   }
 }
 
+TEST_CASE("autocast: linear's bfloat16 copy of a parameter follows every change to it" * gpu_only()) {
+  manual_seed(2);
+  const Tensor x = randn({5, 16}).to(Device::cuda());
+  Tensor w = randn({8, 16}).to(Device::cuda()).requires_grad_();
+  // What linear must give for the weight as it is now: a copy cast by hand, each time.
+  auto expected = [&] {
+    AutocastGuard bf16;
+    return linear(x, w.detach().to(kBFloat16).to(kFloat32).detach()).to(kFloat32);  // not a parameter
+  };
+  auto got = [&] {
+    AutocastGuard bf16;
+    return linear(x, w).to(kFloat32);
+  };
+  CHECK(max_abs_diff(got(), expected()) == 0);
+  CHECK(max_abs_diff(got(), expected()) == 0);  // the kept copy
+  // Written in place (the version moves): the next call casts again.
+  {
+    NoGradGuard no_grad;
+    w.mul_(-0.5);
+  }
+  CHECK(max_abs_diff(got(), expected()) == 0);
+  // An optimizer step remakes the copy ahead of the next forward.
+  nn::SGD opt({w}, {.lr = 0.1});
+  {
+    AutocastGuard bf16;
+    sum(linear(x, w)).backward();
+  }
+  opt.step();
+  CHECK(max_abs_diff(got(), expected()) == 0);
+  // A forward, then the parameter changes and the copies are remade before its backward: the
+  // copy the forward saved has moved, and backward says so instead of using the new one.
+  Tensor y;
+  {
+    AutocastGuard bf16;
+    y = sum(linear(x, w));
+  }
+  {
+    NoGradGuard no_grad;
+    w.add_(ones_like(w));
+  }
+  refresh_autocast_weights();
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("LinearBf16Backward"), Error);
+}
+
 TEST_CASE("autocast: mixed operands meet in bfloat16; without the guard they are an error" * gpu_only()) {
   const Tensor a = randn({4, 5}).to(Device::cuda()), b = randn({4, 5}).to(Device::cuda()).to(kBFloat16);
   check_error([&] { add(a, b); }, {"add", "dtype mismatch"});
