@@ -205,7 +205,10 @@ Tensor param_bf16(const Tensor& weight) {
   }
   const Storage& storage = weight.impl().storage;
   std::lock_guard<std::mutex> lock(weight_copies_mutex());
-  WeightCopy& e = weight_copies()[storage.get()];
+  auto& copies = weight_copies();
+  if (!copies.contains(storage.get()))  // a new parameter: forget the copies of dead ones first
+    std::erase_if(copies, [](const auto& kv) { return kv.second.storage.expired(); });
+  WeightCopy& e = copies[storage.get()];
   const bool same = e.copy.defined() && e.storage.lock() == storage && e.offset == weight.offset() &&
                     e.shape == weight.shape() && e.strides == weight.strides() &&
                     e.copy.device() == weight.device();
