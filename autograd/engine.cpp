@@ -47,34 +47,49 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                "is not finite (NaN or Inf); the loss itself is: ", describe());
 
   const autograd::Edge root = autograd::gradient_edge(*this);
-  // 1. dependencies, by an iterative depth-first walk (graphs can be deep)
-  std::unordered_map<autograd::Node*, int> deps;
-  std::vector<autograd::Node*> stack{root.get()};
-  deps[root.get()] = 0;
-  while (!stack.empty()) {
-    autograd::Node* n = stack.back();
-    stack.pop_back();
+  // 1. number the reachable nodes (a walk down a growing list, no recursion: graphs can be
+  //    deep) and count each one's dependencies. From here on a node is its number, and the
+  //    per-node state lives in vectors, not in hash maps looked up at every edge.
+  std::unordered_map<autograd::Node*, int> index;
+  std::vector<autograd::Node*> nodes{root.get()};
+  std::vector<int> deps{0};
+  index.reserve(1024);
+  index.emplace(root.get(), 0);
+  // Node i's edges are target[first_edge[i] + e], the number of the node edge e leads to
+  // (-1: none).
+  std::vector<int> target, first_edge;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    autograd::Node* n = nodes[i];
+    first_edge.push_back((int)target.size());
     for (const autograd::Edge& next : n->next) {
-      if (!next) continue;
-      auto [it, inserted] = deps.try_emplace(next.get(), 0);
-      ++it->second;
-      if (inserted) stack.push_back(next.get());
+      if (!next) {
+        target.push_back(-1);
+        continue;
+      }
+      auto [it, inserted] = index.try_emplace(next.get(), (int)nodes.size());
+      if (inserted) {
+        nodes.push_back(next.get());
+        deps.push_back(0);
+      }
+      ++deps[it->second];
+      target.push_back(it->second);
     }
   }
   // 2. run nodes as their last dependency is met; pending holds one gradient per output
-  std::unordered_map<autograd::Node*, std::vector<Tensor>> pending;
-  auto slots = [&](autograd::Node* n) -> std::vector<Tensor>& {
-    std::vector<Tensor>& s = pending[n];
-    if (s.empty()) s.resize(n->num_outputs());
+  std::vector<std::vector<Tensor>> pending(nodes.size());
+  auto slots = [&](int i) -> std::vector<Tensor>& {
+    std::vector<Tensor>& s = pending[i];
+    if (s.empty()) s.resize(nodes[i]->num_outputs());
     return s;
   };
-  slots(root.get())[root.slot] = seed;
-  std::vector<autograd::Node*> ready{root.get()};
+  slots(0)[root.slot] = seed;
+  std::vector<int> ready{0};
   while (!ready.empty()) {
-    autograd::Node* n = ready.back();
+    const int i = ready.back();
     ready.pop_back();
-    std::vector<Tensor> incoming = std::move(slots(n));
-    pending.erase(n);
+    autograd::Node* n = nodes[i];
+    std::vector<Tensor> incoming = std::move(pending[i]);
+    pending[i] = {};
     bool any = false;
     for (const Tensor& g : incoming) any = any || g.defined();
     std::vector<Tensor> grads;
@@ -92,25 +107,24 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       }
     }
     if (detect)  // the first node whose output is not finite, with a finite gradient coming in
-      for (size_t i = 0; i < grads.size(); ++i)
-        WAVSPA_CHECK(!grads[i].defined() || all_finite(grads[i]), "backward (anomaly detection): ", n->name(),
-                     " returned a gradient with NaN or Inf for its input ", i, " (", grads[i].describe(),
+      for (size_t k = 0; k < grads.size(); ++k)
+        WAVSPA_CHECK(!grads[k].defined() || all_finite(grads[k]), "backward (anomaly detection): ", n->name(),
+                     " returned a gradient with NaN or Inf for its input ", k, " (", grads[k].describe(),
                      ") from a finite incoming gradient: that op's backward, or a value its forward saved, made it");
     if (!retain_graph) n->release();
-    for (size_t i = 0; i < n->next.size(); ++i) {
-      const autograd::Edge& edge = n->next[i];
-      autograd::Node* next = edge.get();
-      if (!next) continue;
-      if (i < grads.size() && grads[i].defined()) {
-        Tensor& slot = slots(next)[edge.slot];
+    for (size_t e = 0; e < n->next.size(); ++e) {
+      const int next = target[first_edge[i] + e];
+      if (next < 0) continue;
+      if (e < grads.size() && grads[e].defined()) {
+        Tensor& slot = slots(next)[n->next[e].slot];
         if (!slot.defined()) {
-          slot = grads[i];
-        } else if (slot.dtype() == grads[i].dtype()) {
+          slot = grads[e];
+        } else if (slot.dtype() == grads[e].dtype()) {
           // Out of place (the first gradient may alias a tensor someone else holds), one pass.
-          slot = slot.sum_with(grads[i]);
+          slot = slot.sum_with(grads[e]);
         } else {
           Tensor sum = slot.clone();  // clone() is always a fresh contiguous tensor
-          sum.add_(grads[i]);         // converts grads[i] to the slot's dtype
+          sum.add_(grads[e]);         // converts grads[e] to the slot's dtype
           slot = sum;
         }
       }

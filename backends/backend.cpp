@@ -39,6 +39,17 @@ std::unique_ptr<Backend::Recording> Backend::end_capture() {
   throw Error("end_capture: the CPU backend has no capture");
 }
 
+void Backend::copy_many(const std::vector<Tensor>& src, const std::vector<Tensor>& dst) {
+  for (size_t i = 0; i < src.size(); ++i) copy(src[i], dst[i]);
+}
+
+void Backend::gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& c) {
+  copy(bias.as_strided({g.m, g.n}, {0, 1}, bias.offset()), c);  // the bias in every row
+  GemmArgs with_c = g;
+  with_c.beta = 1.0;
+  gemm(with_c, a, b, c);
+}
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef WAVSPA_CUDA

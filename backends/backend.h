@@ -149,6 +149,9 @@ class Backend {
   // --- memory ---------------------------------------------------------------------------
   // dst[i] = (dst dtype) src[i]; same shape, both strided, both on this device.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // copy(src[i], dst[i]) for every i; a backend may do them all in one launch (CUDA: the
+  // contiguous float32 -> bfloat16 ones, the optimizer's refresh of linear's weight copies).
+  virtual void copy_many(const std::vector<Tensor>& src, const std::vector<Tensor>& dst);
   virtual void fill(const Tensor& dst, double value) = 0;  // strided dst
   // Contiguous host buffer <-> contiguous tensor of this device, dst.dtype() layout.
   virtual void copy_from_host(const void* src, const Tensor& dst) = 0;
@@ -175,6 +178,13 @@ class Backend {
   // float32 products follow matmul_precision() (core/runtime.h). a and b have c's dtype,
   // except that CUDA also multiplies bfloat16 a and b into a float32 c.
   virtual void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) = 0;
+  // c (m x n, contiguous) = alpha op(a) op(b) + bias (n, contiguous, c's dtype) in every row;
+  // g.beta is not read. The default copies the bias into each row of c and runs gemm with
+  // beta 1; a backend may add it in the product's epilogue instead (CUDA: cuBLASLt's): the
+  // float32 accumulator plus the bias, rounded once to c's dtype. The epilogue's kernel may
+  // sum the products in another order than gemm's, so the bits may differ from the default's.
+  virtual void gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& bias,
+                         const Tensor& c);
   virtual void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,
                             const Tensor& b, int64_t stride_b, const Tensor& c,
                             int64_t stride_c) = 0;

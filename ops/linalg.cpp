@@ -1,5 +1,6 @@
 #include "ops/linalg.h"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -228,6 +229,8 @@ Tensor param_bf16(const Tensor& weight) {
 void refresh_autocast_weights() {
   std::lock_guard<std::mutex> lock(weight_copies_mutex());
   auto& copies = weight_copies();
+  // The stale copies of each device, cast together (one launch on CUDA: Backend::copy_many).
+  std::vector<std::pair<Device, std::pair<std::vector<Tensor>, std::vector<Tensor>>>> work;
   for (auto it = copies.begin(); it != copies.end();) {
     Storage storage = it->second.storage.lock();
     if (!storage || !it->second.copy.defined()) {
@@ -237,10 +240,18 @@ void refresh_autocast_weights() {
     WeightCopy& e = it->second;
     if (storage->version() != e.version && e.copy.numel()) {
       Tensor param(std::make_shared<TensorImpl>(TensorImpl{storage, e.shape, e.strides, e.offset, kFloat32, nullptr}));
-      cast_into(param, e.copy);
+      auto w = std::find_if(work.begin(), work.end(), [&](const auto& x) { return x.first == e.copy.device(); });
+      if (w == work.end()) w = work.insert(work.end(), {e.copy.device(), {}});
+      w->second.first.push_back(param);
+      w->second.second.push_back(e.copy);
       e.version = storage->version();
     }
     ++it;
+  }
+  NoGradGuard no_grad;
+  for (auto& [device, pairs] : work) {
+    backend_for(device).copy_many(pairs.first, pairs.second);
+    for (const Tensor& copy : pairs.second) copy.impl().storage->bump_version();
   }
 }
 
@@ -248,7 +259,8 @@ namespace {
 
 // linear under autocast (core/runtime.h): x in bfloat16 (cast by the caller, in the graph),
 // the float32 weight read through its bfloat16 copy (param_bf16) and kept for backward, the
-// float32 bias added through the product's beta. Backward multiplies in bfloat16 with
+// float32 bias through its bfloat16 copy too, added to the float32 accumulator before the one
+// rounding (Backend::gemm_bias: cuBLASLt's epilogue on CUDA, no broadcast copy). Backward multiplies in bfloat16 with
 // float32 accumulation and writes grad_x in bfloat16 but grad_weight and grad_bias straight
 // into float32 (cuBLAS's mixed output), so the master weights get float32 gradients without
 // a cast kernel. grad_bias is the backend's column_sum of g: one launch, in a fixed order.
@@ -264,12 +276,14 @@ Tensor linear_bf16(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor out = Tensor::empty({rows, out_f}, kBFloat16, x.device());
   {
     NoGradGuard no_grad;
-    if (bias.defined()) be.copy(expand_raw(bias, {rows, out_f}), out);
+    const GemmArgs g{false, true, rows, out_f, in, in, in, out_f, 1.0, 0.0};
     if (in == 0) {
-      if (!bias.defined()) be.fill(out, 0.0);
+      if (bias.defined()) be.copy(expand_raw(bias, {rows, out_f}), out);
+      else be.fill(out, 0.0);
     } else if (rows > 0 && out_f > 0) {
-      be.gemm(GemmArgs{false, true, rows, out_f, in, in, in, out_f, 1.0, bias.defined() ? 1.0 : 0.0},
-              x2, w16, out);
+      // The bias rounded to bfloat16 (its kept copy), added to the float32 accumulator.
+      if (bias.defined()) be.gemm_bias(g, x2, w16, param_bf16(bias), out);
+      else be.gemm(g, x2, w16, out);
     }
   }
   out = out.as_strided(out_shape, contiguous_strides(out_shape), 0);

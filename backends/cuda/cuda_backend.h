@@ -18,6 +18,7 @@ class CudaBackend final : public Backend {
   DeviceType type() const override { return DeviceType::CUDA; }
 
   void copy(const Tensor& src, const Tensor& dst) override;
+  void copy_many(const std::vector<Tensor>& src, const std::vector<Tensor>& dst) override;
   void fill(const Tensor& dst, double value) override;
   void copy_from_host(const void* src, const Tensor& dst) override;
   void copy_to_host(const Tensor& src, void* dst) override;
@@ -37,6 +38,8 @@ class CudaBackend final : public Backend {
   void column_sum(const Tensor& x, const Tensor& out) override;
 
   void gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) override;
+  void gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& bias,
+                 const Tensor& c) override;
   void batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a, int64_t stride_a,
                     const Tensor& b, int64_t stride_b, const Tensor& c,
                     int64_t stride_c) override;

@@ -111,9 +111,10 @@ struct LtProblem {
   int64_t m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c;
   cudaDataType_t out_type;
   int align_a, align_b, align_c;
+  bool bias = false;  // a bias vector (m, out_type) added to every column in the epilogue
   auto key() const {
     return std::make_tuple(op_a, op_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, out_type,
-                           align_a, align_b, align_c);
+                           align_a, align_b, align_c, bias);
   }
 };
 
@@ -124,6 +125,14 @@ class LtPlan {
     WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &p.op_a, sizeof(p.op_a)));
     WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &p.op_b, sizeof(p.op_b)));
+    if (p.bias) {
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      const cudaDataType_t bias_type = p.out_type;
+      WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                         sizeof(epilogue)));
+      WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                         sizeof(bias_type)));
+    }
     const bool ta = p.op_a != CUBLAS_OP_N, tb = p.op_b != CUBLAS_OP_N;
     a_ = layout(CUDA_R_16BF, ta ? p.k : p.m, ta ? p.m : p.k, p.lda, p.batch, p.stride_a);
     b_ = layout(CUDA_R_16BF, tb ? p.n : p.k, tb ? p.k : p.n, p.ldb, p.batch, p.stride_b);
@@ -158,7 +167,10 @@ class LtPlan {
   LtPlan& operator=(const LtPlan&) = delete;
 
   bool ok() const { return ok_; }  // the heuristics offered an algorithm
-  void run(float alpha, const void* a, const void* b, float beta, void* c) const {
+  void run(float alpha, const void* a, const void* b, float beta, void* c, const void* bias) const {
+    if (bias != nullptr)  // the descriptor belongs to this plan, and calls never overlap (handle_mutex)
+      WAVSPA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                         sizeof(bias)));
     WAVSPA_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), desc_, &alpha, a, a_, b, b_, &beta, c, c_, c, c_,
                                        &heuristic_.algo, workspace(), kCublasWorkspace, stream()));
   }
@@ -187,7 +199,8 @@ class LtPlan {
 // bfloat16 operands into a bfloat16 or float32 output through the plan of its problem, made
 // on first sight (the caller holds handle_mutex()). False when cuBLASLt has no algorithm for
 // it (or the batch does not fit its 32-bit count): the caller then uses cublasGemmEx.
-bool lt_gemm(const LtProblem& p, float alpha, const void* a, const void* b, float beta, void* c) {
+bool lt_gemm(const LtProblem& p, float alpha, const void* a, const void* b, float beta, void* c,
+             const void* bias = nullptr) {
   if (p.batch > INT32_MAX) return false;
   static std::map<decltype(p.key()), std::unique_ptr<LtPlan>> plans;
   auto it = plans.find(p.key());
@@ -196,7 +209,7 @@ bool lt_gemm(const LtProblem& p, float alpha, const void* a, const void* b, floa
     it = plans.emplace(p.key(), std::make_unique<LtPlan>(p)).first;
   }
   if (!it->second->ok()) return false;
-  it->second->run(alpha, a, b, beta, c);
+  it->second->run(alpha, a, b, beta, c, bias);
   return true;
 }
 
@@ -400,6 +413,24 @@ void CudaBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a
     gemm_typed<T>(g, batch, dptr<T>(a), stride_a, dptr<T>(b), stride_b, dptr<T>(c), stride_c,
                   c.device());
   });
+}
+
+void CudaBackend::gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& bias,
+                            const Tensor& c) {
+  // bfloat16 throughout: the bias in cuBLASLt's epilogue (float32 accumulator + bias, one
+  // rounding, as the default's beta = 1 over a copied bias). Anything else, or no plan for
+  // it: the default.
+  const bool lt = a.dtype() == kBFloat16 && b.dtype() == kBFloat16 && c.dtype() == kBFloat16 &&
+                  bias.dtype() == kBFloat16 && g.m > 0 && g.n > 0 && g.k > 0 &&
+                  alignment_of(bias.raw_data()) == 16;
+  if (lt) {
+    LtProblem p = lt_problem(g, 1, a.raw_data(), 0, b.raw_data(), 0, c.raw_data(), 0, CUDA_R_16BF);
+    p.bias = true;
+    std::lock_guard<std::mutex> lock(handle_mutex());
+    handle();
+    if (lt_gemm(p, (float)g.alpha, b.raw_data(), a.raw_data(), 0.0f, c.raw_data(), bias.raw_data())) return;
+  }
+  Backend::gemm_bias(g, a, b, bias, c);
 }
 
 // For kernels of this backend that multiply their own scratch buffers (attention.cu).

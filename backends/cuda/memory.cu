@@ -225,6 +225,55 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   });
 }
 
+namespace {
+
+// Contiguous float32 -> bfloat16 copies in one launch: blockIdx.y picks the pair, the blocks
+// along x share its elements. The pairs travel in the kernel's parameters (no upload).
+struct CastPair {
+  const float* src;
+  bf16* dst;
+  int64_t n;
+};
+constexpr int kCastPairs = 64;  // 64 x 24 bytes of parameters per launch
+struct CastBatch {
+  CastPair pair[kCastPairs];
+};
+
+__global__ void cast_many_kernel(CastBatch batch) {
+  const CastPair p = batch.pair[blockIdx.y];
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x)
+    p.dst[i] = convert<bf16>(p.src[i]);
+}
+
+}  // namespace
+
+void CudaBackend::copy_many(const std::vector<Tensor>& src, const std::vector<Tensor>& dst) {
+  CastBatch batch{};
+  int count = 0;
+  int64_t longest = 0;
+  auto flush = [&] {
+    if (count == 0) return;
+    const unsigned gx = (unsigned)std::clamp<int64_t>((longest + kThreads * 4 - 1) / (kThreads * 4), 1, 1024);
+    cast_many_kernel<<<dim3(gx, (unsigned)count), kThreads, 0, stream()>>>(batch);
+    WAVSPA_CUDA_LAUNCH_CHECK();
+    count = 0;
+    longest = 0;
+  };
+  for (size_t i = 0; i < src.size(); ++i) {
+    const Tensor& s = src[i];
+    const Tensor& d = dst[i];
+    if (s.dtype() != kFloat32 || d.dtype() != kBFloat16 || !s.is_contiguous() || !d.is_contiguous()) {
+      copy(s, d);
+      continue;
+    }
+    if (d.numel() == 0) continue;
+    batch.pair[count++] = CastPair{dptr<float>(s), dptr<bf16>(d), d.numel()};
+    longest = std::max(longest, d.numel());
+    if (count == kCastPairs) flush();
+  }
+  flush();
+}
+
 void CudaBackend::fill(const Tensor& dst, double value) {
   if (dst.numel() == 0) return;
   dispatch_all(dst.dtype(), "fill", [&](auto zero) {

@@ -396,6 +396,26 @@ TEST_CASE("fused activation backward kernels equal the gradient of their composi
                      })) < 1e-12);
 }
 
+TEST_CASE("backend gemm_bias and copy_many: the defaults are gemm over a copied bias, and one copy per pair") {
+  Backend& be = backend_for(Device::cpu());
+  for (bool tb : {false, true}) {
+    CAPTURE(tb);
+    const int64_t m = 7, n = 5, k = 3;
+    const Tensor a = randn({m, k}), b = tb ? randn({n, k}) : randn({k, n}), bias = randn({n});
+    const GemmArgs g{false, tb, m, n, k, k, tb ? k : n, n, 0.5, 0.25};  // beta is not read
+    Tensor got = full({m, n}, 123.0), want = Tensor::empty({m, n});
+    be.gemm_bias(g, a, b, bias, got);
+    const Tensor prod = matmul(a, tb ? b.t() : b);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) want.set({i, j}, 0.5 * prod.at({i, j}) + bias.at({j}));
+    CHECK(max_abs_diff(got, want) < 1e-5);
+  }
+  const std::vector<Tensor> src{randn({4, 3}), randn({6}).to(kFloat64), randn({3, 5}).t()};
+  std::vector<Tensor> dst{Tensor::empty({4, 3}, kFloat64), Tensor::empty({6}), Tensor::empty({5, 3})};
+  be.copy_many(src, dst);
+  for (size_t i = 0; i < src.size(); ++i) CHECK(max_abs_diff(dst[i], src[i].to(dst[i].dtype())) == 0);
+}
+
 TEST_CASE("backend column_sum: each column's rows added in order, in double, whatever the thread count") {
   // The CPU half of the primitive behind linear's bias gradient under autocast (the CUDA half
   // is compared with this one in tests/backends/cuda/test_cuda_nn.cpp).
