@@ -50,6 +50,20 @@ void Backend::gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, con
   gemm(with_c, a, b, c);
 }
 
+std::vector<Tensor> Backend::attention_forward_group(const std::vector<AttentionProblem>& problems) {
+  std::vector<Tensor> bits;
+  bits.reserve(problems.size());
+  for (const AttentionProblem& p : problems)
+    bits.push_back(attention_forward(p.args, p.q, p.k, p.v, p.key_keep, p.out, p.lse));
+  return bits;
+}
+
+void Backend::attention_backward_group(const std::vector<AttentionProblem>& problems) {
+  for (const AttentionProblem& p : problems)
+    attention_backward(p.args, p.q, p.k, p.v, p.key_keep, p.out, p.lse, p.dropout_bits, p.grad_out, p.grad_q,
+                       p.grad_k, p.grad_v);
+}
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef WAVSPA_CUDA

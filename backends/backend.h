@@ -97,6 +97,15 @@ struct AttentionArgs {
   PhiloxState philox;  // dropout's counter range: attention_dropout_counters(...) of them
 };
 
+// One problem of Backend::attention_forward_group / attention_backward_group: the
+// arguments of one attention_forward call (q ... lse) and, for the backward, of one
+// attention_backward call (dropout_bits ... grad_v).
+struct AttentionProblem {
+  AttentionArgs args;
+  Tensor q, k, v, key_keep, out, lse;
+  Tensor dropout_bits, grad_out, grad_q, grad_k, grad_v;
+};
+
 // CPU kernels read the counters on the host: a range based on a CUDA graph's device word
 // (PhiloxState) cannot reach them. A CPU op recorded in a capture would be the cause.
 inline void check_host_philox(const PhiloxState& s) {
@@ -229,6 +238,14 @@ class Backend {
                                   const Tensor& v, const Tensor& key_keep, const Tensor& out,
                                   const Tensor& lse, const Tensor& dropout_bits, const Tensor& grad_out,
                                   const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v) = 0;
+
+  // Several independent problems at once (WavSpA's bands of one level), with the same
+  // results, bits included, as attention_forward / attention_backward on each in turn. A
+  // backend may launch each kernel once for all of them (CUDA's tensor-core path does); the
+  // default runs them one by one. attention_forward_group returns each problem's mask as
+  // attention_forward does; attention_backward_group reads it from dropout_bits.
+  virtual std::vector<Tensor> attention_forward_group(const std::vector<AttentionProblem>& problems);
+  virtual void attention_backward_group(const std::vector<AttentionProblem>& problems);
 
   // --- optimizers ------------------------------------------------------------------------
   // Every slot updated in place (AdamSlot above); slots of one float32 or float64 dtype.

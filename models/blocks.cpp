@@ -156,7 +156,11 @@ Tensor WavSpABlock::forward(const Tensor& x_in, const Tensor& key_mask) {
   Tensor h = norm->forward(apply_mask(x_in, key_mask));
   const std::optional<Wavelet> filters_now = bank();
   std::vector<Tensor> bands = decompose(h, filters_now);
-  for (size_t b = 0; b < bands.size(); ++b) bands[b] = band_attention[b]->forward(bands[b]);
+  // The bands' attention side by side: one launch of each attention kernel for a level's
+  // bands where they allow it (nn::self_attention_group).
+  std::vector<nn::SelfAttention*> mods;
+  for (const auto& m : band_attention) mods.push_back(m.get());
+  bands = nn::self_attention_group(mods, bands);
   Tensor x = add(x_in, reconstruct(bands, N, filters_now));
   Tensor y = mlp->forward(drop->forward(mlp_norm ? mlp_norm->forward(x) : x));
   return add(x, y);

@@ -83,6 +83,40 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x, const Tensor& key_mask, 
   return out->forward(y.permute({0, 2, 1, 3}).reshape({B, N, qkv_dim}));
 }
 
+std::vector<Tensor> self_attention_group(const std::vector<SelfAttention*>& mods, const std::vector<Tensor>& xs) {
+  WAVSPA_CHECK(mods.size() == xs.size(), "self_attention_group: ", mods.size(), " modules but ", xs.size(),
+               " inputs");
+  std::vector<MultiHeadSelfAttention*> fused;
+  for (SelfAttention* m : mods) {
+    WAVSPA_CHECK(m != nullptr, "self_attention_group: a module is null");
+    auto* a = dynamic_cast<MultiHeadSelfAttention*>(m);
+    if (a == nullptr || !a->qkv) break;
+    const MultiHeadSelfAttention* first = fused.empty() ? a : fused[0];
+    if (a->heads != first->heads || a->attn_dropout != first->attn_dropout ||
+        a->is_training() != first->is_training())
+      break;
+    fused.push_back(a);
+  }
+  std::vector<Tensor> ys;
+  if (mods.size() < 2 || fused.size() != mods.size()) {
+    for (size_t i = 0; i < mods.size(); ++i) ys.push_back(mods[i]->forward(xs[i]));
+    return ys;
+  }
+  std::vector<Tensor> qkvs;
+  for (size_t i = 0; i < mods.size(); ++i) {
+    const Tensor& x = xs[i];
+    WAVSPA_CHECK(x.dim() == 3 && x.shape()[2] == fused[i]->dim, "MultiHeadSelfAttention: expected x of ",
+                 "shape (B, N, ", fused[i]->dim, "), got ", shape_str(x.shape()));
+    qkvs.push_back(fused[i]->qkv->forward(x));
+  }
+  AttentionOptions options;
+  options.dropout_p = fused[0]->attn_dropout;
+  options.training = fused[0]->is_training();
+  const std::vector<Tensor> heads_out = attention_qkv_group(qkvs, fused[0]->heads, options);
+  for (size_t i = 0; i < mods.size(); ++i) ys.push_back(fused[i]->out->forward(heads_out[i]));
+  return ys;
+}
+
 std::string MultiHeadSelfAttention::extra_repr() const {
   return str("dim=", dim, ", heads=", heads, ", qkv_dim=", qkv_dim, ", dropout=", attn_dropout,
              qkv ? ", fused qkv" : ", separate q/k/v");

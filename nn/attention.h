@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/random.h"
 #include "nn/layers.h"
@@ -54,5 +55,13 @@ class MultiHeadSelfAttention : public SelfAttention {
   std::shared_ptr<Linear> qkv, q, k, v;  // qkv when fused, else q, k, v
   std::shared_ptr<Linear> out;
 };
+
+// mods[i]->forward(xs[i]) for every i (no key mask, not causal): the same values, bits and
+// gradients. Where every module is a MultiHeadSelfAttention with a fused projection, with one
+// head count, attention dropout and training mode, the projections run one by one and the
+// attention between them as one attention_qkv_group (on CUDA one launch of each kernel for
+// up to four problems); otherwise each module's forward runs in turn. WavSpA runs the bands of
+// a level through it.
+std::vector<Tensor> self_attention_group(const std::vector<SelfAttention*>& mods, const std::vector<Tensor>& xs);
 
 }  // namespace wavspa::nn

@@ -57,9 +57,8 @@ double attention_flops(const AttentionArgs& a, int products) {
   return 2.0 * products * (double)a.batch * (double)a.heads * (double)a.nq * (double)a.nk * (double)a.dim;
 }
 
-// Checks, the mask, the dropout range, and the forward kernel.
-Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
-  ProfileScope scope(op, q);
+// Checks, the mask, the dropout range and the output buffers: everything but the kernel.
+Forward prepare_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
   check_floating(op, q);
   check_same(op, q, k);
   check_same(op, q, v);
@@ -105,12 +104,7 @@ Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tens
   // No keys (nk == 0): every output row is an average over nothing, 0. An empty output needs
   // no kernel either (the kernels may assume every size is positive).
   const bool compute = out_mem.numel() > 0 && nk > 0;
-  Tensor bits;
-  if (compute) bits = backend_of(q).attention_forward(args, qc, kc, vc, keep, permute_raw(out_mem, kHeadsFirst), lse);
-  else backend_of(q).fill(out_mem, 0.0);
-  if (scope)
-    scope.set_io(bytes_of(q) + bytes_of(k) + bytes_of(v) + bytes_of(keep), bytes_of(out_mem) + bytes_of(lse),
-                 attention_flops(args, 2));
+  if (!compute) backend_of(q).fill(out_mem, 0.0);
   Forward f;
   f.args = args;
   f.qc = qc.detach();
@@ -119,9 +113,48 @@ Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tens
   f.keep = keep;
   f.out_mem = out_mem;
   f.lse = lse;
-  f.bits = bits;
   f.compute = compute;
   return f;
+}
+
+// The bytes the forward reads and writes, for the profiler.
+double bytes_read(const Forward& f) { return bytes_of(f.qc) + bytes_of(f.kc) + bytes_of(f.vc) + bytes_of(f.keep); }
+double bytes_written(const Forward& f) { return bytes_of(f.out_mem) + bytes_of(f.lse); }
+
+// prepare_forward, then the kernel.
+Forward run_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+  ProfileScope scope(op, q);
+  Forward f = prepare_forward(op, q, k, v, o);
+  if (f.compute)
+    f.bits = backend_of(q).attention_forward(f.args, f.qc, f.kc, f.vc, f.keep, permute_raw(f.out_mem, kHeadsFirst), f.lse);
+  if (scope) scope.set_io(bytes_read(f), bytes_written(f), attention_flops(f.args, 2));
+  return f;
+}
+
+// q, k, v: (B, H, N, d) views of a fused (B, N, 3 E) projection, without a graph of their own.
+Tensor qkv_part(const Tensor& base, int64_t heads, int64_t which) {
+  const int64_t B = base.shape()[0], N = base.shape()[1], E = base.shape()[2] / 3, d = E / heads;
+  const Shape& st = base.strides();
+  return base.as_strided({B, heads, N, d}, {st[0], d * st[2], st[1], st[2]}, base.offset() + which * E * st[2]);
+}
+
+void check_qkv(const char* op, const Tensor& qkv, int64_t heads) {
+  check_floating(op, qkv);
+  WAVSPA_CHECK(qkv.dim() == 3, op, ": expected qkv (B, N, 3 E), got ", shape_str(qkv.shape()));
+  WAVSPA_CHECK(heads > 0 && qkv.shape()[2] % (3 * heads) == 0, op, ": the last dim of qkv ",
+               shape_str(qkv.shape()), " must be 3 x heads x head dim with heads = ", heads);
+}
+
+// The kernel's gradient tensor of a fused projection, and its three (B, H, N, d) thirds.
+Tensor qkv_grad_part(const Tensor& gqkv, int64_t heads, int64_t which) {
+  const int64_t B = gqkv.shape()[0], N = gqkv.shape()[1], E = gqkv.shape()[2] / 3, d = E / heads;
+  return gqkv.as_strided({B, heads, N, d}, {N * 3 * E, d, 3 * E, 1}, gqkv.offset() + which * E);
+}
+// The output's gradient (B, N, E) as the kernel reads it: (B, H, N, d), unit last stride.
+Tensor heads_of_grad(const Tensor& g, int64_t heads) {
+  const int64_t B = g.shape()[0], N = g.shape()[1], E = g.shape()[2], d = E / heads;
+  const Tensor gc = contiguous_raw(g);
+  return gc.as_strided({B, heads, N, d}, {N * E, d, E, 1}, gc.offset());
 }
 
 }  // namespace
@@ -164,33 +197,21 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
 Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions& o) {
   const char* op = "attention_qkv";
   const Tensor qkv = autocasting(qkv_in) ? autocast_bf16(qkv_in) : qkv_in;
-  check_floating(op, qkv);
-  WAVSPA_CHECK(qkv.dim() == 3, "attention_qkv: expected qkv (B, N, 3 E), got ", shape_str(qkv.shape()));
-  WAVSPA_CHECK(heads > 0 && qkv.shape()[2] % (3 * heads) == 0, "attention_qkv: the last dim of qkv ",
-               shape_str(qkv.shape()), " must be 3 x heads x head dim with heads = ", heads);
-  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], E = qkv.shape()[2] / 3, d = E / heads;
-  // q, k, v: (B, H, N, d) views of the projection, without a graph of their own.
+  check_qkv(op, qkv, heads);
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], E = qkv.shape()[2] / 3;
   const Tensor base = qkv.detach();
-  const Shape& st = base.strides();
-  auto part = [&](int64_t which) {
-    return base.as_strided({B, heads, N, d}, {st[0], d * st[2], st[1], st[2]}, base.offset() + which * E * st[2]);
-  };
-  const Forward f = run_forward(op, part(0), part(1), part(2), o);
+  const Forward f = run_forward(op, qkv_part(base, heads, 0), qkv_part(base, heads, 1), qkv_part(base, heads, 2), o);
   Tensor out = f.out_mem.reshape({B, N, E});  // (B, N, H, d) memory: a view
   if (autograd::needs_grad({qkv})) {
-    autograd::record("AttentionQkvBackward", {qkv}, out, {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse, f.bits}, [f, B, N, E, d, heads](const Tensor& g) {
+    autograd::record("AttentionQkvBackward", {qkv}, out, {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse, f.bits}, [f, B, N, E, heads](const Tensor& g) {
       // The three gradients are written by the kernel straight into their thirds of one tensor.
       Tensor gqkv = Tensor::empty({B, N, 3 * E}, f.qc.dtype(), f.qc.device());
-      auto third = [&](int64_t which) {
-        return gqkv.as_strided({B, heads, N, d}, {N * 3 * E, d, 3 * E, 1}, gqkv.offset() + which * E);
-      };
       ProfileScope scope("attention_backward", g);
       if (scope) scope.set_io(-1, -1, attention_flops(f.args, 5));
       if (f.compute) {
-        const Tensor gc = contiguous_raw(g);
-        const Tensor gh = gc.as_strided({B, heads, N, d}, {N * E, d, E, 1}, gc.offset());
         backend_of(gqkv).attention_backward(f.args, f.qc, f.kc, f.vc, f.keep, permute_raw(f.out_mem, kHeadsFirst),
-                                            f.lse, f.bits, gh, third(0), third(1), third(2));
+                                            f.lse, f.bits, heads_of_grad(g, heads), qkv_grad_part(gqkv, heads, 0),
+                                            qkv_grad_part(gqkv, heads, 1), qkv_grad_part(gqkv, heads, 2));
       } else {
         backend_of(gqkv).fill(gqkv, 0.0);
       }
@@ -198,6 +219,90 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t heads, const AttentionOptions
     });
   }
   return out;
+}
+
+std::vector<Tensor> attention_qkv_group(const std::vector<Tensor>& qkvs_in, int64_t heads, const AttentionOptions& o) {
+  const char* op = "attention_qkv_group";
+  WAVSPA_CHECK(!qkvs_in.empty(), "attention_qkv_group: expected at least one qkv tensor, got none");
+  WAVSPA_CHECK(!o.key_mask.defined(), "attention_qkv_group: a key_mask belongs to one problem; run masked "
+               "problems through attention_qkv");
+  bool cast = true;
+  for (const Tensor& t : qkvs_in) cast = cast && autocasting(t);
+  std::vector<Tensor> qkvs;
+  for (const Tensor& t : qkvs_in) {
+    qkvs.push_back(cast ? autocast_bf16(t) : t);
+    check_same_placement(op, qkvs[0], qkvs.back());  // first, so a dtype mismatch names both
+  }
+  for (const Tensor& t : qkvs) check_qkv(op, t, heads);
+  ProfileScope scope(op, qkvs[0]);
+  // Each problem prepared in turn (dropout's counters reserved in this order, as attention_qkv
+  // on each in turn would), then one backend call for all that have work.
+  std::vector<Forward> fs;
+  std::vector<AttentionProblem> problems;
+  std::vector<size_t> computed;
+  for (size_t i = 0; i < qkvs.size(); ++i) {
+    const Tensor base = qkvs[i].detach();
+    fs.push_back(prepare_forward(op, qkv_part(base, heads, 0), qkv_part(base, heads, 1), qkv_part(base, heads, 2), o));
+    const Forward& f = fs.back();
+    if (!f.compute) continue;
+    AttentionProblem x;
+    x.args = f.args;
+    x.q = f.qc, x.k = f.kc, x.v = f.vc, x.key_keep = f.keep;
+    x.out = permute_raw(f.out_mem, kHeadsFirst), x.lse = f.lse;
+    problems.push_back(x);
+    computed.push_back(i);
+  }
+  if (!problems.empty()) {
+    const std::vector<Tensor> bits = backend_of(qkvs[0]).attention_forward_group(problems);
+    for (size_t j = 0; j < computed.size(); ++j) fs[computed[j]].bits = bits[j];
+  }
+  double flops = 0, read = 0, written = 0;
+  std::vector<Tensor> outs;
+  for (const Forward& f : fs) {
+    outs.push_back(f.out_mem.reshape({f.args.batch, f.args.nq, f.args.heads * f.args.dim}));  // a view
+    flops += attention_flops(f.args, 2);
+    read += bytes_read(f);
+    written += bytes_written(f);
+  }
+  if (scope) scope.set_io(read, written, flops);
+  if (autograd::needs_grad(qkvs)) {
+    std::vector<Tensor> saved;
+    for (const Forward& f : fs)
+      for (const Tensor& t : {f.qc, f.kc, f.vc, f.keep, f.out_mem, f.lse, f.bits}) saved.push_back(t);
+    autograd::record("AttentionQkvGroupBackward", qkvs, outs, saved, [fs, heads](const std::vector<Tensor>& gs) {
+      Tensor any;  // some output's gradient: the profiler's device
+      for (const Tensor& g : gs)
+        if (g.defined() && !any.defined()) any = g;
+      ProfileScope scope("attention_backward", any);
+      std::vector<Tensor> grads;
+      std::vector<AttentionProblem> problems;
+      double flops = 0;
+      for (size_t i = 0; i < fs.size(); ++i) {
+        const Forward& f = fs[i];
+        const int64_t B = f.args.batch, N = f.args.nq, E = f.args.heads * f.args.dim;
+        Tensor gqkv = Tensor::empty({B, N, 3 * E}, f.qc.dtype(), f.qc.device());
+        grads.push_back(gqkv);
+        // No gradient reached this output, or nothing to compute: its projection gets zeros.
+        if (!f.compute || !gs[i].defined()) {
+          backend_of(gqkv).fill(gqkv, 0.0);
+          continue;
+        }
+        AttentionProblem x;
+        x.args = f.args;
+        x.q = f.qc, x.k = f.kc, x.v = f.vc, x.key_keep = f.keep;
+        x.out = permute_raw(f.out_mem, kHeadsFirst), x.lse = f.lse, x.dropout_bits = f.bits;
+        x.grad_out = heads_of_grad(gs[i], heads);
+        x.grad_q = qkv_grad_part(gqkv, heads, 0), x.grad_k = qkv_grad_part(gqkv, heads, 1);
+        x.grad_v = qkv_grad_part(gqkv, heads, 2);
+        problems.push_back(x);
+        flops += attention_flops(f.args, 5);
+      }
+      if (scope) scope.set_io(-1, -1, flops);
+      if (!problems.empty()) backend_of(grads[0]).attention_backward_group(problems);
+      return grads;
+    });
+  }
+  return outs;
 }
 
 }  // namespace wavspa

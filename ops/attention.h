@@ -13,6 +13,8 @@
 // of any other form.
 #pragma once
 
+#include <vector>
+
 #include "core/random.h"
 #include "core/tensor.h"
 
@@ -44,5 +46,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
 // tensor that the kernel writes in place, where the chunked path builds three zero-padded
 // slices and adds them.
 Tensor attention_qkv(const Tensor& qkv, int64_t heads, const AttentionOptions& options = {});
+// attention_qkv on each of several independent projections (WavSpA's bands: lengths may
+// differ), qkvs[i] (B_i, N_i, 3 E_i) of one dtype and device -> (B_i, N_i, E_i). The same
+// values, bits and gradients as attention_qkv on each in turn (dropout's counters are reserved
+// in that order); the backend may launch each kernel once for all of them (CUDA does for
+// three or more bfloat16 problems of one head dim, up to four per launch). options.key_mask must be
+// undefined: a mask belongs to one problem.
+std::vector<Tensor> attention_qkv_group(const std::vector<Tensor>& qkvs, int64_t heads,
+                                        const AttentionOptions& options = {});
 
 }  // namespace wavspa

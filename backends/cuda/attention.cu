@@ -545,4 +545,110 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const Tensor& q, co
   });
 }
 
+namespace {
+
+// The problems of a group that share launches (attn::Group): bfloat16 tensors on the
+// tensor-core kernels, one head dim, none empty. Their kernel parameters, with the key-mask
+// scratch that make_params fills kept alive in `firsts`; empty where they do not qualify.
+std::vector<Params<bf16, float>> group_params(const std::vector<AttentionProblem>& ps, bool backward,
+                                              std::vector<Tensor>& firsts) {
+  std::vector<Params<bf16, float>> params;
+  // Two problems go one by one: the group kernels hold four copies of their body (one per
+  // problem slot) and run 2-6% slower per block than the single ones, which two launches
+  // saved do not repay (H200: WavSpA ListOps at level 1, 10.39 ms one by one against 10.53
+  // grouped; at level 3, four bands, 14.47 against 13.07). bench/kernels/NOTES.md, v21.
+  if (ps.size() <= 2) return params;
+  firsts.assign(ps.size(), Tensor());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const AttentionProblem& x = ps[i];
+    const AttentionArgs& a = x.args;
+    if (x.q.dtype() != kBFloat16 || a.dim != ps[0].args.dim || a.batch * a.heads * a.nq * a.nk == 0 ||
+        (backward && a.causal))
+      return {};
+    Params<bf16, float> p = make_params<bf16, float>(a, x.q, x.k, x.v, x.key_keep, x.out, x.lse, firsts[i]);
+    if (backward) {
+      p.grad_out = {dptr<const bf16>(x.grad_out), x.grad_out.strides()[0], x.grad_out.strides()[1], x.grad_out.strides()[2]};
+      p.grad_q = {dptr<bf16>(x.grad_q), x.grad_q.strides()[0], x.grad_q.strides()[1], x.grad_q.strides()[2]};
+      p.grad_k = {dptr<bf16>(x.grad_k), x.grad_k.strides()[0], x.grad_k.strides()[1], x.grad_k.strides()[2]};
+      p.grad_v = {dptr<bf16>(x.grad_v), x.grad_v.strides()[0], x.grad_v.strides()[1], x.grad_v.strides()[2]};
+    }
+    if (!bf16_tensor_cores(a, p)) return {};
+    params.push_back(p);
+  }
+  return params;
+}
+
+}  // namespace
+
+// Groups of up to attn::kGroup problems, one launch of each kernel per group: the dropout
+// masks (for the problems that have dropout, within attention_scratch_limit() each), then the
+// forward. Each problem's blocks compute what its own launch would, so the bits are the same.
+std::vector<Tensor> CudaBackend::attention_forward_group(const std::vector<AttentionProblem>& ps) {
+  std::vector<Tensor> firsts;
+  const std::vector<Params<bf16, float>> params = group_params(ps, false, firsts);
+  if (params.empty()) return Backend::attention_forward_group(ps);
+  std::vector<Tensor> bits(ps.size());
+  for (size_t c0 = 0; c0 < ps.size(); c0 += attn::kGroup) {
+    attn::Group<Params<bf16, float>> g, drawn;
+    g.count = (int)std::min<size_t>(attn::kGroup, ps.size() - c0);
+    uint8_t* where[attn::kGroup];
+    int which[attn::kGroup];
+    for (int i = 0; i < g.count; ++i) {
+      const AttentionArgs& a = ps[c0 + i].args;
+      g.p[i] = params[c0 + i];
+      const int64_t bytes = a.batch * a.heads * a.nq * attn::keep_ld(a.nk);
+      if (a.dropout_p <= 0 || bytes > attention_scratch_limit()) continue;  // no mask, or drawn in the kernels
+      bits[c0 + i] = Tensor::empty({bytes / 8}, kInt64, ps[c0 + i].q.device());
+      where[drawn.count] = static_cast<uint8_t*>(bits[c0 + i].raw_data());
+      which[drawn.count] = i;
+      drawn.p[drawn.count++] = g.p[i];
+    }
+    if (drawn.count > 0) {
+      WAVSPA_CUDA_CHECK(attn::draw_dropout_bits(drawn, where, stream()));
+      for (int j = 0; j < drawn.count; ++j) g.p[which[j]] = drawn.p[j];
+    }
+    WAVSPA_CUDA_CHECK(attn::mma_forward(g, stream()));
+  }
+  return bits;
+}
+
+// As the forward: groups of up to attn::kGroup, each one launch of the row sums, the key pass
+// and dQ from the dS^T scratch. A group whose scratch would pass attention_scratch_limit()
+// (or any causal problem, whose key pass skips tiles) runs its problems one by one instead.
+void CudaBackend::attention_backward_group(const std::vector<AttentionProblem>& ps) {
+  std::vector<Tensor> firsts;
+  std::vector<Params<bf16, float>> params = group_params(ps, true, firsts);
+  if (params.empty()) return Backend::attention_backward_group(ps);
+  for (size_t c0 = 0; c0 < ps.size(); c0 += attn::kGroup) {
+    const size_t n = std::min<size_t>(attn::kGroup, ps.size() - c0);
+    int64_t rows = 0, ds_bytes = 0;
+    for (size_t i = c0; i < c0 + n; ++i) {
+      const Params<bf16, float>& p = params[i];
+      rows += p.batch * p.heads * p.nq;
+      ds_bytes += p.batch * p.heads * p.nk * attn::ds_pitch(p.nq) * (int64_t)sizeof(bf16);
+    }
+    if (ds_bytes > attention_scratch_limit()) {
+      Backend::attention_backward_group(std::vector<AttentionProblem>(ps.begin() + c0, ps.begin() + c0 + n));
+      continue;
+    }
+    const Tensor rowdot = scratch_bytes((size_t)rows * sizeof(float), ps[c0].q.device());
+    const Tensor ds = scratch_bytes((size_t)ds_bytes, ps[c0].q.device());
+    float* rd = static_cast<float*>(rowdot.raw_data());
+    bf16* dsp = static_cast<bf16*>(ds.raw_data());
+    attn::Group<Params<bf16, float>> g;
+    g.count = (int)n;
+    for (int i = 0; i < g.count; ++i) {
+      Params<bf16, float>& p = g.p[i];
+      p = params[c0 + i];
+      read_dropout_bits(ps[c0 + i].args, ps[c0 + i].dropout_bits, p);
+      p.rowdot = rd;
+      p.ds = dsp;  // 16-byte aligned: every earlier region is a multiple of 16 bytes
+      p.ds_ld = attn::ds_pitch(p.nq);
+      rd += p.batch * p.heads * p.nq;
+      dsp += p.batch * p.heads * p.nk * p.ds_ld;
+    }
+    WAVSPA_CUDA_CHECK(attn::mma_backward(g, stream()));
+  }
+}
+
 }  // namespace wavspa::cuda

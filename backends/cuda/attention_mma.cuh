@@ -18,6 +18,8 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "backends/cuda/attention_common.cuh"
 #include "backends/cuda/cp_async.cuh"
 
@@ -278,7 +280,7 @@ constexpr int fwd_rows() {
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, float> p) {
+__device__ __forceinline__ void forward_mma_body(const Params<T, float>& p) {
   constexpr int MT = fwd_mtiles<D>(), Br = fwd_rows<D>(), Bc = kFwdKeys, P = pitch<D>();
   extern __shared__ uint4 smem_chunks[];
   bf16* Qs = reinterpret_cast<bf16*>(smem_chunks);
@@ -286,6 +288,7 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Params<T, floa
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t i0 = (int64_t)blockIdx.x * Br;
+  if (i0 >= p.nq || bh >= p.batch * p.heads) return;  // past a smaller problem of the group
   const Mask mask = mask_for(p, b);
   int64_t kend = p.nk;
   if (mask.causal_limit(i0)) kend = min(p.nk, min(i0 + Br, p.nq));
@@ -502,7 +505,7 @@ constexpr int bwd_walk() {
 }
 
 template <typename T, int D, bool DS_OUT>
-__global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, float> p) {
+__device__ __forceinline__ void grad_kv_mma_body(const Params<T, float>& p) {
   constexpr int Bc = kBwdOwn, Br = bwd_walk<D>(), P = pitch<D>();
   constexpr int PS = Br + 8;  // pitch of the dS^T tile (DS_OUT)
   extern __shared__ uint4 smem_chunks[];
@@ -521,6 +524,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
   const int nQ = (int)((p.nq + Br - 1) / Br);
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t j0 = (int64_t)blockIdx.x * Bc;
+  if (j0 >= p.nk || bh >= p.batch * p.heads) return;  // past a smaller problem of the group
   const Mask mask = mask_for(p, b);
   stage<D, Bc>(Ks, p.k, b, h, j0, p.nk - j0);
   stage<D, Bc>(Vs, p.v, b, h, j0, p.nk - j0);
@@ -657,7 +661,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(Params<T, floa
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float> p) {
+__device__ __forceinline__ void grad_q_mma_body(const Params<T, float>& p) {
   constexpr int Br = kBwdOwn, Bc = bwd_walk<D>(), P = pitch<D>();
   extern __shared__ uint4 smem_chunks[];
   bf16* Qs = reinterpret_cast<bf16*>(smem_chunks);
@@ -670,6 +674,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t i0 = (int64_t)blockIdx.x * Br;
+  if (i0 >= p.nq || bh >= p.batch * p.heads) return;  // past a smaller problem of the group
   const Mask mask = mask_for(p, b);
   stage<D, Br>(Qs, p.q, b, h, i0, p.nq - i0);
   stage<D, Br>(Gs, p.grad_out, b, h, i0, p.nq - i0);
@@ -756,7 +761,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(Params<T, float
 constexpr int kDqRows = 64, kDqKeys = 64;
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(Params<T, float> p) {
+__device__ __forceinline__ void grad_q_from_ds_body(const Params<T, float>& p) {
   constexpr int PS = kDqRows + 8, P = pitch<D>();
   extern __shared__ uint4 smem_chunks[];
   bf16* St_all = reinterpret_cast<bf16*>(smem_chunks);  // [2][kDqKeys][PS]: dS^T, keys by queries
@@ -764,6 +769,7 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(Params<T, f
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
   const int64_t i0 = (int64_t)blockIdx.x * kDqRows;
+  if (i0 >= p.nq || bh >= p.batch * p.heads) return;  // past a smaller problem of the group
   const bf16* ds = p.ds + bh * p.nk * p.ds_ld;
   auto load = [&](int buf, int64_t j0) {
     // dS^T rows j0.. (keys), columns i0.. (queries); past nk or nq: zeros.
@@ -805,6 +811,27 @@ __global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(Params<T, f
   }
 }
 
+// The kernels: one body per problem of the group (attention_common.cuh's for_problem).
+template <typename T, int D, int N>
+__global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(const __grid_constant__ Group<Params<T, float>, N> grp) {
+  for_problem(grp, blockIdx.z, [](const Params<T, float>& p) { forward_mma_body<T, D>(p); });
+}
+
+template <typename T, int D, bool DS_OUT, int N>
+__global__ void __launch_bounds__(kMmaThreads) grad_kv_mma_kernel(const __grid_constant__ Group<Params<T, float>, N> grp) {
+  for_problem(grp, blockIdx.z, [](const Params<T, float>& p) { grad_kv_mma_body<T, D, DS_OUT>(p); });
+}
+
+template <typename T, int D, int N>
+__global__ void __launch_bounds__(kMmaThreads) grad_q_mma_kernel(const __grid_constant__ Group<Params<T, float>, N> grp) {
+  for_problem(grp, blockIdx.z, [](const Params<T, float>& p) { grad_q_mma_body<T, D>(p); });
+}
+
+template <typename T, int D, int N>
+__global__ void __launch_bounds__(kMmaThreads) grad_q_from_ds_kernel(const __grid_constant__ Group<Params<T, float>, N> grp) {
+  for_problem(grp, blockIdx.z, [](const Params<T, float>& p) { grad_q_from_ds_body<T, D>(p); });
+}
+
 // ---- host side ---------------------------------------------------------------------------
 
 // Whether the tensor-core kernels take this problem: head dim, and 16-byte aligned rows.
@@ -821,13 +848,13 @@ bool mma_supported(const Params<T, float>& p) {
 }
 
 template <typename K>
-inline cudaError_t launch_mma(K kernel, dim3 grid, size_t smem, cudaStream_t stream, const auto& p) {
-  if (grid.x == 0 || grid.y == 0) return cudaSuccess;
+inline cudaError_t launch_mma(K kernel, dim3 grid, size_t smem, cudaStream_t stream, const auto& grp) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return cudaSuccess;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
   }
-  kernel<<<grid, kMmaThreads, smem, stream>>>(p);
+  kernel<<<grid, kMmaThreads, smem, stream>>>(grp);
   return cudaGetLastError();
 }
 
@@ -838,15 +865,31 @@ inline cudaError_t dispatch_head_dim(int64_t d, F&& f) {
   return f(std::integral_constant<int, 128>{});
 }
 
-template <typename T>
-cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
-  return dispatch_head_dim<T>(p.dim, [&](auto dc) {
+// The grid of a group: `tiles(p)` blocks in x for the largest problem, its heads in y, one z
+// per problem. Every problem of a group has one head dim (the kernels' template argument).
+template <typename P, int N, typename F>
+dim3 group_grid(const Group<P, N>& g, F&& tiles) {
+  int64_t x = 0, y = 0;
+  for (int i = 0; i < g.count; ++i) {
+    x = std::max<int64_t>(x, tiles(g.p[i]));
+    y = std::max<int64_t>(y, g.p[i].batch * g.p[i].heads);
+  }
+  return dim3((unsigned)x, (unsigned)y, (unsigned)g.count);
+}
+
+template <typename T, int N>
+cudaError_t mma_forward(const Group<Params<T, float>, N>& g, cudaStream_t stream) {
+  return dispatch_head_dim<T>(g.p[0].dim, [&](auto dc) {
     constexpr int D = decltype(dc)::value;
-    const dim3 grid((unsigned)((p.nq + fwd_rows<D>() - 1) / fwd_rows<D>()), (unsigned)(p.batch * p.heads));
+    const dim3 grid = group_grid(g, [](const auto& p) { return (p.nq + fwd_rows<D>() - 1) / fwd_rows<D>(); });
     const size_t smem = (size_t)(fwd_rows<D>() + 4 * kFwdKeys) * pitch<D>() * sizeof(bf16) +
                         2 * fwd_rows<D>() * (kFwdKeys / 8);  // the keep bytes
-    return launch_mma(forward_mma_kernel<T, D>, grid, smem, stream, p);
+    return launch_mma(forward_mma_kernel<T, D, N>, grid, smem, stream, g);
   });
+}
+template <typename T>
+cudaError_t mma_forward(const Params<T, float>& p, cudaStream_t stream) {
+  return mma_forward(group_of(p), stream);
 }
 
 // Params::keep_ld for nk keys: the forward's 64-key tiles, 8 bytes each.
@@ -857,8 +900,10 @@ inline int64_t keep_ld(int64_t nk) { return (nk + kFwdKeys - 1) / kFwdKeys * (kF
 // the row's ceil(nk / 8) are 0. A thread writes 8 bytes. Drawn here at full occupancy, the
 // Philox work no longer sits inside the attention kernels (2 blocks of 4 warps per SM, where
 // its dependent chains stalled the tile loop), and the backward reads the same bytes.
+// blockIdx.y: the problem of the group; each writes its own p.keep_bits.
 template <typename T, typename L>
-__global__ void dropout_bits_kernel(Params<T, L> p, uint8_t* bits) {
+__device__ __forceinline__ void dropout_bits_body(const Params<T, L>& p) {
+  uint8_t* bits = const_cast<uint8_t*>(p.keep_bits);
   const int64_t per_row = p.keep_ld / 8, groups = (p.nk + 7) / 8, words = p.batch * p.heads * p.nq * per_row;
   const uint64_t start = philox_start(p.philox);
   for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < words; w += (int64_t)gridDim.x * blockDim.x) {
@@ -881,59 +926,79 @@ __global__ void dropout_bits_kernel(Params<T, L> p, uint8_t* bits) {
   }
 }
 
-// Draws the mask into `bits` (8-byte aligned, p.batch p.heads p.nq keep_ld(p.nk) bytes) and
-// points p at it.
-template <typename T, typename L>
-cudaError_t draw_dropout_bits(Params<T, L>& p, uint8_t* bits, cudaStream_t stream) {
-  p.keep_ld = keep_ld(p.nk);
-  const int64_t words = p.batch * p.heads * p.nq * (p.keep_ld / 8);
-  if (words > 0) {
-    const int64_t blocks = std::min<int64_t>((words + 255) / 256, 132 * 32);
-    dropout_bits_kernel<<<(unsigned)blocks, 256, 0, stream>>>(p, bits);
+template <typename T, typename L, int N>
+__global__ void dropout_bits_kernel(const __grid_constant__ Group<Params<T, L>, N> grp) {
+  for_problem(grp, blockIdx.y, [](const Params<T, L>& p) { dropout_bits_body(p); });
+}
+
+// Draws every problem's mask into bits[i] (8-byte aligned, p.batch p.heads p.nq
+// keep_ld(p.nk) bytes) in one launch and points the problem at it.
+template <typename T, typename L, int N>
+cudaError_t draw_dropout_bits(Group<Params<T, L>, N>& g, uint8_t* const* bits, cudaStream_t stream) {
+  int64_t most = 0;
+  for (int i = 0; i < g.count; ++i) {
+    Params<T, L>& p = g.p[i];
+    p.keep_ld = keep_ld(p.nk);
+    p.keep_bits = bits[i];
+    most = std::max(most, p.batch * p.heads * p.nq * (p.keep_ld / 8));
+  }
+  if (most > 0) {
+    const int64_t blocks = std::min<int64_t>((most + 255) / 256, 132 * 32);
+    dropout_bits_kernel<<<dim3((unsigned)blocks, (unsigned)g.count), 256, 0, stream>>>(g);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  p.keep_bits = bits;
   return cudaSuccess;
+}
+template <typename T, typename L>
+cudaError_t draw_dropout_bits(Params<T, L>& p, uint8_t* bits, cudaStream_t stream) {
+  Group<Params<T, L>, 1> g = group_of(p);
+  const cudaError_t e = draw_dropout_bits(g, &bits, stream);
+  p = g.p[0];
+  return e;
 }
 
 // The row pitch of DS_OUT's scratch (bfloat16 elements): nq rounded up to 8, so that rows
 // start 16-byte aligned.
 inline int64_t ds_pitch(int64_t nq) { return (nq + 7) / 8 * 8; }
 
-// p.rowdot must point to batch * heads * nq floats of scratch. With p.ds (bfloat16, batch *
-// heads * nk rows of ds_pitch(nq), zero where a causal block skips) the key pass writes dS^T
-// there and grad_q_from_ds_kernel forms dQ = scale dS K from it; otherwise the two passes.
-template <typename T>
-cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
-  const int64_t rows = p.batch * p.heads * p.nq;
-  if (rows > 0) {
-    rowdot_vec_kernel<T, float><<<(unsigned)((rows + 31) / 32), 256, 0, stream>>>(p);  // aligned rows (mma_supported)
+// Every p.rowdot must point to batch * heads * nq floats of scratch. With p.ds (bfloat16,
+// batch * heads * nk rows of ds_pitch(nq), zero where a causal block skips) the key pass
+// writes dS^T there and grad_q_from_ds_kernel forms dQ = scale dS K from it; otherwise the two
+// passes. Every problem of a group has p.ds, or none has.
+template <typename T, int N>
+cudaError_t mma_backward(const Group<Params<T, float>, N>& g, cudaStream_t stream) {
+  const dim3 rows_grid = group_grid(g, [](const auto& p) { return (p.batch * p.heads * p.nq + 31) / 32; });
+  if (rows_grid.x > 0) {
+    rowdot_vec_kernel<T, float, N><<<dim3(rows_grid.x, rows_grid.z), 256, 0, stream>>>(g);  // aligned rows (mma_supported)
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  return dispatch_head_dim<T>(p.dim, [&](auto dc) {
+  return dispatch_head_dim<T>(g.p[0].dim, [&](auto dc) {
     constexpr int D = decltype(dc)::value;
     // Own tiles once, walked tiles twice (double-buffered).
     const size_t smem_kv = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
                            4 * bwd_walk<D>() * sizeof(float) + 2 * bwd_walk<D>() * (kBwdOwn / 8);
     const size_t smem_q = (size_t)(2 * kBwdOwn + 4 * bwd_walk<D>()) * pitch<D>() * sizeof(bf16) +
                           2 * kBwdOwn * (bwd_walk<D>() / 8);
-    const unsigned bhs = (unsigned)(p.batch * p.heads);
-    const dim3 grid_kv((unsigned)((p.nk + kBwdOwn - 1) / kBwdOwn), bhs);
-    if (p.ds != nullptr) {
+    const dim3 grid_kv = group_grid(g, [](const auto& p) { return (p.nk + kBwdOwn - 1) / kBwdOwn; });
+    if (g.p[0].ds != nullptr) {
       const size_t smem_ds = smem_kv + (size_t)kBwdOwn * (bwd_walk<D>() + 8) * sizeof(bf16);  // + dS^T
-      cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, true>, grid_kv, smem_ds, stream, p);
+      cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, true, N>, grid_kv, smem_ds, stream, g);
       if (e != cudaSuccess) return e;
       const size_t smem_dq = (size_t)2 * kDqKeys * ((kDqRows + 8) + pitch<D>()) * sizeof(bf16);
-      return launch_mma(grad_q_from_ds_kernel<T, D>, dim3((unsigned)((p.nq + kDqRows - 1) / kDqRows), bhs),
-                        smem_dq, stream, p);
+      return launch_mma(grad_q_from_ds_kernel<T, D, N>,
+                        group_grid(g, [](const auto& p) { return (p.nq + kDqRows - 1) / kDqRows; }), smem_dq, stream, g);
     }
-    cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, false>, grid_kv, smem_kv, stream, p);
+    cudaError_t e = launch_mma(grad_kv_mma_kernel<T, D, false, N>, grid_kv, smem_kv, stream, g);
     if (e != cudaSuccess) return e;
-    return launch_mma(grad_q_mma_kernel<T, D>, dim3((unsigned)((p.nq + kBwdOwn - 1) / kBwdOwn), bhs), smem_q,
-                      stream, p);
+    return launch_mma(grad_q_mma_kernel<T, D, N>, group_grid(g, [](const auto& p) { return (p.nq + kBwdOwn - 1) / kBwdOwn; }),
+                      smem_q, stream, g);
   });
+}
+template <typename T>
+cudaError_t mma_backward(const Params<T, float>& p, cudaStream_t stream) {
+  return mma_backward(group_of(p), stream);
 }
 
 }  // namespace wavspa::cuda::attn

@@ -587,7 +587,7 @@ template <int PASSES>
 cudaError_t tf32_backward(const Params<float, float>& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.heads * p.nq;
   if (rows > 0) {
-    rowdot_vec_kernel<float, float><<<(unsigned)((rows + 31) / 32), 256, 0, stream>>>(p);  // aligned rows
+    rowdot_vec_kernel<float, float, 1><<<(unsigned)((rows + 31) / 32), 256, 0, stream>>>(group_of(p));  // aligned rows
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }

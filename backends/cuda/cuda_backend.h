@@ -70,6 +70,8 @@ class CudaBackend final : public Backend {
                           const Tensor& key_keep, const Tensor& out, const Tensor& lse,
                           const Tensor& dropout_bits, const Tensor& grad_out, const Tensor& grad_q,
                           const Tensor& grad_k, const Tensor& grad_v) override;
+  std::vector<Tensor> attention_forward_group(const std::vector<AttentionProblem>& problems) override;
+  void attention_backward_group(const std::vector<AttentionProblem>& problems) override;
   void cross_entropy_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                              double label_smoothing, const Tensor& losses) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& target,

@@ -419,6 +419,37 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
         };
       }));
   t.back().mixed_dtypes_refused = false;  // one floating input
+  t.push_back(entry(
+      "attention_qkv_group", "ops/attention.h",
+      "one node for all outputs (`AttentionQkvGroupBackward`): `Backend::attention_backward_group`, which CUDA "
+      "runs as one launch of each kernel for three or more bfloat16 problems (up to four per launch)",
+      "attention_qkv_group: each problem's values and gradients are attention_qkv's, bit for bit",
+      [] {
+        Sizes size;
+        const int64_t B = size(1, 2), H = size(1, 2), d = size(1, 5), N1 = size(2, 7), N2 = size(2, 7);
+        return std::vector<Sample>{
+            {"two lengths", [H](const In& x) { return flat(attention_qkv_group({x[0], x[1]}, H)); },
+             {rn({B, N1, 3 * H * d}), rn({B, N2, 3 * H * d})}},
+            {"dropout 0.3, seeded; three problems, one a transposed view",
+             [H](const In& x) {
+               Generator g(5);  // a fresh generator per call: the same masks every time
+               AttentionOptions o;
+               o.dropout_p = 0.3;
+               o.training = true;
+               o.gen = &g;
+               return flat(attention_qkv_group({x[0], x[1].transpose(0, 1), x[2]}, H, o));
+             },
+             {rn({B, 6, 3 * H * d}), rn({6, B, 3 * H * d}), rn({B, 3, 3 * H * d})}},
+            // Head dims of CUDA's tensor-core kernels: its bfloat16 pass runs the group kernels,
+            // five problems in two launches of four and one.
+            {"head dim 32, five problems of four lengths",
+             [](const In& x) { return flat(attention_qkv_group({x[0], x[1], x[2], x[3], x[4]}, 1)); },
+             {rn({1, 3, 96}), rn({1, 3, 96}), rn({1, 5, 96}), rn({1, 9, 96}), rn({1, 4, 96})}},
+            {"head dim 64, two heads' worth of batch",
+             [](const In& x) { return flat(attention_qkv_group({x[0], x[1]}, 1)); },
+             {rn({2, 5, 192}), rn({2, 4, 192})}},
+        };
+      }));
 }
 
 }  // namespace wavspa::test

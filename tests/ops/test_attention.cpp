@@ -208,6 +208,77 @@ TEST_CASE("attention_qkv: equals attention on the chunked, head-split projection
   check_error([] { attention_qkv(randn({5, 12}), 2); }, {"attention_qkv", "(B, N, 3 E)"});
 }
 
+TEST_CASE("attention_qkv_group: each problem's values and gradients are attention_qkv's, bit for bit") {
+  // The problems are prepared in order (dropout's counters reserved as attention_qkv on each in
+  // turn reserves them); the CPU backend runs them one by one, CUDA's test case runs its group
+  // kernels against the same rule. One output left out of the loss gets no gradient: its
+  // projection's gradient is zero.
+  manual_seed(32);
+  for (DType dt : {kFloat64, kFloat32}) {
+    INFO(dtype_name(dt));
+    const int64_t B = 2, H = 2, d = 3, E = H * d;
+    const std::vector<int64_t> lengths{7, 7, 4, 11};
+    std::vector<Tensor> base, w;
+    for (int64_t n : lengths) {
+      base.push_back(randn({B, n, 3 * E}, dt));
+      w.push_back(randn({B, n, E}, dt));
+    }
+    AttentionOptions o;
+    o.dropout_p = 0.25;
+    o.training = true;
+    Generator g1(9), g2(9);
+    std::vector<Tensor> a, b, ya;
+    for (const Tensor& t : base) {
+      a.push_back(t.clone().requires_grad_());
+      b.push_back(t.clone().requires_grad_());
+    }
+    o.gen = &g1;
+    for (const Tensor& t : a) ya.push_back(attention_qkv(t, H, o));
+    o.gen = &g2;
+    const std::vector<Tensor> yb = attention_qkv_group(b, H, o);
+    REQUIRE(yb.size() == lengths.size());
+    Tensor la, lb;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      CHECK(yb[i].shape() == Shape({B, lengths[i], E}));
+      CHECK(max_abs_diff(ya[i], yb[i]) == 0.0);
+      if (i == 2) continue;  // left out of the loss
+      la = la.defined() ? add(la, sum(mul(ya[i], w[i]))) : sum(mul(ya[i], w[i]));
+      lb = lb.defined() ? add(lb, sum(mul(yb[i], w[i]))) : sum(mul(yb[i], w[i]));
+    }
+    la.backward();
+    lb.backward();
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      CAPTURE(i);
+      if (i == 2) {
+        CHECK_FALSE(a[i].grad().defined());
+        REQUIRE(b[i].grad().defined());
+        CHECK(max_abs_diff(b[i].grad(), zeros_like(b[i].grad())) == 0.0);
+        continue;
+      }
+      CHECK(max_abs_diff(a[i].grad(), b[i].grad()) == 0.0);
+      CHECK(max_abs_diff(b[i].grad(), zeros_like(b[i].grad())) > 0.0);
+    }
+  }
+  // Without grad: no graph. Bad input: named.
+  {
+    NoGradGuard off;
+    const std::vector<Tensor> y = attention_qkv_group({randn({1, 3, 6}).requires_grad_()}, 1);
+    CHECK_FALSE(y[0].requires_grad());
+  }
+  check_error([] { attention_qkv_group({}, 1); }, {"attention_qkv_group", "at least one"});
+  check_error([] { attention_qkv_group({randn({2, 5, 12}), randn({2, 5, 15})}, 2); },
+              {"attention_qkv_group", "3 x heads", "(2, 5, 15)"});
+  check_error([] { attention_qkv_group({randn({2, 5, 12}), randn({2, 5, 12}, kFloat64)}, 2); },
+              {"attention_qkv_group", "dtype"});
+  check_error(
+      [] {
+        AttentionOptions o;
+        o.key_mask = ones({2, 5});
+        attention_qkv_group({randn({2, 5, 12})}, 2, o);
+      },
+      {"attention_qkv_group", "key_mask"});
+}
+
 TEST_CASE("attention: a query with every key padded averages v uniformly and passes no gradient to q or k") {
   const int64_t B = 2, H = 2, N = 6, d = 3;
   In x{rn({B, H, N, d}), rn({B, H, N, d}), rn({B, H, N, d})};

@@ -169,12 +169,13 @@ TEST_CASE("cuda bfloat16: gemm_bias in cuBLASLt's epilogue is as close to the fl
     Tensor fused = Tensor::empty({m, n}, kBFloat16, Device::cuda()), plain = Tensor::empty({m, n}, kBFloat16, Device::cuda());
     be.gemm_bias(g, a, w, bias, fused);
     be.Backend::gemm_bias(g, a, w, bias, plain);  // the default: the bias copied into c, beta 1
-    // Not the same bits: with the epilogue cuBLASLt picks another kernel, which sums the
-    // products in another order (the H200 showed it at 64032 x 128 and 37 x 24). Both must be
-    // within 2 ulps of the float64 result.
+    // Not the same bits. The epilogue adds the bias to the float32 accumulator and rounds once:
+    // within 2 ulps of the float64 result. The default's beta 1 on a bfloat16 c lets cuBLAS
+    // round partial sums (split-K) to bfloat16: the H200 showed 60 ulps at 64032 x 128 and 10 at
+    // 37 x 24, near cancelling terms. The epilogue must be no worse.
     const Tensor want = add(matmul(a.to(kFloat64), w.to(kFloat64).t()), bias.to(kFloat64));
     CHECK(worst_ulps(fused, want) <= 2);
-    CHECK(worst_ulps(plain, want) <= 2);
+    CHECK(worst_ulps(fused, want) <= worst_ulps(plain, want));
   }
   // 70 float32 -> bfloat16 pairs (two launches of up to 64), an empty one, and pairs that take
   // the plain copy (float64 source, a transposed source).
