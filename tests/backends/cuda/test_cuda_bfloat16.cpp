@@ -155,7 +155,6 @@ TEST_CASE("cuda bfloat16: layer norm's chunked row kernels (16-byte words, a lan
   }
 }
 
-#endif  // WAVSPA_CUDA
 
 TEST_CASE("cuda bfloat16: gemm_bias in cuBLASLt's epilogue is as close to the float64 result as a copied bias and beta 1, and copy_many gives the bits of copy" *
           gpu_only()) {
@@ -196,3 +195,5 @@ TEST_CASE("cuda bfloat16: gemm_bias in cuBLASLt's epilogue is as close to the fl
     CHECK(bits(dst[i]) == bits(src[i].to(kBFloat16)));
   }
 }
+
+#endif  // WAVSPA_CUDA
