@@ -125,12 +125,13 @@ WAVSPA_HOST_DEVICE inline uint32_t attention_dropout_threshold(double p) {
   return (uint32_t)(p * 65536.0 + 0.5);  // p in [0, 1] -> [0, 65536]
 }
 // Whether dropout keeps weight (bh = b * heads + h, i, j): key j of row (bh, i) takes the 16
-// bits (j % 2 = 0: low half) of word (j % 8) / 2 of Philox block offset + (bh * nq + i) *
-// ceil(nk / 8) + j / 8, so every backend and every tiling draws the same mask.
+// bits (j % 2 = 0: low half) of word (j % 8) / 2 of dropout_philox block offset + (bh * nq + i) *
+// ceil(nk / 8) + j / 8 (Philox 4x32-7, core/random.h), so every backend and every tiling draws
+// the same mask.
 WAVSPA_HOST_DEVICE inline bool attention_dropout_keep(const AttentionArgs& a, int64_t bh, int64_t i,
                                                       int64_t j) {
   const uint64_t row = (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 7) / 8);
-  const auto r = philox4x32(a.philox.offset + row + (uint64_t)(j / 8), 0, a.philox.seed);
+  const auto r = dropout_philox(a.philox.offset + row + (uint64_t)(j / 8), a.philox.seed);
   const uint32_t bits = (r[(j % 8) / 2] >> (16 * (j % 2))) & 0xffffu;
   return bits >= attention_dropout_threshold(a.dropout_p);
 }
@@ -282,9 +283,12 @@ class Backend {
                                 int64_t start, const std::vector<Tensor>& outs) = 0;
   // The adjoint of analysis in x: out (A, map.n, C) row i = sum over map's transpose
   // entries (p, coef) of coef * sum over f and the (o, k) with 2 o + k + start = p of
-  // w[f, k, c] * coeffs[f][a, o, c]. Every row of out is written.
+  // w[f, k, c] * coeffs[f][a, o, c]. Every row of out is written. With `base` defined (a
+  // plane of out's shape and dtype) out is base + that sum, the sum rounded to out's dtype
+  // first: the bits of add(base, synthesis), in one pass (a residual connection's add).
   virtual void wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
-                                 int64_t start, const RowMap& map, const Tensor& out) = 0;
+                                 int64_t start, const RowMap& map, const Tensor& out,
+                                 const Tensor& base) = 0;
   // grad_w (nf, K, Cw) = sum_{a, o} g[f][a, o, c] * xe[a, 2 o + k + start, c], xe = map
   // applied to plane x (summed over c too when Cw == 1): the filter gradient of analysis
   // (g = output gradient) and of synthesis (g = coefficients, x = output gradient).
@@ -340,8 +344,10 @@ class Backend {
   virtual void dropout_mask(const Tensor& out, PhiloxState s, double p) = 0;
   // out[i] = keep ? x[i] / (1 - p) : 0 with dropout_mask's keep for (s, i), the product in
   // x's compute type (float32 for bfloat16); x and out contiguous, one dtype, p < 1. The op's
-  // forward and backward (on the gradient) with one s: no mask is ever stored.
-  virtual void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) = 0;
+  // forward and backward (on the gradient) with one s: no mask is ever stored. With `base`
+  // defined (contiguous, x's shape and dtype) out[i] = base[i] + that value rounded to x's
+  // dtype: the bits of add(base, dropout(x)), in one pass (ops/nn.h dropout_add).
+  virtual void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p, const Tensor& base) = 0;
   // Bias, GELU and dropout in one pass each way (the first half of a Transformer MLP; the op
   // is bias_gelu in ops/nn.h). x (M, N) and out contiguous, one dtype; bias (N) contiguous,
   // of x's dtype, or float32 for a bfloat16 x (then rounded to bfloat16 first, as autocast's
@@ -380,8 +386,8 @@ inline uint64_t philox_counters_uniform(int64_t n) { return (uint64_t)(n + 3) / 
 inline uint64_t philox_counters_normal(int64_t n) { return (uint64_t)(n + 1) / 2; }
 
 // Dropout's rule (`dropout`, and `dropout_mask`, which draws the same keep): element i takes
-// the 16 bits (i % 2 = 0: the low half) of word (i % 8) / 2 of Philox block offset + i / 8 and
-// is kept when they are >= round(p 2^16), with probability 1 - p to within 2^-17. 16 bits
+// the 16 bits (i % 2 = 0: the low half) of word (i % 8) / 2 of dropout_philox block offset +
+// i / 8 (Philox 4x32-7, core/random.h) and is kept when they are >= round(p 2^16), with probability 1 - p to within 2^-17. 16 bits
 // rather than 32 per element halve the Philox work, which is what a dropout kernel costs.
 inline uint64_t philox_counters_dropout(int64_t n) { return (uint64_t)(n + 7) / 8; }
 WAVSPA_HOST_DEVICE inline uint32_t dropout_threshold(double p) { return (uint32_t)(p * 65536.0 + 0.5); }

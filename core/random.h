@@ -1,4 +1,4 @@
-// Counter-based random numbers (Philox 4x32-10, Salmon et al., SC'11).
+// Counter-based random numbers (Philox 4x32, Salmon et al., SC'11: 10 rounds, 7 for dropout).
 //
 // Element i of a random tensor is a pure function of (seed, offset + i / lanes), where a
 // kernel takes `lanes` values (4 uniforms, 2 normals) from each Philox block: the same seed gives
@@ -21,14 +21,19 @@ namespace wavspa {
 #define WAVSPA_HOST_DEVICE
 #endif
 
-// One Philox 4x32 block: 10 rounds on a 128-bit counter with a 64-bit key.
-WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence, uint64_t key) {
+// One Philox 4x32 block: `Rounds` rounds on a 128-bit counter with a 64-bit key.
+template <int Rounds>
+WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32_rounds(uint64_t counter, uint64_t subsequence,
+                                                                    uint64_t key) {
   uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
   uint32_t c2 = (uint32_t)subsequence, c3 = (uint32_t)(subsequence >> 32);
   uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
   constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
   constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
-  for (int round = 0; round < 10; ++round) {
+#if defined(__CUDACC__)
+#pragma unroll
+#endif
+  for (int round = 0; round < Rounds; ++round) {
     uint64_t p0 = (uint64_t)kMul0 * c0, p1 = (uint64_t)kMul1 * c2;
     uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
     uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
@@ -40,6 +45,21 @@ WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32(uint64_t counter, u
     k1 += kWeyl1;
   }
   return {c0, c1, c2, c3};
+}
+
+// Philox 4x32-10, the generator's numbers (uniform, normal, randint, the data sets' draws).
+WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t subsequence, uint64_t key) {
+  return philox4x32_rounds<10>(counter, subsequence, key);
+}
+
+// Dropout's draws (every dropout mask: dropout, bias_gelu, dropout_add, attention's weights):
+// Philox 4x32-7, block `counter` of key `key`. Seven rounds are the fewest that Salmon et al.
+// report as Crush-resistant for Philox 4x32 (TestU01's batteries passed), and what
+// FlashAttention-2 draws its dropout with; three rounds fewer are about 30% less work where
+// the draws are most of what a dropout kernel costs. Ten stay for numbers a user samples.
+constexpr int kDropoutPhiloxRounds = 7;
+WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> dropout_philox(uint64_t counter, uint64_t key) {
+  return philox4x32_rounds<kDropoutPhiloxRounds>(counter, 0, key);
 }
 
 // Uniform in (0, 1] from 32 random bits (never 0, so log() is safe), float or double.

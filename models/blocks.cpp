@@ -34,8 +34,8 @@ TransformerBlock::TransformerBlock(int64_t dim, std::shared_ptr<nn::SelfAttentio
 }
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_mask) {
-  Tensor h = add(x, drop->forward(attn->forward(norm1->forward(x), key_mask)));
-  return add(h, mlp->forward(norm2->forward(h)));
+  Tensor h = drop->forward_add(x, attn->forward(norm1->forward(x), key_mask));
+  return mlp->forward_add(h, norm2->forward(h));
 }
 
 // ---- WavSpA ---------------------------------------------------------------------------------
@@ -138,14 +138,16 @@ std::vector<Tensor> WavSpABlock::decompose(const Tensor& h, const std::optional<
   return bands;
 }
 
-Tensor WavSpABlock::reconstruct(const std::vector<Tensor>& bands, int64_t n,
-                                const std::optional<Wavelet>& bank) const {
-  if (bank) return waverec(bands, *bank, options.mode, 1, n);
+Tensor WavSpABlock::reconstruct(const std::vector<Tensor>& bands, int64_t n, const std::optional<Wavelet>& bank,
+                                const Tensor& residual) const {
+  if (bank)
+    return residual.defined() ? waverec_add(residual, bands, *bank, options.mode, 1, n)
+                              : waverec(bands, *bank, options.mode, 1, n);
   const bool fixed = options.parametrization == Parametrization::Lift;
   Tensor a = bands[0];
   for (size_t i = 1; i < bands.size(); ++i)
     a = fixed ? legall53_inverse(a, bands[i], 1) : lifting_inverse(a, bands[i], predict, update, 1);
-  return a;
+  return residual.defined() ? add(residual, a) : a;
 }
 
 Tensor WavSpABlock::forward(const Tensor& x_in, const Tensor& key_mask) {
@@ -161,9 +163,9 @@ Tensor WavSpABlock::forward(const Tensor& x_in, const Tensor& key_mask) {
   std::vector<nn::SelfAttention*> mods;
   for (const auto& m : band_attention) mods.push_back(m.get());
   bands = nn::self_attention_group(mods, bands);
-  Tensor x = add(x_in, reconstruct(bands, N, filters_now));
-  Tensor y = mlp->forward(drop->forward(mlp_norm ? mlp_norm->forward(x) : x));
-  return add(x, y);
+  // The residual adds ride on the last kernels before them: the synthesis and the MLP's dropout.
+  Tensor x = reconstruct(bands, N, filters_now, /*residual=*/x_in);
+  return mlp->forward_add(x, drop->forward(mlp_norm ? mlp_norm->forward(x) : x));
 }
 
 std::string WavSpABlock::extra_repr() const {
@@ -191,8 +193,8 @@ Tensor FourierBlock::forward(const Tensor& x, const Tensor& key_mask) {
   const int64_t M = spec.shape()[1];
   Tensor mixed = attn->forward(spec.reshape({B, M, 2 * D}));       // real, imag as features
   Tensor z = irfft(mixed.reshape({B, M, D, 2}), N, 1);              // cropped to N
-  Tensor h = add(x, drop->forward(z));
-  return add(h, mlp->forward(norm2->forward(h)));
+  Tensor h = drop->forward_add(x, z);
+  return mlp->forward_add(h, norm2->forward(h));
 }
 
 FNetBlock::FNetBlock(int64_t dim, int64_t mlp_dim, double dropout) : Block("FNetBlock") {

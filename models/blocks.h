@@ -71,7 +71,9 @@ struct WavSpAOptions {
 //   x = mask(x_in); h = LayerNorm(x);
 //   [cA_L, cD_L, ..., cD_1] = wavedec(h) along the sequence, per-channel filters;
 //   each band through its own attention (separate weights, no mask);
-//   z = waverec(bands) cropped to N; x = x_in + z; y = MLP(Dropout(x)); return x + y.
+//   z = waverec(bands) cropped to N; x = x_in + z; y = MLP(Dropout(x)); return x + y
+// (x_in + z added by the synthesis kernel, x + y with the MLP's last dropout: waverec_add,
+// dropout_add).
 class WavSpABlock : public Block {
  public:
   WavSpABlock(const WavSpAOptions& options, const AttentionFactory& make_attention);
@@ -97,7 +99,9 @@ class WavSpABlock : public Block {
   // transforms use it (its few small ops, and their backward, run once per step, not twice).
   std::optional<Wavelet> bank() const;
   std::vector<Tensor> decompose(const Tensor& h, const std::optional<Wavelet>& bank) const;
-  Tensor reconstruct(const std::vector<Tensor>& bands, int64_t n, const std::optional<Wavelet>& bank) const;
+  // With `residual` defined, residual + the reconstruction (waverec_add: the synthesis adds it).
+  Tensor reconstruct(const std::vector<Tensor>& bands, int64_t n, const std::optional<Wavelet>& bank,
+                     const Tensor& residual = Tensor()) const;
 };
 
 // Fourier-space attention: FFT along the sequence, attention over the n/2 + 1 frequency

@@ -51,6 +51,7 @@ Dropout::Dropout(double prob) : UnaryModule("Dropout"), p(prob) {
 }
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training()); }
+Tensor Dropout::forward_add(const Tensor& base, const Tensor& x) { return dropout_add(base, x, p, is_training()); }
 
 std::string Dropout::extra_repr() const { return str("p=", p); }
 
@@ -76,12 +77,18 @@ MLP::MLP(int64_t dim, int64_t hidden, double p, int64_t out) : UnaryModule("MLP"
   drop2 = register_module("drop2", std::make_shared<Dropout>(p));
 }
 
-Tensor MLP::forward(const Tensor& x) {
-  // fc1's bias, GELU and drop1 as one op (bias_gelu): what the three compute, in one pass.
-  Tensor h = fc1->bias.defined()
-                 ? bias_gelu(linear(x, fc1->weight), fc1->bias, drop1->p, drop1->is_training())
-                 : drop1->forward(gelu(fc1->forward(x)));
-  return drop2->forward(fc2->forward(h));
+namespace {
+// fc1's bias, GELU and drop1 as one op (bias_gelu): what the three compute, in one pass.
+Tensor mlp_hidden(MLP& m, const Tensor& x) {
+  return m.fc1->bias.defined() ? bias_gelu(linear(x, m.fc1->weight), m.fc1->bias, m.drop1->p, m.drop1->is_training())
+                               : m.drop1->forward(gelu(m.fc1->forward(x)));
+}
+}  // namespace
+
+Tensor MLP::forward(const Tensor& x) { return drop2->forward(fc2->forward(mlp_hidden(*this, x))); }
+
+Tensor MLP::forward_add(const Tensor& base, const Tensor& x) {
+  return drop2->forward_add(base, fc2->forward(mlp_hidden(*this, x)));
 }
 
 namespace {

@@ -62,6 +62,8 @@ class Dropout : public UnaryModule {
  public:
   explicit Dropout(double p);
   Tensor forward(const Tensor& x) override;
+  // base + forward(x) as one op (dropout_add): a residual connection after dropout.
+  Tensor forward_add(const Tensor& base, const Tensor& x);
   std::string extra_repr() const override;
   double p;
 };
@@ -98,6 +100,8 @@ class MLP : public UnaryModule {
  public:
   MLP(int64_t dim, int64_t hidden, double dropout = 0.0, int64_t out = -1);
   Tensor forward(const Tensor& x) override;
+  // base + forward(x), the last dropout and the add as one op (a residual block's MLP half).
+  Tensor forward_add(const Tensor& base, const Tensor& x);
   std::shared_ptr<Linear> fc1, fc2;
   std::shared_ptr<Dropout> drop1, drop2;
 };

@@ -187,13 +187,49 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   const PhiloxState s = g.reserve(philox_counters_dropout(x.numel()));
   ProfileScope scope("dropout", x);
   Tensor out = empty_like_raw(x, x.shape());
-  backend_of(x).dropout(contiguous_raw(x), out, s, p);
+  backend_of(x).dropout(contiguous_raw(x), out, s, p, Tensor());
   if (scope) scope.set_io(bytes_of(x), bytes_of(out));
   if (autograd::needs_grad({x})) {
     autograd::record("DropoutBackward", {x}, out, {}, [s, p](const Tensor& grad) {
       Tensor gx = empty_like_raw(grad, grad.shape());
-      backend_of(grad).dropout(contiguous_raw(grad), gx, s, p);
+      backend_of(grad).dropout(contiguous_raw(grad), gx, s, p, Tensor());
       return G{gx};
+    });
+  }
+  return out;
+}
+
+Tensor dropout_add(const Tensor& base_in, const Tensor& x, double p, bool training, Generator* gen) {
+  check_defined("dropout_add", base_in, "base");
+  check_defined("dropout_add", x);
+  WAVSPA_CHECK(p >= 0 && p <= 1, "dropout_add: probability must be in [0, 1], got ", p);
+  // Autocast's rule for the add (a float32 and a bfloat16 operand -> bfloat16): a float32 base
+  // is cast first; a float32 x goes through dropout in float32 and add casts the result, as the
+  // two ops would.
+  Tensor base = base_in;
+  if (base.dtype() != x.dtype() && autocasting(base) && autocasting(x)) {
+    if (x.dtype() != kBFloat16) return add(base, dropout(x, p, training, gen));
+    base = autocast_bf16(base);
+  }
+  check_same("dropout_add", base, x);
+  check_floating("dropout_add", x);
+  if (!training || p == 0) return add(base, x);
+  if (p == 1 || base.shape() != x.shape()) return add(base, dropout(x, p, training, gen));
+  Generator& g = gen ? *gen : default_generator();
+  const PhiloxState s = g.reserve(philox_counters_dropout(x.numel()));  // the counters dropout takes
+  ProfileScope scope("dropout_add", x);
+  Tensor out = empty_like_raw(x, x.shape());
+  backend_of(x).dropout(contiguous_raw(x), out, s, p, contiguous_raw(base));
+  if (scope) scope.set_io(bytes_of(x) + bytes_of(base), bytes_of(out));
+  if (autograd::needs_grad({base, x})) {
+    const bool need_base = base.requires_grad(), need_x = x.requires_grad();
+    autograd::record("DropoutAddBackward", {base, x}, out, {}, [s, p, need_base, need_x](const Tensor& grad) {
+      Tensor gx;
+      if (need_x) {
+        gx = empty_like_raw(grad, grad.shape());
+        backend_of(grad).dropout(contiguous_raw(grad), gx, s, p, Tensor());
+      }
+      return G{need_base ? grad : Tensor(), gx};
     });
   }
   return out;

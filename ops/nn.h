@@ -43,6 +43,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target,
 // from the Philox generator (default_generator() unless given). Identity when !training.
 Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
 
+// base + dropout(x, p, training, gen), a residual connection's add after dropout, in one pass:
+// the same mask from the generator and the same bits as the two ops. base and x of one
+// shape, dtype and device take the fused kernel; otherwise (broadcasting, autocast's mixed
+// dtypes) it is add(base, dropout(x, ...)). Gradient to both.
+Tensor dropout_add(const Tensor& base, const Tensor& x, double p, bool training = true,
+                   Generator* gen = nullptr);
+
 // dropout(gelu(x + bias), p, training, gen) in one pass each way: the first half of a
 // Transformer MLP after a linear without bias. bias (D) broadcasts over x's last dim (D);
 // it may be float32 for a bfloat16 x (autocast's master weights: rounded to bfloat16 as add

@@ -192,8 +192,11 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
   return {from_3d(coeffs[0], v), from_3d(coeffs[1], v)};
 }
 
-Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, WaveletMode mode,
-            int64_t axis) {
+namespace {
+
+// idwt, plus `base` (the result's shape and dtype, or undefined) added by the synthesis kernel.
+Tensor idwt_plus(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, WaveletMode mode,
+                 int64_t axis, const Tensor& base) {
   const char* op = "idwt";
   // Under autocast, one bfloat16 band and one float32 band both go bfloat16.
   const auto [cA, cD] = autocast_pair(cA_in, cD_in);
@@ -206,21 +209,76 @@ Tensor idwt(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, Wa
   WAVSPA_CHECK(L >= 1, op, ": empty coefficients along axis ", v.axis);
   Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false, wavelet.bank);
   std::vector<Tensor> planes{to_3d(cA, v), to_3d(cD, v)};
+  // The residual as a plane of the result: (A, n, C) with n the result's length.
+  auto base_plane = [&](int64_t n) { return base.defined() ? base.reshape({v.A, n, v.C}) : Tensor(); };
   Tensor out;
   if (mode == WaveletMode::Periodization) {
     // The adjoint pattern of periodization analysis: synthesise on the unwrapped axis and
     // wrap it around the period 2 L (the map's transpose does the wrapping), with the very
     // map that analysis of 2 L samples uses.
-    out = synthesis(planes, w, 0, extension_map(mode, 2 * L, F / 2 - 1, 2 * L + F - 2));
+    out = synthesis(planes, w, 0, extension_map(mode, 2 * L, F / 2 - 1, 2 * L + F - 2), base_plane(2 * L));
   } else {
     // x[n] = sum_o cA[o] rec_lo[n - 2 o + F - 2] + cD[o] rec_hi[...], n < 2 L - F + 2
     const int64_t n = 2 * L - F + 2;
     WAVSPA_CHECK(n >= 1, op, ": ", L, " coefficients are too few for a filter of length ", F,
                  " in mode ", wavelet_mode_name(mode), " (need at least ", F / 2, ")");
     // No padding: the identity map, whichever mode names it.
-    out = synthesis(planes, w, 2 - F, extension_map(WaveletMode::Zero, n, 0, n));
+    out = synthesis(planes, w, 2 - F, extension_map(WaveletMode::Zero, n, 0, n), base_plane(n));
   }
   return from_3d(out, v);
+}
+
+// The length idwt gives along its axis for L coefficients.
+int64_t idwt_length(int64_t L, int64_t F, WaveletMode mode) {
+  return mode == WaveletMode::Periodization ? 2 * L : 2 * L - F + 2;
+}
+
+// waverec, and with `base` defined base + waverec: the last level's synthesis adds it where
+// its result is the final one (no trim) in base's dtype (the one add would compute in, under
+// autocast too); otherwise add does.
+Tensor waverec_plus(const char* op, const std::vector<Tensor>& coeffs, const Wavelet& wavelet, WaveletMode mode,
+                    int64_t axis, int64_t length, const Tensor& base) {
+  WAVSPA_CHECK(!coeffs.empty(), op, ": needs at least one coefficient array");
+  check_defined(op, coeffs[0], "coefficient 0");
+  const int64_t ax = wrap_dim(axis, coeffs[0].dim(), op);
+  Tensor a = coeffs[0];
+  bool added = false;
+  for (size_t i = 1; i < coeffs.size(); ++i) {
+    const Tensor& d = coeffs[i];
+    check_defined(op, d, "detail coefficient");
+    // pywt's rule: an approximation one longer than the detail drops its last sample.
+    if (a.shape()[ax] == d.shape()[ax] + 1) a = a.narrow(ax, 0, d.shape()[ax]);
+    WAVSPA_CHECK(a.shape() == d.shape(), op, ": coefficient ", i, " has shape ",
+                 shape_str(d.shape()), " but the approximation reconstructed so far has ",
+                 shape_str(a.shape()), " (lengths along axis ", ax, " must match)");
+    Tensor b;
+    if (base.defined() && i + 1 == coeffs.size() && wavelet.rec_lo.defined()) {
+      const int64_t n = idwt_length(a.shape()[ax], wavelet.filter_length(), mode);
+      Shape want = a.shape();
+      want[ax] = n;
+      const DType dt = autocast_pair(a, d).first.dtype();
+      b = base.dtype() != dt && autocasting(base) ? autocast_pair(base, a).first : base;
+      if (!(n >= 1 && (length < 0 || length == n) && b.shape() == want && b.dtype() == dt &&
+            b.device() == a.device()))
+        b = Tensor();
+    }
+    a = idwt_plus(a, d, wavelet, mode, ax, b);
+    added = b.defined();
+  }
+  if (length >= 0) {
+    WAVSPA_CHECK(length <= a.shape()[ax], op, ": cannot trim to length ", length,
+                 ": the reconstruction has only ", a.shape()[ax]);
+    // A full-length trim is no trim: narrowing anyway would put a SliceBackward (a zero-filled
+    // gradient and a strided copy into it) into every backward.
+    if (length < a.shape()[ax]) a = a.narrow(ax, 0, length);
+  }
+  return base.defined() && !added ? add(base, a) : a;
+}
+
+}  // namespace
+
+Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletMode mode, int64_t axis) {
+  return idwt_plus(cA, cD, wavelet, mode, axis, Tensor());
 }
 
 int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t filter_len) {
@@ -261,28 +319,13 @@ std::vector<Tensor> wavedec(const Tensor& x, const Wavelet& wavelet, int64_t lev
 
 Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet, WaveletMode mode,
                int64_t axis, int64_t length) {
-  WAVSPA_CHECK(!coeffs.empty(), "waverec: needs at least one coefficient array");
-  check_defined("waverec", coeffs[0], "coefficient 0");
-  const int64_t ax = wrap_dim(axis, coeffs[0].dim(), "waverec");
-  Tensor a = coeffs[0];
-  for (size_t i = 1; i < coeffs.size(); ++i) {
-    const Tensor& d = coeffs[i];
-    check_defined("waverec", d, "detail coefficient");
-    // pywt's rule: an approximation one longer than the detail drops its last sample.
-    if (a.shape()[ax] == d.shape()[ax] + 1) a = a.narrow(ax, 0, d.shape()[ax]);
-    WAVSPA_CHECK(a.shape() == d.shape(), "waverec: coefficient ", i, " has shape ",
-                 shape_str(d.shape()), " but the approximation reconstructed so far has ",
-                 shape_str(a.shape()), " (lengths along axis ", ax, " must match)");
-    a = idwt(a, d, wavelet, mode, ax);
-  }
-  if (length >= 0) {
-    WAVSPA_CHECK(length <= a.shape()[ax], "waverec: cannot trim to length ", length,
-                 ": the reconstruction has only ", a.shape()[ax]);
-    // A full-length trim is no trim: narrowing anyway would put a SliceBackward (a zero-filled
-    // gradient and a strided copy into it) into every backward.
-    if (length < a.shape()[ax]) a = a.narrow(ax, 0, length);
-  }
-  return a;
+  return waverec_plus("waverec", coeffs, wavelet, mode, axis, length, Tensor());
+}
+
+Tensor waverec_add(const Tensor& base, const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
+                   WaveletMode mode, int64_t axis, int64_t length) {
+  check_defined("waverec_add", base, "base");
+  return waverec_plus("waverec_add", coeffs, wavelet, mode, axis, length, base);
 }
 
 // ---- PyWavelets' argument order and mode names ---------------------------------------------

@@ -116,6 +116,12 @@ int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t 
 // the decomposition rounded up).
 Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
                WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
+// base + waverec(coeffs, ...), a residual connection around a wavelet path: the last level's
+// synthesis kernel adds base as it writes its result (same bits as add(base, waverec(...)),
+// one pass over the output fewer). Where it cannot (a trim, a base of another shape, dtype or
+// device) it is add(base, waverec(...)), broadcasting included.
+Tensor waverec_add(const Tensor& base, const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
+                   WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
 
 // The same transforms with a filter tensor in place of a named wavelet: `dec_lo` of shape
 // (F) or (F, C) defines an orthogonal bank (Wavelet::orthogonal_from).

@@ -238,12 +238,12 @@ std::vector<Tensor> with_zeros(const std::vector<Tensor>& grads, const Shape& sh
   return out;
 }
 
-// nf planes (A, L, C) -> (A, map.n, C)
+// nf planes (A, L, C) -> (A, map.n, C), plus base (a plane of that shape) if defined
 Tensor synthesis_raw(const std::vector<Tensor>& planes, const Tensor& w, int64_t start,
-                     const RowMap& map) {
+                     const RowMap& map, const Tensor& base = Tensor()) {
   const Tensor& c0 = planes[0];
   Tensor out = Tensor::empty({c0.shape()[0], map.n, c0.shape()[2]}, c0.dtype(), c0.device());
-  backend_of(c0).wavelet_synthesis(planes, w, start, map, out);
+  backend_of(c0).wavelet_synthesis(planes, w, start, map, out, base);
   return out;
 }
 
@@ -276,15 +276,24 @@ std::vector<Tensor> analysis(const Tensor& x, std::shared_ptr<const RowMap> map,
   return out;
 }
 
-// Backward: analysis with the same map, and the filter correlation.
+// Backward: analysis with the same map, and the filter correlation (and base's gradient, the
+// output's as it is).
 Tensor synthesis(const std::vector<Tensor>& planes_in, const Tensor& w, int64_t start,
-                 std::shared_ptr<const RowMap> map) {
+                 std::shared_ptr<const RowMap> map, const Tensor& base) {
   std::vector<Tensor> planes;
   for (const Tensor& p : planes_in) planes.push_back(as_plane(p));
   Tensor wc = contiguous_raw(w);
-  Tensor out = synthesis_raw(planes, wc, start, *map);
+  const Tensor& c0 = planes[0];
+  if (base.defined()) {
+    check_same("synthesis", c0, base);
+    const Shape want{c0.shape()[0], map->n, c0.shape()[2]};
+    WAVSPA_CHECK(base.shape() == want, "synthesis: the residual must be ", shape_str(want), ", got ",
+                 shape_str(base.shape()));
+  }
+  Tensor out = synthesis_raw(planes, wc, start, *map, base.defined() ? as_plane(base) : Tensor());
   std::vector<Tensor> inputs = planes_in;
   inputs.push_back(w);
+  if (base.defined()) inputs.push_back(base);
   if (autograd::needs_grad(inputs)) {
     std::vector<Tensor> saved;
     for (const Tensor& p : planes) saved.push_back(p.detach());
@@ -295,15 +304,17 @@ Tensor synthesis(const std::vector<Tensor>& planes_in, const Tensor& w, int64_t 
     std::vector<Tensor> read = saved;
     read.push_back(sw);
     const DType dt = out.dtype();
+    const bool has_base = base.defined();
     autograd::record("WaveletSynthesisBackward", inputs, out, read,
-                     [saved, sw, map, start, L, need, dt](const Tensor& g) {
+                     [saved, sw, map, start, L, need, dt, has_base](const Tensor& g) {
       Tensor gp = as_plane(g.dtype() == dt ? g : g.to(dt));
       G grads;
       bool any_plane = false;
       for (size_t f = 0; f < saved.size(); ++f) any_plane = any_plane || need[f];
       std::vector<Tensor> gc = any_plane ? analysis_raw(gp, *map, sw, start, L) : std::vector<Tensor>();
       for (size_t f = 0; f < saved.size(); ++f) grads.push_back(need[f] ? gc[f] : Tensor());
-      grads.push_back(need.back() ? filter_grad_raw(saved, gp, *map, start, sw.shape()) : Tensor());
+      grads.push_back(need[saved.size()] ? filter_grad_raw(saved, gp, *map, start, sw.shape()) : Tensor());
+      if (has_base) grads.push_back(need.back() ? g : Tensor());
       return grads;
     });
   }

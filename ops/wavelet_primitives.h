@@ -61,8 +61,10 @@ std::vector<Tensor> analysis(const Tensor& x, std::shared_ptr<const RowMap> map,
 
 // Synthesis of nf planes (A, L, C) to (A, map.n, C): the adjoint of analysis with the same
 // map, whose transpose wraps the padded rows onto the output (periodization) or passes them
-// through.
+// through. With `base` defined ((A, map.n, C), the planes' dtype) the result is base + the
+// synthesis, the bits of add(base, synthesis(...)) from one kernel; base's gradient is the
+// output's.
 Tensor synthesis(const std::vector<Tensor>& planes, const Tensor& w, int64_t start,
-                 std::shared_ptr<const RowMap> map);
+                 std::shared_ptr<const RowMap> map, const Tensor& base = Tensor());
 
 }  // namespace wavspa::wavelet_detail

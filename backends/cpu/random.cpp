@@ -10,14 +10,15 @@ namespace {
 
 constexpr double kTwoPi = 6.283185307179586;
 
-// Calls f(i, bits) for every element i, with `lanes` elements per Philox block.
-template <typename F>
+// Calls f(i, bits) for every element i, with `lanes` elements per Philox block of `Rounds`
+// rounds (dropout's 7, else 10).
+template <int Rounds = 10, typename F>
 void for_each_block(int64_t n, int lanes, PhiloxState s, F f) {
   check_host_philox(s);
   const int64_t blocks = (n + lanes - 1) / lanes;
 #pragma omp parallel for schedule(static) if (n >= kParallelGrain)
   for (int64_t b = 0; b < blocks; ++b) {
-    auto bits = philox4x32(s.offset + b, 0, s.seed);
+    auto bits = philox4x32_rounds<Rounds>(s.offset + b, 0, s.seed);
     for (int l = 0; l < lanes && b * lanes + l < n; ++l) f(b * lanes + l, bits, l);
   }
 }
@@ -62,15 +63,17 @@ void CpuBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t h
   });
 }
 
-void CpuBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) {
+void CpuBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p, const Tensor& base) {
   visit_floating(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
+    const T* b = base.defined() ? static_cast<const T*>(base.raw_data()) : nullptr;
     const T scale = (T)(1.0 / (1.0 - p));
     const uint32_t threshold = dropout_threshold(p);
-    for_each_block(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-      o[i] = dropout_keeps(r, l, threshold) ? in[i] * scale : T(0);
+    for_each_block<kDropoutPhiloxRounds>(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+      const T v = dropout_keeps(r, l, threshold) ? in[i] * scale : T(0);
+      o[i] = b ? b[i] + v : v;
     });
   });
 }
@@ -81,7 +84,7 @@ void CpuBackend::dropout_mask(const Tensor& out, PhiloxState s, double p) {
     T* o = static_cast<T*>(out.raw_data());
     const T scale = (T)(1.0 / (1.0 - p));
     const uint32_t threshold = dropout_threshold(p);
-    for_each_block(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+    for_each_block<kDropoutPhiloxRounds>(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
       o[i] = dropout_keeps(r, l, threshold) ? scale : T(0);
     });
   });
@@ -108,14 +111,14 @@ void CpuBackend::bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& ou
                            double p) {
   visit_floating(x.dtype(), "bias_gelu", [&](auto zero) { add_bias_rows<decltype(zero)>(x, bias, out); });
   unary(tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, out, out, 0, 0);
-  if (p > 0) dropout(out, out, s, p);
+  if (p > 0) dropout(out, out, s, p, Tensor());
 }
 
 void CpuBackend::bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x,
                                     bool tanh, PhiloxState s, double p) {
   Tensor z = Tensor::empty(x.shape(), x.dtype(), x.device());
   visit_floating(x.dtype(), "bias_gelu", [&](auto zero) { add_bias_rows<decltype(zero)>(x, bias, z); });
-  if (p > 0) dropout(g, grad_x, s, p);
+  if (p > 0) dropout(g, grad_x, s, p, Tensor());
   binary(tanh ? BinaryOp::GeluTanhBackward : BinaryOp::GeluErfBackward, p > 0 ? grad_x : g, z, grad_x, 0, 0);
 }
 

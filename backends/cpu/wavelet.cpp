@@ -196,7 +196,8 @@ void CpuBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Tens
 }
 
 void CpuBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
-                                   int64_t start, const RowMap& map, const Tensor& out) {
+                                   int64_t start, const RowMap& map, const Tensor& out,
+                                   const Tensor& base) {
   const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2];
   const int64_t nf = w.shape()[0], K = w.shape()[1], Cw = w.shape()[2];
   const int64_t L = coeffs[0].shape()[1];
@@ -206,6 +207,8 @@ void CpuBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tens
     for (const Tensor& c : coeffs) pc.push_back({static_cast<const T*>(c.raw_data()), c.strides()[0]});
     const T* pw = static_cast<const T*>(w.raw_data());
     T* o = static_cast<T*>(out.raw_data());
+    const T* pb = base.defined() ? static_cast<const T*>(base.raw_data()) : nullptr;
+    const int64_t base_stride = base.defined() ? base.strides()[0] : 0;
     // Output-centred: row i gathers, through the map's transpose, the padded rows p it
     // receives, and for each p the taps k with p = 2 j + k + start for a j in [0, L).
     for_tasks(A, C, A * nf * L * K * C, [&](int64_t a, int64_t c0, int64_t c1) {
@@ -225,6 +228,10 @@ void CpuBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tens
         }
         T* dst[1] = {o + (a * n_out + i) * C};
         combine_row<T, 1>(terms.data(), (int64_t)terms.size(), Cw != 1, c0, c1, dst);
+        if (pb) {  // the residual, added to the rounded sum as add would
+          const T* brow = pb + a * base_stride + i * C;
+          for (int64_t c = c0; c < c1; ++c) dst[0][c] = brow[c] + dst[0][c];
+        }
       }
     });
   });

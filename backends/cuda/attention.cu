@@ -136,8 +136,8 @@ __device__ __forceinline__ T masked_score(const attn::Mask& mask, bool dead, int
 template <typename T>
 __device__ __forceinline__ uint32_t keep_bits8(const Params<T, T>& p, int64_t bh, int64_t i, int64_t g) {
   if (p.dropout_p <= 0) return 0xffu;
-  const auto r = philox4x32(philox_start(p.philox) + (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 7) / 8) + (uint64_t)g, 0,
-                            p.philox.seed);
+  const auto r = dropout_philox(philox_start(p.philox) + (uint64_t)(bh * p.nq + i) * (uint64_t)((p.nk + 7) / 8) + (uint64_t)g,
+                                p.philox.seed);
   uint32_t kept = 0;
 #pragma unroll
   for (int c = 0; c < 8; ++c) kept |= (uint32_t)(((r[c / 2] >> (16 * (c % 2))) & 0xffffu) >= p.dropout_threshold) << c;

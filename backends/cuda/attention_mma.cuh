@@ -212,7 +212,7 @@ __device__ __forceinline__ void draw_keep(const Params<T, float>& p, int64_t bh,
 #pragma unroll 1
   for (int x = threadIdx.x; x < ROWS * GROUPS; x += blockDim.x) {
     const int r = x / GROUPS, gi = x % GROUPS;
-    const auto w = philox4x32(first + (uint64_t)r * groups + (uint64_t)gi, 0, p.philox.seed);
+    const auto w = dropout_philox(first + (uint64_t)r * groups + (uint64_t)gi, p.philox.seed);
     uint32_t bits = 0;
 #pragma unroll
     for (int c = 0; c < 8; ++c) bits |= (uint32_t)(((w[c / 2] >> (16 * (c % 2))) & 0xffffu) >= threshold) << c;
@@ -915,7 +915,7 @@ __device__ __forceinline__ void dropout_bits_body(const Params<T, L>& p) {
     uint64_t word = 0;
 #pragma unroll
     for (int x = 0; x < 8; ++x) {
-      const auto r = philox4x32(first + (uint64_t)x, 0, p.philox.seed);
+      const auto r = dropout_philox(first + (uint64_t)x, p.philox.seed);
       uint32_t b = 0;
 #pragma unroll
       for (int c = 0; c < 8; ++c) b |= (uint32_t)(((r[c / 2] >> (16 * (c % 2))) & 0xffffu) >= p.dropout_threshold) << c;

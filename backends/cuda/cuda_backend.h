@@ -84,7 +84,7 @@ class CudaBackend final : public Backend {
   void wavelet_analysis(const Tensor& x, const RowMap& map, const Tensor& w, int64_t start,
                         const std::vector<Tensor>& outs) override;
   void wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w, int64_t start,
-                         const RowMap& map, const Tensor& out) override;
+                         const RowMap& map, const Tensor& out, const Tensor& base) override;
   void wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor& x, const RowMap& map,
                            int64_t start, const Tensor& grad_w) override;
 
@@ -103,7 +103,7 @@ class CudaBackend final : public Backend {
   void normal(const Tensor& out, PhiloxState s, double mean, double std) override;
   void randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t hi) override;
   void dropout_mask(const Tensor& out, PhiloxState s, double p) override;
-  void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) override;
+  void dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p, const Tensor& base) override;
   void bias_gelu(const Tensor& x, const Tensor& bias, const Tensor& out, bool tanh, PhiloxState s,
                  double p) override;
   void bias_gelu_backward(const Tensor& g, const Tensor& x, const Tensor& bias, const Tensor& grad_x, bool tanh,

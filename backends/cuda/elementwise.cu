@@ -294,7 +294,7 @@ __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ 
   for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
        blk += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i0 = blk * 8;
-    const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
+    const std::array<uint32_t, 4> r = dropout ? dropout_philox(start + (uint64_t)blk, s.seed) : std::array<uint32_t, 4>{};
     Vec8<T> v = load_vec8(x + i0, 1, count8(i0, n));
     int64_t col = first_col<ROW8>(blk, cols);
     Vec8<T> bb;
@@ -320,7 +320,7 @@ __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __re
   for (int64_t blk = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; blk < (n + 7) / 8;
        blk += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i0 = blk * 8;
-    const std::array<uint32_t, 4> r = dropout ? philox4x32(start + (uint64_t)blk, 0, s.seed) : std::array<uint32_t, 4>{};
+    const std::array<uint32_t, 4> r = dropout ? dropout_philox(start + (uint64_t)blk, s.seed) : std::array<uint32_t, 4>{};
     const Vec8<T> xv = load_vec8(x + i0, 1, count8(i0, n));
     Vec8<T> gv = load_vec8(g + i0, 1, count8(i0, n));
     int64_t col = first_col<ROW8>(blk, cols);

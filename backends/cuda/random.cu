@@ -23,14 +23,15 @@ namespace {
 constexpr double kTwoPi = 6.283185307179586;
 
 // Calls f(i, r, l) for every element i = b * kLanes + l this thread owns, r the words of
-// Philox block b: the CPU's for_each_block as a grid-stride loop over blocks.
-template <int kLanes, typename F>
+// Philox block b (of `Rounds` rounds: dropout's 7, else 10): the CPU's for_each_block as a
+// grid-stride loop over blocks.
+template <int kLanes, int Rounds = 10, typename F>
 __device__ __forceinline__ void for_each_block(int64_t n, PhiloxState s, F f) {
   const int64_t blocks = (n + kLanes - 1) / kLanes;
   const uint64_t start = philox_start(s);
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(start + (uint64_t)b, 0, s.seed);
+    const auto r = philox4x32_rounds<Rounds>(start + (uint64_t)b, 0, s.seed);
 #pragma unroll
     for (int l = 0; l < kLanes; ++l) {
       const int64_t i = b * kLanes + l;
@@ -81,28 +82,33 @@ __global__ void randint_kernel(T* __restrict__ out, int64_t n, PhiloxState s, in
 template <typename T>
 __global__ void dropout_kernel(T* __restrict__ out, int64_t n, PhiloxState s, uint32_t threshold, T scale,
                                T zero) {
-  for_each_block<8>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
+  for_each_block<8, kDropoutPhiloxRounds>(n, s, [=](int64_t i, const std::array<uint32_t, 4>& r, int l) {
     out[i] = dropout_keeps(r, l, threshold) ? scale : zero;
   });
 }
 
 // A thread owns the 8 elements of a Philox block and moves them as 16-byte words where x and
 // out are aligned (load_vec8): element-wise stores 8 elements apart made the kernel bound by
-// partial-sector writes instead of Philox.
+// partial-sector writes instead of Philox. With `base` (dropout_add), base + the rounded value.
 template <typename T>
-__global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, PhiloxState s,
-                                     uint32_t threshold, Compute<T> scale) {
+__global__ void dropout_apply_kernel(const T* __restrict__ x, const T* __restrict__ base, T* __restrict__ out,
+                                     int64_t n, PhiloxState s, uint32_t threshold, Compute<T> scale) {
   const int64_t blocks = (n + 7) / 8;
   const uint64_t start = philox_start(s);
   const T zero = from_compute<T>(Compute<T>(0));
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
-    const auto r = philox4x32(start + (uint64_t)b, 0, s.seed);
     const int64_t i0 = b * 8;
     const int count = n - i0 < 8 ? (int)(n - i0) : 8;
+    // Both loads before the draw, so that their latency hides under it.
     Vec8<T> v = load_vec8(x + i0, 1, count);
+    const Vec8<T> bv = base ? load_vec8(base + i0, 1, count) : Vec8<T>{};
+    const auto r = dropout_philox(start + (uint64_t)b, s.seed);
 #pragma unroll
     for (int c = 0; c < 8; ++c) v.v[c] = dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(v.v[c]) * scale) : zero;
+    if (base)
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v.v[c] = from_compute<T>(to_compute(bv.v[c]) + to_compute(v.v[c]));
     store_vec8(out + i0, v, count);
   }
 }
@@ -142,13 +148,14 @@ void CudaBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t 
   });
 }
 
-void CudaBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p) {
+void CudaBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p, const Tensor& base) {
   const int64_t n = out.numel();
   if (n == 0) return;
   dispatch_floating_bf16(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
     dropout_apply_kernel<T><<<blocks_for((n + 7) / 8), kThreads, 0, stream()>>>(
-        dptr<const T>(x), dptr<T>(out), n, s, dropout_threshold(p), (Compute<T>)(1.0 / (1.0 - p)));
+        dptr<const T>(x), base.defined() ? dptr<const T>(base) : nullptr, dptr<T>(out), n, s, dropout_threshold(p),
+        (Compute<T>)(1.0 / (1.0 - p)));
     WAVSPA_CUDA_LAUNCH_CHECK();
   });
 }

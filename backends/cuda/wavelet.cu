@@ -293,19 +293,29 @@ __device__ __forceinline__ Compute<T> synthesis_element(const Bands<const T>& co
   return acc;
 }
 
+// A synthesis result v as stored: rounded to T, then, with a residual (b not null), b + that
+// rounded again, which is what add(base, synthesis) gives.
+template <typename T>
+__device__ __forceinline__ T plus_base(Compute<T> v, const T* b) {
+  const T r = from_compute<T>(v);
+  return b ? from_compute<T>(to_compute(*b) + to_compute(r)) : r;
+}
+
 // out (a, i, c) = sum over the transpose entries (p, coef) of row i, over the taps k with
 // p - start = 2 j + k for a j in [0, L), over the bands f: coef * w[f, k, c] * coeffs[f][a, j, c].
-// With `accumulate`, adds to out (a later group of bands) instead of writing it.
+// With `accumulate`, adds to out (a later group of bands) instead of writing it; with `base`
+// (a plane, batch stride base_sa), adds base to the result (plus_base).
 template <typename T>
 __global__ void synthesis_kernel(Bands<const T> coeffs, int64_t K, int64_t Cw, int64_t start,
                                  const int64_t* offsets, const int64_t* rows,
                                  const double* coefs, T* out, int64_t A, int64_t n_out,
-                                 int64_t L, int64_t C, bool accumulate) {
+                                 int64_t L, int64_t C, bool accumulate, const T* base, int64_t base_sa) {
   WAVSPA_GRID_STRIDE(idx, A * n_out * C) {
     const int64_t c = idx % C, i = (idx / C) % n_out, a = idx / (C * n_out);
     const int64_t wc = Cw == 1 ? 0 : c;
     const Compute<T> acc = accumulate ? to_compute(out[idx]) : Compute<T>(0);
-    out[idx] = from_compute<T>(synthesis_element(coeffs, K, Cw, wc, start, offsets, rows, coefs, a, i, c, L, C, acc));
+    out[idx] = plus_base(synthesis_element(coeffs, K, Cw, wc, start, offsets, rows, coefs, a, i, c, L, C, acc),
+                         base ? base + a * base_sa + i * C + c : nullptr);
   }
 }
 
@@ -515,7 +525,7 @@ template <typename T>
 __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T> coeffs, int64_t K, int64_t Cw,
                                                                    int64_t start, MapView map, T* out,
                                                                    int64_t n_out, int64_t L, int64_t C,
-                                                                   bool accumulate) {
+                                                                   bool accumulate, const T* base, int64_t base_sa) {
   extern __shared__ unsigned char wavelet_smem[];
   using V = Compute<T>;
   V* cs = reinterpret_cast<V*>(wavelet_smem);  // [count][JR][kWTile]
@@ -524,6 +534,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
   const int64_t i_end = n_out < i0 + kWOut ? n_out : i0 + kWOut;
   const int64_t wc = Cw == 1 ? 0 : c;
   T* out_a = out + a * n_out * C + c;
+  const T* base_a = base ? base + a * base_sa + c : nullptr;
   if (i0 >= map.ident_lo && i_end <= map.ident_hi) {  // uniform over the block
     // Row i reads padded row i + shift = start + 2 j + k: coefficient rows jlo..jhi.
     const int64_t u0 = i0 + map.shift - start;
@@ -568,7 +579,7 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
 #pragma unroll
     for (int r = 0; r < kWPer; ++r) {
       const int64_t i = i0 + ty + kWRows * r;
-      if (i < i_end) out_a[i * C] = from_compute<T>(acc[r]);
+      if (i < i_end) out_a[i * C] = plus_base(acc[r], base_a ? base_a + i * C : nullptr);
     }
     return;
   }
@@ -576,8 +587,9 @@ __global__ void __launch_bounds__(kWTile * kWRows) synthesis_tiled(Bands<const T
   for (int r = 0; r < kWPer; ++r) {
     const int64_t i = i0 + ty + kWRows * r;
     if (i >= i_end) break;
-    out_a[i * C] = from_compute<T>(synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a,
-                                                     i, c, L, C, accumulate ? to_compute(out_a[i * C]) : V(0)));
+    out_a[i * C] = plus_base(synthesis_element(coeffs, K, Cw, wc, start, map.offsets, map.rows, map.coefs, a, i, c, L,
+                                               C, accumulate ? to_compute(out_a[i * C]) : V(0)),
+                             base_a ? base_a + i * C : nullptr);
   }
 }
 
@@ -995,7 +1007,7 @@ __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs
 template <typename T, int KMAX, int NB>
 __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
                                                               MapView map, T* out, int64_t n_out, int64_t L, int64_t C,
-                                                              bool accumulate, int nt) {
+                                                              bool accumulate, const T* base, int64_t base_sa, int nt) {
   using V = Compute<T>;
   using P = Two<V>;
   constexpr int JROWS = SynthesisTile<KMAX>::JROWS;
@@ -1025,6 +1037,17 @@ __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> c
   const int tx = threadIdx.x, ty = threadIdx.y;
   for (int t = 0; t < n; ++t) {
     const int64_t tile = tile0 + t, i0 = tile * kVOut;
+    const int64_t c = c0 + 2 * tx, first = i0 + ty * kVR;
+    const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
+    const bool active = 2 * tx < cvalid;
+    // The residual's rows of this thread, loaded before the wait and the products so that
+    // their latency hides under them (read after the products, they stalled every tile).
+    Two<T> bres[kVR];
+    const T* base_c = base ? base + a * base_sa + c : nullptr;
+    if (base_c && active)
+#pragma unroll
+      for (int r = 0; r < kVR; ++r)
+        if (first + r < i_end) bres[r] = *reinterpret_cast<const Two<T>*>(base_c + (first + r) * C);
     if (t + 1 < n) {
       issue(tile + 1, (t + 1) & 1);
       cp_async_wait<1>();
@@ -1032,10 +1055,7 @@ __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> c
       cp_async_wait<0>();
     }
     __syncthreads();
-    const int64_t c = c0 + 2 * tx, first = i0 + ty * kVR;
-    const int64_t i_end = n_out < i0 + kVOut ? n_out : i0 + kVOut;
     const bool inside = i0 >= map.ident_lo && i0 + kVOut <= map.ident_hi;  // uniform over the block
-    const bool active = 2 * tx < cvalid;
     T* out_c = out + a * n_out * C + c;
     auto edge_row = [&](int64_t i) { return i < i_end && (i < map.ident_lo || i >= map.ident_hi); };
     P acc[kVR];
@@ -1075,11 +1095,18 @@ __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> c
       for (int r = 0; r < kVR; ++r)  // r a compile-time index: acc stays in registers
         if (first + r < i_end) synthesis_edge_pair<T, KMAX, NB, false>(coeffs, ws, map, start, a, first + r, c, L, C, acc[r]);
     }
-    if (active)
+    if (active) {
 #pragma unroll
       for (int r = 0; r < kVR; ++r)
-        if (first + r < i_end)
-          *reinterpret_cast<Two<T>*>(out_c + (first + r) * C) = Two<T>{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
+        if (first + r < i_end) {
+          Two<T> v{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
+          if (base_c) {  // the residual, added to the rounded sum as add would (plus_base)
+            const Two<T> b = bres[r];
+            v = Two<T>{from_compute<T>(to_compute(b.x) + to_compute(v.x)), from_compute<T>(to_compute(b.y) + to_compute(v.y))};
+          }
+          *reinterpret_cast<Two<T>*>(out_c + (first + r) * C) = v;
+        }
+    }
     __syncthreads();  // every read of this tile's rows (and of ex) is done before they are replaced
   }
 }
@@ -1444,7 +1471,7 @@ void CudaBackend::wavelet_analysis(const Tensor& x, const RowMap& map, const Ten
 }
 
 void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Tensor& w,
-                                    int64_t start, const RowMap& map, const Tensor& out) {
+                                    int64_t start, const RowMap& map, const Tensor& out, const Tensor& base) {
   check_filter_dtype("wavelet_synthesis", out, w, "filters");
   const int64_t A = out.shape()[0], n_out = out.shape()[1], C = out.shape()[2];
   const int64_t K = w.shape()[1], Cw = w.shape()[2];
@@ -1454,9 +1481,14 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
   dispatch_floating_bf16(out.dtype(), "wavelet_synthesis", [&](auto zero) {
     using T = decltype(zero);
     const bool tiled = C >= kTiledMinC && A <= 65535 && (n_out + kWOut - 1) / kWOut <= 65535;
-    const bool vtile = vtile_fits(out, K, coeffs, n_out);
+    const bool vtile = vtile_fits(out, K, coeffs, n_out) &&
+                       (!base.defined() || vtile_fits(out, K, {base}, n_out));  // base read in pairs, too
     for (size_t f0 = 0; f0 < coeffs.size(); f0 += kMaxBands) {
       const Bands<const T> bands = bands_of<const T>(coeffs, dptr<Compute<T>>(w), K, Cw, f0);
+      // The residual goes into the last group of bands, after the others have accumulated.
+      const bool last = f0 + kMaxBands >= coeffs.size();
+      const T* bp = last && base.defined() ? dptr<const T>(base) : nullptr;
+      const int64_t bsa = base.defined() ? base.strides()[0] : 0;
       if (vtile) {
         with_vtile_shape(K, [&](auto kmax, auto nb) {
           constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
@@ -1466,7 +1498,7 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
           const int nt = vtile_tiles_per_block((int64_t)grid.x * grid.y * grid.z);
           synthesis_vtile<T, KMAX, NB><<<dim3(grid.x, (grid.y + nt - 1) / nt, grid.z), dim3(kWTile, kVRows), smem,
                                          stream()>>>(bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()),
-                                                     dptr<T>(out), n_out, L, C, f0 > 0, nt);
+                                                     dptr<T>(out), n_out, L, C, f0 > 0, bp, bsa, nt);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;
@@ -1476,13 +1508,13 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
         allow_smem(synthesis_tiled<T>, smem);
         const dim3 grid((unsigned)((C + kWTile - 1) / kWTile), (unsigned)((n_out + kWOut - 1) / kWOut), (unsigned)A);
         synthesis_tiled<T><<<grid, dim3(kWTile, kWRows), smem, stream()>>>(bands, K, Cw, start, view_of(dmap, map.padded_rows()),
-                                                                            dptr<T>(out), n_out, L, C, f0 > 0);
+                                                                            dptr<T>(out), n_out, L, C, f0 > 0, bp, bsa);
         WAVSPA_CUDA_LAUNCH_CHECK();
         continue;
       }
       synthesis_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(
           bands, K, Cw, start, dmap.offsets, dmap.rows, dmap.coefs, dptr<T>(out), A, n_out, L,
-          C, /*accumulate=*/f0 > 0);
+          C, /*accumulate=*/f0 > 0, bp, bsa);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
   });

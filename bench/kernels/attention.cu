@@ -132,7 +132,7 @@ static Reference reference(const Problem& pr, const std::vector<float>& q, const
           mx = std::max(mx, s[j]);
           // (the rule of backend.h, spelled out here without the library)
           const uint64_t row = (uint64_t)(bh * nq + i) * (uint64_t)((nk + 7) / 8);
-          const auto rr = philox4x32(p.philox.offset + row + (uint64_t)(j / 8), 0, p.philox.seed);
+          const auto rr = dropout_philox(p.philox.offset + row + (uint64_t)(j / 8), p.philox.seed);
           const uint32_t bits = (rr[(j % 8) / 2] >> (16 * (j % 2))) & 0xffffu;
           drop[j] = pr.dropout > 0 ? (bits >= (uint32_t)(pr.dropout * 65536.0 + 0.5) ? 1.0 / (1.0 - pr.dropout) : 0.0) : 1.0;
         }

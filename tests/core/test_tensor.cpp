@@ -117,6 +117,12 @@ TEST_CASE("Philox: known answer, same seed same numbers, disjoint draws") {
   CHECK(r[1] == 0xe169c58du);
   CHECK(r[2] == 0xbc57ac4cu);
   CHECK(r[3] == 0x9b00dbd8u);
+  // And for 7 rounds, dropout's generator (dropout_philox): counter 0, key 0, and Random123's
+  // digits-of-pi vector (counter words 243f6a88 85a308d3 13198a2e 03707344, key a4093822 299f31d0).
+  const auto d = dropout_philox(0, 0);
+  CHECK(d == std::array<uint32_t, 4>{0x5f6fb709u, 0x0d893f64u, 0x4f121f81u, 0x4f730a48u});
+  const auto pi7 = philox4x32_rounds<7>(0x85a308d3243f6a88ull, 0x0370734413198a2eull, 0x299f31d0a4093822ull);
+  CHECK(pi7 == std::array<uint32_t, 4>{0x4dfccabau, 0x190a87f0u, 0xc47362bau, 0xb6b5242au});
 
   manual_seed(7);
   Tensor a = randn({1000});

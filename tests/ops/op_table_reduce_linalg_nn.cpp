@@ -250,6 +250,36 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
               };
             }));
 
+  t.push_back(
+      entry("dropout_add", "ops/nn.h",
+            "fused `Backend::dropout` with a base (`DropoutAddBackward`): the base's gradient is the output's, `x`'s "
+            "goes through dropout's kernel with the forward's counters; `add(base, dropout(x))` where shapes, "
+            "dtypes or devices differ (broadcasting)",
+            "dropout_add and waverec_add: the bits of add(base, ...), the same mask", [] {
+              return std::vector<Sample>{
+                  {"p 0.4, seeded",
+                   [](const In& x) {
+                     Generator g(5);
+                     return dropout_add(x[0], x[1], 0.4, true, &g);
+                   },
+                   {rn({4, 6}), rn({4, 6})}},
+                  {"transposed x, p 0.25",
+                   [](const In& x) {
+                     Generator g(9);
+                     return dropout_add(x[0], x[1].t(), 0.25, true, &g);
+                   },
+                   {rn({3, 5}), rn({5, 3})}},
+                  {"broadcast base (add after dropout)",
+                   [](const In& x) {
+                     Generator g(3);
+                     return dropout_add(x[0], x[1], 0.5, true, &g);
+                   },
+                   {rn({6}), rn({4, 6})}},
+                  {"eval mode is add", [](const In& x) { return dropout_add(x[0], x[1], 0.5, false); },
+                   {rn({3, 2}), rn({3, 2})}},
+              };
+            }));
+
   t.push_back(entry(
       "bias_gelu", "ops/nn.h",
       "fused `Backend::bias_gelu_backward` (`BiasGeluBackward`): dropout's mask drawn again from the forward's "

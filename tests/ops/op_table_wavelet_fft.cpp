@@ -106,6 +106,27 @@ void add_wavelet_fft_ops(std::vector<OpInfo>& t) {
                               };
                             }));
   t.back().error_name = "Wavelet::orthogonal_from";  // the function that checks the dtype
+  t.push_back(wavelet_entry(
+      "waverec_add", "ops/wavelet.h",
+      "`waverec` whose last synthesis adds the base (`WaveletSynthesisBackward` passes the output's gradient to it); "
+      "`add(base, waverec(...))` after a trim or for a base of another shape",
+      "dropout_add and waverec_add: the bits of add(base, ...), the same mask", [] {
+        return std::vector<Sample>{
+            {"two levels, per-channel, periodization, axis 1",
+             [](const In& x) { return waverec_add(x[0], {x[1], x[2], x[3]}, Wavelet::orthogonal_from(x[4]), WaveletMode::Periodization, 1); },
+             {rn({2, 12, 2}), rn({2, 3, 2}), rn({2, 3, 2}), rn({2, 6, 2}), filter(4, 2)}},
+            {"named db2, symmetric, transposed base",
+             [](const In& x) { return waverec_add(x[0].t(), {x[1], x[2]}, Wavelet("db2"), WaveletMode::Symmetric, -1); },
+             {rn({8, 2}), rn({2, 5}), rn({2, 5})}},
+            {"trimmed to 7 (add after the trim)",
+             [](const In& x) { return waverec_add(x[0], {x[1], x[2]}, Wavelet("db2"), WaveletMode::Symmetric, -1, 7); },
+             {rn({2, 7}), rn({2, 5}), rn({2, 5})}},
+            {"a broadcast base",
+             [](const In& x) { return waverec_add(x[0], {x[1], x[2]}, Wavelet::orthogonal_from(x[3]), WaveletMode::Zero, -1); },
+             {rn({1}), rn({2, 4}), rn({2, 4}), filter(4)}},
+        };
+      }));
+  t.back().error_name = "Wavelet::orthogonal_from";  // the function that checks the dtype
   t.push_back(
       wavelet_entry("lattice_filter", "ops/wavelet.h",
                     "primitive (backend `lattice_filter`, a thread per channel) up to 32 angles; beyond, composite of "

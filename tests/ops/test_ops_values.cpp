@@ -295,6 +295,61 @@ TEST_CASE("dropout: rate, scaling, eval identity, reproducible masks") {
   CHECK(values(dropout(ones({3}), 1.0)) == std::vector<double>{0, 0, 0});
 }
 
+TEST_CASE("dropout_add and waverec_add: the bits of add(base, ...), the same mask") {
+  for (DType dt : {kFloat32, kFloat64}) {
+    CAPTURE(dtype_name(dt));
+    // dropout_add: value, mask, counters and both gradients against add(base, dropout(x)).
+    for (double p : {0.0, 0.3, 1.0}) {
+      CAPTURE(p);
+      const Tensor b0 = randn({6, 50}).to(dt), x0 = randn({6, 50}).to(dt), seed = randn({6, 50}).to(dt);
+      Tensor b1 = b0.detach().requires_grad_(), x1 = x0.detach().requires_grad_();
+      Tensor b2 = b0.detach().requires_grad_(), x2 = x0.detach().requires_grad_();
+      Generator g1(17), g2(17);
+      const Tensor fused = dropout_add(b1, x1, p, true, &g1);
+      const Tensor composite = add(b2, dropout(x2, p, true, &g2));
+      CHECK(max_abs_diff(fused, composite) == 0);
+      CHECK(g1.offset() == g2.offset());
+      sum(mul(fused, seed)).backward();
+      sum(mul(composite, seed)).backward();
+      CHECK(max_abs_diff(b1.grad(), b2.grad()) == 0);
+      CHECK(max_abs_diff(x1.grad(), x2.grad()) == 0);
+      if (p == 0.3) {  // about 30% of x dropped: fused - base is zero there
+        const std::vector<double> v = values(sub(fused, b0));
+        const double dropped = (double)std::count(v.begin(), v.end(), 0.0) / (double)v.size();
+        CHECK(std::abs(dropped - p) < 0.08);
+      }
+    }
+    // waverec_add: per-channel filters along axis 1, periodization and symmetric, one and two
+    // levels; an even length is the fused synthesis, an odd one is trimmed (add after the trim).
+    for (WaveletMode mode : {WaveletMode::Periodization, WaveletMode::Symmetric}) {
+      for (int64_t level : {1, 2}) for (int64_t N : {37, 38}) {
+        CAPTURE(wavelet_mode_name(mode));
+        CAPTURE(level);
+        CAPTURE(N);
+        const Wavelet w = Wavelet::orthogonal_from(randn({6, 5}).to(dt));
+        const std::vector<Tensor> c0 = wavedec(randn({3, N, 5}).to(dt), w, level, mode, 1);
+        const Tensor base0 = randn({3, N, 5}).to(dt), seed = randn({3, N, 5}).to(dt);
+        std::vector<Tensor> c1, c2;
+        for (const Tensor& c : c0) {
+          c1.push_back(c.detach().requires_grad_());
+          c2.push_back(c.detach().requires_grad_());
+        }
+        Tensor b1 = base0.detach().requires_grad_(), b2 = base0.detach().requires_grad_();
+        const Tensor fused = waverec_add(b1, c1, w, mode, 1, N);
+        const Tensor composite = add(b2, waverec(c2, w, mode, 1, N));
+        CHECK(max_abs_diff(fused, composite) == 0);
+        sum(mul(fused, seed)).backward();
+        sum(mul(composite, seed)).backward();
+        CHECK(max_abs_diff(b1.grad(), b2.grad()) == 0);
+        for (size_t i = 0; i < c1.size(); ++i) CHECK(max_abs_diff(c1[i].grad(), c2[i].grad()) == 0);
+      }
+    }
+  }
+  // Mixed dtypes are refused by name, as add refuses them.
+  check_error([] { dropout_add(randn({3}).to(kFloat64), randn({3}), 0.5); }, {"dropout_add", "float32", "float64"});
+  check_error([] { waverec_add(randn({2, 8}), {randn({2, 4})}, Wavelet("haar")); }, {"add"});
+}
+
 TEST_CASE("bias_gelu: the values, masks and gradients of dropout(gelu(x + bias))") {
   // The CPU runs the fused op as the three ops' own kernels, so values and gradients are the
   // same bits; the mask comes from the same generator counters.

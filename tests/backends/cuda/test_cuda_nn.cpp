@@ -720,9 +720,19 @@ TEST_CASE("cuda nn: wavelet kernels with five bands, strided planes and three-te
       // synthesis from strided coefficient planes
       auto [cc, cg] = both(randn({A, nf, L, C}, dt));
       Tensor sc = Tensor::empty({A, n, C}, dt), sg = Tensor::empty({A, n, C}, dt, Device::cuda());
-      cpu.wavelet_synthesis(planes(cc), wc, start, map, sc);
-      gpu.wavelet_synthesis(planes(cg), wg, start, map, sg);
+      cpu.wavelet_synthesis(planes(cc), wc, start, map, sc, Tensor());
+      gpu.wavelet_synthesis(planes(cg), wg, start, map, sg, Tensor());
       check_close(sc, sg, tol, "synthesis");
+      // with a residual base from strided planes: added after the last group of bands (five
+      // bands are two groups), the bits of add on each device
+      auto [rc_full, rg_full] = both(randn({A, 2, n, C}, dt));
+      Tensor rc = rc_full.select(1, 0), rg = rg_full.select(1, 0);
+      Tensor bc = Tensor::empty({A, n, C}, dt), bg = Tensor::empty({A, n, C}, dt, Device::cuda());
+      cpu.wavelet_synthesis(planes(cc), wc, start, map, bc, rc);
+      gpu.wavelet_synthesis(planes(cg), wg, start, map, bg, rg);
+      check_close(bc, bg, tol, "synthesis + base");
+      CHECK(max_abs_diff(bc, add(sc, rc)) == 0);
+      CHECK(max_abs_diff(bg.to(Device::cpu()), add(sg, rg).to(Device::cpu())) == 0);
       // filter gradient: strided g planes against the strided x
       Tensor gwc = Tensor::empty({nf, K, Cw}, dt), gwg = Tensor::empty({nf, K, Cw}, dt, Device::cuda());
       cpu.wavelet_filter_grad(planes(cc), xc, map, start, gwc);
@@ -1021,6 +1031,62 @@ TEST_CASE("cuda nn: the sums without atomics give the same bits on every run" * 
     };
     CHECK(max_abs_diff(filter_grad(), filter_grad()) == 0);
   }
+}
+
+// Last in the file: the cases above draw their random inputs from the default generator in
+// file order, and a case that draws before them changes their data.
+TEST_CASE("cuda nn: waverec_add and dropout_add give the bits of add, bfloat16 and float32, WavSpA sizes" * gpu_only()) {
+  // (4, 2000, 128) and (4, 1000, 256): the vector-tile synthesis with a residual, and an odd
+  // length, whose trim sends it to add; dropout_add on the same sizes. Both against the
+  // composite on the card, forward and backward, bfloat16 signals with float32 filters.
+  for (int64_t D : {128, 256}) {
+    for (int64_t N : {2000, 1001}) {
+      for (DType dt : {kBFloat16, kFloat32}) {
+        CAPTURE(D);
+        CAPTURE(N);
+        CAPTURE(dtype_name(dt));
+        auto dev = [dt](const Tensor& t) { return t.to(dt).to(Device::cuda()); };
+        const Wavelet w = Wavelet::orthogonal_from(mul(randn({16, D}), 0.3).to(Device::cuda()));
+        const std::vector<Tensor> c0 = wavedec(dev(randn({4, N, D})), w, 1, WaveletMode::Periodization, 1);
+        const Tensor base0 = dev(randn({4, N, D})), seed = dev(randn({4, N, D}));
+        std::vector<Tensor> c1, c2;
+        for (const Tensor& c : c0) {
+          c1.push_back(c.detach().requires_grad_());
+          c2.push_back(c.detach().requires_grad_());
+        }
+        Tensor b1 = base0.detach().requires_grad_(), b2 = base0.detach().requires_grad_();
+        const Tensor fused = waverec_add(b1, c1, w, WaveletMode::Periodization, 1, N);
+        const Tensor composite = add(b2, waverec(c2, w, WaveletMode::Periodization, 1, N));
+        REQUIRE(fused.dtype() == dt);
+        CHECK(max_abs_diff(fused.to(kFloat64).to(Device::cpu()), composite.to(kFloat64).to(Device::cpu())) == 0);
+        sum(mul(fused, seed)).backward();
+        sum(mul(composite, seed)).backward();
+        CHECK(max_abs_diff(b1.grad().to(kFloat64).to(Device::cpu()), b2.grad().to(kFloat64).to(Device::cpu())) == 0);
+        for (size_t i = 0; i < c1.size(); ++i)
+          CHECK(max_abs_diff(c1[i].grad().to(kFloat64).to(Device::cpu()), c2[i].grad().to(kFloat64).to(Device::cpu())) ==
+                0);
+
+        Tensor x1 = dev(randn({4, N, D})).requires_grad_(), x2 = x1.detach().requires_grad_();
+        Tensor r1 = base0.detach().requires_grad_(), r2 = base0.detach().requires_grad_();
+        Generator g1(8), g2(8);
+        const Tensor dfused = dropout_add(r1, x1, 0.1, true, &g1);
+        const Tensor dcomp = add(r2, dropout(x2, 0.1, true, &g2));
+        CHECK(max_abs_diff(dfused.to(kFloat64).to(Device::cpu()), dcomp.to(kFloat64).to(Device::cpu())) == 0);
+        sum(mul(dfused, seed)).backward();
+        sum(mul(dcomp, seed)).backward();
+        CHECK(max_abs_diff(x1.grad().to(kFloat64).to(Device::cpu()), x2.grad().to(kFloat64).to(Device::cpu())) == 0);
+        CHECK(max_abs_diff(r1.grad().to(kFloat64).to(Device::cpu()), r2.grad().to(kFloat64).to(Device::cpu())) == 0);
+      }
+    }
+  }
+  // Under autocast a float32 residual and a bfloat16 branch (the first block of a bf16 model):
+  // the same bits as add's cast, both ways round.
+  AutocastGuard autocast;
+  const Tensor base = randn({2, 64, 16}).to(Device::cuda()), x = randn({2, 64, 16}).to(kBFloat16).to(Device::cuda());
+  Generator g1(4), g2(4);
+  const Tensor y1 = dropout_add(base, x, 0.2, true, &g1), y2 = add(base, dropout(x, 0.2, true, &g2));
+  REQUIRE(y1.dtype() == kBFloat16);
+  CHECK(max_abs_diff(y1.to(kFloat32).to(Device::cpu()), y2.to(kFloat32).to(Device::cpu())) == 0);
 }
 
 #endif  // WAVSPA_CUDA
