@@ -194,9 +194,11 @@ std::pair<Tensor, Tensor> dwt(const Tensor& x, const Wavelet& wavelet, WaveletMo
 
 namespace {
 
-// idwt, plus `base` (the result's shape and dtype, or undefined) added by the synthesis kernel.
+// idwt's first `keep` rows (all of them for keep < 0), plus `base` (the result's shape and
+// dtype, or undefined), both done by the synthesis kernel: a cropped map computes only the
+// rows kept (and its adjoint reads a gradient of that length), the kernel adds the base.
 Tensor idwt_plus(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavelet, WaveletMode mode,
-                 int64_t axis, const Tensor& base) {
+                 int64_t axis, const Tensor& base, int64_t keep) {
   const char* op = "idwt";
   // Under autocast, one bfloat16 band and one float32 band both go bfloat16.
   const auto [cA, cD] = autocast_pair(cA_in, cD_in);
@@ -209,21 +211,25 @@ Tensor idwt_plus(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavele
   WAVSPA_CHECK(L >= 1, op, ": empty coefficients along axis ", v.axis);
   Tensor w = filter_bank(op, {wavelet.rec_lo, wavelet.rec_hi}, v, cA, /*reverse=*/false, wavelet.bank);
   std::vector<Tensor> planes{to_3d(cA, v), to_3d(cD, v)};
-  // The residual as a plane of the result: (A, n, C) with n the result's length.
-  auto base_plane = [&](int64_t n) { return base.defined() ? base.reshape({v.A, n, v.C}) : Tensor(); };
+  // The rows the result keeps of n, and the residual as a plane of them.
+  auto kept = [&](int64_t n) { return keep >= 0 && keep < n ? keep : -1; };
+  auto base_plane = [&](int64_t n) {
+    return base.defined() ? base.reshape({v.A, kept(n) >= 0 ? kept(n) : n, v.C}) : Tensor();
+  };
   Tensor out;
   if (mode == WaveletMode::Periodization) {
     // The adjoint pattern of periodization analysis: synthesise on the unwrapped axis and
     // wrap it around the period 2 L (the map's transpose does the wrapping), with the very
     // map that analysis of 2 L samples uses.
-    out = synthesis(planes, w, 0, extension_map(mode, 2 * L, F / 2 - 1, 2 * L + F - 2), base_plane(2 * L));
+    out = synthesis(planes, w, 0, extension_map(mode, 2 * L, F / 2 - 1, 2 * L + F - 2, kept(2 * L)),
+                    base_plane(2 * L));
   } else {
     // x[n] = sum_o cA[o] rec_lo[n - 2 o + F - 2] + cD[o] rec_hi[...], n < 2 L - F + 2
     const int64_t n = 2 * L - F + 2;
     WAVSPA_CHECK(n >= 1, op, ": ", L, " coefficients are too few for a filter of length ", F,
                  " in mode ", wavelet_mode_name(mode), " (need at least ", F / 2, ")");
     // No padding: the identity map, whichever mode names it.
-    out = synthesis(planes, w, 2 - F, extension_map(WaveletMode::Zero, n, 0, n), base_plane(n));
+    out = synthesis(planes, w, 2 - F, extension_map(WaveletMode::Zero, n, 0, n, kept(n)), base_plane(n));
   }
   return from_3d(out, v);
 }
@@ -251,18 +257,21 @@ Tensor waverec_plus(const char* op, const std::vector<Tensor>& coeffs, const Wav
     WAVSPA_CHECK(a.shape() == d.shape(), op, ": coefficient ", i, " has shape ",
                  shape_str(d.shape()), " but the approximation reconstructed so far has ",
                  shape_str(a.shape()), " (lengths along axis ", ax, " must match)");
+    // The last level writes the trimmed result itself (keep), and adds the base where it
+    // has that result's shape and dtype.
+    const bool last = i + 1 == coeffs.size() && wavelet.rec_lo.defined();
+    const int64_t n = last ? idwt_length(a.shape()[ax], wavelet.filter_length(), mode) : -1;
+    WAVSPA_CHECK(!last || length <= n, op, ": cannot trim to length ", length, ": the reconstruction has only ", n);
+    const int64_t keep = last && length >= 0 && length < n ? length : -1;
     Tensor b;
-    if (base.defined() && i + 1 == coeffs.size() && wavelet.rec_lo.defined()) {
-      const int64_t n = idwt_length(a.shape()[ax], wavelet.filter_length(), mode);
+    if (base.defined() && last) {
       Shape want = a.shape();
-      want[ax] = n;
+      want[ax] = keep >= 0 ? keep : n;
       const DType dt = autocast_pair(a, d).first.dtype();
       b = base.dtype() != dt && autocasting(base) ? autocast_pair(base, a).first : base;
-      if (!(n >= 1 && (length < 0 || length == n) && b.shape() == want && b.dtype() == dt &&
-            b.device() == a.device()))
-        b = Tensor();
+      if (!(n >= 1 && b.shape() == want && b.dtype() == dt && b.device() == a.device())) b = Tensor();
     }
-    a = idwt_plus(a, d, wavelet, mode, ax, b);
+    a = idwt_plus(a, d, wavelet, mode, ax, b, keep);
     added = b.defined();
   }
   if (length >= 0) {
@@ -278,7 +287,7 @@ Tensor waverec_plus(const char* op, const std::vector<Tensor>& coeffs, const Wav
 }  // namespace
 
 Tensor idwt(const Tensor& cA, const Tensor& cD, const Wavelet& wavelet, WaveletMode mode, int64_t axis) {
-  return idwt_plus(cA, cD, wavelet, mode, axis, Tensor());
+  return idwt_plus(cA, cD, wavelet, mode, axis, Tensor(), -1);
 }
 
 int64_t resolve_wavelet_level(const char* op, int64_t level, int64_t n, int64_t filter_len) {

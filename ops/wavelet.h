@@ -118,8 +118,9 @@ Tensor waverec(const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
                WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
 // base + waverec(coeffs, ...), a residual connection around a wavelet path: the last level's
 // synthesis kernel adds base as it writes its result (same bits as add(base, waverec(...)),
-// one pass over the output fewer). Where it cannot (a trim, a base of another shape, dtype or
-// device) it is add(base, waverec(...)), broadcasting included.
+// one pass over the output fewer), a `length` trim included (the synthesis computes only the
+// rows kept). For a base of another shape, dtype or device it is add(base, waverec(...)),
+// broadcasting included.
 Tensor waverec_add(const Tensor& base, const std::vector<Tensor>& coeffs, const Wavelet& wavelet,
                    WaveletMode mode = WaveletMode::Symmetric, int64_t axis = -1, int64_t length = -1);
 

@@ -170,7 +170,7 @@ constexpr int64_t kMaxMapRows = int64_t(1) << 19;  // about 40 MiB of host table
 
 struct MapKey {
   WaveletMode mode;
-  int64_t n, left, total;
+  int64_t n, left, total, keep;
   auto operator<=>(const MapKey&) const = default;
 };
 
@@ -183,14 +183,28 @@ struct MapMemo {
 }  // namespace
 
 std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t left,
-                                            int64_t total) {
+                                            int64_t total, int64_t keep) {
+  WAVSPA_CHECK(keep <= n, "extension_map: cannot keep ", keep, " of ", n, " rows");
   static MapMemo memo;
-  const MapKey key{mode, n, left, total};
+  const MapKey key{mode, n, left, total, keep};
   std::lock_guard<std::mutex> lock(memo.mutex);
   auto it = memo.maps.find(key);
   if (it != memo.maps.end()) return it->second;
   std::vector<ExtendRow> rows(total);
-  for (int64_t p = 0; p < total; ++p) rows[p] = extension_row(mode, n, p - left);
+  for (int64_t p = 0; p < total; ++p) {
+    const ExtendRow full = extension_row(mode, n, p - left);
+    if (keep < 0) {
+      rows[p] = full;
+      continue;
+    }
+    int t = 0;  // the terms on rows [0, keep), in order
+    for (int k = 0; k < 3 && full.src[k] >= 0; ++k)
+      if (full.src[k] < keep) {
+        rows[p].src[t] = full.src[k];
+        rows[p].coef[t++] = full.coef[k];
+      }
+  }
+  if (keep >= 0) n = keep;
   if (memo.maps.size() >= kMaxMaps || memo.rows + total > kMaxMapRows) {
     memo.maps.clear();
     memo.rows = 0;

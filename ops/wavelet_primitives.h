@@ -43,9 +43,13 @@ inline DType filter_dtype(DType signal) { return signal == kBFloat16 ? kFloat32 
 // pywt's extension `mode` (periodization: an odd signal first repeats its last sample, then
 // wraps with period n + 1). Padded rows inside the signal are the identity, so
 // extension_map(any mode, n, 0, n) is the identity map. The same arguments return the same
-// map, whose id lets a backend keep its device copy.
+// map, whose id lets a backend keep its device copy. With keep >= 0 the map is of the first
+// `keep` rows only (its n is keep): the terms on rows [keep, n) are dropped, as if those rows
+// were zero. Synthesis through it gives the first keep rows of the full synthesis (a
+// cropped reconstruction, written as such), and analysis through it reads a keep-row signal
+// as the full one with zero rows after it (its adjoint).
 std::shared_ptr<const RowMap> extension_map(WaveletMode mode, int64_t n, int64_t left,
-                                            int64_t total);
+                                            int64_t total, int64_t keep = -1);
 
 // ---- the primitives -------------------------------------------------------------------------
 

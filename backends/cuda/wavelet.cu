@@ -1004,7 +1004,9 @@ __device__ __forceinline__ void synthesis_edge_pair(const Bands<const T>& coeffs
   }
 }
 
-template <typename T, int KMAX, int NB>
+// BASE: with a residual base (a kernel of its own, so that the calls without one run the code
+// they ran before it existed).
+template <typename T, int KMAX, int NB, bool BASE>
 __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> coeffs, int K, int64_t Cw, int64_t start,
                                                               MapView map, T* out, int64_t n_out, int64_t L, int64_t C,
                                                               bool accumulate, const T* base, int64_t base_sa, int nt) {
@@ -1043,11 +1045,13 @@ __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> c
     // The residual's rows of this thread, loaded before the wait and the products so that
     // their latency hides under them (read after the products, they stalled every tile).
     Two<T> bres[kVR];
-    const T* base_c = base ? base + a * base_sa + c : nullptr;
-    if (base_c && active)
+    if constexpr (BASE) {
+      const T* base_c = base + a * base_sa + c;
+      if (active)
 #pragma unroll
-      for (int r = 0; r < kVR; ++r)
-        if (first + r < i_end) bres[r] = *reinterpret_cast<const Two<T>*>(base_c + (first + r) * C);
+        for (int r = 0; r < kVR; ++r)
+          if (first + r < i_end) bres[r] = *reinterpret_cast<const Two<T>*>(base_c + (first + r) * C);
+    }
     if (t + 1 < n) {
       issue(tile + 1, (t + 1) & 1);
       cp_async_wait<1>();
@@ -1100,7 +1104,7 @@ __global__ void __launch_bounds__(kVThreads, 2) synthesis_vtile(Bands<const T> c
       for (int r = 0; r < kVR; ++r)
         if (first + r < i_end) {
           Two<T> v{from_compute<T>(acc[r].x), from_compute<T>(acc[r].y)};
-          if (base_c) {  // the residual, added to the rounded sum as add would (plus_base)
+          if constexpr (BASE) {  // the residual, added to the rounded sum as add would (plus_base)
             const Two<T> b = bres[r];
             v = Two<T>{from_compute<T>(to_compute(b.x) + to_compute(v.x)), from_compute<T>(to_compute(b.y) + to_compute(v.y))};
           }
@@ -1493,12 +1497,12 @@ void CudaBackend::wavelet_synthesis(const std::vector<Tensor>& coeffs, const Ten
         with_vtile_shape(K, [&](auto kmax, auto nb) {
           constexpr int KMAX = decltype(kmax)::value, NB = decltype(nb)::value;
           const size_t smem = synthesis_stage_bytes<T, KMAX, NB>() + (size_t)NB * KMAX * kVC * sizeof(Compute<T>);
-          allow_smem(synthesis_vtile<T, KMAX, NB>, smem);
+          auto kernel = bp ? synthesis_vtile<T, KMAX, NB, true> : synthesis_vtile<T, KMAX, NB, false>;
+          allow_smem(kernel, smem);
           const dim3 grid = vtile_grid(C, n_out, A);
           const int nt = vtile_tiles_per_block((int64_t)grid.x * grid.y * grid.z);
-          synthesis_vtile<T, KMAX, NB><<<dim3(grid.x, (grid.y + nt - 1) / nt, grid.z), dim3(kWTile, kVRows), smem,
-                                         stream()>>>(bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()),
-                                                     dptr<T>(out), n_out, L, C, f0 > 0, bp, bsa, nt);
+          kernel<<<dim3(grid.x, (grid.y + nt - 1) / nt, grid.z), dim3(kWTile, kVRows), smem, stream()>>>(
+              bands, (int)K, Cw, start, view_of(dmap, map.padded_rows()), dptr<T>(out), n_out, L, C, f0 > 0, bp, bsa, nt);
           WAVSPA_CUDA_LAUNCH_CHECK();
         });
         continue;

@@ -320,7 +320,7 @@ TEST_CASE("dropout_add and waverec_add: the bits of add(base, ...), the same mas
       }
     }
     // waverec_add: per-channel filters along axis 1, periodization and symmetric, one and two
-    // levels; an even length is the fused synthesis, an odd one is trimmed (add after the trim).
+    // levels; an odd length is trimmed by the last synthesis itself (a cropped map).
     for (WaveletMode mode : {WaveletMode::Periodization, WaveletMode::Symmetric}) {
       for (int64_t level : {1, 2}) for (int64_t N : {37, 38}) {
         CAPTURE(wavelet_mode_name(mode));

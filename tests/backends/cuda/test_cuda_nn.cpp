@@ -1037,7 +1037,8 @@ TEST_CASE("cuda nn: the sums without atomics give the same bits on every run" * 
 // file order, and a case that draws before them changes their data.
 TEST_CASE("cuda nn: waverec_add and dropout_add give the bits of add, bfloat16 and float32, WavSpA sizes" * gpu_only()) {
   // (4, 2000, 128) and (4, 1000, 256): the vector-tile synthesis with a residual, and an odd
-  // length, whose trim sends it to add; dropout_add on the same sizes. Both against the
+  // length (a WavSpA block's N + 1 with its CLS token), whose trim the synthesis does through
+  // a cropped map; dropout_add on the same sizes. Both against the
   // composite on the card, forward and backward, bfloat16 signals with float32 filters.
   for (int64_t D : {128, 256}) {
     for (int64_t N : {2000, 1001}) {
