@@ -387,6 +387,44 @@ __device__ __forceinline__ void store_vec8(T* p, const Vec8<T>& r, int count) {
   }
 }
 
+// v rounded to T and read back: an intermediate that a fused kernel rounds where the op it
+// stands for would store it (x + bias before GELU, say). bfloat16 takes one cvt.rn and no NaN
+// rule: a NaN stays a NaN, and the arithmetic it goes on to (all of it on the device, whose
+// float32 arithmetic returns its one canonical NaN) gives the same result from any NaN. Only
+// the values a kernel stores need the host's rule (from_compute, round8).
+template <typename T>
+__device__ __forceinline__ Compute<T> round_trip(Compute<T> v) {
+  if constexpr (std::is_same_v<T, bf16>) return __bfloat162float(__float2bfloat16_rn(v));
+  else return v;
+}
+
+// Eight computed values rounded to T for a store, bit for bit as from_compute rounds each.
+// bfloat16: cvt.rn.bf16x2.f32 rounds two at a time, and one test for NaN among the eight
+// decides whether the host's NaN rule has to be applied (a branch almost never taken) instead
+// of a test and a select per element. Where the kernel's time is its instructions (bias_gelu,
+// dropout), those are a third of what the roundings cost.
+template <typename T>
+__device__ __forceinline__ Vec8<T> round8(const Compute<T> (&v)[8]) {
+  Vec8<T> r;
+  if constexpr (std::is_same_v<T, bf16>) {
+    uint32_t* w = reinterpret_cast<uint32_t*>(r.v);
+    bool nan = false;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(w[i]) : "f"(v[2 * i + 1]), "f"(v[2 * i]));  // a: high half
+      nan |= (v[2 * i] != v[2 * i]) | (v[2 * i + 1] != v[2 * i + 1]);
+    }
+    if (nan) [[unlikely]] {
+#pragma unroll
+      for (int c = 0; c < 8; ++c) r.v[c] = float_to_bf16(v[c]);
+    }
+  } else {
+#pragma unroll
+    for (int c = 0; c < 8; ++c) r.v[c] = (T)v[c];
+  }
+  return r;
+}
+
 // Conversion between any two storage types, as CPU's static_cast does (bf16 through float;
 // float64 and integers to bf16 rounded once, from double).
 template <typename D, typename S>

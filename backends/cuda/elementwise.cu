@@ -143,10 +143,11 @@ struct UnaryFn {
     out[off[0]] = from_compute<T>(unary_fn<OP, C>(to_compute(x[off[1]]), a, b));
   }
   __device__ void vec8(const int64_t (&off)[2], const int64_t (&inner)[2], int count) const {
-    Vec8<T> v = load_vec8(x + off[1], inner[1], count);
+    const Vec8<T> v = load_vec8(x + off[1], inner[1], count);
+    C r[8];
 #pragma unroll
-    for (int c = 0; c < 8; ++c) v.v[c] = from_compute<T>(unary_fn<OP, C>(to_compute(v.v[c]), a, b));
-    store_vec8(out + off[0], v, count);
+    for (int c = 0; c < 8; ++c) r[c] = unary_fn<OP, C>(to_compute(v.v[c]), a, b);
+    store_vec8(out + off[0], round8<T>(r), count);
   }
 };
 
@@ -160,11 +161,12 @@ struct BinaryFn {
     out[off[0]] = from_compute<T>(binary_fn<OP, C>(to_compute(x[off[1]]), to_compute(y[off[2]]), a, b));
   }
   __device__ void vec8(const int64_t (&off)[3], const int64_t (&inner)[3], int count) const {
-    Vec8<T> u = load_vec8(x + off[1], inner[1], count);
+    const Vec8<T> u = load_vec8(x + off[1], inner[1], count);
     const Vec8<T> v = load_vec8(y + off[2], inner[2], count);
+    C r[8];
 #pragma unroll
-    for (int c = 0; c < 8; ++c) u.v[c] = from_compute<T>(binary_fn<OP, C>(to_compute(u.v[c]), to_compute(v.v[c]), a, b));
-    store_vec8(out + off[0], u, count);
+    for (int c = 0; c < 8; ++c) r[c] = binary_fn<OP, C>(to_compute(u.v[c]), to_compute(v.v[c]), a, b);
+    store_vec8(out + off[0], round8<T>(r), count);
   }
 };
 
@@ -256,7 +258,8 @@ void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tenso
 //
 // A thread owns the 8 elements of one Philox block (dropout's rule), so the mask is drawn once
 // per 8 elements; with 16-byte aligned tensors it moves them as 16-byte words (load_vec8).
-// Every step is rounded to T as add, gelu and dropout round it: the fused op gives their bits.
+// Every step is rounded to T as add, gelu and dropout round it: the fused op gives their bits
+// (intermediates through round_trip, the stored values through round8).
 __device__ __forceinline__ int count8(int64_t i0, int64_t n) { return n - i0 < 8 ? (int)(n - i0) : 8; }
 
 // z = x + bias (bias of type B, rounded to T first), rounded to T.
@@ -299,14 +302,15 @@ __global__ void bias_gelu_kernel(const T* __restrict__ x, const B* __restrict__ 
     int64_t col = first_col<ROW8>(blk, cols);
     Vec8<T> bb;
     if constexpr (ROW8) bb = bias8<T>(bias, col);
+    C y[8];
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
-      const T z = ROW8 ? from_compute<T>(to_compute(v.v[c]) + to_compute(bb.v[c])) : biased(v.v[c], bias, col);
-      const T y = from_compute<T>(unary_fn<kGelu, C>(to_compute(z), C(0), C(0)));
-      v.v[c] = !dropout ? y : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(y) * scale) : from_compute<T>(C(0));
+      const C z = ROW8 ? round_trip<T>(to_compute(v.v[c]) + to_compute(bb.v[c])) : to_compute(biased(v.v[c], bias, col));
+      y[c] = unary_fn<kGelu, C>(z, C(0), C(0));
+      if (dropout) y[c] = dropout_keeps(r, c, threshold) ? round_trip<T>(y[c]) * scale : C(0);
       if constexpr (!ROW8) col = col + 1 == cols ? 0 : col + 1;
     }
-    store_vec8(out + i0, v, count8(i0, n));
+    store_vec8(out + i0, round8<T>(y), count8(i0, n));
   }
 }
 
@@ -326,16 +330,16 @@ __global__ void bias_gelu_backward_kernel(const T* __restrict__ g, const T* __re
     int64_t col = first_col<ROW8>(blk, cols);
     Vec8<T> bb;
     if constexpr (ROW8) bb = bias8<T>(bias, col);
+    C gz[8];
 #pragma unroll
     for (int c = 0; c < 8; ++c) {
-      const T d = !dropout ? gv.v[c]
-                  : dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(gv.v[c]) * scale)
-                                                    : from_compute<T>(C(0));
-      const T z = ROW8 ? from_compute<T>(to_compute(xv.v[c]) + to_compute(bb.v[c])) : biased(xv.v[c], bias, col);
-      gv.v[c] = from_compute<T>(binary_fn<kGeluGrad, C>(to_compute(d), to_compute(z), C(0), C(0)));
+      const C d = !dropout ? to_compute(gv.v[c])
+                  : dropout_keeps(r, c, threshold) ? round_trip<T>(to_compute(gv.v[c]) * scale) : C(0);
+      const C z = ROW8 ? round_trip<T>(to_compute(xv.v[c]) + to_compute(bb.v[c])) : to_compute(biased(xv.v[c], bias, col));
+      gz[c] = binary_fn<kGeluGrad, C>(d, z, C(0), C(0));
       if constexpr (!ROW8) col = col + 1 == cols ? 0 : col + 1;
     }
-    store_vec8(grad_x + i0, gv, count8(i0, n));
+    store_vec8(grad_x + i0, round8<T>(gz), count8(i0, n));
   }
 }
 

@@ -26,10 +26,14 @@ struct CopyFn {
   __device__ void operator()(const int64_t (&off)[2]) const { out[off[0]] = convert<D, S>(x[off[1]]); }
   __device__ void vec8(const int64_t (&off)[2], const int64_t (&inner)[2], int count) const {
     const Vec8<S> v = load_vec8(x + off[1], inner[1], count);
-    Vec8<D> r;
+    if constexpr (std::is_same_v<D, bf16> && std::is_same_v<S, float>) {
+      store_vec8(out + off[0], round8<bf16>(v.v), count);  // float32 -> bfloat16: two at a time
+    } else {
+      Vec8<D> r;
 #pragma unroll
-    for (int c = 0; c < 8; ++c) r.v[c] = convert<D, S>(v.v[c]);
-    store_vec8(out + off[0], r, count);
+      for (int c = 0; c < 8; ++c) r.v[c] = convert<D, S>(v.v[c]);
+      store_vec8(out + off[0], r, count);
+    }
   }
 };
 

@@ -256,10 +256,26 @@ __device__ __forceinline__ V group_sum(V v) {
   return v;
 }
 
+// The sum of eight values in A, pairwise: three dependent adds where a running sum took eight
+// (the row kernels are bound by their dependent chains, not by their loads).
+template <typename A>
+__device__ __forceinline__ A sum8(const float (&v)[8]) {
+  return (((A)v[0] + (A)v[1]) + ((A)v[2] + (A)v[3])) + (((A)v[4] + (A)v[5]) + ((A)v[6] + (A)v[7]));
+}
+
+// 1 / sqrt(v): float for bfloat16 rows (rsqrtf, within 2 float32 ulps: far below bfloat16's
+// rounding), double for float32 rows.
+__device__ __forceinline__ float inv_sqrt(float v) { return rsqrtf(v); }
+__device__ __forceinline__ double inv_sqrt(double v) { return 1.0 / sqrt(v); }
+
+// Statistics in Accum<T>: double for float32 rows (as the CPU), float for bfloat16 rows, whose
+// 8-bit values a float32 two-pass mean and variance hold exactly enough (a large mean
+// included: the second pass subtracts it first).
 template <typename T, typename P, int G, int CH>
 __global__ void __launch_bounds__(kThreads) layernorm_forward_vec(const T* __restrict__ x, const P* __restrict__ w,
                                                              const P* __restrict__ b, double eps, T* __restrict__ y,
                                                              float* mean, float* rstd, int64_t M, int N) {
+  using A = Accum<T>;
   const int lane = (int)threadIdx.x % G, chunks = N / 8;
   const int64_t per_block = blockDim.x / G;
   for (int64_t base = (int64_t)blockIdx.x * per_block; base < M; base += (int64_t)gridDim.x * per_block) {
@@ -267,30 +283,36 @@ __global__ void __launch_bounds__(kThreads) layernorm_forward_vec(const T* __res
     const bool active = m < M;
     const T* row = x + (active ? m : 0) * N;
     float c[CH][8];
-    double s = 0;
+    A s = 0;
 #pragma unroll
     for (int k = 0; k < CH; ++k) {
       const int ch = lane + G * k;
       const Vec8<T> v = active && ch < chunks ? load_vec8(row + 8 * ch, 1, 8) : Vec8<T>{};
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        c[k][e] = to_compute(v.v[e]);
-        s += c[k][e];
-      }
+      for (int e = 0; e < 8; ++e) c[k][e] = to_compute(v.v[e]);
+      s += sum8<A>(c[k]);
     }
-    const double mu = group_sum<G>(s) / N;
-    double ss = 0;
+    const A mu = group_sum<G>(s) / (A)N;
+    A ss = 0;
 #pragma unroll
     for (int k = 0; k < CH; ++k)
-      if (lane + G * k < chunks)
+      if (lane + G * k < chunks) {
+        if constexpr (std::is_same_v<A, float>) {
+          float d2[8];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const double d = c[k][e] - mu;
-          ss += d * d;
+          for (int e = 0; e < 8; ++e) d2[e] = (c[k][e] - mu) * (c[k][e] - mu);
+          ss += sum8<A>(d2);
+        } else {  // float32 rows: double squares, as the CPU
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            const A d = (A)c[k][e] - mu;
+            ss += d * d;
+          }
         }
+      }
     ss = group_sum<G>(ss);
     if (!active) continue;
-    const double r = 1.0 / sqrt(ss / N + eps);
+    const A r = inv_sqrt(ss / (A)N + (A)eps);
     if (lane == 0) {
       mean[m] = (float)mu;
       rstd[m] = (float)r;
@@ -302,33 +324,42 @@ __global__ void __launch_bounds__(kThreads) layernorm_forward_vec(const T* __res
       if (ch >= chunks) break;
       const Vec8<P> wv = w ? load_vec8(w + 8 * ch, 1, 8) : Vec8<P>{};
       const Vec8<P> bv = b ? load_vec8(b + 8 * ch, 1, 8) : Vec8<P>{};
-      Vec8<T> out;
+      Compute<T> out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         float v = (c[k][e] - tmu) * tr;
         if (w) v *= (float)to_compute(wv.v[e]);
         if (b) v += (float)to_compute(bv.v[e]);
-        out.v[e] = from_compute<T>(v);
+        out[e] = v;
       }
-      store_vec8(y + m * N + 8 * ch, out, 8);
+      store_vec8(y + m * N + 8 * ch, round8<T>(out), 8);
     }
   }
 }
 
-template <typename T, typename P, int G, int CH>
+// dx of a row: r (g w - mean(g w) - xhat mean(g w xhat)), the two means by group shuffles in
+// Accum<T>. With WB (the weight or bias wants a gradient) the block also sums g xhat and g
+// down its rows: a lane keeps the sums of its own columns in registers over every row it
+// takes (grid-stride: the grid is one wave, see layernorm_backward), then the block adds its
+// row slots' sums in slot order and writes one partial row to part_w / part_b (blockIdx.x);
+// layernorm_backward_wb_finish adds the blocks' rows. So grad_y and x are read once for all
+// three gradients, and the order of every sum is fixed: the same bits on every run.
+template <typename T, typename P, int G, int CH, bool WB>
 __global__ void __launch_bounds__(kThreads) layernorm_backward_x_vec(const T* __restrict__ gy, const T* __restrict__ x,
                                                                 const P* __restrict__ w, const float* mean,
                                                                 const float* rstd, T* __restrict__ gx, int64_t M,
-                                                                int N) {
-  const int lane = (int)threadIdx.x % G, chunks = N / 8;
+                                                                int N, double* part_w, double* part_b) {
+  using A = Accum<T>;
+  const int lane = (int)threadIdx.x % G, slot = (int)threadIdx.x / G, chunks = N / 8;
   const int64_t per_block = blockDim.x / G;
+  float col_w[WB ? CH : 1][8] = {}, col_b[WB ? CH : 1][8] = {};
   for (int64_t base = (int64_t)blockIdx.x * per_block; base < M; base += (int64_t)gridDim.x * per_block) {
-    const int64_t m = base + threadIdx.x / G;
+    const int64_t m = base + slot;
     const bool active = m < M;
     const int64_t off = (active ? m : 0) * (int64_t)N;
     const float mu = mean[active ? m : 0], r = rstd[active ? m : 0];
     float xc[CH][8], gw[CH][8];
-    double sum_gw = 0, sum_gwx = 0;
+    A sum_gw = 0, sum_gwx = 0;
 #pragma unroll
     for (int k = 0; k < CH; ++k) {
       const int ch = lane + G * k;
@@ -336,30 +367,62 @@ __global__ void __launch_bounds__(kThreads) layernorm_backward_x_vec(const T* __
       const Vec8<T> xv = in ? load_vec8(x + off + 8 * ch, 1, 8) : Vec8<T>{};
       const Vec8<T> gv = in ? load_vec8(gy + off + 8 * ch, 1, 8) : Vec8<T>{};
       const Vec8<P> wv = in && w ? load_vec8(w + 8 * ch, 1, 8) : Vec8<P>{};
+      float gwx[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         xc[k][e] = to_compute(xv.v[e]);
-        gw[k][e] = to_compute(gv.v[e]) * (w ? (float)to_compute(wv.v[e]) : 1.0f);
+        const float g = to_compute(gv.v[e]);
+        gw[k][e] = g * (w ? (float)to_compute(wv.v[e]) : 1.0f);
         const float xhat = (xc[k][e] - mu) * r;
-        sum_gw += gw[k][e];
-        sum_gwx += gw[k][e] * xhat;
+        gwx[e] = gw[k][e] * xhat;
+        if constexpr (WB) {  // rows past M read zeros: g is 0 there
+          col_w[k][e] += g * xhat;
+          col_b[k][e] += g;
+        }
       }
+      sum_gw += sum8<A>(gw[k]);
+      sum_gwx += sum8<A>(gwx);
     }
     sum_gw = group_sum<G>(sum_gw);
     sum_gwx = group_sum<G>(sum_gwx);
     if (!active) continue;
-    const float a = (float)(sum_gw / N), c = (float)(sum_gwx / N);
+    const float a = (float)(sum_gw / (A)N), c = (float)(sum_gwx / (A)N);
 #pragma unroll
     for (int k = 0; k < CH; ++k) {
       const int ch = lane + G * k;
       if (ch >= chunks) break;
-      Vec8<T> out;
+      Compute<T> out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const float xhat = (xc[k][e] - mu) * r;
-        out.v[e] = from_compute<T>(r * (gw[k][e] - a - xhat * c));
+        out[e] = r * (gw[k][e] - a - xhat * c);
       }
-      store_vec8(gx + off + 8 * ch, out, 8);
+      store_vec8(gx + off + 8 * ch, round8<T>(out), 8);
+    }
+  }
+  if constexpr (WB) {
+    // The block's column sums, one chunk index k at a time: slot s's value of column
+    // (lane + G k) 8 + e sits at red[s][lane 8 + e]; thread j adds entry j over the slots in
+    // slot order, in double.
+    constexpr int kSlots = kThreads / G;
+    __shared__ float red_w[kSlots][G * 8], red_b[kSlots][G * 8];
+#pragma unroll
+    for (int k = 0; k < CH; ++k) {
+      __syncthreads();
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        red_w[slot][lane * 8 + e] = col_w[k][e];
+        red_b[slot][lane * 8 + e] = col_b[k][e];
+      }
+      __syncthreads();
+      for (int j = threadIdx.x; j < G * 8; j += blockDim.x) {
+        const int col = (j / 8 + G * k) * 8 + j % 8;
+        if (col >= N) continue;
+        double tw = 0, tb = 0;
+        for (int q = 0; q < kSlots; ++q) tw += red_w[q][j], tb += red_b[q][j];
+        part_w[(int64_t)blockIdx.x * N + col] = tw;
+        part_b[(int64_t)blockIdx.x * N + col] = tb;
+      }
     }
   }
 }
@@ -612,13 +675,42 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
     using T = decltype(zero);
     using P = decltype(pzero);
     const P* w = weight.defined() ? dptr<P>(weight) : nullptr;
+    auto finish = [&](const double* part_w, const double* part_b, int64_t chunks, int64_t cols) {
+      layernorm_backward_wb_finish<P><<<blocks_for(cols * 32), kThreads, 0, stream()>>>(
+          part_w, part_b, chunks, cols, grad_weight.defined() ? dptr<P>(grad_weight) : nullptr,
+          grad_bias.defined() ? dptr<P>(grad_bias) : nullptr);
+      WAVSPA_CUDA_LAUNCH_CHECK();
+    };
+    bool fused_wb = false;
     if (M > 0 && N > 0 &&
         with_vec_rows<T>(N, {dptr<T>(grad_y), dptr<T>(x), dptr<T>(grad_x), w}, [&](auto g, auto ch) {
           constexpr int G = decltype(g)::value, CH = decltype(ch)::value;
-          layernorm_backward_x_vec<T, P, G, CH><<<vec_row_grid(M, G), kThreads, 0, stream()>>>(
-              dptr<T>(grad_y), dptr<T>(x), w, dptr<float>(mean), dptr<float>(rstd), dptr<T>(grad_x), M, (int)N);
+          if (!want_wb) {
+            layernorm_backward_x_vec<T, P, G, CH, false><<<vec_row_grid(M, G), kThreads, 0, stream()>>>(
+                dptr<T>(grad_y), dptr<T>(x), w, dptr<float>(mean), dptr<float>(rstd), dptr<T>(grad_x), M, (int)N,
+                nullptr, nullptr);
+            return;
+          }
+          // One wave of blocks, each walking its share of the rows and leaving one partial
+          // row of the weight and bias gradients.
+          static const int per_sm = [] {
+            int b = 0;
+            WAVSPA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &b, layernorm_backward_x_vec<T, P, G, CH, true>, kThreads, 0));
+            return b < 1 ? 1 : b;
+          }();
+          const int64_t blocks = std::min<int64_t>(vec_row_grid(M, G), (int64_t)per_sm * sm_count());
+          Tensor part = scratch_bytes(2 * (size_t)blocks * N * sizeof(double), x.device());
+          double* part_w = dptr<double>(part);
+          layernorm_backward_x_vec<T, P, G, CH, true><<<(unsigned)blocks, kThreads, 0, stream()>>>(
+              dptr<T>(grad_y), dptr<T>(x), w, dptr<float>(mean), dptr<float>(rstd), dptr<T>(grad_x), M, (int)N,
+              part_w, part_w + blocks * N);
+          WAVSPA_CUDA_LAUNCH_CHECK();
+          finish(part_w, part_w + blocks * N, blocks, N);
+          fused_wb = true;
         })) {
       WAVSPA_CUDA_LAUNCH_CHECK();
+      if (fused_wb) return;
     } else if (M > 0 && N > 0) {
       const dim3 block = row_block(N);
       with_row_cache(N, block, [&](auto kc) {
@@ -651,11 +743,7 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
           part_w, part_b);
       WAVSPA_CUDA_LAUNCH_CHECK();
     }
-    layernorm_backward_wb_finish<P><<<blocks_for(cols * 32), kThreads, 0, stream()>>>(
-        part_w, part_b, M > 0 ? chunks : 0, cols,
-        grad_weight.defined() ? dptr<P>(grad_weight) : nullptr,
-        grad_bias.defined() ? dptr<P>(grad_bias) : nullptr);
-    WAVSPA_CUDA_LAUNCH_CHECK();
+    finish(part_w, part_b, M > 0 ? chunks : 0, cols);
   });
 }
 

@@ -95,7 +95,6 @@ __global__ void dropout_apply_kernel(const T* __restrict__ x, const T* __restric
                                      int64_t n, PhiloxState s, uint32_t threshold, Compute<T> scale) {
   const int64_t blocks = (n + 7) / 8;
   const uint64_t start = philox_start(s);
-  const T zero = from_compute<T>(Compute<T>(0));
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks;
        b += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i0 = b * 8;
@@ -104,12 +103,14 @@ __global__ void dropout_apply_kernel(const T* __restrict__ x, const T* __restric
     Vec8<T> v = load_vec8(x + i0, 1, count);
     const Vec8<T> bv = base ? load_vec8(base + i0, 1, count) : Vec8<T>{};
     const auto r = dropout_philox(start + (uint64_t)b, s.seed);
+    // dropout(x) rounded to T, then base + it rounded again: the bits of dropout and add.
+    Compute<T> o[8];
 #pragma unroll
-    for (int c = 0; c < 8; ++c) v.v[c] = dropout_keeps(r, c, threshold) ? from_compute<T>(to_compute(v.v[c]) * scale) : zero;
-    if (base)
-#pragma unroll
-      for (int c = 0; c < 8; ++c) v.v[c] = from_compute<T>(to_compute(bv.v[c]) + to_compute(v.v[c]));
-    store_vec8(out + i0, v, count);
+    for (int c = 0; c < 8; ++c) {
+      const Compute<T> d = dropout_keeps(r, c, threshold) ? to_compute(v.v[c]) * scale : Compute<T>(0);
+      o[c] = base ? to_compute(bv.v[c]) + round_trip<T>(d) : d;
+    }
+    store_vec8(out + i0, round8<T>(o), count);
   }
 }
 

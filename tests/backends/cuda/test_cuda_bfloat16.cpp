@@ -8,6 +8,8 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "backends/backend.h"
@@ -193,6 +195,42 @@ TEST_CASE("cuda bfloat16: gemm_bias in cuBLASLt's epilogue is as close to the fl
   for (size_t i = 0; i < src.size(); ++i) {
     CAPTURE(i);
     CHECK(bits(dst[i]) == bits(src[i].to(kBFloat16)));
+  }
+}
+
+TEST_CASE("cuda bfloat16: bias_gelu and dropout_add keep their composites' bits with NaN, infinities and overflow" *
+          gpu_only()) {
+  // The fused kernels round intermediates with the hardware's cvt alone (no NaN rule) and
+  // their stores eight at a time (round8): the bits must stay those of add, gelu and dropout
+  // run one by one, NaN payloads, infinities, overflow to inf and ties included.
+  std::vector<float> f;
+  for (float v : randn({8 * 16}).to_vector<float>()) f.push_back(3 * v);
+  auto nan_bits = [](uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; };
+  const float specials[] = {nan_bits(0x7fa00001u), nan_bits(0xffc12345u), nan_bits(0x7fc00000u),
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            3.38e38f, -3.38e38f, 1.00390625f, 0.0f, -0.0f, 1e-40f};
+  for (size_t i = 0; i < std::size(specials); ++i) f[7 * i + 3] = specials[i];
+  const Tensor x = from_vector(f).reshape({8, 16}).to(kBFloat16).to(Device::cuda());
+  std::vector<float> fb(16);
+  for (int i = 0; i < 16; ++i) fb[i] = 0.25f * (float)(i - 8);
+  fb[5] = 3.38e38f;  // overflows in x + bias where x is large
+  const Tensor b = from_vector(fb).to(kBFloat16).to(Device::cuda());
+  for (double p : {0.0, 0.4}) {
+    for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
+      CAPTURE(p);
+      Tensor x1 = x.detach().requires_grad_(), x2 = x.detach().requires_grad_();
+      Generator g1(5), g2(5);
+      const Tensor fused = bias_gelu(x1, b, p, true, approx, &g1);
+      const Tensor composite = dropout(gelu(add(x2, b), approx), p, true, &g2);
+      CHECK(bits(fused) == bits(composite));
+      const Tensor seed = flip(x, {1});  // NaNs and infinities in the gradient too
+      sum(mul(fused, seed)).backward();
+      sum(mul(composite, seed)).backward();
+      CHECK(bits(x1.grad()) == bits(x2.grad()));
+    }
+    Generator g1(6), g2(6);
+    const Tensor base = flip(x, {0});
+    CHECK(bits(dropout_add(base, x, p, true, &g1)) == bits(add(base, dropout(x, p, true, &g2))));
   }
 }
 
