@@ -21,6 +21,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/device.h"
@@ -43,6 +44,51 @@ struct TensorImpl {
   DType dtype = DType::Float32;
   std::shared_ptr<autograd::AutogradMeta> autograd;  // null: no gradient tracking
 };
+
+// Tensor::index's arguments, spelled as libtorch's torch::indexing spells them:
+//
+//   using namespace wavspa::indexing;
+//   Tensor row = x.index({0});                           // x[0]
+//   Tensor tail = x.index({Slice(1, None), -1});         // x[1:, -1]
+//   Tensor cols = x.index({Ellipsis, Slice(None, None, 2)});  // x[..., ::2]
+//   Tensor col = x.index({Slice(), None, 3});            // x[:, None, 3]
+//
+// An integer selects an entry and removes its dim (negative counts from the end); a Slice
+// keeps the dim with Python's bounds (negative counts from the end, out of range clamps; the
+// step must be positive, as in libtorch); None inserts a dim of size 1; one Ellipsis stands
+// for the full dims the others leave. Every result is a view, recorded for autograd.
+namespace indexing {
+struct NoneIndex {};
+inline constexpr NoneIndex None{};
+struct EllipsisIndex {};
+inline constexpr EllipsisIndex Ellipsis{};
+// A slice bound: an integer, or None (the start or the end of the dim).
+struct SliceBound {
+  bool set = false;
+  int64_t value = 0;
+  SliceBound() = default;
+  SliceBound(int64_t v) : set(true), value(v) {}  // NOLINT: implicit, as Python writes bounds
+  SliceBound(int v) : set(true), value(v) {}      // NOLINT
+  SliceBound(NoneIndex) {}                        // NOLINT
+};
+struct Slice {
+  SliceBound start, stop;
+  int64_t step = 1;
+  Slice(SliceBound start_ = {}, SliceBound stop_ = {}, int64_t step_ = 1) : start(start_), stop(stop_), step(step_) {}
+};
+class TensorIndex {
+ public:
+  TensorIndex(int64_t i) : v_(i) {}     // NOLINT: implicit, so that {0, Slice(), None} reads as Python
+  TensorIndex(int i) : v_((int64_t)i) {}  // NOLINT
+  TensorIndex(Slice s) : v_(s) {}        // NOLINT
+  TensorIndex(NoneIndex n) : v_(n) {}    // NOLINT
+  TensorIndex(EllipsisIndex e) : v_(e) {}  // NOLINT
+  const std::variant<int64_t, Slice, NoneIndex, EllipsisIndex>& value() const { return v_; }
+
+ private:
+  std::variant<int64_t, Slice, NoneIndex, EllipsisIndex> v_;
+};
+}  // namespace indexing
 
 class Tensor {
  public:
@@ -145,10 +191,58 @@ class Tensor {
   // Backpropagates from this tensor. A non-scalar needs `gradient` (same shape).
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
 
-  // --- a few ops as methods, for readable code (ops/) -----------------------------------
+  // --- indexing (views, differentiable; ops/) ------------------------------------------
+  Tensor index(std::initializer_list<indexing::TensorIndex> indices) const;
+  Tensor index(const std::vector<indexing::TensorIndex>& indices) const;
+  Tensor operator[](int64_t i) const { return select(0, i); }
+
+  // --- ops as methods: the free functions of ops/ (same values, same bits), for code
+  // written as libtorch code is (x.sum(1), x.add(y), x.eq(0)) ----------------------------
   Tensor matmul(const Tensor& other) const;
+  Tensor add(const Tensor& other) const;
+  Tensor add(double other) const;
+  Tensor sub(const Tensor& other) const;
+  Tensor sub(double other) const;
+  Tensor mul(const Tensor& other) const;
+  Tensor mul(double other) const;
+  Tensor div(const Tensor& other) const;
+  Tensor div(double other) const;
+  Tensor pow(double exponent) const;
+  Tensor neg() const;
+  Tensor abs() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor tanh() const;
+  Tensor sigmoid() const;
+  Tensor relu() const;
+  Tensor eq(const Tensor& other) const;  // comparisons: 1 or 0 in this tensor's dtype
+  Tensor eq(double other) const;
+  Tensor ne(const Tensor& other) const;
+  Tensor ne(double other) const;
+  Tensor lt(const Tensor& other) const;
+  Tensor lt(double other) const;
+  Tensor le(const Tensor& other) const;
+  Tensor le(double other) const;
+  Tensor gt(const Tensor& other) const;
+  Tensor gt(double other) const;
+  Tensor ge(const Tensor& other) const;
+  Tensor ge(double other) const;
   Tensor sum() const;
+  Tensor sum(int64_t dim, bool keepdim = false) const;
+  Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
   Tensor mean() const;
+  Tensor mean(int64_t dim, bool keepdim = false) const;
+  Tensor mean(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor max() const;
+  Tensor max(int64_t dim, bool keepdim = false) const;
+  Tensor min() const;
+  Tensor min(int64_t dim, bool keepdim = false) const;
+  Tensor argmax() const;
+  Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor argmin(int64_t dim, bool keepdim = false) const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
 
  private:
   std::shared_ptr<TensorImpl> impl_;

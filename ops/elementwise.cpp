@@ -1,5 +1,7 @@
 #include "ops/elementwise.h"
 
+#include <cmath>
+
 #include "ops/common.h"
 #include "ops/reduce.h"
 
@@ -236,6 +238,27 @@ WAVSPA_COMPARISON(le, Le)
 WAVSPA_COMPARISON(gt, Gt)
 WAVSPA_COMPARISON(ge, Ge)
 #undef WAVSPA_COMPARISON
+
+namespace {
+// a against the scalar b: b as a 0-d tensor of a's dtype, except that an integer tensor meets
+// a scalar with a fraction in float64 (an int64 beyond 2^53 is then rounded, as numpy does),
+// the result converted back to a's dtype.
+Tensor compare_scalar(BinaryOp op, const char* name, const Tensor& a, double b) {
+  check_defined(name, a);
+  if (!is_floating(a.dtype()) && (!std::isfinite(b) || b != std::floor(b))) {  // 7.5, inf, NaN
+    const Tensor x = a.to(kFloat64);
+    return binary_raw(op, name, x, scalar_like(b, x)).to(a.dtype());
+  }
+  return binary_raw(op, name, a, scalar_like(b, a));
+}
+}  // namespace
+
+Tensor eq(const Tensor& a, double b) { return compare_scalar(BinaryOp::Eq, "eq", a, b); }
+Tensor ne(const Tensor& a, double b) { return compare_scalar(BinaryOp::Ne, "ne", a, b); }
+Tensor lt(const Tensor& a, double b) { return compare_scalar(BinaryOp::Lt, "lt", a, b); }
+Tensor le(const Tensor& a, double b) { return compare_scalar(BinaryOp::Le, "le", a, b); }
+Tensor gt(const Tensor& a, double b) { return compare_scalar(BinaryOp::Gt, "gt", a, b); }
+Tensor ge(const Tensor& a, double b) { return compare_scalar(BinaryOp::Ge, "ge", a, b); }
 
 Tensor neg(const Tensor& x) {
   check_defined("neg", x);

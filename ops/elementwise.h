@@ -36,6 +36,15 @@ Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
+// Against a scalar: eq(ids, 7). The result has a's dtype. On an integer tensor a scalar with a
+// fraction compares as the real number it is (eq(ids, 7.5) is all zeros, lt(ids, 7.5) keeps 7);
+// a floating tensor compares with the scalar rounded to its dtype, as PyTorch's wrapped numbers.
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
 
 Tensor neg(const Tensor& x);
 Tensor abs(const Tensor& x);

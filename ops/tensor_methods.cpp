@@ -7,6 +7,7 @@
 #include "ops/common.h"
 #include "ops/elementwise.h"
 #include "ops/linalg.h"
+#include "ops/nn.h"
 #include "ops/reduce.h"
 
 namespace wavspa {
@@ -88,6 +89,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 }
 
 Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) const {
+  WAVSPA_CHECK(dim() > 0, "slice: a 0-d tensor has no dim to slice");
   const int64_t d = wrap_dim(dim_in, dim(), "slice"), n = shape()[d];
   WAVSPA_CHECK(step > 0, "slice: step must be positive, got ", step);
   // Python semantics: negative bounds count from the end, out-of-range bounds clamp.
@@ -111,6 +113,7 @@ Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) c
 }
 
 Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
+  WAVSPA_CHECK(dim() > 0, "narrow: a 0-d tensor has no dim to narrow");
   const int64_t d = wrap_dim(dim_in, dim(), "narrow"), n = shape()[d];
   if (start < 0) start += n;
   WAVSPA_CHECK(start >= 0 && length >= 0 && start + length <= n, "narrow: range [", start, ", ",
@@ -120,6 +123,7 @@ Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::select(int64_t dim_in, int64_t index) const {
+  WAVSPA_CHECK(dim() > 0, "select: a 0-d tensor has no dim to select from (index ", index, ")");
   const int64_t d = wrap_dim(dim_in, dim(), "select"), n = shape()[d];
   WAVSPA_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ",
                d, " of size ", n);
@@ -308,7 +312,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   Tensor o = expand_raw(other.detach(), shape());
   if (alpha != 1.0) {
     NoGradGuard no_grad;
-    o = mul(o, alpha);
+    o = wavspa::mul(o, alpha);
   }
   backend_of(*this).binary(BinaryOp::Add, *this, o, *this, 0, 0);
   storage()->bump_version();
@@ -316,7 +320,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
     const Shape other_shape = other.shape();
     const bool need_other = other.requires_grad();
     autograd::record("AddInplaceBackward", {*this, other}, *this, {}, [=](const Tensor& g) {
-      Tensor go = need_other ? sum_to(alpha == 1.0 ? g : mul(g, alpha), other_shape) : Tensor();
+      Tensor go = need_other ? sum_to(alpha == 1.0 ? g : wavspa::mul(g, alpha), other_shape) : Tensor();
       return G{g, go};
     });
   }
@@ -331,7 +335,7 @@ Tensor& Tensor::mul_(double factor) {
   storage()->bump_version();
   if (track)
     autograd::record("MulInplaceBackward", {*this}, *this, {}, [factor](const Tensor& g) {
-      return G{mul(g, factor)};
+      return G{wavspa::mul(g, factor)};
     });
   return *this;
 }
@@ -398,11 +402,93 @@ template std::vector<int32_t> Tensor::to_vector<int32_t>() const;
 template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
 template std::vector<bfloat16> Tensor::to_vector<bfloat16>() const;
 
-// ---- method forms of a few ops ---------------------------------------------------------
+// ---- indexing -------------------------------------------------------------------------
+
+Tensor Tensor::index(std::initializer_list<indexing::TensorIndex> indices) const {
+  return index(std::vector<indexing::TensorIndex>(indices));
+}
+
+// Each index is applied in turn to the view so far, at the dim it has reached: an integer
+// selects (the dim goes, the position stays), a slice and None each take a position, the
+// Ellipsis skips the full dims that the integers and slices leave.
+Tensor Tensor::index(const std::vector<indexing::TensorIndex>& indices) const {
+  using namespace indexing;
+  int64_t consuming = 0, ellipses = 0;
+  for (const TensorIndex& i : indices) {
+    if (std::holds_alternative<int64_t>(i.value()) || std::holds_alternative<Slice>(i.value())) ++consuming;
+    if (std::holds_alternative<EllipsisIndex>(i.value())) ++ellipses;
+  }
+  WAVSPA_CHECK(ellipses <= 1, "index: at most one Ellipsis, got ", ellipses);
+  WAVSPA_CHECK(consuming <= dim(), "index: ", consuming, " integer and slice indices for a tensor of ", dim(),
+               " dims (shape ", shape_str(shape()), ")");
+  Tensor out = *this;
+  int64_t d = 0;
+  for (const TensorIndex& i : indices) {
+    const auto& v = i.value();
+    if (const int64_t* k = std::get_if<int64_t>(&v)) {
+      out = out.select(d, *k);
+    } else if (const Slice* s = std::get_if<Slice>(&v)) {
+      WAVSPA_CHECK(s->step > 0, "index: a slice's step must be positive, got ", s->step);
+      const int64_t n = out.shape()[d];
+      out = out.slice(d, s->start.set ? s->start.value : 0, s->stop.set ? s->stop.value : n, s->step);
+      ++d;
+    } else if (std::holds_alternative<NoneIndex>(v)) {
+      out = out.unsqueeze(d);
+      ++d;
+    } else {
+      d += dim() - consuming;
+    }
+  }
+  return out;
+}
+
+// ---- method forms of ops ---------------------------------------------------------------
 
 Tensor Tensor::matmul(const Tensor& other) const { return wavspa::matmul(*this, other); }
+Tensor Tensor::add(const Tensor& other) const { return wavspa::add(*this, other); }
+Tensor Tensor::add(double other) const { return wavspa::add(*this, other); }
+Tensor Tensor::sub(const Tensor& other) const { return wavspa::sub(*this, other); }
+Tensor Tensor::sub(double other) const { return wavspa::sub(*this, other); }
+Tensor Tensor::mul(const Tensor& other) const { return wavspa::mul(*this, other); }
+Tensor Tensor::mul(double other) const { return wavspa::mul(*this, other); }
+Tensor Tensor::div(const Tensor& other) const { return wavspa::div(*this, other); }
+Tensor Tensor::div(double other) const { return wavspa::div(*this, other); }
+Tensor Tensor::pow(double exponent) const { return wavspa::pow(*this, exponent); }
+Tensor Tensor::neg() const { return wavspa::neg(*this); }
+Tensor Tensor::abs() const { return wavspa::abs(*this); }
+Tensor Tensor::exp() const { return wavspa::exp(*this); }
+Tensor Tensor::log() const { return wavspa::log(*this); }
+Tensor Tensor::sqrt() const { return wavspa::sqrt(*this); }
+Tensor Tensor::tanh() const { return wavspa::tanh(*this); }
+Tensor Tensor::sigmoid() const { return wavspa::sigmoid(*this); }
+Tensor Tensor::relu() const { return wavspa::relu(*this); }
+Tensor Tensor::eq(const Tensor& other) const { return wavspa::eq(*this, other); }
+Tensor Tensor::eq(double other) const { return wavspa::eq(*this, other); }
+Tensor Tensor::ne(const Tensor& other) const { return wavspa::ne(*this, other); }
+Tensor Tensor::ne(double other) const { return wavspa::ne(*this, other); }
+Tensor Tensor::lt(const Tensor& other) const { return wavspa::lt(*this, other); }
+Tensor Tensor::lt(double other) const { return wavspa::lt(*this, other); }
+Tensor Tensor::le(const Tensor& other) const { return wavspa::le(*this, other); }
+Tensor Tensor::le(double other) const { return wavspa::le(*this, other); }
+Tensor Tensor::gt(const Tensor& other) const { return wavspa::gt(*this, other); }
+Tensor Tensor::gt(double other) const { return wavspa::gt(*this, other); }
+Tensor Tensor::ge(const Tensor& other) const { return wavspa::ge(*this, other); }
+Tensor Tensor::ge(double other) const { return wavspa::ge(*this, other); }
 Tensor Tensor::sum() const { return wavspa::sum(*this); }
+Tensor Tensor::sum(int64_t d, bool keepdim) const { return wavspa::sum(*this, {d}, keepdim); }
+Tensor Tensor::sum(const std::vector<int64_t>& dims, bool keepdim) const { return wavspa::sum(*this, dims, keepdim); }
 Tensor Tensor::mean() const { return wavspa::mean(*this); }
+Tensor Tensor::mean(int64_t d, bool keepdim) const { return wavspa::mean(*this, {d}, keepdim); }
+Tensor Tensor::mean(const std::vector<int64_t>& dims, bool keepdim) const { return wavspa::mean(*this, dims, keepdim); }
+Tensor Tensor::max() const { return wavspa::max(*this); }
+Tensor Tensor::max(int64_t d, bool keepdim) const { return wavspa::max(*this, {d}, keepdim); }
+Tensor Tensor::min() const { return wavspa::min(*this); }
+Tensor Tensor::min(int64_t d, bool keepdim) const { return wavspa::min(*this, {d}, keepdim); }
+Tensor Tensor::argmax() const { return wavspa::argmax(*this); }
+Tensor Tensor::argmax(int64_t d, bool keepdim) const { return wavspa::argmax(*this, d, keepdim); }
+Tensor Tensor::argmin(int64_t d, bool keepdim) const { return wavspa::argmin(*this, d, keepdim); }
+Tensor Tensor::softmax(int64_t d) const { return wavspa::softmax(*this, d); }
+Tensor Tensor::log_softmax(int64_t d) const { return wavspa::log_softmax(*this, d); }
 
 // ---- printing -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 // median of 30 after 5 warm-up runs, CUDA events; whether two runs of the chosen algorithm give
 // the same bits.
 //
-//   nvcc -std=c++17 -O3 -arch=sm_90 bench/kernels/lt_wgrad.cu -lcublasLt -o /tmp/lt_wgrad && /tmp/lt_wgrad
+//   nvcc -std=c++17 -O3 -arch=sm_90 -I. bench/kernels/lt_wgrad.cu -lcublasLt -o /tmp/lt_wgrad && /tmp/lt_wgrad
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -22,31 +22,9 @@
 #include <random>
 #include <vector>
 
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { std::printf("%s: %s\n", #x, cudaGetErrorString(e)); std::exit(1); } } while (0)
-#define CB(x) do { cublasStatus_t st_ = (x); if (st_ != CUBLAS_STATUS_SUCCESS) { std::printf("%s: status %d\n", #x, (int)st_); std::exit(1); } } while (0)
+#include "bench/kernels/bench_timing.cuh"
 
-constexpr size_t kWorkspace = 32u << 20;
 
-template <typename F>
-float median_ms(F&& f) {
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 5; ++i) f();
-  std::vector<float> t;
-  for (int i = 0; i < 30; ++i) {
-    CK(cudaEventRecord(e0));
-    f();
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    t.push_back(ms);
-  }
-  std::sort(t.begin(), t.end());
-  cudaEventDestroy(e0), cudaEventDestroy(e1);
-  return t[t.size() / 2];
-}
 
 int main() {
   cudaDeviceProp prop;

@@ -11,7 +11,7 @@
 // ones operand: the bias's partial sums, in the same accumulators' precision. Each block writes
 // its partial tile; a finish kernel adds the splits in split order (the same bits every run).
 //
-//   nvcc -std=c++17 -O3 -arch=sm_90 bench/kernels/wgrad.cu -lcublasLt -o /tmp/wgrad && /tmp/wgrad
+//   nvcc -std=c++17 -O3 -arch=sm_90 -I. bench/kernels/wgrad.cu -lcublasLt -o /tmp/wgrad && /tmp/wgrad
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -24,8 +24,8 @@
 #include <random>
 #include <vector>
 
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { std::printf("%s: %s\n", #x, cudaGetErrorString(e)); std::exit(1); } } while (0)
-#define CB(x) do { cublasStatus_t st_ = (x); if (st_ != CUBLAS_STATUS_SUCCESS) { std::printf("%s: status %d\n", #x, (int)st_); std::exit(1); } } while (0)
+#include "bench/kernels/bench_timing.cuh"
+
 
 namespace {
 constexpr int BM = 64, BN = 64, BK = 32, STAGES = 4, THREADS = 128;
@@ -165,27 +165,6 @@ __global__ void wgrad_finish(const float* __restrict__ part, const float* __rest
 }
 }  // namespace
 
-constexpr size_t kWorkspace = 32u << 20;
-
-template <typename F>
-float median_ms(F&& f) {
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 5; ++i) f();
-  std::vector<float> t;
-  for (int i = 0; i < 40; ++i) {
-    CK(cudaEventRecord(e0));
-    f();
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    t.push_back(ms);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 int main(int argc, char** argv) {
   cudaDeviceProp prop;
@@ -244,7 +223,7 @@ int main(int argc, char** argv) {
     const float one = 1, zero = 0;
     const float t_lt = median_ms([&] {
       CB(cublasLtMatmul(lt, desc, &one, x, la, g, lb, &zero, dw0, ld, dw0, ld, &heur.algo, ws, kWorkspace, 0));
-    });
+    }, 40);
     const int tiles_o = (O + BM - 1) / BM, tiles_i = (I + BN - 1) / BN;
     float t_ours[3];
     int splits_used[3];
@@ -260,7 +239,7 @@ int main(int argc, char** argv) {
         wgrad_kernel<<<dim3(tiles_o, tiles_i, (unsigned)splits), THREADS>>>(g, x, R, O, I, chunk, part, bpart);
         wgrad_finish<<<(unsigned)((std::max<int64_t>(n4, O) + 255) / 256), 256>>>(part, bpart, n4, O, (int)splits, dw, db);
       };
-      t_ours[v] = median_ms([&] { run(dw1, db1); });
+      t_ours[v] = median_ms([&] { run(dw1, db1); }, 40);
       if (v == 1) {
         run(dw2, db2);
         CK(cudaDeviceSynchronize());

@@ -52,11 +52,14 @@ std::vector<Sample> unary_samples(const std::function<Tensor(const Tensor&)>& f,
 
 // A comparison's inputs hold ties on purpose (integer-valued floats), so that eq/ne/le/ge
 // see equal elements.
-std::vector<Sample> comparison_samples(Tensor (*f)(const Tensor&, const Tensor&)) {
+// `fd` is the (Tensor, double) overload: a whole number that ties, and a fraction.
+std::vector<Sample> comparison_samples(Tensor (*f)(const Tensor&, const Tensor&), Tensor (*fd)(const Tensor&, double)) {
   auto tied = [](const Shape& s) { return ints(s, -2, 3).to(kFloat64); };
   return {
       {"broadcast (3, 4) by (4)", [f](const In& x) { return f(x[0], x[1]); }, {tied({3, 4}), tied({4})}},
       {"transposed", [f](const In& x) { return f(x[0].t(), x[1]); }, {tied({4, 3}), tied({3, 1})}},
+      {"against the scalars 1 and 0.5", [fd](const In& x) { return add(fd(x[0], 1.0), fd(x[0].t(), 0.5).t()); },
+       {tied({3, 4})}},
   };
 }
 
@@ -184,14 +187,21 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
                       };
                     }));
   t.back().ints = Ints::Exact;
-  for (auto [name, f] : std::vector<std::pair<const char*, Tensor (*)(const Tensor&, const Tensor&)>>{
-           {"eq", eq}, {"ne", ne}, {"lt", lt}, {"le", le}, {"gt", gt}, {"ge", ge}}) {
-    OpInfo op(name, "ops/elementwise.h");
+  using Cmp = Tensor (*)(const Tensor&, const Tensor&);
+  using CmpScalar = Tensor (*)(const Tensor&, double);
+  struct Comparison {
+    const char* name;
+    Cmp f;
+    CmpScalar fd;
+  };
+  for (const Comparison& c : std::vector<Comparison>{{"eq", eq, eq}, {"ne", ne, ne}, {"lt", lt, lt},
+                                                     {"le", le, le}, {"gt", gt, gt}, {"ge", ge, ge}}) {
+    OpInfo op(c.name, "ops/elementwise.h");
     op.backward = "no gradient (1 or 0 in the inputs' dtype)";
     op.value_test = kBinaryValues;
     op.differentiable = false;
     op.ints = Ints::Exact;
-    op.samples = [f = f] { return comparison_samples(f); };
+    op.samples = [c] { return comparison_samples(c.f, c.fd); };
     t.push_back(op);
   }
 

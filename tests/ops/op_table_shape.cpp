@@ -19,6 +19,9 @@ OpInfo shape_entry(const std::string& name, const std::string& backward, const s
   return op;
 }
 
+// Integer values as float64, so that eq, le and ge see ties.
+Tensor tied_ints(const Shape& shape) { return ints(shape, -2, 3).to(kFloat64); }
+
 OpInfo method(const std::string& name, const std::string& backward, const std::string& value_test, const OpFn& fn,
               const Shape& shape) {
   OpInfo op("Tensor::" + name, "core/tensor.h");
@@ -288,6 +291,62 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   t.push_back(method("mean", "calls `mean(x)`", "", [](const In& x) { return x[0].t().mean(); }, {3, 4}));
   t.back().ints = Ints::Refused;
   t.back().bf16 = Bf16::Cuda;
+
+  // ---- Tensor: the method forms of ops (each calls the free function, whose own entry
+  // covers integers and more layouts; here one sample each, through a transposed view, with
+  // the method the first op that computes, so that the refusals name it) ----
+  // `inputs` makes the sample's inputs when the table's samples are drawn (from the
+  // generator seeded per op), not when the table is built.
+  auto computing = [&t](const std::string& name, const OpFn& fn, std::function<In()> inputs,
+                        bool differentiable = true) {
+    t.push_back(method(name, "calls `" + name + "(x, ...)`",
+                       "method forms give the free functions' bits, and comparisons take scalars", fn, {1}));
+    t.back().samples = [fn, inputs] { return std::vector<Sample>{{"a transpose", fn, inputs()}}; };
+    t.back().ints = Ints::Skip;  // the free function's entry checks integer inputs
+    t.back().bf16 = Bf16::Cuda;
+    t.back().differentiable = differentiable;
+  };
+  // Both overloads of the binary methods: a tensor operand, then a scalar one.
+  computing("add", [](const In& x) { return x[0].t().add(x[1]).add(1.5); }, [] { return In{rn({4, 3}), rn({3, 4})}; });
+  computing("sub", [](const In& x) { return x[0].t().sub(x[1]).sub(2.0); }, [] { return In{rn({4, 3}), rn({4})}; });
+  computing("mul", [](const In& x) { return x[0].t().mul(x[1]).mul(3.0); }, [] { return In{rn({4, 3}), rn({3, 4})}; });
+  computing("div", [](const In& x) { return x[0].t().div(x[1]).div(4.0); }, [] { return In{rn({4, 3}), rpos({3, 4})}; });
+  computing("pow", [](const In& x) { return x[0].t().pow(1.5); }, [] { return In{rpos({4, 3})}; });
+  computing("neg", [](const In& x) { return x[0].t().neg(); }, [] { return In{rn({4, 3})}; });
+  computing("abs", [](const In& x) { return x[0].t().abs(); }, [] { return In{rn({4, 3})}; });
+  computing("exp", [](const In& x) { return x[0].t().exp(); }, [] { return In{rn({4, 3})}; });
+  computing("log", [](const In& x) { return x[0].t().log(); }, [] { return In{rpos({4, 3})}; });
+  computing("sqrt", [](const In& x) { return x[0].t().sqrt(); }, [] { return In{rpos({4, 3})}; });
+  computing("tanh", [](const In& x) { return x[0].t().tanh(); }, [] { return In{rn({4, 3})}; });
+  computing("sigmoid", [](const In& x) { return x[0].t().sigmoid(); }, [] { return In{rn({4, 3})}; });
+  computing("relu", [](const In& x) { return x[0].t().relu(); }, [] { return In{rn({4, 3})}; });
+  computing("max", [](const In& x) { return x[0].t().max(1).add(x[0].max()); }, [] { return In{rn({4, 3})}; });
+  computing("min", [](const In& x) { return x[0].t().min(0, true).add(x[0].min()); }, [] { return In{rn({4, 3})}; });
+  computing("softmax", [](const In& x) { return x[0].t().softmax(-1); }, [] { return In{rn({4, 3})}; });
+  computing("log_softmax", [](const In& x) { return x[0].t().log_softmax(0); }, [] { return In{rn({4, 3})}; });
+  computing("argmax", [](const In& x) { return x[0].t().argmax(1).add(x[0].argmax()); }, [] { return In{rn({4, 3})}; }, false);
+  computing("argmin", [](const In& x) { return x[0].t().argmin(0, true); }, [] { return In{rn({4, 3})}; }, false);
+  // Comparisons: both overloads, 1 or 0 in the input's dtype, no gradient. Integer-valued
+  // inputs, so that eq, le and ge see ties.
+  computing("eq", [](const In& x) { return x[0].t().eq(x[1]).add(x[0].t().eq(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  computing("ne", [](const In& x) { return x[0].t().ne(x[1]).add(x[0].t().ne(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  computing("lt", [](const In& x) { return x[0].t().lt(x[1]).add(x[0].t().lt(0.5)); }, [] { return In{tied_ints({4, 3}), tied_ints({4})}; }, false);
+  computing("le", [](const In& x) { return x[0].t().le(x[1]).add(x[0].t().le(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({4})}; }, false);
+  computing("gt", [](const In& x) { return x[0].t().gt(x[1]).add(x[0].t().gt(0.5)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  computing("ge", [](const In& x) { return x[0].t().ge(x[1]).add(x[0].t().ge(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+
+  // ---- Tensor: indexing (views) ----
+  t.push_back(method("index", "a chain of `select`, `slice` and `unsqueeze` views (their backwards)",
+                     "index: integers, slices, None and Ellipsis as Python indexes, as views",
+                     [](const In& x) {
+                       using namespace indexing;
+                       return x[0].transpose(0, 2).index({Slice(1, None), None, Ellipsis, Slice(None, None, 2)});
+                     },
+                     {4, 3, 5}));
+  t.push_back(method("operator[]", "`select(0, i)`'s backward",
+                     "index: integers, slices, None and Ellipsis as Python indexes, as views",
+                     [](const In& x) { return x[0].t()[1]; }, {4, 3}));
+  t.back().error_name = "select";
 
   // ---- Tensor: in place -----------------------------------------------------------------
   // Each sample changes a clone() of its first input: a non-leaf of the graph, so that the
