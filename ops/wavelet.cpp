@@ -214,7 +214,8 @@ Tensor idwt_plus(const Tensor& cA_in, const Tensor& cD_in, const Wavelet& wavele
   // The rows the result keeps of n, and the residual as a plane of them.
   auto kept = [&](int64_t n) { return keep >= 0 && keep < n ? keep : -1; };
   auto base_plane = [&](int64_t n) {
-    return base.defined() ? base.reshape({v.A, kept(n) >= 0 ? kept(n) : n, v.C}) : Tensor();
+    const int64_t rows = kept(n) >= 0 ? keep : n;
+    return base.defined() ? base.reshape({v.A, rows, v.C}) : Tensor();
   };
   Tensor out;
   if (mode == WaveletMode::Periodization) {

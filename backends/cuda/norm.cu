@@ -691,7 +691,6 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
           grad_bias.defined() ? dptr<P>(grad_bias) : nullptr);
       WAVSPA_CUDA_LAUNCH_CHECK();
     };
-    bool fused_wb = false;
     if (M > 0 && N > 0 &&
         with_vec_rows<T>(N, {dptr<T>(grad_y), dptr<T>(x), dptr<T>(grad_x), w}, [&](auto g, auto ch) {
           constexpr int G = decltype(g)::value, CH = decltype(ch)::value;
@@ -717,10 +716,9 @@ void CudaBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, cons
               part_w, part_w + blocks * N);
           WAVSPA_CUDA_LAUNCH_CHECK();
           finish(part_w, part_w + blocks * N, blocks, N);
-          fused_wb = true;
         })) {
       WAVSPA_CUDA_LAUNCH_CHECK();
-      if (fused_wb) return;
+      return;  // the chunked kernel did dx and, where wanted, the weight and bias sums
     } else if (M > 0 && N > 0) {
       const dim3 block = row_block(N);
       with_row_cache(N, block, [&](auto kc) {

@@ -100,7 +100,7 @@ __global__ void dropout_apply_kernel(const T* __restrict__ x, const T* __restric
     const int64_t i0 = b * 8;
     const int count = n - i0 < 8 ? (int)(n - i0) : 8;
     // Both loads before the draw, so that their latency hides under it.
-    Vec8<T> v = load_vec8(x + i0, 1, count);
+    const Vec8<T> v = load_vec8(x + i0, 1, count);
     const Vec8<T> bv = base ? load_vec8(base + i0, 1, count) : Vec8<T>{};
     const auto r = dropout_philox(start + (uint64_t)b, s.seed);
     // dropout(x) rounded to T, then base + it rounded again: the bits of dropout and add.
