@@ -169,9 +169,10 @@ class Backend {
 
   // --- elementwise (strided inputs already expanded to out's shape) ---------------------
   virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) = 0;
+  // a, b and out share a dtype, except that a comparison (Eq ... Ge) may write a bool out.
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
                       double p0, double p1) = 0;
-  // out = cond != 0 ? a : b
+  // out = cond != 0 ? a : b; any dtypes (bool included), a and b sharing out's
   virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
 
   // --- reductions (strided x; dims sorted and unique; out holds the kept dims) ----------

@@ -26,6 +26,7 @@ struct bfloat16 {
   // Integers (indices converted by .to(kBFloat16)) go through double.
   explicit bfloat16(int32_t v) : bfloat16((double)v) {}
   explicit bfloat16(int64_t v) : bfloat16((double)v) {}
+  explicit bfloat16(bool v) : bits(v ? 0x3F80 : 0) {}  // 1.0 or +0.0
 
   static bfloat16 from_bits(uint16_t b) {
     bfloat16 h;
@@ -37,6 +38,7 @@ struct bfloat16 {
   explicit operator double() const { return (double)(float)*this; }
   explicit operator int32_t() const { return (int32_t)(float)*this; }
   explicit operator int64_t() const { return (int64_t)(float)*this; }
+  explicit operator bool() const { return (bits & 0x7FFF) != 0; }  // as float: -0 false, NaN true
 
   friend bool operator==(bfloat16 a, bfloat16 b) { return a.bits == b.bits; }  // bitwise
 

@@ -27,6 +27,7 @@
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/scalar.h"
 #include "core/shape.h"
 #include "core/storage.h"
 
@@ -200,14 +201,14 @@ class Tensor {
   // written as libtorch code is (x.sum(1), x.add(y), x.eq(0)) ----------------------------
   Tensor matmul(const Tensor& other) const;
   Tensor add(const Tensor& other) const;
-  Tensor add(double other) const;
+  Tensor add(Scalar other) const;
   Tensor sub(const Tensor& other) const;
-  Tensor sub(double other) const;
+  Tensor sub(Scalar other) const;
   Tensor mul(const Tensor& other) const;
-  Tensor mul(double other) const;
+  Tensor mul(Scalar other) const;
   Tensor div(const Tensor& other) const;
-  Tensor div(double other) const;
-  Tensor pow(double exponent) const;
+  Tensor div(Scalar other) const;
+  Tensor pow(Scalar exponent) const;
   Tensor neg() const;
   Tensor abs() const;
   Tensor exp() const;
@@ -216,18 +217,23 @@ class Tensor {
   Tensor tanh() const;
   Tensor sigmoid() const;
   Tensor relu() const;
-  Tensor eq(const Tensor& other) const;  // comparisons: 1 or 0 in this tensor's dtype
-  Tensor eq(double other) const;
+  Tensor eq(const Tensor& other) const;  // comparisons: bool
+  Tensor eq(Scalar other) const;
   Tensor ne(const Tensor& other) const;
-  Tensor ne(double other) const;
+  Tensor ne(Scalar other) const;
   Tensor lt(const Tensor& other) const;
-  Tensor lt(double other) const;
+  Tensor lt(Scalar other) const;
   Tensor le(const Tensor& other) const;
-  Tensor le(double other) const;
+  Tensor le(Scalar other) const;
   Tensor gt(const Tensor& other) const;
-  Tensor gt(double other) const;
+  Tensor gt(Scalar other) const;
   Tensor ge(const Tensor& other) const;
-  Tensor ge(double other) const;
+  Tensor ge(Scalar other) const;
+  Tensor logical_not() const;
+  Tensor logical_and(const Tensor& other) const;
+  Tensor logical_or(const Tensor& other) const;
+  Tensor any() const;  // 0-d bool: is any element nonzero
+  Tensor all() const;
   Tensor sum() const;
   Tensor sum(int64_t dim, bool keepdim = false) const;
   Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;

@@ -17,7 +17,7 @@ Tensor apply_mask(const Tensor& x, const Tensor& key_mask) {
                    key_mask.shape()[1] == x.shape()[1],
                "block: key_mask must be (B, N) = (", x.shape()[0], ", ", x.shape()[1], "), got ",
                shape_str(key_mask.shape()));
-  return mul(x, ne(key_mask.to(x.dtype()), scalar_tensor(0, x.dtype(), x.device())).unsqueeze(2));
+  return mul(x, ne(key_mask, 0).unsqueeze(2));  // bool meets x's dtype (promotion)
 }
 }  // namespace
 

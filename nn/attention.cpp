@@ -22,9 +22,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (keep.defined()) {
     const double lowest = q.dtype() == kFloat64 ? std::numeric_limits<double>::lowest()
                                                 : std::numeric_limits<float>::lowest();
-    Tensor keep_t = keep.to(scores.dtype());
-    scores = masked_fill(scores, eq(keep_t, scalar_tensor(0, scores.dtype(), scores.device())),
-                         lowest);
+    scores = masked_fill(scores, eq(keep, 0), lowest);
   }
   Tensor weights = dropout(softmax(scores, -1), dropout_p, training, gen);
   return matmul(weights, v);

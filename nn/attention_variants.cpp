@@ -46,8 +46,7 @@ Tensor mask_as(const char* who, const Tensor& key_mask, int64_t B, int64_t N, co
                const Shape& shape) {
   WAVSPA_CHECK(key_mask.shape() == Shape({B, N}), who, ": key_mask must be (B, N) = ",
                shape_str({B, N}), ", got ", shape_str(key_mask.shape()));
-  Tensor m = key_mask.to(like.dtype()).to(like.device());
-  return ne(m, scalar_tensor(0, like.dtype(), like.device())).reshape(shape);
+  return ne(key_mask.to(like.device()), 0).to(like.dtype()).reshape(shape);
 }
 
 // (B, H, N, dh) -> (B, N, qkv_dim), the layout the output projection reads.

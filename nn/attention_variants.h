@@ -105,6 +105,7 @@ class LinformerAttention : public SelfAttention {
                      bool bias = true, int64_t out_dim = -1);
   Tensor forward(const Tensor& x, const Tensor& key_mask = Tensor(), bool causal = false) override;
   std::string extra_repr() const override;
+  bool decays(const std::string& name) const override { return name == "E" || name == "F"; }
 
   int64_t dim, heads, qkv_dim, out_dim, max_len, k;
   bool share_kv;

@@ -45,6 +45,7 @@ const char* safetensors_dtype(DType t) {
     case DType::Int32: return "I32";
     case DType::Int64: return "I64";
     case DType::BFloat16: return "BF16";
+    case DType::Bool: return "BOOL";
   }
   return "?";
 }
@@ -55,6 +56,7 @@ bool parse_dtype(const std::string& name, DType& out) {
   else if (name == "I32") out = DType::Int32;
   else if (name == "I64") out = DType::Int64;
   else if (name == "BF16") out = DType::BFloat16;
+  else if (name == "BOOL") out = DType::Bool;
   else return false;
   return true;
 }
@@ -69,8 +71,9 @@ int layout_rank(DType t) {
     case DType::Float32: return 2;
     case DType::Int32: return 3;
     case DType::BFloat16: return 4;
+    case DType::Bool: return 5;
   }
-  return 5;
+  return 6;
 }
 
 // ---- writing ---------------------------------------------------------------------------
@@ -316,9 +319,11 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
     WAVSPA_CHECK(t.defined(), "save_safetensors: '", path, "': tensor '", name, "' is undefined");
     items.push_back({name, t.detach().to(Device::cpu()).contiguous()});
   }
-  // StateDict is sorted by name, so a stable sort by dtype keeps names sorted within a dtype.
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    return layout_rank(a.host.dtype()) < layout_rank(b.host.dtype());
+  // The file's layout does not follow the dict's order: by dtype (for alignment), then by
+  // name, as Python's safetensors lays it out, so one state saved twice is the same bytes.
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    const int ra = layout_rank(a.host.dtype()), rb = layout_rank(b.host.dtype());
+    return ra != rb ? ra < rb : a.name < b.name;
   });
 
   // ordered_json keeps insertion order: __metadata__ first, then tensors in data order, as
@@ -466,6 +471,13 @@ Checkpoint load_safetensors(const std::string& path) {
   for (const EntryInfo& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype, Device::cpu());
     if (e.end > e.begin) read_at(fd, t.raw_data(), (size_t)(e.end - e.begin), data_start + e.begin, path);
+    if (e.dtype == DType::Bool) {
+      // A byte other than 0 or 1 is not a C++ bool: reading it would be undefined behaviour.
+      const auto* bytes = static_cast<const unsigned char*>(t.raw_data());
+      for (int64_t i = 0; i < t.numel(); ++i)
+        WAVSPA_CHECK(bytes[i] <= 1, "load_safetensors: '", path, "': BOOL tensor '", e.name,
+                     "' holds the byte ", (int)bytes[i], " at element ", i, " (expected 0 or 1)");
+    }
     result.tensors[e.name] = t;
   }
   // The checksums, where the writer left them: one per tensor, each matching its bytes.

@@ -55,7 +55,7 @@ void save_safetensors(const std::string& path, const StateDict& tensors,
                       const std::map<std::string, std::string>& metadata = {},
                       const SaveOptions& options = {});
 
-// Supports the dtypes wavspa has: F32, F64, BF16, I32, I64. Any other dtype, a malformed header,
+// Supports the dtypes wavspa has: F32, F64, BF16, I32, I64, BOOL (bytes 0 or 1). Any other dtype, a malformed header,
 // offsets that do not tile the data exactly, a file of the wrong length, or a tensor whose bytes
 // do not match its stored checksum is an error.
 Checkpoint load_safetensors(const std::string& path);

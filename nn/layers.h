@@ -30,6 +30,7 @@ class Linear : public UnaryModule {
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
+  bool decays(const std::string& name) const override { return name == "weight"; }
   int64_t in_features, out_features;
   Tensor weight, bias;  // bias undefined when disabled
 };

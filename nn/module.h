@@ -25,11 +25,13 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/ordered_dict.h"
 
 namespace wavspa::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-using StateDict = std::map<std::string, Tensor>;
+// Names to tensors in registration order (nn/ordered_dict.h).
+using StateDict = OrderedDict<Tensor>;
 
 class Module {
  public:
@@ -62,6 +64,14 @@ class Module {
   virtual std::string extra_repr() const { return ""; }
   // A printable tree: "Linear(in=4, out=2, bias)" with children indented.
   std::string repr() const;
+  // Whether weight decay belongs on this module's own parameter `name` (nn::decay_groups asks).
+  // Decay is a prior on the weights of linear maps; a module whose parameter is one (Linear's
+  // weight, Linformer's projections E and F) says so here. The default is no: biases, norm
+  // scales, embeddings, position tables and wavelet filters are not pulled towards zero.
+  virtual bool decays(const std::string& name) const {
+    (void)name;
+    return false;
+  }
 
   // ---- modes and placement --------------------------------------------------------------
   void train(bool on = true);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -22,10 +23,13 @@ std::vector<ParamGroup> decay_groups(const Module& module, double weight_decay) 
                "decay_groups: weight_decay must be finite and >= 0, got ", weight_decay);
   ParamGroup decay{.params = {}, .lr = std::nullopt, .weight_decay = weight_decay};
   ParamGroup no_decay{.params = {}, .lr = std::nullopt, .weight_decay = 0.0};
-  for (const auto& [name, t] : module.named_parameters()) {
-    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
-    ((is_bias || t.dim() <= 1) ? no_decay : decay).params.push_back(t);
-  }
+  // Registration order: a module's own parameters, then its children's (as named_parameters).
+  std::function<void(const Module&)> visit = [&](const Module& m) {
+    for (const auto& [name, t] : m.named_parameters(/*recurse=*/false))
+      (m.decays(name) ? decay : no_decay).params.push_back(t);
+    for (const auto& [name, child] : m.named_children()) visit(*child);
+  };
+  visit(module);
   return {decay, no_decay};
 }
 
@@ -145,14 +149,8 @@ void Optimizer::zero_grad() {
 void Optimizer::set_lr(double lr) {
   check_hyper(type_name_, "set_lr: lr", lr, 0, kInf);
   WAVSPA_CHECK(default_lr_ > 0, type_name_, ".set_lr(", lr, "): the optimizer was built with "
-               "lr = 0, so no factor reaches another lr; build it with the base lr, or use "
-               "set_lr_factor");
+               "lr = 0, which no lr is a multiple of; build it with the starting lr");
   lr_factor_ = lr / default_lr_;
-}
-
-void Optimizer::set_lr_factor(double factor) {
-  check_hyper(type_name_, "set_lr_factor: factor", factor, 0, kInf);
-  lr_factor_ = factor;
 }
 
 const Optimizer::Group& Optimizer::group_at(size_t group, const char* caller) const {
@@ -383,7 +381,7 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   const Tensor one = scalar(1.0);
   const Tensor ratio = div(scalar(max_norm), add(norm, 1e-6));
   const Tensor finite = eq(mul(norm, 0.0), scalar(0.0));  // inf * 0 and NaN * 0 are NaN
-  const Tensor coef = where(mul(lt(ratio, one), finite), ratio, one);
+  const Tensor coef = where(logical_and(lt(ratio, one), finite), ratio, one);
   for (Tensor& g : grads) g.copy_(mul(g, coef.to(g.dtype()).to(g.device())));
   return norm;
 }

@@ -45,12 +45,14 @@ struct ParamGroup {
 };
 
 // Two groups over `module.parameters()`, in registration order:
-//   group 0: weight_decay = `weight_decay`, every parameter not in group 1;
-//   group 1: weight_decay = 0, every parameter whose full name ends in "bias" or whose
-//            tensor has at most one dim (biases, layer-norm scales and shifts, scalars).
-// Decaying those pulls norm scales towards 0 and shifts towards the origin, which is a prior
-// nobody wants (BERT and nanoGPT exclude them, by name and by dim). Neither group sets
-// an lr. A group may be empty.
+//   group 0: weight_decay = `weight_decay`, the weights of linear maps: every parameter whose
+//            module says `decays(name)` (nn::Linear's weight, Linformer's E and F);
+//   group 1: weight_decay = 0, everything else: biases, layer-norm scales and shifts,
+//            embeddings, position tables, CLS tokens, wavelet filters and their angles.
+// Decay is a prior that a weight matrix should be small; pulling norm scales towards 0, an
+// embedding towards the origin or a learned wavelet towards the zero filter is a prior nobody
+// wants (nanoGPT decays exactly the Linear weights). A module of your own opts its
+// parameters in by overriding Module::decays. Neither group sets an lr. A group may be empty.
 std::vector<ParamGroup> decay_groups(const Module& module, double weight_decay);
 
 class Optimizer {
@@ -71,13 +73,13 @@ class Optimizer {
   // Drops every parameter's gradient; the next backward() sets it afresh.
   void zero_grad();
 
-  // Learning rate. Each group keeps the lr it was built with (its base lr); the optimizer
-  // multiplies all of them by one factor, so groups keep their ratios while a schedule
-  // moves them. `lr()` is the optimizer's own lr (the one in its options, which groups
-  // without an lr use) times that factor; `set_lr(x)` sets the factor to x / options.lr.
+  // Learning rate: the options' lr is where it starts, and `set_lr(x)` is the one way to move
+  // it (a schedule calls it before each step, e.g. `opt.set_lr(schedule(opt.step_count()))`).
+  // Groups built with an lr of their own keep their ratio to the optimizer's lr: set_lr(x)
+  // scales every group by x / options.lr. That ratio is `lr_factor()`, the number a
+  // checkpoint stores ("lr_factor"), so a resumed run continues at the lr it had.
   void set_lr(double lr);
   double lr() const { return default_lr_ * lr_factor_; }
-  void set_lr_factor(double factor);
   double lr_factor() const { return lr_factor_; }
 
   // Calls of step() so far (restored by load_state_dict): the position of an lr schedule.

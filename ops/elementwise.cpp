@@ -17,11 +17,11 @@ namespace {
 // so a fused backward kernel run through them shows under its node's name. One FLOP per
 // output element (a transcendental counts as one).
 Tensor binary_raw(BinaryOp op, const char* name, const Tensor& a, const Tensor& b,
-                  double p0 = 0, double p1 = 0) {
+                  double p0 = 0, double p1 = 0, bool to_bool = false) {
   ProfileScope scope(name, a);
   check_same(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
+  Tensor out = Tensor::empty(shape, to_bool ? kBool : a.dtype(), a.device());
   backend_of(a).binary(op, expand_raw(a, shape), expand_raw(b, shape), out, p0, p1);
   if (scope) scope.set_io(bytes_of(a) + bytes_of(b), bytes_of(out), (double)out.numel());
   return out;
@@ -49,10 +49,44 @@ Tensor unary_fused(UnaryOp op, BinaryOp backward_op, const char* name, const cha
   return out;
 }
 
+// The operands of a binary op in the dtype it computes in: autocast's pair first (under an
+// AutocastGuard, float32 and bfloat16 CUDA operands meet in bfloat16), then promote_types;
+// `arithmetic` makes bool int64. .to() is differentiable, so each input's gradient comes
+// back in its own dtype.
+std::pair<Tensor, Tensor> promoted(const char* name, const Tensor& a_in, const Tensor& b_in,
+                                   bool arithmetic = true) {
+  check_defined(name, a_in, "first input");
+  check_defined(name, b_in, "second input");
+  auto [a, b] = autocast_pair(a_in, b_in);
+  DType t = promote_types(a.dtype(), b.dtype());
+  if (arithmetic) t = arithmetic_dtype(t);
+  return {a.to(t), b.to(t)};
+}
+
+// The scalar of `tensor op s` as a 0-d tensor in the dtype that op computes in.
+Tensor scalar_operand(const Tensor& like, Scalar s) {
+  check_defined("scalar operand", like);
+  Tensor out = Tensor::empty({}, arithmetic_dtype(s.promote_with(like.dtype())), like.device());
+  backend_of(like).fill(out, s.to_double());
+  return out;
+}
+
+Tensor bool_scalar(bool value, const Tensor& like) {
+  Tensor out = Tensor::empty({}, kBool, like.device());
+  backend_of(like).fill(out, value ? 1.0 : 0.0);
+  return out;
+}
+
+// x as bool: itself, or x != 0.
+Tensor as_bool(const Tensor& x) {
+  check_defined("logical op", x);
+  return x.dtype() == kBool ? x : ne(x, 0);
+}
+
 }  // namespace
 
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
+  const auto cast = promoted("add", a_in, b_in);
   const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Add, "add", a, b);
   if (autograd::needs_grad({a, b})) {
@@ -65,7 +99,7 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor sub(const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
+  const auto cast = promoted("sub", a_in, b_in);
   const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Sub, "sub", a, b);
   if (autograd::needs_grad({a, b})) {
@@ -79,7 +113,7 @@ Tensor sub(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor mul(const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
+  const auto cast = promoted("mul", a_in, b_in);
   const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Mul, "mul", a, b);
   if (autograd::needs_grad({a, b})) {
@@ -94,7 +128,8 @@ Tensor mul(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor div(const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
+  auto cast = promoted("div", a_in, b_in);
+  if (!is_floating(cast.first.dtype())) cast = {cast.first.to(kFloat32), cast.second.to(kFloat32)};
   const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(BinaryOp::Div, "div", a, b);
   if (autograd::needs_grad({a, b})) {
@@ -110,13 +145,15 @@ Tensor div(const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
-Tensor add(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor div(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
+Tensor sub(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
+Tensor div(const Tensor& a, Scalar b) { return div(a, scalar_operand(a, b)); }
 
 Tensor pow(const Tensor& a_in, const Tensor& e_in) {
-  const auto cast = autocast_pair(a_in, e_in);
+  const auto cast = promoted("pow", a_in, e_in);
+  if (!is_floating(cast.first.dtype()))  // integers: exact in float64 up to 2^53
+    return pow(cast.first.to(kFloat64), cast.second.to(kFloat64)).to(cast.first.dtype());
   const Tensor &a = cast.first, &exponent = cast.second;
   Tensor out = binary_raw(BinaryOp::Pow, "pow", a, exponent);
   if (autograd::needs_grad({a, exponent})) {
@@ -137,7 +174,17 @@ Tensor pow(const Tensor& a_in, const Tensor& e_in) {
   return out;
 }
 
-Tensor pow(const Tensor& a, double exponent) {
+Tensor pow(const Tensor& a_in, Scalar e) {
+  check_defined("pow", a_in);
+  if (!is_floating(a_in.dtype())) {
+    if (e.is_floating()) return pow(a_in.to(kFloat32), e);
+    WAVSPA_CHECK(e.to_int64() >= 0, "pow: an integer tensor to the negative integer power ",
+                 e.to_int64(), " (convert to a floating dtype first, as PyTorch asks)");
+    const DType t = arithmetic_dtype(a_in.dtype());
+    return pow(a_in.to(kFloat64), e.to_double()).to(t);
+  }
+  const Tensor& a = a_in;
+  const double exponent = e.to_double();
   Tensor out = unary_raw(UnaryOp::PowScalar, "pow", a, exponent);
   if (autograd::needs_grad({a})) {
     Tensor da = a.detach();
@@ -153,16 +200,16 @@ namespace {
 
 // maximum / minimum: the gradient goes to the winner; ties split it evenly.
 Tensor extremum(bool is_max, const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
-  const Tensor &a = cast.first, &b = cast.second;
   const char* name = is_max ? "maximum" : "minimum";
+  const auto cast = promoted(name, a_in, b_in);
+  const Tensor &a = cast.first, &b = cast.second;
   Tensor out = binary_raw(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, name, a, b);
   if (autograd::needs_grad({a, b})) {
     Tensor da = a.detach(), db = b.detach();
     autograd::record(is_max ? "MaximumBackward" : "MinimumBackward", {a, b}, out, {da, db},
                      [da, db, is_max](const Tensor& g) {
-      Tensor wins = is_max ? gt(da, db) : lt(da, db);
-      Tensor share = add(wins, mul(eq(da, db), 0.5));  // a's share of the gradient
+      Tensor wins = (is_max ? gt(da, db) : lt(da, db)).to(g.dtype());
+      Tensor share = add(wins, mul(eq(da, db).to(g.dtype()), 0.5));  // a's share of the gradient
       Tensor ga = mul(g, share);
       Tensor gb = sub(g, ga);
       return G{sum_to(ga, da.shape()), sum_to(gb, db.shape())};
@@ -190,7 +237,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     Tensor dx = x.detach();
     autograd::record("ClampBackward", {x}, out, {dx}, [dx, lo, hi](const Tensor& g) {
       // full gradient inside [lo, hi], bounds included (as torch.clamp)
-      Tensor inside = mul(ge(dx, scalar_like(lo, dx)), le(dx, scalar_like(hi, dx)));
+      Tensor inside = logical_and(ge(dx, scalar_like(lo, dx)), le(dx, scalar_like(hi, dx))).to(g.dtype());
       return G{mul(g, inside)};
     });
   }
@@ -198,7 +245,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
-  const auto cast = autocast_pair(a_in, b_in);
+  const auto cast = promoted("where", a_in, b_in, /*arithmetic=*/false);
   const Tensor &a = cast.first, &b = cast.second;
   check_same("where", a, b);
   check_defined("where", cond, "condition");
@@ -221,15 +268,34 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
-Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   check_defined("masked_fill", x);
   check_computable("masked_fill", x);
-  return where(mask, scalar_like(value, x), x);
+  return where(mask, scalar_like(value.to_double(), x), x);
 }
 
-#define WAVSPA_COMPARISON(fn, op)                                  \
-  Tensor fn(const Tensor& a, const Tensor& b) {                    \
-    return binary_raw(BinaryOp::op, #fn, a, b);                    \
+Tensor logical_not(const Tensor& x) {
+  const Tensor b = as_bool(x);
+  return where(b, bool_scalar(false, b), bool_scalar(true, b));
+}
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  const Tensor x = as_bool(a);
+  return where(x, as_bool(b), bool_scalar(false, x));
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  const Tensor x = as_bool(a);
+  return where(x, bool_scalar(true, x), as_bool(b));
+}
+Tensor logical_xor(const Tensor& a, const Tensor& b) {
+  const Tensor x = as_bool(a), y = as_bool(b);
+  return where(x, logical_not(y), y);
+}
+
+// Comparisons compare in the promoted dtype and write bool.
+#define WAVSPA_COMPARISON(fn, op)                                            \
+  Tensor fn(const Tensor& a, const Tensor& b) {                              \
+    const auto cast = promoted(#fn, a, b);                                   \
+    return binary_raw(BinaryOp::op, #fn, cast.first, cast.second, 0, 0, true); \
   }
 WAVSPA_COMPARISON(eq, Eq)
 WAVSPA_COMPARISON(ne, Ne)
@@ -240,29 +306,32 @@ WAVSPA_COMPARISON(ge, Ge)
 #undef WAVSPA_COMPARISON
 
 namespace {
-// a against the scalar b: b as a 0-d tensor of a's dtype, except that an integer tensor meets
-// a scalar with a fraction in float64 (an int64 beyond 2^53 is then rounded, as numpy does),
-// the result converted back to a's dtype.
-Tensor compare_scalar(BinaryOp op, const char* name, const Tensor& a, double b) {
-  check_defined(name, a);
-  if (!is_floating(a.dtype()) && (!std::isfinite(b) || b != std::floor(b))) {  // 7.5, inf, NaN
-    const Tensor x = a.to(kFloat64);
-    return binary_raw(op, name, x, scalar_like(b, x)).to(a.dtype());
-  }
-  return binary_raw(op, name, a, scalar_like(b, a));
+// a against the scalar b: b as a 0-d tensor of a's (arithmetic) dtype, except that an integer
+// or bool tensor meets a scalar with a fraction in float64 (an int64 beyond 2^53 is then
+// rounded, as numpy does).
+Tensor compare_scalar(BinaryOp op, const char* name, const Tensor& a_in, Scalar s) {
+  check_defined(name, a_in);
+  const double b = s.to_double();
+  const bool fraction = !std::isfinite(b) || b != std::floor(b);  // 7.5, inf, NaN
+  const Tensor a = is_floating(a_in.dtype()) ? a_in
+                   : fraction                ? a_in.to(kFloat64)
+                                             : a_in.to(arithmetic_dtype(a_in.dtype()));
+  return binary_raw(op, name, a, scalar_like(b, a), 0, 0, /*to_bool=*/true);
 }
 }  // namespace
 
-Tensor eq(const Tensor& a, double b) { return compare_scalar(BinaryOp::Eq, "eq", a, b); }
-Tensor ne(const Tensor& a, double b) { return compare_scalar(BinaryOp::Ne, "ne", a, b); }
-Tensor lt(const Tensor& a, double b) { return compare_scalar(BinaryOp::Lt, "lt", a, b); }
-Tensor le(const Tensor& a, double b) { return compare_scalar(BinaryOp::Le, "le", a, b); }
-Tensor gt(const Tensor& a, double b) { return compare_scalar(BinaryOp::Gt, "gt", a, b); }
-Tensor ge(const Tensor& a, double b) { return compare_scalar(BinaryOp::Ge, "ge", a, b); }
+Tensor eq(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Eq, "eq", a, b); }
+Tensor ne(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Ne, "ne", a, b); }
+Tensor lt(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Lt, "lt", a, b); }
+Tensor le(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Le, "le", a, b); }
+Tensor gt(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Gt, "gt", a, b); }
+Tensor ge(const Tensor& a, Scalar b) { return compare_scalar(BinaryOp::Ge, "ge", a, b); }
 
 Tensor neg(const Tensor& x) {
   check_defined("neg", x);
   check_computable("neg", x);
+  WAVSPA_CHECK(x.dtype() != kBool, "neg: a bool tensor has no negation; invert a mask with "
+               "logical_not, or convert with .to(kInt64) to negate numbers");
   ProfileScope scope("neg", x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
@@ -379,14 +448,14 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator+(const Tensor& a, double b) { return add(a, b); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, double b) { return div(a, b); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+Tensor operator+(const Tensor& a, Scalar b) { return add(a, b); }
+Tensor operator-(const Tensor& a, Scalar b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, Scalar b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, Scalar b) { return div(a, b); }
+Tensor operator+(Scalar a, const Tensor& b) { return add(scalar_operand(b, a), b); }
+Tensor operator-(Scalar a, const Tensor& b) { return sub(scalar_operand(b, a), b); }
+Tensor operator*(Scalar a, const Tensor& b) { return mul(scalar_operand(b, a), b); }
+Tensor operator/(Scalar a, const Tensor& b) { return div(scalar_operand(b, a), b); }
 Tensor operator-(const Tensor& x) { return neg(x); }
 
 }  // namespace wavspa

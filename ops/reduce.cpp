@@ -59,6 +59,17 @@ Tensor keep_dims(const Tensor& g, const Shape& x_shape, const std::vector<int64_
 Tensor sum_or_mean(bool is_mean, const Tensor& x, const std::vector<int64_t>& dims_in,
                    bool keepdim) {
   const char* name = is_mean ? "mean" : "sum";
+  check_defined(name, x);
+  if (!is_floating(x.dtype())) {
+    // Integers and bools: the sum is int64 and exact (torch.sum's rule); the mean is float32,
+    // that exact sum divided by the count in float64 and rounded once.
+    const auto dims = normalize_dims(name, x, dims_in);
+    Tensor s = reduce_raw(ReduceOp::Sum, name, x.to(kInt64), dims, keepdim);
+    if (!is_mean) return s;
+    int64_t count = 1;
+    for (int64_t d : dims) count *= x.shape()[d];
+    return div(s.to(kFloat64), (double)count).to(kFloat32);
+  }
   check_floating(name, x);
   auto dims = normalize_dims(name, x, dims_in);
   Tensor out = reduce_raw(is_mean ? ReduceOp::Mean : ReduceOp::Sum, name, x, dims, keepdim);
@@ -78,17 +89,21 @@ Tensor sum_or_mean(bool is_mean, const Tensor& x, const std::vector<int64_t>& di
 
 Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = is_max ? "max" : "min";
-  check_floating(name, x);
+  check_defined(name, x);
   auto dims = normalize_dims(name, x, dims_in);
   for (int64_t d : dims)
     WAVSPA_CHECK(x.shape()[d] > 0, name, ": cannot reduce over an empty dimension ", d,
                  " of shape ", shape_str(x.shape()));
+  if (!is_floating(x.dtype()))  // integers and bools: exact, in int64, back in x's dtype
+    return reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, name, x.to(kInt64), dims, keepdim)
+        .to(x.dtype());
+  check_floating(name, x);
   Tensor out = reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, name, x, dims, keepdim);
   if (autograd::needs_grad({x})) {
     Tensor dx = x.detach(), dout = out.detach();
     autograd::record(is_max ? "MaxBackward" : "MinBackward", {x}, out, {dx, dout},
                      [dx, dout, dims](const Tensor& g) {
-      Tensor hit = eq(dx, keep_dims(dout, dx.shape(), dims));
+      Tensor hit = eq(dx, keep_dims(dout, dx.shape(), dims)).to(g.dtype());
       Tensor count = sum(hit, dims, true);
       return G{div(mul(hit, keep_dims(g, dx.shape(), dims)), count)};
     });
@@ -97,9 +112,10 @@ Tensor extremum(bool is_max, const Tensor& x, const std::vector<int64_t>& dims_i
 }
 
 // argmax / argmin: int64 indices, no gradient.
-Tensor arg_extremum(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
+Tensor arg_extremum(bool is_max, const Tensor& x_in, int64_t dim, bool keepdim) {
   const char* name = is_max ? "argmax" : "argmin";
-  check_defined(name, x);
+  check_defined(name, x_in);
+  const Tensor x = x_in.dtype() == kBool ? x_in.to(kInt32) : x_in;
   check_computable(name, x);
   int64_t d = wrap_dim(dim, x.dim(), name);
   WAVSPA_CHECK(x.dim() > 0 && x.shape()[d] > 0, name, ": empty dimension in ", x.describe());
@@ -180,6 +196,23 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor argmax(const Tensor& x) {
   check_defined("argmax", x);
   return argmax(x.reshape({-1}), 0);
+}
+
+Tensor any(const Tensor& x) {
+  check_defined("any", x);
+  return gt(sum(ne(x, 0)), 0);
+}
+Tensor any(const Tensor& x, int64_t dim, bool keepdim) {
+  check_defined("any", x);
+  return gt(sum(ne(x, 0), {dim}, keepdim), 0);
+}
+Tensor all(const Tensor& x) {
+  check_defined("all", x);
+  return eq(sum(eq(x, 0)), 0);
+}
+Tensor all(const Tensor& x, int64_t dim, bool keepdim) {
+  check_defined("all", x);
+  return eq(sum(eq(x, 0), {dim}, keepdim), 0);
 }
 
 }  // namespace wavspa

@@ -3,6 +3,11 @@
 //   Tensor s = sum(x, {0, 2});              // (A, B, C) -> (B)
 //   Tensor m = mean(x, {-1}, /*keepdim=*/true);
 //   Tensor i = argmax(logits, -1);          // int64, no gradient
+//   Tensor n = sum(eq(ids, 0));             // int64: how many zeros
+//
+// Integer and bool tensors reduce exactly: sum gives int64 (bools count), max and min keep the
+// dtype, mean gives float32 (the exact sum over the count, rounded once). No gradient flows
+// through them.
 #pragma once
 
 #include <vector>
@@ -27,5 +32,10 @@ Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x);  // over the flattened tensor
+// 0-d bool (or bool over dim): is any element nonzero, are all of them.
+Tensor any(const Tensor& x);
+Tensor any(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor all(const Tensor& x);
+Tensor all(const Tensor& x, int64_t dim, bool keepdim = false);
 
 }  // namespace wavspa

@@ -446,14 +446,14 @@ Tensor Tensor::index(const std::vector<indexing::TensorIndex>& indices) const {
 
 Tensor Tensor::matmul(const Tensor& other) const { return wavspa::matmul(*this, other); }
 Tensor Tensor::add(const Tensor& other) const { return wavspa::add(*this, other); }
-Tensor Tensor::add(double other) const { return wavspa::add(*this, other); }
+Tensor Tensor::add(Scalar other) const { return wavspa::add(*this, other); }
 Tensor Tensor::sub(const Tensor& other) const { return wavspa::sub(*this, other); }
-Tensor Tensor::sub(double other) const { return wavspa::sub(*this, other); }
+Tensor Tensor::sub(Scalar other) const { return wavspa::sub(*this, other); }
 Tensor Tensor::mul(const Tensor& other) const { return wavspa::mul(*this, other); }
-Tensor Tensor::mul(double other) const { return wavspa::mul(*this, other); }
+Tensor Tensor::mul(Scalar other) const { return wavspa::mul(*this, other); }
 Tensor Tensor::div(const Tensor& other) const { return wavspa::div(*this, other); }
-Tensor Tensor::div(double other) const { return wavspa::div(*this, other); }
-Tensor Tensor::pow(double exponent) const { return wavspa::pow(*this, exponent); }
+Tensor Tensor::div(Scalar other) const { return wavspa::div(*this, other); }
+Tensor Tensor::pow(Scalar exponent) const { return wavspa::pow(*this, exponent); }
 Tensor Tensor::neg() const { return wavspa::neg(*this); }
 Tensor Tensor::abs() const { return wavspa::abs(*this); }
 Tensor Tensor::exp() const { return wavspa::exp(*this); }
@@ -463,17 +463,22 @@ Tensor Tensor::tanh() const { return wavspa::tanh(*this); }
 Tensor Tensor::sigmoid() const { return wavspa::sigmoid(*this); }
 Tensor Tensor::relu() const { return wavspa::relu(*this); }
 Tensor Tensor::eq(const Tensor& other) const { return wavspa::eq(*this, other); }
-Tensor Tensor::eq(double other) const { return wavspa::eq(*this, other); }
+Tensor Tensor::eq(Scalar other) const { return wavspa::eq(*this, other); }
 Tensor Tensor::ne(const Tensor& other) const { return wavspa::ne(*this, other); }
-Tensor Tensor::ne(double other) const { return wavspa::ne(*this, other); }
+Tensor Tensor::ne(Scalar other) const { return wavspa::ne(*this, other); }
 Tensor Tensor::lt(const Tensor& other) const { return wavspa::lt(*this, other); }
-Tensor Tensor::lt(double other) const { return wavspa::lt(*this, other); }
+Tensor Tensor::lt(Scalar other) const { return wavspa::lt(*this, other); }
 Tensor Tensor::le(const Tensor& other) const { return wavspa::le(*this, other); }
-Tensor Tensor::le(double other) const { return wavspa::le(*this, other); }
+Tensor Tensor::le(Scalar other) const { return wavspa::le(*this, other); }
 Tensor Tensor::gt(const Tensor& other) const { return wavspa::gt(*this, other); }
-Tensor Tensor::gt(double other) const { return wavspa::gt(*this, other); }
+Tensor Tensor::gt(Scalar other) const { return wavspa::gt(*this, other); }
 Tensor Tensor::ge(const Tensor& other) const { return wavspa::ge(*this, other); }
-Tensor Tensor::ge(double other) const { return wavspa::ge(*this, other); }
+Tensor Tensor::ge(Scalar other) const { return wavspa::ge(*this, other); }
+Tensor Tensor::logical_not() const { return wavspa::logical_not(*this); }
+Tensor Tensor::logical_and(const Tensor& other) const { return wavspa::logical_and(*this, other); }
+Tensor Tensor::logical_or(const Tensor& other) const { return wavspa::logical_or(*this, other); }
+Tensor Tensor::any() const { return wavspa::any(*this); }
+Tensor Tensor::all() const { return wavspa::all(*this); }
 Tensor Tensor::sum() const { return wavspa::sum(*this); }
 Tensor Tensor::sum(int64_t d, bool keepdim) const { return wavspa::sum(*this, {d}, keepdim); }
 Tensor Tensor::sum(const std::vector<int64_t>& dims, bool keepdim) const { return wavspa::sum(*this, dims, keepdim); }
@@ -499,9 +504,10 @@ constexpr int64_t kSummarizeAbove = 1000;
 
 void print_values(std::ostream& os, const std::vector<double>& v, const Shape& shape,
                   const Shape& strides, int64_t dim, int64_t base, bool summarize, int width,
-                  int precision, bool integral, int indent) {
+                  int precision, char kind, int indent) {
   if (dim == (int64_t)shape.size()) {
-    if (integral) os << std::setw(width) << (int64_t)v[base];
+    if (kind == 'b') os << std::setw(width) << (v[base] != 0 ? "True" : "False");
+    else if (kind == 'i') os << std::setw(width) << (int64_t)v[base];
     else os << std::setw(width) << std::fixed << std::setprecision(precision) << v[base];
     return;
   }
@@ -516,7 +522,7 @@ void print_values(std::ostream& os, const std::vector<double>& v, const Shape& s
       continue;
     }
     print_values(os, v, shape, strides, dim + 1, base + i * strides[dim], summarize, width,
-                 precision, integral, indent + 1);
+                 precision, kind, indent + 1);
     if (i + 1 < n) {
       os << ',';
       if (dim + 1 < (int64_t)shape.size()) os << std::string(shape.size() - dim - 1, '\n')
@@ -533,18 +539,20 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "Tensor(undefined)";
   std::vector<double> v = t.to(kFloat64).to_vector<double>();
   const bool integral = !is_floating(t.dtype());
+  // 'b': True/False as PyTorch prints bools; 'i': integers; 'f': fixed-point.
+  const char kind = t.dtype() == kBool ? 'b' : integral ? 'i' : 'f';
   const bool summarize = t.numel() > kSummarizeAbove;
   double largest = 0;
   for (double x : v) largest = std::max(largest, std::isfinite(x) ? std::abs(x) : 0.0);
   const int precision = 4;
-  int width = integral ? (int)std::to_string((int64_t)largest).size() + 1
+  int width = kind == 'b' ? 5 : integral ? (int)std::to_string((int64_t)largest).size() + 1
                        : (int)std::to_string((int64_t)largest).size() + precision + 2;
   os << "tensor(";
   if (t.dim() == 0) {
-    print_values(os, v, {}, {}, 0, 0, false, 0, precision, integral, 0);
+    print_values(os, v, {}, {}, 0, 0, false, 0, precision, kind, 0);
   } else {
     print_values(os, v, t.shape(), contiguous_strides(t.shape()), 0, 0, summarize, width,
-                 precision, integral, 7);
+                 precision, kind, 7);
   }
   os << ", shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype());
   if (!t.device().is_cpu()) os << ", device=" << t.device();

@@ -78,7 +78,7 @@ std::pair<int64_t, int64_t> count_correct(const Tensor& logits, const Tensor& la
 std::pair<Tensor, Tensor> count_correct_on_device(const Tensor& logits, const Tensor& labels) {
   NoGradGuard no_grad;
   const Tensor scored = ne(labels, scalar_tensor((double)data::kIgnoreLabel, kInt64, labels.device()));
-  const Tensor hit = mul(eq(argmax(logits.detach(), 1), labels), scored);
+  const Tensor hit = logical_and(eq(argmax(logits.detach(), 1), labels), scored);
   return {sum(hit.to(kFloat64)), sum(scored.to(kFloat64))};  // counts, exact in float64
 }
 

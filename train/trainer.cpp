@@ -57,11 +57,12 @@ int64_t env_step(const char* name) {
 // ---- one step -----------------------------------------------------------------------------
 
 nn::Schedule make_schedule(const RunConfig& c) {
-  if (c.schedule == "cosine") return nn::cosine(c.steps, c.warmup_steps());
+  // The schedule gives the lr itself: the config's lr times the shape's factor.
+  if (c.schedule == "cosine") return nn::constant(c.lr) * nn::cosine(c.steps, c.warmup_steps());
   nn::ScheduleParams p;
-  p.base = 1.0;  // lr carries the scale
+  p.base = 1.0;  // a "constant" in the shape is 1: the config's lr is the scale
   p.warmup_steps = std::max<int64_t>(1, c.warmup_steps());
-  return nn::parse_schedule(c.schedule, p);
+  return nn::constant(c.lr) * nn::parse_schedule(c.schedule, p);
 }
 
 // One step's results, left on the device (0-d tensors): nothing here waits for the device,
@@ -112,7 +113,7 @@ StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, con
 void update(Setup& s, const nn::Schedule& schedule, const Tensor& stopped) {
   ProfileScope range("optimizer_step", ProfileKind::Range);
   nn::Optimizer& opt = *s.optimizer;
-  opt.set_lr_factor(schedule(opt.step_count()));
+  opt.set_lr(schedule(opt.step_count()));
   opt.step(stopped);
 }
 

@@ -36,17 +36,18 @@ void map1(const Tensor& x, const Tensor& out, F f, VecUnary vec = nullptr) {
   });
 }
 
-template <typename T, typename F>
+// O: the output's type (T, or bool for comparisons).
+template <typename T, typename F, typename O = T>
 void map2(const Tensor& x, const Tensor& y, const Tensor& out, F f, VecBinary vec = nullptr) {
-  T* o = static_cast<T*>(out.raw_data());
+  O* o = static_cast<O*>(out.raw_data());
   const T* a = static_cast<const T*>(x.raw_data());
   const T* b = static_cast<const T*>(y.raw_data());
   StridedLoop<3>({out, x, y}).run([&](const int64_t* off, int64_t n, const int64_t* st) {
-    T* po = o + off[0];
+    O* po = o + off[0];
     const T* pa = a + off[1];
     const T* pb = b + off[2];
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<O, float>) {
         if (vec) return vec(pa, pb, po, n);
       }
 #pragma omp simd
@@ -59,6 +60,12 @@ void map2(const Tensor& x, const Tensor& y, const Tensor& out, F f, VecBinary ve
       for (int64_t i = 0; i < n; ++i) po[i * st[0]] = f(pa[i * st[1]], pb[i * st[2]]);
     }
   });
+}
+
+// map2 into a bool output.
+template <typename T, typename F>
+void compare2(const Tensor& x, const Tensor& y, const Tensor& out, F f) {
+  map2<T, F, bool>(x, y, out, f);
 }
 
 template <typename T>
@@ -172,6 +179,22 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
                         double p0, double p1) {
+  if (out.dtype() == kBool) {  // a comparison of a and b (of a's dtype) into bool
+    visit_dtype(a.dtype(), "comparison", [&](auto zero) {
+      using T = decltype(zero);
+      switch (op) {
+        case BinaryOp::Eq: return compare2<T>(a, b, out, [](T u, T v) { return u == v; });
+        case BinaryOp::Ne: return compare2<T>(a, b, out, [](T u, T v) { return u != v; });
+        case BinaryOp::Lt: return compare2<T>(a, b, out, [](T u, T v) { return u < v; });
+        case BinaryOp::Le: return compare2<T>(a, b, out, [](T u, T v) { return u <= v; });
+        case BinaryOp::Gt: return compare2<T>(a, b, out, [](T u, T v) { return u > v; });
+        case BinaryOp::Ge: return compare2<T>(a, b, out, [](T u, T v) { return u >= v; });
+        default:
+          throw Error(str("binary op ", static_cast<int>(op), " has no bool output (comparisons only)"));
+      }
+    });
+    return;
+  }
   if (!is_floating(out.dtype())) {  // integer tensors: comparisons and + - * only
     visit_dtype(out.dtype(), "binary", [&](auto zero) {
       using T = decltype(zero);
@@ -199,10 +222,11 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
   });
 }
 
+// A selection, not arithmetic: any dtype, bool and bfloat16 included, for values and condition.
 void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  visit_dtype(out.dtype(), "where", [&](auto zero) {
+  visit_storage_dtype(out.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    visit_dtype(cond.dtype(), "where", [&](auto czero) {
+    visit_storage_dtype(cond.dtype(), [&](auto czero) {
       using C = decltype(czero);
       T* o = static_cast<T*>(out.raw_data());
       const C* c = static_cast<const C*>(cond.raw_data());
@@ -210,8 +234,8 @@ void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, con
       const T* pb = static_cast<const T*>(b.raw_data());
       StridedLoop<4>({out, cond, a, b}).run([&](const int64_t* off, int64_t n, const int64_t* st) {
         for (int64_t i = 0; i < n; ++i)
-          o[off[0] + i * st[0]] = c[off[1] + i * st[1]] != C(0) ? pa[off[2] + i * st[2]]
-                                                                : pb[off[3] + i * st[3]];
+          o[off[0] + i * st[0]] = static_cast<bool>(c[off[1] + i * st[1]]) ? pa[off[2] + i * st[2]]
+                                                                           : pb[off[3] + i * st[3]];
       });
     });
   });

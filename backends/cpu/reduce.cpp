@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
@@ -27,21 +28,30 @@ int64_t offset_of(int64_t linear, const Dims& d) {
   return off;
 }
 
+// Floats accumulate in double; int64 (sum, max and min of integers) in int64, exactly.
 template <typename T>
 struct Reducer {
-  using Acc = double;
+  using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
   ReduceOp op;
   Acc init() const {
     switch (op) {
-      case ReduceOp::Max: return -std::numeric_limits<Acc>::infinity();
-      case ReduceOp::Min: return std::numeric_limits<Acc>::infinity();
+      case ReduceOp::Max:
+        if constexpr (std::is_integral_v<Acc>) return std::numeric_limits<Acc>::lowest();
+        else return -std::numeric_limits<Acc>::infinity();
+      case ReduceOp::Min:
+        if constexpr (std::is_integral_v<Acc>) return std::numeric_limits<Acc>::max();
+        else return std::numeric_limits<Acc>::infinity();
       default: return 0;
     }
   }
+  static bool nan(Acc v) {
+    if constexpr (std::is_integral_v<Acc>) return false;
+    else return std::isnan(v);
+  }
   Acc combine(Acc acc, Acc v) const {
     switch (op) {
-      case ReduceOp::Max: return (v > acc || std::isnan(v)) && !std::isnan(acc) ? v : acc;
-      case ReduceOp::Min: return (v < acc || std::isnan(v)) && !std::isnan(acc) ? v : acc;
+      case ReduceOp::Max: return (v > acc || nan(v)) && !nan(acc) ? v : acc;
+      case ReduceOp::Min: return (v < acc || nan(v)) && !nan(acc) ? v : acc;
       default: return acc + v;
     }
   }
@@ -83,7 +93,7 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
       for (int64_t task = 0; task < n_outer * blocks; ++task) {
         int64_t ob = task / blocks, kb = (task % blocks) * kBlock;
         int64_t len = std::min(kBlock, inner - kb);
-        double acc[kBlock];
+        typename Reducer<T>::Acc acc[kBlock];
         for (int64_t j = 0; j < len; ++j) acc[j] = r.init();
         const T* base = in + offset_of(ob, outer) + kb;
         for (int64_t i = 0; i < R; ++i) {
@@ -102,7 +112,7 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
 #pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
     for (int64_t k = 0; k < K; ++k) {
       const T* row = in + offset_of(k, kept);
-      double acc = r.init();
+      typename Reducer<T>::Acc acc = r.init();
       if ((op == ReduceOp::Sum || op == ReduceOp::Mean) && rs == 1) {
 #pragma omp simd reduction(+ : acc)
         for (int64_t i = 0; i < R; ++i) acc += row[i];
@@ -131,6 +141,8 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                         const Tensor& out) {
+  // int64: sum, max and min of integers (the op converts int32 and bool first).
+  if (x.dtype() == kInt64) return reduce_typed<int64_t>(op, x, dims, out);
   visit_floating(x.dtype(), "reduce", [&](auto zero) {
     reduce_typed<decltype(zero)>(op, x, dims, out);
   });

@@ -324,6 +324,7 @@ template <typename T> using Compute = typename ComputeOf<T>::type;
 
 template <typename T> struct AccumOf { using type = double; };
 template <> struct AccumOf<bf16> { using type = float; };
+template <> struct AccumOf<int64_t> { using type = int64_t; };  // integer sums are exact
 template <typename T> using Accum = typename AccumOf<T>::type;
 
 // float32 -> bfloat16 exactly as core/bfloat16.h rounds on the host, bit for bit: to nearest,
@@ -356,7 +357,8 @@ struct alignas(16) Vec8 {
 };
 
 // Elements p[c * inner], c < count, as load_vec8 reads them (the rest 0): one value repeated
-// for inner 0, 16-byte words for 8 aligned contiguous ones (8 bytes and up per element).
+// for inner 0, 16-byte words for 8 aligned contiguous ones (8 bytes and up per element;
+// bool's 8 bytes go one by one).
 template <typename T>
 __device__ __forceinline__ Vec8<T> load_vec8(const T* p, int64_t inner, int count) {
   Vec8<T> r;
@@ -364,7 +366,7 @@ __device__ __forceinline__ Vec8<T> load_vec8(const T* p, int64_t inner, int coun
     const T x = *p;
 #pragma unroll
     for (int c = 0; c < 8; ++c) r.v[c] = x;
-  } else if (inner == 1 && count == 8 && reinterpret_cast<uintptr_t>(p) % 16 == 0) {
+  } else if (sizeof(T) >= 2 && inner == 1 && count == 8 && reinterpret_cast<uintptr_t>(p) % 16 == 0) {
 #pragma unroll
     for (int w = 0; w < (int)sizeof(T) / 2; ++w) reinterpret_cast<uint4*>(r.v)[w] = reinterpret_cast<const uint4*>(p)[w];
   } else {
@@ -377,7 +379,7 @@ __device__ __forceinline__ Vec8<T> load_vec8(const T* p, int64_t inner, int coun
 // p[c] = r.v[c] for c < count (contiguous: an output).
 template <typename T>
 __device__ __forceinline__ void store_vec8(T* p, const Vec8<T>& r, int count) {
-  if (count == 8 && reinterpret_cast<uintptr_t>(p) % 16 == 0) {
+  if (sizeof(T) >= 2 && count == 8 && reinterpret_cast<uintptr_t>(p) % 16 == 0) {
 #pragma unroll
     for (int w = 0; w < (int)sizeof(T) / 2; ++w) reinterpret_cast<uint4*>(p)[w] = reinterpret_cast<const uint4*>(r.v)[w];
   } else {
@@ -478,7 +480,7 @@ void dispatch_floating_bf16(DType dt, const char* what, F&& f) {
   }
 }
 
-// Every dtype.
+// Every dtype that is computed on: bool is refused (ops convert it before arithmetic).
 template <typename F>
 void dispatch_all(DType dt, const char* what, F&& f) {
   switch (dt) {
@@ -487,8 +489,17 @@ void dispatch_all(DType dt, const char* what, F&& f) {
     case DType::Int32: f(int32_t{}); return;
     case DType::Int64: f(int64_t{}); return;
     case DType::BFloat16: f(bf16{}); return;
+    case DType::Bool: throw Error(bool_compute_message(what));
   }
   throw Error(str(what, ": unknown dtype"));
+}
+
+// Every dtype, bool included, for kernels that only move, convert or select values (copy,
+// fill, where).
+template <typename F>
+void dispatch_storage(DType dt, const char* what, F&& f) {
+  if (dt == DType::Bool) return f(bool{});
+  dispatch_all(dt, what, f);
 }
 
 // Device pointer of element 0 of a tensor (offset applied).

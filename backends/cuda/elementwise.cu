@@ -179,6 +179,22 @@ struct IntBinaryFn {
   }
 };
 
+// A comparison of x and y (both T) into bool.
+template <BinaryOp OP, typename T>
+struct CompareFn {
+  bool* out;
+  const T *x, *y;
+  __device__ void operator()(const int64_t (&off)[3]) const {
+    const auto u = to_compute(x[off[1]]), v = to_compute(y[off[2]]);
+    if constexpr (OP == BinaryOp::Eq) out[off[0]] = u == v;
+    else if constexpr (OP == BinaryOp::Ne) out[off[0]] = u != v;
+    else if constexpr (OP == BinaryOp::Lt) out[off[0]] = u < v;
+    else if constexpr (OP == BinaryOp::Le) out[off[0]] = u <= v;
+    else if constexpr (OP == BinaryOp::Gt) out[off[0]] = u > v;
+    else out[off[0]] = u >= v;
+  }
+};
+
 template <typename T, typename C>
 struct WhereFn {
   T* out;
@@ -375,6 +391,24 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p
 
 void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
                          double p0, double p1) {
+  if (out.dtype() == kBool) {  // a comparison of a and b (of a's dtype) into bool
+    dispatch_all(a.dtype(), "comparison", [&](auto zero) {
+      using T = decltype(zero);
+      auto run = [&](auto fn) { for_each_element<3>({out, a, b}, fn); };
+      bool* o = dptr<bool>(out);
+      const T *x = dptr<const T>(a), *y = dptr<const T>(b);
+      switch (op) {
+        case BinaryOp::Eq: return run(CompareFn<BinaryOp::Eq, T>{o, x, y});
+        case BinaryOp::Ne: return run(CompareFn<BinaryOp::Ne, T>{o, x, y});
+        case BinaryOp::Lt: return run(CompareFn<BinaryOp::Lt, T>{o, x, y});
+        case BinaryOp::Le: return run(CompareFn<BinaryOp::Le, T>{o, x, y});
+        case BinaryOp::Gt: return run(CompareFn<BinaryOp::Gt, T>{o, x, y});
+        case BinaryOp::Ge: return run(CompareFn<BinaryOp::Ge, T>{o, x, y});
+        default: throw Error(str("binary op ", static_cast<int>(op), " has no bool output (comparisons only)"));
+      }
+    });
+    return;
+  }
   switch (out.dtype()) {
     case DType::Int32: return int_binary_typed<int32_t>(op, a, b, out);
     case DType::Int64: return int_binary_typed<int64_t>(op, a, b, out);
@@ -386,9 +420,9 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Te
 }
 
 void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_all(out.dtype(), "where", [&](auto zero) {
+  dispatch_storage(out.dtype(), "where", [&](auto zero) {
     using T = decltype(zero);
-    dispatch_all(cond.dtype(), "where", [&](auto czero) {
+    dispatch_storage(cond.dtype(), "where", [&](auto czero) {
       using C = decltype(czero);
       for_each_element<4>({out, cond, a, b},
                           WhereFn<T, C>{dptr<T>(out), dptr<C>(cond), dptr<T>(a), dptr<T>(b)});

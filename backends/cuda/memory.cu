@@ -210,9 +210,9 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   }
   const int64_t N = dst.dim() > 0 ? dst.shape().back() : 1;
   const bool rows = dst.is_contiguous() && N % 8 == 0 && is_broadcast_row(src);
-  dispatch_all(dst.dtype(), "copy", [&](auto d0) {
+  dispatch_storage(dst.dtype(), "copy", [&](auto d0) {
     using D = decltype(d0);
-    dispatch_all(src.dtype(), "copy", [&](auto s0) {
+    dispatch_storage(src.dtype(), "copy", [&](auto s0) {
       using S = decltype(s0);
       if (rows) {
         const int64_t R = n / N, tx = std::min<int64_t>(32, N / 8);
@@ -280,7 +280,7 @@ void CudaBackend::copy_many(const std::vector<Tensor>& src, const std::vector<Te
 
 void CudaBackend::fill(const Tensor& dst, double value) {
   if (dst.numel() == 0) return;
-  dispatch_all(dst.dtype(), "fill", [&](auto zero) {
+  dispatch_storage(dst.dtype(), "fill", [&](auto zero) {
     using T = decltype(zero);
     const T v = host_value<T>(value);
     if (dst.is_contiguous() && zero_bits(v)) {

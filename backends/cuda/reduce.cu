@@ -17,6 +17,7 @@
 // float, rounded to bfloat16 once at the end), and in an order that depends only on the
 // shapes, so results are reproducible from run to run (though not bit-equal to the CPU's order).
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "backends/cuda/common.cuh"
@@ -49,13 +50,17 @@ int64_t target_blocks() { return 4 * (int64_t)sm_count(); }
 template <ReduceOp OP, typename A>
 struct Acc {
   static __device__ __forceinline__ A init() {
-    if constexpr (OP == ReduceOp::Max) return -INFINITY;
+    if constexpr (std::is_integral_v<A> && OP == ReduceOp::Max) return std::numeric_limits<A>::lowest();
+    else if constexpr (std::is_integral_v<A> && OP == ReduceOp::Min) return std::numeric_limits<A>::max();
+    else if constexpr (OP == ReduceOp::Max) return -INFINITY;
     else if constexpr (OP == ReduceOp::Min) return INFINITY;
     else return A(0);
   }
   // NaN propagates (and stays) as in the CPU's Reducer::combine.
   static __device__ __forceinline__ A combine(A acc, A v) {
-    if constexpr (OP == ReduceOp::Max) return isnan(acc) ? acc : (isnan(v) || v > acc ? v : acc);
+    if constexpr (std::is_integral_v<A> && OP == ReduceOp::Max) return v > acc ? v : acc;
+    else if constexpr (std::is_integral_v<A> && OP == ReduceOp::Min) return v < acc ? v : acc;
+    else if constexpr (OP == ReduceOp::Max) return isnan(acc) ? acc : (isnan(v) || v > acc ? v : acc);
     else if constexpr (OP == ReduceOp::Min) return isnan(acc) ? acc : (isnan(v) || v < acc ? v : acc);
     else return acc + v;
   }
@@ -320,7 +325,12 @@ __global__ void arg_reduce_kernel(const T* __restrict__ x, Indexer kept, int64_t
 
 void CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                          const Tensor& out) {
-  dispatch_floating_bf16(x.dtype(), "reduce", [&](auto zero) {
+  // int64: sum, max and min of integers (the op converts int32 and bool first), exact.
+  auto floating_or_int64 = [&](auto&& f) {
+    if (x.dtype() == kInt64) return f(int64_t{});
+    dispatch_floating_bf16(x.dtype(), "reduce", f);
+  };
+  floating_or_int64([&](auto zero) {
     using T = decltype(zero);
     switch (op) {
       case ReduceOp::Sum: return reduce_typed<T, ReduceOp::Sum>(x, dims, out);

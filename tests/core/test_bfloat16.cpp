@@ -151,7 +151,7 @@ TEST_CASE("bfloat16 printing") {
   CHECK(os.str() == "tensor([ 1.0000,  0.1001, -2.5000], shape=(3,), dtype=bfloat16)");
 }
 
-TEST_CASE("bfloat16 CPU ops that compute refuse it, naming the op; mixed dtypes are refused") {
+TEST_CASE("bfloat16 CPU ops that compute refuse it, naming the op; mixed dtypes promote") {
   Tensor h = ones({2, 3}, kBFloat16), g = ones({3, 2}, kBFloat16);
   const std::string cuda_only = "bfloat16 is computed on CUDA only", hint = ".to(kFloat32)";
   check_error([&] { add(h, h); }, {"add", cuda_only, hint});
@@ -162,11 +162,13 @@ TEST_CASE("bfloat16 CPU ops that compute refuse it, naming the op; mixed dtypes 
   check_error([&] { softmax(h, 1); }, {"softmax", cuda_only});
   check_error([&] { matmul(h, g); }, {"matmul", cuda_only});
   check_error([&] { layer_norm(h, {3}); }, {"layer_norm", cuda_only});
-  check_error([&] { where(gt(ones({2, 3}), zeros({2, 3})), h, h); }, {"where", cuda_only});
+  // where selects and does not compute: it takes bfloat16 on the CPU too.
+  CHECK(where(gt(ones({2, 3}), zeros({2, 3})), h, zeros({2, 3}, kBFloat16)).to(kFloat32).sum().item() == 6);
   check_error([&] { index_select(h, 0, from_vector(std::vector<int64_t>{1})); }, {"index_select", cuda_only});
   check_error([&] { cross_entropy(h, from_vector(std::vector<int64_t>{0, 1})); }, {"cross_entropy", cuda_only});
-  // Mixed dtypes: both named.
-  check_error([&] { add(h, ones({2, 3})); }, {"add", "dtype mismatch", "bfloat16", "float32"});
+  // Mixed dtypes promote (bfloat16 + float32 computes in float32); matmul does not promote.
+  CHECK(add(h, ones({2, 3})).dtype() == kFloat32);
+  CHECK(add(h, ones({2, 3})).sum().item() == 12);
   check_error([&] { matmul(h, ones({3, 2})); }, {"matmul", "bfloat16", "float32"});
   // Ops with no bfloat16 version anywhere say so.
   check_error([&] { rfft(h, 1); }, {"rfft", "no bfloat16 version", hint});

@@ -193,3 +193,37 @@ TEST_CASE("module api: LayerNorm takes a dim as torch.nn.LayerNorm(dim) does") {
   CHECK(!plain.weight.defined());
   CHECK(plain.eps == 1e-3);
 }
+
+TEST_CASE("module api: state_dict comes back in registration order (nn::OrderedDict)") {
+  // Registered out of alphabetical order on purpose: a sorted map would give fc1, fc2, steps
+  // for Net, and here zeta before alpha is the test.
+  struct Order : nn::Module {
+    Order() : Module("Order") {
+      register_parameter("zeta", &z, ones({2}));
+      register_module("net", std::make_shared<Net>());
+      register_buffer("alpha", &a, zeros({1}));
+    }
+    Tensor z, a;
+  };
+  Order m;
+  const std::vector<std::string> expected{"zeta", "net.fc1.weight", "net.fc1.bias", "net.fc2.weight",
+                                          "net.fc2.bias", "net.steps", "alpha"};
+  CHECK(m.state_dict().keys() == expected);
+  std::vector<std::string> iterated;
+  for (const auto& [name, t] : m.state_dict()) iterated.push_back(name);
+  CHECK(iterated == expected);
+
+  // OrderedDict itself: replace in place, erase moves the rest up, lookups after an erase.
+  nn::StateDict d{{"b", ones({1})}, {"a", zeros({1})}};
+  d["c"] = full({1}, 3.0);
+  d["b"] = full({1}, 2.0);
+  CHECK(d.keys() == std::vector<std::string>{"b", "a", "c"});
+  CHECK(d.at("b").item() == 2.0);
+  CHECK(!d.emplace("a", ones({1})).second);
+  CHECK(d.erase("b") == 1);
+  CHECK(d.erase("b") == 0);
+  CHECK(d.keys() == std::vector<std::string>{"a", "c"});
+  CHECK(d.find("c")->second.item() == 3.0);
+  CHECK(d.find("b") == d.end());
+  check_error([&] { d.at("zz"); }, {"'zz'"});
+}

@@ -2,8 +2,10 @@
 // against its formula written out here, element by element in double.
 #include <cmath>
 #include <functional>
+#include <map>
 #include <memory>
 
+#include "models/factory.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "ops/optim.h"
@@ -53,6 +55,7 @@ class TinyNet : public nn::Module {
     register_parameter("pos_bias", &pos_bias, rn({2, 2}));  // 2-D, but named *bias
     norm = register_module("norm", std::make_shared<Scale>());
   }
+  bool decays(const std::string& name) const override { return name == "weight"; }  // a linear map
   Tensor weight, bias, pos_bias;
   std::shared_ptr<Scale> norm;
 };
@@ -242,7 +245,7 @@ TEST_CASE("optim: zero_grad drops the gradients; step runs with grad mode on") {
 
 // ---- parameter groups and the lr ---------------------------------------------------------
 
-TEST_CASE("optim: decay_groups leaves biases and 1-D tensors undecayed") {
+TEST_CASE("optim: decay_groups decays what the modules call linear maps, nothing else") {
   manual_seed(7);
   TinyNet net;
   std::vector<nn::ParamGroup> groups = nn::decay_groups(net, 0.1);
@@ -250,7 +253,7 @@ TEST_CASE("optim: decay_groups leaves biases and 1-D tensors undecayed") {
   REQUIRE(groups[0].params.size() == 1);
   CHECK(groups[0].params[0].is_same(net.weight));
   CHECK(groups[0].weight_decay == 0.1);
-  REQUIRE(groups[1].params.size() == 3);  // registration order: bias, pos_bias, norm.weight
+  REQUIRE(groups[1].params.size() == 3);  // registration order: bias, pos_bias (2-D), norm.weight
   CHECK(groups[1].params[0].is_same(net.bias));
   CHECK(groups[1].params[1].is_same(net.pos_bias));
   CHECK(groups[1].params[2].is_same(net.norm->weight));
@@ -269,6 +272,45 @@ TEST_CASE("optim: decay_groups leaves biases and 1-D tensors undecayed") {
   CHECK(max_diff(values(net.weight), w) == 0);
   for (const char* name : {"bias", "pos_bias", "norm.weight"})
     CHECK(max_abs_diff(net.state_dict().at(name), before.at(name)) == 0);
+}
+
+TEST_CASE("optim: decay_groups of a WavSpA classifier: Linear weights decay; embeddings, positions, filters do not") {
+  models::ModelConfig c;
+  c.architecture = "wavspa";
+  c.positions = "learned";
+  c.vocab_size = 20, c.num_classes = 3, c.max_len = 32;
+  c.emb_dim = 16, c.num_layers = 1, c.num_heads = 2, c.qkv_dim = 16, c.mlp_dim = 32;
+  c.pooling = "cls";
+  auto model = models::make_classifier(c);
+  std::vector<nn::ParamGroup> groups = nn::decay_groups(*model, 0.1);
+  REQUIRE(groups.size() == 2);
+  std::map<const void*, std::string> name_of;
+  for (const auto& [name, t] : model->named_parameters()) name_of[t.impl_ptr().get()] = name;
+  auto names = [&](const nn::ParamGroup& g) {
+    std::vector<std::string> out;
+    for (const Tensor& t : g.params) out.push_back(name_of.at(t.impl_ptr().get()));
+    return out;
+  };
+  const std::vector<std::string> decayed = names(groups[0]), kept = names(groups[1]);
+  CHECK(decayed.size() + kept.size() == model->named_parameters().size());
+  REQUIRE_FALSE(decayed.empty());
+  for (const std::string& n : decayed) {
+    INFO(n);
+    CHECK(n.size() > 7);
+    CHECK(n.compare(n.size() - 7, 7, ".weight") == 0);  // only Linear weights
+    CHECK(n.find("norm") == std::string::npos);
+    CHECK(n.find("emb") == std::string::npos);
+  }
+  auto kept_has = [&](const std::string& part) {
+    for (const std::string& n : kept)
+      if (n.find(part) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(kept_has("filters"));  // the learned wavelet
+  CHECK(kept_has("cls"));
+  CHECK(kept_has("positions"));
+  CHECK(kept_has("emb"));
+  CHECK(kept_has("bias"));
 }
 
 TEST_CASE("optim: per-group lr and weight decay; set_lr scales every group") {
@@ -299,7 +341,8 @@ TEST_CASE("optim: per-group lr and weight decay; set_lr scales every group") {
   opt.step();
   CHECK(max_diff(values(a), {-0.15, -0.15}) < 1e-15);
   CHECK(max_diff(values(b), {-0.3, -0.3}) < 1e-15);
-  opt.set_lr_factor(2.0);
+  opt.set_lr(0.2);
+  CHECK(opt.lr_factor() == doctest::Approx(2.0));
   CHECK(opt.lr() == doctest::Approx(0.2));
   CHECK(opt.group_lr(0) == doctest::Approx(0.2));
   check_error([&] { opt.group_lr(3); }, {"SGD.group_lr", "3", "out of range"});
@@ -489,7 +532,7 @@ TEST_CASE("optim: bad construction is refused with the reason") {
       {"AdamW", "lr of param group 1"});
   check_error([&] { nn::SGD({zeros({2}, kInt64)}); }, {"SGD", "floating", "int64"});
   nn::SGD zero_lr({p}, {.lr = 0.0});
-  check_error([&] { zero_lr.set_lr(0.1); }, {"SGD.set_lr", "lr = 0", "set_lr_factor"});
+  check_error([&] { zero_lr.set_lr(0.1); }, {"SGD.set_lr", "lr = 0", "starting lr"});
 }
 
 // ---- schedules --------------------------------------------------------------------------

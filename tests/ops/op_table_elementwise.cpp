@@ -53,7 +53,7 @@ std::vector<Sample> unary_samples(const std::function<Tensor(const Tensor&)>& f,
 // A comparison's inputs hold ties on purpose (integer-valued floats), so that eq/ne/le/ge
 // see equal elements.
 // `fd` is the (Tensor, double) overload: a whole number that ties, and a fraction.
-std::vector<Sample> comparison_samples(Tensor (*f)(const Tensor&, const Tensor&), Tensor (*fd)(const Tensor&, double)) {
+std::vector<Sample> comparison_samples(Tensor (*f)(const Tensor&, const Tensor&), Tensor (*fd)(const Tensor&, Scalar)) {
   auto tied = [](const Shape& s) { return ints(s, -2, 3).to(kFloat64); };
   return {
       {"broadcast (3, 4) by (4)", [f](const In& x) { return f(x[0], x[1]); }, {tied({3, 4}), tied({4})}},
@@ -65,7 +65,7 @@ std::vector<Sample> comparison_samples(Tensor (*f)(const Tensor&, const Tensor&)
 
 // `fd`, if given, is the (Tensor, double) overload.
 OpInfo binary(const std::string& name, const std::string& node, const std::string& grad,
-              Tensor (*f)(const Tensor&, const Tensor&), Tensor (*fd)(const Tensor&, double), Ints ints,
+              Tensor (*f)(const Tensor&, const Tensor&), Tensor (*fd)(const Tensor&, Scalar), Ints ints,
               bool positive_b = false) {
   OpInfo op(name, "ops/elementwise.h");
   op.backward = "`" + node + "`: " + grad + (fd ? "; a double operand becomes a 0-d tensor (`scalar_like`)" : "");
@@ -188,7 +188,7 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
                     }));
   t.back().ints = Ints::Exact;
   using Cmp = Tensor (*)(const Tensor&, const Tensor&);
-  using CmpScalar = Tensor (*)(const Tensor&, double);
+  using CmpScalar = Tensor (*)(const Tensor&, Scalar);
   struct Comparison {
     const char* name;
     Cmp f;
@@ -197,7 +197,7 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
   for (const Comparison& c : std::vector<Comparison>{{"eq", eq, eq}, {"ne", ne, ne}, {"lt", lt, lt},
                                                      {"le", le, le}, {"gt", gt, gt}, {"ge", ge, ge}}) {
     OpInfo op(c.name, "ops/elementwise.h");
-    op.backward = "no gradient (1 or 0 in the inputs' dtype)";
+    op.backward = "no gradient (a bool tensor)";
     op.value_test = kBinaryValues;
     op.differentiable = false;
     op.ints = Ints::Exact;

@@ -49,22 +49,25 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
                       s.push_back({"zero-size dim", [](const In& x) { return sum(x[0], {0}); }, {rn({0, 3})}});
                       return s;
                     }));
-  t.back().ints = Ints::Refused;  // reductions are floating-only (the C++ API issue asks for integer sums)
+  t.back().ints = Ints::Exact;  // an integer sum is an exact int64 sum
   t.push_back(entry(
       "mean", "ops/reduce.h", "`MeanBackward`: `g / count`, reshaped and `expand`ed as for `sum`", kReduceValues, [] {
         return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return mean(x, d, k); },
                               [](const Tensor& x) { return mean(x); });
       }));
+  t.back().ints = Ints::Skip;  // the mean of integers is float32 (tests/ops/test_dtypes.cpp checks it)
   t.push_back(
       entry("max", "ops/reduce.h", "`MaxBackward`: `eq(x, out)` marks the maxima; `g` is split evenly among exact ties",
             kReduceValues, [] {
               return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return max(x, d, k); },
                                     [](const Tensor& x) { return max(x); });
             }));
+  t.back().ints = Ints::Exact;
   t.push_back(entry("min", "ops/reduce.h", "`MinBackward`: as `max`", kReduceValues, [] {
     return reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return min(x, d, k); },
                           [](const Tensor& x) { return min(x); });
   }));
+  t.back().ints = Ints::Exact;
   t.push_back(entry("var", "ops/reduce.h", "composite: `sub`, `mean`, `mul`, `sum`, `div`", kReduceValues, [] {
     auto s =
         reduce_samples([](const Tensor& x, const std::vector<int64_t>& d, bool k) { return var(x, d, 1, k); }, nullptr);

@@ -112,8 +112,7 @@ TEST_CASE("method forms give the free functions' bits, and comparisons take scal
   same(a.eq(b), eq(a, b));
   same(a.gt(0.0), gt(a, scalar_tensor(0.0)));
   // Scalars against integers: a whole number compares as the integer, a fraction as the real
-  // number it is (eq(ids, 7.5) holds nowhere, lt(ids, 7.5) holds at 7), and the result keeps
-  // the input's dtype.
+  // number it is (eq(ids, 7.5) holds nowhere, lt(ids, 7.5) holds at 7); the result is bool.
   const Tensor ids = from_vector(std::vector<int64_t>{0, 7, 8, -3});
   CHECK(eq(ids, 7).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 0, 0});
   CHECK(ids.ne(0).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 1, 1});
@@ -122,7 +121,7 @@ TEST_CASE("method forms give the free functions' bits, and comparisons take scal
   CHECK(ge(ids, -2.5).to_vector<int64_t>() == std::vector<int64_t>{1, 1, 1, 0});
   CHECK(le(ids, INFINITY).to_vector<int64_t>() == std::vector<int64_t>{1, 1, 1, 1});
   CHECK(gt(ids, NAN).to_vector<int64_t>() == std::vector<int64_t>{0, 0, 0, 0});
-  CHECK(eq(ids, 7).dtype() == kInt64);
+  CHECK(eq(ids, 7).dtype() == kBool);
   const Tensor f = from_vector(std::vector<float>{0.5f, 1.0f, 2.0f});
   CHECK(f.lt(1.0).to_vector<float>() == std::vector<float>{1, 0, 0});
   CHECK(f.ge(1.0).to_vector<float>() == std::vector<float>{0, 1, 1});
