@@ -54,6 +54,8 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
   children_.emplace_back(name, std::move(child));
 }
 
+// The order of named_parameters and state_dict, as PyTorch's: this module's parameters, then
+// its buffers, then each child's entries, children in registration order.
 void Module::collect(const std::string& prefix, bool params, bool buffers, bool recurse,
                      std::vector<std::pair<std::string, Slot>>& out) const {
   if (params)

@@ -77,9 +77,10 @@ Tensor bool_scalar(bool value, const Tensor& like) {
   return out;
 }
 
-// x as bool: itself, or x != 0.
-Tensor as_bool(const Tensor& x) {
-  check_defined("logical op", x);
+// x as bool: itself, or x != 0; `op` names the caller in errors.
+Tensor as_bool(const char* op, const Tensor& x) {
+  check_defined(op, x);
+  check_computable(op, x);
   return x.dtype() == kBool ? x : ne(x, 0);
 }
 
@@ -247,7 +248,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   const auto cast = promoted("where", a_in, b_in, /*arithmetic=*/false);
   const Tensor &a = cast.first, &b = cast.second;
-  check_same("where", a, b);
+  check_same_placement("where", a, b);  // selects, computes nothing: bfloat16 on the CPU too
   check_defined("where", cond, "condition");
   WAVSPA_CHECK(cond.device() == a.device(), "where: condition is on ", cond.device(),
                " but the values are on ", a.device());
@@ -275,19 +276,22 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
 }
 
 Tensor logical_not(const Tensor& x) {
-  const Tensor b = as_bool(x);
+  const Tensor b = as_bool("logical_not", x);
   return where(b, bool_scalar(false, b), bool_scalar(true, b));
 }
 Tensor logical_and(const Tensor& a, const Tensor& b) {
-  const Tensor x = as_bool(a);
-  return where(x, as_bool(b), bool_scalar(false, x));
+  check_same_device("logical_and", a, b);
+  const Tensor x = as_bool("logical_and", a);
+  return where(x, as_bool("logical_and", b), bool_scalar(false, x));
 }
 Tensor logical_or(const Tensor& a, const Tensor& b) {
-  const Tensor x = as_bool(a);
-  return where(x, bool_scalar(true, x), as_bool(b));
+  check_same_device("logical_or", a, b);
+  const Tensor x = as_bool("logical_or", a);
+  return where(x, bool_scalar(true, x), as_bool("logical_or", b));
 }
 Tensor logical_xor(const Tensor& a, const Tensor& b) {
-  const Tensor x = as_bool(a), y = as_bool(b);
+  check_same_device("logical_xor", a, b);
+  const Tensor x = as_bool("logical_xor", a), y = as_bool("logical_xor", b);
   return where(x, logical_not(y), y);
 }
 

@@ -200,18 +200,22 @@ Tensor argmax(const Tensor& x) {
 
 Tensor any(const Tensor& x) {
   check_defined("any", x);
+  check_computable("any", x);
   return gt(sum(ne(x, 0)), 0);
 }
 Tensor any(const Tensor& x, int64_t dim, bool keepdim) {
   check_defined("any", x);
+  check_computable("any", x);
   return gt(sum(ne(x, 0), {dim}, keepdim), 0);
 }
 Tensor all(const Tensor& x) {
   check_defined("all", x);
+  check_computable("all", x);
   return eq(sum(eq(x, 0)), 0);
 }
 Tensor all(const Tensor& x, int64_t dim, bool keepdim) {
   check_defined("all", x);
+  check_computable("all", x);
   return eq(sum(eq(x, 0), {dim}, keepdim), 0);
 }
 

@@ -309,10 +309,13 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   Shape b = broadcast_shapes(other.shape(), shape(), "add_");
   WAVSPA_CHECK(b == shape(), "add_: ", shape_str(other.shape()), " does not broadcast to ",
                shape_str(shape()));
+  WAVSPA_CHECK(is_floating(dtype()) || alpha == std::floor(alpha), "add_: alpha must be a whole number for an ",
+               dtype_name(dtype()), " tensor (as PyTorch), got ", alpha);
   Tensor o = expand_raw(other.detach(), shape());
   if (alpha != 1.0) {
+    // alpha in the target's dtype: a double Scalar would promote an integer operand to float32
     NoGradGuard no_grad;
-    o = wavspa::mul(o, alpha);
+    o = wavspa::mul(o, scalar_like(alpha, *this));
   }
   backend_of(*this).binary(BinaryOp::Add, *this, o, *this, 0, 0);
   storage()->bump_version();

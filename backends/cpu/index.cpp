@@ -11,7 +11,7 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
   const AroundDim ax = around_dim(x.shape(), dim);
   const int64_t I = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
-  visit_dtype(x.dtype(), "index_select", [&](auto zero) {
+  auto select = [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
@@ -22,7 +22,10 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
         T* dst = o + (a * I + i) * ax.inner;
         for (int64_t k = 0; k < ax.inner; ++k) dst[k] = src[k];
       }
-  });
+  };
+  // Selecting moves values: bool masks too (bfloat16 stays refused, as every CPU kernel of it).
+  if (x.dtype() == kBool) select(bool{});
+  else visit_dtype(x.dtype(), "index_select", select);
 }
 
 void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,

@@ -162,7 +162,7 @@ void index_rows(const Tensor& full, const Tensor& sel, int64_t dim, const Tensor
   const AroundDim ax = around_dim(full.shape(), dim);
   const int64_t I = index.numel();
   if (ax.outer * I * ax.inner == 0) return;
-  dispatch_all(full.dtype(), ADD ? "index_add" : "index_select", [&](auto zero) {
+  auto rows = [&](auto zero) {
     using T = decltype(zero);
     if constexpr (ADD && (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>)) {
       index_add_ordered<T>(full, sel, ax, index);
@@ -179,7 +179,10 @@ void index_rows(const Tensor& full, const Tensor& sel, int64_t dim, const Tensor
           dptr<T>(full), dptr<T>(sel), idx, ax.outer, ax.size, I, ax.inner);
     }
     WAVSPA_CUDA_LAUNCH_CHECK();
-  });
+  };
+  // index_select moves values, bool masks included; index_add computes.
+  if constexpr (ADD) dispatch_all(full.dtype(), "index_add", rows);
+  else dispatch_storage(full.dtype(), "index_select", rows);
 }
 
 // gather / scatter_add: element lin of `index` (shape ishape) addresses the element of a

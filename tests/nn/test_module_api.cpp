@@ -195,8 +195,9 @@ TEST_CASE("module api: LayerNorm takes a dim as torch.nn.LayerNorm(dim) does") {
 }
 
 TEST_CASE("module api: state_dict comes back in registration order (nn::OrderedDict)") {
-  // Registered out of alphabetical order on purpose: a sorted map would give fc1, fc2, steps
-  // for Net, and here zeta before alpha is the test.
+  // Registered out of alphabetical order on purpose (a sorted map would put alpha first). The
+  // order is PyTorch's: a module's own parameters, then its own buffers, then each child's
+  // entries, children in registration order.
   struct Order : nn::Module {
     Order() : Module("Order") {
       register_parameter("zeta", &z, ones({2}));
@@ -206,8 +207,8 @@ TEST_CASE("module api: state_dict comes back in registration order (nn::OrderedD
     Tensor z, a;
   };
   Order m;
-  const std::vector<std::string> expected{"zeta", "net.fc1.weight", "net.fc1.bias", "net.fc2.weight",
-                                          "net.fc2.bias", "net.steps", "alpha"};
+  const std::vector<std::string> expected{"zeta", "alpha", "net.steps", "net.fc1.weight", "net.fc1.bias",
+                                          "net.fc2.weight", "net.fc2.bias"};
   CHECK(m.state_dict().keys() == expected);
   std::vector<std::string> iterated;
   for (const auto& [name, t] : m.state_dict()) iterated.push_back(name);

@@ -159,7 +159,8 @@ TEST_CASE("optim: AdamW follows the formula: decoupled decay, then Adam on the r
   Tensor p = rn({3, 3}).requires_grad_();
   std::vector<Tensor> grads = random_grads(5, {3, 3});
   nn::AdamW opt({p}, {.lr = lr, .beta1 = b1, .beta2 = b2, .eps = eps, .weight_decay = wd});
-  Vec ref = values(p), m(ref.size(), 0.0), v(ref.size(), 0.0);
+  Vec ref = values(p);
+  Vec m(ref.size()), v(ref.size());  // value-initialised: zeros
   for (size_t t = 1; t <= grads.size(); ++t) {
     p.set_grad(grads[t - 1].clone());
     opt.step();

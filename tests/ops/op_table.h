@@ -71,6 +71,7 @@ struct OpInfo {
   bool cuda = true;  // a CUDA build computes it (checked against the CPU)
   Ints ints = Ints::Refused;
   bool mixed_dtypes_refused = true;       // float32 with float64 inputs throws (samples with two floating inputs)
+  bool promotes = false;                  // mixed floating inputs meet at promote_types (core/dtype.h) instead
   bool mixed_devices_refused = true;      // a CUDA input with CPU ones throws (samples with two inputs)
   std::string error_name;                 // the op's name in its error messages; defaults to `name`
   Tol f32{1e-5, 1e-4}, f64{1e-10, 1e-9};  // CPU-vs-CUDA tolerances
@@ -84,6 +85,13 @@ struct OpInfo {
 };
 
 // An entry with its text and samples; the caller sets the other properties on the result.
+// Marks an op whose two floating inputs of different dtypes compute in promote_types of the
+// pair (the binary elementwise ops, where and the comparisons) instead of being refused.
+inline void promoting(OpInfo& op) {
+  op.promotes = true;
+  op.mixed_dtypes_refused = false;
+}
+
 inline OpInfo entry(const std::string& name, const std::string& header, const std::string& backward,
                     const std::string& value_test, std::function<std::vector<Sample>()> samples) {
   OpInfo op(name, header);

@@ -71,6 +71,7 @@ OpInfo binary(const std::string& name, const std::string& node, const std::strin
   op.backward = "`" + node + "`: " + grad + (fd ? "; a double operand becomes a 0-d tensor (`scalar_like`)" : "");
   op.value_test = kBinaryValues;
   op.ints = ints;
+  promoting(op);
   op.samples = [f, fd, positive_b] {
     auto s = binary_samples(f, false, positive_b);
     if (fd) s.push_back({"double operand", [fd](const In& x) { return fd(x[0].t(), 0.75); }, {rn({2, 3})}});
@@ -106,6 +107,7 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
                                               : "div";
     op.backward = "as `" + op.error_name + "`; a double operand becomes a 0-d tensor (`scalar_like`)";
     op.ints = std::string(sym) == "/" ? Ints::Skip : Ints::Exact;
+    promoting(op);
     const std::string s = sym;
     op.samples = [s] {
       auto f = [s](const Tensor& a, const Tensor& b) {
@@ -134,6 +136,7 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
         "taken as 0 where `a == 0`; a double exponent `p` gives `g * p * pow(a, p - 1)` (zero when `p == 0`)";
     op.value_test = kBinaryValues;
     op.ints = Ints::Skip;  // pow of integers has no integer kernel worth checking: refused or converted per backend
+    promoting(op);
     op.samples = [] {
       auto s = binary_samples([](const Tensor& a, const Tensor& b) { return pow(a, b); }, /*positive_a=*/true);
       s.push_back({"double exponent, transposed", [](const In& x) { return pow(x[0].t(), 3.0); }, {rn({3, 2})}});
@@ -173,6 +176,8 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
               };
             }));
   t.back().ints = Ints::Exact;
+  t.back().bf16 = Bf16::Anywhere;  // selects, computes nothing
+  promoting(t.back());
   t.push_back(entry("masked_fill", "ops/elementwise.h", "composite: `where(mask, scalar, x)` (`WhereBackward`)",
                     kBinaryValues, [] {
                       return std::vector<Sample>{
@@ -201,8 +206,39 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
     op.value_test = kBinaryValues;
     op.differentiable = false;
     op.ints = Ints::Exact;
+    promoting(op);
     op.samples = [c] { return comparison_samples(c.f, c.fd); };
     t.push_back(op);
+  }
+
+  // ---- logical ops: bool out, no gradient; a non-bool input counts as `x != 0` ----
+  // Integer-valued inputs with zeros among them, so that both truth values occur.
+  auto tied01 = [](const Shape& s) { return ints(s, -1, 2).to(kFloat64); };
+  t.push_back(entry("logical_not", "ops/elementwise.h", "no gradient (a bool tensor)",
+                    "dtypes: comparisons return bool; where, masked_fill and the logical ops take it", [tied01] {
+                      return std::vector<Sample>{
+                          {"transposed", [](const In& x) { return logical_not(x[0].t()); }, {tied01({3, 4})}},
+                          {"of a comparison", [](const In& x) { return logical_not(lt(x[0], 1.0)); }, {tied01({2, 5})}},
+                      };
+                    }));
+  t.back().differentiable = false;
+  t.back().ints = Ints::Exact;
+  using Logical = Tensor (*)(const Tensor&, const Tensor&);
+  for (const auto& [name, f] : std::vector<std::pair<const char*, Logical>>{
+           {"logical_and", logical_and}, {"logical_or", logical_or}, {"logical_xor", logical_xor}}) {
+    t.push_back(entry(name, "ops/elementwise.h", "no gradient (a bool tensor)",
+                      "dtypes: comparisons return bool; where, masked_fill and the logical ops take it",
+                      [f = f, tied01] {
+                        return std::vector<Sample>{
+                            {"broadcast (3, 4) by (4)", [f](const In& x) { return f(x[0], x[1]); },
+                             {tied01({3, 4}), tied01({4})}},
+                            {"a comparison and a transpose", [f](const In& x) { return f(gt(x[0], 0.0), x[1].t()); },
+                             {tied01({3, 4}), tied01({4, 3})}},
+                        };
+                      }));
+    t.back().differentiable = false;
+    t.back().ints = Ints::Exact;
+    t.back().mixed_dtypes_refused = false;  // each input becomes bool on its own
   }
 
   // ---- unary math and activations ----
@@ -254,7 +290,8 @@ void add_elementwise_ops(std::vector<OpInfo>& t) {
     op.value_test = kActivationValues;
     // inputs scaled by 2 so that some cross the threshold (beta * x > 3)
     op.samples = [] {
-      auto s = unary_samples([](const Tensor& x) { return softplus(mul(x, 2.0), 2.0, 3.0); });
+      // mul by an integer 2: an int64 input stays int64, so that softplus is the op refusing it
+      auto s = unary_samples([](const Tensor& x) { return softplus(mul(x, 2), 2.0, 3.0); });
       s.push_back({"defaults", [](const In& x) { return softplus(x[0]); }, {rn({3, 4})}});
       return s;
     };

@@ -99,6 +99,27 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
     t.back().differentiable = false;
     t.back().ints = Ints::Exact;
   }
+  // any / all: a bool out, no gradient; a non-bool input counts as `x != 0`. Integer-valued
+  // inputs with zeros among them, so that both answers occur.
+  for (const char* name : {"any", "all"}) {
+    const bool is_any = std::string(name) == "any";
+    t.push_back(entry(name, "ops/reduce.h", "no gradient (a bool tensor)", "dtypes: integer and bool reductions are exact",
+                      [is_any] {
+                        auto tied = [](const Shape& s) { return ints(s, 0, 2).to(kFloat64); };
+                        return std::vector<Sample>{
+                            {"dim 1 of a transpose, keepdim",
+                             [is_any](const In& x) { return is_any ? any(x[0].t(), 1, true) : all(x[0].t(), 1, true); },
+                             {tied({5, 3})}},
+                            {"of a comparison, dim 0",
+                             [is_any](const In& x) { return is_any ? any(gt(x[0], 0.0), 0) : all(gt(x[0], 0.0), 0); },
+                             {tied({3, 4})}},
+                            {"whole tensor", [is_any](const In& x) { return is_any ? any(x[0]) : all(x[0]); },
+                             {tied({2, 3})}},
+                        };
+                      }));
+    t.back().differentiable = false;
+    t.back().ints = Ints::Exact;
+  }
 
   // ---- linear algebra ----
   t.push_back(entry(

@@ -286,10 +286,10 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   }
   t.push_back(method("sum", "calls `sum(x)`", "reductions match loops, in every memory layout",
                      [](const In& x) { return x[0].t().sum(); }, {3, 4}));
-  t.back().ints = Ints::Refused;
+  t.back().ints = Ints::Exact;
   t.back().bf16 = Bf16::Cuda;
   t.push_back(method("mean", "calls `mean(x)`", "", [](const In& x) { return x[0].t().mean(); }, {3, 4}));
-  t.back().ints = Ints::Refused;
+  t.back().ints = Ints::Skip;  // integers give a float32 mean ("dtypes: integer and bool reductions are exact")
   t.back().bf16 = Bf16::Cuda;
 
   // ---- Tensor: the method forms of ops (each calls the free function, whose own entry
@@ -308,9 +308,13 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   };
   // Both overloads of the binary methods: a tensor operand, then a scalar one.
   computing("add", [](const In& x) { return x[0].t().add(x[1]).add(1.5); }, [] { return In{rn({4, 3}), rn({3, 4})}; });
+  promoting(t.back());
   computing("sub", [](const In& x) { return x[0].t().sub(x[1]).sub(2.0); }, [] { return In{rn({4, 3}), rn({4})}; });
+  promoting(t.back());
   computing("mul", [](const In& x) { return x[0].t().mul(x[1]).mul(3.0); }, [] { return In{rn({4, 3}), rn({3, 4})}; });
+  promoting(t.back());
   computing("div", [](const In& x) { return x[0].t().div(x[1]).div(4.0); }, [] { return In{rn({4, 3}), rpos({3, 4})}; });
+  promoting(t.back());
   computing("pow", [](const In& x) { return x[0].t().pow(1.5); }, [] { return In{rpos({4, 3})}; });
   computing("neg", [](const In& x) { return x[0].t().neg(); }, [] { return In{rn({4, 3})}; });
   computing("abs", [](const In& x) { return x[0].t().abs(); }, [] { return In{rn({4, 3})}; });
@@ -326,14 +330,28 @@ void add_shape_ops(std::vector<OpInfo>& t) {
   computing("log_softmax", [](const In& x) { return x[0].t().log_softmax(0); }, [] { return In{rn({4, 3})}; });
   computing("argmax", [](const In& x) { return x[0].t().argmax(1).add(x[0].argmax()); }, [] { return In{rn({4, 3})}; }, false);
   computing("argmin", [](const In& x) { return x[0].t().argmin(0, true); }, [] { return In{rn({4, 3})}; }, false);
-  // Comparisons: both overloads, 1 or 0 in the input's dtype, no gradient. Integer-valued
+  // Comparisons: both overloads, bool out (added as int64), no gradient. Integer-valued
   // inputs, so that eq, le and ge see ties.
   computing("eq", [](const In& x) { return x[0].t().eq(x[1]).add(x[0].t().eq(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  promoting(t.back());
   computing("ne", [](const In& x) { return x[0].t().ne(x[1]).add(x[0].t().ne(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  promoting(t.back());
   computing("lt", [](const In& x) { return x[0].t().lt(x[1]).add(x[0].t().lt(0.5)); }, [] { return In{tied_ints({4, 3}), tied_ints({4})}; }, false);
+  promoting(t.back());
   computing("le", [](const In& x) { return x[0].t().le(x[1]).add(x[0].t().le(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({4})}; }, false);
+  promoting(t.back());
   computing("gt", [](const In& x) { return x[0].t().gt(x[1]).add(x[0].t().gt(0.5)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  promoting(t.back());
   computing("ge", [](const In& x) { return x[0].t().ge(x[1]).add(x[0].t().ge(1.0)); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  promoting(t.back());
+  // Logical ops and any / all: bool out (a non-bool input counts as x != 0), no gradient.
+  computing("logical_not", [](const In& x) { return x[0].t().logical_not(); }, [] { return In{tied_ints({4, 3})}; }, false);
+  computing("logical_and", [](const In& x) { return x[0].t().logical_and(x[1]); }, [] { return In{tied_ints({4, 3}), tied_ints({4})}; }, false);
+  t.back().mixed_dtypes_refused = false;
+  computing("logical_or", [](const In& x) { return x[0].t().logical_or(x[1]); }, [] { return In{tied_ints({4, 3}), tied_ints({3, 4})}; }, false);
+  t.back().mixed_dtypes_refused = false;
+  computing("any", [](const In& x) { return x[0].t().any(); }, [] { return In{tied_ints({4, 3})}; }, false);
+  computing("all", [](const In& x) { return x[0].t().all(); }, [] { return In{tied_ints({4, 3})}; }, false);
 
   // ---- Tensor: indexing (views) ----
   t.push_back(method("index", "a chain of `select`, `slice` and `unsqueeze` views (their backwards)",

@@ -20,9 +20,11 @@ TEST_CASE("mismatched shapes name the op and both shapes") {
 }
 
 TEST_CASE("wrong dtypes and devices") {
-  check_error([] { add(zeros({2}), zeros({2}, kFloat64)); }, {"add", "dtype", "float32", "float64"});
+  // Binary elementwise ops promote mixed dtypes (core/dtype.h); matmul does not.
+  check_error([] { matmul(zeros({2, 2}), zeros({2, 2}, kFloat64)); }, {"matmul", "float32", "float64"});
   check_error([] { exp(zeros({2}, kInt64)); }, {"exp", "float", "int64"});
-  check_error([] { sum(zeros({2}, kInt32)); }, {"sum", "int32"});
+  check_error([] { softmax(zeros({2}, kInt32), 0); }, {"softmax", "int32"});
+  check_error([] { neg(zeros({2}, kBool)); }, {"neg", "bool"});
   check_error([] { index_select(zeros({3}), 0, zeros({1})); }, {"index_select", "int64", "float32"});
   check_error([] { cross_entropy(zeros({2, 3}), zeros({2})); }, {"cross_entropy", "int"});
   check_error([] { zeros({2}).data<double>(); }, {"data<float64>", "float32"});

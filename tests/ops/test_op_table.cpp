@@ -43,7 +43,8 @@ In convert(const Sample& s, const std::function<Tensor(const Tensor&)>& floating
   return all;
 }
 
-In args_of(const Sample& s) {
+// The sample's own arguments (the CUDA checks copy them to the device).
+[[maybe_unused]] In args_of(const Sample& s) {
   return convert(
       s, [](const Tensor& t) { return t; }, [](const Tensor& t) { return t; });
 }
@@ -234,32 +235,65 @@ TEST_CASE("op table: integer inputs are refused naming the op, or give the float
   }
 }
 
-TEST_CASE("op table: float32 mixed with float64 is refused naming the op and both dtypes") {
-  for (const OpInfo& op : op_table()) {
-    if (!op.mixed_dtypes_refused) continue;
-    for (const Sample& s : samples_of(op)) {
-      if (s.inputs.size() < 2) continue;
-      INFO(label(op, s));
-      In args = args_of(s);
-      args[0] = args[0].to(kFloat32);
-      check_error([&] { s.fn(args); }, {op.error_name, "float32", "float64"});
-      break;
-    }
+// Mixed dtypes: an op that promotes (core/dtype.h) computes in the wider floating dtype, so
+// its result equals the op on both inputs widened (exact: widening a float rounds nothing);
+// any other op with two floating inputs refuses the pair, naming itself and both dtypes.
+// `narrow` and `wide` are the pair: the first input is made `narrow` (float32 against
+// float64), or the second `wide`'s partner (bfloat16 against float32).
+namespace {
+
+void check_mixed(const OpInfo& op, const Sample& s, int narrowed, DType narrow, DType wide, int64_t& promoted) {
+  const std::string what = label(op, s);
+  INFO(what);
+  In args = convert(s, [wide](const Tensor& t) { return t.to(wide); }, [](const Tensor& t) { return t; });
+  args[narrowed] = args[narrowed].to(narrow);
+  if (!op.promotes) {
+    check_error([&] { s.fn(args); }, {op.error_name, dtype_name(narrow), dtype_name(wide)});
+    return;
   }
+  In widened = args;
+  widened[narrowed] = args[narrowed].to(wide);
+  Tensor got, want;
+  if (!runs(
+          [&] {
+            got = s.fn(args);
+            want = s.fn(widened);
+          },
+          what))
+    return;
+  CHECK_MESSAGE(got.dtype() == want.dtype(), what, ": got ", got.describe(), ", want ", want.describe());
+  CHECK_MESSAGE(max_abs_diff(got, want) == 0, what, ": differs from the op on widened inputs");
+  ++promoted;
 }
 
-TEST_CASE("op table: bfloat16 mixed with float32 is refused naming the op and both dtypes") {
+}  // namespace
+
+TEST_CASE("op table: float32 mixed with float64 promotes to float64, or is refused naming the op and both dtypes") {
+  int64_t promoted = 0;
   for (const OpInfo& op : op_table()) {
-    if (!op.mixed_dtypes_refused || op.bf16 == Bf16::Refused) continue;
+    if (!op.mixed_dtypes_refused && !op.promotes) continue;
     for (const Sample& s : samples_of(op)) {
       if (s.inputs.size() < 2) continue;
-      INFO(label(op, s));
-      In args = convert(s, [](const Tensor& t) { return t.to(kFloat32); }, [](const Tensor& t) { return t; });
-      args[1] = args[1].to(kBFloat16);
-      check_error([&] { s.fn(args); }, {op.error_name, "float32", "bfloat16"});
+      check_mixed(op, s, 0, kFloat32, kFloat64, promoted);
+      break;  // one sample per op
+    }
+  }
+  // add, sub, mul, div, pow, maximum, minimum, where, the six comparisons, the four operators,
+  // and the method forms of the arithmetic and the comparisons: 28
+  CHECK(promoted == 28);
+}
+
+TEST_CASE("op table: bfloat16 mixed with float32 promotes to float32, or is refused naming the op and both dtypes") {
+  int64_t promoted = 0;
+  for (const OpInfo& op : op_table()) {
+    if ((!op.mixed_dtypes_refused && !op.promotes) || op.bf16 == Bf16::Refused) continue;
+    for (const Sample& s : samples_of(op)) {
+      if (s.inputs.size() < 2) continue;
+      check_mixed(op, s, 1, kBFloat16, kFloat32, promoted);
       break;
     }
   }
+  CHECK(promoted == 28);
 }
 
 TEST_CASE("op table: bfloat16 on the CPU: ops that compute refuse it naming the op, ops that move bytes are exact") {
@@ -448,6 +482,7 @@ std::string table_row(const OpInfo& op) {
     std::string checks = std::to_string(samples.size()) + " samples: ";
     checks += op.differentiable ? "gradcheck" : "no graph recorded";
     if (op.mixed_dtypes_refused && two_inputs) checks += ", mixed dtypes refused";
+    if (op.promotes && two_inputs) checks += ", mixed dtypes promote";
     const bool floating = any([](const Sample& s) { return floating_count(s) > 0; });
     const bool bf16_cuda = op.cuda && floating && op.bf16 != Bf16::Refused;
     checks += op.cuda ? (op.ints == Ints::Exact ? ", CUDA f32/f64/i64" : ", CUDA f32/f64") : ", CPU only";
