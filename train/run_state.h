@@ -1,6 +1,6 @@
 // How a run starts: the setup that training and --eval-only share (the task's data, the model
 // fitted to it on its device, an optimiser), and where a training run stands, either new or
-// restored from its folder's latest.safetensors.
+// restored from its folder's latest.safetensors. (not run: needs a task's data on disk)
 //
 //   train::Setup s(config);                       // loads the data, builds the model
 //   train::RunFolder folder("runs/lo");
@@ -9,7 +9,7 @@
 //   folder.check(resume);                         // again, now that no other run can change it
 //   train::RunState st = train::start_run(s, folder, resume);
 //   train::TrainBatches batches(s, st.step);      // the next batch of an interrupted epoch first
-//   ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
+//   // ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
 //   train::save_latest(s, folder, st);            // resumable from here
 #pragma once
 
