@@ -35,6 +35,7 @@ const fs::path source_root = fs::current_path();
 // PUBLIC_HEADERS), each of which must show at least one compiled example.
 const char* const kFolders[] = {"core", "autograd", "ops", "nn", "models", "data", "train"};
 
+// (Messages below wrap each const char* in std::string: doctest prints a bare one as a pointer.)
 bool compiled(const HeaderExample& e) {
   return e.kind == ExampleKind::Run || e.kind == ExampleKind::CompileOnly;
 }
@@ -90,7 +91,7 @@ TEST_CASE("header examples: every public header has an example or a marker") {
   std::set<std::string> registered;
   for (const HeaderExample& e : examples) {
     registered.insert(e.header);
-    if (e.kind == ExampleKind::Missing) FAIL_CHECK(e.header, ": ", e.reason);
+    if (e.kind == ExampleKind::Missing) FAIL_CHECK(std::string(e.header), ": ", std::string(e.reason));
   }
   // The registry was generated from the Makefile's list; a header added since (or a list that
   // missed one) shows here rather than going unchecked.
@@ -111,14 +112,15 @@ TEST_CASE("header examples: at least 50 examples compile, at least one in every 
     if (e.kind == ExampleKind::Run) ++n_run;
     const std::string header = e.header;
     per_folder[header.substr(0, header.find('/'))]++;
-    CHECK_MESSAGE(bool(e.function), e.header);
-    CHECK_MESSAGE(e.blocks > 0, e.header);
+    CHECK_MESSAGE(bool(e.function), std::string(e.header));
+    CHECK_MESSAGE(e.blocks > 0, std::string(e.header));
   }
   MESSAGE(n_compiled, " of ", examples.size(), " public headers have a compiled example, ", n_run, " of them run");
   CHECK(examples.size() >= 60);
   CHECK(n_compiled >= 50);
   CHECK(n_run >= 45);
-  for (const char* folder : kFolders) CHECK_MESSAGE(per_folder[folder] >= 1, folder, "/ has no compiled header example");
+  for (const char* folder : kFolders)
+    CHECK_MESSAGE(per_folder[folder] >= 1, std::string(folder), "/ has no compiled header example");
 }
 
 TEST_CASE("header examples: each runnable example runs") {
@@ -135,7 +137,7 @@ TEST_CASE("header examples: each runnable example runs") {
       } catch (...) {
         failure = "an exception that is not a std::exception";
       }
-      CHECK_MESSAGE(failure.empty(), "the example of ", e.header, " threw: ", failure);
+      CHECK_MESSAGE(failure.empty(), "the example of ", std::string(e.header), " threw: ", failure);
     }
   }
 }
