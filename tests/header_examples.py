@@ -31,8 +31,9 @@ import re
 import sys
 
 # Declarations the example of a header assumes, keyed by header path. The example runs in a
-# fresh temporary folder (its cwd); example_source_path("configs") names a file of the source
-# tree. Helpers from tests/header_examples.h: example_write_file, example_copy_from_source.
+# fresh temporary folder (its working folder), so a file it reads is written or copied there
+# first: example_write_file, example_copy_from_source and example_source_path (the source
+# tree's copy of a file) come from tests/header_examples.h.
 CONTEXT = {
     "core/error.h": """
 Tensor a = zeros({2, 3});
@@ -229,8 +230,8 @@ def describe(header):
         kind, reason = KINDS[marker.group(1)], marker.group(2).strip()
         if kind == "NoExample" and blocks:
             sys.exit(f"{header}: says (no example: ...) but its opening comment has an example")
-        if kind in ("CompileOnly",) and not blocks:
-            sys.exit(f"{header}: says (not run: ...) but its opening comment has no example")
+        if kind in ("CompileOnly", "NotCompiled") and not blocks:
+            sys.exit(f"{header}: says ({marker.group(1)}: ...) but its opening comment has no example")
     elif blocks:
         kind, reason = "Run", ""
     else:
