@@ -30,6 +30,19 @@ import os
 import re
 import sys
 
+# What the train/ examples assume: a task's data on disk (a small ListOps set, as gen-data
+# writes it) and a run config (run.json) that trains a small model for a few steps.
+TINY_RUN = """
+auto [train_split, val_split, test_split] =
+    data::generate_listops_dataset(0, 48, 16, 16, {.min_length = 10, .max_length = 40});
+std::filesystem::create_directories("data");
+data::write_listops_tsv("data/basic_train.tsv", train_split);
+data::write_listops_tsv("data/basic_val.tsv", val_split);
+data::write_listops_tsv("data/basic_test.tsv", test_split);
+example_write_file("run.json", R"({"task": "listops", "data": "data", "max_len": 48, "steps": 4,
+  "batch_size": 8, "eval_every": 2, "log_every": 2, "prefetch": 0,
+  "model": {"emb_dim": 16, "num_layers": 1, "num_heads": 1, "qkv_dim": 16, "mlp_dim": 16}})");"""
+
 # Declarations the example of a header assumes, keyed by header path. The example runs in a
 # fresh temporary folder (its working folder), so a file it reads is written or copied there
 # first: example_write_file, example_copy_from_source and example_source_path (the source
@@ -147,8 +160,8 @@ struct {  // a bag of embeddings: a model cheap enough for 2000 tokens
   nn::Linear head{8, 10};
   Tensor forward(const Tensor& ids) { return head.forward(mean(emb.forward(ids), {1})); }
 } model;""",
-    "train/evaluation.h": """
-train::RunConfig config;
+    "train/evaluation.h": TINY_RUN + """
+train::RunConfig config = train::RunConfig::from_file("run.json");
 train::Setup s(config);
 train::RunFolder folder("runs/x");
 train::RunState st = train::start_run(s, folder, /*resume=*/false);
@@ -164,11 +177,12 @@ int64_t correct = 3, scored = 8, positions = 8, step = 10, epoch = 0;""",
 std::filesystem::create_directories("runs/x");
 std::vector<double> steps = {0, 1, 2}, losses = {2.3, 1.9, 1.5}, eval_steps = {2}, val_losses = {1.7};
 std::vector<train::Chart> panels(4, train::Chart{"filter", "tap", "value"});""",
-    "train/run_state.h": """
-train::RunConfig config;
+    "train/run_state.h": TINY_RUN + """
+train::RunConfig config = train::RunConfig::from_file("run.json");
 bool resume = false;""",
-    "train/tasks.h": """
-train::RunConfig config;""",
+    "train/tasks.h": TINY_RUN + """
+train::RunConfig config = train::RunConfig::from_file("run.json");""",
+    "train/trainer.h": TINY_RUN,
 }
 
 # Lines after the example: what undoes its context (a macro borrowed from doctest, a process-wide

@@ -1,6 +1,6 @@
 // Validation and test passes, and what they leave in a run folder: the "val" and "test"
 // metric rows, latest.safetensors at every validation pass, best.safetensors at the best
-// validation accuracy, and summary.json. (not run: needs a task's data on disk)
+// validation accuracy, and summary.json.
 //
 //   train::EvalResult v = train::evaluate(s.model, *s.data.val, 32, /*limit=*/0, s.device);
 //   train::validate(s, folder, st, epoch, console);   // the periodic pass of a training run

@@ -1,6 +1,6 @@
 // How a run starts: the setup that training and --eval-only share (the task's data, the model
 // fitted to it on its device, an optimiser), and where a training run stands, either new or
-// restored from its folder's latest.safetensors. (not run: needs a task's data on disk)
+// restored from its folder's latest.safetensors.
 //
 //   train::Setup s(config);                       // loads the data, builds the model
 //   train::RunFolder folder("runs/lo");

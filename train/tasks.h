@@ -1,5 +1,4 @@
 // Where each task's data comes from and how the model is fitted to it.
-// (not run: reads a task's data on disk)
 //
 //   train::TaskData d = train::load_task(config);   // train, val, test TokenDatasets
 //   train::fit_model_to_data(config, d);             // model.vocab_size, num_classes, max_len, ...

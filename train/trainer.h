@@ -1,6 +1,5 @@
 // One training run, end to end: data, model, optimiser, the loop with periodic validation,
 // checkpoints, metrics, plots, and a summary. tools/train is a command line over this.
-// (not run: it trains on a task's data on disk; tests/train/test_train.cpp runs it)
 //
 //   train::RunConfig c = train::RunConfig::from_file("run.json");   // see train/config.h
 //   train::RunResult r = train::run_training(c, "runs/lo", /*resume=*/false);
