@@ -158,8 +158,14 @@ TOOLS    := $(patsubst tools/%.cpp,$(BUILD)/%,$(wildcard tools/*.cpp))
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
 FUZZERS  := $(patsubst fuzz/%.cpp,$(BUILD)/fuzz/%,$(wildcard fuzz/*.cpp))
 
+# The headers of the public API (what `make install` copies); each opens with a usage example
+# that the test program compiles and runs (tests/header_examples.py, below).
+PUBLIC_HEADERS := wavspa.h backends/backend.h $(wildcard core/*.h autograd/*.h ops/*.h nn/*.h models/*.h data/*.h train/*.h)
+HEADER_EXAMPLES_CPP := $(BUILD)/gen/header_examples.cpp
+HEADER_EXAMPLES_OBJ := $(BUILD)/obj/gen/header_examples.o
+
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(CUDA_SRC:%.cu=$(BUILD)/obj/%.cu.o)
-TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o) $(HEADER_EXAMPLES_OBJ)
 LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
 # A smaller test program for .ci/run's OpenMP-free build (OPENMP=0): doctest's main and the
@@ -173,7 +179,8 @@ OMP_TESTS    := $(BUILD)/wavspa_omp_tests
 
 DEBIAN_PACKAGES := libopenblas-dev libopenblas-openmp-dev doctest-dev zlib1g-dev libsleef-dev \
                    nlohmann-json3-dev libcli11-dev libkissfft-dev libpng-dev libcsv-dev \
-                   dataset-fashion-mnist cmake pkgconf
+                   dataset-fashion-mnist cmake pkgconf python3
+PYTHON          ?= python3
 
 .PHONY: all lib test sanitize tsan tsan-run bench soak run deps clean help examples fuzz fuzz-run install
 .DEFAULT_GOAL := all
@@ -193,6 +200,18 @@ $(BUILD)/obj/%.o: %.cpp
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# Every public header's opening example as a function of one generated file, with #line
+# directives, so that an example that no longer compiles stops the build naming its header's
+# line; tests/test_header_examples.cpp checks the registry the file ends with and runs the
+# examples. Regenerated when the script or any public header changes (a new header too).
+$(HEADER_EXAMPLES_CPP): tests/header_examples.py $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(PYTHON) tests/header_examples.py $@ $(PUBLIC_HEADERS)
+
+$(HEADER_EXAMPLES_OBJ): $(HEADER_EXAMPLES_CPP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -225,7 +244,6 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 VERSION        := 0.1.0
 PREFIX         ?= /usr/local
 SHLIB          := $(BUILD)/libwavspa.so
-PUBLIC_HEADERS := wavspa.h backends/backend.h $(wildcard core/*.h autograd/*.h ops/*.h nn/*.h models/*.h data/*.h train/*.h)
 INSTALL_TOOLS  := train gen-data inspect_checkpoint
 
 $(SHLIB): $(LIB_OBJ)

@@ -1,6 +1,6 @@
 // How an op records itself for backward:
 //
-//   Tensor out = ...forward...;
+//   Tensor out = mul(a.detach(), b.detach());   // the forward (in ops/: the backend's kernel)
 //   if (autograd::needs_grad({a, b})) {
 //     Tensor da = a.detach(), db = b.detach();
 //     autograd::record("MulBackward", {a, b}, out, {da, db}, [da, db](const Tensor& g) {

@@ -4,6 +4,12 @@
 //
 // Ops record nodes through autograd::record() (autograd/function.h); the engine
 // (autograd/engine.cpp) walks them in reverse topological order.
+//
+//   Tensor x = randn({3}).requires_grad_();
+//   Tensor y = sum(mul(x, x));
+//   std::shared_ptr<autograd::Node> n = autograd::gradient_edge(y).node;   // autograd/variable.h
+//   n->name();                                                             // "SumBackward"
+//   n->next[0].node->name();                                               // "MulBackward", its input's
 #pragma once
 
 #include <functional>

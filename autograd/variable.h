@@ -1,4 +1,8 @@
 // What autograd keeps per tensor. core's TensorImpl holds a pointer to it and nothing more.
+//
+//   Tensor w = randn({3}).requires_grad_();
+//   autograd::Edge e = autograd::gradient_edge(mul(w, 2.0));   // the MulBackward node, slot 0
+//   autograd::gradient_edge(w).node->name();                   // w is a leaf: its AccumulateGrad
 #pragma once
 
 #include <memory>

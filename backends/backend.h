@@ -2,6 +2,9 @@
 // allocates the outputs, and calls backend_for(device).<kernel>(...). Kernels never check
 // user input (ops did) and never allocate their outputs.
 //
+//   Tensor out = empty(x.shape(), x.dtype(), x.device());       // x checked, contiguous
+//   backend_for(x.device()).unary(UnaryOp::Exp, x, out, 0, 0);   // out = exp(x)
+//
 // Conventions, the same for every kernel:
 //  - outputs are passed as already-allocated tensors and written in full;
 //  - "strided" arguments may have any strides (0 for broadcast dims); all others must be

@@ -1,4 +1,8 @@
 // Where a tensor's bytes live.
+//
+//   Device d = Device::cpu();                   // or Device::cuda(1), the second GPU (CUDA=1)
+//   Tensor x = zeros({2, 3}, kFloat32, d);
+//   x.device().name();                          // "cpu" ("cuda:1")
 #pragma once
 
 #include <ostream>

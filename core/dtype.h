@@ -2,6 +2,12 @@
 // the CUDA mixed-precision type (stored and converted everywhere, computed on CUDA only);
 // bool holds masks (comparisons return it; where, masked_fill and the logical ops take it).
 //
+//   Tensor ids = zeros({4}, kInt64);
+//   Tensor m = gt(randn({3}), 0.0);             // kBool
+//   promote_types(kInt64, kFloat32);            // kFloat32
+//   dtype_size(kBFloat16);                      // 2 bytes
+//   Tensor d = ones({2}, kInt32).to(kFloat64);  // a converted copy
+//
 // Type promotion, for every binary elementwise op (add, sub, mul, div, pow, maximum, minimum,
 // where, the comparisons): the two dtypes meet at promote_types(a, b), which is the one a
 // value of either converts to without leaving its kind:

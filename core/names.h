@@ -1,6 +1,7 @@
 // The names of an enum's values in one table, looked up both ways.
 //
-//   const std::pair<WaveletMode, const char*> kModeNames[] = {{WaveletMode::Zero, "zero"}, ...};
+//   const std::pair<WaveletMode, const char*> kModeNames[] = {{WaveletMode::Zero, "zero"},
+//                                                             {WaveletMode::Symmetric, "symmetric"}};
 //   WaveletMode m = value_of_name(kModeNames, "symmetric", "wavelet mode");  // throws, listing the valid names
 //   const char* n = name_of_value(kModeNames, m);                            // "?" for a value not in the table
 #pragma once

@@ -4,7 +4,10 @@
 //
 //   wavspa::set_cpu_threads(4);                                        // OpenMP and OpenBLAS
 //   wavspa::set_matmul_precision(wavspa::MatmulPrecision::BFloat16);
-//   { wavspa::MatmulPrecisionGuard exact(wavspa::MatmulPrecision::Float32); ... }
+//   {
+//     wavspa::MatmulPrecisionGuard exact(wavspa::MatmulPrecision::Float32);
+//     Tensor y = matmul(randn({64, 64}), randn({64, 64}));           // float32 products here
+//   }
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,9 @@
 // Shapes and strides (both in elements), and the arithmetic on them that every layer needs.
+//
+//   Shape s = broadcast_shapes({4, 1, 3}, {5, 1}, "add");   // (4, 5, 3); "add" names it in errors
+//   shape_numel(s);                                          // 60
+//   contiguous_strides(s);                                   // {15, 3, 1}
+//   shape_str(s);                                            // "(4, 5, 3)"
 #pragma once
 
 #include <cstdint>

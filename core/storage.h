@@ -1,5 +1,11 @@
 // Storage: a block of bytes on one device, owned through an Allocator.
 // Several tensors (views) share one Storage; it is freed when the last one goes.
+//
+//   Tensor x = zeros({2, 3});
+//   Tensor row = x.select(0, 1);                        // a view
+//   row.storage() == x.storage();                       // true: the same bytes
+//   x.storage()->nbytes();                              // 24
+//   allocator_for(Device::cpu()).usage().allocated;     // bytes of the live CPU tensors
 #pragma once
 
 #include <atomic>

@@ -6,7 +6,7 @@
 //   using namespace wavspa;
 //   Generator gen(3);
 //   data::LegoExample ex = data::generate_lego(gen, {.chain_length = 4});
-//   // ex.source: "c = -b ; a = +1 ; d = +c ; b = -a"   ex.values: {+1, +1, +1, -1}
+//   // ex.source: "u = +j ; j = -q ; y = -1 ; q = -y"   ex.values: {-1, -1, -1, +1}
 //   data::solve_lego(ex.source);                        // the same values, recomputed
 //
 // The chain: v0 = s0 1, v1 = s1 v0, ..., each s a random sign, the variable names distinct

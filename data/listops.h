@@ -8,10 +8,10 @@
 //   int label = data::evaluate_listops(e);                  // 0..9
 //   data::evaluate_listops("[MAX 2 9 [MIN 4 7 ] 0 ]");       // 9
 //
-//   auto [train, val, test] = data::generate_listops_dataset(/*seed=*/0, 96000, 2000, 2000, {});
+//   auto [train, val, test] = data::generate_listops_dataset(/*seed=*/0, 960, 20, 20, {});  // LRA: 96000, 2000, 2000
 //   data::write_listops_tsv("out/basic_train.tsv", train);  // "Source\tTarget" header
 //   data::ListOpsSplit back = data::read_listops_tsv("out/basic_train.tsv");
-//   Tensor ids = data::encode_batch(back.sources, 2000);    // int64 (B, 2000), 0 = padding
+//   Tensor ids = data::encode_batch(back.sources, 2000);    // int64 (960, 2000), 0 = padding
 //
 // The grammar: an expression is a digit 0-9, or an operator token ("[MIN", "[MAX", "[MED",
 // "[SM") followed by its arguments and a closing "]". MED is numpy's median truncated by int()

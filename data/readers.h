@@ -1,7 +1,7 @@
 // Readers for the Long Range Arena data a user brings: byte-level text classification (IMDB,
 // LRA "text"), document-pair retrieval (ACL Anthology Network, LRA "retrieval"), CIFAR-10
 // binary batches (LRA "image") and MNIST / Fashion-MNIST idx files. Each returns a
-// TokenDataset (data/dataset.h) that has passed validate().
+// TokenDataset (data/dataset.h) that has passed validate(). (not run: reads the user's files)
 //
 //   using namespace wavspa;
 //   data::TokenDataset imdb = data::read_text_classification("imdb_train.csv", 4000);

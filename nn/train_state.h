@@ -2,7 +2,7 @@
 // continues exactly as if it had never stopped.
 //
 //   nn::save_training_state("runs/x/latest.safetensors", model, opt, config_json);
-//   ...
+//   // ... more training steps ...
 //   nn::TrainingState s = nn::load_training_state("runs/x/latest.safetensors", model, opt);
 //   // model weights, optimizer moments and step, the lr factor and the default RNG stream
 //   // are back; s.config_json is the run's config.

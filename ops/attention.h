@@ -7,7 +7,7 @@
 //   o.key_mask = mask;                                   // (B, nk): 0 marks padding
 //   o.causal = true;
 //   Tensor z = attention(q, k, v, o);                    // (B, H, nq, d)
-//   Tensor y = attention_qkv(qkv, heads, o);             // qkv (B, N, 3 H d) -> (B, N, H d)
+//   Tensor h = attention_qkv(qkv, heads, o);             // qkv (B, N, 3 H d) -> (B, N, H d)
 //
 // nn::scaled_dot_product_attention (nn/attention.h) is the materialised composite, for masks
 // of any other form.

@@ -1,4 +1,5 @@
 // Helpers shared by the op implementations (not part of the public API).
+// (no example: internal to ops/*.cpp; ops/elementwise.cpp shows them in use)
 #pragma once
 
 #include <utility>

@@ -1,7 +1,8 @@
 // CUDA graphs: the device work of a piece of code recorded once and launched again as one
 // unit, without the host work and the kernel launches of running its ops one by one.
+// (not run: needs a CUDA device)
 //
-//   Tensor x = Tensor::zeros({B, D}, kFloat32, Device::cuda());   // the inputs' home
+//   Tensor x = zeros({B, D}, kFloat32, Device::cuda());   // the inputs' home
 //   Tensor y;
 //   Graph g;
 //   g.capture([&] { y = relu(linear(x, w, b)); });   // records; nothing runs yet

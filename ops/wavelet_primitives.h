@@ -1,6 +1,7 @@
 // The differentiable primitives that every wavelet transform in ops/wavelet*.cpp is composed
 // of, and the boundary maps they run on. Internal to ops/ (users include ops/wavelet.h).
 //
+//   using namespace wavspa::wavelet_detail;                          // internal names
 //   AxisView v = axis_view("dwt", x, axis);                          // x as (A, N, C)
 //   auto map = extension_map(WaveletMode::Symmetric, v.N, F - 1, v.N + 2 * F - 2);
 //   std::vector<Tensor> bands = analysis(to_3d(x, v), map, w, 1, L); // nf of (A, L, C)

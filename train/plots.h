@@ -18,12 +18,14 @@ struct Series {
   std::vector<double> x, y;
   bool markers = false;  // dots at the points (sparse series such as validation passes)
   bool dashed = false;
-  std::string color;     // "" = the next colour of the palette
+  std::string color = {};  // "" = the next colour of the palette
 };
 
 struct Chart {
   std::string title, xlabel, ylabel;
-  std::vector<Series> series;
+  // `= {}` here and on Series::color: an initializer that stops before the last members,
+  // {"loss", "step", "cross-entropy"}, then leaves them empty without a -Wextra warning.
+  std::vector<Series> series = {};
 };
 
 // Written atomically. Non-finite points are left out; an empty chart draws its frame only.

@@ -9,7 +9,7 @@
 //   folder.check(resume);                         // again, now that no other run can change it
 //   train::RunState st = train::start_run(s, folder, resume);
 //   train::TrainBatches batches(s, st.step);      // the next batch of an interrupted epoch first
-//   ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
+//   // ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
 //   train::save_latest(s, folder, st);            // resumable from here
 #pragma once
 

@@ -1,7 +1,7 @@
 // One training run, end to end: data, model, optimiser, the loop with periodic validation,
 // checkpoints, metrics, plots, and a summary. tools/train is a command line over this.
 //
-//   train::RunConfig c = ...;                               // see train/config.h
+//   train::RunConfig c = train::RunConfig::from_file("run.json");   // see train/config.h
 //   train::RunResult r = train::run_training(c, "runs/lo", /*resume=*/false);
 //   r.status;                    // finished | early_stopped | interrupted | diverged
 //   r.summary_json;              // one line: accuracies, wall time, tokens/s, paths
