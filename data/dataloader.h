@@ -62,8 +62,8 @@ class Dataset {
 // One input row and its target (torch::data::Example<>). As a batch (stack_examples), the
 // rows stacked along a new first dimension.
 struct TensorExample {
-  Tensor input;
-  Tensor target;  // may be undefined: a dataset without targets
+  Tensor input = {};
+  Tensor target = {};  // may be undefined: a dataset without targets
 };
 
 // The rows (first dimension) of an input tensor and a target tensor with as many rows

@@ -56,10 +56,10 @@ struct LoaderOptions {
 // One example of a TokenDataset, copied out of it: what a Dataset<TokenExample> hands out.
 struct TokenExample {
   int64_t index = 0;                  // in the TokenDataset
-  std::vector<int32_t> inputs;        // at most seq_len ids
-  std::vector<int32_t> inputs2;       // retrieval only
-  int32_t label = 0;                  // sequence classification
-  std::vector<int32_t> token_labels;  // LEGO only
+  std::vector<int32_t> inputs = {};        // at most seq_len ids
+  std::vector<int32_t> inputs2 = {};       // retrieval only
+  int32_t label = 0;                       // sequence classification
+  std::vector<int32_t> token_labels = {};  // LEGO only
 };
 
 // A TokenDataset as a Dataset of TokenExamples (its name is the dataset's).

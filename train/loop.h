@@ -80,7 +80,7 @@ struct StepInfo {
   int64_t step = 0;   // the trainer's steps so far, this one included
   int64_t epoch = 0;  // of the batch (fit only; 0 for a step() of your own)
   double lr = 0;      // the lr the step used
-  Tensor loss;        // 0-d float64, detached, on the loss's device: item() waits for the device
+  Tensor loss = {};   // 0-d float64, detached, on the loss's device: item() waits for the device
 };
 
 // What on_log receives every log_every steps.
@@ -99,15 +99,15 @@ struct TrainerOptions {
   int64_t steps = 0;
   int64_t epochs = 1;
   double clip_grad_norm = 0;             // > 0: clip the gradients' global L2 norm to this
-  std::optional<nn::Schedule> schedule;  // the lr of each step; unset: the optimizer's lr stays
+  std::optional<nn::Schedule> schedule = std::nullopt;  // the lr of each step; unset: the optimizer's lr stays
   int64_t log_every = 0;                 // on_log every N steps and at fit's last; 0: never
   int64_t eval_every = 0;                // on_eval every N steps and at fit's last; 0: never
   bool stop_on_signal = false;           // a SIGINT or SIGTERM (install_signal_handlers) stops fit
-  std::function<void(const StepInfo&)> on_step;
-  std::function<void(const LogInfo&)> on_log;
+  std::function<void(const StepInfo&)> on_step = {};
+  std::function<void(const LogInfo&)> on_log = {};
   // Evaluate here (model.eval() and NoGradGuard are yours to use; fit puts the model back in
   // training mode afterwards). Call request_stop() to end fit, e.g. on a validation plateau.
-  std::function<void(int64_t step)> on_eval;
+  std::function<void(int64_t step)> on_eval = {};
 };
 
 struct FitResult {
