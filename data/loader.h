@@ -8,13 +8,13 @@
 //   split.targets = {9, 4, 3};
 //   auto train = std::make_shared<const data::TokenDataset>(data::listops_tokens(split, 16, "listops/train"));
 //   data::BatchLoader loader(train, {.batch_size = 2, .shuffle = true, .seed = 7});
+//   int64_t seen = 0;
 //   for (int64_t epoch = 0; epoch < 10; ++epoch) {
 //     loader.start_epoch(epoch);
-//     while (auto batch = loader.next()) {
-//       batch->inputs;   // int64 (B, seq_len): B = 2, then 1
-//       batch->labels;   // int64 (B)
-//     }
+//     while (auto batch = loader.next())   // inputs int64 (B, seq_len), labels int64 (B): B = 2, then 1
+//       seen += batch->labels.shape()[0];
 //   }
+//   // seen == 30
 //
 // The order of an epoch is a pure function of (seed, epoch): a run resumed at epoch e, batch k
 // (start_epoch(e, k)) sees exactly the batches an uninterrupted run would have seen. Every
