@@ -65,11 +65,11 @@ struct StepResult {
   Tensor scored;   // float64, an exact count
 };
 
-// Forward, cross-entropy, backward and clipping (train/loop.h's backward_step), for a batch
-// whose tensors are on the model's device or the host. `stopped` is the run's flag (0-d float32
-// on the device, sticky, updated in place): it turns 1 at the first loss that is not finite,
-// and from then on the optimiser changes nothing (update() below), so the model stays as the last good step left it until
-// the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
+// Forward and cross-entropy, then backward and clipping (train/loop.h's backward_step), for a
+// batch whose tensors are on the model's device or the host. `stopped` is the run's flag (0-d
+// float32 on the device, sticky, updated in place): it turns 1 at the first loss that is not
+// finite, and from then on the optimiser changes nothing (update() below), so the model stays
+// as the last good step left it until the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
 // waits for the device, so CapturedStep can record it. A `dump_graph` path receives the loss's
 // autograd graph (Graphviz DOT) before backward frees it.
 StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, const Tensor& stopped,
@@ -91,8 +91,9 @@ StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, con
   return r;
 }
 
-// One optimiser update at the schedule's learning rate (train/loop.h's optimizer_update) (Adam and AdamW decide on the device
-// whether `stopped` holds it back; another optimiser reads the flag).
+// One optimiser update at the schedule's learning rate (train/loop.h's optimizer_update; Adam
+// and AdamW decide on the device whether `stopped` holds it back, another optimiser reads the
+// flag).
 void update(Setup& s, const nn::Schedule& schedule, const Tensor& stopped) {
   optimizer_update(*s.optimizer, &schedule, stopped);
 }
@@ -194,7 +195,7 @@ class RunLoop {
         nan_at_(env_step("WAVSPA_TRAIN_NAN_AT_STEP")), interrupt_at_(env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP")),
         positions_per_row_(s.data.train->seq_len * (s.data.train->is_pair() ? 2 : 1)),
         first_step_(st.step), positions_at_start_(st.positions),
-        stopped_(zeros({}, kFloat32, s.device)) {
+        stopped_(make_stop_flag(s.device)) {
     // The signal flag is not reset here: a Ctrl-C while the data loaded must still stop the run.
     if (s.config.cuda_graphs) captured_ = std::make_unique<CapturedStep>(s);
     // The clocks measure training, not the loading and checkpointing before it.
