@@ -1,8 +1,9 @@
 // train::Trainer with a model and data in memory: it learns a linear map, calls its callbacks
 // on the documented steps, stops on request (and a second fit continues batch for batch),
-// sets the schedule's lr before each step, stops on a loss that is not finite, and refuses
-// bad options.
+// sets the schedule's lr before each step, clips gradients, stops on a loss that is not
+// finite and on a signal (stop_on_signal), and refuses bad options.
 #include <cmath>
+#include <csignal>
 #include <limits>
 #include <memory>
 
@@ -215,4 +216,49 @@ TEST_CASE("trainer: bad options and losses are clear errors") {
   check_error([&] { per_row.fit(loader); }, {"Trainer", "one number", "[4, 1]"});
   T detached(model, opt, [](nn::Linear& m, const Rows& b) { return mse(m, b).detach(); });
   check_error([&] { detached.fit(loader); }, {"Trainer", "does not require grad"});
+}
+
+TEST_CASE("trainer: step() on a batch of your own, and clip_grad_norm bounds the update") {
+  manual_seed(0);
+  auto rows = linear_rows(16);
+  const Rows batch = data::stack_examples({rows->get(0), rows->get(1), rows->get(2), rows->get(3)});
+  nn::Linear model(2, 1);
+  nn::SGD opt(model.parameters(), {.lr = 1.0});
+  train::Trainer<Rows, nn::Linear> trainer(model, opt, mse, {.clip_grad_norm = 0.01});
+  const std::vector<float> w0 = model.weight.to_vector<float>();
+  const double b0 = model.bias.item();
+  const Tensor loss = trainer.step(batch);
+  CHECK(loss.dim() == 0);
+  CHECK(loss.dtype() == kFloat64);
+  CHECK_FALSE(loss.requires_grad());
+  CHECK(loss.item() > 0.01);  // an untrained layer, whose gradient's norm is well above 0.01
+  CHECK(trainer.steps() == 1);
+  CHECK(opt.step_count() == 1);
+  // SGD with lr 1 moves the parameters by exactly the clipped gradient: norm 0.01
+  const std::vector<float> w1 = model.weight.to_vector<float>();
+  const double b1 = model.bias.item();
+  const double moved = std::sqrt(std::pow(w1[0] - w0[0], 2) + std::pow(w1[1] - w0[1], 2) + std::pow(b1 - b0, 2));
+  CHECK(moved == doctest::Approx(0.01).epsilon(1e-3));
+}
+
+TEST_CASE("trainer: with stop_on_signal, a SIGINT ends fit after the step") {
+  manual_seed(0);
+  auto rows = linear_rows(32);
+  RowLoader loader(rows, data::stack_examples, {.batch_size = 4});
+  nn::Linear model(2, 1);
+  nn::SGD opt(model.parameters(), {.lr = 0.05});
+  train::install_signal_handlers();
+  train::Trainer<Rows, nn::Linear> trainer(model, opt, mse, {.steps = 20, .stop_on_signal = true, .on_step = [](const train::StepInfo& s) {
+                                                               if (s.step == 4) std::raise(SIGINT);
+                                                             }});
+  const train::FitResult r = trainer.fit(loader);
+  CHECK(train::stop_signal_received());
+  // back to the defaults, so that a Ctrl-C ends the test program as usual
+  train::install_signal_handlers();
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  CHECK(r.stopped_early);
+  CHECK(r.steps == 4);
+  // with the flag cleared, a second fit runs to its target
+  CHECK(trainer.fit(loader).steps == 20);
 }
