@@ -3,18 +3,15 @@
 // DataLoader (data/dataloader.h): the TokenDataset viewed as a Dataset of TokenExamples,
 // batched by collate_tokens.
 //
-//   data::ListOpsSplit split;
-//   split.sources = {"[MAX 2 9 ]", "[MIN 4 7 ]", "[MAX 1 [MIN 3 5 ] ]"};
-//   split.targets = {9, 4, 3};
-//   auto train = std::make_shared<const data::TokenDataset>(data::listops_tokens(split, 16, "listops/train"));
-//   data::BatchLoader loader(train, {.batch_size = 2, .shuffle = true, .seed = 7});
-//   int64_t seen = 0;
+//   auto train = std::make_shared<const data::TokenDataset>(data::listops_tokens(split, 2000, "listops/train"));
+//   data::BatchLoader loader(train, {.batch_size = 32, .shuffle = true, .seed = 7});
 //   for (int64_t epoch = 0; epoch < 10; ++epoch) {
 //     loader.start_epoch(epoch);
-//     while (auto batch = loader.next())   // inputs int64 (B, seq_len), labels int64 (B): B = 2, then 1
-//       seen += batch->labels.shape()[0];
+//     while (auto batch = loader.next()) {
+//       Tensor logits = model.forward(batch->inputs);         // int64 (B, seq_len)
+//       Tensor loss = cross_entropy(logits, batch->labels);   // int64 (B)
+//     }
 //   }
-//   // seen == 30
 //
 // The order of an epoch is a pure function of (seed, epoch): a run resumed at epoch e, batch k
 // (start_epoch(e, k)) sees exactly the batches an uninterrupted run would have seen. Every
