@@ -285,12 +285,12 @@ soak: deps
 	BUILD=$(BUILD) bash bench/soak.sh --steps $(SOAK_STEPS)
 
 # The tests that run threads under ThreadSanitizer, in build-tsan/ (clang-14): the batch
-# loader's background thread, the trainer (loader, signals, OpenMP kernels), and the kernels
-# whose loops are OpenMP-parallel. libomp's Archer tool (OMP_TOOL_LIBRARIES) tells TSan
+# loaders' worker threads (BatchLoader, DataLoader), the trainers (loader, signals, OpenMP
+# kernels), and the kernels whose loops are OpenMP-parallel. libomp's Archer tool (OMP_TOOL_LIBRARIES) tells TSan
 # about OpenMP's barriers and tasks; OpenBLAS (its own libgomp threads, not instrumented)
 # runs single-threaded there. A report fails the run (halt_on_error). TSAN_TESTS overrides
 # the subset.
-TSAN_TESTS ?= loader: *,NoGradGuard*,train: a 20-step run*,train: a SIGINT while*,train: a run interrupted*,attention: float32 agrees*,fft: float32*,matmul equals*,reductions match*,float32 vectorised*,wavelet: float32*,op table: every sample*
+TSAN_TESTS ?= loader: *,dataloader: *,trainer: *,NoGradGuard*,train: a 20-step run*,train: a SIGINT while*,train: a run interrupted*,attention: float32 agrees*,fft: float32*,matmul equals*,reductions match*,float32 vectorised*,wavelet: float32*,op table: every sample*
 ARCHER := /usr/lib/llvm-14/lib/libarcher.so
 tsan: DEBIAN_PACKAGES += clang-14 libclang-rt-14-dev libomp-14-dev
 tsan: deps

@@ -46,6 +46,7 @@
 #include "models/classifier.h"
 #include "models/config.h"
 #include "models/factory.h"
+#include "data/dataloader.h"
 #include "data/dataset.h"
 #include "data/lego.h"
 #include "data/listops.h"
@@ -55,4 +56,5 @@
 #include "data/readers.h"
 #include "train/config.h"
 #include "train/evaluation.h"
+#include "train/loop.h"
 #include "train/trainer.h"

@@ -1,5 +1,7 @@
 // Fixed-shape batches from a TokenDataset, shuffled per epoch from a seed and prepared on a
-// background thread so that a training step never waits for data.
+// background thread so that a training step never waits for data. BatchLoader is one
+// DataLoader (data/dataloader.h): the TokenDataset viewed as a Dataset of TokenExamples,
+// batched by collate_tokens.
 //
 //   auto train = std::make_shared<const data::TokenDataset>(data::listops_tokens(split, 2000, "listops/train"));
 //   data::BatchLoader loader(train, {.batch_size = 32, .shuffle = true, .seed = 7});
@@ -17,17 +19,13 @@
 // drop_last. Sequences are padded with 0 (and token labels with kIgnoreLabel) to seq_len.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <thread>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/dataloader.h"
 #include "data/dataset.h"
 
 namespace wavspa::data {
@@ -41,6 +39,9 @@ struct Batch {
   int64_t size() const { return (int64_t)indices.size(); }
 };
 
+// BatchLoader's options. prefetch > 0 is one worker thread that prepares up to that many
+// batches ahead (DataLoaderOptions{.workers = 1, .prefetch = prefetch}); 0 prepares each
+// batch in next(), on the caller's thread.
 struct LoaderOptions {
   int64_t batch_size = 32;
   bool shuffle = true;     // a fresh permutation every epoch; false: dataset order
@@ -49,52 +50,45 @@ struct LoaderOptions {
   int64_t prefetch = 2;    // batches prepared ahead on a background thread; 0: on the caller's
 };
 
-// Builds the batch of the given examples (padding every row to d.seq_len).
-Batch make_batch(const TokenDataset& d, const std::vector<int64_t>& indices);
+// One example of a TokenDataset, copied out of it: what a Dataset<TokenExample> hands out.
+struct TokenExample {
+  int64_t index = 0;                  // in the TokenDataset
+  std::vector<int32_t> inputs = {};        // at most seq_len ids
+  std::vector<int32_t> inputs2 = {};       // retrieval only
+  int32_t label = 0;                       // sequence classification
+  std::vector<int32_t> token_labels = {};  // LEGO only
+};
 
-// The example order of one epoch: a Fisher-Yates permutation drawn from Philox keyed by the
-// seed, on the epoch's own subsequence (identity when shuffle is false).
-std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch, bool shuffle);
-
-class BatchLoader {
+// A TokenDataset as a Dataset of TokenExamples (its name is the dataset's).
+class TokenExamples : public Dataset<TokenExample> {
  public:
-  BatchLoader(std::shared_ptr<const TokenDataset> dataset, const LoaderOptions& options);
-  ~BatchLoader();
-  BatchLoader(const BatchLoader&) = delete;
-  BatchLoader& operator=(const BatchLoader&) = delete;
-
-  int64_t batches_per_epoch() const;
-  const TokenDataset& dataset() const { return *dataset_; }
-  const LoaderOptions& options() const { return options_; }
-
-  // Begins epoch `epoch` at batch `first_batch` (a resumed run skips what it had seen),
-  // abandoning whatever the previous epoch had not delivered.
-  void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The next batch of the current epoch, or nullopt when the epoch is over. An error raised
-  // while preparing a batch on the background thread is rethrown here.
-  std::optional<Batch> next();
-  // Batches already prepared and waiting (background mode); lets a caller see the prefetch.
-  int64_t prepared();
+  explicit TokenExamples(std::shared_ptr<const TokenDataset> tokens);
+  int64_t size() const override { return tokens_->size(); }
+  TokenExample get(int64_t index) const override;
+  std::string name() const override { return tokens_->name; }
+  const TokenDataset& tokens() const { return *tokens_; }
 
  private:
-  void stop_worker();
-  void work(std::vector<int64_t> order, int64_t first_batch);
-  std::vector<int64_t> batch_indices(const std::vector<int64_t>& order, int64_t b) const;
+  std::shared_ptr<const TokenDataset> tokens_;
+};
 
-  std::shared_ptr<const TokenDataset> dataset_;
+// The batch of `examples`, in their order, laid out as `layout` says (its seq_len, and
+// whether it has second documents or token labels): every row padded to layout.seq_len.
+Batch collate_tokens(const TokenDataset& layout, const std::vector<TokenExample>& examples);
+
+// Builds the batch of the given examples of `d` (collate_tokens of d's examples).
+Batch make_batch(const TokenDataset& d, const std::vector<int64_t>& indices);
+
+class BatchLoader : public DataLoader<TokenExample, Batch> {
+ public:
+  BatchLoader(std::shared_ptr<const TokenDataset> dataset, const LoaderOptions& options);
+
+  const TokenDataset& dataset() const { return *tokens_; }
+  const LoaderOptions& options() const { return options_; }
+
+ private:
+  std::shared_ptr<const TokenDataset> tokens_;
   LoaderOptions options_;
-  // Synchronous mode (prefetch == 0) walks the order itself.
-  std::vector<int64_t> order_;
-  int64_t next_batch_ = 0;
-  bool started_ = false;
-  // Background mode: a worker fills a bounded queue; stop_ asks it to quit.
-  std::thread worker_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Batch> queue_;
-  bool worker_done_ = true;
-  bool stop_ = false;
-  std::exception_ptr error_;
 };
 
 }  // namespace wavspa::data

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -27,6 +26,7 @@
 #include "ops/nn.h"
 #include "train/evaluation.h"
 #include "train/logging.h"
+#include "train/loop.h"
 #include "train/run_state.h"
 
 namespace wavspa::train {
@@ -35,15 +35,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// ---- signals ------------------------------------------------------------------------------
-
-std::atomic<int> g_stop_signal{0};
-static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
-
-extern "C" void on_signal(int sig) {
-  if (g_stop_signal.exchange(sig) != 0) std::_Exit(128 + sig);  // a second signal: leave now
-}
 
 // ---- test hooks ---------------------------------------------------------------------------
 // WAVSPA_TRAIN_NAN_AT_STEP=k makes the loss of step k NaN; WAVSPA_TRAIN_INTERRUPT_AT_STEP=k
@@ -74,11 +65,11 @@ struct StepResult {
   Tensor scored;   // float64, an exact count
 };
 
-// Forward, cross-entropy, backward and clipping, for a batch whose tensors are on the model's
-// device or the host. `stopped` is the run's flag (0-d float32 on the device, sticky, updated
-// in place): it turns 1 at the first loss that is not finite, and from then on the optimiser
-// changes nothing (update() below), so the model stays as the last good step left it until
-// the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
+// Forward and cross-entropy, then backward and clipping (train/loop.h's backward_step), for a
+// batch whose tensors are on the model's device or the host. `stopped` is the run's flag (0-d
+// float32 on the device, sticky, updated in place): it turns 1 at the first loss that is not
+// finite, and from then on the optimiser changes nothing (update() below), so the model stays
+// as the last good step left it until the loop reads the flag and stops. `poison` makes the loss NaN (the test hook). Nothing here
 // waits for the device, so CapturedStep can record it. A `dump_graph` path receives the loss's
 // autograd graph (Graphviz DOT) before backward frees it.
 StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, const Tensor& stopped,
@@ -93,28 +84,18 @@ StepResult forward_backward(Setup& s, const data::Batch& batch, bool poison, con
     if (poison) loss = add(loss, std::numeric_limits<double>::quiet_NaN());
   }
   if (!dump_graph.empty()) autograd::write_dot(loss, dump_graph, s.model.module().named_parameters());
-  s.optimizer->zero_grad();
-  loss.backward();
-  {
-    NoGradGuard no_grad;
-    // inf * 0 and NaN * 0 are NaN, so this is 1 exactly where the loss is not finite.
-    const Tensor bad = ne(mul(loss.detach(), 0.0), scalar_tensor(0.0, loss.dtype(), loss.device())).to(kFloat32);
-    Tensor(stopped).copy_(maximum(stopped, bad));
-  }
-  if (s.config.clip_grad_norm > 0) nn::clip_grad_norm_(s.model.module().parameters(), s.config.clip_grad_norm);
+  backward_step(loss, *s.optimizer, s.model.module().parameters(), s.config.clip_grad_norm, stopped);
   StepResult r;
   r.loss = loss.detach().to(kFloat64);
   std::tie(r.correct, r.scored) = count_correct_on_device(logits, labels);
   return r;
 }
 
-// One optimiser update at the schedule's learning rate (Adam and AdamW decide on the device
-// whether `stopped` holds it back; another optimiser reads the flag).
+// One optimiser update at the schedule's learning rate (train/loop.h's optimizer_update; Adam
+// and AdamW decide on the device whether `stopped` holds it back, another optimiser reads the
+// flag).
 void update(Setup& s, const nn::Schedule& schedule, const Tensor& stopped) {
-  ProfileScope range("optimizer_step", ProfileKind::Range);
-  nn::Optimizer& opt = *s.optimizer;
-  opt.set_lr(schedule(opt.step_count()));
-  opt.step(stopped);
+  optimizer_update(*s.optimizer, &schedule, stopped);
 }
 
 // --cuda-graphs: forward_backward recorded once as a CUDA graph (ops/graph.h) and replayed for
@@ -206,16 +187,16 @@ struct DeviceWindow {
 
 // The steps of one process of a run, with its logging, periodic validation and checkpoints,
 // until the run is done or stops (early, on a signal, or on a loss that is not finite).
-class Trainer {
+class RunLoop {
  public:
-  Trainer(Setup& s, const RunFolder& folder, RunState& st, TrainBatches& batches, const nn::Schedule& schedule,
+  RunLoop(Setup& s, const RunFolder& folder, RunState& st, TrainBatches& batches, const nn::Schedule& schedule,
           const RunExtras& extras)
       : s_(s), folder_(folder), st_(st), batches_(batches), schedule_(schedule), dump_graph_(extras.dump_graph),
         nan_at_(env_step("WAVSPA_TRAIN_NAN_AT_STEP")), interrupt_at_(env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP")),
         positions_per_row_(s.data.train->seq_len * (s.data.train->is_pair() ? 2 : 1)),
         first_step_(st.step), positions_at_start_(st.positions),
-        stopped_(zeros({}, kFloat32, s.device)) {
-    // g_stop_signal is not reset here: a Ctrl-C while the data loaded must still stop the run.
+        stopped_(make_stop_flag(s.device)) {
+    // The signal flag is not reset here: a Ctrl-C while the data loaded must still stop the run.
     if (s.config.cuda_graphs) captured_ = std::make_unique<CapturedStep>(s);
     // The clocks measure training, not the loading and checkpointing before it.
     st_.started = window_start_ = Clock::now();
@@ -224,7 +205,7 @@ class Trainer {
 
   RunStatus run() {
     const RunConfig& c = s_.config;
-    if (g_stop_signal.load() != 0) return interrupted();  // a signal before the first step
+    if (stop_signal_received()) return interrupted();  // a signal before the first step
     while (st_.step < c.steps) {
       const data::Batch batch = batches_.next();
       const bool poison = st_.step + 1 == nan_at_;
@@ -243,7 +224,7 @@ class Trainer {
       const double positions = (double)(batch.size() * positions_per_row_);
       pending_.add(r, stopped_, positions);
       if (st_.step == interrupt_at_) std::raise(SIGINT);
-      const bool stop_now = g_stop_signal.load() != 0;
+      const bool stop_now = stop_signal_received();
       const bool eval_now = st_.step % c.eval_every == 0 || st_.step == c.steps;
       // The one wait for the device per interval: at a training row, before a validation
       // pass (its checkpoint holds the window) and before stopping.
@@ -380,15 +361,6 @@ const char* status_name(RunStatus s) {
   return "?";
 }
 
-void install_signal_handlers() {
-  g_stop_signal.store(0);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
 RunResult run_training(RunConfig config, const std::string& dir, bool resume, const RunExtras& extras) {
   config.validate();
   RunFolder folder(dir);
@@ -402,7 +374,7 @@ RunResult run_training(RunConfig config, const std::string& dir, bool resume, co
   print_start(s, st, resume);
   // Test hook: WAVSPA_TRAIN_INTERRUPT_AT_STEP=0 is a SIGINT while the data and model load.
   if (env_step("WAVSPA_TRAIN_INTERRUPT_AT_STEP") == 0) std::raise(SIGINT);
-  const RunStatus status = Trainer(s, folder, st, batches, schedule, extras).run();
+  const RunStatus status = RunLoop(s, folder, st, batches, schedule, extras).run();
   batches.stop();
   return finish_run(s, folder, st, status, batches.batches_per_epoch());
 }

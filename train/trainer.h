@@ -20,8 +20,9 @@
 // from latest.safetensors and, on the CPU, produces the same losses as a run that never stopped.
 //
 // The parts: train/run_state.h starts or resumes a run (and sets up --eval-only the same way),
-// train/logging.h reports it, train/evaluation.h validates, checkpoints and sums it up, and
-// trainer.cpp holds the loop.
+// train/logging.h reports it, train/evaluation.h validates, checkpoints and sums it up,
+// train/loop.h holds the step it shares with train::Trainer (and the signal handling), and
+// trainer.cpp holds the run's loop.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@
 
 #include "core/storage.h"
 #include "train/config.h"
+#include "train/loop.h"  // install_signal_handlers: call it before run_training
 
 namespace wavspa::train {
 
@@ -65,11 +67,5 @@ RunResult run_training(RunConfig config, const std::string& out_dir, bool resume
 // Evaluates a checkpoint written by run_training on the validation and test splits. The
 // model comes from the checkpoint's own config; `data` (non-empty) replaces its data folder.
 std::string evaluate_checkpoint(const std::string& checkpoint, const std::string& data, int64_t threads);
-
-// SIGINT and SIGTERM ask the running loop to stop: it finishes the current step, saves
-// latest.safetensors and returns kInterrupted; a signal that comes while the data and model
-// load stops the run before its first step the same way. A second signal ends the process at
-// once. Call it before run_training (it clears an earlier signal).
-void install_signal_handlers();
 
 }  // namespace wavspa::train

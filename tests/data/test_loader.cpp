@@ -145,7 +145,7 @@ TEST_CASE("loader: a resumed epoch continues exactly where the interrupted one w
     auto tail = drain(resumed);
     CHECK(tail == std::vector<std::vector<int64_t>>(all.begin() + k, all.end()));
   }
-  check_error([&] { full.start_epoch(0, 8); }, {"first_batch", "[0, 7]", "8"});
+  check_error([&] { full.start_epoch(0, 8); }, {"skip_batches", "[0, 7]", "8"});
 }
 
 TEST_CASE("loader: bad options and datasets are clear errors") {
