@@ -144,9 +144,16 @@ std::filesystem::create_directories("out");""",
 std::filesystem::create_directories("out");""",
     "models/factory.h": """
 example_copy_from_source("configs");""",
+    # Two 28x28 images in idx files of its own (gzopen reads them unpacked too), so the
+    # example runs where the Fashion-MNIST package is not installed (the GPU machine).
     "data/dataset.h": """
-std::string images = data::fashion_mnist_dir() + "/t10k-images-idx3-ubyte.gz";
-std::string labels = data::fashion_mnist_dir() + "/t10k-labels-idx1-ubyte.gz";
+auto write_idx = [](const std::string& path, std::vector<unsigned char> head, size_t bytes) {
+  head.resize(head.size() + bytes, 7);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(head.data()), (std::streamsize)head.size());
+};
+std::string images = "images.idx", labels = "labels.idx";
+write_idx(images, {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28}, 2 * 28 * 28);
+write_idx(labels, {0, 0, 8, 1, 0, 0, 0, 2}, 2);
 size_t i = 0;""",
     "data/loader.h": """
 Generator gen(1);
@@ -273,6 +280,7 @@ def generate(out_path, headers):
     emit('#include "tests/header_examples.h"')
     emit()
     emit("#include <filesystem>")
+    emit("#include <fstream>")
     emit("#include <iostream>")
     emit()
     emit("// Examples show values they do not go on to use.")

@@ -328,8 +328,11 @@ TEST_CASE("cuda core: clamp, where, masked_fill and comparisons" * gpu_only()) {
     check_parity([](const In& in) { return neg(in[0]); }, {random_of(dt, {3, 7})}, label(dt, "neg"));
     check_parity([](const In& in) { return where(in[2], in[0], in[1]); },
                  {random_of(dt, {3, 4}), random_of(dt, {4}), randint(0, 2, {3, 1}, kInt32)}, label(dt, "where"));
-    check_error([dt] { div(ones({2}, dt, Device::cuda()), ones({2}, dt, Device::cuda())); },
-                {"not defined for", dtype_name(dt)});
+    // Integer division divides truly, in float32 (torch.div's default), as on the CPU.
+    const Tensor q = div(from_vector(std::vector<int64_t>{7, -7, 1}).to(dt).to(Device::cuda()),
+                         from_vector(std::vector<int64_t>{2, 2, 3}).to(dt).to(Device::cuda()));
+    CHECK(q.dtype() == kFloat32);
+    CHECK(q.to(Device::cpu()).to_vector<float>() == std::vector<float>{3.5f, -3.5f, 1.0f / 3.0f});
   }
 }
 
