@@ -142,7 +142,8 @@ TEST_CASE("dump_dot: a training step's graph has one node per backward node that
     ++with_grad;
     bool named = false;
     for (int leaf : dot.leaves) named = named || dot.labels.at(leaf).rfind(name + "\\n", 0) == 0;
-    CHECK_MESSAGE(named, name);
+    const std::string& what = name;  // clang-14 (make tsan) captures no structured binding
+    CHECK_MESSAGE(named, what);
   }
   CHECK(with_grad == (int64_t)dot.leaves.size());
   // Each node, counted by name, is a node that ran.
@@ -153,7 +154,7 @@ TEST_CASE("dump_dot: a training step's graph has one node per backward node that
 
   // Every label has a shape; edges go from inputs to outputs: leaves have no incoming edge,
   // the loss's node no outgoing one, and every node reaches the loss.
-  for (const auto& [id, label] : dot.labels) CHECK_MESSAGE(has_shape_line(label), label);
+  for (const auto& entry : dot.labels) CHECK_MESSAGE(has_shape_line(entry.second), entry.second);
   const int root = 0;  // numbered from the root (the loss is a mean: a DivBackward)
   REQUIRE(dot.labels.count(root) == 1);
   CHECK(dot.leaves.count(root) == 0);
@@ -175,6 +176,7 @@ TEST_CASE("dump_dot: a training step's graph has one node per backward node that
       for (int next : out[n])
         if (seen.insert(next).second) todo.push_back(next);
     }
-    CHECK_MESSAGE(seen.count(root) == 1, label, " does not reach the loss");
+    const std::string& what = label;
+    CHECK_MESSAGE(seen.count(root) == 1, what, " does not reach the loss");
   }
 }

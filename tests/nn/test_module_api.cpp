@@ -95,8 +95,8 @@ TEST_CASE("module api: an optimizer built before Module::to keeps training the m
     CHECK(max_abs_diff(net.fc1->weight, before) > 1e-3);
     CHECK(last < first);
     // The optimizer's moments followed their parameter to float64.
-    for (const auto& [name, t] : opt->state_dict())
-      if (t.numel() > 1) CHECK_MESSAGE(t.dtype() == kFloat64, name);
+    for (const auto& entry : opt->state_dict())  // no structured binding: clang-14 cannot capture one
+      if (entry.second.numel() > 1) CHECK_MESSAGE(entry.second.dtype() == kFloat64, entry.first);
   }
 }
 

@@ -474,7 +474,8 @@ TEST_CASE("backend gemm_bias and copy_many: the defaults are gemm over a copied 
 TEST_CASE("backend column_sum: each column's rows added in order, in double, whatever the thread count") {
   // The CPU half of the primitive behind linear's bias gradient under autocast (the CUDA half
   // is compared with this one in tests/backends/cuda/test_cuda_nn.cpp).
-  for (auto [M, N] : std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {1, 1}, {257, 70}, {3000, 130}}) {
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {1, 1}, {257, 70}, {3000, 130}}) {
+    const int64_t M = rows, N = cols;  // not the bindings: clang-14's INFO cannot capture those
     INFO("rows=", M, " cols=", N);
     Tensor x = randn({M, N}, kFloat64);
     std::vector<double> v = x.to_vector<double>(), want(N, 0.0);
