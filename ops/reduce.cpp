@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "ops/common.h"
 #include "ops/elementwise.h"
@@ -198,25 +199,22 @@ Tensor argmax(const Tensor& x) {
   return argmax(x.reshape({-1}), 0);
 }
 
-Tensor any(const Tensor& x) {
-  check_defined("any", x);
-  check_computable("any", x);
-  return gt(sum(ne(x, 0)), 0);
+namespace {
+// any: some element is nonzero, all: none is zero; over `dim`, or the whole tensor without
+// one. Both count (exactly, in int64) the elements that decide.
+Tensor any_or_all(bool is_any, const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  const char* name = is_any ? "any" : "all";
+  check_defined(name, x);
+  check_computable(name, x);
+  const Tensor deciding = is_any ? ne(x, 0) : eq(x, 0);
+  const Tensor count = dim ? sum(deciding, {*dim}, keepdim) : sum(deciding);
+  return is_any ? gt(count, 0) : eq(count, 0);
 }
-Tensor any(const Tensor& x, int64_t dim, bool keepdim) {
-  check_defined("any", x);
-  check_computable("any", x);
-  return gt(sum(ne(x, 0), {dim}, keepdim), 0);
-}
-Tensor all(const Tensor& x) {
-  check_defined("all", x);
-  check_computable("all", x);
-  return eq(sum(eq(x, 0)), 0);
-}
-Tensor all(const Tensor& x, int64_t dim, bool keepdim) {
-  check_defined("all", x);
-  check_computable("all", x);
-  return eq(sum(eq(x, 0), {dim}, keepdim), 0);
-}
+}  // namespace
+
+Tensor any(const Tensor& x) { return any_or_all(true, x, std::nullopt, false); }
+Tensor any(const Tensor& x, int64_t dim, bool keepdim) { return any_or_all(true, x, dim, keepdim); }
+Tensor all(const Tensor& x) { return any_or_all(false, x, std::nullopt, false); }
+Tensor all(const Tensor& x, int64_t dim, bool keepdim) { return any_or_all(false, x, dim, keepdim); }
 
 }  // namespace wavspa

@@ -132,12 +132,6 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
     case BinaryOp::Pow: return map2<T>(x, y, out, [](T u, T v) { return std::pow(u, v); });
     case BinaryOp::Maximum: return map2<T>(x, y, out, [](T u, T v) { return nan_max(u, v); });
     case BinaryOp::Minimum: return map2<T>(x, y, out, [](T u, T v) { return nan_min(u, v); });
-    case BinaryOp::Eq: return map2<T>(x, y, out, [](T u, T v) { return T(u == v); });
-    case BinaryOp::Ne: return map2<T>(x, y, out, [](T u, T v) { return T(u != v); });
-    case BinaryOp::Lt: return map2<T>(x, y, out, [](T u, T v) { return T(u < v); });
-    case BinaryOp::Le: return map2<T>(x, y, out, [](T u, T v) { return T(u <= v); });
-    case BinaryOp::Gt: return map2<T>(x, y, out, [](T u, T v) { return T(u > v); });
-    case BinaryOp::Ge: return map2<T>(x, y, out, [](T u, T v) { return T(u >= v); });
     case BinaryOp::ReluBackward:
       return map2<T>(x, y, out, [](T g, T v) { return v > 0 ? g : T(0); });
     case BinaryOp::GeluErfBackward:
@@ -166,6 +160,13 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
       return map2<T>(x, y, out, [](T g, T s) { return g * s * (T(1) - s); });
     case BinaryOp::TanhBackward:
       return map2<T>(x, y, out, [](T g, T t) { return g * (T(1) - t * t); });
+    case BinaryOp::Eq:
+    case BinaryOp::Ne:
+    case BinaryOp::Lt:
+    case BinaryOp::Le:
+    case BinaryOp::Gt:
+    case BinaryOp::Ge:
+      throw Error("binary: a comparison writes a bool output (CpuBackend::binary's first branch)");
   }
 }
 
@@ -195,19 +196,13 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
     });
     return;
   }
-  if (!is_floating(out.dtype())) {  // integer tensors: comparisons and + - * only
+  if (!is_floating(out.dtype())) {  // integer tensors: + - *, max and min
     visit_dtype(out.dtype(), "binary", [&](auto zero) {
       using T = decltype(zero);
       switch (op) {
         case BinaryOp::Add: return map2<T>(a, b, out, [](T u, T v) { return u + v; });
         case BinaryOp::Sub: return map2<T>(a, b, out, [](T u, T v) { return u - v; });
         case BinaryOp::Mul: return map2<T>(a, b, out, [](T u, T v) { return u * v; });
-        case BinaryOp::Eq: return map2<T>(a, b, out, [](T u, T v) { return T(u == v); });
-        case BinaryOp::Ne: return map2<T>(a, b, out, [](T u, T v) { return T(u != v); });
-        case BinaryOp::Lt: return map2<T>(a, b, out, [](T u, T v) { return T(u < v); });
-        case BinaryOp::Le: return map2<T>(a, b, out, [](T u, T v) { return T(u <= v); });
-        case BinaryOp::Gt: return map2<T>(a, b, out, [](T u, T v) { return T(u > v); });
-        case BinaryOp::Ge: return map2<T>(a, b, out, [](T u, T v) { return T(u >= v); });
         case BinaryOp::Maximum: return map2<T>(a, b, out, [](T u, T v) { return u > v ? u : v; });
         case BinaryOp::Minimum: return map2<T>(a, b, out, [](T u, T v) { return u < v ? u : v; });
         default:

@@ -89,12 +89,6 @@ __device__ __forceinline__ T binary_fn(T u, T v, T a, T b) {
   else if constexpr (OP == BinaryOp::Pow) return m_pow(u, v);
   else if constexpr (OP == BinaryOp::Maximum) return nan_max(u, v);
   else if constexpr (OP == BinaryOp::Minimum) return nan_min(u, v);
-  else if constexpr (OP == BinaryOp::Eq) return T(u == v);
-  else if constexpr (OP == BinaryOp::Ne) return T(u != v);
-  else if constexpr (OP == BinaryOp::Lt) return T(u < v);
-  else if constexpr (OP == BinaryOp::Le) return T(u <= v);
-  else if constexpr (OP == BinaryOp::Gt) return T(u > v);
-  else if constexpr (OP == BinaryOp::Ge) return T(u >= v);
   else if constexpr (OP == BinaryOp::ReluBackward) return v > T(0) ? u : T(0);
   else if constexpr (OP == BinaryOp::GeluErfBackward) {
     const T cdf = T(0.5) * (T(1) + m_erf(v * T(kInvSqrt2)));
@@ -115,18 +109,13 @@ __device__ __forceinline__ T binary_fn(T u, T v, T a, T b) {
   else static_assert(OP == BinaryOp::Add, "binary op without a device formula");
 }
 
-// Integer tensors: + - * and comparisons, max and min (what the CPU backend accepts).
+// Integer tensors: + - *, max and min (what the CPU backend accepts; comparisons write bool
+// through CompareFn).
 template <BinaryOp OP, typename T>
 __device__ __forceinline__ T int_binary_fn(T u, T v) {
   if constexpr (OP == BinaryOp::Add) return u + v;
   else if constexpr (OP == BinaryOp::Sub) return u - v;
   else if constexpr (OP == BinaryOp::Mul) return u * v;
-  else if constexpr (OP == BinaryOp::Eq) return T(u == v);
-  else if constexpr (OP == BinaryOp::Ne) return T(u != v);
-  else if constexpr (OP == BinaryOp::Lt) return T(u < v);
-  else if constexpr (OP == BinaryOp::Le) return T(u <= v);
-  else if constexpr (OP == BinaryOp::Gt) return T(u > v);
-  else if constexpr (OP == BinaryOp::Ge) return T(u >= v);
   else if constexpr (OP == BinaryOp::Maximum) return u > v ? u : v;
   else if constexpr (OP == BinaryOp::Minimum) return u < v ? u : v;
   else static_assert(OP == BinaryOp::Add, "integer binary op without a device formula");
@@ -244,8 +233,7 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
   case BinaryOp::name: return run_binary<BinaryOp::name, T>(x, y, out, p0, p1);
   switch (op) {
     WAVSPA_CASE(Add) WAVSPA_CASE(Sub) WAVSPA_CASE(Mul) WAVSPA_CASE(Div) WAVSPA_CASE(Pow)
-    WAVSPA_CASE(Maximum) WAVSPA_CASE(Minimum) WAVSPA_CASE(Eq) WAVSPA_CASE(Ne) WAVSPA_CASE(Lt)
-    WAVSPA_CASE(Le) WAVSPA_CASE(Gt) WAVSPA_CASE(Ge) WAVSPA_CASE(ReluBackward)
+    WAVSPA_CASE(Maximum) WAVSPA_CASE(Minimum) WAVSPA_CASE(ReluBackward)
     WAVSPA_CASE(GeluErfBackward) WAVSPA_CASE(GeluTanhBackward) WAVSPA_CASE(SiluBackward)
     WAVSPA_CASE(EluBackward) WAVSPA_CASE(SoftplusBackward) WAVSPA_CASE(SigmoidBackward)
     WAVSPA_CASE(TanhBackward)
@@ -259,9 +247,7 @@ void int_binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tenso
 #define WAVSPA_CASE(name) \
   case BinaryOp::name: return run_int_binary<BinaryOp::name, T>(x, y, out);
   switch (op) {
-    WAVSPA_CASE(Add) WAVSPA_CASE(Sub) WAVSPA_CASE(Mul) WAVSPA_CASE(Eq) WAVSPA_CASE(Ne)
-    WAVSPA_CASE(Lt) WAVSPA_CASE(Le) WAVSPA_CASE(Gt) WAVSPA_CASE(Ge) WAVSPA_CASE(Maximum)
-    WAVSPA_CASE(Minimum)
+    WAVSPA_CASE(Add) WAVSPA_CASE(Sub) WAVSPA_CASE(Mul) WAVSPA_CASE(Maximum) WAVSPA_CASE(Minimum)
     default: break;
   }
 #undef WAVSPA_CASE
