@@ -65,6 +65,8 @@ struct TensorExample {
   Tensor input = {};
   Tensor target = {};  // may be undefined: a dataset without targets
 };
+// The tensors of an example or batch (what train::Trainer's cuda_graphs copies into a recording).
+inline std::vector<Tensor*> batch_tensors(TensorExample& b) { return {&b.input, &b.target}; }
 
 // The rows (first dimension) of an input tensor and a target tensor with as many rows
 // (torch::data::datasets::TensorDataset, with a target). Example i is (inputs[i], targets[i]),
@@ -193,6 +195,14 @@ class DataLoader {
       detail::rethrow_batch_error(slot.error, dataset_->name(), epoch_, b, batch_indices(b));
     }
     return std::move(slot.batch);
+  }
+
+  // Ends the current epoch now: the workers stop (joined) and next() returns nullopt until
+  // the next start_epoch.
+  void stop() {
+    stop_workers();
+    ready_.clear();
+    next_deliver_ = end_;
   }
 
   // Batches prepared by the workers and not delivered yet (0 without workers).

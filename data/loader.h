@@ -38,6 +38,8 @@ struct Batch {
   std::vector<int64_t> indices;  // which examples of the dataset, in row order
   int64_t size() const { return (int64_t)indices.size(); }
 };
+// The tensors of a batch (what train::Trainer's cuda_graphs copies into a recording).
+inline std::vector<Tensor*> batch_tensors(Batch& b) { return {&b.inputs, &b.inputs2, &b.labels, &b.lengths}; }
 
 // BatchLoader's options. prefetch > 0 is one worker thread that prepares up to that many
 // batches ahead (DataLoaderOptions{.workers = 1, .prefetch = prefetch}); 0 prepares each

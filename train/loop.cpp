@@ -8,6 +8,7 @@
 #include "core/profiler.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
+#include "ops/graph.h"
 
 namespace wavspa::train {
 
@@ -79,17 +80,98 @@ void check_loss(const Tensor& loss) {
                "(was it computed under NoGradGuard, or from detached parameters?)");
 }
 
-void LossWindow::add(const Tensor& loss) {
+void StepWindow::add(const StepOutput& out) {
   NoGradGuard no_grad;
-  sum_ = sum_.defined() ? wavspa::add(sum_, loss) : loss.clone();
+  // A copy at the first step: a graph's outputs are rewritten by its next replay.
+  auto acc = [](Tensor& sum, const Tensor& x) {
+    sum = sum.defined() ? wavspa::add(sum, x) : x.to(kFloat64).reshape({}).clone();
+  };
+  if (steps_ == 0) {
+    sums_.clear();
+    for (const auto& [name, t] : out.sums) sums_.emplace_back(name, Tensor());
+  }
+  WAVSPA_CHECK(out.sums.size() == sums_.size(), "Trainer: the loss function returned ", out.sums.size(),
+               " sums at this step and ", sums_.size(), " at the step before; expected the same every step");
+  for (size_t i = 0; i < sums_.size(); ++i) {
+    const auto& [name, t] = out.sums[i];
+    WAVSPA_CHECK(name == sums_[i].first, "Trainer: the loss function's sum ", i, " is '", name,
+                 "' at this step and '", sums_[i].first, "' at the step before; expected the same names every step");
+    WAVSPA_CHECK(t.defined() && t.numel() == 1, "Trainer: the loss function's sum '", name,
+                 "' must be a one-element tensor, got ", t.defined() ? str("shape ", t.shape()) : "an undefined tensor");
+    acc(sums_[i].second, t);
+  }
+  acc(loss_, out.loss);
   ++steps_;
 }
 
-double LossWindow::read_mean() {
-  const double mean = steps_ > 0 ? sum_.item() / (double)steps_ : 0.0;
-  sum_ = Tensor();
+void StepWindow::read(LogInfo& info) {
+  info.steps = steps_;
+  info.loss_sum = steps_ > 0 ? loss_.item() : 0.0;
+  info.loss = steps_ > 0 ? info.loss_sum / (double)steps_ : 0.0;
+  info.sums.clear();
+  for (const auto& [name, t] : sums_) info.sums[name] = steps_ > 0 ? t.item() : 0.0;
+  loss_ = Tensor();
+  for (auto& [name, t] : sums_) t = Tensor();
   steps_ = 0;
-  return mean;
+}
+
+// ---- StepGraph ------------------------------------------------------------------------------
+
+namespace {
+// What a recorded batch's tensor must match: undefined, or this dtype and shape.
+struct Slot {
+  bool defined = false;
+  DType dtype = kFloat32;
+  Shape shape;
+  bool operator==(const Slot&) const = default;
+};
+
+std::vector<Slot> layout(const std::vector<Tensor*>& batch) {
+  std::vector<Slot> out;
+  for (const Tensor* t : batch)
+    out.push_back(t->defined() ? Slot{true, t->dtype(), t->shape()} : Slot{});
+  return out;
+}
+}  // namespace
+
+struct StepGraph::Impl {
+  std::unique_ptr<Graph> graph;
+  std::vector<Tensor*> slots;
+  std::vector<Slot> recorded, eager;
+  std::vector<std::pair<Tensor, Tensor>> grads;  // each parameter and the gradient a replay writes
+};
+
+StepGraph::StepGraph() : impl_(std::make_unique<Impl>()) {}
+StepGraph::~StepGraph() = default;
+
+bool StepGraph::captured() const { return impl_->graph && impl_->graph->captured(); }
+
+bool StepGraph::matches(const std::vector<Tensor*>& batch) const { return layout(batch) == impl_->recorded; }
+
+bool StepGraph::warmed_up_for(const std::vector<Tensor*>& batch) const {
+  return !impl_->eager.empty() && layout(batch) == impl_->eager;
+}
+
+void StepGraph::note_eager(const std::vector<Tensor*>& batch) { impl_->eager = layout(batch); }
+
+void StepGraph::capture(Device device, std::vector<Tensor*> slots, const std::function<void()>& work,
+                        const std::vector<Tensor>& params) {
+  for (Tensor* t : slots)
+    if (t->defined()) *t = t->to(device);
+  impl_->graph = std::make_unique<Graph>(device);
+  impl_->graph->capture(work);
+  impl_->slots = std::move(slots);
+  impl_->recorded = layout(impl_->slots);
+  impl_->grads.clear();
+  for (const Tensor& p : params)
+    if (p.grad().defined()) impl_->grads.emplace_back(p, p.grad());
+}
+
+void StepGraph::replay(const std::vector<Tensor*>& batch) {
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (batch[i]->defined()) impl_->slots[i]->copy_(*batch[i]);
+  impl_->graph->replay();
+  for (auto& [p, g] : impl_->grads) p.set_grad(g);
 }
 
 }  // namespace detail

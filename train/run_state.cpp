@@ -95,14 +95,6 @@ RunState progress_of(const nn::TrainingState& saved, const RunFolder& folder) {
   return st;
 }
 
-data::LoaderOptions loader_options(const RunConfig& c) {
-  data::LoaderOptions o;
-  o.batch_size = c.batch_size;
-  o.seed = c.seed;
-  o.prefetch = c.prefetch;
-  return o;
-}
-
 }  // namespace
 
 std::pair<Tensor, Tensor> TaskModel::forward(const data::Batch& b, Device device) {
@@ -215,21 +207,12 @@ void save_latest(Setup& s, const RunFolder& folder, RunState& st) {
   st.saved_step = st.step;
 }
 
-TrainBatches::TrainBatches(const Setup& s, int64_t step)
-    : loader_(s.data.train, loader_options(s.config)), epoch_(step / loader_.batches_per_epoch()) {
-  loader_.start_epoch(epoch_, step % loader_.batches_per_epoch());
+data::LoaderOptions train_loader_options(const RunConfig& c) {
+  data::LoaderOptions o;
+  o.batch_size = c.batch_size;
+  o.seed = c.seed;
+  o.prefetch = c.prefetch;
+  return o;
 }
-
-data::Batch TrainBatches::next() {
-  std::optional<data::Batch> batch = loader_.next();
-  if (!batch) {
-    loader_.start_epoch(++epoch_);
-    batch = loader_.next();
-  }
-  return std::move(*batch);
-}
-
-// An epoch started at its end has nothing to prepare, so the prefetch thread ends.
-void TrainBatches::stop() { loader_.start_epoch(0, loader_.batches_per_epoch()); }
 
 }  // namespace wavspa::train

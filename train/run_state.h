@@ -8,7 +8,7 @@
 //   folder.lock();                                // this process's until it ends
 //   folder.check(resume);                         // again, now that no other run can change it
 //   train::RunState st = train::start_run(s, folder, resume);
-//   train::TrainBatches batches(s, st.step);      // the next batch of an interrupted epoch first
+//   data::BatchLoader loader(s.data.train, train::train_loader_options(s.config));
 //   // ... train, evaluate, checkpoint (train/trainer.cpp, train/evaluation.h) ...
 //   train::save_latest(s, folder, st);            // resumable from here
 #pragma once
@@ -106,18 +106,7 @@ RunState start_run(Setup& s, const RunFolder& folder, bool resume);
 // latest.safetensors: the weights, the optimiser, the RNG and the state at st.step.
 void save_latest(Setup& s, const RunFolder& folder, RunState& st);
 
-// The training batches, epoch after epoch, from a run's current step on.
-class TrainBatches {
- public:
-  TrainBatches(const Setup& s, int64_t step);
-  data::Batch next();  // the next epoch starts when one ends
-  int64_t epoch() const { return epoch_; }
-  int64_t batches_per_epoch() const { return loader_.batches_per_epoch(); }
-  void stop();  // ends the prefetch thread
-
- private:
-  data::BatchLoader loader_;
-  int64_t epoch_;
-};
+// The training split's loader options of a run config (batch size, shuffle seed, prefetch).
+data::LoaderOptions train_loader_options(const RunConfig& c);
 
 }  // namespace wavspa::train

@@ -20,9 +20,8 @@
 // from latest.safetensors and, on the CPU, produces the same losses as a run that never stopped.
 //
 // The parts: train/run_state.h starts or resumes a run (and sets up --eval-only the same way),
-// train/logging.h reports it, train/evaluation.h validates, checkpoints and sums it up,
-// train/loop.h holds the step it shares with train::Trainer (and the signal handling), and
-// trainer.cpp holds the run's loop.
+// train/logging.h reports it, train/evaluation.h validates, checkpoints and sums it up, and
+// trainer.cpp runs its steps on train::Trainer (train/loop.h), whose callbacks do the rest.
 #pragma once
 
 #include <cstdint>

@@ -101,6 +101,20 @@ TEST_CASE("dataloader: 0 and 3 workers give the same batches in the same order")
   }
 }
 
+TEST_CASE("dataloader: stop() ends the epoch and its workers; start_epoch starts another") {
+  auto d = numbers(40);
+  NumberLoader loader(d, keep, {.batch_size = 4, .workers = 2, .prefetch = 2});
+  loader.start_epoch(0);
+  REQUIRE(loader.next().has_value());
+  loader.stop();
+  CHECK_FALSE(loader.next().has_value());
+  CHECK(loader.prepared() == 0);  // what the workers had prepared is dropped
+  loader.start_epoch(1, 9);       // the last batch of epoch 1
+  const auto rest = drain(loader);
+  REQUIRE(rest.size() == 1u);
+  CHECK(rest[0] == Indices{36, 37, 38, 39});
+}
+
 TEST_CASE("dataloader: drop_last and the partial last batch") {
   auto d = numbers(10);
   for (int64_t workers : {0, 2}) {

@@ -1,16 +1,19 @@
 // train::Trainer with a model and data in memory: it learns a linear map, calls its callbacks
 // on the documented steps, stops on request (and a second fit continues batch for batch),
 // sets the schedule's lr before each step, clips gradients, stops on a loss that is not
-// finite and on a signal (stop_on_signal), and refuses bad options.
+// finite and on a signal (stop_on_signal), sums the loss function's counts on the device,
+// replays CUDA graphs with the eager loop's bits, and refuses bad options.
 #include <cmath>
 #include <csignal>
 #include <limits>
 #include <memory>
+#include <tuple>
 
 #include "data/dataloader.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
+#include "ops/nn.h"
 #include "tests/helpers.h"
 #include "train/loop.h"
 
@@ -262,3 +265,141 @@ TEST_CASE("trainer: with stop_on_signal, a SIGINT ends fit after the step") {
   // with the flag cleared, a second fit runs to its target
   CHECK(trainer.fit(loader).steps == 20);
 }
+
+TEST_CASE("trainer: the loss function's sums add up over each log window; read_window and a stop flush it") {
+  manual_seed(0);
+  auto rows = linear_rows(40);
+  RowLoader loader(rows, data::stack_examples, {.batch_size = 8});  // 5 batches an epoch
+  nn::Linear model(2, 1);
+  nn::SGD opt(model.parameters(), {.lr = 0.05});
+  // Two sums: the rows of the batch, and the rows whose prediction is above the target.
+  auto loss = [](nn::Linear& m, const Rows& b) {
+    const Tensor pred = m.forward(b.input);
+    const Tensor over = sum(gt(pred.detach(), b.target));
+    return train::StepOutput(mean(pow(sub(pred, b.target), 2.0)),
+                             {{"rows", full({}, (double)b.input.shape()[0], kFloat64)}, {"over", over}});
+  };
+  std::vector<train::LogInfo> logs;
+  std::vector<double> losses;  // every step's, read at once
+  train::Trainer<Rows, nn::Linear>* self = nullptr;
+  train::LogInfo at_eval;
+  train::Trainer<Rows, nn::Linear> trainer(
+      model, opt, loss,
+      {.steps = 12,
+       .log_every = 4,
+       .eval_every = 6,
+       .on_step = [&](const train::StepInfo& s) {
+         losses.push_back(s.loss.item());
+         if (s.step == 7) self->request_stop();
+       },
+       .on_log = [&](const train::LogInfo& l) { logs.push_back(l); },
+       .on_eval = [&](int64_t) { at_eval = self->read_window(); }});
+  self = &trainer;
+  const train::FitResult r = trainer.fit(loader);
+  CHECK(r.stopped_early);
+  CHECK(r.steps == 7);
+  // on_log at step 4; read_window at the evaluation of step 6 took steps 5 and 6; the stop
+  // after step 7 logged the one step left.
+  REQUIRE(logs.size() == 2u);
+  CHECK(logs[0].step == 4);
+  CHECK(logs[0].steps == 4);
+  CHECK(logs[0].sums.at("rows") == 32);
+  CHECK(logs[0].loss_sum == doctest::Approx(losses[0] + losses[1] + losses[2] + losses[3]));
+  CHECK(logs[0].loss == doctest::Approx(logs[0].loss_sum / 4));
+  CHECK(logs[0].sums.at("over") >= 0);
+  CHECK(logs[0].sums.at("over") <= 32);
+  CHECK(at_eval.step == 6);
+  CHECK(at_eval.steps == 2);
+  CHECK(at_eval.sums.at("rows") == 16);
+  CHECK(at_eval.loss_sum == doctest::Approx(losses[4] + losses[5]));
+  CHECK(logs[1].step == 7);
+  CHECK(logs[1].steps == 1);
+  CHECK(logs[1].epoch == 1);  // step 7 is batch 1 of epoch 1
+  CHECK(logs[1].sums.at("rows") == 8);
+
+  // a loss function whose sums change from step to step is an error
+  int64_t calls = 0;
+  nn::SGD fresh(model.parameters(), {.lr = 0.05});  // at step 0
+  train::Trainer<Rows, nn::Linear> fickle(model, fresh, [&](nn::Linear& m, const Rows& b) {
+    const Tensor l = mse(m, b);
+    return ++calls == 1 ? train::StepOutput(l, {{"a", full({}, 1.0, kFloat64)}})
+                        : train::StepOutput(l, {{"b", full({}, 1.0, kFloat64)}});
+  }, {.steps = 2});
+  check_error([&] { fickle.fit(loader); }, {"Trainer", "sum 0", "'b'", "'a'", "same names"});
+}
+
+TEST_CASE("trainer: a diverged fit names the first step whose loss was not finite") {
+  manual_seed(0);
+  auto rows = linear_rows(32);
+  RowLoader loader(rows, data::stack_examples, {.batch_size = 4});
+  nn::Linear model(2, 1);
+  nn::Adam opt(model.parameters(), {.lr = 0.01});
+  int64_t calls = 0;
+  auto loss = [&](nn::Linear& m, const Rows& b) {
+    Tensor l = mse(m, b);
+    return ++calls == 5 ? add(l, std::numeric_limits<double>::infinity()) : l;
+  };
+  std::vector<int64_t> logged;
+  train::Trainer<Rows, nn::Linear> trainer(model, opt, loss,
+                                           {.steps = 20, .log_every = 3,
+                                            .on_log = [&](const train::LogInfo& l) { logged.push_back(l.step); }});
+  const train::FitResult r = trainer.fit(loader);
+  CHECK(r.diverged);
+  CHECK(r.steps == 6);  // found at the read of step 6
+  CHECK(r.diverged_step == 5);
+  CHECK(std::isinf(r.diverged_loss));
+  CHECK(logged == std::vector<int64_t>{3});  // the window that held it was not logged
+}
+
+TEST_CASE("trainer: cuda_graphs needs a CUDA device and a batch type that lists its tensors") {
+  nn::Linear model(2, 1);
+  nn::SGD opt(model.parameters(), {.lr = 0.1});
+  struct Opaque {  // no batch_tensors
+    Tensor x;
+  };
+  using T = train::Trainer<Opaque, nn::Linear>;
+  check_error([&] { T(model, opt, [](nn::Linear& m, const Opaque& b) { return sum(m.forward(b.x)); }, {.cuda_graphs = true}); },
+              {"Trainer", "cuda_graphs", "batch_tensors"});
+  // a model on the CPU: the first (eager) step runs, the second would record and refuses
+  auto rows = linear_rows(16);
+  RowLoader loader(rows, data::stack_examples, {.batch_size = 4});
+  train::Trainer<Rows, nn::Linear> on_cpu(model, opt, mse, {.steps = 3, .cuda_graphs = true});
+  check_error([&] { on_cpu.fit(loader); }, {"Trainer", "cuda_graphs", "CUDA device", "cpu"});
+  CHECK(on_cpu.steps() == 1);
+}
+
+#ifdef WAVSPA_CUDA
+TEST_CASE("trainer: with cuda_graphs, fit gives the bits of the eager loop (partial batches, dropout)" *
+          wavspa::test::gpu_only()) {
+  auto rows = linear_rows(44);  // batches of 8: every epoch ends with a batch of 4, run eagerly
+  auto run = [&](bool graphs) {
+    manual_seed(7);
+    RowLoader loader(rows, data::stack_examples, {.batch_size = 8, .shuffle = true, .seed = 2});
+    nn::Linear model(2, 1);
+    model.to(Device::cuda());
+    nn::Adam opt(model.parameters(), {.lr = 0.02});
+    std::vector<double> logged, rows_seen;
+    auto loss = [](nn::Linear& m, const Rows& b) {
+      const Tensor x = dropout(b.input.to(Device::cuda()), 0.2, true);
+      const Tensor d = sub(m.forward(x), b.target.to(Device::cuda()));
+      return train::StepOutput(mean(pow(d, 2.0)), {{"rows", full({}, (double)b.input.shape()[0], kFloat64, Device::cuda())}});
+    };
+    train::Trainer<Rows, nn::Linear> trainer(model, opt, loss,
+                                             {.steps = 23, .schedule = nn::constant(0.02) * nn::cosine(23, 2),
+                                              .log_every = 5, .cuda_graphs = graphs,
+                                              .on_log = [&](const train::LogInfo& l) {
+                                                logged.push_back(l.loss_sum), rows_seen.push_back(l.sums.at("rows"));
+                                              }});
+    const train::FitResult r = trainer.fit(loader);
+    CHECK(r.steps == 23);
+    std::vector<float> w = model.weight.to(Device::cpu()).to_vector<float>();
+    w.push_back((float)model.bias.to(Device::cpu()).item());
+    return std::make_tuple(logged, rows_seen, w);
+  };
+  const auto eager = run(false), graphs = run(true);
+  CHECK(std::get<1>(eager) == std::vector<double>{40, 36, 36, 36, 24});
+  CHECK(std::get<0>(graphs) == std::get<0>(eager));  // bit for bit
+  CHECK(std::get<1>(graphs) == std::get<1>(eager));
+  CHECK(std::get<2>(graphs) == std::get<2>(eager));
+}
+#endif  // WAVSPA_CUDA
