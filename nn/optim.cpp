@@ -13,6 +13,7 @@
 #include "ops/linalg.h"
 #include "ops/optim.h"
 #include "ops/reduce.h"
+#include "ops/shape.h"
 
 namespace wavspa::nn {
 
@@ -362,18 +363,40 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   WAVSPA_CHECK(std::isfinite(max_norm) && max_norm > 0,
                "clip_grad_norm: max_norm must be finite and > 0, got ", max_norm);
   NoGradGuard no_grad;
-  std::vector<Tensor> grads;
-  Tensor sum_sq;  // 0-d float64 on the gradients' device
+  // The gradients by device and dtype. Each group is copied into one flat tensor, so that its
+  // sum of squares is three ops and its scaling one, plus a copy back per gradient, however
+  // many parameters there are (op by op it was seven kernels per parameter: on a GPU the host
+  // spent milliseconds per step launching them). A group holds at most kGroupElements
+  // elements (or one larger gradient), so the copies stay a bounded slice of the model.
+  constexpr int64_t kGroupElements = int64_t{1} << 24;
+  struct Group {
+    Device device;
+    DType dtype;
+    int64_t numel = 0;
+    std::vector<Tensor> grads;
+    Tensor flat;
+  };
+  std::vector<Group> groups;
   for (const Tensor& p : params) {
-    if (!p.defined()) continue;
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    Tensor g64 = g.to(kFloat64);
-    Tensor s = sum(mul(g64, g64));
-    sum_sq = sum_sq.defined() ? add(sum_sq, s.to(sum_sq.device())) : s;
-    grads.push_back(g);
+    if (!p.defined() || !p.grad().defined()) continue;
+    const Tensor g = p.grad();
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+      return x.device == g.device() && x.dtype == g.dtype() && x.numel + g.numel() <= kGroupElements;
+    });
+    if (it == groups.end()) it = groups.insert(groups.end(), Group{g.device(), g.dtype(), 0, {}, {}});
+    it->numel += g.numel();
+    it->grads.push_back(g);
   }
-  if (grads.empty()) return scalar_tensor(0.0, kFloat64);
+  if (groups.empty()) return scalar_tensor(0.0, kFloat64);
+  Tensor sum_sq;  // 0-d float64 on the first group's device
+  for (Group& group : groups) {
+    std::vector<Tensor> rows;
+    for (const Tensor& g : group.grads) rows.push_back(g.reshape({-1}));
+    group.flat = rows.size() == 1 ? rows[0] : concat(rows, 0);
+    const Tensor wide = group.flat.to(kFloat64);
+    const Tensor s = sum(mul(wide, wide));
+    sum_sq = sum_sq.defined() ? add(sum_sq, s.to(sum_sq.device())) : s;
+  }
   const Tensor norm = sqrt(sum_sq);
   // coef = max_norm / (norm + 1e-6) where that is below 1 and the norm is finite, else 1:
   // x * 1 is x exactly, so an unclipped step keeps its gradients bit for bit.
@@ -382,7 +405,15 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   const Tensor ratio = div(scalar(max_norm), add(norm, 1e-6));
   const Tensor finite = eq(mul(norm, 0.0), scalar(0.0));  // inf * 0 and NaN * 0 are NaN
   const Tensor coef = where(logical_and(lt(ratio, one), finite), ratio, one);
-  for (Tensor& g : grads) g.copy_(mul(g, coef.to(g.dtype()).to(g.device())));
+  for (Group& group : groups) {
+    // Elementwise, so each gradient gets the bits mul(g, coef) would give it.
+    const Tensor scaled = mul(group.flat, coef.to(group.device).to(group.dtype));
+    int64_t at = 0;
+    for (Tensor& g : group.grads) {
+      g.copy_(scaled.narrow(0, at, g.numel()).reshape(g.shape()));
+      at += g.numel();
+    }
+  }
   return norm;
 }
 

@@ -709,6 +709,35 @@ TEST_CASE("optim: clip_grad_norm_ keeps the norm and the coefficient on the devi
   CHECK(values(a.grad())[3] == 2);
 }
 
+TEST_CASE("optim: clip_grad_norm_ over many gradients of two dtypes, one not contiguous") {
+  // Each dtype's gradients are flattened into one tensor for the sum of squares and the
+  // scaling; every gradient must come back with its shape and the bits of mul(g, coef).
+  Generator gen(11);
+  std::vector<Tensor> params, before;
+  for (int i = 0; i < 7; ++i) {
+    const DType dt = i % 3 == 0 ? kFloat64 : kFloat32;
+    Tensor p = zeros({3, 2 + i}, dt).requires_grad_();
+    Tensor g = randn({2 + i, 3}, dt, Device::cpu(), &gen).mul_(3.0);
+    p.set_grad(i == 4 ? g.transpose(0, 1) : g.transpose(0, 1).contiguous());  // one strided gradient
+    params.push_back(p);
+    before.push_back(p.grad().clone());
+  }
+  double sum_sq = 0;
+  for (const Tensor& g : before)
+    for (double v : g.to(kFloat64).contiguous().to_vector<double>()) sum_sq += v * v;
+  const Tensor norm = nn::clip_grad_norm_(params, 1.5);
+  CHECK(norm.item() == doctest::Approx(std::sqrt(sum_sq)).epsilon(1e-14));
+  REQUIRE(norm.item() > 1.5);  // so the gradients were scaled
+  const Tensor coef = tensor({1.5 / (norm.item() + 1e-6)}, kFloat64).reshape({});
+  for (size_t i = 0; i < params.size(); ++i) {
+    INFO("gradient ", i);
+    const Tensor& g = params[i].grad();
+    CHECK(g.shape() == before[i].shape());
+    const Tensor want = mul(before[i], coef.to(g.dtype()));
+    CHECK(max_diff(values(g), values(want)) == 0);
+  }
+}
+
 TEST_CASE("optim: the fused Adam step (adam_step_) equals the per-tensor path and checks its slots") {
   // A transposed (non-contiguous) parameter takes update(); its contiguous twin the fused
   // step. Both follow the same formula, so they agree to float64 rounding.
