@@ -273,9 +273,12 @@ test: deps
 sanitize: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 $(if $(BUILD_GIVEN),BUILD=$(BUILD:%-sanitize=%)-sanitize) test
 
+# The kernel table, then issue 19's CPU step table (bench/cpu_step.sh: wavspa beside PyTorch
+# on the same two pinned cores, when a Python with torch is installed, and the step under load).
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench $(BUILD)/bench_step
 	./$(BUILD)/bench
+	BUILD=$(BUILD) bash bench/cpu_step.sh
 
 # Long-run memory hygiene: 10,000 training steps of a small WavSpA with tools/train; the
 # process's and the allocators' memory must stay flat after warm-up (bench/soak.sh).

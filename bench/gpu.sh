@@ -29,6 +29,8 @@
 #                  bench/torch_step.py has shown its model computes what ours does; then
 #                  one table of them all (bench/step_table.py)
 #       kernels    the attention kernel against SDPA (bench/kernels/attention.sh)
+#       cpu        issue 19's CPU step table (bench/cpu_step.sh) on two cores of this machine's
+#                  CPU, beside the PyTorch installed there
 #       wavspa     issue 16's tables: the ListOps WavSpA bf16 step for every parametrization
 #                  and levels 1-3 (bench_step --set), and the wavelet path alone
 #                  (tools/bench_wavelet: wavedec + waverec forward and backward on
@@ -218,6 +220,12 @@ stage_kernels() {
   grep -E "^(wavspa|sdpa|##)" "$out/kernels.log"
 }
 
+# Issue 19's table on the GPU machine's CPU: two of its cores, beside its PyTorch.
+stage_cpu() {
+  BUILD=$bin REPS=${REPS:-5} bash bench/cpu_step.sh 2>"$out/cpu.log" | tee "$out/cpu_table.md"
+  row "cpu step table" "rc $? (cpu_table.md)"
+}
+
 case "${1:-}" in
   pack) pack ;;
   run)
@@ -235,5 +243,5 @@ case "${1:-}" in
     done
     printf '%s\n' "${table[@]}" | tee "$out/table.md"
     ;;
-  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|initcheck|soak|train|mixed|bench|kernels|wavspa ..."; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run tests|memcheck|racecheck|sanitize|initcheck|soak|train|mixed|bench|kernels|wavspa|cpu ..."; exit 2 ;;
 esac

@@ -22,7 +22,7 @@ Two verbs:
 
   python3 bench/torch_step.py time --config FILE.json [--batch 32] [--len 2000] [--steps 20]
                                    [--warmup 5] [--precision fp32|bf16] [--sdpa] [--compile]
-                                   [--device cuda]
+                                   [--device cuda] [--threads N]
       Times training steps (zero_grad, forward, cross-entropy, backward, AdamW step) on
       random tokens, in train mode with the config's dropout. fp32 runs with TF32 off;
       bf16 is the usual PyTorch mixed precision: float32 weights, forward and loss under
@@ -492,7 +492,11 @@ def tf32_off():
     """Plain float32 matmuls and convolutions. PyTorch 2.9 replaced the allow_tf32 switches
     with fp32_precision ("ieee" = no TF32) and warns on the old ones; use whichever exists
     (not both: mixing the two APIs is an error in some versions)."""
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+    try:  # PyTorch 1.13 raises AssertionError, not AttributeError, for an unknown attribute
+        new_api = hasattr(torch.backends.cuda.matmul, "fp32_precision")
+    except AssertionError:
+        new_api = False
+    if new_api:
         torch.backends.cuda.matmul.fp32_precision = "ieee"
         torch.backends.cudnn.conv.fp32_precision = "ieee"
     else:
@@ -516,9 +520,36 @@ def relative(a, b):
     return abs(a - b) / max(abs(b), 1e-30)
 
 
-def cmd_check(args):
-    from safetensors.torch import load_file
+def read_safetensors(path):
+    """The tensors of a safetensors file: 8 bytes of little-endian header length, the JSON
+    header (dtype, shape, data_offsets per name), then the data. The `safetensors` package
+    when it is there; this reader where it is not (Debian's python3-torch comes without it)."""
+    try:
+        from safetensors.torch import load_file
+        return load_file(path)
+    except ImportError:
+        pass
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64,
+              "I32": torch.int32, "BF16": torch.bfloat16, "F16": torch.float16,
+              "U8": torch.uint8, "BOOL": torch.bool}
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        raw = bytearray(blob[8 + n + begin:8 + n + end])
+        flat = torch.frombuffer(raw, dtype=dtypes[entry["dtype"]]) if raw else \
+            torch.empty(0, dtype=dtypes[entry["dtype"]])
+        tensors[name] = flat.reshape(entry["shape"]).clone()
+    return tensors
 
+
+def cmd_check(args):
+    load_file = read_safetensors
     device = torch.device(args.device)
     tf32_off()
     config = load_config(os.path.join(args.dir, "config.json"))
@@ -560,6 +591,8 @@ def cmd_check(args):
 def cmd_time(args):
     device = torch.device(args.device)
     tf32_off()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = load_config(args.config)
     if not 1 <= args.len <= config.max_len:
         raise ValueError(f"--len {args.len} must be in [1, max_len {config.max_len}]")
@@ -614,6 +647,7 @@ def cmd_time(args):
         "steps": args.steps,
         "peak_mem_mb": None if peak is None else round(peak, 1),
         "device": device_name(device),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }))
     return 0
@@ -692,6 +726,8 @@ def main(argv=None):
     timing.add_argument("--sdpa", action="store_true", help="use F.scaled_dot_product_attention")
     timing.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     timing.add_argument("--device", default="cuda")
+    timing.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (torch.set_num_threads); default: PyTorch's")
 
     wav = verbs.add_parser("wavelet", help="time wavedec + waverec forward and backward (conv1d)")
     for name, default in (("batch", 32), ("len", 2000), ("dim", 128), ("wlen", 16), ("levels", 1),

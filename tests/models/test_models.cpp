@@ -246,7 +246,8 @@ TEST_CASE("models: configs are validated with the valid values named") {
 TEST_CASE("models: every shipped config parses and builds") {
   for (const char* name : {"listops_wavspa", "listops_transformer", "text_wavspa", "text_transformer",
                            "retrieval_wavspa", "image_wavspa", "pathfinder_wavspa",
-                           "listops_wavspa_small", "listops_transformer_small", "listops_fnet_small"}) {
+                           "listops_wavspa_small", "listops_transformer_small", "listops_fnet_small",
+                           "cpu_wavspa", "cpu_transformer"}) {
     INFO(name);
     ModelConfig c = ModelConfig::from_file(std::string("configs/") + name + ".json");
     int64_t params = c.dual ? models::make_dual_encoder(c)->num_parameters()
