@@ -91,8 +91,10 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, double p0, doub
       return map1<T>(x, out, [](T v) { return sigmoid(v); }, vmath::sigmoid);
     case UnaryOp::Relu: return map1<T>(x, out, [](T v) { return v > 0 ? v : T(0); });
     case UnaryOp::GeluErf:
-      return map1<T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))); },
-                     vmath::gelu_erf);
+      return map1<T>(x, out, [](T v) {
+        if constexpr (std::is_same_v<T, float>) return vmath::gelu_erf1(v);  // the vector loop's bits
+        else return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2)));
+      }, vmath::gelu_erf);
     case UnaryOp::GeluTanh:
       return map1<T>(x, out, [](T v) {
         T inner = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
@@ -136,9 +138,13 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
       return map2<T>(x, y, out, [](T g, T v) { return v > 0 ? g : T(0); });
     case BinaryOp::GeluErfBackward:
       return map2<T>(x, y, out, [](T g, T v) {
-        T cdf = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2)));
-        T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
-        return g * (cdf + v * pdf);
+        if constexpr (std::is_same_v<T, float>) {
+          return vmath::gelu_erf_backward1(g, v);  // the vector loop's bits
+        } else {
+          T cdf = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2)));
+          T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
+          return g * (cdf + v * pdf);
+        }
       }, vmath::gelu_erf_backward);
     case BinaryOp::GeluTanhBackward:
       return map2<T>(x, y, out, [](T g, T v) {

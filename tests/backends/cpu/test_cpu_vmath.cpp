@@ -1,0 +1,113 @@
+// The CPU's exact-erf GELU (backends/cpu/vmath.h) against a float64 reference over the float32
+// range, and its bits through the op on contiguous and strided tensors.
+//
+// The sweep takes every 61st bit pattern of the finite floats by default (70 million inputs,
+// both signs, a couple of seconds); WAVSPA_GELU_EXHAUSTIVE=1 takes every one of them.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/vmath.h"
+#include "tests/helpers.h"
+#include "wavspa.h"
+
+namespace {
+
+using namespace wavspa;
+
+// Error of `got` against `want` in units of the float spacing at `want` (the spacing of the
+// smallest normal below it, so that subnormal results are measured absolutely).
+double spacing(double want) {
+  const double a = std::max(std::fabs(want), (double)std::numeric_limits<float>::min());
+  return std::ldexp(1.0, std::ilogb(a) - 23);
+}
+double ulps(float got, double want) { return std::fabs((double)got - want) / spacing(want); }
+
+double gelu_ref(double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }
+double cdf_ref(double v) { return 0.5 * std::erfc(-v / std::sqrt(2.0)); }
+double v_pdf_ref(double v) { return v * std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI); }
+
+struct Worst {
+  double ulps = 0;
+  float at = 0;
+};
+
+}  // namespace
+
+TEST_CASE("cpu vmath: exact-erf GELU within 8 ulps and its derivative within 16 of float64 on every sampled float") {
+  const char* env = std::getenv("WAVSPA_GELU_EXHAUSTIVE");
+  const uint32_t step = env != nullptr && std::string(env) == "1" ? 1 : 61;
+  constexpr int kBatch = 4096;
+  Worst fwd, bwd;
+  int64_t checked = 0, nonfinite = 0;
+  std::vector<float> x(kBatch), y(kBatch), g(kBatch, 1.f), dy(kBatch);
+  // Both signs: bit patterns 0 .. 0x7f7fffff (the largest finite float) and their negatives.
+  for (uint32_t sign = 0; sign < 2; ++sign) {
+    uint64_t bits = 0;
+    while (bits <= 0x7f7fffffu) {
+      int n = 0;
+      for (; n < kBatch && bits <= 0x7f7fffffu; ++n, bits += step) {
+        const uint32_t b = (uint32_t)bits | (sign << 31);
+        std::memcpy(&x[n], &b, 4);
+      }
+      cpu::vmath::gelu_erf(x.data(), y.data(), n);
+      cpu::vmath::gelu_erf_backward(g.data(), x.data(), dy.data(), n);
+      for (int i = 0; i < n; ++i) {
+        const double v = x[i];
+        const double f = gelu_ref(v), d = cdf_ref(v) + v_pdf_ref(v);
+        if (!std::isfinite(y[i]) || !std::isfinite(dy[i])) {
+          // Only where the true value overflows float: GELU of a huge positive input.
+          ++nonfinite;
+          CHECK_MESSAGE(std::fabs(f) > std::numeric_limits<float>::max(), "gelu(", x[i], ") = ", y[i]);
+          continue;
+        }
+        // The derivative Phi(v) + v phi(v) is a sum with a zero near v = -0.75: its error is
+        // counted in units of the larger term, the scale a float computation of the sum has.
+        const double scale = std::max(std::fabs(cdf_ref(v)), std::fabs(v_pdf_ref(v)));
+        const double ef = ulps(y[i], f), ed = std::fabs((double)dy[i] - d) / spacing(scale);
+        if (ef > fwd.ulps) fwd = {ef, x[i]};
+        if (ed > bwd.ulps) bwd = {ed, x[i]};
+      }
+      checked += n;
+    }
+  }
+  MESSAGE("gelu_erf over ", checked, " floats (every ", step, "th): forward ", fwd.ulps, " ulps at ",
+          fwd.at, ", derivative ", bwd.ulps, " ulps at ", bwd.at, "; ", nonfinite, " overflowed");
+  // Measured on every float (WAVSPA_GELU_EXHAUSTIVE=1) and on this sample: see vmath.h.
+  CHECK(fwd.ulps <= 8);
+  CHECK(bwd.ulps <= 16);
+  CHECK(nonfinite == 0);
+}
+
+TEST_CASE("cpu vmath: exact-erf GELU gives the same bits contiguous, strided and in a vector tail") {
+  // 21 values: two full vectors and a tail of 5, around both pieces' boundary (|v| = 1), the
+  // far tails, zeros of both signs, infinities and NaN.
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> v = {-20.f, -13.5f, -9.f, -5.5f, -1.0000001f, -1.f, -0.99999994f, -0.3f, -0.f, 0.f,
+                          1e-30f, 0.5f, 0.99999994f, 1.f, 1.0000001f, 3.f, 6.f, 40.f, -inf, inf, NAN};
+  Tensor x = from_vector(v, {(int64_t)v.size()});
+  Tensor y = gelu(x);
+  // The same values as a strided column of a (21, 2) tensor.
+  Tensor wide = stack({x, x}, 1);
+  Tensor ys = gelu(wide.select(1, 0));
+  REQUIRE(!wide.select(1, 0).is_contiguous());
+  const std::vector<float> a = y.to_vector<float>(), b = ys.contiguous().to_vector<float>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    INFO("v = ", v[i]);
+    CHECK(std::memcmp(&a[i], &b[i], 4) == 0);
+    CHECK(std::memcmp(&a[i], &b[i], 4) == 0);
+    const float one = cpu::vmath::gelu_erf1(v[i]);
+    CHECK(std::memcmp(&a[i], &one, 4) == 0);
+  }
+  CHECK(a[19] == inf);
+  CHECK(std::isnan(a[18]));  // -inf * Phi(-inf) = -inf * 0, as the formula gives
+  CHECK(std::isnan(a[20]));
+  CHECK(std::signbit(a[8]));
+  CHECK(a[0] <= 0.f);
+  CHECK(a[0] > -1e-30f);
+}
