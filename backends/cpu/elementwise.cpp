@@ -80,7 +80,11 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, double p0, doub
     case UnaryOp::Neg: return map1<T>(x, out, [](T v) { return -v; });
     case UnaryOp::Abs: return map1<T>(x, out, [](T v) { return std::abs(v); });
     case UnaryOp::Sign: return map1<T>(x, out, [](T v) { return T((v > 0) - (v < 0)); });
-    case UnaryOp::Exp: return map1<T>(x, out, [](T v) { return std::exp(v); }, vmath::exp);
+    case UnaryOp::Exp:
+      return map1<T>(x, out, [](T v) {
+        if constexpr (std::is_same_v<T, float>) return vmath::exp1(v);  // the vector loop's bits
+        else return std::exp(v);
+      }, vmath::exp);
     case UnaryOp::Log: return map1<T>(x, out, [](T v) { return std::log(v); });
     case UnaryOp::Sqrt: return map1<T>(x, out, [](T v) { return std::sqrt(v); });
     case UnaryOp::Rsqrt: return map1<T>(x, out, [](T v) { return T(1) / std::sqrt(v); });
