@@ -21,28 +21,31 @@ namespace wavspa {
 #define WAVSPA_HOST_DEVICE
 #endif
 
-// One Philox 4x32 block: `Rounds` rounds on a 128-bit counter with a 64-bit key.
+// Philox 4x32's multipliers and key increments (Salmon et al.).
+inline constexpr uint32_t kPhiloxMul0 = 0xD2511F53u, kPhiloxMul1 = 0xCD9E8D57u;
+inline constexpr uint32_t kPhiloxWeyl0 = 0x9E3779B9u, kPhiloxWeyl1 = 0xBB67AE85u;
+
+// One Philox 4x32 block: `Rounds` rounds on a 128-bit counter with a 64-bit key. (The CPU
+// backend computes eight blocks at once in backends/cpu/vmath.h, philox4x32_8, bit for bit.)
 template <int Rounds>
 WAVSPA_HOST_DEVICE inline std::array<uint32_t, 4> philox4x32_rounds(uint64_t counter, uint64_t subsequence,
                                                                     uint64_t key) {
   uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
   uint32_t c2 = (uint32_t)subsequence, c3 = (uint32_t)(subsequence >> 32);
   uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
-  constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
 #if defined(__CUDACC__)
 #pragma unroll
 #endif
   for (int round = 0; round < Rounds; ++round) {
-    uint64_t p0 = (uint64_t)kMul0 * c0, p1 = (uint64_t)kMul1 * c2;
+    uint64_t p0 = (uint64_t)kPhiloxMul0 * c0, p1 = (uint64_t)kPhiloxMul1 * c2;
     uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
     uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
     c1 = (uint32_t)p1;
     c3 = (uint32_t)p0;
     c0 = n0;
     c2 = n2;
-    k0 += kWeyl0;
-    k1 += kWeyl1;
+    k0 += kPhiloxWeyl0;
+    k1 += kPhiloxWeyl1;
   }
   return {c0, c1, c2, c3};
 }

@@ -1,11 +1,22 @@
-// Attention (AttentionArgs in backends/backend.h), the reference implementation: one query row
-// at a time, with that row's scores and weights in per-thread scratch vectors of nk elements,
-// so memory stays O(nk d) and no (nq, nk) matrix exists.
+// Attention (AttentionArgs in backends/backend.h) on the CPU, by tiles that stay in cache:
+// kBlockQ query rows meet kBlockK keys at a time, so memory stays O(kBlockQ kBlockK + nk d)
+// per thread and no (nq, nk) matrix exists.
 //
-// Dot products and weighted sums run in the inputs' dtype, as the BLAS products of the
-// materialised composite do, four keys at a time so that the loops over d have independent
-// accumulators and vectorise; the softmax denominator is summed in double, and float32 rows
-// take SLEEF's vectorised exp (vmath.h).
+// Forward, for each tile of query rows (one task; tasks run in parallel):
+//   S = scale Q K_blk^T                 one product per key block (OpenBLAS, one thread)
+//   masks, then the online softmax:     m = running row max, l = running sum of exp(S - m);
+//                                       a new max rescales l and the output accumulator
+//   acc += (exp(S - m) * dropout) V_blk the dropout factors multiply after the softmax, so l
+//                                       never sees them
+//   O = acc / l, lse = m + log l        the backward recomputes the weights from lse
+// Backward, for each (b, h) (one task: its thread owns that head's grad_k and grad_v rows, so
+// nothing is shared and the sums run in the same order on any thread count), tile by tile:
+//   P = exp(S - lse), W = P * dropout; grad_v += W^T dO; dP = dO V^T * dropout;
+//   dS = P (dP - D) with D_i = dO_i . O_i; grad_q += scale dS K; grad_k += scale dS^T Q.
+// Tiles wholly above the causal diagonal are skipped. Products run in the inputs' dtype, the
+// softmax sums in double, float32 exponentials through vmath.h.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -19,52 +30,26 @@
 namespace wavspa::cpu {
 namespace {
 
-// out[j] = scale * (x . row j) for j in [0, n); row j starts at rows + j * stride.
-template <typename T>
-void row_dots(const T* x, const T* rows, int64_t stride, int64_t n, int64_t d, T scale, T* out) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const T *r0 = rows + j * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
-    T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int64_t t = 0; t < d; ++t) {
-      a0 += x[t] * r0[t];
-      a1 += x[t] * r1[t];
-      a2 += x[t] * r2[t];
-      a3 += x[t] * r3[t];
-    }
-    out[j] = scale * a0;
-    out[j + 1] = scale * a1;
-    out[j + 2] = scale * a2;
-    out[j + 3] = scale * a3;
-  }
-  for (; j < n; ++j) {
-    const T* r = rows + j * stride;
-    T a = 0;
-#pragma omp simd reduction(+ : a)
-    for (int64_t t = 0; t < d; ++t) a += x[t] * r[t];
-    out[j] = scale * a;
-  }
-}
+constexpr int64_t kBlockQ = 64;   // query rows of a tile
+constexpr int64_t kBlockK = 128;  // keys of a tile; a multiple of 8 (dropout's Philox blocks)
+static_assert(kBlockK % 8 == 0);
 
-// acc += sum_j w[j] * row j, for j in [0, n); groups of four zero weights are skipped.
+// c = alpha op(a) op(b) + beta c, row-major, op = transpose where asked. Inside a parallel
+// region OpenBLAS runs it on the calling thread.
 template <typename T>
-void weighted_rows(const T* w, const T* rows, int64_t stride, int64_t n, int64_t d, T* acc) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const T w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
-    if (w0 == 0 && w1 == 0 && w2 == 0 && w3 == 0) continue;
-    const T *r0 = rows + j * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
-#pragma omp simd
-    for (int64_t t = 0; t < d; ++t) acc[t] += w0 * r0[t] + w1 * r1[t] + w2 * r2[t] + w3 * r3[t];
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // no products: c = beta c (BLAS may not touch c at all)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? T(0) : beta * c[i * ldc + j];
+    return;
   }
-  for (; j < n; ++j) {
-    if (w[j] == 0) continue;
-    const T* r = rows + j * stride;
-    const T wj = w[j];
-#pragma omp simd
-    for (int64_t t = 0; t < d; ++t) acc[t] += wj * r[t];
-  }
+  const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // y = exp(x - shift) over n elements (exp(-inf) = 0); returns sum(y) in double.
@@ -88,18 +73,39 @@ struct Rows {
   T* at(int64_t b, int64_t h, int64_t i) const { return base + b * s0 + h * s1 + i * s2; }
 };
 
-// What every row of one call shares: the masking rules and the dropout factors.
-struct RowRules {
+// Rows [first, first + n) of one (b, h) as a matrix with leading dimension ld, as BLAS reads
+// it: the tensor's own memory when its row stride allows (at least d), else a packed copy in
+// `scratch` (a row stride below d comes from a broadcast, e.g. stride 0).
+template <typename T>
+struct Mat {
+  const T* p;
+  int64_t ld;
+  const T* row(int64_t i) const { return p + i * ld; }
+};
+template <typename T>
+Mat<T> rows_of(const Rows<const T>& t, int64_t b, int64_t h, int64_t first, int64_t n, int64_t d,
+               std::vector<T>& scratch) {
+  const T* p = t.at(b, h, first);
+  if (t.s2 >= d || n <= 1) return {p, std::max<int64_t>({t.s2, d, 1})};
+  scratch.resize(n * d);
+  for (int64_t i = 0; i < n; ++i) std::copy(p + i * t.s2, p + i * t.s2 + d, scratch.data() + i * d);
+  return {scratch.data(), d};
+}
+
+// What every tile of one call shares: the masking rules and the dropout factors.
+struct Rules {
   const AttentionArgs& a;
   const int32_t* keep;              // (B, nk) or null
   std::vector<int64_t> first_kept;  // per batch: the first key with keep != 0 (nk if none)
   double drop_scale;                // 1 / (1 - p), or 0 when p == 1 (nothing is kept)
+  uint32_t drop_threshold;          // attention_dropout_threshold(p)
 
-  RowRules(const AttentionArgs& args, const Tensor& key_keep)
+  Rules(const AttentionArgs& args, const Tensor& key_keep)
       : a(args),
         keep(key_keep.defined() ? static_cast<const int32_t*>(key_keep.raw_data()) : nullptr),
         first_kept(args.batch, 0),
-        drop_scale(args.dropout_p < 1 ? 1.0 / (1.0 - args.dropout_p) : 0.0) {
+        drop_scale(args.dropout_p < 1 ? 1.0 / (1.0 - args.dropout_p) : 0.0),
+        drop_threshold(attention_dropout_threshold(args.dropout_p)) {
     if (args.dropout_p > 0) check_host_philox(args.philox);
     if (!keep) return;
     for (int64_t b = 0; b < a.batch; ++b) {
@@ -113,21 +119,203 @@ struct RowRules {
   // True when every key of row (b, i) is masked: the row then averages uniformly over all
   // nk keys (each score counts as 0), like the materialised softmax of a row of `lowest`s.
   bool all_masked(int64_t b, int64_t i) const { return first_kept[b] >= key_end(i); }
-  // Sets s[j] = -inf for the padded keys j < n of batch b.
+  // The keys a tile of rows [i0, i0 + n) must visit: [0, this).
+  int64_t keys_needed(int64_t b, int64_t i0, int64_t n) const {
+    for (int64_t i = i0; i < i0 + n; ++i)
+      if (all_masked(b, i)) return a.nk;  // a uniform row reads every key
+    return key_end(i0 + n - 1);
+  }
+  // Row i's scores s[0, n) of keys [j0, j0 + n): 0 everywhere for a uniform row, else -inf
+  // where a key is padded or past the causal end.
   template <typename T>
-  void mask_keys(int64_t b, T* s, int64_t n) const {
+  void mask(int64_t b, int64_t i, int64_t j0, T* s, int64_t n) const {
+    if (all_masked(b, i)) {
+      std::fill(s, s + n, T(0));
+      return;
+    }
+    const T ninf = -std::numeric_limits<T>::infinity();
+    const int64_t end = std::clamp<int64_t>(key_end(i) - j0, 0, n);
+    std::fill(s + end, s + n, ninf);
     if (!keep) return;
-    const int32_t* kb = keep + b * a.nk;
-    for (int64_t j = 0; j < n; ++j)
-      if (kb[j] == 0) s[j] = -std::numeric_limits<T>::infinity();
+    const int32_t* kb = keep + b * a.nk + j0;
+    for (int64_t j = 0; j < end; ++j)
+      if (kb[j] == 0) s[j] = ninf;
   }
   bool dropout() const { return a.dropout_p > 0; }
-  // z[j] = the dropout factor of weight (bh, i, j), 1 / (1 - p) or 0, for j < n.
+  // z[0, n) = the dropout factors of weights (bh, i, j0 + j), 1 / (1 - p) or 0, as
+  // attention_dropout_keep draws them: one Philox block serves 8 keys (j0 % 8 == 0), and
+  // eight blocks are computed at once.
   template <typename T>
-  void drop_factors(int64_t bh, int64_t i, T* z, int64_t n) const {
-    for (int64_t j = 0; j < n; ++j) z[j] = attention_dropout_keep(a, bh, i, j) ? (T)drop_scale : T(0);
+  void drop_factors(int64_t bh, int64_t i, int64_t j0, T* z, int64_t n) const {
+    const uint64_t row = a.philox.offset + (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 7) / 8);
+    float f[64];
+    for (int64_t j = 0; j < n; j += 64) {
+      const int64_t e_end = std::min<int64_t>(64, n - j);
+      if constexpr (std::is_same_v<T, float>)
+        if (e_end == 64) {
+          vmath::dropout_factors64(row + (uint64_t)((j0 + j) / 8), a.philox.seed, drop_threshold, (float)drop_scale,
+                                   z + j);
+          continue;
+        }
+      vmath::dropout_factors64(row + (uint64_t)((j0 + j) / 8), a.philox.seed, drop_threshold, 1.f, f);
+      for (int64_t e = 0; e < e_end; ++e) z[j + e] = f[e] != 0 ? (T)drop_scale : T(0);
+    }
   }
 };
+
+template <typename T>
+void forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+             const Tensor& key_keep, const Tensor& out, const Tensor& lse) {
+  const Rows<const T> Q(q), K(k), V(v);
+  const Rows<T> O(out);
+  T* plse = static_cast<T*>(lse.raw_data());
+  const Rules rules(a, key_keep);
+  const int64_t H = a.heads, nq = a.nq, nk = a.nk, d = a.dim;
+  const int64_t bhs = a.batch * H, tiles = (nq + kBlockQ - 1) / kBlockQ, tasks = bhs * tiles;
+  const T scale = (T)a.scale, ninf = -std::numeric_limits<T>::infinity();
+  // Tasks are tiles of query rows, ordered (b, h, tile): neighbours share their keys and
+  // values. Taken one at a time, so a thread the OS stops does not hold up the others' share.
+#pragma omp parallel if (tasks > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
+  {
+    // s: a tile's scores, then weights; z: one row's dropout factors; acc: the output rows;
+    // m, l: the rows' running max and sum.
+    std::vector<T> s(kBlockQ * kBlockK), z(kBlockK), acc(kBlockQ * d), m(kBlockQ), qs, ks, vs;
+    std::vector<double> l(kBlockQ);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t bh = task / tiles, i0 = (task % tiles) * kBlockQ, br = std::min(kBlockQ, nq - i0);
+      const int64_t b = bh / H, h = bh % H;
+      const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), Km = rows_of(K, b, h, 0, nk, d, ks),
+                   Vm = rows_of(V, b, h, 0, nk, d, vs);
+      std::fill(m.begin(), m.end(), ninf);
+      std::fill(l.begin(), l.end(), 0.0);
+      std::fill(acc.begin(), acc.end(), T(0));
+      const int64_t kend = rules.keys_needed(b, i0, br);
+      for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
+        const int64_t bc = std::min(kBlockK, kend - j0);
+        gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), s.data(), bc);
+        for (int64_t r = 0; r < br; ++r) {
+          const int64_t i = i0 + r;
+          T* sr = s.data() + r * bc;
+          rules.mask(b, i, j0, sr, bc);
+          T mx = m[r];
+          for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
+          if (mx == ninf) {  // nothing visible to this row yet
+            std::fill(sr, sr + bc, T(0));
+            continue;
+          }
+          const double sum = exp_shifted(sr, sr, bc, mx);
+          if (mx != m[r]) {  // a new maximum: rescale what was summed under the old one
+            const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - mx);
+            l[r] *= alpha;
+            for (int64_t t = 0; t < d; ++t) acc[r * d + t] *= alpha;
+            m[r] = mx;
+          }
+          l[r] += sum;
+          if (rules.dropout()) {
+            rules.drop_factors(bh, i, j0, z.data(), bc);
+            for (int64_t j = 0; j < bc; ++j) sr[j] *= z[j];
+          }
+        }
+        gemm<T>(false, false, br, d, bc, T(1), s.data(), bc, Vm.row(j0), Vm.ld, T(1), acc.data(), d);
+      }
+      for (int64_t r = 0; r < br; ++r) {
+        const int64_t i = i0 + r;
+        const T inv = l[r] > 0 ? (T)(1.0 / l[r]) : T(0);  // l = 0 only without keys (nk = 0)
+        T* o = O.at(b, h, i);
+        for (int64_t t = 0; t < d; ++t) o[t] = acc[r * d + t] * inv;
+        plse[bh * nq + i] = (T)(m[r] + std::log(l[r]));
+      }
+    }
+  }
+}
+
+template <typename T>
+void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Tensor& v,
+              const Tensor& key_keep, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
+              const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v) {
+  const Rows<const T> Q(q), K(k), V(v), O(out), GO(grad_out);
+  const Rows<T> GQ(grad_q), GK(grad_k), GV(grad_v);
+  const T* plse = static_cast<const T*>(lse.raw_data());
+  const Rules rules(a, key_keep);
+  const int64_t H = a.heads, nq = a.nq, nk = a.nk, d = a.dim;
+  const int64_t bhs = a.batch * H;
+  const T scale = (T)a.scale;
+#pragma omp parallel if (bhs > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
+  {
+    // p: a tile's weights P; z: their dropout factors; w: P * dropout; ds: dP, then dS;
+    // D: dO_i . O_i per row; gq: the tile's grad_q rows; gk, gv: the head's unscaled grad_k
+    // and grad_v.
+    std::vector<T> p(kBlockQ * kBlockK), z(kBlockQ * kBlockK), w(kBlockQ * kBlockK), ds(kBlockQ * kBlockK),
+        D(kBlockQ), gq(kBlockQ * d), gk(nk * d), gv(nk * d), qs, ks, vs, gos;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < bhs; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const Mat<T> Km = rows_of(K, b, h, 0, nk, d, ks), Vm = rows_of(V, b, h, 0, nk, d, vs);
+      std::fill(gk.begin(), gk.end(), T(0));
+      std::fill(gv.begin(), gv.end(), T(0));
+      for (int64_t i0 = 0; i0 < nq; i0 += kBlockQ) {
+        const int64_t br = std::min(kBlockQ, nq - i0);
+        const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), GOm = rows_of(GO, b, h, i0, br, d, gos);
+        for (int64_t r = 0; r < br; ++r) {
+          const T *go = GOm.row(r), *o = O.at(b, h, i0 + r);
+          T dot = 0;
+          for (int64_t t = 0; t < d; ++t) dot += go[t] * o[t];
+          D[r] = dot;
+        }
+        std::fill(gq.begin(), gq.end(), T(0));
+        const int64_t kend = rules.keys_needed(b, i0, br);
+        for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
+          const int64_t bc = std::min(kBlockK, kend - j0);
+          gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), p.data(), bc);
+          for (int64_t r = 0; r < br; ++r) {
+            const int64_t i = i0 + r;
+            T* pr = p.data() + r * bc;
+            rules.mask(b, i, j0, pr, bc);
+            exp_shifted(pr, pr, bc, plse[bh * nq + i]);  // P = exp(S - lse)
+            if (rules.dropout()) {
+              T *zr = z.data() + r * bc, *wr = w.data() + r * bc;
+              rules.drop_factors(bh, i, j0, zr, bc);
+              for (int64_t j = 0; j < bc; ++j) wr[j] = pr[j] * zr[j];
+            }
+          }
+          const T* wt = rules.dropout() ? w.data() : p.data();
+          // grad_v_j += sum_i W_ij dO_i
+          gemm<T>(true, false, bc, d, br, T(1), wt, bc, GOm.p, GOm.ld, T(1), gv.data() + j0 * d, d);
+          // dP_ij = dropout_ij dO_i . v_j, then dS_ij = P_ij (dP_ij - D_i); a uniform row's
+          // scores are constants: its dS is 0.
+          gemm<T>(false, true, br, bc, d, T(1), GOm.p, GOm.ld, Vm.row(j0), Vm.ld, T(0), ds.data(), bc);
+          for (int64_t r = 0; r < br; ++r) {
+            T* dr = ds.data() + r * bc;
+            const T* pr = p.data() + r * bc;
+            if (rules.all_masked(b, i0 + r)) {
+              std::fill(dr, dr + bc, T(0));
+            } else if (rules.dropout()) {
+              const T* zr = z.data() + r * bc;
+              for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (zr[j] * dr[j] - D[r]);
+            } else {
+              for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (dr[j] - D[r]);
+            }
+          }
+          gemm<T>(false, false, br, d, bc, T(1), ds.data(), bc, Km.row(j0), Km.ld, T(1), gq.data(), d);
+          gemm<T>(true, false, bc, d, br, T(1), ds.data(), bc, Qm.p, Qm.ld, T(1), gk.data() + j0 * d, d);
+        }
+        for (int64_t r = 0; r < br; ++r) {
+          T* g = GQ.at(b, h, i0 + r);
+          for (int64_t t = 0; t < d; ++t) g[t] = scale * gq[r * d + t];
+        }
+      }
+      for (int64_t j = 0; j < nk; ++j) {
+        T* gkj = GK.at(b, h, j);
+        T* gvj = GV.at(b, h, j);
+        for (int64_t t = 0; t < d; ++t) {
+          gkj[t] = scale * gk[j * d + t];
+          gvj[t] = gv[j * d + t];
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -135,46 +323,7 @@ Tensor CpuBackend::attention_forward(const AttentionArgs& a, const Tensor& q, co
                                      const Tensor& v, const Tensor& key_keep, const Tensor& out,
                                      const Tensor& lse) {
   visit_floating(q.dtype(), "attention", [&](auto zero) {
-    using T = decltype(zero);
-    const Rows<const T> Q(q), K(k), V(v);
-    const Rows<T> O(out);
-    T* plse = static_cast<T*>(lse.raw_data());
-    const RowRules rules(a, key_keep);
-    const int64_t H = a.heads, nq = a.nq, nk = a.nk, d = a.dim;
-    const int64_t rows = a.batch * H * nq;
-    const T scale = (T)a.scale;
-    // Rows are ordered (b, h, i), so the rows of one thread mostly share their keys and values.
-#pragma omp parallel if (rows > 1 && rows * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
-    {
-      std::vector<T> s(nk), z(nk), acc(d);  // the row's scores, then weights; dropout factors; output
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t bh = r / nq, i = r % nq, b = bh / H, h = bh % H;
-        const bool uniform = rules.all_masked(b, i);
-        // Keys at or past `end` are masked by causality; a uniform row uses them all.
-        const int64_t end = uniform ? nk : rules.key_end(i);
-        T m = 0;
-        if (uniform) {
-          std::fill(s.begin(), s.end(), T(0));
-        } else {
-          row_dots(Q.at(b, h, i), K.at(b, h, 0), K.s2, end, d, scale, s.data());
-          rules.mask_keys(b, s.data(), end);
-          m = -std::numeric_limits<T>::infinity();
-          for (int64_t j = 0; j < end; ++j) m = std::max(m, s[j]);  // finite: a key is kept
-        }
-        const double sum = exp_shifted(s.data(), s.data(), end, m);
-        plse[r] = (T)(m + std::log(sum));
-        const T inv = (T)(1.0 / sum);
-        for (int64_t j = 0; j < end; ++j) s[j] *= inv;
-        if (rules.dropout()) {  // after the normalisation: the denominator stays as it was
-          rules.drop_factors(bh, i, z.data(), end);
-          for (int64_t j = 0; j < end; ++j) s[j] *= z[j];
-        }
-        std::fill(acc.begin(), acc.end(), T(0));
-        weighted_rows(s.data(), V.at(b, h, 0), V.s2, end, d, acc.data());
-        std::copy(acc.begin(), acc.end(), O.at(b, h, i));
-      }
-    }
+    forward<decltype(zero)>(a, q, k, v, key_keep, out, lse);
   });
   return Tensor();  // the backward draws the dropout mask again
 }
@@ -185,89 +334,7 @@ void CpuBackend::attention_backward(const AttentionArgs& a, const Tensor& q, con
                                     const Tensor& grad_out, const Tensor& grad_q,
                                     const Tensor& grad_k, const Tensor& grad_v) {
   visit_floating(q.dtype(), "attention_backward", [&](auto zero) {
-    using T = decltype(zero);
-    const Rows<const T> Q(q), K(k), V(v), O(out), GO(grad_out);
-    const Rows<T> GQ(grad_q), GK(grad_k), GV(grad_v);
-    const T* plse = static_cast<const T*>(lse.raw_data());
-    const RowRules rules(a, key_keep);
-    const int64_t H = a.heads, nq = a.nq, nk = a.nk, d = a.dim;
-    const int64_t bhs = a.batch * H;
-    const T scale = (T)a.scale;
-    // One (b, h) per task: its thread owns that head's grad_k and grad_v rows, so nothing is
-    // shared, no atomics are needed and the sums run in the same order on any thread count.
-#pragma omp parallel if (bhs > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
-    {
-      // p: the row's weights p_ij; z: their dropout factors drop_ij; w: p_ij drop_ij;
-      // ds: p_ij (dP_ij - D_i); gk, gv: the head's unscaled grad_k and grad_v; gq: a grad_q row.
-      std::vector<T> p(nk), z(nk), w(nk), ds(nk), gk(nk * d), gv(nk * d), gq(d);
-#pragma omp for schedule(static)
-      for (int64_t bh = 0; bh < bhs; ++bh) {
-        const int64_t b = bh / H, h = bh % H;
-        const T* k0 = K.at(b, h, 0);
-        const T* v0 = V.at(b, h, 0);
-        std::fill(gk.begin(), gk.end(), T(0));
-        std::fill(gv.begin(), gv.end(), T(0));
-        for (int64_t i = 0; i < nq; ++i) {
-          const T* qi = Q.at(b, h, i);
-          const T* goi = GO.at(b, h, i);
-          // A uniform row's scores are constants (0): its weights 1 / nk reach v only.
-          const bool uniform = rules.all_masked(b, i);
-          const int64_t end = uniform ? nk : rules.key_end(i);
-          if (uniform) {
-            std::fill(p.begin(), p.end(), T(0));
-          } else {
-            row_dots(qi, k0, K.s2, end, d, scale, p.data());
-            rules.mask_keys(b, p.data(), end);
-          }
-          exp_shifted(p.data(), p.data(), end, plse[bh * nq + i]);  // p = exp(s - lse)
-          std::copy(p.begin(), p.begin() + end, w.begin());
-          if (rules.dropout()) {
-            rules.drop_factors(bh, i, z.data(), end);
-            for (int64_t j = 0; j < end; ++j) w[j] *= z[j];
-          }
-          for (int64_t j = 0; j < end; ++j)  // grad_v_j += p_ij drop_ij dO_i
-            if (w[j] != 0) {
-              T* g = gv.data() + j * d;
-              const T wj = w[j];
-#pragma omp simd
-              for (int64_t t = 0; t < d; ++t) g[t] += wj * goi[t];
-            }
-          T* gqi = GQ.at(b, h, i);
-          if (uniform) {
-            std::fill(gqi, gqi + d, T(0));
-            continue;
-          }
-          // dP_ij = drop_ij dO_i . v_j (the dot first, into ds); D_i = sum_j p_ij dP_ij = dO_i . O_i
-          row_dots(goi, v0, V.s2, end, d, T(1), ds.data());
-          T D = 0;
-          const T* oi = O.at(b, h, i);
-#pragma omp simd reduction(+ : D)
-          for (int64_t t = 0; t < d; ++t) D += goi[t] * oi[t];
-          if (rules.dropout())
-            for (int64_t j = 0; j < end; ++j) ds[j] = p[j] * (z[j] * ds[j] - D);
-          else
-            for (int64_t j = 0; j < end; ++j) ds[j] = p[j] * (ds[j] - D);
-          std::fill(gq.begin(), gq.end(), T(0));
-          weighted_rows(ds.data(), k0, K.s2, end, d, gq.data());  // grad_q_i = scale sum_j dS_ij k_j
-          for (int64_t t = 0; t < d; ++t) gqi[t] = scale * gq[t];
-          for (int64_t j = 0; j < end; ++j)  // grad_k_j += dS_ij q_i (scaled at the end)
-            if (ds[j] != 0) {
-              T* g = gk.data() + j * d;
-              const T dj = ds[j];
-#pragma omp simd
-              for (int64_t t = 0; t < d; ++t) g[t] += dj * qi[t];
-            }
-        }
-        for (int64_t j = 0; j < nk; ++j) {
-          T* gkj = GK.at(b, h, j);
-          T* gvj = GV.at(b, h, j);
-          for (int64_t t = 0; t < d; ++t) {
-            gkj[t] = scale * gk[j * d + t];
-            gvj[t] = gv[j * d + t];
-          }
-        }
-      }
-    }
+    backward<decltype(zero)>(a, q, k, v, key_keep, out, lse, grad_out, grad_q, grad_k, grad_v);
   });
 }
 

@@ -1,6 +1,6 @@
-// Vectorised float32 math for the hot elementwise kernels: 8 lanes of AVX2 with SLEEF's
-// 1-ULP exp / erf / tanh (libsleef, a Debian package), a scalar libm tail for the rest.
-// The build targets x86-64-v3, so AVX2 and FMA are always there.
+// Vectorised math for the hot CPU kernels, 8 lanes of AVX2: float32 exp and the normal CDF
+// of our own (below), SLEEF's tanh (libsleef, a Debian package), and Philox blocks eight at a
+// time for the dropout masks. The build targets x86-64-v3, so AVX2 and FMA are always there.
 //
 // Each function works on contiguous arrays; the strided cases stay on the scalar loops.
 #pragma once
@@ -8,8 +8,12 @@
 #include <immintrin.h>
 #include <sleef.h>
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
+
+#include "core/random.h"
 
 namespace wavspa::cpu::vmath {
 
@@ -237,6 +241,87 @@ inline double exp_shifted_sum(const float* x, float* y, int64_t n, float shift) 
     sum += y[i];
   }
   return sum;
+}
+
+// The low and high 32 bits of the eight products m * a (each 32 x 32 -> 64 bits).
+inline void mul_wide(__m256i a, __m256i m, __m256i& lo, __m256i& hi) {
+  const __m256i even = _mm256_mul_epu32(a, m);                         // lanes 0, 2, 4, 6
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, 5, 7
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// Philox 4x32 with `Rounds` rounds for blocks counter, counter + 1, ..., counter + 7 of key
+// `key` (subsequence 0), one block per lane: out[w][l] = word w of block counter + l, the bits
+// philox4x32_rounds<Rounds>(counter + l, 0, key) gives (core/random.h).
+// philox8 returns the four words as vectors; philox4x32_8 stores them.
+template <int Rounds>
+inline void philox8(uint64_t counter, uint64_t key, __m256i& c0, __m256i& c1, __m256i& c2, __m256i& c3) {
+  // Lane l's counter is counter + l: the low words, and a carry into the high word where the
+  // low word wrapped (an unsigned lo + l < lo, compared as signed after flipping the sign bits).
+  const __m256i base_lo = _mm256_set1_epi32((int)(uint32_t)counter);
+  c0 = _mm256_add_epi32(base_lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i sign = _mm256_set1_epi32(INT32_MIN);
+  const __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(base_lo, sign), _mm256_xor_si256(c0, sign));
+  c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(counter >> 32)), wrapped);  // -(-1) = +1
+  c2 = _mm256_setzero_si256();
+  c3 = _mm256_setzero_si256();
+  __m256i k0 = _mm256_set1_epi32((int)(uint32_t)key), k1 = _mm256_set1_epi32((int)(uint32_t)(key >> 32));
+  const __m256i m0 = _mm256_set1_epi32((int)kPhiloxMul0), m1 = _mm256_set1_epi32((int)kPhiloxMul1);
+  const __m256i w0 = _mm256_set1_epi32((int)kPhiloxWeyl0), w1 = _mm256_set1_epi32((int)kPhiloxWeyl1);
+  for (int round = 0; round < Rounds; ++round) {
+    __m256i lo0, hi0, lo1, hi1;
+    mul_wide(c0, m0, lo0, hi0);
+    mul_wide(c2, m1, lo1, hi1);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), k0);
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), k1);
+    c1 = lo1;
+    c3 = lo0;
+    k0 = _mm256_add_epi32(k0, w0);
+    k1 = _mm256_add_epi32(k1, w1);
+  }
+}
+
+template <int Rounds>
+inline void philox4x32_8(uint64_t counter, uint64_t key, uint32_t out[4][8]) {
+  __m256i c0, c1, c2, c3;
+  philox8<Rounds>(counter, key, c0, c1, c2, c3);
+  _mm256_storeu_si256((__m256i*)out[0], c0);
+  _mm256_storeu_si256((__m256i*)out[1], c1);
+  _mm256_storeu_si256((__m256i*)out[2], c2);
+  _mm256_storeu_si256((__m256i*)out[3], c3);
+}
+
+// The 64 dropout draws of Philox 4x32-7 blocks counter .. counter + 7 (key `key`), in order:
+// draw 8 l + e is the 16 bits (e % 2 = 0: low half) of word e / 2 of block counter + l, as
+// dropout_keeps and attention_dropout_keep read them (backends/backend.h). keep[q] lane t is
+// all ones where draw 8 q + t is >= threshold (a threshold of 65536 keeps nothing), else 0.
+inline void dropout_keep64(uint64_t counter, uint64_t key, uint32_t threshold, __m256 keep[8]) {
+  __m256i c0, c1, c2, c3;
+  philox8<kDropoutPhiloxRounds>(counter, key, c0, c1, c2, c3);
+  // Transpose the four words of eight blocks into block order: each 128-bit quarter of the
+  // result is one block's words w0 .. w3, that is its eight 16-bit draws in order.
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);  // blocks 0|4, 1|5
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);  // blocks 2|6, 3|7
+  const __m256i draws[4] = {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u2, u3, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31), _mm256_permute2x128_si256(u2, u3, 0x31)};
+  // bits >= threshold, unsigned 16-bit: max(bits, threshold) == bits.
+  const __m256i thr = _mm256_set1_epi16((short)(uint16_t)std::min<uint32_t>(threshold, 0xffffu));
+  const __m256i none = _mm256_set1_epi32(threshold > 0xffffu ? 0 : -1);
+  for (int q = 0; q < 4; ++q) {
+    const __m256i k = _mm256_and_si256(_mm256_cmpeq_epi16(_mm256_max_epu16(draws[q], thr), draws[q]), none);
+    keep[2 * q] = _mm256_castsi256_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(k)));
+    keep[2 * q + 1] = _mm256_castsi256_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(k, 1)));
+  }
+}
+
+// z[e] = kept where dropout_keep64 keeps draw e, else 0, for e < 64.
+inline void dropout_factors64(uint64_t counter, uint64_t key, uint32_t threshold, float kept, float* z) {
+  __m256 keep[8];
+  dropout_keep64(counter, key, threshold, keep);
+  for (int q = 0; q < 8; ++q) _mm256_storeu_ps(z + 8 * q, _mm256_and_ps(keep[q], set1(kept)));
 }
 
 }  // namespace wavspa::cpu::vmath

@@ -132,6 +132,12 @@ TEST_CASE("attention: values and gradients equal the materialised composite (flo
       {"dropout 0.5, causal, fused projection", 2, 2, 11, 11, 3, 2, true, 0.5, true},
       {"parallel loops: B 2, H 3, N 40, causal, key mask", 2, 3, 40, 40, 8, 1, true},
       {"parallel loops with dropout: B 2, H 2, nq 33, nk 50", 2, 2, 33, 50, 8, 0, false, 0.1},
+      // The CPU kernel's tiles are 64 query rows by 128 keys: these span several of each,
+      // with partial tiles at both ends, causal tiles skipped and uniform rows among them.
+      {"tiles: nq 150, nk 300, key mask, dropout 0.1", 2, 1, 150, 300, 8, 1, false, 0.1},
+      {"tiles: causal, nq 200 > nk 140, key 0 padded", 1, 2, 200, 140, 4, 2, true},
+      {"tiles: causal, nq 130 < nk 270, key mask, dropout 0.3", 2, 1, 130, 270, 6, 1, true, 0.3},
+      {"tiles: fused projection, N 129, causal, dropout 0.2", 1, 2, 129, 129, 5, 0, true, 0.2, true},
   };
   for (const Case& c : cases) {
     INFO(c.what);
@@ -293,6 +299,22 @@ TEST_CASE("attention: a query with every key padded averages v uniformly and pas
   CHECK(max_abs_diff(x[2].grad().select(0, 1), zeros({H, N, d}, kFloat64)) > 0);  // v still gets the mean's
 }
 
+TEST_CASE("attention: keys and values broadcast along the sequence (row stride 0) equal the composite") {
+  const int64_t B = 2, H = 2, nq = 70, nk = 150, d = 6;
+  const Tensor q = rn({B, H, nq, d}), k1 = rn({B, H, 1, d}), v = rn({B, H, nk, d});
+  const Tensor k = k1.expand({B, H, nk, d});
+  REQUIRE(k.strides()[2] == 0);
+  AttentionOptions o;
+  o.causal = true;
+  const double scale = 1.0 / std::sqrt((double)d);
+  Case c{"broadcast", B, H, nq, nk, d, 0, true};
+  const Tensor want = composite(q, k.contiguous(), v, keep_of(c), Tensor(), scale);
+  CHECK(max_abs_diff(attention(q, k, v, o), want) < 1e-12);
+  const Tensor v1 = rn({B, H, 1, d});
+  const Tensor want1 = composite(q, k.contiguous(), v1.expand({B, H, nk, d}).contiguous(), keep_of(c), Tensor(), scale);
+  CHECK(max_abs_diff(attention(q, k, v1.expand({B, H, nk, d}), o), want1) < 1e-12);
+}
+
 TEST_CASE("attention: dropout masks are seeded, off in eval, and backward reuses the forward's") {
   const int64_t B = 2, H = 2, N = 9, d = 4;
   Tensor q = rn({B, H, N, d}), k = rn({B, H, N, d}), v = rn({B, H, N, d});
@@ -333,7 +355,7 @@ TEST_CASE("attention: dropout masks are seeded, off in eval, and backward reuses
 }
 
 TEST_CASE("attention: float32 agrees with float64; results do not depend on the thread count") {
-  const int64_t B = 2, H = 3, N = 37, d = 16;
+  const int64_t B = 2, H = 3, N = 137, d = 16;
   In x{rn({B, H, N, d}), rn({B, H, N, d}), rn({B, H, N, d})};
   AttentionOptions o;
   o.key_mask = from_vector(std::vector<int64_t>(B * N, 1), {B, N});

@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "backends/backend.h"
 #include "backends/cpu/vmath.h"
 #include "tests/helpers.h"
 #include "wavspa.h"
@@ -162,4 +163,45 @@ TEST_CASE("cpu vmath: exp is within 1.5 ulps of float64 on every sampled float, 
     const float one = cpu::vmath::exp1(v[i]);
     CHECK(std::memcmp(&a[i], &one, 4) == 0);
   }
+}
+
+TEST_CASE("cpu vmath: eight Philox blocks at once are philox4x32_rounds' bits, across a carry into the high word") {
+  const uint64_t keys[] = {0, 29, 0x123456789abcdef0ull, ~0ull};
+  const uint64_t counters[] = {0, 1, 0xfffffffcull, 0x7ffffffffffffffaull, ~0ull - 3};
+  int lanes = 0;
+  for (uint64_t key : keys)
+    for (uint64_t c : counters) {
+      uint32_t r7[4][8], r10[4][8];
+      cpu::vmath::philox4x32_8<7>(c, key, r7);
+      cpu::vmath::philox4x32_8<10>(c, key, r10);
+      for (int l = 0; l < 8; ++l) {
+        const auto w7 = philox4x32_rounds<7>(c + l, 0, key), w10 = philox4x32_rounds<10>(c + l, 0, key);
+        for (int w = 0; w < 4; ++w) {
+          INFO("key ", key, " counter ", c + l, " word ", w);
+          CHECK(r7[w][l] == w7[w]);
+          CHECK(r10[w][l] == w10[w]);
+        }
+        ++lanes;
+      }
+    }
+  CHECK(lanes == 4 * 5 * 8);
+}
+
+TEST_CASE("cpu vmath: dropout_factors64 keeps exactly the draws dropout_keeps keeps, at every threshold kind") {
+  const uint64_t counters[] = {0, 41, 0xfffffffdull};
+  const uint32_t thresholds[] = {0, 1, 6554, 32768, 65535, 65536};
+  for (uint64_t c : counters)
+    for (uint32_t thr : thresholds) {
+      float z[64];
+      cpu::vmath::dropout_factors64(c, 29, thr, 1.25f, z);
+      int kept = 0;
+      for (int e = 0; e < 64; ++e) {
+        const bool want = thr <= 0xffffu && dropout_keeps(dropout_philox(c + e / 8, 29), e % 8, thr);
+        INFO("counter ", c, " threshold ", thr, " draw ", e);
+        CHECK(z[e] == (want ? 1.25f : 0.f));
+        kept += want;
+      }
+      if (thr == 0) CHECK(kept == 64);
+      if (thr == 65536) CHECK(kept == 0);
+    }
 }
