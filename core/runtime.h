@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -119,5 +120,26 @@ int64_t process_rss_bytes();
 // (OMP_NUM_THREADS, else one per core).
 void set_cpu_threads(int n);
 int cpu_threads();
+
+// How idle OpenMP threads wait. libgomp's default spins for a while before sleeping; when
+// another process shares the cores, the spinning threads take the time the working ones
+// need, and a 2-thread WavSpA step took 3x the 1-thread step (bench/cpu_step.sh). Passive
+// waiting (sleeping at once) fixes that for about 3% of an idle step (docs/results.md). libgomp
+// reads its environment when it is loaded, before main() and before any constructor of ours,
+// so no function call can change it; a program's `.preinit_array` runs earlier still. Put
+//
+//   WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT();
+//
+// once at namespace scope in the file of main(): it sets OMP_WAIT_POLICY=passive unless the
+// environment already says OMP_WAIT_POLICY or GOMP_SPINCOUNT. The tools do (tools/train ...).
+// Executables only: a shared library's .preinit_array is ignored.
+namespace detail {
+inline void passive_wait_unless_set(int, char**, char**) {
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
+}
+}  // namespace detail
+#define WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT()                                             \
+  [[gnu::section(".preinit_array"), gnu::used]] static void (*const wavspa_preinit_wait_)( \
+      int, char**, char**) = &::wavspa::detail::passive_wait_unless_set
 
 }  // namespace wavspa

@@ -24,10 +24,14 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "core/runtime.h"
 #include "ops/wavelet.h"
 #include "wavspa.h"
 
 using namespace wavspa;
+
+// OMP_WAIT_POLICY=passive unless the environment chooses (core/runtime.h says why).
+WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT();
 
 namespace {
 

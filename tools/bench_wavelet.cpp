@@ -41,6 +41,9 @@
 #include "backends/cuda/cuda_runtime.h"
 #endif
 
+// OMP_WAIT_POLICY=passive unless the environment chooses (core/runtime.h says why).
+WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT();
+
 namespace {
 
 using namespace wavspa;

@@ -30,6 +30,9 @@
 #include "train/logging.h"
 #include "train/trainer.h"
 
+// OMP_WAIT_POLICY=passive unless the environment chooses (core/runtime.h says why).
+WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT();
+
 namespace {
 
 std::string join(const std::vector<std::string>& v) {

@@ -381,6 +381,29 @@ TEST_CASE("train: the command line fails with one clear message") {
   CHECK(contains(help.out, "130"));
 }
 
+// The tools set OMP_WAIT_POLICY=passive before libgomp reads it (WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT
+// in core/runtime.h), unless the environment chose; libgomp's own display says what it read.
+#ifdef _OPENMP
+constexpr bool kOpenMP = true;
+#else
+constexpr bool kOpenMP = false;
+#endif
+TEST_CASE("train: OpenMP threads wait passively unless the environment says otherwise" * doctest::skip(!kOpenMP)) {
+  TempDir dir("wait");
+  auto policy = [&](const std::string& env) {
+    Run r = run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + env + " OMP_DISPLAY_ENV=true " +
+                          build_path("train") + " --help",
+                      dir);
+    REQUIRE(r.rc == 0);
+    for (const std::string& line : lines_of(r.err))
+      if (contains(line, "OMP_WAIT_POLICY")) return line;
+    return std::string("(no OMP_WAIT_POLICY line on stderr)");
+  };
+  CHECK(contains(policy(""), "'PASSIVE'"));
+  CHECK(contains(policy("OMP_WAIT_POLICY=active"), "'ACTIVE'"));
+  CHECK(contains(policy("OMP_WAIT_POLICY=ACTIVE"), "'ACTIVE'"));
+}
+
 // ---- 3 and 6. a short run's files, and --eval-only of its best checkpoint --------------------
 
 TEST_CASE("train: a 20-step run writes config, metrics, checkpoints, plots and a summary; --eval-only agrees") {
