@@ -3,6 +3,8 @@
 // in parallel (one thread per matrix) or runs each matrix on all threads, never both.
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
 
@@ -35,12 +37,32 @@ void check_operands(const char* what, const Tensor& a, const Tensor& b, const Te
 }
 }  // namespace
 
+// A product whose rows of a are rows of c (a not transposed) and that has at least two
+// chunks of kRowChunk rows is split into those chunks, taken first come, first served by the
+// threads, each a one-thread OpenBLAS call (inside the parallel region). OpenBLAS's own
+// threads split the work evenly up front, so a thread the OS stops (another process on its
+// core) held up the whole product; a chunk holds up only itself. The chunk does not depend on
+// the thread count, and each element's sum over k runs as in the whole product.
+constexpr int64_t kRowChunk = 256;
+
 void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
   check_operands("gemm", a, b, c);
   visit_floating(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
-    gemm_one<T>(g, static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
-                static_cast<T*>(c.raw_data()));
+    const T* pa = static_cast<const T*>(a.raw_data());
+    const T* pb = static_cast<const T*>(b.raw_data());
+    T* pc = static_cast<T*>(c.raw_data());
+    const int64_t chunks = (g.m + kRowChunk - 1) / kRowChunk;
+    if (g.trans_a || chunks < 2 || num_threads() < 2 || g.m * g.n * g.k < ((int64_t)1 << 20)) {
+      gemm_one<T>(g, pa, pb, pc);
+      return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < chunks; ++i) {
+      GemmArgs part = g;
+      part.m = std::min(kRowChunk, g.m - i * kRowChunk);
+      gemm_one<T>(part, pa + i * kRowChunk * g.lda, pb, pc + i * kRowChunk * g.ldc);
+    }
   });
 }
 

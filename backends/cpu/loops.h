@@ -25,6 +25,19 @@ namespace wavspa::cpu {
 // Below this many elements a loop runs on one thread: the fork costs more than it saves.
 inline constexpr int64_t kParallelGrain = 32768;
 
+// The number of threads a parallel region will use.
+inline int num_threads() { return omp_get_max_threads(); }
+
+// The chunk of a `schedule(dynamic, chunk)` loop over `tasks` independent tasks: about an
+// eighth of a thread's share, handed out first come, first served. When another process
+// takes a core, the thread on it then holds up only its current chunk; with
+// schedule(static) the others would wait for its whole share. Independent tasks give the
+// same bits in any order, so this changes no result.
+inline int64_t dynamic_chunk(int64_t tasks) {
+  const int64_t c = tasks / (8 * (int64_t)num_threads());
+  return c > 1 ? c : 1;
+}
+
 template <int N>
 class StridedLoop {
  public:
@@ -67,7 +80,8 @@ class StridedLoop {
     const int64_t tasks = rows * blocks_per_row;
     std::array<int64_t, N> step;
     for (int i = 0; i < N; ++i) step[i] = strides_[i][nd - 1];
-#pragma omp parallel for schedule(static) if (numel_ >= kParallelGrain)
+    [[maybe_unused]] const int64_t chunk = dynamic_chunk(tasks);
+#pragma omp parallel for schedule(dynamic, chunk) if (numel_ >= kParallelGrain)
     for (int64_t task = 0; task < tasks; ++task) {
       int64_t r = task / blocks_per_row, b = task % blocks_per_row;
       std::array<int64_t, N> off{};
@@ -89,8 +103,5 @@ class StridedLoop {
   Shape shape_;
   std::array<Shape, N> strides_;
 };
-
-// The number of threads a parallel region will use.
-inline int num_threads() { return omp_get_max_threads(); }
 
 }  // namespace wavspa::cpu

@@ -14,7 +14,7 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
     const int64_t N = x.dim() ? x.shape().back() : 1, M = N ? x.numel() / N : 0;
     const T* in = static_cast<const T*>(x.raw_data());
     T* out = static_cast<T*>(y.raw_data());
-#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
     for (int64_t m = 0; m < M; ++m) {
       const T* row = in + m * N;
       T* orow = out + m * N;
@@ -65,7 +65,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& grad_y, const T
     const T* py = static_cast<const T*>(y.raw_data());
     const T* pg = static_cast<const T*>(grad_y.raw_data());
     T* px = static_cast<T*>(grad_x.raw_data());
-#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
     for (int64_t m = 0; m < M; ++m) {
       const T* yr = py + m * N;
       const T* gr = pg + m * N;
@@ -99,7 +99,7 @@ void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const 
     T* out = static_cast<T*>(y.raw_data());
     T* pm = static_cast<T*>(mean.raw_data());
     T* pr = static_cast<T*>(rstd.raw_data());
-#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
     for (int64_t m = 0; m < M; ++m) {
       const T* row = in + m * N;
       T* orow = out + m * N;
@@ -215,7 +215,7 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targe
     const T* x = static_cast<const T*>(logits.raw_data());
     const int64_t* t = static_cast<const int64_t*>(target.raw_data());
     T* out = static_cast<T*>(losses.raw_data());
-#pragma omp parallel for schedule(static) if (N * C >= kParallelGrain)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(N)) if (N * C >= kParallelGrain)
     for (int64_t n = 0; n < N; ++n) {
       if (t[n] == ignore_index) {
         out[n] = 0;
@@ -247,7 +247,7 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
     const int64_t* t = static_cast<const int64_t*>(target.raw_data());
     const T* g = static_cast<const T*>(grad_losses.raw_data());
     T* gx = static_cast<T*>(grad_logits.raw_data());
-#pragma omp parallel for schedule(static) if (N * C >= kParallelGrain)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(N)) if (N * C >= kParallelGrain)
     for (int64_t n = 0; n < N; ++n) {
       T* o = gx + n * C;
       if (t[n] == ignore_index) {
