@@ -169,7 +169,7 @@ TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o) $(HEADER_EXAMPLES_OBJ)
 LIB      := $(BUILD)/libwavspa.a
 TESTS    := $(BUILD)/wavspa_tests
 # A smaller test program for .ci/run's OpenMP-free build (OPENMP=0): doctest's main and the
-# files of the cases whose kernels have OpenMP-parallel loops (the op table's gradient checks,
+# files of the cases whose kernels have parallel loops (the op table's gradient checks,
 # attention, GEMM, reductions, vectorised float32 kernels, FFT, wavelets) and of the short
 # training run; CI runs those cases single-threaded without compiling the whole suite again.
 OMP_TEST_SRC := tests/main.cpp $(sort $(wildcard tests/ops/op_table*.cpp)) tests/ops/test_op_table.cpp \
@@ -288,12 +288,12 @@ soak: deps
 	BUILD=$(BUILD) bash bench/soak.sh --steps $(SOAK_STEPS)
 
 # The tests that run threads under ThreadSanitizer, in build-tsan/ (clang-14): the batch
-# loaders' worker threads (BatchLoader, DataLoader), the trainers (loader, signals, OpenMP
-# kernels), and the kernels whose loops are OpenMP-parallel. libomp's Archer tool (OMP_TOOL_LIBRARIES) tells TSan
+# loaders' worker threads (BatchLoader, DataLoader), the trainers (loader, signals, parallel
+# kernels), the thread pool (core/parallel.h) and the kernels whose loops run on it. libomp's Archer tool (OMP_TOOL_LIBRARIES) tells TSan
 # about OpenMP's barriers and tasks; OpenBLAS (its own libgomp threads, not instrumented)
 # runs single-threaded there. A report fails the run (halt_on_error). TSAN_TESTS overrides
 # the subset.
-TSAN_TESTS ?= loader: *,dataloader: *,trainer: *,NoGradGuard*,train: a 20-step run*,train: a SIGINT while*,train: a run interrupted*,attention: float32 agrees*,fft: float32*,matmul equals*,reductions match*,float32 vectorised*,wavelet: float32*,op table: every sample*
+TSAN_TESTS ?= parallel_for: *,loader: *,dataloader: *,trainer: *,NoGradGuard*,train: a 20-step run*,train: a SIGINT while*,train: a run interrupted*,attention: float32 agrees*,fft: float32*,matmul equals*,reductions match*,float32 vectorised*,wavelet: float32*,op table: every sample*
 ARCHER := /usr/lib/llvm-14/lib/libarcher.so
 tsan: DEBIAN_PACKAGES += clang-14 libclang-rt-14-dev libomp-14-dev
 tsan: deps

@@ -16,6 +16,7 @@
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/profiler.h"
 #include "core/random.h"
 #include "core/runtime.h"

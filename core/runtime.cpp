@@ -1,12 +1,5 @@
 #include "core/runtime.h"
 
-// The thread count is applied to the two thread pools the CPU kernels run on: OpenMP's and
-// OpenBLAS's. Both are external libraries, so calling them from core/ points no arrow upward.
-#include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include <unistd.h>
 
 #include <atomic>
@@ -69,22 +62,6 @@ int64_t process_rss_bytes() {
   std::fclose(f);
   const long page = ::sysconf(_SC_PAGESIZE);
   return got == 2 && page > 0 ? (int64_t)resident * page : -1;
-}
-
-void set_cpu_threads(int n) {
-  WAVSPA_CHECK(n >= 1, "set_cpu_threads: expected n >= 1, got ", n);
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  openblas_set_num_threads(n);
-}
-
-int cpu_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
 }
 
 }  // namespace wavspa

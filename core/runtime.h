@@ -2,7 +2,7 @@
 // computed and how many threads the CPU kernels use. They live below the backends so that
 // tools and the training loop can set them without including the kernel interface.
 //
-//   wavspa::set_cpu_threads(4);                                        // OpenMP and OpenBLAS
+//   wavspa::set_cpu_threads(4);                                        // the CPU kernels
 //   wavspa::set_matmul_precision(wavspa::MatmulPrecision::BFloat16);
 //   {
 //     wavspa::MatmulPrecisionGuard exact(wavspa::MatmulPrecision::Float32);
@@ -116,17 +116,19 @@ class AttentionScratchGuard {
 // The resident memory of this process (Linux's /proc/self/statm), in bytes; -1 where unknown.
 int64_t process_rss_bytes();
 
-// Threads of the CPU kernels (OpenMP loops and OpenBLAS); n >= 1. The default is OpenMP's
-// (OMP_NUM_THREADS, else one per core).
+// Threads of the CPU kernels (the pool of core/parallel.h; OpenBLAS itself stays on one
+// thread); n >= 1. The default is OMP_NUM_THREADS when set, else the cores this process may
+// run on (its affinity mask: `taskset -c 0,1` gives 2).
 void set_cpu_threads(int n);
 int cpu_threads();
 
-// How idle OpenMP threads wait. libgomp's default spins for a while before sleeping; when
-// another process shares the cores, the spinning threads take the time the working ones
-// need, and a 2-thread WavSpA step took 3x the 1-thread step (bench/cpu_step.sh). Passive
-// waiting (sleeping at once) fixes that for about 3% of an idle step (docs/results.md). libgomp
-// reads its environment when it is loaded, before main() and before any constructor of ours,
-// so no function call can change it; a program's `.preinit_array` runs earlier still. Put
+// How idle OpenMP threads wait. The CPU kernels no longer run on OpenMP (core/parallel.h),
+// but libgomp is still loaded (OpenBLAS's OpenMP build) and a user's own OpenMP code uses it.
+// libgomp's default spins for a while before sleeping; when another process shares the
+// cores, spinning threads take the time the working ones need (a 2-thread WavSpA step took
+// 3x the 1-thread step when the kernels were OpenMP loops; docs/results.md). libgomp reads its
+// environment when it is loaded, before main() and before any constructor of ours, so no
+// function call can change it; a program's `.preinit_array` runs earlier still. Put
 //
 //   WAVSPA_CPU_PASSIVE_WAIT_BY_DEFAULT();
 //

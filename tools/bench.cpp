@@ -11,7 +11,6 @@
 // Bytes are the minimal DRAM traffic (see bench/README.md), so GB/s is "useful" bandwidth.
 // Every figure is a median: this machine is shared, and the mean would chase the outliers.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -88,6 +87,13 @@ struct MatmulRow {
   double wavspa_gflops, cblas_gflops, max_diff;
 };
 
+// OpenBLAS on all of the pool's threads while the direct calls run: wavspa keeps it on one
+// thread and cuts products into tiles itself (backends/cpu/gemm.cpp).
+struct OpenBlasThreads {
+  OpenBlasThreads() { openblas_set_num_threads(cpu_threads()); }
+  ~OpenBlasThreads() { openblas_set_num_threads(1); }
+};
+
 MatmulRow bench_matmul(int64_t n) {
   Tensor a = randn({n, n}), b = randn({n, n});
   std::vector<float> c((size_t)(n * n));
@@ -96,8 +102,11 @@ MatmulRow bench_matmul(int64_t n) {
   const int ni = (int)n;
 
   Tensor ours = matmul(a, b);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0f, pa, ni, pb, ni, 0.0f,
-              c.data(), ni);
+  {
+    OpenBlasThreads direct;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0f, pa, ni, pb, ni, 0.0f,
+                c.data(), ni);
+  }
   // Same numbers from both, or the speed comparison would be between different work.
   const float* po = ours.data<float>();
   double max_diff = 0;
@@ -109,6 +118,7 @@ MatmulRow bench_matmul(int64_t n) {
          g_sink = y.data<float>()[0];
        },
        [&] {
+         OpenBlasThreads direct;
          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0f, pa, ni, pb, ni,
                      0.0f, c.data(), ni);
          g_sink = c[0];
@@ -171,8 +181,8 @@ void bench_graph(const std::string& name, const std::function<Tensor()>& forward
 int run() {
   std::printf("wavspa bench\n");
   std::printf("machine: %s\n", cpu_model().c_str());
-  std::printf("threads: OpenMP %d, OpenBLAS %d\n", omp_get_max_threads(),
-              openblas_get_num_threads());
+  std::printf("threads: %d (wavspa's pool; the direct OpenBLAS calls use as many)\n",
+              cpu_threads());
   std::printf("timing: median of repeated calls (steady_clock), after warm-up\n\n");
   std::fflush(stdout);
 

@@ -46,6 +46,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     return;
   }
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  one_blas_thread_here();
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
@@ -175,59 +176,63 @@ void forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Ten
   const T scale = (T)a.scale, ninf = -std::numeric_limits<T>::infinity();
   // Tasks are tiles of query rows, ordered (b, h, tile): neighbours share their keys and
   // values. Taken one at a time, so a thread the OS stops does not hold up the others' share.
-#pragma omp parallel if (tasks > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
-  {
-    // s: a tile's scores, then weights; z: one row's dropout factors; acc: the output rows;
-    // m, l: the rows' running max and sum.
-    std::vector<T> s(kBlockQ * kBlockK), z(kBlockK), acc(kBlockQ * d), m(kBlockQ), qs, ks, vs;
-    std::vector<double> l(kBlockQ);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t bh = task / tiles, i0 = (task % tiles) * kBlockQ, br = std::min(kBlockQ, nq - i0);
-      const int64_t b = bh / H, h = bh % H;
-      const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), Km = rows_of(K, b, h, 0, nk, d, ks),
-                   Vm = rows_of(V, b, h, 0, nk, d, vs);
-      std::fill(m.begin(), m.end(), ninf);
-      std::fill(l.begin(), l.end(), 0.0);
-      std::fill(acc.begin(), acc.end(), T(0));
-      const int64_t kend = rules.keys_needed(b, i0, br);
-      for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
-        const int64_t bc = std::min(kBlockK, kend - j0);
-        gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), s.data(), bc);
-        for (int64_t r = 0; r < br; ++r) {
-          const int64_t i = i0 + r;
-          T* sr = s.data() + r * bc;
-          rules.mask(b, i, j0, sr, bc);
-          T mx = m[r];
-          for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
-          if (mx == ninf) {  // nothing visible to this row yet
-            std::fill(sr, sr + bc, T(0));
-            continue;
+  parallel_for(
+      tasks, 1,
+      [&](int64_t t_begin, int64_t t_end) {
+        // s: a tile's scores, then weights; z: one row's dropout factors; acc: the output rows;
+        // m, l: the rows' running max and sum.
+        std::vector<T> s(kBlockQ * kBlockK), z(kBlockK), acc(kBlockQ * d), m(kBlockQ), qs, ks, vs;
+        std::vector<double> l(kBlockQ);
+        for (int64_t task = t_begin; task < t_end; ++task) {
+          const int64_t bh = task / tiles, i0 = (task % tiles) * kBlockQ,
+                        br = std::min(kBlockQ, nq - i0);
+          const int64_t b = bh / H, h = bh % H;
+          const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), Km = rows_of(K, b, h, 0, nk, d, ks),
+                       Vm = rows_of(V, b, h, 0, nk, d, vs);
+          std::fill(m.begin(), m.end(), ninf);
+          std::fill(l.begin(), l.end(), 0.0);
+          std::fill(acc.begin(), acc.end(), T(0));
+          const int64_t kend = rules.keys_needed(b, i0, br);
+          for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
+            const int64_t bc = std::min(kBlockK, kend - j0);
+            gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), s.data(),
+                    bc);
+            for (int64_t r = 0; r < br; ++r) {
+              const int64_t i = i0 + r;
+              T* sr = s.data() + r * bc;
+              rules.mask(b, i, j0, sr, bc);
+              T mx = m[r];
+              for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
+              if (mx == ninf) {  // nothing visible to this row yet
+                std::fill(sr, sr + bc, T(0));
+                continue;
+              }
+              const double sum = exp_shifted(sr, sr, bc, mx);
+              if (mx != m[r]) {  // a new maximum: rescale what was summed under the old one
+                const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - mx);
+                l[r] *= alpha;
+                for (int64_t t = 0; t < d; ++t) acc[r * d + t] *= alpha;
+                m[r] = mx;
+              }
+              l[r] += sum;
+              if (rules.dropout()) {
+                rules.drop_factors(bh, i, j0, z.data(), bc);
+                for (int64_t j = 0; j < bc; ++j) sr[j] *= z[j];
+              }
+            }
+            gemm<T>(false, false, br, d, bc, T(1), s.data(), bc, Vm.row(j0), Vm.ld, T(1),
+                    acc.data(), d);
           }
-          const double sum = exp_shifted(sr, sr, bc, mx);
-          if (mx != m[r]) {  // a new maximum: rescale what was summed under the old one
-            const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - mx);
-            l[r] *= alpha;
-            for (int64_t t = 0; t < d; ++t) acc[r * d + t] *= alpha;
-            m[r] = mx;
-          }
-          l[r] += sum;
-          if (rules.dropout()) {
-            rules.drop_factors(bh, i, j0, z.data(), bc);
-            for (int64_t j = 0; j < bc; ++j) sr[j] *= z[j];
+          for (int64_t r = 0; r < br; ++r) {
+            const int64_t i = i0 + r;
+            const T inv = l[r] > 0 ? (T)(1.0 / l[r]) : T(0);  // l = 0 only without keys (nk = 0)
+            T* o = O.at(b, h, i);
+            for (int64_t t = 0; t < d; ++t) o[t] = acc[r * d + t] * inv;
+            plse[bh * nq + i] = (T)(m[r] + std::log(l[r]));
           }
         }
-        gemm<T>(false, false, br, d, bc, T(1), s.data(), bc, Vm.row(j0), Vm.ld, T(1), acc.data(), d);
-      }
-      for (int64_t r = 0; r < br; ++r) {
-        const int64_t i = i0 + r;
-        const T inv = l[r] > 0 ? (T)(1.0 / l[r]) : T(0);  // l = 0 only without keys (nk = 0)
-        T* o = O.at(b, h, i);
-        for (int64_t t = 0; t < d; ++t) o[t] = acc[r * d + t] * inv;
-        plse[bh * nq + i] = (T)(m[r] + std::log(l[r]));
-      }
-    }
-  }
+      },
+      tasks > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain);
 }
 
 template <typename T>
@@ -241,80 +246,88 @@ void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Te
   const int64_t H = a.heads, nq = a.nq, nk = a.nk, d = a.dim;
   const int64_t bhs = a.batch * H;
   const T scale = (T)a.scale;
-#pragma omp parallel if (bhs > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain)
-  {
-    // p: a tile's weights P; z: their dropout factors; w: P * dropout; ds: dP, then dS;
-    // D: dO_i . O_i per row; gq: the tile's grad_q rows; gk, gv: the head's unscaled grad_k
-    // and grad_v.
-    std::vector<T> p(kBlockQ * kBlockK), z(kBlockQ * kBlockK), w(kBlockQ * kBlockK), ds(kBlockQ * kBlockK),
-        D(kBlockQ), gq(kBlockQ * d), gk(nk * d), gv(nk * d), qs, ks, vs, gos;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < bhs; ++bh) {
-      const int64_t b = bh / H, h = bh % H;
-      const Mat<T> Km = rows_of(K, b, h, 0, nk, d, ks), Vm = rows_of(V, b, h, 0, nk, d, vs);
-      std::fill(gk.begin(), gk.end(), T(0));
-      std::fill(gv.begin(), gv.end(), T(0));
-      for (int64_t i0 = 0; i0 < nq; i0 += kBlockQ) {
-        const int64_t br = std::min(kBlockQ, nq - i0);
-        const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), GOm = rows_of(GO, b, h, i0, br, d, gos);
-        for (int64_t r = 0; r < br; ++r) {
-          const T *go = GOm.row(r), *o = O.at(b, h, i0 + r);
-          T dot = 0;
-          for (int64_t t = 0; t < d; ++t) dot += go[t] * o[t];
-          D[r] = dot;
-        }
-        std::fill(gq.begin(), gq.end(), T(0));
-        const int64_t kend = rules.keys_needed(b, i0, br);
-        for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
-          const int64_t bc = std::min(kBlockK, kend - j0);
-          gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), p.data(), bc);
-          for (int64_t r = 0; r < br; ++r) {
-            const int64_t i = i0 + r;
-            T* pr = p.data() + r * bc;
-            rules.mask(b, i, j0, pr, bc);
-            exp_shifted(pr, pr, bc, plse[bh * nq + i]);  // P = exp(S - lse)
-            if (rules.dropout()) {
-              T *zr = z.data() + r * bc, *wr = w.data() + r * bc;
-              rules.drop_factors(bh, i, j0, zr, bc);
-              for (int64_t j = 0; j < bc; ++j) wr[j] = pr[j] * zr[j];
+  parallel_for(
+      bhs, 1,
+      [&](int64_t t_begin, int64_t t_end) {
+        // p: a tile's weights P; z: their dropout factors; w: P * dropout; ds: dP, then dS;
+        // D: dO_i . O_i per row; gq: the tile's grad_q rows; gk, gv: the head's unscaled grad_k
+        // and grad_v.
+        std::vector<T> p(kBlockQ * kBlockK), z(kBlockQ * kBlockK), w(kBlockQ * kBlockK),
+            ds(kBlockQ * kBlockK), D(kBlockQ), gq(kBlockQ * d), gk(nk * d), gv(nk * d), qs, ks, vs,
+            gos;
+        for (int64_t bh = t_begin; bh < t_end; ++bh) {
+          const int64_t b = bh / H, h = bh % H;
+          const Mat<T> Km = rows_of(K, b, h, 0, nk, d, ks), Vm = rows_of(V, b, h, 0, nk, d, vs);
+          std::fill(gk.begin(), gk.end(), T(0));
+          std::fill(gv.begin(), gv.end(), T(0));
+          for (int64_t i0 = 0; i0 < nq; i0 += kBlockQ) {
+            const int64_t br = std::min(kBlockQ, nq - i0);
+            const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs),
+                         GOm = rows_of(GO, b, h, i0, br, d, gos);
+            for (int64_t r = 0; r < br; ++r) {
+              const T *go = GOm.row(r), *o = O.at(b, h, i0 + r);
+              T dot = 0;
+              for (int64_t t = 0; t < d; ++t) dot += go[t] * o[t];
+              D[r] = dot;
+            }
+            std::fill(gq.begin(), gq.end(), T(0));
+            const int64_t kend = rules.keys_needed(b, i0, br);
+            for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
+              const int64_t bc = std::min(kBlockK, kend - j0);
+              gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), p.data(),
+                      bc);
+              for (int64_t r = 0; r < br; ++r) {
+                const int64_t i = i0 + r;
+                T* pr = p.data() + r * bc;
+                rules.mask(b, i, j0, pr, bc);
+                exp_shifted(pr, pr, bc, plse[bh * nq + i]);  // P = exp(S - lse)
+                if (rules.dropout()) {
+                  T *zr = z.data() + r * bc, *wr = w.data() + r * bc;
+                  rules.drop_factors(bh, i, j0, zr, bc);
+                  for (int64_t j = 0; j < bc; ++j) wr[j] = pr[j] * zr[j];
+                }
+              }
+              const T* wt = rules.dropout() ? w.data() : p.data();
+              // grad_v_j += sum_i W_ij dO_i
+              gemm<T>(true, false, bc, d, br, T(1), wt, bc, GOm.p, GOm.ld, T(1), gv.data() + j0 * d,
+                      d);
+              // dP_ij = dropout_ij dO_i . v_j, then dS_ij = P_ij (dP_ij - D_i); a uniform row's
+              // scores are constants: its dS is 0.
+              gemm<T>(false, true, br, bc, d, T(1), GOm.p, GOm.ld, Vm.row(j0), Vm.ld, T(0),
+                      ds.data(), bc);
+              for (int64_t r = 0; r < br; ++r) {
+                T* dr = ds.data() + r * bc;
+                const T* pr = p.data() + r * bc;
+                if (rules.all_masked(b, i0 + r)) {
+                  std::fill(dr, dr + bc, T(0));
+                } else if (rules.dropout()) {
+                  const T* zr = z.data() + r * bc;
+                  for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (zr[j] * dr[j] - D[r]);
+                } else {
+                  for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (dr[j] - D[r]);
+                }
+              }
+              gemm<T>(false, false, br, d, bc, T(1), ds.data(), bc, Km.row(j0), Km.ld, T(1),
+                      gq.data(), d);
+              gemm<T>(true, false, bc, d, br, T(1), ds.data(), bc, Qm.p, Qm.ld, T(1),
+                      gk.data() + j0 * d, d);
+            }
+            for (int64_t r = 0; r < br; ++r) {
+              T* g = GQ.at(b, h, i0 + r);
+              for (int64_t t = 0; t < d; ++t) g[t] = scale * gq[r * d + t];
             }
           }
-          const T* wt = rules.dropout() ? w.data() : p.data();
-          // grad_v_j += sum_i W_ij dO_i
-          gemm<T>(true, false, bc, d, br, T(1), wt, bc, GOm.p, GOm.ld, T(1), gv.data() + j0 * d, d);
-          // dP_ij = dropout_ij dO_i . v_j, then dS_ij = P_ij (dP_ij - D_i); a uniform row's
-          // scores are constants: its dS is 0.
-          gemm<T>(false, true, br, bc, d, T(1), GOm.p, GOm.ld, Vm.row(j0), Vm.ld, T(0), ds.data(), bc);
-          for (int64_t r = 0; r < br; ++r) {
-            T* dr = ds.data() + r * bc;
-            const T* pr = p.data() + r * bc;
-            if (rules.all_masked(b, i0 + r)) {
-              std::fill(dr, dr + bc, T(0));
-            } else if (rules.dropout()) {
-              const T* zr = z.data() + r * bc;
-              for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (zr[j] * dr[j] - D[r]);
-            } else {
-              for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (dr[j] - D[r]);
+          for (int64_t j = 0; j < nk; ++j) {
+            T* gkj = GK.at(b, h, j);
+            T* gvj = GV.at(b, h, j);
+            for (int64_t t = 0; t < d; ++t) {
+              gkj[t] = scale * gk[j * d + t];
+              gvj[t] = gv[j * d + t];
             }
           }
-          gemm<T>(false, false, br, d, bc, T(1), ds.data(), bc, Km.row(j0), Km.ld, T(1), gq.data(), d);
-          gemm<T>(true, false, bc, d, br, T(1), ds.data(), bc, Qm.p, Qm.ld, T(1), gk.data() + j0 * d, d);
         }
-        for (int64_t r = 0; r < br; ++r) {
-          T* g = GQ.at(b, h, i0 + r);
-          for (int64_t t = 0; t < d; ++t) g[t] = scale * gq[r * d + t];
-        }
-      }
-      for (int64_t j = 0; j < nk; ++j) {
-        T* gkj = GK.at(b, h, j);
-        T* gvj = GV.at(b, h, j);
-        for (int64_t t = 0; t < d; ++t) {
-          gkj[t] = scale * gk[j * d + t];
-          gvj[t] = gv[j * d + t];
-        }
-      }
-    }
-  }
+      },
+      bhs > 1 && bhs * nq * std::max<int64_t>(nk, 1) * d >= kParallelGrain);
 }
 
 }  // namespace

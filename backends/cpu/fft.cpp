@@ -167,28 +167,31 @@ void CpuBackend::fft_r2c(const Tensor& x, const Tensor& spec) {
     const T* in = static_cast<const T*>(x.raw_data());  // (A, n, C)
     T* out = static_cast<T*>(spec.raw_data());          // (A, m, C, 2)
     // one thread for a small call: the fork would cost more than the transforms
-#pragma omp parallel if (s.A * s.C > 1 && s.A * s.n * s.C >= kParallelGrain)
-    {
-      Plan<T>* plan = s.n > 1 ? &plan_for<T>(s.n, /*inverse=*/false) : nullptr;
-      std::vector<T> signal(s.n);
-      std::vector<std::complex<T>> bins(s.m);
-#pragma omp for schedule(static)
-      for (int64_t task = 0; task < s.A * s.C; ++task) {
-        const int64_t a = task / s.C, c = task % s.C;
-        const T* src = in + a * s.n * s.C + c;
-        for (int64_t t = 0; t < s.n; ++t) signal[t] = src[t * s.C];
-        if (plan) plan->r2c(signal.data(), bins.data());
-        else bins[0] = {signal[0], T(0)};
-        // exact zeros, as numpy gives: these parts are zero in exact arithmetic
-        bins[0].imag(T(0));
-        if (s.n % 2 == 0) bins[s.m - 1].imag(T(0));
-        T* dst = out + (a * s.m * s.C + c) * 2;
-        for (int64_t k = 0; k < s.m; ++k) {
-          dst[k * s.C * 2] = bins[k].real();
-          dst[k * s.C * 2 + 1] = bins[k].imag();
-        }
-      }
-    }
+    parallel_for(
+        s.A * s.C, dynamic_chunk(s.A * s.C),
+        [&](int64_t t_begin, int64_t t_end) {
+          Plan<T>* plan = s.n > 1 ? &plan_for<T>(s.n, /*inverse=*/false) : nullptr;
+          std::vector<T> signal(s.n);
+          std::vector<std::complex<T>> bins(s.m);
+          for (int64_t task = t_begin; task < t_end; ++task) {
+            const int64_t a = task / s.C, c = task % s.C;
+            const T* src = in + a * s.n * s.C + c;
+            for (int64_t t = 0; t < s.n; ++t) signal[t] = src[t * s.C];
+            if (plan)
+              plan->r2c(signal.data(), bins.data());
+            else
+              bins[0] = {signal[0], T(0)};
+            // exact zeros, as numpy gives: these parts are zero in exact arithmetic
+            bins[0].imag(T(0));
+            if (s.n % 2 == 0) bins[s.m - 1].imag(T(0));
+            T* dst = out + (a * s.m * s.C + c) * 2;
+            for (int64_t k = 0; k < s.m; ++k) {
+              dst[k * s.C * 2] = bins[k].real();
+              dst[k * s.C * 2 + 1] = bins[k].imag();
+            }
+          }
+        },
+        s.A * s.C > 1 && s.A * s.n * s.C >= kParallelGrain);
   });
 }
 
@@ -200,26 +203,29 @@ void CpuBackend::fft_c2r(const Tensor& spec, double scale, const Tensor& x) {
     T* out = static_cast<T*>(x.raw_data());                // (A, n, C)
     const T factor = (T)scale;
     // one thread for a small call: the fork would cost more than the transforms
-#pragma omp parallel if (s.A * s.C > 1 && s.A * s.n * s.C >= kParallelGrain)
-    {
-      Plan<T>* plan = s.n > 1 ? &plan_for<T>(s.n, /*inverse=*/true) : nullptr;
-      std::vector<T> signal(s.n);
-      std::vector<std::complex<T>> bins(s.m);
-#pragma omp for schedule(static)
-      for (int64_t task = 0; task < s.A * s.C; ++task) {
-        const int64_t a = task / s.C, c = task % s.C;
-        const T* src = in + (a * s.m * s.C + c) * 2;
-        for (int64_t k = 0; k < s.m; ++k) bins[k] = {src[k * s.C * 2], src[k * s.C * 2 + 1]};
-        // The inverse of a real signal's spectrum ignores these parts (numpy.fft.irfft
-        // does too); zeroing them keeps the complex path's output real.
-        bins[0].imag(T(0));
-        if (s.n % 2 == 0) bins[s.m - 1].imag(T(0));
-        if (plan) plan->c2r(bins.data(), signal.data());
-        else signal[0] = bins[0].real();
-        T* dst = out + a * s.n * s.C + c;
-        for (int64_t t = 0; t < s.n; ++t) dst[t * s.C] = factor * signal[t];
-      }
-    }
+    parallel_for(
+        s.A * s.C, dynamic_chunk(s.A * s.C),
+        [&](int64_t t_begin, int64_t t_end) {
+          Plan<T>* plan = s.n > 1 ? &plan_for<T>(s.n, /*inverse=*/true) : nullptr;
+          std::vector<T> signal(s.n);
+          std::vector<std::complex<T>> bins(s.m);
+          for (int64_t task = t_begin; task < t_end; ++task) {
+            const int64_t a = task / s.C, c = task % s.C;
+            const T* src = in + (a * s.m * s.C + c) * 2;
+            for (int64_t k = 0; k < s.m; ++k) bins[k] = {src[k * s.C * 2], src[k * s.C * 2 + 1]};
+            // The inverse of a real signal's spectrum ignores these parts (numpy.fft.irfft
+            // does too); zeroing them keeps the complex path's output real.
+            bins[0].imag(T(0));
+            if (s.n % 2 == 0) bins[s.m - 1].imag(T(0));
+            if (plan)
+              plan->c2r(bins.data(), signal.data());
+            else
+              signal[0] = bins[0].real();
+            T* dst = out + a * s.n * s.C + c;
+            for (int64_t t = 0; t < s.n; ++t) dst[t * s.C] = factor * signal[t];
+          }
+        },
+        s.A * s.C > 1 && s.A * s.n * s.C >= kParallelGrain);
   });
 }
 

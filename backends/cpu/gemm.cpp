@@ -1,6 +1,5 @@
-// Matrix products through OpenBLAS. We link the OpenMP build of OpenBLAS: called inside an
-// OpenMP parallel region it runs single-threaded, so a batched product either runs its batch
-// in parallel (one thread per matrix) or runs each matrix on all threads, never both.
+// Matrix products through OpenBLAS, one thread per call: the pool of core/parallel.h runs
+// the tiles of a product (or the matrices of a batch) in parallel.
 #include <cblas.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@ void gemm_one(const GemmArgs& g, const T* a, const T* b, T* c) {
   const auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
   const auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
   if (g.m == 0 || g.n == 0) return;
+  one_blas_thread_here();
   if constexpr (std::is_same_v<T, float>) {
     cblas_sgemm(CblasRowMajor, ta, tb, g.m, g.n, g.k, (float)g.alpha, a, g.lda, b, g.ldb,
                 (float)g.beta, c, g.ldc);
@@ -37,13 +37,42 @@ void check_operands(const char* what, const Tensor& a, const Tensor& b, const Te
 }
 }  // namespace
 
-// A product whose rows of a are rows of c (a not transposed) and that has at least two
-// chunks of kRowChunk rows is split into those chunks, taken first come, first served by the
-// threads, each a one-thread OpenBLAS call (inside the parallel region). OpenBLAS's own
-// threads split the work evenly up front, so a thread the OS stops (another process on its
-// core) held up the whole product; a chunk holds up only itself. The chunk does not depend on
-// the thread count, and each element's sum over k runs as in the whole product.
-constexpr int64_t kRowChunk = 256;
+// Tiles of C. OpenBLAS runs on one thread (core/parallel.h); a product of at least
+// kMinParallelWork multiply-adds is cut into tiles, each a one-thread OpenBLAS call, taken
+// first come, first served by the pool's threads, so a thread the OS stops (another process
+// on its core) holds up only its tile. Rows are cut in blocks of kRowChunk when there are at
+// least two; a product with fewer rows (a weight's gradient: m and n small, k the batch) is
+// cut in blocks of kColChunk columns. The tiles depend on the shape only, and each element's
+// sum over k runs as in the whole product, so the bits do not depend on the thread count.
+constexpr int64_t kRowChunk = 256, kColChunk = 64, kMinParallelWork = int64_t(1) << 20;
+
+struct Tiles {
+  int64_t mc, nc, tm, tn;
+  int64_t count() const { return tm * tn; }
+};
+
+Tiles tiles_of(const GemmArgs& g) {
+  Tiles t{g.m, g.n, 1, 1};
+  if (g.m * g.n * g.k < kMinParallelWork) return t;
+  if (g.m >= 2 * kRowChunk)
+    t.mc = kRowChunk;
+  else if (g.n >= 2 * kColChunk)
+    t.nc = kColChunk;
+  t.tm = (g.m + t.mc - 1) / t.mc;
+  t.tn = (g.n + t.nc - 1) / t.nc;
+  return t;
+}
+
+// Tile `i` of the product a * b -> c.
+template <typename T>
+void gemm_tile(const GemmArgs& g, const Tiles& t, int64_t i, const T* a, const T* b, T* c) {
+  const int64_t i0 = (i / t.tn) * t.mc, j0 = (i % t.tn) * t.nc;
+  GemmArgs part = g;
+  part.m = std::min(t.mc, g.m - i0);
+  part.n = std::min(t.nc, g.n - j0);
+  gemm_one<T>(part, a + (g.trans_a ? i0 : i0 * g.lda), b + (g.trans_b ? j0 * g.ldb : j0),
+              c + i0 * g.ldc + j0);
+}
 
 void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
   check_operands("gemm", a, b, c);
@@ -52,17 +81,10 @@ void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const
     const T* pa = static_cast<const T*>(a.raw_data());
     const T* pb = static_cast<const T*>(b.raw_data());
     T* pc = static_cast<T*>(c.raw_data());
-    const int64_t chunks = (g.m + kRowChunk - 1) / kRowChunk;
-    if (g.trans_a || chunks < 2 || num_threads() < 2 || g.m * g.n * g.k < ((int64_t)1 << 20)) {
-      gemm_one<T>(g, pa, pb, pc);
-      return;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < chunks; ++i) {
-      GemmArgs part = g;
-      part.m = std::min(kRowChunk, g.m - i * kRowChunk);
-      gemm_one<T>(part, pa + i * kRowChunk * g.lda, pb, pc + i * kRowChunk * g.ldc);
-    }
+    const Tiles t = tiles_of(g);
+    parallel_for(t.count(), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) gemm_tile<T>(g, t, i, pa, pb, pc);
+    });
   });
 }
 
@@ -75,11 +97,20 @@ void CpuBackend::batched_gemm(const GemmArgs& g, int64_t batch, const Tensor& a,
     const T* pa = static_cast<const T*>(a.raw_data());
     const T* pb = static_cast<const T*>(b.raw_data());
     T* pc = static_cast<T*>(c.raw_data());
-    // Parallel over the batch when it can keep every thread busy.
-    [[maybe_unused]] const bool over_batch = batch >= num_threads() && g.m * g.n * g.k < (int64_t)1 << 24;
-#pragma omp parallel for schedule(static) if (over_batch)
-    for (int64_t i = 0; i < batch; ++i)
-      gemm_one<T>(g, pa + i * stride_a, pb + i * stride_b, pc + i * stride_c);
+    // Tasks are the tiles of every matrix; a batch of small products runs in parallel when
+    // all of it is worth the threads.
+    const Tiles t = tiles_of(g);
+    const int64_t tasks = batch * t.count();
+    parallel_for(
+        tasks, t.count() > 1 ? 1 : dynamic_chunk(tasks),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t task = begin; task < end; ++task) {
+            const int64_t i = task / t.count();
+            gemm_tile<T>(g, t, task % t.count(), pa + i * stride_a, pb + i * stride_b,
+                         pc + i * stride_c);
+          }
+        },
+        batch * g.m * g.n * g.k >= kMinParallelWork);
   });
 }
 

@@ -15,13 +15,18 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index,
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
-#pragma omp parallel for collapse(2) schedule(static) if (out.numel() >= kParallelGrain)
-    for (int64_t a = 0; a < ax.outer; ++a)
-      for (int64_t i = 0; i < I; ++i) {
-        const T* src = in + (a * ax.size + idx[i]) * ax.inner;
-        T* dst = o + (a * I + i) * ax.inner;
-        for (int64_t k = 0; k < ax.inner; ++k) dst[k] = src[k];
-      }
+    const int64_t rows = ax.outer * I;
+    parallel_for(
+        rows, dynamic_chunk(rows),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r) {
+            const int64_t a = r / I, i = r % I;
+            const T* src = in + (a * ax.size + idx[i]) * ax.inner;
+            T* dst = o + r * ax.inner;
+            for (int64_t k = 0; k < ax.inner; ++k) dst[k] = src[k];
+          }
+        },
+        out.numel() >= kParallelGrain);
   };
   // Selecting moves values: bool masks too (bfloat16 stays refused, as every CPU kernel of it).
   if (x.dtype() == kBool) select(bool{});
@@ -38,14 +43,18 @@ void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
     T* o = static_cast<T*>(out.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
     // Outer slices never collide: parallel over them; within one, indices may repeat.
-#pragma omp parallel for schedule(static) if (src.numel() >= kParallelGrain && ao.outer > 1)
-    for (int64_t a = 0; a < ao.outer; ++a)
-      for (int64_t i = 0; i < I; ++i) {
-        T* dst = o + (a * ao.size + idx[i]) * ao.inner;
-        const T* from = s + (a * I + i) * ao.inner;
+    parallel_for(
+        ao.outer, dynamic_chunk(ao.outer),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t a = begin; a < end; ++a)
+            for (int64_t i = 0; i < I; ++i) {
+              T* dst = o + (a * ao.size + idx[i]) * ao.inner;
+              const T* from = s + (a * I + i) * ao.inner;
 #pragma omp simd
-        for (int64_t k = 0; k < ao.inner; ++k) dst[k] += from[k];
-      }
+              for (int64_t k = 0; k < ao.inner; ++k) dst[k] += from[k];
+            }
+        },
+        src.numel() >= kParallelGrain && ao.outer > 1);
   });
 }
 

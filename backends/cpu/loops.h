@@ -12,12 +12,14 @@
 // `step` each tensor's innermost stride.
 #pragma once
 
-#include <omp.h>
+#include <cblas.h>
 
 #include <array>
 #include <cstdint>
 #include <vector>
 
+#include "core/parallel.h"
+#include "core/runtime.h"
 #include "core/tensor.h"
 
 namespace wavspa::cpu {
@@ -25,14 +27,25 @@ namespace wavspa::cpu {
 // Below this many elements a loop runs on one thread: the fork costs more than it saves.
 inline constexpr int64_t kParallelGrain = 32768;
 
-// The number of threads a parallel region will use.
-inline int num_threads() { return omp_get_max_threads(); }
+// The number of threads a parallel_for will use.
+inline int num_threads() { return cpu_threads(); }
 
-// The chunk of a `schedule(dynamic, chunk)` loop over `tasks` independent tasks: about an
-// eighth of a thread's share, handed out first come, first served. When another process
-// takes a core, the thread on it then holds up only its current chunk; with
-// schedule(static) the others would wait for its whole share. Independent tasks give the
-// same bits in any order, so this changes no result.
+// OpenBLAS's OpenMP build sizes its team by the calling thread's OpenMP setting
+// (omp_get_max_threads), and openblas_set_num_threads sets it for the calling thread only. A
+// thread about to run a product calls it once with 1: the tile then runs on the thread that
+// took it, and no OpenMP team starts inside the pool (in the OPENMP=0 build too, where
+// OpenBLAS still brings libgomp).
+inline void one_blas_thread_here() {
+  thread_local const bool set = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)set;
+}
+
+// The chunk of a parallel_for over `tasks` independent tasks: about an eighth of a thread's
+// share. When another process takes a core, the thread on it then holds up only its current
+// chunk. Independent tasks give the same bits however they are cut.
 inline int64_t dynamic_chunk(int64_t tasks) {
   const int64_t c = tasks / (8 * (int64_t)num_threads());
   return c > 1 ? c : 1;
@@ -80,22 +93,25 @@ class StridedLoop {
     const int64_t tasks = rows * blocks_per_row;
     std::array<int64_t, N> step;
     for (int i = 0; i < N; ++i) step[i] = strides_[i][nd - 1];
-    [[maybe_unused]] const int64_t chunk = dynamic_chunk(tasks);
-#pragma omp parallel for schedule(dynamic, chunk) if (numel_ >= kParallelGrain)
-    for (int64_t task = 0; task < tasks; ++task) {
-      int64_t r = task / blocks_per_row, b = task % blocks_per_row;
-      std::array<int64_t, N> off{};
-      int64_t rem = r;
-      for (int64_t d = nd - 2; d >= 0; --d) {
-        int64_t idx = rem % shape_[d];
-        rem /= shape_[d];
-        for (int i = 0; i < N; ++i) off[i] += idx * strides_[i][d];
-      }
-      int64_t start = b * block;
-      for (int i = 0; i < N; ++i) off[i] += start * step[i];
-      int64_t n = start + block > inner ? inner - start : block;
-      row(off.data(), n, step.data());
-    }
+    parallel_for(
+        tasks, dynamic_chunk(tasks),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t task = begin; task < end; ++task) {
+            int64_t r = task / blocks_per_row, b = task % blocks_per_row;
+            std::array<int64_t, N> off{};
+            int64_t rem = r;
+            for (int64_t d = nd - 2; d >= 0; --d) {
+              int64_t idx = rem % shape_[d];
+              rem /= shape_[d];
+              for (int i = 0; i < N; ++i) off[i] += idx * strides_[i][d];
+            }
+            int64_t start = b * block;
+            for (int i = 0; i < N; ++i) off[i] += start * step[i];
+            int64_t n = start + block > inner ? inner - start : block;
+            row(off.data(), n, step.data());
+          }
+        },
+        numel_ >= kParallelGrain);
   }
 
  private:

@@ -1,4 +1,5 @@
 // Softmax, layer norm and cross-entropy: one row per task, float32 rows accumulate in double.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -14,46 +15,50 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
     const int64_t N = x.dim() ? x.shape().back() : 1, M = N ? x.numel() / N : 0;
     const T* in = static_cast<const T*>(x.raw_data());
     T* out = static_cast<T*>(y.raw_data());
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
-    for (int64_t m = 0; m < M; ++m) {
-      const T* row = in + m * N;
-      T* orow = out + m * N;
-      T mx = -std::numeric_limits<T>::infinity();
+    parallel_for(
+        M, dynamic_chunk(M),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t m = begin; m < end; ++m) {
+            const T* row = in + m * N;
+            T* orow = out + m * N;
+            T mx = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : mx)
-      for (int64_t i = 0; i < N; ++i) mx = row[i] > mx ? row[i] : mx;
-      if (std::isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf
-      double sum = 0;
-      if constexpr (std::is_same_v<T, float>) {
-        // exp into the output row, then normalise it in place (or take logs).
-        sum = vmath::exp_shifted_sum(row, orow, N, mx);
-        if (log) {
-          const T lse = mx + (T)std::log(sum);
+            for (int64_t i = 0; i < N; ++i) mx = row[i] > mx ? row[i] : mx;
+            if (std::isinf(mx) && mx < 0) mx = 0;  // an all -inf row: avoid inf - inf
+            double sum = 0;
+            if constexpr (std::is_same_v<T, float>) {
+              // exp into the output row, then normalise it in place (or take logs).
+              sum = vmath::exp_shifted_sum(row, orow, N, mx);
+              if (log) {
+                const T lse = mx + (T)std::log(sum);
 #pragma omp simd
-          for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
-        } else {
-          const T inv = (T)(1.0 / sum);
+                for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
+              } else {
+                const T inv = (T)(1.0 / sum);
 #pragma omp simd
-          for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
-        }
-        continue;
-      }
-      if (log) {
+                for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
+              }
+              continue;
+            }
+            if (log) {
 #pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < N; ++i) sum += std::exp(row[i] - mx);
-        T lse = mx + (T)std::log(sum);
+              for (int64_t i = 0; i < N; ++i) sum += std::exp(row[i] - mx);
+              T lse = mx + (T)std::log(sum);
 #pragma omp simd
-        for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
-      } else {
-        for (int64_t i = 0; i < N; ++i) {
-          T e = std::exp(row[i] - mx);
-          orow[i] = e;
-          sum += e;
-        }
-        T inv = (T)(1.0 / sum);
+              for (int64_t i = 0; i < N; ++i) orow[i] = row[i] - lse;
+            } else {
+              for (int64_t i = 0; i < N; ++i) {
+                T e = std::exp(row[i] - mx);
+                orow[i] = e;
+                sum += e;
+              }
+              T inv = (T)(1.0 / sum);
 #pragma omp simd
-        for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
-      }
-    }
+              for (int64_t i = 0; i < N; ++i) orow[i] *= inv;
+            }
+          }
+        },
+        M * N >= kParallelGrain);
   });
 }
 
@@ -65,25 +70,29 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& grad_y, const T
     const T* py = static_cast<const T*>(y.raw_data());
     const T* pg = static_cast<const T*>(grad_y.raw_data());
     T* px = static_cast<T*>(grad_x.raw_data());
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
-    for (int64_t m = 0; m < M; ++m) {
-      const T* yr = py + m * N;
-      const T* gr = pg + m * N;
-      T* xr = px + m * N;
-      double dot = 0;
-      if (log) {  // dx = g - exp(y) * sum(g)
+    parallel_for(
+        M, dynamic_chunk(M),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t m = begin; m < end; ++m) {
+            const T* yr = py + m * N;
+            const T* gr = pg + m * N;
+            T* xr = px + m * N;
+            double dot = 0;
+            if (log) {  // dx = g - exp(y) * sum(g)
 #pragma omp simd reduction(+ : dot)
-        for (int64_t i = 0; i < N; ++i) dot += gr[i];
-        T s = (T)dot;
-        for (int64_t i = 0; i < N; ++i) xr[i] = gr[i] - std::exp(yr[i]) * s;
-      } else {  // dx = y * (g - sum(g * y))
+              for (int64_t i = 0; i < N; ++i) dot += gr[i];
+              T s = (T)dot;
+              for (int64_t i = 0; i < N; ++i) xr[i] = gr[i] - std::exp(yr[i]) * s;
+            } else {  // dx = y * (g - sum(g * y))
 #pragma omp simd reduction(+ : dot)
-        for (int64_t i = 0; i < N; ++i) dot += (double)gr[i] * yr[i];
-        T s = (T)dot;
+              for (int64_t i = 0; i < N; ++i) dot += (double)gr[i] * yr[i];
+              T s = (T)dot;
 #pragma omp simd
-        for (int64_t i = 0; i < N; ++i) xr[i] = yr[i] * (gr[i] - s);
-      }
-    }
+              for (int64_t i = 0; i < N; ++i) xr[i] = yr[i] * (gr[i] - s);
+            }
+          }
+        },
+        M * N >= kParallelGrain);
   });
 }
 
@@ -99,29 +108,33 @@ void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const 
     T* out = static_cast<T*>(y.raw_data());
     T* pm = static_cast<T*>(mean.raw_data());
     T* pr = static_cast<T*>(rstd.raw_data());
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(M)) if (M * N >= kParallelGrain)
-    for (int64_t m = 0; m < M; ++m) {
-      const T* row = in + m * N;
-      T* orow = out + m * N;
-      double s = 0;
+    parallel_for(
+        M, dynamic_chunk(M),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t m = begin; m < end; ++m) {
+            const T* row = in + m * N;
+            T* orow = out + m * N;
+            double s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < N; ++i) s += row[i];
-      const double mu = s / N;
-      double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
+            for (int64_t i = 0; i < N; ++i) s += row[i];
+            const double mu = s / N;
+            double ss = 0;  // two passes: exact for large means, unlike E[x^2] - E[x]^2
 #pragma omp simd reduction(+ : ss)
-      for (int64_t i = 0; i < N; ++i) ss += (row[i] - mu) * (row[i] - mu);
-      const double r = 1.0 / std::sqrt(ss / N + eps);
-      pm[m] = (T)mu;
-      pr[m] = (T)r;
-      const T tmu = (T)mu, tr = (T)r;
+            for (int64_t i = 0; i < N; ++i) ss += (row[i] - mu) * (row[i] - mu);
+            const double r = 1.0 / std::sqrt(ss / N + eps);
+            pm[m] = (T)mu;
+            pr[m] = (T)r;
+            const T tmu = (T)mu, tr = (T)r;
 #pragma omp simd
-      for (int64_t i = 0; i < N; ++i) {
-        T v = (row[i] - tmu) * tr;
-        if (w) v *= w[i];
-        if (b) v += b[i];
-        orow[i] = v;
-      }
-    }
+            for (int64_t i = 0; i < N; ++i) {
+              T v = (row[i] - tmu) * tr;
+              if (w) v *= w[i];
+              if (b) v += b[i];
+              orow[i] = v;
+            }
+          }
+        },
+        M * N >= kParallelGrain);
   });
 }
 
@@ -141,62 +154,67 @@ void CpuBackend::layernorm_backward(const Tensor& grad_y, const Tensor& x, const
     const T* pr = static_cast<const T*>(rstd.raw_data());
     T* gx = static_cast<T*>(grad_x.raw_data());
     const bool want_wb = grad_weight.defined() || grad_bias.defined();
-    // Per-thread partial sums for dweight/dbias, added up at the end (no atomics).
-    const int threads = (M * N >= kParallelGrain) ? num_threads() : 1;
-    std::vector<double> part_w(want_wb ? threads * N : 0, 0.0), part_b(part_w.size(), 0.0);
-    // Threads take contiguous row ranges; an idle thread leaves its partials at zero.
-#pragma omp parallel num_threads(threads)
-    {
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      double* tw = want_wb ? part_w.data() + tid * N : nullptr;
-      double* tb = want_wb ? part_b.data() + tid * N : nullptr;
-      // dweight/dbias add up over rows in T for blocks of kBlock rows, then into double:
-      // converting every row to double cost more than the rest of the kernel.
-      constexpr int64_t kBlock = 32;
-      std::vector<T> bw(want_wb ? N : 0, T(0)), bb(bw.size(), T(0));
-      const int64_t m_begin = M * tid / nth, m_end = M * (tid + 1) / nth;
-      for (int64_t m = m_begin; m < m_end; ++m) {
-        const T* g = gy + m * N;
-        const T* row = in + m * N;
-        T* o = gx + m * N;
-        const T mu = pm[m], r = pr[m];
-        // dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat)); branch-free loops vectorise.
-        double sum_gw = 0, sum_gwx = 0;
+    // dweight/dbias: partial sums over `parts` contiguous row ranges, added up at the end in
+    // part order (no atomics). The ranges depend on M only, so the bits do not depend on the
+    // thread count.
+    constexpr int64_t kPartRows = 256;
+    const int64_t parts = std::clamp<int64_t>((M + kPartRows - 1) / kPartRows, 1, 64);
+    std::vector<double> part_w(want_wb ? parts * N : 0, 0.0), part_b(part_w.size(), 0.0);
+    parallel_for(
+        parts, 1,
+        [&](int64_t p_begin, int64_t p_end) {
+          for (int64_t part = p_begin; part < p_end; ++part) {
+            double* tw = want_wb ? part_w.data() + part * N : nullptr;
+            double* tb = want_wb ? part_b.data() + part * N : nullptr;
+            // dweight/dbias add up over rows in T for blocks of kBlock rows, then into double:
+            // converting every row to double cost more than the rest of the kernel.
+            constexpr int64_t kBlock = 32;
+            std::vector<T> bw(want_wb ? N : 0, T(0)), bb(bw.size(), T(0));
+            const int64_t m_begin = M * part / parts, m_end = M * (part + 1) / parts;
+            for (int64_t m = m_begin; m < m_end; ++m) {
+              const T* g = gy + m * N;
+              const T* row = in + m * N;
+              T* o = gx + m * N;
+              const T mu = pm[m], r = pr[m];
+              // dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat)); branch-free loops vectorise.
+              double sum_gw = 0, sum_gwx = 0;
 #pragma omp simd reduction(+ : sum_gw, sum_gwx)
-        for (int64_t i = 0; i < N; ++i) {
-          T xhat = (row[i] - mu) * r;
-          T gw = g[i] * w[i];
-          sum_gw += gw;
-          sum_gwx += gw * xhat;
-        }
-        if (want_wb) {
-          T* pw = bw.data();
-          T* pb = bb.data();
+              for (int64_t i = 0; i < N; ++i) {
+                T xhat = (row[i] - mu) * r;
+                T gw = g[i] * w[i];
+                sum_gw += gw;
+                sum_gwx += gw * xhat;
+              }
+              if (want_wb) {
+                T* pw = bw.data();
+                T* pb = bb.data();
 #pragma omp simd
-          for (int64_t i = 0; i < N; ++i) {
-            pw[i] += g[i] * ((row[i] - mu) * r);
-            pb[i] += g[i];
-          }
-          if ((m - m_begin) % kBlock == kBlock - 1 || m + 1 == m_end) {
-            for (int64_t i = 0; i < N; ++i) {
-              tw[i] += pw[i];
-              tb[i] += pb[i];
-              pw[i] = pb[i] = T(0);
+                for (int64_t i = 0; i < N; ++i) {
+                  pw[i] += g[i] * ((row[i] - mu) * r);
+                  pb[i] += g[i];
+                }
+                if ((m - m_begin) % kBlock == kBlock - 1 || m + 1 == m_end) {
+                  for (int64_t i = 0; i < N; ++i) {
+                    tw[i] += pw[i];
+                    tb[i] += pb[i];
+                    pw[i] = pb[i] = T(0);
+                  }
+                }
+              }
+              const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
+#pragma omp simd
+              for (int64_t i = 0; i < N; ++i) {
+                T xhat = (row[i] - mu) * r;
+                o[i] = r * (g[i] * w[i] - a - xhat * c);
+              }
             }
           }
-        }
-        const T a = (T)(sum_gw / N), c = (T)(sum_gwx / N);
-#pragma omp simd
-        for (int64_t i = 0; i < N; ++i) {
-          T xhat = (row[i] - mu) * r;
-          o[i] = r * (g[i] * w[i] - a - xhat * c);
-        }
-      }
-    }
+        },
+        M * N >= kParallelGrain);
     if (!want_wb) return;
     for (int64_t i = 0; i < N; ++i) {
       double sw = 0, sb = 0;
-      for (int t = 0; t < threads; ++t) {
+      for (int64_t t = 0; t < parts; ++t) {
         sw += part_w[t * N + i];
         sb += part_b[t * N + i];
       }
@@ -215,25 +233,29 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targe
     const T* x = static_cast<const T*>(logits.raw_data());
     const int64_t* t = static_cast<const int64_t*>(target.raw_data());
     T* out = static_cast<T*>(losses.raw_data());
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(N)) if (N * C >= kParallelGrain)
-    for (int64_t n = 0; n < N; ++n) {
-      if (t[n] == ignore_index) {
-        out[n] = 0;
-        continue;
-      }
-      const T* row = x + n * C;
-      T mx = row[0];
-      for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
-      double se = 0, sx = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        se += std::exp((double)row[c] - mx);
-        sx += row[c];
-      }
-      const double lse = mx + std::log(se);
-      // -(1-eps) log p_t - eps/C sum_c log p_c
-      out[n] = (T)((1 - label_smoothing) * (lse - row[t[n]]) +
-                   label_smoothing * (lse - sx / C));
-    }
+    parallel_for(
+        N, dynamic_chunk(N),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t n = begin; n < end; ++n) {
+            if (t[n] == ignore_index) {
+              out[n] = 0;
+              continue;
+            }
+            const T* row = x + n * C;
+            T mx = row[0];
+            for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
+            double se = 0, sx = 0;
+            for (int64_t c = 0; c < C; ++c) {
+              se += std::exp((double)row[c] - mx);
+              sx += row[c];
+            }
+            const double lse = mx + std::log(se);
+            // -(1-eps) log p_t - eps/C sum_c log p_c
+            out[n] =
+                (T)((1 - label_smoothing) * (lse - row[t[n]]) + label_smoothing * (lse - sx / C));
+          }
+        },
+        N * C >= kParallelGrain);
   });
 }
 
@@ -247,24 +269,28 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
     const int64_t* t = static_cast<const int64_t*>(target.raw_data());
     const T* g = static_cast<const T*>(grad_losses.raw_data());
     T* gx = static_cast<T*>(grad_logits.raw_data());
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(N)) if (N * C >= kParallelGrain)
-    for (int64_t n = 0; n < N; ++n) {
-      T* o = gx + n * C;
-      if (t[n] == ignore_index) {
-        for (int64_t c = 0; c < C; ++c) o[c] = 0;
-        continue;
-      }
-      const T* row = x + n * C;
-      T mx = row[0];
-      for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
-      double se = 0;
-      for (int64_t c = 0; c < C; ++c) se += std::exp((double)row[c] - mx);
-      const double lse = mx + std::log(se);
-      const double smooth = label_smoothing / C;
-      for (int64_t c = 0; c < C; ++c)
-        o[c] = (T)(g[n] * (std::exp(row[c] - lse) - smooth -
-                           (c == t[n] ? 1 - label_smoothing : 0.0)));
-    }
+    parallel_for(
+        N, dynamic_chunk(N),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t n = begin; n < end; ++n) {
+            T* o = gx + n * C;
+            if (t[n] == ignore_index) {
+              for (int64_t c = 0; c < C; ++c) o[c] = 0;
+              continue;
+            }
+            const T* row = x + n * C;
+            T mx = row[0];
+            for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
+            double se = 0;
+            for (int64_t c = 0; c < C; ++c) se += std::exp((double)row[c] - mx);
+            const double lse = mx + std::log(se);
+            const double smooth = label_smoothing / C;
+            for (int64_t c = 0; c < C; ++c)
+              o[c] = (T)(g[n] * (std::exp(row[c] - lse) - smooth -
+                                 (c == t[n] ? 1 - label_smoothing : 0.0)));
+          }
+        },
+        N * C >= kParallelGrain);
   });
 }
 

@@ -26,17 +26,21 @@ void CpuBackend::adam_step(const AdamHyper& h, const std::vector<AdamSlot>& slot
       const T step = (T)(-s.lr / s.bias_correction1);
       const T inv_bc2 = (T)(1.0 / std::sqrt(s.bias_correction2));
       const int64_t n = s.param.numel();
-#pragma omp parallel for schedule(static) if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) {
-        T pi = p[i] * decay;
-        const T gi = g[i] * scale + wd * pi;
-        const T mi = b1 * m[i] + (T(1) - b1) * gi;
-        const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
-        pi += step * (mi / (std::sqrt(vi) * inv_bc2 + eps));
-        p[i] = pi;
-        m[i] = mi;
-        v[i] = vi;
-      }
+      parallel_for(
+          n, dynamic_chunk(n),
+          [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+              T pi = p[i] * decay;
+              const T gi = g[i] * scale + wd * pi;
+              const T mi = b1 * m[i] + (T(1) - b1) * gi;
+              const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+              pi += step * (mi / (std::sqrt(vi) * inv_bc2 + eps));
+              p[i] = pi;
+              m[i] = mi;
+              v[i] = vi;
+            }
+          },
+          n > 32768);
     }
   });
 }

@@ -19,16 +19,20 @@ template <int Rounds = 10, typename F>
 void for_each_block(int64_t n, int lanes, PhiloxState s, F f) {
   check_host_philox(s);
   const int64_t blocks = (n + lanes - 1) / lanes, groups = (blocks + 7) / 8;
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-  for (int64_t g = 0; g < groups; ++g) {
-    uint32_t r[4][8];
-    vmath::philox4x32_8<Rounds>(s.offset + (uint64_t)(g * 8), s.seed, r);
-    for (int64_t b = g * 8; b < std::min(blocks, g * 8 + 8); ++b) {
-      const int64_t u = b - g * 8;
-      const std::array<uint32_t, 4> bits{r[0][u], r[1][u], r[2][u], r[3][u]};
-      for (int l = 0; l < lanes && b * lanes + l < n; ++l) f(b * lanes + l, bits, l);
-    }
-  }
+  parallel_for(
+      groups, dynamic_chunk(groups),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          uint32_t r[4][8];
+          vmath::philox4x32_8<Rounds>(s.offset + (uint64_t)(g * 8), s.seed, r);
+          for (int64_t b = g * 8; b < std::min(blocks, g * 8 + 8); ++b) {
+            const int64_t u = b - g * 8;
+            const std::array<uint32_t, 4> bits{r[0][u], r[1][u], r[2][u], r[3][u]};
+            for (int l = 0; l < lanes && b * lanes + l < n; ++l) f(b * lanes + l, bits, l);
+          }
+        }
+      },
+      n >= kParallelGrain);
 }
 
 // Dropout's draws for float32, 64 elements at a time: f(i, n, keep) for elements [i, i + n)
@@ -38,12 +42,16 @@ template <typename F>
 void for_each_group64(int64_t n, PhiloxState s, uint32_t threshold, F f) {
   check_host_philox(s);
   const int64_t groups = (n + 63) / 64;
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-  for (int64_t g = 0; g < groups; ++g) {
-    __m256 keep[8];
-    vmath::dropout_keep64(s.offset + (uint64_t)(g * 8), s.seed, threshold, keep);
-    f(g * 64, std::min<int64_t>(64, n - g * 64), keep);
-  }
+  parallel_for(
+      groups, dynamic_chunk(groups),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          __m256 keep[8];
+          vmath::dropout_keep64(s.offset + (uint64_t)(g * 8), s.seed, threshold, keep);
+          f(g * 64, std::min<int64_t>(64, n - g * 64), keep);
+        }
+      },
+      n >= kParallelGrain);
 }
 
 }  // namespace
@@ -152,9 +160,13 @@ void add_bias_rows(const Tensor& x, const Tensor& bias, const Tensor& z) {
   const T* b = static_cast<const T*>(bias.raw_data());
   T* o = static_cast<T*>(z.raw_data());
   const int64_t N = bias.numel(), M = N ? x.numel() / N : 0;
-#pragma omp parallel for schedule(static) if (x.numel() >= kParallelGrain)
-  for (int64_t r = 0; r < M; ++r)
-    for (int64_t c = 0; c < N; ++c) o[r * N + c] = xs[r * N + c] + b[c];
+  parallel_for(
+      M, dynamic_chunk(M),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r)
+          for (int64_t c = 0; c < N; ++c) o[r * N + c] = xs[r * N + c] + b[c];
+      },
+      x.numel() >= kParallelGrain);
 }
 }  // namespace
 

@@ -89,38 +89,46 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
       const int64_t n_outer = shape_numel(outer.shape);
       constexpr int64_t kBlock = 512;
       const int64_t blocks = (inner + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
-      for (int64_t task = 0; task < n_outer * blocks; ++task) {
-        int64_t ob = task / blocks, kb = (task % blocks) * kBlock;
-        int64_t len = std::min(kBlock, inner - kb);
-        typename Reducer<T>::Acc acc[kBlock];
-        for (int64_t j = 0; j < len; ++j) acc[j] = r.init();
-        const T* base = in + offset_of(ob, outer) + kb;
-        for (int64_t i = 0; i < R; ++i) {
-          const T* row = base + i * rs;
-          if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+      parallel_for(
+          n_outer * blocks, dynamic_chunk(n_outer * blocks),
+          [&](int64_t begin, int64_t end) {
+            for (int64_t task = begin; task < end; ++task) {
+              int64_t ob = task / blocks, kb = (task % blocks) * kBlock;
+              int64_t len = std::min(kBlock, inner - kb);
+              typename Reducer<T>::Acc acc[kBlock];
+              for (int64_t j = 0; j < len; ++j) acc[j] = r.init();
+              const T* base = in + offset_of(ob, outer) + kb;
+              for (int64_t i = 0; i < R; ++i) {
+                const T* row = base + i * rs;
+                if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
 #pragma omp simd
-            for (int64_t j = 0; j < len; ++j) acc[j] += row[j];
-          } else {
-            for (int64_t j = 0; j < len; ++j) acc[j] = r.combine(acc[j], row[j]);
-          }
-        }
-        for (int64_t j = 0; j < len; ++j) o[ob * inner + kb + j] = r.finish(acc[j], R);
-      }
+                  for (int64_t j = 0; j < len; ++j) acc[j] += row[j];
+                } else {
+                  for (int64_t j = 0; j < len; ++j) acc[j] = r.combine(acc[j], row[j]);
+                }
+              }
+              for (int64_t j = 0; j < len; ++j) o[ob * inner + kb + j] = r.finish(acc[j], R);
+            }
+          },
+          K * R >= kParallelGrain);
       return;
     }
-#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
-    for (int64_t k = 0; k < K; ++k) {
-      const T* row = in + offset_of(k, kept);
-      typename Reducer<T>::Acc acc = r.init();
-      if ((op == ReduceOp::Sum || op == ReduceOp::Mean) && rs == 1) {
+    parallel_for(
+        K, dynamic_chunk(K),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) {
+            const T* row = in + offset_of(k, kept);
+            typename Reducer<T>::Acc acc = r.init();
+            if ((op == ReduceOp::Sum || op == ReduceOp::Mean) && rs == 1) {
 #pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < R; ++i) acc += row[i];
-      } else {
-        for (int64_t i = 0; i < R; ++i) acc = r.combine(acc, row[i * rs]);
-      }
-      o[k] = r.finish(acc, R);
-    }
+              for (int64_t i = 0; i < R; ++i) acc += row[i];
+            } else {
+              for (int64_t i = 0; i < R; ++i) acc = r.combine(acc, row[i * rs]);
+            }
+            o[k] = r.finish(acc, R);
+          }
+        },
+        K * R >= kParallelGrain);
     return;
   }
 
@@ -155,21 +163,32 @@ void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, const Ten
   visit_dtype(x.dtype(), "arg_reduce", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
-#pragma omp parallel for schedule(static) if (K * R >= kParallelGrain)
-    for (int64_t k = 0; k < K; ++k) {
-      const T* row = in + offset_of(k, kept);
-      int64_t best = 0;
-      T best_v = row[0];
-      for (int64_t i = 1; i < R; ++i) {
-        T v = row[i * rs];
-        if constexpr (std::is_floating_point_v<T>) {
-          if (std::isnan(best_v)) break;  // NaN wins, as in PyTorch
-          if (std::isnan(v)) { best = i; best_v = v; break; }
-        }
-        if (is_max ? v > best_v : v < best_v) { best = i; best_v = v; }
-      }
-      o[k] = best;
-    }
+    parallel_for(
+        K, dynamic_chunk(K),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) {
+            const T* row = in + offset_of(k, kept);
+            int64_t best = 0;
+            T best_v = row[0];
+            for (int64_t i = 1; i < R; ++i) {
+              T v = row[i * rs];
+              if constexpr (std::is_floating_point_v<T>) {
+                if (std::isnan(best_v)) break;  // NaN wins, as in PyTorch
+                if (std::isnan(v)) {
+                  best = i;
+                  best_v = v;
+                  break;
+                }
+              }
+              if (is_max ? v > best_v : v < best_v) {
+                best = i;
+                best_v = v;
+              }
+            }
+            o[k] = best;
+          }
+        },
+        K * R >= kParallelGrain);
   });
 }
 
@@ -182,14 +201,19 @@ void CpuBackend::column_sum(const Tensor& x, const Tensor& out) {
     const T* in = static_cast<const T*>(x.raw_data());
     T* o = static_cast<T*>(out.raw_data());
     constexpr int64_t kCols = 64;  // a block of columns per task: rows are read 64 at a time
-#pragma omp parallel for schedule(static) if (M * N >= kParallelGrain)
-    for (int64_t c0 = 0; c0 < N; c0 += kCols) {
-      const int64_t c1 = std::min(N, c0 + kCols);
-      double acc[kCols] = {};
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += (double)in[m * N + c];
-      for (int64_t c = c0; c < c1; ++c) o[c] = (T)acc[c - c0];
-    }
+    const int64_t blocks = (N + kCols - 1) / kCols;
+    parallel_for(
+        blocks, 1,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t blk = begin; blk < end; ++blk) {
+            const int64_t c0 = blk * kCols, c1 = std::min(N, c0 + kCols);
+            double acc[kCols] = {};
+            for (int64_t m = 0; m < M; ++m)
+              for (int64_t c = c0; c < c1; ++c) acc[c - c0] += (double)in[m * N + c];
+            for (int64_t c = c0; c < c1; ++c) o[c] = (T)acc[c - c0];
+          }
+        },
+        M * N >= kParallelGrain);
   });
 }
 

@@ -26,11 +26,15 @@ Layout layout3(const Tensor& t) { return {t.shape()[0], t.shape()[1], t.shape()[
 template <typename F>
 void for_tasks(int64_t A, int64_t C, [[maybe_unused]] int64_t work, F body) {  // work: read by the pragma only
   const int64_t blocks = (C + kChannelBlock - 1) / kChannelBlock;
-#pragma omp parallel for schedule(static) if (work >= kParallelGrain)
-  for (int64_t t = 0; t < A * blocks; ++t) {
-    int64_t a = t / blocks, c0 = (t % blocks) * kChannelBlock;
-    body(a, c0, std::min(C, c0 + kChannelBlock));
-  }
+  parallel_for(
+      A * blocks, dynamic_chunk(A * blocks),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          int64_t a = t / blocks, c0 = (t % blocks) * kChannelBlock;
+          body(a, c0, std::min(C, c0 + kChannelBlock));
+        }
+      },
+      work >= kParallelGrain);
 }
 
 }  // namespace
@@ -247,92 +251,98 @@ void CpuBackend::wavelet_filter_grad(const std::vector<Tensor>& g, const Tensor&
     std::vector<Plane<const T>> pg;
     for (const Tensor& t : g) pg.push_back({static_cast<const T*>(t.raw_data()), t.strides()[0]});
     const Plane<const T> px = {static_cast<const T*>(x.raw_data()), x.strides()[0]};
-    // Each thread sums its share of A into a private (nf, K, C) buffer in double; the
-    // buffers are added at the end (and over channels when the filter is shared).
-    const int threads = A * nf * L * K * C >= kParallelGrain ? num_threads() : 1;
-    std::vector<double> partial((size_t)threads * nf * K * C, 0.0);
-#pragma omp parallel num_threads(threads)
-    {
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      double* acc = partial.data() + (size_t)tid * nf * K * C;
-      // Loop order a, channel block, f, k, j: one block's rows of g and x (about
-      // (L + n) x 128 bytes) stay in L2 while every (f, k) pass re-reads them.
-      constexpr int64_t kBlock = std::is_same_v<T, float> ? 32 : 1;
-      for (int64_t a = A * tid / nth; a < A * (tid + 1) / nth; ++a)
-        for (int64_t c = 0; c < C; c += kBlock) {
-          const bool vector_block = std::is_same_v<T, float> && c + kBlock <= C;
-          const int64_t c_end = vector_block ? c + kBlock : C;
-          for (int64_t f = 0; f < nf; ++f)
-            for (int64_t k = 0; k < K; ++k) {
-              double* dst = acc + (f * K + k) * C;
-              if constexpr (std::is_same_v<T, float>) {
-                if (vector_block) {
-                  // Two taps per pass share each load of g and give the FMA chains
-                  // eight independent accumulators (one chain of four is latency-bound).
-                  const bool pair = k + 1 < K;
-                  __m256 s0[4], s1[4];
-                  for (int i = 0; i < 4; ++i) s0[i] = s1[i] = _mm256_setzero_ps();
-                  auto add_row = [&](__m256* s, const __m256* gv, int64_t p) {
-                    if (p < 0 || p >= P) return;
-                    const ExtendRow& r = map.padded[p];
-                    for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
-                      const float* xv = px.row(a, r.src[t], C) + c;
-                      if (r.coef[t] == 1.0) {
-                        for (int i = 0; i < 4; ++i)
-                          s[i] = _mm256_fmadd_ps(gv[i], _mm256_loadu_ps(xv + 8 * i), s[i]);
-                      } else {
-                        const __m256 coef = _mm256_set1_ps((float)r.coef[t]);
-                        for (int i = 0; i < 4; ++i)
-                          s[i] = _mm256_fmadd_ps(_mm256_mul_ps(coef, gv[i]),
-                                                 _mm256_loadu_ps(xv + 8 * i), s[i]);
+    // The rows of A are cut into `parts` contiguous ranges (at most 32, by A alone, so the
+    // bits do not depend on the thread count); each sums its range into a private
+    // (nf, K, C) buffer in double, and the buffers are added at the end in part order (and
+    // over channels when the filter is shared).
+    const int64_t parts = std::min<int64_t>(A, 32);
+    std::vector<double> partial((size_t)parts * nf * K * C, 0.0);
+    parallel_for(
+        parts, 1,
+        [&](int64_t p_begin, int64_t p_end) {
+          for (int64_t part = p_begin; part < p_end; ++part) {
+            double* acc = partial.data() + (size_t)part * nf * K * C;
+            // Loop order a, channel block, f, k, j: one block's rows of g and x (about
+            // (L + n) x 128 bytes) stay in L2 while every (f, k) pass re-reads them.
+            constexpr int64_t kBlock = std::is_same_v<T, float> ? 32 : 1;
+            for (int64_t a = A * part / parts; a < A * (part + 1) / parts; ++a)
+              for (int64_t c = 0; c < C; c += kBlock) {
+                const bool vector_block = std::is_same_v<T, float> && c + kBlock <= C;
+                const int64_t c_end = vector_block ? c + kBlock : C;
+                for (int64_t f = 0; f < nf; ++f)
+                  for (int64_t k = 0; k < K; ++k) {
+                    double* dst = acc + (f * K + k) * C;
+                    if constexpr (std::is_same_v<T, float>) {
+                      if (vector_block) {
+                        // Two taps per pass share each load of g and give the FMA chains
+                        // eight independent accumulators (one chain of four is latency-bound).
+                        const bool pair = k + 1 < K;
+                        __m256 s0[4], s1[4];
+                        for (int i = 0; i < 4; ++i) s0[i] = s1[i] = _mm256_setzero_ps();
+                        auto add_row = [&](__m256* s, const __m256* gv, int64_t p) {
+                          if (p < 0 || p >= P) return;
+                          const ExtendRow& r = map.padded[p];
+                          for (int t = 0; t < 3 && r.src[t] >= 0; ++t) {
+                            const float* xv = px.row(a, r.src[t], C) + c;
+                            if (r.coef[t] == 1.0) {
+                              for (int i = 0; i < 4; ++i)
+                                s[i] = _mm256_fmadd_ps(gv[i], _mm256_loadu_ps(xv + 8 * i), s[i]);
+                            } else {
+                              const __m256 coef = _mm256_set1_ps((float)r.coef[t]);
+                              for (int i = 0; i < 4; ++i)
+                                s[i] = _mm256_fmadd_ps(_mm256_mul_ps(coef, gv[i]),
+                                                       _mm256_loadu_ps(xv + 8 * i), s[i]);
+                            }
+                          }
+                        };
+                        for (int64_t j = 0; j < L; ++j) {
+                          const float* gp = pg[f].row(a, j, C) + c;
+                          __m256 gv[4];
+                          for (int i = 0; i < 4; ++i) gv[i] = _mm256_loadu_ps(gp + 8 * i);
+                          add_row(s0, gv, 2 * j + k + start);
+                          if (pair) add_row(s1, gv, 2 * j + k + 1 + start);
+                        }
+                        alignas(32) float lanes[32];
+                        for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s0[i]);
+                        for (int i = 0; i < 32; ++i) dst[c + i] += lanes[i];
+                        if (pair) {
+                          for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s1[i]);
+                          for (int i = 0; i < 32; ++i) dst[C + c + i] += lanes[i];  // tap k + 1
+                          ++k;
+                        }
+                        continue;
                       }
                     }
-                  };
-                  for (int64_t j = 0; j < L; ++j) {
-                    const float* gp = pg[f].row(a, j, C) + c;
-                    __m256 gv[4];
-                    for (int i = 0; i < 4; ++i) gv[i] = _mm256_loadu_ps(gp + 8 * i);
-                    add_row(s0, gv, 2 * j + k + start);
-                    if (pair) add_row(s1, gv, 2 * j + k + 1 + start);
+                    for (int64_t cc = c; cc < c_end; ++cc) {
+                      T sum = 0;
+                      for (int64_t j = 0; j < L; ++j) {
+                        const int64_t p = 2 * j + k + start;
+                        if (p < 0 || p >= P) continue;
+                        const ExtendRow& r = map.padded[p];
+                        for (int t = 0; t < 3 && r.src[t] >= 0; ++t)
+                          sum += (T)r.coef[t] * pg[f].row(a, j, C)[cc] * px.row(a, r.src[t], C)[cc];
+                      }
+                      dst[cc] += sum;
+                    }
                   }
-                  alignas(32) float lanes[32];
-                  for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s0[i]);
-                  for (int i = 0; i < 32; ++i) dst[c + i] += lanes[i];
-                  if (pair) {
-                    for (int i = 0; i < 4; ++i) _mm256_store_ps(lanes + 8 * i, s1[i]);
-                    for (int i = 0; i < 32; ++i) dst[C + c + i] += lanes[i];  // tap k + 1
-                    ++k;
-                  }
-                  continue;
-                }
+                if (!vector_block) break;  // the scalar path covered the remaining channels
               }
-              for (int64_t cc = c; cc < c_end; ++cc) {
-                T sum = 0;
-                for (int64_t j = 0; j < L; ++j) {
-                  const int64_t p = 2 * j + k + start;
-                  if (p < 0 || p >= P) continue;
-                  const ExtendRow& r = map.padded[p];
-                  for (int t = 0; t < 3 && r.src[t] >= 0; ++t)
-                    sum += (T)r.coef[t] * pg[f].row(a, j, C)[cc] * px.row(a, r.src[t], C)[cc];
-                }
-                dst[cc] += sum;
-              }
-            }
-          if (!vector_block) break;  // the scalar path covered the remaining channels
-        }
-    }
+          }
+        },
+        A * nf * L * K * C >= kParallelGrain);
     T* out = static_cast<T*>(grad_w.raw_data());
     for (int64_t f = 0; f < nf; ++f)
       for (int64_t k = 0; k < K; ++k) {
         if (Cw == 1) {
           double sum = 0;
-          for (int t = 0; t < threads; ++t)
+          for (int64_t t = 0; t < parts; ++t)
             for (int64_t c = 0; c < C; ++c) sum += partial[((size_t)t * nf * K + f * K + k) * C + c];
           out[f * K + k] = (T)sum;
         } else {
           for (int64_t c = 0; c < C; ++c) {
             double sum = 0;
-            for (int t = 0; t < threads; ++t) sum += partial[((size_t)t * nf * K + f * K + k) * C + c];
+            for (int64_t t = 0; t < parts; ++t)
+              sum += partial[((size_t)t * nf * K + f * K + k) * C + c];
             out[(f * K + k) * C + c] = (T)sum;
           }
         }
@@ -406,17 +416,21 @@ void lifting_rows(const char* name, const Tensor& in, const Tensor& base, const 
     const RowView<T> ov(out);
     const T* fp = static_cast<const T*>(f.raw_data());
     [[maybe_unused]] const bool parallel = A * rows * C * work_per_row >= kParallelGrain;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t ar = 0; ar < A * rows; ++ar) {
-      const int64_t a = ar / rows, r = ar % rows;
-      T* o = ov.at(a, r);
-      const T* b = bv.at(a, r);
-      for (int64_t c = 0; c < C; ++c) {
-        T acc = 0;
-        terms(r, [&](int64_t src, int k) { acc += fp[k * fs + c * fc] * iv.at(a, src)[c]; });
-        o[c] = b[c] + (sign > 0 ? acc : -acc);
-      }
-    }
+    parallel_for(
+        A * rows, dynamic_chunk(A * rows),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t ar = begin; ar < end; ++ar) {
+            const int64_t a = ar / rows, r = ar % rows;
+            T* o = ov.at(a, r);
+            const T* b = bv.at(a, r);
+            for (int64_t c = 0; c < C; ++c) {
+              T acc = 0;
+              terms(r, [&](int64_t src, int k) { acc += fp[k * fs + c * fc] * iv.at(a, src)[c]; });
+              o[c] = b[c] + (sign > 0 ? acc : -acc);
+            }
+          }
+        },
+        parallel);
   });
 }
 
@@ -451,15 +465,19 @@ void CpuBackend::lifting_filter_grad(const Tensor& g, const Tensor& v, int64_t o
     // One (k, c) sum per task, in double, rows in order; a shared filter adds its channels'
     // sums in channel order: the same bits every run.
     std::vector<double> sums(K * C);
-#pragma omp parallel for schedule(static) if (A * n_out * C * K >= kParallelGrain)
-    for (int64_t kc = 0; kc < K * C; ++kc) {
-      const int64_t k = kc / C, c = kc % C;
-      double acc = 0;
-      for (int64_t a = 0; a < A; ++a)
-        for (int64_t m = 0; m < n_out; ++m)
-          acc += (double)gv.at(a, m)[c] * (double)vv.at(a, lifting_sym(m + k + offset, n))[c];
-      sums[kc] = sign > 0 ? acc : -acc;
-    }
+    parallel_for(
+        K * C, dynamic_chunk(K * C),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t kc = begin; kc < end; ++kc) {
+            const int64_t k = kc / C, c = kc % C;
+            double acc = 0;
+            for (int64_t a = 0; a < A; ++a)
+              for (int64_t m = 0; m < n_out; ++m)
+                acc += (double)gv.at(a, m)[c] * (double)vv.at(a, lifting_sym(m + k + offset, n))[c];
+            sums[kc] = sign > 0 ? acc : -acc;
+          }
+        },
+        A * n_out * C * K >= kParallelGrain);
     for (int64_t k = 0; k < K; ++k) {
       if (Cw == C) {
         for (int64_t c = 0; c < C; ++c) out[k * C + c] = (T)sums[k * C + c];
