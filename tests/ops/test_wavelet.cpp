@@ -2,6 +2,7 @@
 // Agreement with PyWavelets' numbers is in test_wavelet_reference.cpp.
 #include "backends/backend.h"
 #include "ops/wavelet.h"
+#include "ops/wavelet_primitives.h"
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -394,4 +395,78 @@ TEST_CASE("wavelet: PyWavelets' argument order, mode names in any case, and pywt
   check_error([&] { wavedec(x, w, "symmetric", INT64_MAX, 1); }, {"wavedec", "beyond 64"});
   check_error([&] { wavedec2(randn({8, 8}), w, 65); }, {"wavedec2", "beyond 64"});
   check_error([&] { wavedec(x, w, "mirror", 1, 1); }, {"unknown wavelet mode", "mirror", "periodization"});
+}
+
+TEST_CASE("wavelet: float32 kernels sum each output as a chain of fused multiply-adds, taps in order") {
+  // The CPU kernels take interior rows through register-blocked code and boundary rows
+  // through the map; either way each output must be the same chain of FMAs (analysis: taps
+  // ascending; synthesis: the map's entries, then taps of the row's parity ascending, then
+  // filters; filter gradient: rows ascending per signal row a, then a summed in double).
+  // Periodization maps every padded row to one signal row with coefficient 1, so the chain
+  // can be written down here exactly and compared bit for bit.
+  using namespace wavelet_detail;
+  for (int64_t n : {64, 77, 130})
+    for (int64_t C : {8, 21})
+      for (int64_t K : {4, 6, 16})
+        for (bool per_channel : {true, false}) {
+          INFO(str("n ", n, " C ", C, " K ", K, per_channel ? " per channel" : " shared"));
+          const int64_t A = 3, L = (n + 1) / 2, Cw = per_channel ? C : 1;
+          Tensor x = randn({A, n, C});
+          Tensor w = mul(randn({2, K, Cw}), 0.3).detach().requires_grad_();
+          auto amap = extension_map(WaveletMode::Periodization, n, K / 2 - 1, 2 * L + K - 2);
+          std::vector<Tensor> bands = analysis(x, amap, w, 0, L);
+          Tensor s0 = randn({A, L, C}), s1 = randn({A, L, C});
+          add(sum(mul(bands[0], s0)), sum(mul(bands[1], s1))).backward();
+          auto smap = extension_map(WaveletMode::Periodization, 2 * L, K / 2 - 1, 2 * L + K - 2);
+          Tensor y = synthesis({s0, s1}, w.detach(), 0, smap);
+
+          const Tensor xe = extend(x, amap);
+          const float* pe = xe.data<float>();
+          const float* pw = w.detach().data<float>();
+          const float* g[2] = {s0.data<float>(), s1.data<float>()};
+          const int64_t P = 2 * L + K - 2;
+          auto tap = [&](int64_t f, int64_t k, int64_t c) { return pw[(f * K + k) * Cw + (per_channel ? c : 0)]; };
+          int64_t analysis_off = 0, synthesis_off = 0, grad_off = 0;
+          for (int64_t f = 0; f < 2; ++f) {
+            const float* band = bands[f].data<float>();
+            for (int64_t a = 0; a < A; ++a)
+              for (int64_t j = 0; j < L; ++j)
+                for (int64_t c = 0; c < C; ++c) {
+                  float sum = 0;
+                  for (int64_t k = 0; k < K; ++k) sum = std::fma(tap(f, k, c), pe[(a * P + 2 * j + k) * C + c], sum);
+                  analysis_off += sum != band[(a * L + j) * C + c];
+                }
+          }
+          const float* py = y.data<float>();
+          for (int64_t a = 0; a < A; ++a)
+            for (int64_t i = 0; i < 2 * L; ++i)
+              for (int64_t c = 0; c < C; ++c) {
+                float sum = 0;
+                for (int64_t e = smap->offsets[i]; e < smap->offsets[i + 1]; ++e) {
+                  const int64_t b = smap->rows[e];
+                  for (int64_t k = b % 2; k < K && b - k >= 0; k += 2)
+                    if ((b - k) / 2 < L)
+                      for (int64_t f = 0; f < 2; ++f) sum = std::fma(tap(f, k, c), g[f][(a * L + (b - k) / 2) * C + c], sum);
+                }
+                synthesis_off += sum != py[(a * 2 * L + i) * C + c];
+              }
+          if (per_channel) {
+            const float* gw = w.grad().data<float>();
+            for (int64_t f = 0; f < 2; ++f)
+              for (int64_t k = 0; k < K; ++k)
+                for (int64_t c = 0; c < C; ++c) {
+                  double total = 0;
+                  for (int64_t a = 0; a < A; ++a) {
+                    float sum = 0;
+                    for (int64_t j = 0; j < L; ++j)
+                      sum = std::fma(g[f][(a * L + j) * C + c], pe[(a * P + 2 * j + k) * C + c], sum);
+                    total += sum;
+                  }
+                  grad_off += (float)total != gw[(f * K + k) * C + c];
+                }
+          }
+          CHECK(analysis_off == 0);
+          CHECK(synthesis_off == 0);
+          CHECK(grad_off == 0);
+        }
 }
