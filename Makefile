@@ -197,6 +197,10 @@ $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
+# The AVX-512 path of the float32 math (backends/cpu/isa.h chooses it at run time): this
+# file alone is compiled with AVX-512 enabled.
+$(BUILD)/obj/backends/cpu/vmath_avx512.o: CXXFLAGS += -mavx512f -mavx512dq -mavx512bw -mavx512vl
+
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/isa.h"
 #include "backends/cpu/vmath.h"
 #include "tests/helpers.h"
 #include "wavspa.h"
@@ -204,4 +205,71 @@ TEST_CASE("cpu vmath: dropout_factors64 keeps exactly the draws dropout_keeps ke
       if (thr == 0) CHECK(kept == 64);
       if (thr == 65536) CHECK(kept == 0);
     }
+}
+
+TEST_CASE("cpu vmath: the AVX-512 path gives the AVX2 path's bits: exp, softmax sums, GELU and its derivative" *
+          doctest::skip(!cpu::cpu_has_avx512())) {
+  // Every 61st bit pattern of both signs (NaNs and infinities included), in batches whose
+  // lengths are not multiples of 16, so the AVX-512 loops hand tails to the AVX2 code.
+  struct Restore {
+    cpu::Isa was = cpu::isa();
+    ~Restore() { cpu::set_isa(was); }
+  } restore;
+  std::vector<float> x;
+  for (uint32_t sign = 0; sign < 2; ++sign)
+    for (uint64_t bits = 0; bits <= 0xffffffffu >> 1; bits += 61) {
+      const uint32_t b = (uint32_t)bits | (sign << 31);
+      float v;
+      std::memcpy(&v, &b, 4);
+      x.push_back(v);
+    }
+  std::vector<float> g(x.size());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = x[(i * 7919) % x.size()];
+  struct Out {
+    std::vector<float> exp, gelu, dgelu, soft;
+    std::vector<double> sums;
+  };
+  auto run = [&](cpu::Isa isa) {
+    cpu::set_isa(isa);
+    Out o{std::vector<float>(x.size()), std::vector<float>(x.size()), std::vector<float>(x.size()),
+          std::vector<float>(x.size()), {}};
+    for (size_t i = 0; i < x.size();) {
+      const int64_t n = std::min<int64_t>(4093, (int64_t)(x.size() - i));
+      cpu::vmath::exp(x.data() + i, o.exp.data() + i, n);
+      cpu::vmath::gelu_erf(x.data() + i, o.gelu.data() + i, n);
+      cpu::vmath::gelu_erf_backward(g.data() + i, x.data() + i, o.dgelu.data() + i, n);
+      i += n;
+    }
+    // Softmax rows of every length from 1 to 100 over small values (shift 0.5).
+    std::vector<float> small(x.size());
+    for (size_t i = 0; i < x.size(); ++i) small[i] = std::fmod(g[i], 8.f);
+    for (int64_t n = 1, at = 0; n <= 100; at += n, ++n)
+      o.sums.push_back(cpu::vmath::exp_shifted_sum(small.data() + at, o.soft.data() + at, n, 0.5f));
+    return o;
+  };
+  const Out a = run(cpu::Isa::kAvx2), b = run(cpu::Isa::kAvx512);
+  auto differing = [](const std::vector<float>& p, const std::vector<float>& q) {
+    int64_t count = 0;
+    for (size_t i = 0; i < p.size(); ++i) count += std::memcmp(&p[i], &q[i], 4) != 0;
+    return count;
+  };
+  MESSAGE(x.size(), " inputs through both paths");
+  CHECK(differing(a.exp, b.exp) == 0);
+  CHECK(differing(a.gelu, b.gelu) == 0);
+  CHECK(differing(a.dgelu, b.dgelu) == 0);
+  CHECK(differing(a.soft, b.soft) == 0);
+  CHECK(std::memcmp(a.sums.data(), b.sums.data(), a.sums.size() * sizeof(double)) == 0);
+}
+
+TEST_CASE("cpu vmath: WAVSPA_CPU_ISA and set_isa refuse what the machine cannot run") {
+  if (!cpu::cpu_has_avx512()) {
+    CHECK_THROWS_WITH_AS(cpu::set_isa(cpu::Isa::kAvx512),
+                         doctest::Contains("does not run AVX-512"), wavspa::Error);
+  }
+  const cpu::Isa was = cpu::isa();
+  cpu::set_isa(cpu::Isa::kAvx2);
+  CHECK(cpu::isa() == cpu::Isa::kAvx2);
+  CHECK(std::string(cpu::isa_name(cpu::isa())) == "avx2");
+  cpu::set_isa(was);
+  CHECK(cpu::isa() == was);
 }
