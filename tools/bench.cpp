@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "backends/cpu/isa.h"
 #include "core/runtime.h"
 #include "ops/wavelet.h"
 #include "wavspa.h"
@@ -181,8 +182,9 @@ void bench_graph(const std::string& name, const std::function<Tensor()>& forward
 int run() {
   std::printf("wavspa bench\n");
   std::printf("machine: %s\n", cpu_model().c_str());
-  std::printf("threads: %d (wavspa's pool; the direct OpenBLAS calls use as many)\n",
-              cpu_threads());
+  std::printf("threads: %d (wavspa's pool; the direct OpenBLAS calls use as many); vector math: %s"
+              " (backends/cpu/isa.h; WAVSPA_CPU_ISA=avx2 chooses AVX2)\n",
+              cpu_threads(), cpu::isa_name(cpu::isa()));
   std::printf("timing: median of repeated calls (steady_clock), after warm-up\n\n");
   std::fflush(stdout);
 
