@@ -204,6 +204,9 @@ bool in_parallel_for() { return t_inside; }
 
 void set_cpu_threads(int n) {
   WAVSPA_CHECK(n >= 1, "set_cpu_threads: expected n >= 1, got ", n);
+  // Inside a chunk the pool is running this very job: resizing it would wait for itself.
+  WAVSPA_CHECK(!in_parallel_for(), "set_cpu_threads: called from inside a parallel_for chunk; ",
+               "set the thread count before or after the loop");
   Pool::get().set_threads(n);
 }
 

@@ -102,6 +102,21 @@ TEST_CASE("parallel_for: an exception reaches the caller after the loop, and the
   check_once(10000, 3);
 }
 
+TEST_CASE("parallel_for: set_cpu_threads from inside a chunk is an error, not a deadlock") {
+  ThreadsGuard guard;
+  set_cpu_threads(2);
+  std::atomic<int> refused{0};
+  parallel_for(4, 1, [&](int64_t, int64_t) {
+    try {
+      set_cpu_threads(3);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("inside a parallel_for chunk") != std::string::npos) ++refused;
+    }
+  });
+  CHECK(refused.load() == 4);
+  CHECK(cpu_threads() == 2);
+}
+
 TEST_CASE("parallel_for: products and the reductions it cuts give the same bits with 1, 2, 3 threads") {
   ThreadsGuard guard;
   // Products cut in row tiles (m >= 512), column tiles (a weight's gradient: small m and n,
