@@ -773,6 +773,55 @@ TEST_CASE("optim: the fused Adam step (adam_step_) equals the per-tensor path an
               {"adam_step_", "grad_scale"});
 }
 
+TEST_CASE("optim: one fused Adam step over many slots gives each slot's bits on any thread count") {
+  // The CPU update runs one loop over the elements of all slots, whose chunks span the ends
+  // of tensors. Each slot must come out as when it is updated alone, on one thread or two.
+  const int saved = cpu_threads();
+  manual_seed(12);
+  const std::vector<int64_t> sizes{1, 5, 40000, 3, 70001, 17, 32768, 2};
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    std::vector<Tensor> params, grads, ms, vs;
+    for (int64_t n : sizes) {
+      params.push_back(randn({n}).to(dt));
+      grads.push_back(randn({n}).to(dt));
+      ms.push_back(mul(randn({n}), 0.1).to(dt));
+      vs.push_back(mul(rand({n}), 0.01).to(dt));
+    }
+    auto slots_of = [&](std::vector<Tensor>& p, std::vector<Tensor>& m, std::vector<Tensor>& v) {
+      std::vector<AdamSlot> out;
+      for (size_t i = 0; i < p.size(); ++i)
+        out.push_back(AdamSlot{p[i], grads[i], m[i], v[i], 0.01 * double(i + 1), 0.05, 0.3, 0.02});
+      return out;
+    };
+    auto copies = [](const std::vector<Tensor>& ts) {
+      std::vector<Tensor> out;
+      for (const Tensor& t : ts) out.push_back(t.clone());
+      return out;
+    };
+    const AdamHyper hyper{.beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8, .decoupled = true};
+    const Tensor half = scalar_tensor(0.5, kFloat32);
+    // Alone: a call per slot, one thread.
+    std::vector<Tensor> p1 = copies(params), m1 = copies(ms), v1 = copies(vs);
+    set_cpu_threads(1);
+    for (const AdamSlot& s : slots_of(p1, m1, v1)) adam_step_(hyper, {s}, half);
+    for (int threads : {1, 2}) {
+      INFO(threads, " threads");
+      set_cpu_threads(threads);
+      std::vector<Tensor> p2 = copies(params), m2 = copies(ms), v2 = copies(vs);
+      adam_step_(hyper, slots_of(p2, m2, v2), half);
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        INFO("slot ", i, " of ", sizes[i], " elements");
+        CHECK(max_diff(values(p1[i]), values(p2[i])) == 0);
+        CHECK(max_diff(values(m1[i]), values(m2[i])) == 0);
+        CHECK(max_diff(values(v1[i]), values(v2[i])) == 0);
+        CHECK(max_diff(values(p2[i]), values(params[i])) > 0);  // it was updated
+      }
+    }
+  }
+  set_cpu_threads(saved);
+}
+
 #ifdef WAVSPA_CUDA
 TEST_CASE("optim: the fused Adam step on CUDA equals the CPU's (float32, float64, many tensors)" * gpu_only()) {
   manual_seed(6);
