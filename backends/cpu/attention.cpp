@@ -25,6 +25,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
+#include "backends/cpu/tile_gemm.h"
 #include "backends/cpu/vmath.h"
 
 namespace wavspa::cpu {
@@ -53,6 +54,30 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     cblas_dgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// c = alpha a b (accumulate false) or c += a b (accumulate true, alpha 1), with a's element
+// (i, t) at a[i * a_row + t * a_col] (one of the strides 1: a or a transposed) and b row-major.
+// float32 takes tile_gemm.h's kernel (no packing); float64 OpenBLAS.
+void product(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+             const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, bool accumulate) {
+  tile_gemm(m, n, k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
+}
+void product(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64_t a_col,
+             const double* b, int64_t ldb, double* c, int64_t ldc, double alpha, bool accumulate) {
+  // a is stored transposed (element (i, t) at a[t * a_col + i]) when a_col is not 1; a stride
+  // along a length-1 side may be anything, and BLAS wants a leading dimension of at least
+  // the row's length.
+  const bool ta = a_col != 1;
+  const int64_t lda = ta ? std::max(a_col, m) : std::max(a_row, k);
+  gemm<double>(ta, false, m, n, k, alpha, a, lda, b, ldb, accumulate ? 1.0 : 0.0, c, ldc);
+}
+
+// dst (d x n, row-major) = the transpose of rows [0, n) of src (n x d, leading dimension ld).
+template <typename T>
+void transpose_rows(const T* src, int64_t ld, int64_t n, int64_t d, T* dst) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t t = 0; t < d; ++t) dst[t * n + j] = src[j * ld + t];
+}
+
 // y = exp(x - shift) over n elements (exp(-inf) = 0); returns sum(y) in double.
 double exp_shifted(const float* x, float* y, int64_t n, float shift) {
   return vmath::exp_shifted_sum(x, y, n, shift);
@@ -61,6 +86,13 @@ double exp_shifted(const double* x, double* y, int64_t n, double shift) {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += (y[i] = std::exp(x[i] - shift));
   return sum;
+}
+
+// The largest of init and x[0, n), NaNs skipped (std::max(m, x) keeps m where x is NaN).
+float row_max(const float* x, int64_t n, float init) { return vmath::max_or(x, n, init); }
+double row_max(const double* x, int64_t n, double init) {
+  for (int64_t i = 0; i < n; ++i) init = std::max(init, x[i]);
+  return init;
 }
 
 // Element (b, h, i) of a (B, H, N, d) tensor whose first three dims may have any strides
@@ -181,28 +213,32 @@ void forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Ten
       [&](int64_t t_begin, int64_t t_end) {
         // s: a tile's scores, then weights; z: one row's dropout factors; acc: the output rows;
         // m, l: the rows' running max and sum.
-        std::vector<T> s(kBlockQ * kBlockK), z(kBlockK), acc(kBlockQ * d), m(kBlockQ), qs, ks, vs;
+        // kt: K^T of head kt_bh, d x nk, kept while the thread's tasks stay on that head.
+        std::vector<T> s(kBlockQ * kBlockK), z(kBlockK), acc(kBlockQ * d), m(kBlockQ), kt(d * nk), qs, ks, vs;
         std::vector<double> l(kBlockQ);
+        int64_t kt_bh = -1;
         for (int64_t task = t_begin; task < t_end; ++task) {
           const int64_t bh = task / tiles, i0 = (task % tiles) * kBlockQ,
                         br = std::min(kBlockQ, nq - i0);
           const int64_t b = bh / H, h = bh % H;
           const Mat<T> Qm = rows_of(Q, b, h, i0, br, d, qs), Km = rows_of(K, b, h, 0, nk, d, ks),
                        Vm = rows_of(V, b, h, 0, nk, d, vs);
+          if (kt_bh != bh) {
+            transpose_rows(Km.p, Km.ld, nk, d, kt.data());
+            kt_bh = bh;
+          }
           std::fill(m.begin(), m.end(), ninf);
           std::fill(l.begin(), l.end(), 0.0);
           std::fill(acc.begin(), acc.end(), T(0));
           const int64_t kend = rules.keys_needed(b, i0, br);
           for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
             const int64_t bc = std::min(kBlockK, kend - j0);
-            gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), s.data(),
-                    bc);
+            product(br, bc, d, Qm.p, Qm.ld, 1, kt.data() + j0, nk, s.data(), bc, scale, false);
             for (int64_t r = 0; r < br; ++r) {
               const int64_t i = i0 + r;
               T* sr = s.data() + r * bc;
               rules.mask(b, i, j0, sr, bc);
-              T mx = m[r];
-              for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
+              const T mx = row_max(sr, bc, m[r]);
               if (mx == ninf) {  // nothing visible to this row yet
                 std::fill(sr, sr + bc, T(0));
                 continue;
@@ -220,8 +256,7 @@ void forward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Ten
                 for (int64_t j = 0; j < bc; ++j) sr[j] *= z[j];
               }
             }
-            gemm<T>(false, false, br, d, bc, T(1), s.data(), bc, Vm.row(j0), Vm.ld, T(1),
-                    acc.data(), d);
+            product(br, d, bc, s.data(), bc, 1, Vm.row(j0), Vm.ld, acc.data(), d, T(1), true);
           }
           for (int64_t r = 0; r < br; ++r) {
             const int64_t i = i0 + r;
@@ -253,11 +288,13 @@ void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Te
         // D: dO_i . O_i per row; gq: the tile's grad_q rows; gk, gv: the head's unscaled grad_k
         // and grad_v.
         std::vector<T> p(kBlockQ * kBlockK), z(kBlockQ * kBlockK), w(kBlockQ * kBlockK),
-            ds(kBlockQ * kBlockK), D(kBlockQ), gq(kBlockQ * d), gk(nk * d), gv(nk * d), qs, ks, vs,
-            gos;
+            ds(kBlockQ * kBlockK), D(kBlockQ), gq(kBlockQ * d), gk(nk * d), gv(nk * d), kt(d * nk),
+            vt(d * nk), qs, ks, vs, gos;
         for (int64_t bh = t_begin; bh < t_end; ++bh) {
           const int64_t b = bh / H, h = bh % H;
           const Mat<T> Km = rows_of(K, b, h, 0, nk, d, ks), Vm = rows_of(V, b, h, 0, nk, d, vs);
+          transpose_rows(Km.p, Km.ld, nk, d, kt.data());
+          transpose_rows(Vm.p, Vm.ld, nk, d, vt.data());
           std::fill(gk.begin(), gk.end(), T(0));
           std::fill(gv.begin(), gv.end(), T(0));
           for (int64_t i0 = 0; i0 < nq; i0 += kBlockQ) {
@@ -274,8 +311,7 @@ void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Te
             const int64_t kend = rules.keys_needed(b, i0, br);
             for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
               const int64_t bc = std::min(kBlockK, kend - j0);
-              gemm<T>(false, true, br, bc, d, scale, Qm.p, Qm.ld, Km.row(j0), Km.ld, T(0), p.data(),
-                      bc);
+              product(br, bc, d, Qm.p, Qm.ld, 1, kt.data() + j0, nk, p.data(), bc, scale, false);
               for (int64_t r = 0; r < br; ++r) {
                 const int64_t i = i0 + r;
                 T* pr = p.data() + r * bc;
@@ -289,12 +325,10 @@ void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Te
               }
               const T* wt = rules.dropout() ? w.data() : p.data();
               // grad_v_j += sum_i W_ij dO_i
-              gemm<T>(true, false, bc, d, br, T(1), wt, bc, GOm.p, GOm.ld, T(1), gv.data() + j0 * d,
-                      d);
+              product(bc, d, br, wt, 1, bc, GOm.p, GOm.ld, gv.data() + j0 * d, d, T(1), true);
               // dP_ij = dropout_ij dO_i . v_j, then dS_ij = P_ij (dP_ij - D_i); a uniform row's
               // scores are constants: its dS is 0.
-              gemm<T>(false, true, br, bc, d, T(1), GOm.p, GOm.ld, Vm.row(j0), Vm.ld, T(0),
-                      ds.data(), bc);
+              product(br, bc, d, GOm.p, GOm.ld, 1, vt.data() + j0, nk, ds.data(), bc, T(1), false);
               for (int64_t r = 0; r < br; ++r) {
                 T* dr = ds.data() + r * bc;
                 const T* pr = p.data() + r * bc;
@@ -307,10 +341,8 @@ void backward(const AttentionArgs& a, const Tensor& q, const Tensor& k, const Te
                   for (int64_t j = 0; j < bc; ++j) dr[j] = pr[j] * (dr[j] - D[r]);
                 }
               }
-              gemm<T>(false, false, br, d, bc, T(1), ds.data(), bc, Km.row(j0), Km.ld, T(1),
-                      gq.data(), d);
-              gemm<T>(true, false, bc, d, br, T(1), ds.data(), bc, Qm.p, Qm.ld, T(1),
-                      gk.data() + j0 * d, d);
+              product(br, d, bc, ds.data(), bc, 1, Km.row(j0), Km.ld, gq.data(), d, T(1), true);
+              product(bc, d, br, ds.data(), 1, bc, Qm.p, Qm.ld, gk.data() + j0 * d, d, T(1), true);
             }
             for (int64_t r = 0; r < br; ++r) {
               T* g = GQ.at(b, h, i0 + r);

@@ -40,11 +40,16 @@ void check_operands(const char* what, const Tensor& a, const Tensor& b, const Te
 // Tiles of C. OpenBLAS runs on one thread (core/parallel.h); a product of at least
 // kMinParallelWork multiply-adds is cut into tiles, each a one-thread OpenBLAS call, taken
 // first come, first served by the pool's threads, so a thread the OS stops (another process
-// on its core) holds up only its tile. Rows are cut in blocks of kRowChunk when there are at
-// least two; a product with fewer rows (a weight's gradient: m and n small, k the batch) is
-// cut in blocks of kColChunk columns. The tiles depend on the shape only, and each element's
-// sum over k runs as in the whole product, so the bits do not depend on the thread count.
-constexpr int64_t kRowChunk = 256, kColChunk = 64, kMinParallelWork = int64_t(1) << 20;
+// on its core) holds up only its tile. Rows are cut in blocks of at most kRowChunk; then, while
+// there are fewer than kMinTiles tiles, a tile's longer side is halved (rounded up to a
+// multiple of kTileAlign, which OpenBLAS's register blocks divide), the other side when that
+// one cannot shrink, as long as a tile keeps kMinTileWork multiply-adds. A weight's gradient
+// (m and n small, k the batch) thus runs on every thread instead of one. The tiles depend on
+// the shape only, so the bits do not depend on the thread count. (They do depend on the cut:
+// OpenBLAS sums the edges of a product in another order than its inside, so a product cut
+// otherwise may change in the last bits.)
+constexpr int64_t kRowChunk = 256, kMinTiles = 8, kTileAlign = 16;
+constexpr int64_t kMinParallelWork = int64_t(1) << 20, kMinTileWork = int64_t(1) << 17;
 
 struct Tiles {
   int64_t mc, nc, tm, tn;
@@ -54,10 +59,23 @@ struct Tiles {
 Tiles tiles_of(const GemmArgs& g) {
   Tiles t{g.m, g.n, 1, 1};
   if (g.m * g.n * g.k < kMinParallelWork) return t;
-  if (g.m >= 2 * kRowChunk)
-    t.mc = kRowChunk;
-  else if (g.n >= 2 * kColChunk)
-    t.nc = kColChunk;
+  auto halve = [](int64_t len) { return ((len + 1) / 2 + kTileAlign - 1) / kTileAlign * kTileAlign; };
+  auto tiles = [&](int64_t mc, int64_t nc) { return ((g.m + mc - 1) / mc) * ((g.n + nc - 1) / nc); };
+  t.mc = std::min(g.m, kRowChunk);
+  while (tiles(t.mc, t.nc) < kMinTiles) {
+    // The longer side first; a side shrinks only while halving makes it shorter.
+    const int64_t mc = halve(t.mc), nc = halve(t.nc);
+    const bool rows_first = t.mc >= t.nc;
+    if (rows_first && mc < t.mc && mc * t.nc * g.k >= kMinTileWork) {
+      t.mc = mc;
+    } else if (nc < t.nc && t.mc * nc * g.k >= kMinTileWork) {
+      t.nc = nc;
+    } else if (!rows_first && mc < t.mc && mc * t.nc * g.k >= kMinTileWork) {
+      t.mc = mc;
+    } else {
+      break;
+    }
+  }
   t.tm = (g.m + t.mc - 1) / t.mc;
   t.tn = (g.n + t.nc - 1) / t.nc;
   return t;

@@ -139,6 +139,21 @@ inline void silu(const float* x, float* y, int64_t n) {
       [](float v) { return v * _mm256_cvtss_f32(sigmoid8(_mm256_set1_ps(v))); });
 }
 
+// The largest of init and x[0, n), skipping NaNs in x (as `m = std::max(m, x[i])` does in a
+// loop): the running maximum is the second operand of vmaxps, which returns that operand
+// where either is NaN. A maximum is exact, so eight lanes give the loop's result.
+inline float max_or(const float* x, int64_t n, float init) {
+  __m256 m = set1(init);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float r = init;
+  for (float v : lanes) r = std::max(r, v);
+  for (; i < n; ++i) r = std::max(r, x[i]);
+  return r;
+}
+
 // y = exp(x - shift); returns the sum of y in double (the softmax denominator).
 // The sum runs in two four-lane double accumulators, elements 8 b + 0..3 into the first and
 // 8 b + 4..7 into the second, block b by block; the AVX-512 path keeps that order.
