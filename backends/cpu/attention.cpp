@@ -72,10 +72,18 @@ void product(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, in
 }
 
 // dst (d x n, row-major) = the transpose of rows [0, n) of src (n x d, leading dimension ld).
+// float32 goes by 8 x 8 blocks in registers (element by element, the strided stores made it
+// a sixth of the forward's own time).
 template <typename T>
 void transpose_rows(const T* src, int64_t ld, int64_t n, int64_t d, T* dst) {
+  int64_t j0 = 0, t0 = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; j0 + 8 <= n; j0 += 8)
+      for (int64_t t = 0; t + 8 <= d; t += 8) vmath::transpose8x8(src + j0 * ld + t, ld, dst + t * n + j0, n);
+    t0 = d - d % 8;  // the columns the blocks left, for the rows they did
+  }
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t t = 0; t < d; ++t) dst[t * n + j] = src[j * ld + t];
+    for (int64_t t = j < j0 ? t0 : 0; t < d; ++t) dst[t * n + j] = src[j * ld + t];
 }
 
 // y = exp(x - shift) over n elements (exp(-inf) = 0); returns sum(y) in double.

@@ -355,7 +355,11 @@ TEST_CASE("attention: dropout masks are seeded, off in eval, and backward reuses
 }
 
 TEST_CASE("attention: float32 agrees with float64; results do not depend on the thread count") {
-  const int64_t B = 2, H = 3, N = 137, d = 16;
+  // Head dims with and without a remainder of 8 (the float32 kernels transpose K and V in 8 x
+  // 8 blocks and multiply 16 columns at a time), N not a multiple of 8 either.
+  for (int64_t d : {16, 13, 40}) {
+  CAPTURE(d);
+  const int64_t B = 2, H = 3, N = 137;
   In x{rn({B, H, N, d}), rn({B, H, N, d}), rn({B, H, N, d})};
   AttentionOptions o;
   o.key_mask = from_vector(std::vector<int64_t>(B * N, 1), {B, N});
@@ -373,6 +377,7 @@ TEST_CASE("attention: float32 agrees with float64; results do not depend on the 
   In one = run(kFloat32);
   set_cpu_threads(threads);
   for (size_t i = 0; i < f32.size(); ++i) CHECK(max_abs_diff(one[i], f32[i]) == 0);
+  }
 }
 
 TEST_CASE("attention: no graph without grad; bad shapes, dtypes, masks and options are refused") {
