@@ -3,8 +3,9 @@
 // The library is compiled for x86-64-v3 (AVX2 + FMA), which every supported machine has.
 // Where the CPU and the operating system also support AVX-512 (F, DQ, BW and VL), the
 // float32 math of vmath.h (exp, softmax's exponentials, the exact-erf GELU and its
-// derivative) runs 16 lanes at a time from vmath_avx512.cpp, the one file compiled with
-// AVX-512 enabled. Both paths give the same bits (tests/backends/cpu/test_cpu_vmath.cpp).
+// derivative) and the attention tiles' products (tile_gemm.h) run 16 lanes at a time from
+// vmath_avx512.cpp, the one file compiled with AVX-512 enabled. Both paths give the same bits
+// (tests/backends/cpu/test_cpu_vmath.cpp, test_cpu_tile_gemm.cpp).
 //
 //   WAVSPA_CPU_ISA=avx2 build/train ...   # keep to AVX2 on an AVX-512 machine
 //   cpu::set_isa(cpu::Isa::kAvx2);        // the same from code (tests, benchmarks)

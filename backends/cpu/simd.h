@@ -10,6 +10,8 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace wavspa::cpu::simd {
 
 struct Avx2 {
@@ -43,6 +45,17 @@ struct Avx2 {
   static M less(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static M and_not(M a, M b) { return _mm256_andnot_ps(a, b); }  // !a && b
   static V select(M m, V a, V b) { return _mm256_blendv_ps(b, a, m); }
+  // Lanes [0, n) of memory, n in [0, kLanes]: masked loads read no other lane (nor fault on
+  // it) and give 0 there; masked stores write no other lane.
+  using L = __m256i;
+  static L first_lanes(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static L all_lanes() { return _mm256_set1_epi32(-1); }
+  static V load(const float* p, L m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, L m, V v) { _mm256_maskstore_ps(p, m, v); }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
 };
 
 #ifdef __AVX512F__
@@ -75,6 +88,13 @@ struct Avx512 {
   static M less(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static M and_not(M a, M b) { return (M)(~a & b); }
   static V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, b, a); }
+  using L = __mmask16;
+  static L first_lanes(int64_t n) { return (L)((1u << n) - 1); }
+  static L all_lanes() { return (L)0xffff; }
+  static V load(const float* p, L m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, L m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
 };
 #endif
 

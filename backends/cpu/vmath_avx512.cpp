@@ -1,7 +1,7 @@
-// The AVX-512 path of vmath.h: vmath_poly.h's templates instantiated for 16 lanes. This is the
-// only file compiled with AVX-512 enabled (the Makefile adds -mavx512f -mavx512dq -mavx512bw
-// -mavx512vl for it alone), and nothing here runs unless isa() chose AVX-512, so the rest of
-// the library stays x86-64-v3 code. (g++ 12 miscompiled a std::vector initializer list when
+// The AVX-512 path of vmath.h and tile_gemm.h: vmath_poly.h's and tile_gemm_kernel.h's
+// templates instantiated for 16 lanes. This is the only file compiled with AVX-512 enabled
+// (the Makefile adds -mavx512f -mavx512dq -mavx512bw -mavx512vl for it alone), and nothing
+// here runs unless isa() chose AVX-512, so the rest of the library stays x86-64-v3 code. (g++ 12 miscompiled a std::vector initializer list when
 // the whole build targeted x86-64-v4; keeping AVX-512 to these loops keeps that out.)
 // g++ 12's own avx512fintrin.h trips -Wmaybe-uninitialized on the _mm512_undefined_* source
 // operands of unmasked intrinsics (GCC bug 105593); the warning is about the header, not us.
@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "backends/cpu/tile_gemm_kernel.h"
 #include "backends/cpu/vmath_poly.h"
 
 #ifndef __AVX512F__
@@ -60,3 +61,12 @@ int64_t exp_shifted_sum(const float* x, float* y, int64_t n, float shift, double
 }
 
 }  // namespace wavspa::cpu::vmath::avx512
+
+namespace wavspa::cpu::avx512 {
+
+void tile_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+               const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, bool accumulate) {
+  tile_detail::tile_gemm_with<simd::Avx512>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
+}
+
+}  // namespace wavspa::cpu::avx512

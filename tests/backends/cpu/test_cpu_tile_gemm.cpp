@@ -1,6 +1,7 @@
 // backends/cpu/tile_gemm.h, the attention tiles' float32 product: every output is one chain
 // of fused multiply-adds over k in order (from c when accumulating, from 0 otherwise, then
-// times alpha), whatever its place in the 4 x 16 register blocks and the masked edges.
+// times alpha), whatever its place in the register blocks and the masked edges, on AVX2 and,
+// where the CPU has it, on AVX-512.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/isa.h"
 #include "backends/cpu/tile_gemm.h"
 
 namespace {
@@ -19,14 +21,13 @@ struct Case {
   bool accumulate;
 };
 
-}  // namespace
-
-TEST_CASE("tile_gemm: each output is the fused multiply-add chain over k, for every block and edge") {
+// Runs the check on the instruction set chosen now; returns the number of shapes checked.
+int64_t check_tile_gemm() {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal;
   std::vector<Case> cases;
   for (int64_t m : {1, 2, 3, 4, 5, 7, 64})
-    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 32, 37, 128})
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 37, 48, 128})
       for (int64_t k : {0, 1, 5, 32})
         for (bool t : {false, true})
           for (bool acc : {false, true}) cases.push_back({m, n, k, t, acc});
@@ -65,5 +66,25 @@ TEST_CASE("tile_gemm: each output is the fused multiply-add chain over k, for ev
     CHECK(wrong == 0);
     ++checked;
   }
-  CHECK(checked == (int64_t)cases.size());
+  return checked;
+}
+
+struct IsaGuard {
+  wavspa::cpu::Isa saved = wavspa::cpu::isa();
+  ~IsaGuard() { wavspa::cpu::set_isa(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("tile_gemm: each output is the fused multiply-add chain over k, for every block and edge (AVX2)") {
+  IsaGuard guard;
+  wavspa::cpu::set_isa(wavspa::cpu::Isa::kAvx2);
+  CHECK(check_tile_gemm() == 1456);
+}
+
+TEST_CASE("tile_gemm: each output is the fused multiply-add chain over k, for every block and edge (AVX-512)" *
+          doctest::skip(!wavspa::cpu::cpu_has_avx512())) {
+  IsaGuard guard;
+  wavspa::cpu::set_isa(wavspa::cpu::Isa::kAvx512);
+  CHECK(check_tile_gemm() == 1456);
 }
