@@ -3,9 +3,11 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/loops.h"
+#include "backends/cpu/tile_gemm.h"
 
 namespace wavspa::cpu {
 namespace {
@@ -92,8 +94,51 @@ void gemm_tile(const GemmArgs& g, const Tiles& t, int64_t i, const T* a, const T
               c + i0 * g.ldc + j0);
 }
 
+// Products with a short inner dimension: a layer's forward (x W^T, k its in-features) and its
+// input gradient (dY W, k its out-features). For these OpenBLAS spends a fifth or more of the
+// time packing, since every tile packs all of b again; tile_gemm.h reads a where it lies and b
+// by rows (b^T transposed once per call, shared by the tiles), in blocks of kSmallKRows rows
+// handed to the pool. Only float32 with c = a b or c += a b (beta 0 or 1, alpha 1 then), k at
+// most kSmallK and n at most kSmallKCols (so a panel of b stays in L2); the rest goes to
+// OpenBLAS. A weight's gradient (k the batch) stays there.
+constexpr int64_t kSmallK = 256, kSmallKCols = 1024, kSmallKRows = 64;
+
+bool small_k(const GemmArgs& g) {
+  return g.k > 0 && g.k <= kSmallK && g.n <= kSmallKCols && (g.beta == 0.0 || (g.beta == 1.0 && g.alpha == 1.0));
+}
+
+void gemm_small_k(const GemmArgs& g, const float* a, const float* b, float* c) {
+  std::vector<float> bt;
+  int64_t ldb = g.ldb;
+  if (g.trans_b) {  // b is stored n x k: make it k x n
+    bt.resize(g.k * g.n);
+    for (int64_t j = 0; j < g.n; ++j)
+      for (int64_t t = 0; t < g.k; ++t) bt[t * g.n + j] = b[j * g.ldb + t];
+    b = bt.data();
+    ldb = g.n;
+  }
+  const int64_t a_row = g.trans_a ? 1 : g.lda, a_col = g.trans_a ? g.lda : 1;
+  const bool accumulate = g.beta == 1.0;
+  const int64_t blocks = (g.m + kSmallKRows - 1) / kSmallKRows;
+  parallel_for(
+      blocks, 1,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t blk = begin; blk < end; ++blk) {
+          const int64_t i0 = blk * kSmallKRows, rows = std::min(kSmallKRows, g.m - i0);
+          tile_gemm(rows, g.n, g.k, a + i0 * a_row, a_row, a_col, b, ldb, c + i0 * g.ldc, g.ldc,
+                    (float)g.alpha, accumulate);
+        }
+      },
+      g.m * g.n * g.k >= kMinParallelWork);
+}
+
 void CpuBackend::gemm(const GemmArgs& g, const Tensor& a, const Tensor& b, const Tensor& c) {
   check_operands("gemm", a, b, c);
+  if (c.dtype() == kFloat32 && small_k(g) && g.m > 0 && g.n > 0) {
+    gemm_small_k(g, static_cast<const float*>(a.raw_data()), static_cast<const float*>(b.raw_data()),
+                 static_cast<float*>(c.raw_data()));
+    return;
+  }
   visit_floating(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);
     const T* pa = static_cast<const T*>(a.raw_data());

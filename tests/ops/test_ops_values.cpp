@@ -47,6 +47,23 @@ std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<do
 
 }  // namespace
 
+TEST_CASE("float32 products with a short inner dimension (the CPU's tile path) equal the naive product") {
+  // k <= 256 and n <= 1024 take backends/cpu/tile_gemm.h instead of OpenBLAS: a transposed a
+  // or b, rows and columns that leave partial blocks, a row count of several pool tasks, and
+  // k = 257 (just past the threshold, OpenBLAS) for comparison.
+  const double tol = 2e-3;
+  check_matmul(randn({700, 96}), randn({96, 200}), tol);
+  check_matmul(randn({96, 700}).t(), randn({200, 96}).t(), tol);
+  check_matmul(randn({1000, 256}), randn({17, 256}).t(), tol);
+  check_matmul(randn({130, 5}), randn({5, 1024}), tol);
+  check_matmul(randn({3, 70, 33}).transpose(1, 2), randn({3, 70, 9}), tol);
+  check_matmul(randn({300, 257}), randn({257, 40}), tol);
+  // linear: the bias is the start of each output's sum (c += x W^T).
+  Tensor x = randn({4, 75, 64}), w = randn({192, 64}), b = randn({192});
+  const Tensor want = add(matmul(x.to(kFloat64), w.to(kFloat64).t()), b.to(kFloat64));
+  CHECK(max_abs_diff(linear(x, w, b).to(kFloat64), want) < tol);
+}
+
 TEST_CASE("matmul equals the naive product in every layout and dtype") {
   for (DType dt : {kFloat32, kFloat64}) {
     double tol = dt == kFloat32 ? 1e-3 : 1e-10;
