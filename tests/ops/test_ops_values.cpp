@@ -369,13 +369,18 @@ TEST_CASE("dropout_add and waverec_add: the bits of add(base, ...), the same mas
 
 TEST_CASE("bias_gelu: the values, masks and gradients of dropout(gelu(x + bias))") {
   // The CPU runs the fused op as the three ops' own kernels, so values and gradients are the
-  // same bits; the mask comes from the same generator counters.
+  // same bits; the mask comes from the same generator counters. Shapes: a bias row shorter
+  // than dropout's 64-element groups, and tensors large enough for several threads, with and
+  // without a partial last group.
+  for (const Shape& shape : {Shape{7, 9, 13}, Shape{300, 128}, Shape{5, 1000, 7}})
   for (DType dt : {kFloat32, kFloat64}) {
     for (double p : {0.0, 0.3}) {
       for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
+        CAPTURE(shape_str(shape));
         CAPTURE(dtype_name(dt));
         CAPTURE(p);
-        const Tensor x0 = randn({7, 9, 13}).to(dt), b0 = randn({13}).to(dt), seed = randn({7, 9, 13}).to(dt);
+        const int64_t N = shape.back();
+        const Tensor x0 = randn(shape).to(dt), b0 = randn({N}).to(dt), seed = randn(shape).to(dt);
         Tensor x1 = x0.detach().requires_grad_(), b1 = b0.detach().requires_grad_();
         Tensor x2 = x0.detach().requires_grad_(), b2 = b0.detach().requires_grad_();
         Generator g1(21), g2(21);
