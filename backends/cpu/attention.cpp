@@ -190,6 +190,11 @@ struct Rules {
   void drop_factors(int64_t bh, int64_t i, int64_t j0, T* z, int64_t n) const {
     const uint64_t row = a.philox.offset + (uint64_t)(bh * a.nq + i) * (uint64_t)((a.nk + 7) / 8);
     float f[64];
+    if constexpr (std::is_same_v<T, float>)
+      if (n == 128 && vmath::use_avx512()) {  // a whole key tile: 16 blocks a vector
+        vmath::avx512::dropout_factors128(row + (uint64_t)(j0 / 8), a.philox.seed, drop_threshold, (float)drop_scale, z);
+        return;
+      }
     for (int64_t j = 0; j < n; j += 64) {
       const int64_t e_end = std::min<int64_t>(64, n - j);
       if constexpr (std::is_same_v<T, float>)

@@ -35,6 +35,8 @@ int64_t gelu_erf(const float* x, float* y, int64_t n);
 int64_t gelu_erf_backward(const float* g, const float* x, float* y, int64_t n);
 // Also adds the exponentials to acc[0..7] in exp_shifted_sum's order.
 int64_t exp_shifted_sum(const float* x, float* y, int64_t n, float shift, double acc[8]);
+// dropout_factors64 (below) of blocks counter .. counter + 15: z[0, 128), 16 blocks a vector.
+void dropout_factors128(uint64_t counter, uint64_t key, uint32_t threshold, float kept, float* z);
 }  // namespace avx512
 inline bool use_avx512() { return isa() == Isa::kAvx512; }
 

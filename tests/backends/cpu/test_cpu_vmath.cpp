@@ -207,6 +207,29 @@ TEST_CASE("cpu vmath: dropout_factors64 keeps exactly the draws dropout_keeps ke
     }
 }
 
+TEST_CASE("cpu vmath: the AVX-512 dropout_factors128 keeps exactly the draws dropout_keeps keeps" *
+          doctest::skip(!cpu::cpu_has_avx512())) {
+  // 16 Philox blocks at once; counters whose low word wraps inside the 16 (a carry into the
+  // high word in some lanes only), a high word of its own, and every threshold kind.
+  const uint64_t counters[] = {0, 41, 0xfffffff9ull, 0x00000007fffffff5ull};
+  const uint32_t thresholds[] = {0, 1, 6554, 32768, 65535, 65536};
+  for (uint64_t c : counters)
+    for (uint32_t thr : thresholds) {
+      float z[128];
+      cpu::vmath::avx512::dropout_factors128(c, 0x9e3779b97f4a7c15ull, thr, 1.25f, z);
+      int wrong = 0, kept = 0;
+      for (int e = 0; e < 128; ++e) {
+        const bool want = thr <= 0xffffu && dropout_keeps(dropout_philox(c + e / 8, 0x9e3779b97f4a7c15ull), e % 8, thr);
+        wrong += z[e] != (want ? 1.25f : 0.f);
+        kept += want;
+      }
+      INFO("counter ", c, " threshold ", thr);
+      CHECK(wrong == 0);
+      if (thr == 0) CHECK(kept == 128);
+      if (thr == 65536) CHECK(kept == 0);
+    }
+}
+
 TEST_CASE("cpu vmath: the AVX-512 path gives the AVX2 path's bits: exp, softmax sums, GELU and its derivative" *
           doctest::skip(!cpu::cpu_has_avx512())) {
   // Every 61st bit pattern of both signs (NaNs and infinities included), in batches whose
