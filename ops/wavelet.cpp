@@ -258,12 +258,17 @@ Tensor waverec_plus(const char* op, const std::vector<Tensor>& coeffs, const Wav
     WAVSPA_CHECK(a.shape() == d.shape(), op, ": coefficient ", i, " has shape ",
                  shape_str(d.shape()), " but the approximation reconstructed so far has ",
                  shape_str(a.shape()), " (lengths along axis ", ax, " must match)");
-    // The last level writes the trimmed result itself (keep), and adds the base where it
-    // has that result's shape and dtype.
+    // Each level writes the rows that go on itself (keep): the last one the trimmed result,
+    // adding the base where it has that result's shape and dtype; an earlier one the rows the
+    // next detail pairs with, where pywt's rule would drop its last one. A narrow instead would
+    // put a SliceBackward (a zero-filled gradient and a strided copy into it) into backward.
     const bool last = i + 1 == coeffs.size() && wavelet.rec_lo.defined();
-    const int64_t n = last ? idwt_length(a.shape()[ax], wavelet.filter_length(), mode) : -1;
+    const int64_t n = wavelet.rec_lo.defined() ? idwt_length(a.shape()[ax], wavelet.filter_length(), mode) : -1;
     WAVSPA_CHECK(!last || length <= n, op, ": cannot trim to length ", length, ": the reconstruction has only ", n);
-    const int64_t keep = last && length >= 0 && length < n ? length : -1;
+    int64_t keep = last && length >= 0 && length < n ? length : -1;
+    if (!last && i + 1 < coeffs.size() && coeffs[i + 1].defined() && coeffs[i + 1].dim() == a.dim() &&
+        n == coeffs[i + 1].shape()[ax] + 1)
+      keep = n - 1;
     Tensor b;
     if (base.defined() && last) {
       Shape want = a.shape();

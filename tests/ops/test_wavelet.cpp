@@ -1,8 +1,11 @@
 // Wavelet transforms: properties (adjoint, perfect reconstruction), gradients, errors.
 // Agreement with PyWavelets' numbers is in test_wavelet_reference.cpp.
 #include "backends/backend.h"
+#include "autograd/variable.h"
 #include "ops/wavelet.h"
 #include "ops/wavelet_primitives.h"
+
+#include <set>
 #include "tests/helpers.h"
 
 using namespace wavspa;
@@ -153,6 +156,65 @@ TEST_CASE("wavelet: gradcheck of signal and filters, shared and per-channel, eve
       return waverec(c, w, mode, 1, 9);
     }, rn({1, 9, 2}), rn({4, 2}));
   }
+}
+
+namespace {
+
+// The names of every node of the graph behind `root`.
+std::set<std::string> graph_node_names(const Tensor& root) {
+  std::set<std::string> names;
+  std::vector<autograd::Node*> todo{autograd::gradient_edge(root).get()};
+  std::set<autograd::Node*> seen;
+  while (!todo.empty()) {
+    autograd::Node* n = todo.back();
+    todo.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    names.insert(n->name());
+    for (const auto& e : n->next) todo.push_back(e.get());
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("wavelet: waverec crops odd levels in the synthesis, with no slice in its backward") {
+  // 25 -> 13 -> 7 -> 4 samples in periodization: a level's synthesis of L coefficients gives 2 L
+  // rows, one more than the next detail has where that is odd, and pywt drops the last. The
+  // synthesis writes only the rows kept, so the graph has no SliceBackward (a zero-filled
+  // gradient and a strided copy into it).
+  for (int64_t n : {13, 25, 27}) {
+    INFO("n = " << n);
+    const int64_t levels = dwt_max_level(n, 4);
+    Tensor x = rn({2, n, 3}).requires_grad_(), f = rn({4, 3}).requires_grad_();
+    Tensor g = rn({2, n, 3});
+    auto grads = [&](const Tensor& out) {
+      x.zero_grad();
+      f.zero_grad();
+      sum(mul(out, g)).backward(Tensor(), /*retain_graph=*/true);
+      return std::vector<Tensor>{x.grad().clone(), f.grad().clone()};
+    };
+    Wavelet w = Wavelet::orthogonal_from(f);
+    auto c = wavedec(x, w, levels, WaveletMode::Periodization, 1);
+    Tensor y = waverec(c, w, WaveletMode::Periodization, 1, n);
+    CHECK(graph_node_names(y).count("SliceBackward") == 0);
+    CHECK(graph_node_names(y).count("WaveletSynthesisBackward") == 1);
+    // The same values and gradients as level-by-level idwt with pywt's drop as a narrow.
+    Tensor a = c[0];
+    for (size_t i = 1; i < c.size(); ++i) {
+      if (a.shape()[1] == c[i].shape()[1] + 1) a = a.narrow(1, 0, c[i].shape()[1]);
+      a = idwt(a, c[i], w, WaveletMode::Periodization, 1);
+    }
+    a = a.narrow(1, 0, n);
+    CHECK(graph_node_names(a).count("SliceBackward") == 1);
+    CHECK(max_abs_diff(y, a) < 1e-12);
+    auto gy = grads(y), ga = grads(a);
+    CHECK(max_abs_diff(gy[0], ga[0]) < 1e-12);
+    CHECK(max_abs_diff(gy[1], ga[1]) < 1e-12);
+  }
+  check_grad([](const In& in) {
+    Wavelet w = Wavelet::orthogonal_from(in[1]);
+    return waverec(wavedec(in[0], w, 3, WaveletMode::Periodization, 1), w, WaveletMode::Periodization, 1, 25);
+  }, rn({1, 25, 2}), rn({4, 2}));
 }
 
 TEST_CASE("wavelet: lengths, levels and short signals follow pywt") {
