@@ -50,6 +50,21 @@ void Backend::gemm_bias(const GemmArgs& g, const Tensor& a, const Tensor& b, con
   gemm(with_c, a, b, c);
 }
 
+void Backend::dropout_add_layernorm_forward(const Tensor& base, const Tensor& x, PhiloxState s, double p,
+                                            const Tensor& weight, const Tensor& bias, double eps, const Tensor& h,
+                                            const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  if (p > 0) dropout(x, h, s, p, base);
+  else binary(BinaryOp::Add, base, x, h, 0, 0);
+  layernorm_forward(h, weight, bias, eps, y, mean, rstd);
+}
+
+void Backend::layernorm_backward_add(const Tensor& grad_y, const Tensor& grad_add, const Tensor& x,
+                                     const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                     const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias) {
+  layernorm_backward(grad_y, x, weight, mean, rstd, grad_x, grad_weight, grad_bias);
+  if (grad_add.defined()) binary(BinaryOp::Add, grad_x, grad_add, grad_x, 0, 0);
+}
+
 std::vector<Tensor> Backend::attention_forward_group(const std::vector<AttentionProblem>& problems) {
   std::vector<Tensor> bits;
   bits.reserve(problems.size());

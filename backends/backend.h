@@ -217,6 +217,20 @@ class Backend {
                                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
                                   const Tensor& grad_weight, const Tensor& grad_bias) = 0;
 
+  // A residual add and the layer norm after it (ops/nn.h dropout_add_layer_norm), float32 or
+  // float64, all contiguous: h = base + dropout(x) with dropout's bits for (s, p) (p = 0: the
+  // plain add), then layernorm_forward(h) into y, mean and rstd. The default runs dropout (or
+  // binary) and layernorm_forward one after the other; a backend may fuse them per row block.
+  virtual void dropout_add_layernorm_forward(const Tensor& base, const Tensor& x, PhiloxState s, double p,
+                                             const Tensor& weight, const Tensor& bias, double eps,
+                                             const Tensor& h, const Tensor& y, const Tensor& mean,
+                                             const Tensor& rstd);
+  // layernorm_backward with grad_x = its input gradient + grad_add (contiguous, x's shape;
+  // undefined: nothing added), the sum rounded as add rounds it. The default adds in a second pass.
+  virtual void layernorm_backward_add(const Tensor& grad_y, const Tensor& grad_add, const Tensor& x,
+                                      const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                      const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias);
+
   // --- indexing (index: contiguous int64) ----------------------------------------------
   // out = x.index_select(dim, index); x contiguous.
   virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index,

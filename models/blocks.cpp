@@ -5,6 +5,7 @@
 #include "core/names.h"
 #include "ops/factory.h"
 #include "ops/fft.h"
+#include "ops/nn.h"
 #include "ops/shape.h"
 
 namespace wavspa::models {
@@ -34,8 +35,10 @@ TransformerBlock::TransformerBlock(int64_t dim, std::shared_ptr<nn::SelfAttentio
 }
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_mask) {
-  Tensor h = drop->forward_add(x, attn->forward(norm1->forward(x), key_mask));
-  return mlp->forward_add(h, norm2->forward(h));
+  // The residual after attention and its norm in one op each way (dropout_add_layer_norm).
+  auto [h, hn] = dropout_add_layer_norm(x, attn->forward(norm1->forward(x), key_mask), drop->p, drop->is_training(),
+                                        norm2->shape, norm2->weight, norm2->bias, norm2->eps);
+  return mlp->forward_add(h, hn);
 }
 
 // ---- WavSpA ---------------------------------------------------------------------------------

@@ -235,6 +235,74 @@ Tensor dropout_add(const Tensor& base_in, const Tensor& x, double p, bool traini
   return out;
 }
 
+std::pair<Tensor, Tensor> dropout_add_layer_norm(const Tensor& base, const Tensor& x, double p, bool training,
+                                                 const Shape& normalized_shape, const Tensor& weight,
+                                                 const Tensor& bias, double eps, Generator* gen) {
+  check_defined("dropout_add_layer_norm", base, "base");
+  check_defined("dropout_add_layer_norm", x);
+  WAVSPA_CHECK(p >= 0 && p <= 1, "dropout_add_layer_norm: probability must be in [0, 1], got ", p);
+  if (!(autocasting(base) && autocasting(x))) check_same("dropout_add_layer_norm", base, x);
+  check_floating("dropout_add_layer_norm", x);
+  // The fused kernels take one float32 or float64 shape for base and x, parameters of that
+  // dtype and normalized_shape, and no autocast (whose layer_norm would go bfloat16).
+  const int64_t k = (int64_t)normalized_shape.size();
+  bool fused = base.shape() == x.shape() && base.dtype() == x.dtype() && base.device() == x.device() &&
+               (x.dtype() == kFloat32 || x.dtype() == kFloat64) && !autocasting(x) && p < 1 && eps >= 0 &&
+               k >= 1 && k <= x.dim();
+  for (int64_t i = 0; fused && i < k; ++i) fused = x.shape()[x.dim() - k + i] == normalized_shape[i];
+  for (const Tensor* t : {&weight, &bias})
+    fused = fused && (!t->defined() || (t->dtype() == x.dtype() && t->device() == x.device() &&
+                                        t->shape() == normalized_shape));
+  if (!fused) {
+    Tensor h = dropout_add(base, x, p, training, gen);
+    return {h, layer_norm(h, normalized_shape, weight, bias, eps)};
+  }
+  const double pd = training ? p : 0.0;
+  PhiloxState s{};
+  if (pd > 0) s = (gen ? *gen : default_generator()).reserve(philox_counters_dropout(x.numel()));
+  ProfileScope scope("dropout_add_layer_norm", x);
+  const int64_t N = shape_numel(normalized_shape), M = N ? x.numel() / N : 0;
+  const Tensor bc = contiguous_raw(base), xc = contiguous_raw(x);
+  const Tensor w = weight.defined() ? contiguous_raw(weight) : Tensor();
+  const Tensor b = bias.defined() ? contiguous_raw(bias) : Tensor();
+  Tensor h = empty_like_raw(x, x.shape()), y = empty_like_raw(x, x.shape());
+  Tensor mu = Tensor::empty({M}, x.dtype(), x.device()), rstd = Tensor::empty({M}, x.dtype(), x.device());
+  backend_of(x).dropout_add_layernorm_forward(bc, xc, s, pd, w, b, eps, h, y, mu, rstd);
+  if (scope)
+    scope.set_io(bytes_of(base) + bytes_of(x) + bytes_of(w) + bytes_of(b),
+                 bytes_of(h) + bytes_of(y) + bytes_of(mu) + bytes_of(rstd));
+  if (autograd::needs_grad({base, x, weight, bias})) {
+    const bool need_base = base.requires_grad(), need_x = x.requires_grad();
+    const bool need_w = weight.defined() && weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+    const Tensor sh = h.detach(), sw = w.defined() ? w.detach() : Tensor();
+    const Shape ns = normalized_shape;
+    std::vector<Tensor> outs{h, y};
+    autograd::record("DropoutAddLayerNormBackward", {base, x, weight, bias}, outs, {sh, sw, mu, rstd},
+                     [=](const std::vector<Tensor>& g) {
+      // h's gradient: layer_norm's input gradient plus what reached h from its other uses.
+      const Tensor gh = g[0].defined() ? contiguous_raw(g[0]) : Tensor();
+      Tensor gsum, gw, gb;
+      if (g[1].defined()) {
+        gsum = empty_like_raw(sh, sh.shape());
+        gw = need_w ? Tensor::empty(ns, sh.dtype(), sh.device()) : Tensor();
+        gb = need_b ? Tensor::empty(ns, sh.dtype(), sh.device()) : Tensor();
+        backend_of(sh).layernorm_backward_add(contiguous_raw(g[1]), gh, sh, sw, mu, rstd, gsum, gw, gb);
+      } else {
+        gsum = gh;
+      }
+      Tensor gx = gsum;
+      if (need_x && pd > 0) {
+        gx = empty_like_raw(gsum, gsum.shape());
+        backend_of(gsum).dropout(gsum, gx, s, pd, Tensor());
+      }
+      return G{need_base ? gsum : Tensor(), need_x ? gx : Tensor(), gw, gb};
+    });
+    h = outs[0];
+    y = outs[1];
+  }
+  return {h, y};
+}
+
 Tensor bias_gelu(const Tensor& x, const Tensor& bias, double p, bool training, GeluApprox approximate,
                  Generator* gen) {
   check_floating("bias_gelu", x);

@@ -5,9 +5,11 @@
 //   Tensor loss = cross_entropy(logits, labels);      // logits (N, C), labels (N) int64
 //   Tensor d = dropout(h, 0.1, /*training=*/true);
 //   Tensor a = bias_gelu(linear(h, w1), b1, 0.1);     // dropout(gelu(h w1^T + b1), 0.1)
+//   auto [r, n] = dropout_add_layer_norm(x, h, 0.1, true, {D}, gamma, beta);  // x + dropout(h), its norm
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "core/random.h"
 #include "core/tensor.h"
@@ -49,6 +51,21 @@ Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen =
 // dtypes) it is add(base, dropout(x, ...)). Gradient to both.
 Tensor dropout_add(const Tensor& base, const Tensor& x, double p, bool training = true,
                    Generator* gen = nullptr);
+
+// The residual stream of a pre-LN block and its normalised copy:
+//   h = dropout_add(base, x, p, training, gen);  y = layer_norm(h, normalized_shape, weight, bias, eps)
+// with one pass each way where the backend fuses them (the CPU does, for float32 and float64):
+// the forward reads base and x once and writes h and y; the backward adds h's own gradient
+// into layer_norm's input gradient as it makes it. The same mask and bits as the two ops
+// (the gradient of h summed in the order the graph would sum it where h has one other use).
+// Shapes, dtypes or autocast mixes the fused kernel does not take run as the two ops.
+//
+//   auto [h, y] = dropout_add_layer_norm(x, attn_out, 0.1, true, {D}, gamma, beta);
+//   Tensor out = mlp->forward_add(h, y);   // h + the MLP of its norm (nn::MLP)
+std::pair<Tensor, Tensor> dropout_add_layer_norm(const Tensor& base, const Tensor& x, double p, bool training,
+                                                 const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                                                 const Tensor& bias = Tensor(), double eps = 1e-5,
+                                                 Generator* gen = nullptr);
 
 // dropout(gelu(x + bias), p, training, gen) in one pass each way: the first half of a
 // Transformer MLP after a linear without bias. bias (D) broadcasts over x's last dim (D);

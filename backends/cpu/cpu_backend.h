@@ -39,6 +39,12 @@ class CpuBackend final : public Backend {
   void layernorm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                           const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
                           const Tensor& grad_weight, const Tensor& grad_bias) override;
+  void dropout_add_layernorm_forward(const Tensor& base, const Tensor& x, PhiloxState s, double p,
+                                     const Tensor& weight, const Tensor& bias, double eps, const Tensor& h,
+                                     const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
+  void layernorm_backward_add(const Tensor& grad_y, const Tensor& grad_add, const Tensor& x, const Tensor& weight,
+                              const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
+                              const Tensor& grad_weight, const Tensor& grad_bias) override;
 
   void index_select(const Tensor& x, int64_t dim, const Tensor& index,
                     const Tensor& out) override;

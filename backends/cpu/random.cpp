@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/dropout.h"
 #include "backends/cpu/loops.h"
 #include "backends/cpu/vmath.h"
 
@@ -95,37 +96,17 @@ void CpuBackend::randint(const Tensor& out, PhiloxState s, int64_t lo, int64_t h
 }
 
 void CpuBackend::dropout(const Tensor& x, const Tensor& out, PhiloxState s, double p, const Tensor& base) {
+  check_host_philox(s);
   visit_floating(out.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* in = static_cast<const T*>(x.raw_data());
-    T* o = static_cast<T*>(out.raw_data());
     const T* b = base.defined() ? static_cast<const T*>(base.raw_data()) : nullptr;
-    const T scale = (T)(1.0 / (1.0 - p));
-    const uint32_t threshold = dropout_threshold(p);
-    if constexpr (std::is_same_v<T, float>) {  // 64 elements per eight Philox blocks, vectorised
-      // The product is rounded before the add, as add(base, dropout(x)) rounds it; the last,
-      // partial group goes through the same vector code on padded copies.
-      auto group = [&](const float* x64, const float* b64, float* o64, const __m256 keep[8]) {
-        for (int q = 0; q < 8; ++q) {
-          __m256 v = _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x64 + 8 * q), _mm256_set1_ps(scale)), keep[q]);
-          if (b64) v = _mm256_add_ps(_mm256_loadu_ps(b64 + 8 * q), v);
-          _mm256_storeu_ps(o64 + 8 * q, v);
-        }
-      };
-      for_each_group64(out.numel(), s, threshold, [&](int64_t i, int64_t n, const __m256 keep[8]) {
-        if (n == 64) return group(in + i, b ? b + i : nullptr, o + i, keep);
-        float x64[64] = {}, b64[64] = {}, o64[64];
-        std::copy(in + i, in + i + n, x64);
-        if (b) std::copy(b + i, b + i + n, b64);
-        group(x64, b ? b64 : nullptr, o64, keep);
-        std::copy(o64, o64 + n, o + i);
-      });
-      return;
-    }
-    for_each_block<kDropoutPhiloxRounds>(out.numel(), 8, s, [&](int64_t i, const std::array<uint32_t, 4>& r, int l) {
-      const T v = dropout_keeps(r, l, threshold) ? in[i] * scale : T(0);
-      o[i] = b ? b[i] + v : v;
-    });
+    T* o = static_cast<T*>(out.raw_data());
+    const int64_t n = out.numel(), groups = (n + 63) / 64;
+    parallel_for(
+        groups, dynamic_chunk(groups),
+        [&](int64_t begin, int64_t end) { dropout_groups(in, b, o, n, s, p, begin, end); },
+        n >= kParallelGrain);
   });
 }
 

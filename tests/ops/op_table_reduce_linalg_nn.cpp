@@ -305,6 +305,43 @@ void add_reduce_linalg_nn_ops(std::vector<OpInfo>& t) {
             }));
 
   t.push_back(entry(
+      "dropout_add_layer_norm", "ops/nn.h",
+      "one node for both outputs (`DropoutAddLayerNormBackward`): `Backend::layernorm_backward_add` adds h's own "
+      "gradient into layer norm's input gradient as it makes it (the base's gradient), `x`'s goes through dropout's "
+      "kernel with the forward's counters; `dropout_add` then `layer_norm` where shapes, dtypes or autocast differ",
+      "dropout_add_layer_norm: the bits of dropout_add then layer_norm, one pass each way", [] {
+        // both outputs side by side (the table's ops have one); a fresh generator per call
+        return std::vector<Sample>{
+            {"p 0.3, weight and bias, an odd row length",
+             [](const In& x) {
+               Generator g(5);
+               auto [h, y] = dropout_add_layer_norm(x[0], x[1], 0.3, true, {5}, x[2], x[3], 1e-5, &g);
+               return concat({h, y}, -1);
+             },
+             {rn({2, 3, 5}), rn({2, 3, 5}), rn({5}), rn({5})}},
+            {"transposed x, no dropout, no affine",
+             [](const In& x) {
+               auto [h, y] = dropout_add_layer_norm(x[0], x[1].t(), 0.0, true, {4});
+               return concat({h, y}, -1);
+             },
+             {rn({3, 4}), rn({4, 3})}},
+            {"two normalised dims, p 0.5",
+             [](const In& x) {
+               Generator g(11);
+               auto [h, y] = dropout_add_layer_norm(x[0], x[1], 0.5, true, {2, 3}, x[2], Tensor(), 1e-5, &g);
+               return concat({h, y}, 0);
+             },
+             {rn({2, 2, 3}), rn({2, 2, 3}), rn({2, 3})}},
+            {"eval mode: no dropout",
+             [](const In& x) {
+               auto [h, y] = dropout_add_layer_norm(x[0], x[1], 0.5, false, {3}, x[2], x[3]);
+               return concat({h, y}, -1);
+             },
+             {rn({4, 3}), rn({4, 3}), rn({3}), rn({3})}},
+        };
+      }));
+
+  t.push_back(entry(
       "bias_gelu", "ops/nn.h",
       "fused `Backend::bias_gelu_backward` (`BiasGeluBackward`): dropout's mask drawn again from the forward's "
       "counters, times the GELU derivative at `x + bias` (recomputed, not stored); the bias gradient sums it over "

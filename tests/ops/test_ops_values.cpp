@@ -367,6 +367,76 @@ TEST_CASE("dropout_add and waverec_add: the bits of add(base, ...), the same mas
   check_error([] { waverec_add(randn({2, 8}), {randn({2, 4})}, Wavelet("haar")); }, {"add"});
 }
 
+TEST_CASE("dropout_add_layer_norm: the bits of dropout_add then layer_norm, one pass each way") {
+  // Row lengths below, at and above a dropout group (64), and ones that do not divide it, so
+  // the fused kernel's row blocks start mid-row of a group nowhere; M * N past the parallel grain.
+  const Shape shapes[] = {{6, 50}, {3, 7, 64}, {2, 5, 13}, {130, 3}, {2, 300, 100}};
+  for (DType dt : {kFloat32, kFloat64}) for (const Shape& shape : shapes) for (double p : {0.0, 0.3}) {
+    for (bool affine : {true, false}) for (bool h_used : {true, false}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(shape_str(shape));
+      CAPTURE(p);
+      CAPTURE(affine);
+      CAPTURE(h_used);
+      const int64_t N = shape.back();
+      const Tensor b0 = randn(shape).to(dt), x0 = randn(shape).to(dt);
+      const Tensor w0 = randn({N}).to(dt), c0 = randn({N}).to(dt);
+      const Tensor sh = randn(shape).to(dt), sy = randn(shape).to(dt);
+      auto leaf = [](const Tensor& t) { return t.detach().requires_grad_(); };
+      Tensor b1 = leaf(b0), x1 = leaf(x0), w1 = leaf(w0), c1 = leaf(c0);
+      Tensor b2 = leaf(b0), x2 = leaf(x0), w2 = leaf(w0), c2 = leaf(c0);
+      Generator g1(23), g2(23);
+      auto [h1, y1] = dropout_add_layer_norm(b1, x1, p, true, {N}, affine ? w1 : Tensor(), affine ? c1 : Tensor(),
+                                             1e-5, &g1);
+      const Tensor h2 = dropout_add(b2, x2, p, true, &g2);
+      const Tensor y2 = layer_norm(h2, {N}, affine ? w2 : Tensor(), affine ? c2 : Tensor(), 1e-5);
+      CHECK(h1.grad_fn_name() == "DropoutAddLayerNormBackward");
+      CHECK(max_abs_diff(h1, h2) == 0);
+      CHECK(max_abs_diff(y1, y2) == 0);
+      CHECK(g1.offset() == g2.offset());
+      // h's gradient from one other use (a residual) is added as the graph would add it.
+      (h_used ? add(sum(mul(h1, sh)), sum(mul(y1, sy))) : sum(mul(y1, sy))).backward();
+      (h_used ? add(sum(mul(h2, sh)), sum(mul(y2, sy))) : sum(mul(y2, sy))).backward();
+      CHECK(max_abs_diff(b1.grad(), b2.grad()) == 0);
+      CHECK(max_abs_diff(x1.grad(), x2.grad()) == 0);
+      if (affine) {
+        CHECK(max_abs_diff(w1.grad(), w2.grad()) == 0);
+        CHECK(max_abs_diff(c1.grad(), c2.grad()) == 0);
+      }
+      if (p > 0) {  // about 30% of x dropped: h - base is zero there
+        const std::vector<double> v = values(sub(h1, b0));
+        CHECK(std::abs((double)std::count(v.begin(), v.end(), 0.0) / (double)v.size() - p) < 0.08);
+      }
+    }
+  }
+  // Only h's gradient: the base's is it, x's its dropout.
+  {
+    Tensor b = randn({4, 70}).requires_grad_(), x = randn({4, 70}).requires_grad_();
+    Generator g1(3), g2(3);
+    auto [h, y] = dropout_add_layer_norm(b, x, 0.4, true, {70}, Tensor(), Tensor(), 1e-5, &g1);
+    const Tensor s = randn({4, 70});
+    sum(mul(h, s)).backward();
+    CHECK(max_abs_diff(b.grad(), s) == 0);
+    CHECK(max_abs_diff(x.grad(), dropout(s, 0.4, true, &g2)) == 0);
+  }
+  // Eval mode, a broadcast base and p = 1 are dropout_add and layer_norm as such.
+  {
+    const Tensor b = randn({3, 8}), x = randn({3, 8}), w = randn({8});
+    auto [h, y] = dropout_add_layer_norm(b, x, 0.5, false, {8}, w);
+    CHECK(max_abs_diff(h, add(b, x)) == 0);
+    CHECK(max_abs_diff(y, layer_norm(add(b, x), {8}, w)) == 0);
+    auto [hb, yb] = dropout_add_layer_norm(randn({8}), x, 0.5, true, {8});
+    CHECK(hb.shape() == Shape{3, 8});
+    auto [h1, y1] = dropout_add_layer_norm(b, x, 1.0, true, {8});
+    CHECK(max_abs_diff(h1, b) == 0);
+  }
+  check_error([] { dropout_add_layer_norm(randn({3}).to(kFloat64), randn({3}), 0.5, true, {3}); },
+              {"dropout_add_layer_norm", "float32", "float64"});
+  check_error([] { dropout_add_layer_norm(randn({2, 3}), randn({2, 3}), 0.5, true, {4}); },
+              {"layer_norm", "(2, 3)", "(4,)"});
+  check_error([] { dropout_add_layer_norm(randn({2, 3}), randn({2, 3}), 1.5, true, {3}); }, {"[0, 1]"});
+}
+
 TEST_CASE("bias_gelu: the values, masks and gradients of dropout(gelu(x + bias))") {
   // The CPU runs the fused op as the three ops' own kernels, so values and gradients are the
   // same bits; the mask comes from the same generator counters. Shapes: a bias row shorter
